@@ -1,0 +1,78 @@
+"""Inference runtimes behind one interface: ``run(batch) -> (N, D) float32``.
+
+ONNX Runtime is the default. The CUDA provider is only requested when a GPU is
+really present (asking for it on a CPU machine prints alarming errors).
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from featx.errors import RuntimeUnavailableError
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = ("auto", "cpu", "cuda")
+
+
+def gpu_present() -> bool:
+    """True when the CUDA driver loads and reports at least one device (no torch import)."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    try:
+        return cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    except AttributeError:
+        return False
+
+
+class OrtRuntime:
+    """ONNX Runtime session over an exported backbone.
+
+    Parameters
+    ----------
+    onnx_path : path
+        The model; input ``input`` (N, 3, H, W) float32, output ``features`` (N, D).
+    provider : {'auto', 'cpu', 'cuda'}
+        ``auto`` takes CUDA when a GPU and the CUDA provider are present, else CPU.
+    threads : int, optional
+        Intra-op threads on CPU (default: ONNX Runtime's, one per physical core).
+    """
+
+    def __init__(self, onnx_path: str | Path, provider: str = "auto", threads: int | None = None):
+        import onnxruntime as ort
+
+        if provider not in PROVIDERS:
+            raise RuntimeUnavailableError(f"Unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}.")
+        available = ort.get_available_providers()
+        want_cuda = provider == "cuda" or (provider == "auto" and "CUDAExecutionProvider" in available and gpu_present())
+        if provider == "cuda" and ("CUDAExecutionProvider" not in available or not gpu_present()):
+            raise RuntimeUnavailableError(
+                "--provider cuda: no usable GPU or ONNX Runtime CUDA provider here "
+                f"(providers: {', '.join(available)}; GPU present: {gpu_present()}). Use --provider cpu or auto."
+            )
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]
+        if want_cuda:
+            if hasattr(ort, "preload_dlls"):  # finds the CUDA/cuDNN libraries torch's wheels bring
+                ort.preload_dlls()
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
+        self.provider = self.session.get_providers()[0]
+        if want_cuda and self.provider != "CUDAExecutionProvider":
+            log.warning("CUDA provider could not start; running on %s", self.provider)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Features of a float32 ``(N, 3, H, W)`` batch as float32 ``(N, D)``."""
+        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return out.astype(np.float32, copy=False)

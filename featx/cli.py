@@ -1,0 +1,213 @@
+"""featx command line: each command resolves options -> one library call -> renders the result.
+
+Only this module turns :class:`featx.errors.FeatxError` into an exit code and a
+one-line message.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from featx import __version__
+from featx.errors import FeatxError
+from featx.heads import list_heads
+
+app = typer.Typer(
+    name="featx",
+    help="Feature-based transfer learning for medical images: frozen ImageNet backbones (ONNX Runtime) -> "
+    "HDF5 feature store -> cross-validated scikit-learn heads with honest metrics.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+out_console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("featx")
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("featx")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.propagate = False
+
+
+def _handle_errors(fn):
+    """Domain errors -> one red line and exit 1; Ctrl-C -> exit 130; other errors -> one line too."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FeatxError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted:[/] everything written so far is kept; rerun the command to resume.")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("FEATX_DEBUG"):
+                raise
+            err_console.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {exc}. This is a featx bug; rerun with "
+                "FEATX_DEBUG=1 for the traceback and report it.", highlight=False, soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"featx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress messages (INFO logging).")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+) -> None:
+    """featx: frozen CNN features and radiomics for medical image classification."""
+    _setup_logging(verbose)
+
+
+@app.command()
+@_handle_errors
+def extract(
+    manifest: Annotated[Path, typer.Option("--manifest", "-m", help="Manifest CSV (columns path,label[,subject,split,id]) or a folder of class sub-folders.")],
+    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Registered backbone; see 'featx backbones'.")],
+    store: Annotated[Path, typer.Option("--store", "-s", help="HDF5 feature store (created if missing).")],
+    weights: Annotated[str, typer.Option(help="'imagenet' (default weights, cached under $TORCH_HOME), 'random' (tests only), or a .pth file.")] = "imagenet",
+    name: Annotated[Optional[str], typer.Option(help="Feature-set name in the store [default: the backbone name].")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per inference batch.")] = 32,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Image decoding threads [default: CPU count, max 8].")] = None,
+    provider: Annotated[str, typer.Option(help="ONNX Runtime provider: auto, cpu or cuda.")] = "auto",
+    models_dir: Annotated[Path, typer.Option(help="Folder of cached ONNX exports.")] = Path("models_onnx"),
+    overwrite: Annotated[bool, typer.Option(help="Recompute all rows (and replace a feature set made with other settings).")] = False,
+    max_failures: Annotated[str, typer.Option(help="Abort after more than N (or P%) unreadable images.")] = "10%",
+) -> None:
+    """Extract frozen backbone features for every image of a manifest into an HDF5 store.
+
+    Resumable: a rerun computes only rows not yet in the store.
+
+    Example: [bold]featx extract --manifest m.csv --backbone resnet18 --store features.h5[/]
+    """
+    from featx.extract import extract as run_extract
+    from featx.manifest import Manifest
+
+    man = Manifest.load(manifest)
+    s = run_extract(
+        man, backbone, store, weights=weights, name=name, batch_size=batch_size, workers=workers,
+        provider=provider, models_dir=models_dir, overwrite=overwrite, max_failures=max_failures,
+    )
+    out_console.print(
+        f"[bold]{s.feature_set}[/] ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "
+        f"{s.n_already} already in the store, {len(s.failures)} failed; {s.wall_s:.1f} s"
+        + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "") + f" -> {s.store}"
+    )
+    for sid, why in s.failures[:20]:
+        out_console.print(f"  [red]failed[/] {sid}: {why}", highlight=False)
+    if len(s.failures) > 20:
+        out_console.print(f"  ... and {len(s.failures) - 20} more (their reasons are in the store's error column)")
+
+
+@app.command()
+@_handle_errors
+def fit(
+    store: Annotated[Path, typer.Option("--store", "-s", help="HDF5 feature store written by 'featx extract'.")],
+    features: Annotated[str, typer.Option("--features", "-f", help="Feature-set name in the store (e.g. resnet18).")],
+    head: Annotated[str, typer.Option(help="Classifier head: " + ", ".join(h.name for h in list_heads()) + ".")] = "logreg",
+    cv: Annotated[int, typer.Option(help="Number of cross-validation folds (grouped by subject when known).")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the fold shuffle and the head.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for results.json, prediction CSVs and report.html.")] = None,
+    positive: Annotated[Optional[str], typer.Option(help="Positive class for sensitivity/specificity (binary).")] = None,
+) -> None:
+    """Cross-validate a head on a feature set; samples with split=test are held out and scored once.
+
+    Example: [bold]featx fit --store features.h5 --features resnet18 --head logreg --cv 10 --out results/[/]
+    """
+    from featx.fit import run_fit
+
+    results = run_fit(store, features, head=head, cv=cv, seed=seed, out=out, positive=positive)
+    _print_results(results)
+
+
+@app.command()
+@_handle_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder for images, manifest, store and report.")] = Path("featx-demo"),
+) -> None:
+    """Run the offline demo on BreastMNIST: PNGs + manifest -> EfficientNet-Lite0 (ONNX Runtime) -> logistic regression.
+
+    Example: [bold]featx demo --out featx-demo[/]
+    """
+    from featx.demo import REFERENCE, run_demo
+
+    results = run_demo(out)
+    _print_results(results)
+    for name, ref in REFERENCE.items():
+        out_console.print(f"published reference, {name}: test AUC {ref['auc']:.3f}, ACC {ref['accuracy']:.3f}")
+
+
+@app.command()
+@_handle_errors
+def backbones(
+    models_dir: Annotated[Path, typer.Option(help="Folder of cached ONNX exports.")] = Path("models_onnx"),
+) -> None:
+    """List registered backbones: input size, feature dim, weights, and what is present locally.
+
+    Example: [bold]featx backbones[/]
+    """
+    from featx.backbones import list_entries
+    from featx.backbones.status import local_status
+
+    table = Table(title="featx backbones")
+    for col in ("backbone", "spec", "input", "dim", "weights", "weights here", "export here", "description"):
+        table.add_column(col, overflow="fold")
+    for entry in list_entries():
+        spec = entry.spec()
+        have_weights, have_export = local_status(entry, spec, models_dir)
+        table.add_row(entry.arch, spec.name, f"{spec.crop_size}x{spec.crop_size}", str(spec.feature_dim),
+                      spec.weights_id, "yes" if have_weights else "no", "yes" if have_export else "no", entry.description)
+    out_console.print(table)
+
+
+def _print_results(results: dict) -> None:
+    from featx.report import summary_rows
+
+    table = Table(title=f"{results['feature_set']} + {results['head']['name']}: {results['protocol']['cv']}-fold CV"
+                  + (" and held-out test" if results["test"] else ""))
+    for col in ("metric", "CV pooled", "CV per fold", "test"):
+        table.add_column(col)
+    for row in summary_rows(results):
+        table.add_row(*row)
+    out_console.print(table)
+    if "outputs" in results:
+        out_console.print(f"report: {results['outputs']['report']}\nresults: {results['outputs']['results']}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

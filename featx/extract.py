@@ -1,0 +1,206 @@
+"""Manifest + backbone -> batches -> runtime -> store. Resumable: only unfilled rows are computed.
+
+Decoding and preprocessing run in a thread pool (PIL and numpy release the GIL)
+with a bounded look-ahead of batches, so memory stays flat; every batch carries
+its row indices and the store writes by index.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from featx import __version__
+from featx.errors import ExtractionAborted, FeatxError
+from featx.images import Preprocessor, read_image
+from featx.manifest import Manifest
+from featx.progress import progress_bar
+from featx.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FAILURES = "10%"
+
+
+@dataclass
+class ExtractSummary:
+    """What an extraction did."""
+
+    feature_set: str
+    store: Path
+    spec_name: str
+    provider: str
+    onnx_path: Path
+    n_samples: int
+    n_already: int
+    n_extracted: int
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.n_extracted / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def parse_max_failures(value: str | int | None, total: int) -> int:
+    """``N`` or ``P%`` (of ``total``) -> the largest tolerated number of failures."""
+    if value is None:
+        value = DEFAULT_MAX_FAILURES
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            return int(float(text[:-1]) / 100.0 * total)
+        return int(text)
+    except ValueError:
+        raise FeatxError(f"--max-failures must be a count like 5 or a share like 2%, got {value!r}.") from None
+
+
+def extract(
+    manifest: Manifest,
+    backbone: str,
+    store: str | Path,
+    *,
+    weights: str = "imagenet",
+    name: str | None = None,
+    batch_size: int = 32,
+    workers: int | None = None,
+    provider: str = "auto",
+    models_dir: str | Path = "models_onnx",
+    overwrite: bool = False,
+    max_failures: str | int | None = None,
+    progress: bool = True,
+) -> ExtractSummary:
+    """Compute backbone features for every sample of ``manifest`` into ``store``.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        Samples to extract; their ids key the store rows.
+    backbone : str
+        Registered backbone (``featx backbones``).
+    store : path
+        HDF5 store, created when missing.
+    weights : str
+        ``imagenet``, ``random`` or a weights file (see :func:`featx.backbones.weights.load_backbone`).
+    name : str, optional
+        Feature-set name; default the arch (``resnet18``) for ImageNet weights, else the spec name.
+    batch_size, workers : int
+        Inference batch size; decoding threads (default: CPU count, at most 8).
+    provider : {'auto', 'cpu', 'cuda'}
+        ONNX Runtime execution provider.
+    models_dir : path
+        Where ONNX exports are cached.
+    overwrite : bool
+        Recompute every row (and replace a feature set made with other settings).
+    max_failures : int or str
+        Abort once more samples than this failed (``N`` or ``P%``); written rows stay.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ExtractSummary
+    """
+    from featx.backbones.export import export_onnx
+    from featx.backbones.runtime import OrtRuntime
+    from featx.backbones.weights import load_backbone
+
+    t0 = time.perf_counter()
+    spec, model = load_backbone(backbone, weights)
+    exported = export_onnx(spec, model, models_dir)
+    del model
+    runtime = OrtRuntime(exported.onnx_path, provider=provider)
+    name = name or (spec.arch if weights == "imagenet" else spec.name)
+    import onnxruntime
+
+    provenance = {
+        "kind": "cnn",
+        "spec": spec.to_dict(),
+        "onnx_file": exported.onnx_path.name,
+        "onnx_sha256": exported.onnx_sha256,
+        "opset": exported.sidecar["opset"],
+        "exporter": exported.sidecar["exporter"],
+        "runtime": f"onnxruntime {onnxruntime.__version__}",
+        "provider": runtime.provider,
+        "preprocessing": (
+            f"resize short side {spec.resize_size} ({spec.interpolation}, antialiased), centre crop "
+            f"{spec.crop_size}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
+        ),
+        "featx_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    identity = hashlib.sha256(spec.to_json().encode()).hexdigest()
+    pre = Preprocessor.from_spec(spec)
+
+    with FeatureStore(store, "a") as st:
+        rows = st.add_samples(manifest)
+        st.create_feature_set(name, spec.feature_dim, provenance, identity, kind="cnn", overwrite=overwrite)
+        filled = st.filled(name)
+        todo = [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]]
+        summary = ExtractSummary(
+            name, Path(store), spec.name, runtime.provider, exported.onnx_path,
+            n_samples=len(manifest), n_already=len(manifest) - len(todo), n_extracted=0,
+        )
+        limit = parse_max_failures(max_failures, len(manifest))
+        if todo:
+            _run(todo, pre, runtime, st, name, batch_size, workers, limit, summary, progress)
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+def _load(pre: Preprocessor, sample) -> np.ndarray:
+    return pre(read_image(sample.path))
+
+
+def _run(todo, pre, runtime, st: FeatureStore, name, batch_size, workers, limit, summary, progress) -> None:
+    workers = workers or min(8, os.cpu_count() or 1)
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    lookahead = 2  # batches decoding ahead of inference: bounds memory
+    t_start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool, progress_bar(
+        f"extract {name}", total=len(todo), enabled=progress
+    ) as bar:
+        pending: deque = deque()
+        next_batch = 0
+        while pending or next_batch < len(batches):
+            while next_batch < len(batches) and len(pending) < lookahead:
+                batch = batches[next_batch]
+                pending.append([(r, s, pool.submit(_load, pre, s)) for r, s in batch])
+                next_batch += 1
+            ok_rows, ok_x, bad_rows, bad_why = [], [], [], []
+            for r, s, fut in pending.popleft():
+                try:
+                    ok_x.append(fut.result())
+                    ok_rows.append(r)
+                except Exception as exc:  # any per-image failure is recorded, never fatal
+                    why = str(exc) if isinstance(exc, FeatxError) else f"{s.path}: {type(exc).__name__}: {exc}"
+                    bad_rows.append(r)
+                    bad_why.append(why)
+                    summary.failures.append((s.sample_id, why))
+            if ok_rows:
+                st.write(name, np.asarray(ok_rows), runtime.run(np.stack(ok_x)))
+                summary.n_extracted += len(ok_rows)
+            if bad_rows:
+                st.mark_failed(name, bad_rows, bad_why)
+                for why in bad_why:
+                    log.warning("failed: %s", why)
+            st.flush()
+            done = summary.n_extracted + len(summary.failures)
+            bar.update(len(ok_rows) + len(bad_rows), rate=done / max(time.perf_counter() - t_start, 1e-9))
+            if len(summary.failures) > limit:
+                for later in pending:
+                    for _, _, fut in later:
+                        fut.cancel()
+                raise ExtractionAborted(
+                    f"{len(summary.failures)} image(s) failed, more than --max-failures allows ({limit}); first: "
+                    f"{summary.failures[0][1]}. The {summary.n_extracted} rows computed are saved in {st.path}: "
+                    "fix or drop the bad files and rerun to resume."
+                )

@@ -1,0 +1,79 @@
+"""Backbone input preprocessing: resize, centre crop, scale, normalise -> float32 CHW.
+
+This reproduces torchvision's ``ImageClassification`` preset (``weights.transforms()``)
+on PIL images step by step, in numpy, so decoding workers never import torch:
+shorter side resized to ``resize_size`` with PIL's antialiased filter, centre crop
+``crop_size`` (zero padding when the image is smaller), ``/255``, then
+``(x - mean) / std`` in float32. ``tests/test_preprocess.py`` checks equality with
+torchvision itself.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+_PIL_INTERPOLATION = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+class Preprocessor:
+    """Callable turning an RGB PIL image into the backbone's float32 ``(3, H, W)`` input.
+
+    Parameters
+    ----------
+    resize_size : int
+        Target length of the shorter side.
+    crop_size : int
+        Side of the square centre crop.
+    interpolation : str
+        One of ``nearest``, ``bilinear``, ``bicubic``, ``lanczos``.
+    mean, std : sequence of 3 floats
+        Per-channel normalisation on the 0..1 scale.
+    """
+
+    def __init__(self, resize_size: int, crop_size: int, interpolation: str, mean, std):
+        if interpolation not in _PIL_INTERPOLATION:
+            raise ValueError(f"interpolation must be one of {sorted(_PIL_INTERPOLATION)}, got {interpolation!r}")
+        self.resize_size = int(resize_size)
+        self.crop_size = int(crop_size)
+        self.resample = _PIL_INTERPOLATION[interpolation]
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+
+    @classmethod
+    def from_spec(cls, spec) -> "Preprocessor":
+        """Build from a :class:`featx.backbones.spec.BackboneSpec`."""
+        return cls(spec.resize_size, spec.crop_size, spec.interpolation, spec.mean, spec.std)
+
+    def __call__(self, im: Image.Image) -> np.ndarray:
+        if im.mode != "RGB":
+            raise ValueError(f"expected an RGB image, got mode {im.mode}")
+        im = self._resize(im)
+        im = self._center_crop(im)
+        x = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+        return (x - self.mean) / self.std
+
+    def _resize(self, im: Image.Image) -> Image.Image:
+        w, h = im.size
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = self.resize_size, int(self.resize_size * long / short)
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+        if (new_w, new_h) == (w, h):
+            return im
+        return im.resize((new_w, new_h), self.resample)
+
+    def _center_crop(self, im: Image.Image) -> Image.Image:
+        c = self.crop_size
+        w, h = im.size
+        if w < c or h < c:  # torchvision pads with zeros before cropping
+            pad_l, pad_t = max(0, (c - w) // 2), max(0, (c - h) // 2)
+            canvas = Image.new("RGB", (max(w, c), max(h, c)))
+            canvas.paste(im, (pad_l, pad_t))
+            im, (w, h) = canvas, canvas.size
+        top = int(round((h - c) / 2.0))
+        left = int(round((w - c) / 2.0))
+        return im.crop((left, top, left + c, top + c))

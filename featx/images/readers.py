@@ -1,0 +1,57 @@
+"""Readers: an image file -> an 8-bit RGB PIL image, with one recorded channel/intensity policy.
+
+Grey images go into 3-channel ImageNet networks by replicating the grey channel
+(``CHANNEL_POLICY``). 16-bit and float images are scaled per image from their
+min..max to 0..255 before that. Both policies are written into every feature
+set's provenance.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from featx.errors import ImageReadError
+
+CHANNEL_POLICY = "grey->RGB by replication; alpha dropped; 16-bit/float min-max scaled per image to 0..255"
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Read an image file as an 8-bit RGB PIL image.
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG, JPEG, TIFF or BMP file.
+
+    Raises
+    ------
+    ImageReadError
+        When the file is missing, empty, truncated or not an image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return to_rgb8(im)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: file not found") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB following :data:`CHANNEL_POLICY`."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        scaled = np.zeros_like(a) if hi <= lo else (a - lo) * (255.0 / (hi - lo))
+        im = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA")
+    return im.convert("RGB")

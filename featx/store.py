@@ -1,0 +1,285 @@
+"""FeatureStore: one HDF5 file holding a samples table and any number of feature sets.
+
+Layout (readable with plain h5py)::
+
+    /                       attrs: format="featx-store/1", featx_version, created
+    /samples/id             (n,) utf-8 strings: the row key of every feature set
+    /samples/path|label|subject|sequence|split   (n,) utf-8 strings, "" when absent
+    /samples/slice          (n,) int32, -1 when absent
+    /features/<name>/X      (n, D) float32, row i belongs to /samples/id[i]
+    /features/<name>/filled (n,) bool: row computed
+    /features/<name>/error  (n,) utf-8 strings: why a row failed, "" otherwise
+    /features/<name>        attrs: provenance (JSON), identity, kind, feature_dim, created, updated
+
+Rows are keyed, not ordered: writers pass row indices, so runs can resume and go
+out of order. The store knows nothing of backbones: provenance is an opaque dict.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+
+from featx import __version__
+from featx.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "featx-store/1"
+_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split")
+_STR = h5py.string_dtype("utf-8")
+_CHUNK_ROWS = 64
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class FeatureSet:
+    """Filled rows of one feature set, ready for the heads.
+
+    Attributes
+    ----------
+    name : str
+    X : ndarray, shape (n, D), float32
+    ids, labels, subjects, splits, sequences : ndarray of str (``""`` when absent)
+    provenance : dict
+    """
+
+    name: str
+    X: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray
+    subjects: np.ndarray
+    splits: np.ndarray
+    sequences: np.ndarray
+    provenance: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, mask: np.ndarray) -> "FeatureSet":
+        """Rows where ``mask`` is true."""
+        return FeatureSet(
+            self.name, self.X[mask], self.ids[mask], self.labels[mask], self.subjects[mask],
+            self.splits[mask], self.sequences[mask], self.provenance,
+        )
+
+
+class FeatureStore:
+    """An HDF5 feature store; use as a context manager.
+
+    Parameters
+    ----------
+    path : path
+        The ``.h5`` file.
+    mode : {'r', 'a'}
+        Read only, or read/write (created when missing). HDF5 file locking refuses a
+        second writer.
+    """
+
+    def __init__(self, path: str | Path, mode: str = "r"):
+        self.path = Path(path)
+        if mode not in ("r", "a"):
+            raise ValueError("mode must be 'r' or 'a'")
+        if mode == "r" and not self.path.is_file():
+            raise StoreError(f"Store not found: {self.path}. Run 'featx extract ... --store {self.path}' first.")
+        try:
+            self.h5 = h5py.File(self.path, mode)
+        except BlockingIOError:
+            raise StoreError(
+                f"{self.path} is open for writing by another process (file locked). Wait for it to finish, "
+                "or write to another --store."
+            ) from None
+        except OSError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(
+                    f"{self.path} is locked by another process. Wait for it to finish, or write to another --store."
+                ) from None
+            raise StoreError(f"{self.path}: not a readable featx store ({exc}).") from None
+        if mode == "a" and "format" not in self.h5.attrs:
+            self.h5.attrs.update({"format": FORMAT, "featx_version": __version__, "created": _now()})
+        if self.h5.attrs.get("format") != FORMAT:
+            fmt = self.h5.attrs.get("format")
+            self.h5.close()
+            raise StoreError(f"{self.path}: not a featx store (format {fmt!r}, expected {FORMAT}).")
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.h5.id.valid:
+            self.h5.close()
+
+    def flush(self) -> None:
+        self.h5.flush()
+
+    # ------------------------------------------------------------------ samples
+    @property
+    def n_samples(self) -> int:
+        return int(self.h5["samples/id"].shape[0]) if "samples" in self.h5 else 0
+
+    def sample_ids(self) -> np.ndarray:
+        """All sample ids, in row order."""
+        return self._column("id")
+
+    def _column(self, name: str) -> np.ndarray:
+        if "samples" not in self.h5:
+            return np.array([], dtype=object)
+        ds = self.h5["samples"][name]
+        return ds[:] if name == "slice" else ds.asstr()[:].astype(object)
+
+    def add_samples(self, samples: Iterable) -> np.ndarray:
+        """Register samples (objects with Sample's attributes); returns their row indices.
+
+        New ids are appended; known ids keep their row, and their metadata (label,
+        subject ...) is updated to the manifest's.
+        """
+        samples = list(samples)
+        if "samples" not in self.h5:
+            g = self.h5.create_group("samples")
+            for c in _STR_COLUMNS:
+                g.create_dataset(c, shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+            g.create_dataset("slice", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(1024,))
+        g = self.h5["samples"]
+        index = {sid: i for i, sid in enumerate(self.sample_ids())}
+        n0 = len(index)
+        rows = np.empty(len(samples), dtype=np.int64)
+        for j, s in enumerate(samples):
+            rows[j] = index.setdefault(s.sample_id, len(index))
+        n = len(index)
+        cols = {c: self._column(c) for c in (*_STR_COLUMNS, "slice")}
+        for c in cols:
+            cols[c] = np.concatenate([cols[c], np.full(n - n0, -1 if c == "slice" else "", dtype=cols[c].dtype)])
+        for r, s in zip(rows, samples):
+            cols["id"][r] = s.sample_id
+            cols["path"][r] = str(s.path)
+            for c in ("label", "subject", "sequence", "split"):
+                cols[c][r] = getattr(s, c) or ""
+            cols["slice"][r] = -1 if s.slice is None else s.slice
+        for c, values in cols.items():
+            g[c].resize((n,))
+            g[c][:] = values
+        for name in self.feature_names():
+            self._grow(name, n)
+        return rows
+
+    # ------------------------------------------------------------- feature sets
+    def feature_names(self) -> list[str]:
+        """Names of the feature sets in the store."""
+        return sorted(self.h5["features"]) if "features" in self.h5 else []
+
+    def provenance(self, name: str) -> dict:
+        """Provenance dict of a feature set."""
+        return json.loads(self._group(name).attrs["provenance"])
+
+    def _group(self, name: str) -> h5py.Group:
+        if name not in self.feature_names():
+            have = ", ".join(self.feature_names()) or "none"
+            raise StoreError(
+                f"{self.path} has no feature set {name!r} (it has: {have}). Run 'featx extract' for it, "
+                "or pass one of those to --features."
+            )
+        return self.h5["features"][name]
+
+    def create_feature_set(
+        self, name: str, dim: int, provenance: dict, identity: str, kind: str, overwrite: bool = False
+    ) -> None:
+        """Create a feature set, or accept an existing one made with the same ``identity``.
+
+        Raises
+        ------
+        StoreError
+            When ``name`` exists with another identity (other spec, weights or
+            preprocessing) and ``overwrite`` is false.
+        """
+        if name in self.feature_names():
+            g = self.h5["features"][name]
+            if overwrite:
+                del self.h5["features"][name]
+            elif g.attrs.get("identity") != identity:
+                old = json.loads(g.attrs["provenance"]).get("spec", {}).get("name", "?")
+                raise StoreError(
+                    f"{self.path}: feature set {name!r} was made with different settings ({old}: other spec, "
+                    "weights or preprocessing). Use another --name, or --overwrite to recompute it."
+                )
+            else:
+                return
+        n = self.n_samples
+        g = self.h5.require_group("features").create_group(name)
+        g.create_dataset("X", shape=(n, dim), maxshape=(None, dim), dtype=np.float32, chunks=(_CHUNK_ROWS, dim), fillvalue=np.nan)
+        g.create_dataset("filled", shape=(n,), maxshape=(None,), dtype=bool, chunks=(4096,))
+        g.create_dataset("error", shape=(n,), maxshape=(None,), dtype=_STR, chunks=(4096,))
+        g.attrs.update(
+            {"provenance": json.dumps(provenance, sort_keys=True), "identity": identity, "kind": kind,
+             "feature_dim": dim, "created": _now(), "updated": _now()}
+        )
+
+    def _grow(self, name: str, n: int) -> None:
+        g = self.h5["features"][name]
+        for ds in ("X", "filled", "error"):
+            if g[ds].shape[0] < n:
+                g[ds].resize(n, axis=0)
+
+    def filled(self, name: str) -> np.ndarray:
+        """Boolean mask over rows: computed."""
+        return self._group(name)["filled"][:]
+
+    def errors(self, name: str) -> np.ndarray:
+        """Per-row error text (``""`` for rows without error)."""
+        return self._group(name)["error"].asstr()[:].astype(object)
+
+    def write(self, name: str, rows: np.ndarray, X: np.ndarray) -> None:
+        """Write feature rows by index and mark them filled."""
+        g = self._group(name)
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows)
+        rows, X = rows[order], np.asarray(X, dtype=np.float32)[order]
+        if len(rows) and rows[-1] - rows[0] == len(rows) - 1:  # contiguous: one slab write
+            sl = slice(int(rows[0]), int(rows[-1]) + 1)
+            g["X"][sl] = X
+            g["filled"][sl] = True
+            g["error"][sl] = [""] * len(rows)
+        else:
+            for r, x in zip(rows, X):
+                g["X"][r] = x
+                g["filled"][r] = True
+                g["error"][r] = ""
+        g.attrs["updated"] = _now()
+
+    def mark_failed(self, name: str, rows: Iterable[int], reasons: Iterable[str]) -> None:
+        """Record why rows failed (they stay unfilled)."""
+        g = self._group(name)
+        for r, why in zip(rows, reasons):
+            g["filled"][int(r)] = False
+            g["error"][int(r)] = why
+
+    def load(self, name: str) -> FeatureSet:
+        """The filled rows of ``name`` with their sample metadata.
+
+        Raises
+        ------
+        StoreError
+            When the set is missing or has no filled row.
+        """
+        g = self._group(name)
+        filled = g["filled"][:]
+        if not filled.any():
+            raise StoreError(f"{self.path}: feature set {name!r} has no computed rows. Run 'featx extract' again.")
+        rows = np.flatnonzero(filled)
+        X = g["X"][:][rows]
+        cols = {c: self._column(c)[rows] for c in ("id", "label", "subject", "split", "sequence")}
+        return FeatureSet(
+            name, X, cols["id"], cols["label"], cols["subject"], cols["split"], cols["sequence"],
+            self.provenance(name),
+        )
