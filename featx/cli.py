@@ -29,8 +29,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-out_console = Console()
-err_console = Console(stderr=True)
+out_console = Console(soft_wrap=True)  # never hard-wrap: output stays grep-able when piped
+err_console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("featx")
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
@@ -179,15 +179,18 @@ def backbones(
     from featx.backbones import list_entries
     from featx.backbones.status import local_status
 
-    table = Table(title="featx backbones")
-    for col in ("backbone", "spec", "input", "dim", "weights", "weights here", "export here", "description"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="featx backbones", caption="weights/export: present locally (yes) or fetched/exported on first use (no)")
+    for col in ("backbone", "input", "dim", "weights", "export", "default weights"):
+        table.add_column(col, no_wrap=col != "default weights", overflow="fold")
+    notes = []
     for entry in list_entries():
         spec = entry.spec()
         have_weights, have_export = local_status(entry, spec, models_dir)
-        table.add_row(entry.arch, spec.name, f"{spec.crop_size}x{spec.crop_size}", str(spec.feature_dim),
-                      spec.weights_id, "yes" if have_weights else "no", "yes" if have_export else "no", entry.description)
+        table.add_row(entry.arch, f"{spec.crop_size}x{spec.crop_size}", str(spec.feature_dim),
+                      "yes" if have_weights else "no", "yes" if have_export else "no", spec.weights_id)
+        notes.append(f"  {entry.arch}: {entry.description}")
     out_console.print(table)
+    out_console.print("\n".join(notes), highlight=False)
 
 
 def _print_results(results: dict) -> None:

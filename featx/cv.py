@@ -74,7 +74,7 @@ def make_folds(labels, subjects=None, k: int = 10, seed: int = 0) -> Folds:
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
         raise FitError(
-            f"Only one class ({classes[0] if len(classes) else 'none'!r}) among the labels: a classifier needs at "
+            f"Only one class ({str(classes[0]) if len(classes) else 'none'!r}) among the labels: a classifier needs at "
             "least two. Check the manifest's 'label' column."
         )
     if k < 2:
@@ -87,7 +87,7 @@ def make_folds(labels, subjects=None, k: int = 10, seed: int = 0) -> Folds:
     else:
         per_class = dict(zip(classes, counts))
         unit = "samples"
-    small = {c: int(n) for c, n in per_class.items() if n < k}
+    small = {str(c): int(n) for c, n in per_class.items() if n < k}
     if small:
         raise FitError(
             f"{k}-fold CV needs at least {k} {unit} per class; too few for {small}. Use a smaller --cv "
@@ -110,9 +110,8 @@ def make_folds(labels, subjects=None, k: int = 10, seed: int = 0) -> Folds:
 
 def check_no_subject_leak(folds: Folds, subjects) -> None:
     """Raise FitError if any subject has samples in two different folds."""
-    subjects = np.asarray(subjects).astype(str)
     seen: dict[str, int] = {}
-    for s, f in zip(subjects, folds.fold_of):
+    for s, f in zip(map(str, subjects), folds.fold_of):
         if seen.setdefault(s, int(f)) != f:
             raise FitError(f"Subject {s!r} would be in folds {seen[s]} and {f}: refusing a split that leaks patients.")
 

@@ -1,0 +1,154 @@
+"""The real `featx` console script, end to end on BreastMNIST images, and its error messages."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+FEATX = shutil.which("featx") or str(Path(sys.executable).parent / "featx")
+
+
+def featx(*args, cwd=None):
+    return subprocess.run([FEATX, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    error_lines = [ln for ln in lines if ln.startswith("error:")]
+    assert len(error_lines) == 1, proc.stderr
+    joined = " ".join(lines[lines.index(error_lines[0]):])  # the message may wrap on narrow terminals
+    for frag in fragments:
+        assert frag in joined, (frag, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def extracted(demo_subset, models_dir, lite0, tmp_path_factory):
+    """`featx extract` with real EfficientNet-Lite0 weights on 120 BreastMNIST images."""
+    store = tmp_path_factory.mktemp("cli") / "features.h5"
+    proc = featx("extract", "--manifest", demo_subset / "subset.csv", "--backbone", "efficientnet_lite0",
+                 "--store", store, "--models-dir", models_dir)
+    assert proc.returncode == 0, proc.stderr
+    return store, proc
+
+
+def test_extract_fills_store_with_provenance(extracted, lite0):
+    store, proc = extracted
+    assert "120 samples, 120 extracted, 0 already in the store, 0 failed" in proc.stdout
+    with h5py.File(store) as h5:
+        assert h5["features/efficientnet_lite0/X"].shape == (120, 1280)
+        assert h5["features/efficientnet_lite0/filled"][:].all()
+        prov = json.loads(h5["features/efficientnet_lite0"].attrs["provenance"])
+        assert prov["spec"]["weights_sha256"] == lite0[0].weights_sha256
+        assert prov["onnx_sha256"] == lite0[2].onnx_sha256 and prov["provider"] == "CPUExecutionProvider"
+        ids = h5["samples/id"].asstr()[:]
+        assert sorted(set(h5["samples/split"].asstr()[:])) == ["test", "train", "val"] and len(set(ids)) == 120
+
+
+def test_extract_rerun_resumes_and_matches(extracted, demo_subset, models_dir):
+    store, _ = extracted
+    with h5py.File(store) as h5:
+        before = h5["features/efficientnet_lite0/X"][:]
+    proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", store,
+                 "--models-dir", models_dir)
+    assert proc.returncode == 0 and "0 extracted, 120 already in the store" in proc.stdout
+    with h5py.File(store) as h5:
+        np.testing.assert_array_equal(h5["features/efficientnet_lite0/X"][:], before)
+
+
+def test_fit_writes_results_and_report(extracted, tmp_path):
+    store, _ = extracted
+    proc = featx("fit", "--store", store, "--features", "efficientnet_lite0", "--head", "logreg", "--cv", "5",
+                 "--out", tmp_path / "res", "--positive", "malignant")
+    assert proc.returncode == 0, proc.stderr
+    assert "AUC" in proc.stdout and "report:" in proc.stdout
+    res = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert res["n_dev"] == 80 and res["n_test"] == 40 and res["protocol"]["splitter"] == "StratifiedKFold"
+    assert res["cv"]["pooled"]["positive"] == "malignant"
+    # real ImageNet features separate malignant from benign well above chance even on 80 images
+    assert res["cv"]["pooled"]["auc"] > 0.7 and res["test"]["auc"] > 0.7
+    assert sorted(res["folds"]["fold_of"]) == sorted(res["folds"]["fold_of"])  # keyed by id
+    assert len(res["folds"]["fold_of"]) == 80
+    for f in ("report.html", "roc.png", "confusion.png", "oof_predictions.csv", "test_predictions.csv"):
+        assert (tmp_path / "res" / f).stat().st_size > 0
+    page = (tmp_path / "res" / "report.html").read_text()
+    assert "efficientnet_lite0.tf_in1k" in page and res["provenance"]["spec"]["weights_sha256"] in page
+    assert "data:image/png;base64," in page and "seed 0" in page
+    oof = (tmp_path / "res" / "oof_predictions.csv").read_text().splitlines()
+    assert oof[0] == "id,label,subject,fold,predicted,p_malignant,p_normal_benign" and len(oof) == 81
+
+
+def test_grouped_cv_with_subjects_and_corrupt_image(demo_subset, models_dir, resnet18_random, tmp_path):
+    """Subject-grouped folds end to end; an undecodable image is recorded and the run goes on."""
+    lines = (demo_subset / "subset.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:81]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = [header + ",subject"] + [f"{r},pat{i // 3}" for i, r in enumerate(rows)]
+    out.append(f"broken,{bad},malignant,train,pat99")
+    csv = demo_subset / "grouped.csv"
+    csv.write_text("\n".join(out) + "\n")
+    store = tmp_path / "g.h5"
+    proc = featx("extract", "-m", csv, "-b", "resnet18", "--weights", "random", "-s", store, "--models-dir", models_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "81 samples, 80 extracted" in proc.stdout and "1 failed" in proc.stdout and "broken.png" in proc.stdout
+    with h5py.File(store) as h5:
+        err = h5["features/resnet18.random/error"].asstr()[:]
+        assert err[-1].startswith(str(bad)) and not h5["features/resnet18.random/filled"][-1]
+    proc = featx("fit", "-s", store, "-f", "resnet18.random", "--cv", "4", "--out", tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert res["protocol"]["grouped_by_subject"] and res["protocol"]["splitter"] == "StratifiedGroupKFold"
+    fold_of = res["folds"]["fold_of"]
+    subject_of = {r.split(",")[0]: f"pat{i // 3}" for i, r in enumerate(rows)}
+    by_subject = {}
+    for sid, fold in fold_of.items():
+        by_subject.setdefault(subject_of[sid], set()).add(fold)
+    assert all(len(f) == 1 for f in by_subject.values())
+
+
+def test_max_failures_aborts_but_keeps_rows(demo_subset, models_dir, resnet18_random, tmp_path):
+    rows = (demo_subset / "subset.csv").read_text().splitlines()
+    csv = demo_subset / "maxfail.csv"  # relative image paths resolve against the CSV's folder
+    (tmp_path / "bad.png").write_bytes(b"")
+    csv.write_text("\n".join(rows[:41]) + f"\nzz_bad,{tmp_path / 'bad.png'},malignant,train\n")
+    store = tmp_path / "s.h5"
+    proc = featx("extract", "-m", csv, "-b", "resnet18", "--weights", "random", "-s", store,
+                 "--models-dir", models_dir, "--max-failures", "0", "--batch-size", "8")
+    assert_one_line_error(proc, "1 image(s) failed, more than --max-failures allows (0)", "bad.png", "rerun to resume")
+    with h5py.File(store) as h5:
+        assert h5["features/resnet18.random/filled"][:].sum() == 40
+
+
+def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
+    store, _ = extracted
+    assert_one_line_error(featx("extract", "-m", tmp_path / "nope.csv", "-b", "resnet18", "-s", tmp_path / "s.h5"),
+                          "Manifest not found", "nope.csv")
+    (tmp_path / "m.csv").write_text("path,label\nmissing.png,a\n")
+    assert_one_line_error(featx("extract", "-m", tmp_path / "m.csv", "-b", "resnet18", "-s", tmp_path / "s.h5"),
+                          "1 file(s) not found", "missing.png")
+    assert_one_line_error(featx("extract", "-m", demo_subset / "subset.csv", "-b", "resnet181", "-s", tmp_path / "s.h5"),
+                          "Unknown backbone 'resnet181'", "featx backbones")
+    assert_one_line_error(featx("fit", "-s", store, "-f", "vgg16"), "no feature set 'vgg16'", "efficientnet_lite0")
+    assert_one_line_error(featx("fit", "-s", tmp_path / "none.h5", "-f", "x"), "Store not found")
+    assert_one_line_error(featx("fit", "-s", store, "-f", "efficientnet_lite0", "--head", "svm"), "Unknown head 'svm'")
+    # one-class labels: a copy of the store whose malignant samples are relabelled
+    s2 = tmp_path / "one.h5"
+    shutil.copy(store, s2)
+    with h5py.File(s2, "a") as h5:
+        labels = h5["samples/label"].asstr()[:]
+        h5["samples/label"][:] = np.where(labels == "malignant", "normal_benign", labels).astype(object)
+    assert_one_line_error(featx("fit", "-s", s2, "-f", "efficientnet_lite0"), "Only one class ('normal_benign')")
+
+
+def test_backbones_lists_and_help():
+    proc = featx("backbones")
+    assert proc.returncode == 0 and "efficientnet_lite0" in proc.stdout and "resnet18" in proc.stdout
+    for cmd in ("extract", "fit", "demo", "backbones"):
+        h = featx(cmd, "--help")
+        assert h.returncode == 0 and "Example" in h.stdout, cmd
