@@ -199,7 +199,7 @@ def _print_results(results: dict) -> None:
     table = Table(title=f"{results['feature_set']} + {results['head']['name']}: {results['protocol']['cv']}-fold CV"
                   + (" and held-out test" if results["test"] else ""))
     for col in ("metric", "CV pooled", "CV per fold", "test"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for row in summary_rows(results):
         table.add_row(*row)
     out_console.print(table)

@@ -147,8 +147,11 @@ def encode_labels(labels, classes=None) -> tuple[list, np.ndarray]:
     return classes, np.array([index[v] for v in labels], dtype=np.int64)
 
 
-def cross_validate(estimator, X: np.ndarray, labels, folds: Folds) -> CVResult:
-    """Fit a clone of ``estimator`` per fold and collect out-of-fold probabilities."""
+def cross_validate(estimator, X: np.ndarray, labels, folds: Folds, on_fold=None) -> CVResult:
+    """Fit a clone of ``estimator`` per fold and collect out-of-fold probabilities.
+
+    ``on_fold()``, when given, is called after each fold (progress reporting).
+    """
     classes, y = encode_labels(labels)
     proba = np.full((len(y), len(classes)), np.nan)
     seconds = []
@@ -158,5 +161,7 @@ def cross_validate(estimator, X: np.ndarray, labels, folds: Folds) -> CVResult:
         p = model.predict_proba(X[test])
         proba[np.ix_(test, model.classes_)] = p
         seconds.append(time.perf_counter() - t)
+        if on_fold is not None:
+            on_fold()
     proba = np.nan_to_num(proba, nan=0.0)  # a class absent from a training fold gets probability 0
     return CVResult(classes, y, proba, folds, seconds)

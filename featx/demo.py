@@ -61,8 +61,7 @@ def run_demo(out: str | Path = "featx-demo", progress: bool = True, limit_per_sp
     out = Path(out)
     manifest = write_demo_images(out, limit_per_split)
     summary = extract(manifest, BACKBONE, out / "features.h5", models_dir=out / "models_onnx", progress=progress)
-    results = run_fit(out / "features.h5", summary.feature_set, head=HEAD, cv=CV_FOLDS, seed=SEED,
-                      out=out / "results", positive=POSITIVE)
-    results["extract"] = {"n": summary.n_samples, "extracted": summary.n_extracted, "failed": len(summary.failures),
-                          "wall_s": summary.wall_s, "images_per_s": summary.images_per_s}
-    return results
+    extracted = {"n": summary.n_samples, "extracted": summary.n_extracted, "already": summary.n_already,
+                 "failed": len(summary.failures), "wall_s": summary.wall_s, "images_per_s": summary.images_per_s}
+    return run_fit(out / "features.h5", summary.feature_set, head=HEAD, cv=CV_FOLDS, seed=SEED,
+                   out=out / "results", positive=POSITIVE, progress=progress, extra={"extract": extracted})

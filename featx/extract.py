@@ -22,7 +22,7 @@ from featx import __version__
 from featx.errors import ExtractionAborted, FeatxError
 from featx.images import Preprocessor, read_image
 from featx.manifest import Manifest
-from featx.progress import progress_bar
+from featx.progress import progress_bar, spinner
 from featx.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,8 @@ def extract(
 
     t0 = time.perf_counter()
     spec, model = load_backbone(backbone, weights)
-    exported = export_onnx(spec, model, models_dir)
+    with spinner(f"ONNX export of {spec.name} (reused when cached)", enabled=progress):
+        exported = export_onnx(spec, model, models_dir)
     del model
     runtime = OrtRuntime(exported.onnx_path, provider=provider)
     name = name or (spec.arch if weights == "imagenet" else spec.name)

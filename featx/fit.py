@@ -20,6 +20,7 @@ from featx.cv import cross_validate, encode_labels, make_folds
 from featx.errors import FitError
 from featx.heads import get_head
 from featx.metrics import classification_metrics, per_fold
+from featx.progress import progress_bar
 from featx.store import FeatureSet, FeatureStore
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ def run_fit(
     seed: int = 0,
     out: str | Path | None = None,
     positive: str | None = None,
+    progress: bool = True,
+    extra: dict | None = None,
 ) -> dict:
     """Cross-validate ``head`` on feature set ``features`` of ``store``; write results to ``out``.
 
@@ -52,6 +55,10 @@ def run_fit(
         Folder for ``results.json``, prediction CSVs and the HTML report.
     positive : str, optional
         Positive class for sensitivity/specificity (binary); default the second sorted class.
+    progress : bool
+        Show a progress bar over the folds.
+    extra : dict, optional
+        More JSON-able entries to record in the results (e.g. the extraction summary).
 
     Returns
     -------
@@ -82,7 +89,8 @@ def run_fit(
         log.warning("no subject ids: each sample is its own group, so slices of one patient may leak across folds")
     folds = make_folds(dev.labels, dev.subjects if has_subjects else None, k=cv, seed=seed)
     estimator = spec.factory(seed)
-    result = cross_validate(estimator, dev.X, dev.labels, folds)
+    with progress_bar(f"{cv}-fold CV {features} + {head}", total=cv, enabled=progress) as bar:
+        result = cross_validate(estimator, dev.X, dev.labels, folds, on_fold=bar.update)
 
     results = {
         "featx_version": __version__,
@@ -105,6 +113,7 @@ def run_fit(
         },
         "test": None,
         "folds": folds.to_dict(dev.ids),
+        **(extra or {}),
     }
     test_proba = None
     if len(test):

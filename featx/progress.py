@@ -32,3 +32,18 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
     ) as progress:
         task = progress.add_task(description, total=total, rate="")
         yield _Bar(progress, task)
+
+
+@contextmanager
+def spinner(description: str, enabled: bool = True) -> Iterator[None]:
+    """A rich spinner with elapsed time for a step of unknown length (e.g. a one-off export)."""
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as progress:
+        progress.add_task(description, total=None)
+        yield

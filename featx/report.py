@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 _METRIC_ROWS = (
-    ("auc", "AUC"), ("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"),
+    ("auc", "AUC"), ("accuracy", "Accuracy"), ("balanced_accuracy", "Bal. accuracy"),
     ("sensitivity", "Sensitivity"), ("specificity", "Specificity"), ("precision", "Precision"), ("f1", "F1"),
 )
 
@@ -91,7 +91,7 @@ def _fmt(m: dict, key: str) -> str:
         return "-"
     s = f"{v:.3f}"
     if key == "auc" and "auc_ci" in m:
-        s += f" [{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]"
+        s += f" ({m['auc_ci'][0]:.3f}-{m['auc_ci'][1]:.3f})"
     return s
 
 

@@ -17,11 +17,11 @@ def test_demo_runs_offline_and_matches_readme(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "report:" in proc.stdout and "published reference" in proc.stdout
     res = json.loads((tmp_path / "demo" / "results" / "results.json").read_text())
-    assert res["extract"]["extracted"] == 780 and res["extract"]["failed"] == 0
+    assert res["extract"]["n"] == 780 and res["extract"]["failed"] == 0
     assert res["n_dev"] == 624 and res["n_test"] == 156 and res["protocol"]["cv"] == 10
     assert res["provenance"]["spec"]["name"] == "efficientnet_lite0.tf_in1k"
     # the figures quoted in the README are the ones the demo produces
-    quoted = re.search(r"featx demo .*?\| *([0-9.]+) *\| *([0-9.]+) *\|", README.read_text())
+    quoted = re.search(r"\| featx demo\b[^|\n]*\| *([0-9.]+) *\| *([0-9.]+) *\|", README.read_text())
     assert quoted, "README must quote the demo's test AUC and accuracy"
     assert abs(res["test"]["auc"] - float(quoted.group(1))) < 0.005
     assert abs(res["test"]["accuracy"] - float(quoted.group(2))) < 0.01

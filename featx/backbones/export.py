@@ -7,10 +7,13 @@ version), so a rerun with the same inputs reuses the file and changed inputs re-
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,7 +133,21 @@ def _cached(onnx_path: Path, side_path: Path, key: str) -> ExportedModel | None:
 
 
 def _export(model, spec: BackboneSpec, path: Path, opset: int) -> str:
-    """Write the ONNX file with a dynamic batch axis; returns which exporter succeeded."""
+    """Write the ONNX file with a dynamic batch axis; returns which exporter succeeded.
+
+    The exporters' own step-by-step chatter goes to the log (INFO), not the user's terminal.
+    """
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return _export_quiet(model, spec, path, opset)
+        finally:
+            if chatter.getvalue().strip():
+                log.info("ONNX exporter output for %s:\n%s", spec.name, chatter.getvalue().strip())
+
+
+def _export_quiet(model, spec: BackboneSpec, path: Path, opset: int) -> str:
     import torch
 
     x = torch.zeros((2, *spec.input_shape), dtype=torch.float32)
