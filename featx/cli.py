@@ -36,11 +36,16 @@ log = logging.getLogger("featx")
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
 
-def _setup_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
+class _LineFormatter(logging.Formatter):
+    """``warning: message``, one line per record, as the errors are printed."""
 
-    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(_LineFormatter())
     root = logging.getLogger("featx")
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)

@@ -112,10 +112,12 @@ def extract(
     ExtractSummary
     """
     from featx.backbones.export import export_onnx
-    from featx.backbones.runtime import OrtRuntime
+    from featx.backbones.runtime import OrtRuntime, resolve_provider
     from featx.backbones.weights import load_backbone
 
     t0 = time.perf_counter()
+    resolve_provider(provider)  # refuse bad options before any model work
+    parse_max_failures(max_failures, len(manifest))
     spec, model = load_backbone(backbone, weights)
     with spinner(f"ONNX export of {spec.name} (reused when cached)", enabled=progress):
         exported = export_onnx(spec, model, models_dir)

@@ -64,5 +64,21 @@ def test_cuda_provider_refused_without_gpu(resnet18_random):
 
     if gpu_present():
         pytest.skip("this machine has a GPU; the refusal path is for CPU-only machines")
-    with pytest.raises(RuntimeUnavailableError, match="--provider cuda: no usable GPU"):
+    with pytest.raises(RuntimeUnavailableError, match="--provider cuda: no NVIDIA GPU found"):
         OrtRuntime(resnet18_random[2].onnx_path, provider="cuda")
+    with pytest.raises(RuntimeUnavailableError, match="Unknown provider 'tpu'"):
+        OrtRuntime(resnet18_random[2].onnx_path, provider="tpu")
+    assert OrtRuntime(resnet18_random[2].onnx_path, provider="auto").provider == "CPUExecutionProvider"
+
+
+def test_cuda_without_cuda_build_says_how_to_install(monkeypatch):
+    """On a GPU machine whose ONNX Runtime lacks CUDA (seen on the H100 device), the error names the fix."""
+    import onnxruntime
+
+    from featx.backbones import runtime
+
+    monkeypatch.setattr(runtime, "gpu_present", lambda: True)
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(RuntimeUnavailableError, match="pip install onnxruntime-gpu"):
+        runtime.resolve_provider("cuda")
+    assert runtime.resolve_provider("auto") == "cpu"

@@ -31,6 +31,34 @@ def gpu_present() -> bool:
         return False
 
 
+def resolve_provider(provider: str) -> str:
+    """``auto``/``cpu``/``cuda`` -> ``cpu`` or ``cuda``, refusing what cannot work here.
+
+    ``auto`` takes CUDA only when a GPU is present *and* ONNX Runtime has the CUDA provider.
+
+    Raises
+    ------
+    RuntimeUnavailableError
+        Unknown provider, or ``cuda`` without a GPU or without a CUDA-enabled ONNX Runtime.
+    """
+    import onnxruntime as ort
+
+    if provider not in PROVIDERS:
+        raise RuntimeUnavailableError(f"Unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}.")
+    if provider == "cpu":
+        return "cpu"
+    has_cuda_ep = "CUDAExecutionProvider" in ort.get_available_providers()
+    gpu = gpu_present()
+    if provider == "cuda" and not gpu:
+        raise RuntimeUnavailableError("--provider cuda: no NVIDIA GPU found on this machine. Use --provider cpu or auto.")
+    if provider == "cuda" and not has_cuda_ep:
+        raise RuntimeUnavailableError(
+            f"--provider cuda: this ONNX Runtime ({ort.__version__}) has no CUDA provider. Install it with "
+            "'pip install onnxruntime-gpu' (Linux x86_64), or use --provider cpu or auto."
+        )
+    return "cuda" if gpu and has_cuda_ep else "cpu"
+
+
 class OrtRuntime:
     """ONNX Runtime session over an exported backbone.
 
@@ -47,15 +75,7 @@ class OrtRuntime:
     def __init__(self, onnx_path: str | Path, provider: str = "auto", threads: int | None = None):
         import onnxruntime as ort
 
-        if provider not in PROVIDERS:
-            raise RuntimeUnavailableError(f"Unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}.")
-        available = ort.get_available_providers()
-        want_cuda = provider == "cuda" or (provider == "auto" and "CUDAExecutionProvider" in available and gpu_present())
-        if provider == "cuda" and ("CUDAExecutionProvider" not in available or not gpu_present()):
-            raise RuntimeUnavailableError(
-                "--provider cuda: no usable GPU or ONNX Runtime CUDA provider here "
-                f"(providers: {', '.join(available)}; GPU present: {gpu_present()}). Use --provider cpu or auto."
-            )
+        want_cuda = resolve_provider(provider) == "cuda"
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:

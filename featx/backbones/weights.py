@@ -114,7 +114,11 @@ def _load_into(model, path: Path, head_prefix: str, arch: str) -> None:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch weights file ({exc}).") from None
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise WeightsError(
+            f"{path}: not a readable PyTorch weights file ({first[:160]}). featx loads weights safely "
+            "(weights_only=True): save them with torch.save(model.state_dict(), path)."
+        ) from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict", "model"):
             if isinstance(obj.get(key), dict):
