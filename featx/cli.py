@@ -108,6 +108,7 @@ def extract(
     models_dir: Annotated[Path, typer.Option(help="Folder of cached ONNX exports.")] = Path("models_onnx"),
     overwrite: Annotated[bool, typer.Option(help="Recompute all rows (and replace a feature set made with other settings).")] = False,
     max_failures: Annotated[str, typer.Option(help="Abort after more than N (or P%) unreadable images.")] = "10%",
+    window: Annotated[str, typer.Option(help="Intensity window for volumes/DICOM: auto, file, brain, lung, abdomen, bone, percentile[:LO:HI], minmax.")] = "auto",
 ) -> None:
     """Extract frozen backbone features for every image of a manifest into an HDF5 store.
 
@@ -121,7 +122,7 @@ def extract(
     man = Manifest.load(manifest)
     s = run_extract(
         man, backbone, store, weights=weights, name=name, batch_size=batch_size, workers=workers,
-        provider=provider, models_dir=models_dir, overwrite=overwrite, max_failures=max_failures,
+        provider=provider, models_dir=models_dir, overwrite=overwrite, max_failures=max_failures, window=window,
     )
     out_console.print(
         f"[bold]{s.feature_set}[/] ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "
@@ -132,6 +133,79 @@ def extract(
         out_console.print(f"  [red]failed[/] {sid}: {why}", highlight=False)
     if len(s.failures) > 20:
         out_console.print(f"  ... and {len(s.failures) - 20} more (their reasons are in the store's error column)")
+
+
+manifest_app = typer.Typer(help="Build and check manifests.", no_args_is_help=True)
+app.add_typer(manifest_app, name="manifest")
+
+
+@manifest_app.command("build")
+@_handle_errors
+def manifest_build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Manifest CSV to write.")],
+    folder: Annotated[Optional[Path], typer.Option(help="Folder of class sub-folders: DIR/<label>/**/<image>.")] = None,
+    volumes: Annotated[Optional[Path], typer.Option(help="Volume-level CSV: path (volume file or DICOM series folder), mask, label, subject, sequence, split.")] = None,
+    slices: Annotated[str, typer.Option(help="Slice policy for --volumes: all, mask, top:K, min-area:A (pixels, or 30%), around-max:N.")] = "mask",
+    axis: Annotated[str, typer.Option(help="Slice axis in each image's own orientation: axial, coronal, sagittal.")] = "axial",
+    crop_margin: Annotated[Optional[int], typer.Option(help="Crop slices to the mask's bounding box plus this many pixels.")] = None,
+    label_value: Annotated[Optional[int], typer.Option(help="Use only this mask label (default: any non-zero voxel).")] = None,
+) -> None:
+    """Write a manifest from a folder tree, or expand volumes + masks into 2D slice samples.
+
+    Examples: [bold]featx manifest build --folder images/ --out m.csv[/]
+    and [bold]featx manifest build --volumes volumes.csv --slices around-max:20 --out slices.csv[/]
+    """
+    from featx.ingest import build_from_folder, build_from_volumes
+
+    if (folder is None) == (volumes is None):
+        raise FeatxError("Give exactly one of --folder DIR or --volumes volumes.csv.")
+    if folder is not None:
+        man = build_from_folder(folder, out)
+    else:
+        man = build_from_volumes(volumes, slices, out, axis=axis, crop_margin=crop_margin, label_value=label_value)
+    out_console.print(f"{len(man)} samples ({', '.join(f'{k}: {v}' for k, v in _counts(man).items())}) -> {out}")
+
+
+def _counts(man) -> dict:
+    from collections import Counter
+
+    return dict(sorted(Counter(s.label or "(no label)" for s in man).items()))
+
+
+@manifest_app.command("check")
+@_handle_errors
+def manifest_check(
+    manifest: Annotated[Path, typer.Argument(help="Manifest CSV.")],
+    cv: Annotated[int, typer.Option(help="Folds the data must support.")] = 10,
+    labels: Annotated[Optional[str], typer.Option(help="Comma-separated expected labels; others are problems.")] = None,
+    read_files: Annotated[bool, typer.Option(help="Open every image and mask to find unreadable files and empty masks.")] = True,
+) -> None:
+    """Validate a manifest: print a summary and every problem at once (exit 1 if any).
+
+    Example: [bold]featx manifest check m.csv --cv 10[/]
+    """
+    from featx.checks import check_manifest
+
+    rep = check_manifest(manifest, cv=cv, labels=labels.split(",") if labels else None, read_files=read_files)
+    table = Table(title=f"{manifest}: {rep.n_samples} samples")
+    table.add_column("label")
+    table.add_column("images", justify="right")
+    table.add_column("subjects", justify="right")
+    for label, n in rep.images_per_label.items():
+        table.add_row(label, str(n), str(rep.subjects_per_label.get(label, "-")))
+    out_console.print(table)
+    if rep.images_per_subject:
+        lo, med, hi = rep.images_per_subject
+        out_console.print(f"images per subject: min {lo}, median {med:g}, max {hi}")
+    if rep.sequences:
+        out_console.print(f"sequences: {rep.sequences}; subjects by number of sequences: {rep.sequences_per_subject}")
+    for w in rep.warnings:
+        out_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    for p in rep.problems:
+        out_console.print(f"[red]problem:[/] {p}", highlight=False)
+    if not rep.ok:
+        raise FeatxError(f"{manifest}: {len(rep.problems)} problem(s), listed above.")
+    out_console.print("[green]ok[/]")
 
 
 @app.command()

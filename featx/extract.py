@@ -20,7 +20,9 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import ExtractionAborted, FeatxError
-from featx.images import Preprocessor, read_image
+from featx.images import Preprocessor
+from featx.images.loader import SampleReader
+from featx.images.loader import describe as describe_window
 from featx.manifest import Manifest
 from featx.progress import progress_bar, spinner
 from featx.store import FeatureStore
@@ -78,6 +80,7 @@ def extract(
     models_dir: str | Path = "models_onnx",
     overwrite: bool = False,
     max_failures: str | int | None = None,
+    window: str = "auto",
     progress: bool = True,
 ) -> ExtractSummary:
     """Compute backbone features for every sample of ``manifest`` into ``store``.
@@ -104,6 +107,8 @@ def extract(
         Recompute every row (and replace a feature set made with other settings).
     max_failures : int or str
         Abort once more samples than this failed (``N`` or ``P%``); written rows stay.
+    window : str
+        Intensity window for volume and DICOM samples (:mod:`featx.images.intensity`).
     progress : bool
         Show a progress bar.
 
@@ -118,6 +123,7 @@ def extract(
     t0 = time.perf_counter()
     resolve_provider(provider)  # refuse bad options before any model work
     parse_max_failures(max_failures, len(manifest))
+    reader = SampleReader(window)
     spec, model = load_backbone(backbone, weights)
     with spinner(f"ONNX export of {spec.name} (reused when cached)", enabled=progress):
         exported = export_onnx(spec, model, models_dir)
@@ -139,10 +145,11 @@ def extract(
             f"resize short side {spec.resize_size} ({spec.interpolation}, antialiased), centre crop "
             f"{spec.crop_size}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
         ),
+        "intensity": describe_window(window),
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    identity = hashlib.sha256(spec.to_json().encode()).hexdigest()
+    identity = hashlib.sha256((spec.to_json() + "|window=" + window).encode()).hexdigest()
     pre = Preprocessor.from_spec(spec)
 
     with FeatureStore(store, "a") as st:
@@ -156,28 +163,24 @@ def extract(
         )
         limit = parse_max_failures(max_failures, len(manifest))
         if todo:
-            _run(todo, pre, runtime, st, name, batch_size, workers, limit, summary, progress)
+            _run(todo, lambda s: pre(reader(s)), runtime, st, name, batch_size, workers, limit, summary, progress)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
 
-def _load(pre: Preprocessor, sample) -> np.ndarray:
-    return pre(read_image(sample.path))
-
-
-def _run(todo, pre, runtime, st: FeatureStore, name, batch_size, workers, limit, summary, progress) -> None:
+def _run(todo, load, runtime, st: FeatureStore, name, batch_size, workers, limit, summary, progress) -> None:
     workers = workers or min(8, os.cpu_count() or 1)
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     lookahead = 2  # batches decoding ahead of inference: bounds memory
     t_start = time.perf_counter()
     try:
-        _loop(batches, pool_workers=workers, lookahead=lookahead, pre=pre, runtime=runtime, st=st, name=name,
+        _loop(batches, pool_workers=workers, lookahead=lookahead, load=load, runtime=runtime, st=st, name=name,
               limit=limit, summary=summary, progress=progress, t_start=t_start)
     finally:
         summary.loop_s = time.perf_counter() - t_start
 
 
-def _loop(batches, pool_workers, lookahead, pre, runtime, st, name, limit, summary, progress, t_start) -> None:
+def _loop(batches, pool_workers, lookahead, load, runtime, st, name, limit, summary, progress, t_start) -> None:
     with ThreadPoolExecutor(max_workers=pool_workers) as pool, progress_bar(
         f"extract {name}", total=sum(map(len, batches)), enabled=progress
     ) as bar:
@@ -186,7 +189,7 @@ def _loop(batches, pool_workers, lookahead, pre, runtime, st, name, limit, summa
         while pending or next_batch < len(batches):
             while next_batch < len(batches) and len(pending) < lookahead:
                 batch = batches[next_batch]
-                pending.append([(r, s, pool.submit(_load, pre, s)) for r, s in batch])
+                pending.append([(r, s, pool.submit(load, s)) for r, s in batch])
                 next_batch += 1
             ok_rows, ok_x, bad_rows, bad_why = [], [], [], []
             for r, s, fut in pending.popleft():

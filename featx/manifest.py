@@ -18,7 +18,7 @@ from featx.errors import ManifestError
 log = logging.getLogger(__name__)
 
 #: Columns featx understands; ``path`` is the only required one.
-COLUMNS = ("id", "path", "label", "subject", "sequence", "mask", "slice", "split")
+COLUMNS = ("id", "path", "label", "subject", "sequence", "mask", "slice", "split", "axis", "crop")
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _MAX_LISTED = 10
@@ -46,6 +46,10 @@ class Sample:
         Slice index inside a volume.
     split : str or None
         Predefined split, one of ``train``, ``val``, ``test``.
+    axis : str or None
+        Slice axis of a volume sample (``axial`` when absent).
+    crop : tuple of int or None
+        ``(r0, r1, c0, c1)``: half-open pixel box of the slice to keep (CSV: ``r0:r1,c0:c1``).
     """
 
     sample_id: str
@@ -56,6 +60,8 @@ class Sample:
     mask: Path | None = None
     slice: int | None = None
     split: str | None = None
+    axis: str | None = None
+    crop: tuple | None = None
 
 
 class Manifest(Sequence[Sample]):
@@ -75,7 +81,7 @@ class Manifest(Sequence[Sample]):
         dup = [i for i, n in Counter(s.sample_id for s in self.samples).items() if n > 1]
         if dup:
             raise ManifestError(
-                f"{self._where()}: {len(dup)} duplicate sample id(s), e.g. {_short(dup)}. "
+                f"{self._where()}: {len(dup)} duplicate sample id(s), e.g. {short_list(dup)}. "
                 "Give each row a unique 'id' (or unique 'path'/'slice' pairs)."
             )
 
@@ -126,47 +132,10 @@ class Manifest(Sequence[Sample]):
             duplicate ids or missing files.
         """
         csv_path = Path(csv_path)
-        if not csv_path.is_file():
-            raise ManifestError(f"Manifest not found: {csv_path}. Pass the path of a CSV with a 'path' column.")
-        root = csv_path.resolve().parent
-        try:
-            with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                header = [h.strip().lower() for h in (reader.fieldnames or [])]
-                rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in reader]
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise ManifestError(f"{csv_path}: not a readable UTF-8 CSV ({exc}). Save it as CSV (UTF-8).") from None
-        if "path" not in header:
-            raise ManifestError(
-                f"{csv_path}: no 'path' column (found: {', '.join(header) or 'nothing'}). "
-                "The first line must be a header naming at least 'path'."
-            )
-        unknown = [h for h in header if h not in COLUMNS]
-        if unknown:
-            log.warning("%s: ignoring unknown column(s) %s; featx reads %s", csv_path, unknown, ", ".join(COLUMNS))
-        if not rows:
-            raise ManifestError(f"{csv_path}: has a header but no rows. Add one row per image.")
-
-        problems: list[str] = []
-        samples = []
-        for line, row in enumerate(rows, start=2):
-            sample, why = _row_to_sample(row, root)
-            if why:
-                problems.append(f"line {line}: {why}")
-            else:
-                samples.append(sample)
+        samples, problems = parse_csv(csv_path, check_files)
         if problems:
-            raise ManifestError(f"{csv_path}: {len(problems)} bad row(s): {_short(problems)}. Fix these rows.")
-        manifest = cls(samples, source=csv_path)
-        if check_files:
-            manifest.check_files()
-        if header and "subject" not in header:
-            log.warning(
-                "%s has no 'subject' column: each image is treated as its own subject, so slices of one "
-                "patient may leak across folds. Add a 'subject' column if images share patients.",
-                csv_path,
-            )
-        return manifest
+            raise ManifestError(f"{csv_path}: {'; '.join(problems)}. Fix these and rerun ('featx manifest check' lists them all).")
+        return cls(samples, source=csv_path)
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "Manifest":
@@ -204,12 +173,9 @@ class Manifest(Sequence[Sample]):
     # ----------------------------------------------------------------- checks
     def check_files(self) -> None:
         """Raise one ManifestError listing every image or mask that does not exist."""
-        missing = [str(p) for s in self.samples for p in (s.path, s.mask) if p is not None and not p.is_file()]
-        if missing:
-            raise ManifestError(
-                f"{self._where()}: {len(missing)} file(s) not found, e.g. {_short(missing)}. "
-                "Fix the paths (relative paths resolve against the CSV's folder)."
-            )
+        problem = missing_files(self.samples)
+        if problem:
+            raise ManifestError(f"{self._where()}: {problem}. Fix the paths (relative paths resolve against the CSV's folder).")
 
     def subset(self, keep: Iterable[bool]) -> "Manifest":
         """The samples where ``keep`` is true, in order."""
@@ -229,6 +195,70 @@ class Manifest(Sequence[Sample]):
         return out
 
 
+def parse_csv(csv_path: Path, check_files: bool = True) -> tuple[list[Sample], list[str]]:
+    """Read a manifest CSV, collecting every problem instead of stopping at the first.
+
+    Returns
+    -------
+    samples : list of Sample
+        The rows that parsed.
+    problems : list of str
+        One entry per kind of problem (bad rows, duplicate ids, missing files), each
+        listing its rows or files.
+
+    Raises
+    ------
+    ManifestError
+        When the file itself is unusable (missing, not UTF-8 CSV, no ``path`` column, no rows).
+    """
+    if not csv_path.is_file():
+        raise ManifestError(f"Manifest not found: {csv_path}. Pass the path of a CSV with a 'path' column.")
+    root = csv_path.resolve().parent
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in reader]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ManifestError(f"{csv_path}: not a readable UTF-8 CSV ({exc}). Save it as CSV (UTF-8).") from None
+    if "path" not in header:
+        raise ManifestError(
+            f"{csv_path}: no 'path' column (found: {', '.join(header) or 'nothing'}). "
+            "The first line must be a header naming at least 'path'."
+        )
+    unknown = [h for h in header if h not in COLUMNS]
+    if unknown:
+        log.warning("%s: ignoring unknown column(s) %s; featx reads %s", csv_path, unknown, ", ".join(COLUMNS))
+    if not rows:
+        raise ManifestError(f"{csv_path}: has a header but no rows. Add one row per image.")
+    bad, samples = [], []
+    for line, row in enumerate(rows, start=2):
+        sample, why = _row_to_sample(row, root)
+        if why:
+            bad.append(f"line {line}: {why}")
+        else:
+            samples.append(sample)
+    problems = [f"{len(bad)} bad row(s): {short_list(bad)}"] if bad else []
+    dup = [i for i, n in Counter(s.sample_id for s in samples).items() if n > 1]
+    if dup:
+        problems.append(f"{len(dup)} duplicate sample id(s), e.g. {short_list(dup)} (give each row a unique 'id')")
+    if check_files and (missing := missing_files(samples)):
+        problems.append(missing)
+    if "subject" not in header:
+        log.warning(
+            "%s has no 'subject' column: each image is treated as its own subject, so slices of one patient may "
+            "leak across folds. Add a 'subject' column if images share patients.",
+            csv_path,
+        )
+    return samples, problems
+
+
+def missing_files(samples: Iterable[Sample]) -> str | None:
+    """``"N file(s) not found, e.g. ..."`` for images/masks that do not exist (folders count: DICOM series)."""
+    missing = list(dict.fromkeys(str(p) for s in samples for p in (s.path, s.mask) if p is not None and not p.exists()))
+    return f"{len(missing)} file(s) not found, e.g. {short_list(missing)}" if missing else None
+
+
 def _attr(column: str) -> str:
     return "sample_id" if column == "id" else column
 
@@ -236,6 +266,9 @@ def _attr(column: str) -> str:
 def _cell(value, base: Path) -> str:
     if value is None:
         return ""
+    if isinstance(value, tuple):  # crop box
+        r0, r1, c0, c1 = value
+        return f"{r0}:{r1},{c0}:{c1}"
     if isinstance(value, Path):
         try:
             return value.relative_to(base).as_posix()
@@ -259,6 +292,16 @@ def _row_to_sample(row: dict[str, str], root: Path) -> tuple[Sample | None, str 
     split = row.get("split", "").lower() or None
     if split is not None and split not in SPLITS:
         return None, f"'split' must be one of {', '.join(SPLITS)}, got {row['split']!r}"
+    axis = row.get("axis", "").lower() or None
+    if axis is not None and axis not in ("axial", "coronal", "sagittal"):
+        return None, f"'axis' must be axial, coronal or sagittal, got {row['axis']!r}"
+    crop = None
+    if row.get("crop"):
+        try:
+            (r0, r1), (c0, c1) = (map(int, part.split(":")) for part in row["crop"].split(","))
+            crop = (r0, r1, c0, c1)
+        except ValueError:
+            return None, f"'crop' must look like r0:r1,c0:c1 (pixels), got {row['crop']!r}"
     sample_id = row.get("id") or (_default_id(raw) + (f"#{slice_idx}" if slice_idx is not None else ""))
     return (
         Sample(
@@ -270,6 +313,8 @@ def _row_to_sample(row: dict[str, str], root: Path) -> tuple[Sample | None, str 
             mask=_resolve(row["mask"], root) if row.get("mask") else None,
             slice=slice_idx,
             split=split,
+            axis=axis,
+            crop=crop,
         ),
         None,
     )
@@ -285,6 +330,6 @@ def _default_id(raw: str) -> str:
     return Path(raw).as_posix()
 
 
-def _short(items: Sequence[str]) -> str:
+def short_list(items: Sequence[str]) -> str:
     shown = "; ".join(str(i) for i in items[:_MAX_LISTED])
     return shown + (f"; ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")

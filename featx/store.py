@@ -73,6 +73,18 @@ class FeatureSet:
         )
 
 
+def _differences(old: dict, new: dict, keys=("spec", "intensity", "params")) -> str:
+    """``field: old -> new`` for the settings that define a feature set."""
+    out = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{k}.{f}: {a.get(f)!r} -> {b.get(f)!r}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
+        elif a != b:
+            out.append(f"{k}: {a!r} -> {b!r}")
+    return "; ".join(out) or "other settings"
+
+
 class FeatureStore:
     """An HDF5 feature store; use as a context manager.
 
@@ -208,10 +220,10 @@ class FeatureStore:
             if overwrite:
                 del self.h5["features"][name]
             elif g.attrs.get("identity") != identity:
-                old = json.loads(g.attrs["provenance"]).get("spec", {}).get("name", "?")
+                changed = _differences(json.loads(g.attrs["provenance"]), provenance)
                 raise StoreError(
-                    f"{self.path}: feature set {name!r} was made with different settings ({old}: other spec, "
-                    "weights or preprocessing). Use another --name, or --overwrite to recompute it."
+                    f"{self.path}: feature set {name!r} was made with different settings ({changed}). "
+                    "Use another --name, or --overwrite to recompute it."
                 )
             else:
                 return

@@ -51,8 +51,8 @@ def test_identity_clash_refused_unless_overwrite(tmp_path):
         st.write("f", np.array([0]), np.ones((1, 3)))
         st.create_feature_set("f", 3, {}, identity="one", kind="cnn")  # same settings: accepted, kept
         assert st.filled("f")[0]
-        with pytest.raises(StoreError, match="'f' was made with different settings .*resnet18.tv_in1k.*--overwrite"):
-            st.create_feature_set("f", 3, {}, identity="two", kind="cnn")
+        with pytest.raises(StoreError, match="'f' was made with different settings \\(spec.name: 'resnet18.tv_in1k' -> 'resnet18.random'\\).*--overwrite"):
+            st.create_feature_set("f", 3, {"spec": {"name": "resnet18.random"}}, identity="two", kind="cnn")
         st.create_feature_set("f", 3, {}, identity="two", kind="cnn", overwrite=True)
         assert not st.filled("f").any()
 

@@ -1,0 +1,78 @@
+"""Sample -> 8-bit RGB PIL image, whatever the source: a 2D image file, a DICOM file, or a slice of a volume.
+
+Volumes are cached (a few at a time, thread-safe) because consecutive samples are
+usually slices of the same volume, and each volume is windowed once as a whole.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from PIL import Image
+
+from featx.images.intensity import Window, check_policy, choose_window
+from featx.images.readers import read_image
+from featx.images.volume import Volume, is_volume_path, read_volume
+
+
+class SampleReader:
+    """Callable ``reader(sample) -> PIL.Image`` (RGB, 8-bit).
+
+    Parameters
+    ----------
+    window : str
+        Intensity policy for volumes and DICOM (see :mod:`featx.images.intensity`).
+    cache_volumes : int
+        How many decoded volumes to keep.
+    """
+
+    def __init__(self, window: str = "auto", cache_volumes: int = 4):
+        self.window = check_policy(window)
+        self._cache: OrderedDict[Path, tuple[Volume, Window]] = OrderedDict()
+        self._size = cache_volumes
+        self._lock = threading.Lock()
+        self._loading: dict[Path, threading.Lock] = {}
+
+    def __call__(self, sample) -> Image.Image:
+        path = Path(sample.path)
+        if sample.slice is None and not is_volume_path(path):
+            return _cropped(read_image(path), sample.crop)
+        volume, window = self._volume(path)
+        index = 0 if sample.slice is None else sample.slice
+        plane = volume.plane(index, sample.axis or "axial")
+        if sample.crop is not None:
+            r0, r1, c0, c1 = sample.crop
+            plane = plane[r0:r1, c0:c1]
+        return Image.fromarray(window.apply(plane), mode="L").convert("RGB")
+
+    def _volume(self, path: Path) -> tuple[Volume, Window]:
+        with self._lock:
+            if path in self._cache:
+                self._cache.move_to_end(path)
+                return self._cache[path]
+            loading = self._loading.setdefault(path, threading.Lock())
+        with loading:  # one thread decodes a given volume; the others wait for it
+            with self._lock:
+                if path in self._cache:
+                    return self._cache[path]
+            volume = read_volume(path)
+            entry = (volume, choose_window(self.window, volume.array, volume.file_window, str(path)))
+            with self._lock:
+                self._cache[path] = entry
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+                self._loading.pop(path, None)
+            return entry
+
+
+def _cropped(im: Image.Image, crop) -> Image.Image:
+    if crop is None:
+        return im
+    r0, r1, c0, c1 = crop
+    return im.crop((c0, r0, c1, r1))
+
+
+def describe(window: str) -> str:
+    """One line for provenance."""
+    return f"2D files: as stored; volumes/DICOM: window '{window}', one window per volume; then grey->RGB"

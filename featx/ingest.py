@@ -1,0 +1,132 @@
+"""Volume-level CSV (volumes + masks) -> 2D slice samples, with geometry checks and selection policies.
+
+Each chosen slice becomes a sample with the stable id ``subject/sequence/file#slice``
+(absent parts left out) that carries its volume, mask, slice index, axis and an
+optional crop box, so ``extract`` and ``radiomics`` see the same samples.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from featx.errors import FeatxError, ManifestError
+from featx.images.slicing import SlicePolicy, bbox, mask_areas, parse_policy, select_slices
+from featx.images.volume import AXES, Volume, geometry_mismatch, read_volume
+from featx.manifest import Manifest, Sample, short_list
+from featx.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+def slice_id(volume: Sample, index: int) -> str:
+    """``subject/sequence/file#slice`` (parts that are absent are left out)."""
+    name = volume.path.name
+    parts = [p for p in (volume.subject, volume.sequence) if p] + [name]
+    return "/".join(parts) + f"#{index}"
+
+
+def expand_volumes(
+    volumes: Manifest,
+    policy: str | SlicePolicy,
+    axis: str = "axial",
+    crop_margin: int | None = None,
+    label_value: int | None = None,
+    progress: bool = True,
+) -> Manifest:
+    """Expand volume samples into slice samples.
+
+    Parameters
+    ----------
+    volumes : Manifest
+        One row per volume: ``path`` (NIfTI/NRRD/MHA file, DICOM file or series folder),
+        optional ``mask``, ``label``, ``subject``, ``sequence``, ``split``.
+    policy : str or SlicePolicy
+        ``all``, ``mask``, ``top:K``, ``min-area:A``, ``around-max:N``.
+    axis : {'axial', 'coronal', 'sagittal'}
+        Slice axis, in each image's own orientation.
+    crop_margin : int, optional
+        Crop each slice to the mask's bounding box grown by this many pixels (the
+        slice's own lesion, or the whole volume's lesion for slices without one).
+    label_value : int, optional
+        Use only this label of the mask (default: any non-zero voxel).
+    progress : bool
+        Show a progress bar.
+
+    Raises
+    ------
+    ManifestError
+        Listing, in one message, every volume whose mask is missing, empty, or off the
+        image grid (naming both files and the differing fields), or that cannot be read.
+    """
+    policy = parse_policy(policy) if isinstance(policy, str) else policy
+    if axis not in AXES:
+        raise ManifestError(f"Unknown axis {axis!r}; use one of {', '.join(AXES)}.")
+    if crop_margin is not None and crop_margin < 0:
+        raise ManifestError("--crop-margin must be >= 0 pixels.")
+    out: list[Sample] = []
+    problems: list[str] = []
+    with progress_bar(f"slicing volumes ({policy})", total=len(volumes), enabled=progress) as bar:
+        for vol in volumes:
+            try:
+                out += _expand_one(vol, policy, axis, crop_margin, label_value)
+            except FeatxError as exc:
+                problems.append(str(exc))
+            bar.update()
+    if problems:
+        raise ManifestError(f"{len(problems)} volume(s) cannot be sliced: {short_list(problems)}")
+    if not out:
+        raise ManifestError(f"The slice policy {policy} selected no slice in any volume.")
+    return Manifest(out, source=volumes.source)
+
+
+def _expand_one(vol: Sample, policy: SlicePolicy, axis: str, crop_margin, label_value) -> list[Sample]:
+    needs_mask = policy.needs_mask or crop_margin is not None
+    if needs_mask and vol.mask is None:
+        raise ManifestError(f"{vol.path}: slice policy {policy} (or cropping) needs a mask, and this row has none")
+    image = read_volume(vol.path)
+    mask: Volume | None = None
+    if vol.mask is not None:
+        mask = read_volume(vol.mask)
+        diffs = geometry_mismatch(image, mask)
+        if diffs:
+            raise ManifestError(f"mask {vol.mask} does not match image {vol.path}: {'; '.join(diffs)}")
+    for note in image.notes:
+        log.warning("%s: %s", vol.path, note)
+    k = image.slice_axis(axis)
+    n = image.array.shape[k]
+    areas = None
+    if mask is not None:
+        areas = mask_areas(mask.array, k, label_value)
+        if needs_mask and areas.sum() == 0:
+            what = f"label {label_value}" if label_value is not None else "any label"
+            raise ManifestError(f"{vol.mask}: empty mask ({what}): no lesion to select slices from")
+    chosen = select_slices(policy, n, areas)
+    volume_box = None
+    if crop_margin is not None:
+        lesion = mask.array != 0 if label_value is None else mask.array == label_value
+        volume_box = bbox(lesion.any(axis=k), crop_margin)
+    samples = []
+    for i in chosen:
+        crop = None
+        if crop_margin is not None:
+            plane = mask.plane(i, axis)
+            plane = plane != 0 if label_value is None else plane == label_value
+            crop = bbox(plane, crop_margin) or volume_box
+        samples.append(replace(vol, sample_id=slice_id(vol, i), slice=i, axis=axis, crop=crop))
+    return samples
+
+
+def build_from_volumes(volumes_csv: str | Path, policy: str, out: str | Path, **kwargs) -> Manifest:
+    """Read a volume-level CSV, expand it (see :func:`expand_volumes`) and write the slice manifest."""
+    volumes = Manifest.from_csv(volumes_csv)
+    slices = expand_volumes(volumes, policy, **kwargs)
+    slices.to_csv(out)
+    return slices
+
+
+def build_from_folder(folder: str | Path, out: str | Path) -> Manifest:
+    """Manifest of ``folder/<label>/**/<image>`` written to ``out``."""
+    manifest = Manifest.from_folder(folder)
+    manifest.to_csv(out)
+    return manifest
