@@ -144,11 +144,12 @@ app.add_typer(manifest_app, name="manifest")
 def manifest_build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Manifest CSV to write.")],
     folder: Annotated[Optional[Path], typer.Option(help="Folder of class sub-folders: DIR/<label>/**/<image>.")] = None,
-    volumes: Annotated[Optional[Path], typer.Option(help="Volume-level CSV: path (volume file or DICOM series folder), mask, label, subject, sequence, split.")] = None,
+    volumes: Annotated[Optional[Path], typer.Option(help="Volume-level CSV (path = volume file or DICOM series folder; mask, label, subject, sequence, split), or a folder of volumes with masks named *_label/*_mask/*_seg.")] = None,
     slices: Annotated[str, typer.Option(help="Slice policy for --volumes: all, mask, top:K, min-area:A (pixels, or 30%), around-max:N.")] = "mask",
     axis: Annotated[str, typer.Option(help="Slice axis in each image's own orientation: axial, coronal, sagittal.")] = "axial",
     crop_margin: Annotated[Optional[int], typer.Option(help="Crop slices to the mask's bounding box plus this many pixels.")] = None,
     label_value: Annotated[Optional[int], typer.Option(help="Use only this mask label (default: any non-zero voxel).")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out volumes that cannot be sliced; list them in OUT.skipped.csv.")] = False,
 ) -> None:
     """Write a manifest from a folder tree, or expand volumes + masks into 2D slice samples.
 
@@ -162,7 +163,8 @@ def manifest_build(
     if folder is not None:
         man = build_from_folder(folder, out)
     else:
-        man = build_from_volumes(volumes, slices, out, axis=axis, crop_margin=crop_margin, label_value=label_value)
+        man = build_from_volumes(volumes, slices, out, skip_bad=skip_bad, axis=axis, crop_margin=crop_margin,
+                                 label_value=label_value)
     out_console.print(f"{len(man)} samples ({', '.join(f'{k}: {v}' for k, v in _counts(man).items())}) -> {out}")
 
 

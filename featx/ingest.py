@@ -6,6 +6,7 @@ optional crop box, so ``extract`` and ``radiomics`` see the same samples.
 """
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +34,7 @@ def expand_volumes(
     crop_margin: int | None = None,
     label_value: int | None = None,
     progress: bool = True,
+    skipped: list | None = None,
 ) -> Manifest:
     """Expand volume samples into slice samples.
 
@@ -52,6 +54,9 @@ def expand_volumes(
         Use only this label of the mask (default: any non-zero voxel).
     progress : bool
         Show a progress bar.
+    skipped : list, optional
+        When given, volumes that cannot be sliced are appended here as ``(path, reason)``
+        and left out, instead of failing the whole build.
 
     Raises
     ------
@@ -71,7 +76,11 @@ def expand_volumes(
             try:
                 out += _expand_one(vol, policy, axis, crop_margin, label_value)
             except FeatxError as exc:
-                problems.append(str(exc))
+                if skipped is None:
+                    problems.append(str(exc))
+                else:
+                    skipped.append((str(vol.path), str(exc)))
+                    log.warning("skipped %s: %s", vol.path, exc)
             bar.update()
     if problems:
         raise ManifestError(f"{len(problems)} volume(s) cannot be sliced: {short_list(problems)}")
@@ -117,11 +126,74 @@ def _expand_one(vol: Sample, policy: SlicePolicy, axis: str, crop_margin, label_
     return samples
 
 
-def build_from_volumes(volumes_csv: str | Path, policy: str, out: str | Path, **kwargs) -> Manifest:
-    """Read a volume-level CSV, expand it (see :func:`expand_volumes`) and write the slice manifest."""
-    volumes = Manifest.from_csv(volumes_csv)
-    slices = expand_volumes(volumes, policy, **kwargs)
+MASK_TAGS = ("label", "labels", "mask", "seg", "segmentation")
+
+
+def volumes_from_folder(folder: str | Path) -> Manifest:
+    """Volume rows from a folder: volume files and DICOM series folders, masks paired by name.
+
+    A file whose name ends in ``_label``, ``_mask``, ``_seg`` or ``_segmentation`` (before
+    the suffix) is the mask of the volume with the same base name (``brain1_image.nrrd`` +
+    ``brain1_label.nrrd``, ``ct.nii.gz`` + ``ct_seg.nii.gz``). The subject is that base name
+    (the folder name for a DICOM series). When the volumes sit in class sub-folders
+    (``DIR/<label>/...``), the sub-folder is the label.
+    """
+    from featx.images.dicom import is_dicom_file
+    from featx.images.volume import VOLUME_SUFFIXES
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ManifestError(f"Volume folder not found: {folder}.")
+
+    def split_name(p: Path) -> tuple[str, str]:
+        name = p.name
+        for suf in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+            if name.lower().endswith(suf):
+                name = name[: -len(suf)]
+                break
+        base, _, tag = name.rpartition("_")
+        return (base, tag.lower()) if base else (name, "")
+
+    images, masks = {}, {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES):
+            base, tag = split_name(p)
+            key = (p.parent, base)
+            if tag in MASK_TAGS:
+                masks[key] = p
+            else:
+                images[(p.parent, base if tag in ("image", "img", "") else f"{base}_{tag}")] = p
+        elif p.is_dir() and any(is_dicom_file(f) for f in p.iterdir() if f.is_file()):
+            images[(p.parent, p.name)] = p
+    samples = []
+    for (parent, base), path in sorted(images.items(), key=lambda kv: str(kv[1])):
+        rel = path.relative_to(folder)
+        label = rel.parts[0] if len(rel.parts) > 1 else None
+        samples.append(Sample(sample_id=rel.as_posix(), path=path.resolve(), label=label, subject=base,
+                              mask=masks[(parent, base)].resolve() if (parent, base) in masks else None))
+    if not samples:
+        raise ManifestError(f"{folder}: no volumes found ({', '.join(VOLUME_SUFFIXES)} files or DICOM series folders).")
+    return Manifest(samples, source=folder)
+
+
+def build_from_volumes(volumes: str | Path, policy: str, out: str | Path, skip_bad: bool = False, **kwargs) -> Manifest:
+    """Expand a volume-level CSV, or a folder of volumes + masks, into a slice manifest written to ``out``.
+
+    With ``skip_bad``, volumes that cannot be sliced are left out and listed, with their
+    reasons, in ``<out>.skipped.csv``.
+    """
+    volumes = Path(volumes)
+    rows = volumes_from_folder(volumes) if volumes.is_dir() else Manifest.from_csv(volumes)
+    skipped: list | None = [] if skip_bad else None
+    slices = expand_volumes(rows, policy, skipped=skipped, **kwargs)
     slices.to_csv(out)
+    if skipped:
+        report = Path(out).with_suffix(".skipped.csv")
+        with open(report, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "reason"])
+            w.writerows(skipped)
+        log.warning("%d volume(s) skipped, listed with their reasons in %s", len(skipped), report)
     return slices
 
 

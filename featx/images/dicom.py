@@ -100,7 +100,7 @@ def _rescaled(ds, f: Path) -> np.ndarray:
             f"{f}: cannot decode pixel data ({name}): {str(exc).splitlines()[0][:200]}. For compressed DICOM "
             "install a pydicom handler, e.g. 'pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg'."
         ) from None
-    if a.ndim == 3 and int(ds.get("SamplesPerPixel", 1)) == 3:  # colour single frame: to grey
+    if int(ds.get("SamplesPerPixel", 1)) == 3:  # colour (single or multi-frame): mean of R, G, B
         a = a.mean(axis=-1)
     slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
     a = a * slope + intercept
