@@ -155,6 +155,8 @@ def volumes_from_folder(folder: str | Path) -> Manifest:
         return (base, tag.lower()) if base else (name, "")
 
     images, masks = {}, {}
+    if any(is_dicom_file(f) for f in folder.iterdir() if f.is_file()):  # the folder itself is one series
+        images[(folder.parent, folder.name)] = folder
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES):
             base, tag = split_name(p)
@@ -167,7 +169,7 @@ def volumes_from_folder(folder: str | Path) -> Manifest:
             images[(p.parent, p.name)] = p
     samples = []
     for (parent, base), path in sorted(images.items(), key=lambda kv: str(kv[1])):
-        rel = path.relative_to(folder)
+        rel = path.relative_to(folder) if path != folder else Path(folder.name)
         label = rel.parts[0] if len(rel.parts) > 1 else None
         samples.append(Sample(sample_id=rel.as_posix(), path=path.resolve(), label=label, subject=base,
                               mask=masks[(parent, base)].resolve() if (parent, base) in masks else None))

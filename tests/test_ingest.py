@@ -123,6 +123,10 @@ def test_cli_build_dicom_series(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "non-uniform slice spacing" in proc.stderr
     assert [s.sample_id for s in Manifest.from_csv(tmp_path / "s.csv")] == [f"s1/CT_DICOM#{i}" for i in range(4)]
+    # the series folder itself, given directly
+    proc = featx("manifest", "build", "--volumes", MONAI / "CT_DICOM", "--slices", "all", "--out", tmp_path / "d.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert [s.sample_id for s in Manifest.from_csv(tmp_path / "d.csv")] == [f"CT_DICOM/CT_DICOM#{i}" for i in range(4)]
 
 
 def test_cli_build_folder_and_errors(tmp_path, demo_subset):

@@ -40,3 +40,12 @@ def test_truncated_and_empty_files(tmp_path):
         read_image(tmp_path / "empty.png")
     with pytest.raises(ImageReadError, match="missing.png: file not found"):
         read_image(tmp_path / "missing.png")
+
+
+def test_tiff_16bit_and_bmp(tmp_path):
+    a = (np.arange(100, dtype=np.uint16).reshape(10, 10) * 600)
+    Image.fromarray(a).save(tmp_path / "g16.tif")
+    rgb = np.asarray(read_image(tmp_path / "g16.tif"))
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255
+    Image.fromarray(np.full((5, 7, 3), (1, 2, 3), dtype=np.uint8)).save(tmp_path / "c.bmp")
+    assert np.asarray(read_image(tmp_path / "c.bmp"))[0, 0].tolist() == [1, 2, 3]
