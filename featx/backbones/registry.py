@@ -12,6 +12,15 @@ from featx.errors import BackboneError
 
 
 @dataclass(frozen=True)
+class Layer:
+    """A place to cut the graph: ``cut(model) -> feature module`` with output ``(N, dim)``."""
+
+    cut: Callable
+    dim: int
+    description: str
+
+
+@dataclass(frozen=True)
 class BackboneEntry:
     """One registered architecture.
 
@@ -22,41 +31,57 @@ class BackboneEntry:
     description : str
         One line for ``featx backbones``.
     spec : Callable[[], BackboneSpec]
-        Returns the spec for the default (ImageNet) weights, preprocessing included.
+        Returns the spec for the default (ImageNet) weights and default layer, preprocessing included.
     build : Callable[[], torch.nn.Module]
-        Returns the full classification model, randomly initialised, in eval mode.
-    to_features : Callable[[torch.nn.Module], torch.nn.Module]
-        Cuts a (weight-loaded) full model at ``spec.cut_layer``; output ``(N, feature_dim)``.
+        Returns the full classification model, randomly initialised.
+    layers : dict of str -> Layer
+        Named cut points; the first is the default (the global-pooled penultimate layer).
     imagenet_weights : Callable[[], tuple[str, str]]
         Returns ``(weights_id, local file path or download URL)`` of the default weights.
-    head_prefix : str
-        State-dict prefix of the classifier that ``to_features`` drops (may be absent from a checkpoint).
+    head_prefix : tuple of str
+        State-dict prefixes the feature model does not need (classifier, auxiliary heads):
+        a checkpoint may lack them.
     offline : bool
         True when the default weights ship in an installed package.
+    fix_state : Callable or None
+        Rewrites a published state dict's keys to the current module names.
     """
 
     arch: str
     description: str
     spec: Callable
     build: Callable
-    to_features: Callable
+    layers: dict
     imagenet_weights: Callable
-    head_prefix: str
+    head_prefix: tuple
     offline: bool = False
+    fix_state: Callable | None = None
+
+    @property
+    def default_layer(self) -> str:
+        return next(iter(self.layers))
+
+    def layer(self, name: str | None) -> tuple[str, Layer]:
+        """``(name, Layer)``; ``None`` gives the default. Unknown names are a BackboneError."""
+        name = name or self.default_layer
+        if name not in self.layers:
+            raise BackboneError(f"{self.arch} has no layer {name!r}; choose one of {', '.join(self.layers)}.")
+        return name, self.layers[name]
 
 
 _REGISTRY: dict[str, BackboneEntry] = {}
 
 
-def register_backbone(arch: str, description: str, *, spec, to_features, imagenet_weights, head_prefix, offline=False):
+def register_backbone(arch: str, description: str, *, spec, layers, imagenet_weights, head_prefix, offline=False,
+                      fix_state=None):
     """Decorator registering a model builder under ``arch``."""
 
     def deco(build):
         if arch in _REGISTRY:
             raise ValueError(f"backbone {arch!r} registered twice")
-        _REGISTRY[arch] = BackboneEntry(
-            arch, description, spec, build, to_features, imagenet_weights, head_prefix, offline
-        )
+        prefixes = (head_prefix,) if isinstance(head_prefix, str) else tuple(head_prefix)
+        _REGISTRY[arch] = BackboneEntry(arch, description, spec, build, dict(layers), imagenet_weights, prefixes,
+                                        offline, fix_state)
         return build
 
     return deco

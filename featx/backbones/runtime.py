@@ -96,3 +96,57 @@ class OrtRuntime:
         """Features of a float32 ``(N, 3, H, W)`` batch as float32 ``(N, D)``."""
         out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
         return out.astype(np.float32, copy=False)
+
+
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+class TorchRuntime:
+    """Eager (optionally compiled) PyTorch over a feature module: the fallback and the benchmark baseline.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Feature extractor (eval mode).
+    device : {'cpu', 'cuda'}
+    precision : {'fp32', 'fp16', 'bf16'}
+        fp16/bf16 run under autocast (CUDA only for fp16); outputs are returned as float32.
+    channels_last : bool
+        NHWC memory format, usually faster for convolutions on both CPU and GPU.
+    compile : bool
+        Wrap the model in ``torch.compile``.
+    """
+
+    def __init__(self, model, device: str = "cpu", precision: str = "fp32", channels_last: bool = True,
+                 compile: bool = False):
+        import torch
+
+        if precision not in TORCH_PRECISIONS:
+            raise RuntimeUnavailableError(f"Unknown precision {precision!r}; choose one of {', '.join(TORCH_PRECISIONS)}.")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeUnavailableError("torch runtime on cuda: this torch build sees no GPU. Use device cpu.")
+        if device == "cpu" and precision == "fp16":
+            raise RuntimeUnavailableError("fp16 on CPU is not supported by featx's torch runtime; use fp32 or bf16.")
+        self.torch = torch
+        self.device = torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().to(self.device, memory_format=self.memory_format)
+        self.dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        if compile:
+            self.model = torch.compile(self.model)
+        self.provider = f"torch-{device}-{precision}{'-compiled' if compile else ''}"
+
+    def run_tensor(self, x):
+        """Features of a batch already on the device (no host round trip); returns a device tensor."""
+        torch = self.torch
+        with torch.inference_mode():
+            x = x.contiguous(memory_format=self.memory_format)
+            if self.dtype is None:
+                return self.model(x).float()
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                return self.model(x).float()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Features of a float32 ``(N, 3, H, W)`` batch as float32 ``(N, D)``."""
+        x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
+        return self.run_tensor(x).cpu().numpy()

@@ -34,6 +34,9 @@ class BackboneSpec:
         Length of the feature vector.
     channel_policy : str
         How grey/16-bit/RGBA images become 8-bit RGB.
+    transform_input : bool
+        The network re-normalises its (ImageNet-normalised) input internally, as torchvision's
+        GoogLeNet and Inception v3 do with their original weights.
     weights_sha256 : str or None
         sha256 of the weights file; None for random init.
     """
@@ -50,6 +53,7 @@ class BackboneSpec:
     feature_dim: int
     channel_policy: str = ""
     weights_sha256: str | None = None
+    transform_input: bool = False
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

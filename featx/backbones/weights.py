@@ -29,7 +29,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def load_backbone(name: str, weights: str = "imagenet"):
+def load_backbone(name: str, weights: str = "imagenet", layer: str | None = None):
     """Build a backbone's feature extractor with its weights.
 
     Parameters
@@ -39,6 +39,9 @@ def load_backbone(name: str, weights: str = "imagenet"):
     weights : str
         ``imagenet`` (default weights, downloaded once and cached under ``$TORCH_HOME``),
         ``random`` (seeded random init, for tests), or a path to a state dict / checkpoint.
+    layer : str, optional
+        Where to cut the graph (``featx backbones`` lists each backbone's layers); default
+        the global-pooled penultimate layer.
 
     Returns
     -------
@@ -50,20 +53,24 @@ def load_backbone(name: str, weights: str = "imagenet"):
     import torch
 
     entry = get_entry(name)
+    layer_name, cut = entry.layer(layer)
     base: BackboneSpec = entry.spec()
+    if layer_name != entry.default_layer:
+        base = base.evolve(name=f"{base.name}@{layer_name}", cut_layer=layer_name, feature_dim=cut.dim)
     if weights == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
             model = entry.build()
         spec = base.evolve(
-            name=f"{entry.arch}.random", weights_id=f"random(seed={RANDOM_SEED})", weights_sha256=None
+            name=base.name.replace(base.name.split("@")[0], f"{entry.arch}.random"),
+            weights_id=f"random(seed={RANDOM_SEED})", weights_sha256=None,
         )
         log.warning("%s: random weights (explicitly requested): features carry no ImageNet knowledge", name)
     elif weights == "imagenet":
         weights_id, source = entry.imagenet_weights()
         path = _local_copy(entry.arch, source)
         model = entry.build()
-        _load_into(model, path, entry.head_prefix, entry.arch)
+        _load_into(model, path, entry)
         spec = base.evolve(weights_id=weights_id, weights_sha256=sha256_file(path))
     else:
         path = Path(weights).expanduser()
@@ -73,10 +80,11 @@ def load_backbone(name: str, weights: str = "imagenet"):
                 ".pth/.pt file."
             )
         model = entry.build()
-        _load_into(model, path, entry.head_prefix, entry.arch)
+        _load_into(model, path, entry)
         sha = sha256_file(path)
-        spec = base.evolve(name=f"{entry.arch}.file-{sha[:8]}", weights_id=f"file:{path.name}", weights_sha256=sha)
-    features = entry.to_features(model).eval()
+        spec = base.evolve(name=base.name.replace(base.name.split("@")[0], f"{entry.arch}.file-{sha[:8]}"),
+                           weights_id=f"file:{path.name}", weights_sha256=sha)
+    features = cut.cut(model).eval()
     for p in features.parameters():
         p.requires_grad_(False)
     return spec, features
@@ -107,8 +115,9 @@ def _local_copy(arch: str, source: str) -> Path:
     return dst
 
 
-def _load_into(model, path: Path, head_prefix: str, arch: str) -> None:
-    """Load a state dict or checkpoint into ``model``; only the classifier may be missing."""
+def _load_into(model, path: Path, entry) -> None:
+    """Load a state dict or checkpoint into ``model``; only the classifier (and auxiliary heads) may be missing."""
+    arch = entry.arch
     import torch
 
     try:
@@ -127,12 +136,14 @@ def _load_into(model, path: Path, head_prefix: str, arch: str) -> None:
     if not isinstance(obj, dict) or not obj:
         raise WeightsError(f"{path}: expected a state dict (or a checkpoint with 'state_dict'), got {type(obj).__name__}.")
     state = {k.removeprefix("module."): v for k, v in obj.items()}
+    if entry.fix_state is not None:
+        state = entry.fix_state(state)
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1].strip()
         raise WeightsError(f"{path}: weights do not fit {arch} ({first}).") from None
-    missing = [k for k in result.missing_keys if not k.startswith(head_prefix)]
+    missing = [k for k in result.missing_keys if not k.startswith(entry.head_prefix)]
     if missing or result.unexpected_keys:
         raise WeightsError(
             f"{path}: weights do not fit {arch}: {len(missing)} missing key(s) (e.g. {missing[:3]}), "

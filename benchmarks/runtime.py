@@ -1,0 +1,151 @@
+"""Runtime benchmark: img/s of each backbone under each runtime, as medians of interleaved runs.
+
+Pure inference on a pre-made batch (no decoding). Every figure is shown with its ratio to
+torch eager fp32 measured in the same run, so machine noise cancels out.
+
+    python benchmarks/runtime.py --device cpu --backbones resnet18,googlenet,inception_v3,densenet121
+    python benchmarks/runtime.py --device cuda --backbones resnet50 --batch 256
+
+On CPU the torch baseline is tuned first: glibc's malloc trims and unmaps large blocks
+after every batch unless MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ are raised, which
+costs eager torch up to 2x in page faults. The script re-executes itself with both set
+(recorded in the JSON), so the baseline is the best eager torch this machine gives.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def _reexec_with_malloc_tuning() -> None:
+    if all(os.environ.get(k) == v for k, v in MALLOC_ENV.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
+
+
+def _time_runtime(run, batch, min_seconds: float) -> float:
+    """img/s of ``run(batch)`` over at least ``min_seconds`` (after the caller's warm-up)."""
+    n, t0 = 0, time.perf_counter()
+    while True:
+        run(batch)
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds and n >= 2:
+            return n * len(batch) / dt
+
+
+def _runtimes(spec, model, onnx_path, device: str, compile_: bool):
+    """Name -> (callable, input) for every runtime to measure on this device."""
+    import numpy as np
+    import torch
+
+    from featx.backbones.runtime import OrtRuntime, TorchRuntime, resolve_provider
+
+    x = np.random.default_rng(0).standard_normal((1, *spec.input_shape)).astype(np.float32)
+    out = {}
+    if device == "cpu":
+        eager = TorchRuntime(model, "cpu", "fp32", channels_last=False)
+        out["torch eager fp32"] = eager.run
+        out["torch eager fp32 channels_last"] = TorchRuntime(model, "cpu", "fp32", channels_last=True).run
+        out["onnxruntime cpu"] = OrtRuntime(onnx_path, provider="cpu").run
+        return out, x
+    eager = TorchRuntime(model, "cuda", "fp32", channels_last=False)
+    on_device = lambda rt: (lambda b: rt.run_tensor(b))  # noqa: E731  (pure inference: input already on GPU)
+    out["torch eager fp32"] = on_device(eager)
+    out["torch fp16 channels_last"] = on_device(TorchRuntime(model, "cuda", "fp16", channels_last=True))
+    out["torch bf16 channels_last"] = on_device(TorchRuntime(model, "cuda", "bf16", channels_last=True))
+    if compile_:
+        out["torch fp16 channels_last compiled"] = on_device(
+            TorchRuntime(model, "cuda", "fp16", channels_last=True, compile=True))
+    try:
+        if resolve_provider("cuda") == "cuda":
+            out["onnxruntime cuda fp32"] = OrtRuntime(onnx_path, provider="cuda").run
+    except Exception as exc:  # recorded, not fatal: the device may lack onnxruntime-gpu
+        print(f"  onnxruntime cuda: unavailable ({exc})")
+    return out, torch.from_numpy(x).cuda()
+
+
+def bench_backbone(name: str, device: str, batch: int, repeats: int, min_seconds: float, compile_: bool,
+                   models_dir: Path) -> dict:
+    import torch
+
+    from featx.backbones.export import export_onnx
+    from featx.backbones.weights import load_backbone
+
+    spec, model = load_backbone(name, "random")  # speed does not depend on the weights' values
+    exported = export_onnx(spec, model, models_dir)
+    runtimes, x1 = _runtimes(spec, model, exported.onnx_path, device, compile_)
+    xb = x1.repeat(batch, 1, 1, 1) if isinstance(x1, torch.Tensor) else x1.repeat(batch, axis=0)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def timed(run):
+        def once(b):
+            run(b)
+            sync()
+        return once
+
+    for run in runtimes.values():  # warm-up (compilation, autotuning, allocator)
+        for _ in range(3):
+            timed(run)(xb)
+    samples = {k: [] for k in runtimes}
+    for _ in range(repeats):  # interleaved: every runtime once per round
+        for k, run in runtimes.items():
+            samples[k].append(_time_runtime(timed(run), xb, min_seconds))
+    base = statistics.median(samples["torch eager fp32"])
+    rows = {k: {"img_per_s": statistics.median(v), "runs": v, "ratio_vs_torch_eager": statistics.median(v) / base}
+            for k, v in samples.items()}
+    return {"backbone": name, "spec": spec.name, "input": list(spec.input_shape), "batch": batch, "runtimes": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--backbones", default="resnet18,googlenet,inception_v3,densenet121")
+    ap.add_argument("--batch", type=int, nargs="+", default=[32])
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds; the median is reported")
+    ap.add_argument("--min-seconds", type=float, default=2.0, help="length of one timed run")
+    ap.add_argument("--compile", action="store_true", help="also measure torch.compile (CUDA)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/results/runtime_<device>.json)")
+    args = ap.parse_args()
+    if args.device == "cpu":
+        _reexec_with_malloc_tuning()
+    import onnxruntime
+    import torch
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.backbones.split(","):
+            for batch in args.batch:
+                print(f"{name} batch {batch} ...", flush=True)
+                r = bench_backbone(name, args.device, batch, args.repeats, args.min_seconds, args.compile, Path(tmp))
+                results.append(r)
+                for k, v in r["runtimes"].items():
+                    print(f"  {k:38s} {v['img_per_s']:10.1f} img/s  x{v['ratio_vs_torch_eager']:.2f}", flush=True)
+    env = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
+        "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+        "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+        "torch_threads": torch.get_num_threads(), "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
+        "repeats": args.repeats, "min_seconds": args.min_seconds,
+        "note": "pure inference on a pre-made batch; median of interleaved runs; ratio vs torch eager fp32 (NCHW)",
+    }
+    out = args.out or Path(__file__).parent / "results" / f"runtime_{args.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"environment": env, "results": results}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
