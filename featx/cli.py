@@ -104,11 +104,14 @@ def extract(
     name: Annotated[Optional[str], typer.Option(help="Feature-set name in the store [default: the backbone name].")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per inference batch.")] = 32,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Image decoding threads [default: CPU count, max 8].")] = None,
-    provider: Annotated[str, typer.Option(help="ONNX Runtime provider: auto, cpu or cuda.")] = "auto",
+    provider: Annotated[str, typer.Option(help="ONNX Runtime provider: auto (TensorRT, CUDA, CPU: the first that works), cpu, cuda, tensorrt.")] = "auto",
+    runtime: Annotated[str, typer.Option(help="auto (ONNX Runtime; torch on a GPU whose ONNX Runtime lacks GPU providers), onnx or torch.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, fp16 (TensorRT, or torch on GPU) or bf16 (torch).")] = "fp32",
     models_dir: Annotated[Path, typer.Option(help="Folder of cached ONNX exports.")] = Path("models_onnx"),
     overwrite: Annotated[bool, typer.Option(help="Recompute all rows (and replace a feature set made with other settings).")] = False,
     max_failures: Annotated[str, typer.Option(help="Abort after more than N (or P%) unreadable images.")] = "10%",
     window: Annotated[str, typer.Option(help="Intensity window for volumes/DICOM: auto, file, brain, lung, abdomen, bone, percentile[:LO:HI], minmax.")] = "auto",
+    layer: Annotated[Optional[str], typer.Option(help="Where to cut the backbone (see 'featx backbones'), e.g. pool5 for VGG.")] = None,
 ) -> None:
     """Extract frozen backbone features for every image of a manifest into an HDF5 store.
 
@@ -123,6 +126,7 @@ def extract(
     s = run_extract(
         man, backbone, store, weights=weights, name=name, batch_size=batch_size, workers=workers,
         provider=provider, models_dir=models_dir, overwrite=overwrite, max_failures=max_failures, window=window,
+        layer=layer, runtime=runtime, precision=precision,
     )
     out_console.print(
         f"[bold]{s.feature_set}[/] ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "
@@ -250,6 +254,34 @@ def demo(
 
 @app.command()
 @_handle_errors
+def export(
+    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Registered backbone; see 'featx backbones'.")],
+    weights: Annotated[str, typer.Option(help="'imagenet', 'random' (tests only), or a .pth file.")] = "imagenet",
+    layer: Annotated[Optional[str], typer.Option(help="Where to cut the graph (default: pooled penultimate layer).")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
+    models_dir: Annotated[Path, typer.Option(help="Folder of ONNX exports.")] = Path("models_onnx"),
+) -> None:
+    """Export a backbone to ONNX (checked with onnx.checker and against torch), with a JSON sidecar.
+
+    Cached by content: the same spec, weights, opset and torch version reuse the file.
+
+    Example: [bold]featx export --backbone resnet18 --opset 18[/]
+    """
+    from featx.backbones.export import export_onnx
+    from featx.backbones.weights import load_backbone
+
+    spec, model = load_backbone(backbone, weights, layer=layer)
+    ex = export_onnx(spec, model, models_dir, opset=opset)
+    side = ex.sidecar
+    out_console.print(
+        f"{ex.onnx_path} ({ex.onnx_path.stat().st_size / 2**20:.1f} MiB, opset {side['opset']}, {side['exporter']}): "
+        f"sha256 {side['onnx_sha256']}; parity max |onnx - torch| {side['parity']['max_abs_diff']:.2e} at output "
+        f"scale {side['parity']['output_scale']:.2e}; sidecar {ex.onnx_path.with_suffix('.json')}", highlight=False,
+    )
+
+
+@app.command()
+@_handle_errors
 def backbones(
     models_dir: Annotated[Path, typer.Option(help="Folder of cached ONNX exports.")] = Path("models_onnx"),
 ) -> None:
@@ -269,7 +301,8 @@ def backbones(
         have_weights, have_export = local_status(entry, spec, models_dir)
         table.add_row(entry.arch, f"{spec.crop_size}x{spec.crop_size}", str(spec.feature_dim),
                       "yes" if have_weights else "no", "yes" if have_export else "no", spec.weights_id)
-        notes.append(f"  {entry.arch}: {entry.description}")
+        layers = ", ".join(f"{k} ({v.dim}-d)" for k, v in entry.layers.items())
+        notes.append(f"  {entry.arch}: {entry.description}. Layers: {layers}")
     out_console.print(table)
     out_console.print("\n".join(notes), highlight=False)
 

@@ -40,7 +40,7 @@ class ExtractSummary:
     store: Path
     spec_name: str
     provider: str
-    onnx_path: Path
+    onnx_path: Path | None  # None for the torch runtime
     n_samples: int
     n_already: int
     n_extracted: int
@@ -81,6 +81,9 @@ def extract(
     overwrite: bool = False,
     max_failures: str | int | None = None,
     window: str = "auto",
+    layer: str | None = None,
+    runtime: str = "auto",
+    precision: str = "fp32",
     progress: bool = True,
 ) -> ExtractSummary:
     """Compute backbone features for every sample of ``manifest`` into ``store``.
@@ -109,6 +112,13 @@ def extract(
         Abort once more samples than this failed (``N`` or ``P%``); written rows stay.
     window : str
         Intensity window for volume and DICOM samples (:mod:`featx.images.intensity`).
+    layer : str, optional
+        Where to cut the backbone (``featx backbones`` lists the layers); default the pooled penultimate layer.
+    runtime : {'auto', 'onnx', 'torch'}
+        ``auto``: ONNX Runtime, except on a GPU machine whose ONNX Runtime has no GPU provider,
+        where torch runs on the GPU instead.
+    precision : {'fp32', 'fp16', 'bf16'}
+        fp16 on ONNX Runtime needs TensorRT; torch runs fp16/bf16 under autocast on the GPU.
     progress : bool
         Show a progress bar.
 
@@ -117,30 +127,50 @@ def extract(
     ExtractSummary
     """
     from featx.backbones.export import export_onnx
-    from featx.backbones.runtime import OrtRuntime, resolve_provider
+    from featx.backbones.external import is_onnx_ref, load_onnx_backbone
+    from featx.backbones.runtime import OrtRuntime, TorchRuntime
     from featx.backbones.weights import load_backbone
 
     t0 = time.perf_counter()
-    resolve_provider(provider)  # refuse bad options before any model work
+    kind = choose_runtime(runtime, provider, precision)  # refuse bad options before any model work
     parse_max_failures(max_failures, len(manifest))
     reader = SampleReader(window)
-    spec, model = load_backbone(backbone, weights)
-    with spinner(f"ONNX export of {spec.name} (reused when cached)", enabled=progress):
-        exported = export_onnx(spec, model, models_dir)
-    del model
-    runtime = OrtRuntime(exported.onnx_path, provider=provider)
-    name = name or (spec.arch if weights == "imagenet" else spec.name)
-    import onnxruntime
+    exported = None
+    if is_onnx_ref(backbone):
+        if kind != "onnx":
+            raise FeatxError(f"{backbone}: a user ONNX model runs on --runtime onnx only.")
+        exported = load_onnx_backbone(backbone)
+        spec = exported.spec
+    else:
+        spec, model = load_backbone(backbone, weights, layer=layer)
+    if kind == "onnx":
+        if exported is None:
+            with spinner(f"ONNX export of {spec.name} (reused when cached)", enabled=progress):
+                exported = export_onnx(spec, model, models_dir)
+            del model
+        runner = OrtRuntime(exported.onnx_path, provider=provider, precision=precision,
+                            cache_dir=Path(models_dir) / "tensorrt_cache")
+        import onnxruntime
 
+        runtime_version = f"onnxruntime {onnxruntime.__version__}"
+    else:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        runner = TorchRuntime(model, device=device, precision=precision)
+        runtime_version = f"torch {torch.__version__}"
+    layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
+    name = name or (spec.arch + layer_suffix if weights == "imagenet" and not is_onnx_ref(backbone) else spec.name)
     provenance = {
         "kind": "cnn",
         "spec": spec.to_dict(),
-        "onnx_file": exported.onnx_path.name,
-        "onnx_sha256": exported.onnx_sha256,
-        "opset": exported.sidecar["opset"],
-        "exporter": exported.sidecar["exporter"],
-        "runtime": f"onnxruntime {onnxruntime.__version__}",
-        "provider": runtime.provider,
+        "onnx_file": exported.onnx_path.name if exported else None,
+        "onnx_sha256": exported.onnx_sha256 if exported else None,
+        "opset": exported.sidecar["opset"] if exported else None,
+        "exporter": exported.sidecar["exporter"] if exported else None,
+        "runtime": runtime_version,
+        "provider": runner.provider,
+        "precision": precision,
         "preprocessing": (
             f"resize short side {spec.resize_size} ({spec.interpolation}, antialiased), centre crop "
             f"{spec.crop_size}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
@@ -149,7 +179,9 @@ def extract(
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    identity = hashlib.sha256((spec.to_json() + "|window=" + window).encode()).hexdigest()
+    # fp16/bf16 change the numbers slightly: such features never mix with fp32 rows under one name
+    identity = hashlib.sha256((spec.to_json() + "|window=" + window
+                               + ("" if precision == "fp32" else f"|precision={precision}")).encode()).hexdigest()
     pre = Preprocessor.from_spec(spec)
 
     with FeatureStore(store, "a") as st:
@@ -158,14 +190,39 @@ def extract(
         filled = st.filled(name)
         todo = [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]]
         summary = ExtractSummary(
-            name, Path(store), spec.name, runtime.provider, exported.onnx_path,
+            name, Path(store), spec.name, runner.provider, exported.onnx_path if exported else None,
             n_samples=len(manifest), n_already=len(manifest) - len(todo), n_extracted=0,
         )
         limit = parse_max_failures(max_failures, len(manifest))
         if todo:
-            _run(todo, lambda s: pre(reader(s)), runtime, st, name, batch_size, workers, limit, summary, progress)
+            _run(todo, lambda s: pre(reader(s)), runner, st, name, batch_size, workers, limit, summary, progress)
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def choose_runtime(runtime: str, provider: str, precision: str) -> str:
+    """``auto``/``onnx``/``torch`` -> ``onnx`` or ``torch``, refusing combinations that cannot run here."""
+    from featx.backbones.runtime import TORCH_PRECISIONS, gpu_present, provider_candidates
+
+    if runtime not in ("auto", "onnx", "torch"):
+        raise FeatxError(f"Unknown --runtime {runtime!r}; choose auto, onnx or torch.")
+    if runtime == "torch":
+        if precision not in TORCH_PRECISIONS:
+            raise FeatxError(f"Unknown --precision {precision!r}; choose one of {', '.join(TORCH_PRECISIONS)}.")
+        return "torch"
+    if runtime == "auto" and provider == "auto" and gpu_present():
+        try:
+            on_gpu = provider_candidates("auto", "fp32")[0] != "cpu"
+        except FeatxError:
+            on_gpu = False
+        if not on_gpu:
+            log.warning("this ONNX Runtime has no usable GPU provider; running torch on the GPU instead "
+                        "(pip install onnxruntime-gpu to use ONNX Runtime there)")
+            return "torch"
+    if precision == "bf16":
+        raise FeatxError("--precision bf16 runs on --runtime torch only.")
+    provider_candidates(provider, precision)
+    return "onnx"
 
 
 def _run(todo, load, runtime, st: FeatureStore, name, batch_size, workers, limit, summary, progress) -> None:

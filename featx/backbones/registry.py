@@ -64,8 +64,14 @@ class BackboneEntry:
     def layer(self, name: str | None) -> tuple[str, Layer]:
         """``(name, Layer)``; ``None`` gives the default. Unknown names are a BackboneError."""
         name = name or self.default_layer
+        if "+" in name:  # several stages, pooled and concatenated; the width is measured after the cut
+            from featx.backbones.multilayer import multi_layer_cut
+
+            nodes = [n.strip() for n in name.split("+") if n.strip()]
+            return "+".join(nodes), Layer(multi_layer_cut(nodes), 0, "concatenated global-average pools")
         if name not in self.layers:
-            raise BackboneError(f"{self.arch} has no layer {name!r}; choose one of {', '.join(self.layers)}.")
+            raise BackboneError(f"{self.arch} has no layer {name!r}; choose one of {', '.join(self.layers)}, or "
+                                "several stages joined by '+' (e.g. layer3+layer4).")
         return name, self.layers[name]
 
 

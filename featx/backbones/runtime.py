@@ -15,7 +15,9 @@ from featx.errors import RuntimeUnavailableError
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("auto", "cpu", "cuda")
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+PRECISIONS = ("fp32", "fp16")
+_EP = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
 def gpu_present() -> bool:
@@ -31,32 +33,51 @@ def gpu_present() -> bool:
         return False
 
 
-def resolve_provider(provider: str) -> str:
-    """``auto``/``cpu``/``cuda`` -> ``cpu`` or ``cuda``, refusing what cannot work here.
+def provider_candidates(provider: str, precision: str = "fp32") -> list[str]:
+    """Providers to try, best first, among those this ONNX Runtime build and machine can offer.
 
-    ``auto`` takes CUDA only when a GPU is present *and* ONNX Runtime has the CUDA provider.
+    ``auto`` -> TensorRT, CUDA, CPU (GPU ones only with a GPU and a GPU build); an explicit
+    provider that cannot work here is refused with what to do.
 
     Raises
     ------
     RuntimeUnavailableError
-        Unknown provider, or ``cuda`` without a GPU or without a CUDA-enabled ONNX Runtime.
+        Unknown provider or precision, a GPU provider without GPU or GPU build, fp16 without TensorRT.
     """
     import onnxruntime as ort
 
     if provider not in PROVIDERS:
         raise RuntimeUnavailableError(f"Unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}.")
-    if provider == "cpu":
-        return "cpu"
-    has_cuda_ep = "CUDAExecutionProvider" in ort.get_available_providers()
+    if precision not in PRECISIONS:
+        raise RuntimeUnavailableError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    available = ort.get_available_providers()
     gpu = gpu_present()
-    if provider == "cuda" and not gpu:
-        raise RuntimeUnavailableError("--provider cuda: no NVIDIA GPU found on this machine. Use --provider cpu or auto.")
-    if provider == "cuda" and not has_cuda_ep:
-        raise RuntimeUnavailableError(
-            f"--provider cuda: this ONNX Runtime ({ort.__version__}) has no CUDA provider. Install it with "
-            "'pip install onnxruntime-gpu' (Linux x86_64), or use --provider cpu or auto."
-        )
-    return "cuda" if gpu and has_cuda_ep else "cpu"
+    if provider in ("cuda", "tensorrt"):
+        if not gpu:
+            raise RuntimeUnavailableError(f"--provider {provider}: no NVIDIA GPU found on this machine. Use --provider cpu or auto.")
+        if _EP[provider] not in available:
+            raise RuntimeUnavailableError(
+                f"--provider {provider}: this ONNX Runtime ({ort.__version__}) has no {_EP[provider]}. Install "
+                "'pip install onnxruntime-gpu' (Linux x86_64; TensorRT also needs NVIDIA's TensorRT libraries), "
+                "or use --provider cpu or auto, or --runtime torch."
+            )
+    if precision == "fp16" and provider not in ("auto", "tensorrt"):
+        raise RuntimeUnavailableError("--precision fp16 runs on --provider tensorrt (or use --runtime torch); "
+                                      f"{provider} runs fp32.")
+    if provider != "auto":
+        return [provider]
+    order = [p for p in ("tensorrt", "cuda") if gpu and _EP[p] in available]
+    if precision == "fp16":
+        order = [p for p in order if p == "tensorrt"]
+        if not order:
+            raise RuntimeUnavailableError("--precision fp16 needs the TensorRT provider, which is not usable here; "
+                                          "use fp32, or --runtime torch on a GPU.")
+    return order + (["cpu"] if precision == "fp32" else [])
+
+
+def resolve_provider(provider: str, precision: str = "fp32") -> str:
+    """The first candidate provider (see :func:`provider_candidates`), without starting a session."""
+    return provider_candidates(provider, precision)[0]
 
 
 class OrtRuntime:
@@ -66,36 +87,75 @@ class OrtRuntime:
     ----------
     onnx_path : path
         The model; input ``input`` (N, 3, H, W) float32, output ``features`` (N, D).
-    provider : {'auto', 'cpu', 'cuda'}
-        ``auto`` takes CUDA when a GPU and the CUDA provider are present, else CPU.
+    provider : {'auto', 'cpu', 'cuda', 'tensorrt'}
+        ``auto`` tries TensorRT, then CUDA, then CPU, keeping the first whose session really starts.
+    precision : {'fp32', 'fp16'}
+        fp16 runs on TensorRT (its own fp16 engine); inputs and outputs stay float32.
     threads : int, optional
-        Intra-op threads on CPU (default: ONNX Runtime's, one per physical core).
+        Intra-op threads on CPU. Default: ONNX Runtime's, one per physical core, which measured
+        best here (resnet18, batch 32, 2 cores: 20.3 img/s with 2 threads vs 11.4 with 1).
+    cache_dir : path, optional
+        TensorRT engine cache (engines are built once per model, shape range and precision).
     """
 
-    def __init__(self, onnx_path: str | Path, provider: str = "auto", threads: int | None = None):
+    def __init__(self, onnx_path: str | Path, provider: str = "auto", threads: int | None = None,
+                 precision: str = "fp32", cache_dir: str | Path | None = None):
         import onnxruntime as ort
 
-        want_cuda = resolve_provider(provider) == "cuda"
+        candidates = provider_candidates(provider, precision)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = int(threads)
-        providers = ["CPUExecutionProvider"]
-        if want_cuda:
-            if hasattr(ort, "preload_dlls"):  # finds the CUDA/cuDNN libraries torch's wheels bring
-                ort.preload_dlls()
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
-        self.provider = self.session.get_providers()[0]
-        if want_cuda and self.provider != "CUDAExecutionProvider":
-            log.warning("CUDA provider could not start; running on %s", self.provider)
+        if any(c != "cpu" for c in candidates) and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # finds the CUDA/cuDNN libraries torch's wheels bring
+        self.session, self.provider = None, None
+        for cand in candidates:
+            providers = [(_EP[cand], self._options(cand, precision, cache_dir))] + (
+                [] if cand == "cpu" else ["CPUExecutionProvider"])
+            try:
+                session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
+            except Exception as exc:  # a GPU provider that is listed but cannot start (missing libraries)
+                log.info("%s could not start (%s); trying the next provider", _EP[cand], exc)
+                continue
+            if session.get_providers()[0] == _EP[cand]:
+                self.session, self.provider = session, _EP[cand]
+                break
+            log.info("%s fell back to %s; trying the next provider", _EP[cand], session.get_providers()[0])
+        if self.session is None:
+            raise RuntimeUnavailableError(
+                f"No ONNX Runtime provider could start for {onnx_path} (tried {', '.join(candidates)}). "
+                "Use --provider cpu, or --runtime torch."
+            )
+        if provider == "auto" and self.provider != _EP[candidates[0]]:
+            log.warning("%s is listed but could not start here; running on %s", _EP[candidates[0]], self.provider)
+        self.precision = precision
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        self._on_gpu = self.provider != "CPUExecutionProvider"
+
+    @staticmethod
+    def _options(cand: str, precision: str, cache_dir) -> dict:
+        if cand != "tensorrt":
+            return {}
+        opts = {"trt_fp16_enable": precision == "fp16"}
+        if cache_dir is not None:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir))
+        return opts
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Features of a float32 ``(N, 3, H, W)`` batch as float32 ``(N, D)``."""
-        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-        return out.astype(np.float32, copy=False)
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if not self._on_gpu:
+            return self.session.run([self.output_name], {self.input_name: x})[0].astype(np.float32, copy=False)
+        # GPU: I/O binding copies the input to the device once and keeps the output there until
+        # the single copy back, instead of ONNX Runtime's extra staging copies.
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, x)
+        binding.bind_output(self.output_name, "cuda")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
 
 
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16")

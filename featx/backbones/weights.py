@@ -87,6 +87,9 @@ def load_backbone(name: str, weights: str = "imagenet", layer: str | None = None
     features = cut.cut(model).eval()
     for p in features.parameters():
         p.requires_grad_(False)
+    if cut.dim == 0:  # multi-layer cut: width known only now
+        with torch.inference_mode():
+            spec = spec.evolve(feature_dim=int(features(torch.zeros(1, *spec.input_shape)).shape[1]))
     return spec, features
 
 

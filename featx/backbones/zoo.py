@@ -87,9 +87,10 @@ def _without_aux(cut):
 
 
 def _densenet_keys(state: dict) -> dict:
-    # The published DenseNet checkpoints use 'norm.1'-style keys; torchvision remaps them
-    # the same way in torchvision.models.densenet._load_state_dict.
-    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    # The published DenseNet checkpoints use 'norm.1'-style keys; torchvision remaps them the same way in
+    # torchvision.models.densenet._load_state_dict. featx also remaps num_batches_tracked, which a newer
+    # PyTorch adds when such a model is saved again.
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
     return {(m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v for k, v in state.items()}
 
 
