@@ -107,6 +107,7 @@ def extract(
     provider: Annotated[str, typer.Option(help="ONNX Runtime provider: auto (TensorRT, CUDA, CPU: the first that works), cpu, cuda, tensorrt.")] = "auto",
     runtime: Annotated[str, typer.Option(help="auto (ONNX Runtime; torch on a GPU whose ONNX Runtime lacks GPU providers), onnx or torch.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, fp16 (TensorRT, or torch on GPU) or bf16 (torch).")] = "fp32",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (torch runtime; large GPU jobs).")] = False,
     models_dir: Annotated[Path, typer.Option(help="Folder of cached ONNX exports.")] = Path("models_onnx"),
     overwrite: Annotated[bool, typer.Option(help="Recompute all rows (and replace a feature set made with other settings).")] = False,
     max_failures: Annotated[str, typer.Option(help="Abort after more than N (or P%) unreadable images.")] = "10%",
@@ -126,7 +127,7 @@ def extract(
     s = run_extract(
         man, backbone, store, weights=weights, name=name, batch_size=batch_size, workers=workers,
         provider=provider, models_dir=models_dir, overwrite=overwrite, max_failures=max_failures, window=window,
-        layer=layer, runtime=runtime, precision=precision,
+        layer=layer, runtime=runtime, precision=precision, compile=compile,
     )
     out_console.print(
         f"[bold]{s.feature_set}[/] ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "

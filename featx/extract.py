@@ -84,6 +84,7 @@ def extract(
     layer: str | None = None,
     runtime: str = "auto",
     precision: str = "fp32",
+    compile: bool = False,
     progress: bool = True,
 ) -> ExtractSummary:
     """Compute backbone features for every sample of ``manifest`` into ``store``.
@@ -119,6 +120,8 @@ def extract(
         where torch runs on the GPU instead.
     precision : {'fp32', 'fp16', 'bf16'}
         fp16 on ONNX Runtime needs TensorRT; torch runs fp16/bf16 under autocast on the GPU.
+    compile : bool
+        ``torch.compile`` the model (torch runtime; worth it for large GPU jobs).
     progress : bool
         Show a progress bar.
 
@@ -157,7 +160,10 @@ def extract(
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        runner = TorchRuntime(model, device=device, precision=precision)
+        runner = TorchRuntime(model, device=device, precision=precision, compile=compile)
+        if device == "cuda":
+            with spinner(f"warming up {runner.provider}", enabled=progress):
+                runner.warm_up(batch_size, spec.input_shape)
         runtime_version = f"torch {torch.__version__}"
     layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
     name = name or (spec.arch + layer_suffix if weights == "imagenet" and not is_onnx_ref(backbone) else spec.name)
