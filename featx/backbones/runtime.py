@@ -104,6 +104,8 @@ class OrtRuntime:
 
         candidates = provider_candidates(provider, precision)
         opts = ort.SessionOptions()
+        # Measured on 2 cores, batch 32 (img/s, basic / extended / all): resnet18 15.9 / 15.8 / 20.6,
+        # googlenet 20.0 / 20.2 / 23.6; "all" adds the NCHWc layout transform.
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = int(threads)
