@@ -78,6 +78,11 @@ class BackboneSpec:
         kw["mean"], kw["std"] = tuple(kw["mean"]), tuple(kw["std"])
         return cls(**kw)
 
+    def retagged(self, tag: str, **changes) -> "BackboneSpec":
+        """A copy named ``arch.tag``, keeping a non-default layer's ``@layer`` suffix."""
+        _, at, layer = self.name.partition("@")
+        return replace(self, name=f"{self.arch}.{tag}{at}{layer}", **changes)
+
     def evolve(self, **changes) -> "BackboneSpec":
         """A copy with some fields changed."""
         return replace(self, **changes)

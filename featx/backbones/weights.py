@@ -61,10 +61,7 @@ def load_backbone(name: str, weights: str = "imagenet", layer: str | None = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
             model = entry.build()
-        spec = base.evolve(
-            name=base.name.replace(base.name.split("@")[0], f"{entry.arch}.random"),
-            weights_id=f"random(seed={RANDOM_SEED})", weights_sha256=None,
-        )
+        spec = base.retagged("random", weights_id=f"random(seed={RANDOM_SEED})", weights_sha256=None)
         log.warning("%s: random weights (explicitly requested): features carry no ImageNet knowledge", name)
     elif weights == "imagenet":
         weights_id, source = entry.imagenet_weights()
@@ -82,8 +79,7 @@ def load_backbone(name: str, weights: str = "imagenet", layer: str | None = None
         model = entry.build()
         _load_into(model, path, entry)
         sha = sha256_file(path)
-        spec = base.evolve(name=base.name.replace(base.name.split("@")[0], f"{entry.arch}.file-{sha[:8]}"),
-                           weights_id=f"file:{path.name}", weights_sha256=sha)
+        spec = base.retagged(f"file-{sha[:8]}", weights_id=f"file:{path.name}", weights_sha256=sha)
     features = cut.cut(model).eval()
     for p in features.parameters():
         p.requires_grad_(False)
