@@ -103,7 +103,8 @@ def extract(
     weights: Annotated[str, typer.Option(help="'imagenet' (default weights, cached under $TORCH_HOME), 'random' (tests only), or a .pth file.")] = "imagenet",
     name: Annotated[Optional[str], typer.Option(help="Feature-set name in the store [default: the backbone name].")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per inference batch.")] = 32,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Image decoding threads [default: CPU count, max 8].")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Image decoding workers [default: CPU count, max 8].")] = None,
+    decode: Annotated[str, typer.Option(help="Decoding workers: thread (measured faster) or process.")] = "thread",
     provider: Annotated[str, typer.Option(help="ONNX Runtime provider: auto (TensorRT, CUDA, CPU: the first that works), cpu, cuda, tensorrt.")] = "auto",
     runtime: Annotated[str, typer.Option(help="auto (ONNX Runtime; torch on a GPU whose ONNX Runtime lacks GPU providers), onnx or torch.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, fp16 (TensorRT, or torch on GPU) or bf16 (torch).")] = "fp32",
@@ -112,11 +113,13 @@ def extract(
     overwrite: Annotated[bool, typer.Option(help="Recompute all rows (and replace a feature set made with other settings).")] = False,
     max_failures: Annotated[str, typer.Option(help="Abort after more than N (or P%) unreadable images.")] = "10%",
     window: Annotated[str, typer.Option(help="Intensity window for volumes/DICOM: auto, file, brain, lung, abdomen, bone, percentile[:LO:HI], minmax.")] = "auto",
-    layer: Annotated[Optional[str], typer.Option(help="Where to cut the backbone (see 'featx backbones'), e.g. pool5 for VGG.")] = None,
+    layers: Annotated[Optional[str], typer.Option("--layers", "--layer", help="Where to cut the backbone (see 'featx backbones'): e.g. pool5 for VGG, or layer2+layer3+layer4 for pooled multi-layer features.")] = None,
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none, or hflip (mean of the image's and its mirror's features).")] = "none",
+    ray: Annotated[Optional[str], typer.Option(flag_value="auto", is_flag=False, metavar="[ADDRESS]", help="Run on a Ray cluster: --ray alone = RAY_ADDRESS or a local Ray; or --ray ray://head:10001. Needs featx\\[ray].")] = None,
 ) -> None:
     """Extract frozen backbone features for every image of a manifest into an HDF5 store.
 
-    Resumable: a rerun computes only rows not yet in the store.
+    Resumable and crash-safe: a rerun computes only rows not yet in the store, also after a kill.
 
     Example: [bold]featx extract --manifest m.csv --backbone resnet18 --store features.h5[/]
     """
@@ -127,11 +130,12 @@ def extract(
     s = run_extract(
         man, backbone, store, weights=weights, name=name, batch_size=batch_size, workers=workers,
         provider=provider, models_dir=models_dir, overwrite=overwrite, max_failures=max_failures, window=window,
-        layer=layer, runtime=runtime, precision=precision, compile=compile,
+        layer=layers, runtime=runtime, precision=precision, compile=compile, tta=tta, decode=decode, ray=ray,
     )
     out_console.print(
         f"[bold]{s.feature_set}[/] ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "
-        f"{s.n_already} already in the store, {len(s.failures)} failed; {s.wall_s:.1f} s"
+        f"{s.n_already} already in the store, {len(s.failures)} failed"
+        + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "") + f"; {s.wall_s:.1f} s"
         + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "") + f" -> {s.store}"
     )
     for sid, why in s.failures[:20]:

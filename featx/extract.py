@@ -24,12 +24,14 @@ from featx.images import Preprocessor
 from featx.images.loader import SampleReader
 from featx.images.loader import describe as describe_window
 from featx.manifest import Manifest
-from featx.progress import progress_bar, spinner
-from featx.store import FeatureStore
+from featx.pipeline import DEFAULT_LOOKAHEAD, SampleLoader, run_pipeline
+from featx.progress import spinner
+from featx.writer import store_writer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FAILURES = "10%"
+TTA_CHOICES = ("none", "hflip")
 
 
 @dataclass
@@ -44,9 +46,12 @@ class ExtractSummary:
     n_samples: int
     n_already: int
     n_extracted: int
+    n_removed: int = 0  # rows of the feature set no longer in the manifest (kept, flagged)
     failures: list[tuple[str, str]] = field(default_factory=list)
     wall_s: float = 0.0  # whole call: model load, export check, extraction
-    loop_s: float = 0.0  # decoding + inference + writing only
+    loop_s: float = 0.0  # decoding + inference + writing + commit
+    compute_s: float = 0.0  # time in the model
+    wait_s: float = 0.0  # time the model waited for decoded images
 
     @property
     def images_per_s(self) -> float:
@@ -85,6 +90,10 @@ def extract(
     runtime: str = "auto",
     precision: str = "fp32",
     compile: bool = False,
+    tta: str = "none",
+    decode: str = "thread",
+    lookahead: int = DEFAULT_LOOKAHEAD,
+    ray: str | None = None,
     progress: bool = True,
 ) -> ExtractSummary:
     """Compute backbone features for every sample of ``manifest`` into ``store``.
@@ -122,6 +131,15 @@ def extract(
         fp16 on ONNX Runtime needs TensorRT; torch runs fp16/bf16 under autocast on the GPU.
     compile : bool
         ``torch.compile`` the model (torch runtime; worth it for large GPU jobs).
+    tta : {'none', 'hflip'}
+        ``hflip``: each row is the mean of the features of the image and of its mirror.
+    decode : {'thread', 'process'}
+        Decoding workers (threads measured faster, see ``benchmarks/extract.py``).
+    lookahead : int
+        Batches decoded ahead of the model (bounds memory).
+    ray : str, optional
+        Run on a Ray cluster at this address (``auto``, ``local``, ``ray://head:10001``); see
+        :mod:`featx.ray_extract`. The store is the same as a local run's.
     progress : bool
         Show a progress bar.
 
@@ -137,6 +155,10 @@ def extract(
     t0 = time.perf_counter()
     kind = choose_runtime(runtime, provider, precision)  # refuse bad options before any model work
     parse_max_failures(max_failures, len(manifest))
+    if tta not in TTA_CHOICES:
+        raise FeatxError(f"Unknown --tta {tta!r}; choose one of {', '.join(TTA_CHOICES)}.")
+    if ray is not None and kind != "onnx":
+        raise FeatxError("--ray runs the backbone on ONNX Runtime in Ray actors; use --runtime onnx with it.")
     reader = SampleReader(window)
     exported = None
     if is_onnx_ref(backbone):
@@ -151,8 +173,13 @@ def extract(
             with spinner(f"ONNX export of {spec.name} (reused when cached)", enabled=progress):
                 exported = export_onnx(spec, model, models_dir)
             del model
-        runner = OrtRuntime(exported.onnx_path, provider=provider, precision=precision,
-                            cache_dir=Path(models_dir) / "tensorrt_cache")
+        cache_dir = Path(models_dir) / "tensorrt_cache"
+        if ray is None:
+            runner = OrtRuntime(exported.onnx_path, provider=provider, precision=precision, cache_dir=cache_dir)
+        else:  # the actors build their own sessions; nothing runs here
+            from featx.ray_extract import OrtFactory
+
+            runner = OrtFactory(exported.onnx_path.read_bytes(), provider, precision, str(cache_dir))
         import onnxruntime
 
         runtime_version = f"onnxruntime {onnxruntime.__version__}"
@@ -190,20 +217,60 @@ def extract(
                                + ("" if precision == "fp32" else f"|precision={precision}")).encode()).hexdigest()
     pre = Preprocessor.from_spec(spec)
 
-    with FeatureStore(store, "a") as st:
-        rows = st.add_samples(manifest)
-        st.create_feature_set(name, spec.feature_dim, provenance, identity, kind="cnn", overwrite=overwrite)
-        filled = st.filled(name)
+    if tta != "none":
+        provenance["tta"] = "mean of the features of the image and of its horizontal mirror"
+        identity = hashlib.sha256(f"{identity}|tta={tta}".encode()).hexdigest()
+
+    with store_writer(store) as w:
+        with w.transaction() as st:
+            rows = st.add_samples(manifest)
+            st.create_feature_set(name, spec.feature_dim, provenance, identity, kind="cnn", overwrite=overwrite)
+            removed = st.mark_membership(name, rows)
+            filled = st.filled(name)
+        if removed:
+            log.warning("%s: %d sample(s) of %s are no longer in the manifest: kept, flagged 'removed', "
+                        "left out by fit", store, removed, name)
         todo = [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]]
         summary = ExtractSummary(
             name, Path(store), spec.name, runner.provider, exported.onnx_path if exported else None,
-            n_samples=len(manifest), n_already=len(manifest) - len(todo), n_extracted=0,
+            n_samples=len(manifest), n_already=len(manifest) - len(todo), n_extracted=0, n_removed=removed,
         )
         limit = parse_max_failures(max_failures, len(manifest))
         if todo:
-            _run(todo, lambda s: pre(reader(s)), runner, st, name, batch_size, workers, limit, summary, progress)
+            journal = w.start_journal(name, identity, spec.feature_dim)
+            t_loop = time.perf_counter()
+            try:
+                if ray is not None:
+                    from featx.ray_extract import run_on_ray
+
+                    stats = run_on_ray(ray, todo, SampleLoader(reader, pre), runner, journal.append,
+                                       dim=spec.feature_dim, batch_size=batch_size, limit=limit, label=f"extract {name} (ray)",
+                                       progress=progress, tta=tta, where=str(store))
+                else:
+                    compute = runner.run if tta == "none" else _hflip_mean(runner.run)
+                    stats = run_pipeline(todo, SampleLoader(reader, pre), compute, journal.append,
+                                         batch_size=batch_size, limit=limit, label=f"extract {name}",
+                                         workers=workers, mode=decode, lookahead=lookahead, progress=progress,
+                                         where=str(store))
+                summary.failures = stats.failures
+                summary.compute_s, summary.wait_s = stats.compute_s, stats.wait_s
+            finally:
+                summary.n_extracted = journal.rows_ok  # what reached the journal, also when the run stops early
+                w.commit()
+                summary.loop_s = time.perf_counter() - t_loop
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def _hflip_mean(run):
+    """Test-time augmentation: mean of the features of each image and of its mirror (one batch of 2n)."""
+
+    def compute(x: np.ndarray) -> np.ndarray:
+        y = run(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]))
+        n = len(x)
+        return (y[:n] + y[n:]) / 2
+
+    return compute
 
 
 def choose_runtime(runtime: str, provider: str, precision: str) -> str:
@@ -229,57 +296,3 @@ def choose_runtime(runtime: str, provider: str, precision: str) -> str:
         raise FeatxError("--precision bf16 runs on --runtime torch only.")
     provider_candidates(provider, precision)
     return "onnx"
-
-
-def _run(todo, load, runtime, st: FeatureStore, name, batch_size, workers, limit, summary, progress) -> None:
-    workers = workers or min(8, os.cpu_count() or 1)
-    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    lookahead = 2  # batches decoding ahead of inference: bounds memory
-    t_start = time.perf_counter()
-    try:
-        _loop(batches, pool_workers=workers, lookahead=lookahead, load=load, runtime=runtime, st=st, name=name,
-              limit=limit, summary=summary, progress=progress, t_start=t_start)
-    finally:
-        summary.loop_s = time.perf_counter() - t_start
-
-
-def _loop(batches, pool_workers, lookahead, load, runtime, st, name, limit, summary, progress, t_start) -> None:
-    with ThreadPoolExecutor(max_workers=pool_workers) as pool, progress_bar(
-        f"extract {name}", total=sum(map(len, batches)), enabled=progress
-    ) as bar:
-        pending: deque = deque()
-        next_batch = 0
-        while pending or next_batch < len(batches):
-            while next_batch < len(batches) and len(pending) < lookahead:
-                batch = batches[next_batch]
-                pending.append([(r, s, pool.submit(load, s)) for r, s in batch])
-                next_batch += 1
-            ok_rows, ok_x, bad_rows, bad_why = [], [], [], []
-            for r, s, fut in pending.popleft():
-                try:
-                    ok_x.append(fut.result())
-                    ok_rows.append(r)
-                except Exception as exc:  # any per-image failure is recorded, never fatal
-                    why = str(exc) if isinstance(exc, FeatxError) else f"{s.path}: {type(exc).__name__}: {exc}"
-                    bad_rows.append(r)
-                    bad_why.append(why)
-                    summary.failures.append((s.sample_id, why))
-            if ok_rows:
-                st.write(name, np.asarray(ok_rows), runtime.run(np.stack(ok_x)))
-                summary.n_extracted += len(ok_rows)
-            if bad_rows:
-                st.mark_failed(name, bad_rows, bad_why)
-                for why in bad_why:
-                    log.warning("failed: %s", why)
-            st.flush()
-            done = summary.n_extracted + len(summary.failures)
-            bar.update(len(ok_rows) + len(bad_rows), rate=done / max(time.perf_counter() - t_start, 1e-9))
-            if len(summary.failures) > limit:
-                for later in pending:
-                    for _, _, fut in later:
-                        fut.cancel()
-                raise ExtractionAborted(
-                    f"{len(summary.failures)} image(s) failed, more than --max-failures allows ({limit}); first: "
-                    f"{summary.failures[0][1]}. The {summary.n_extracted} rows computed are saved in {st.path}: "
-                    "fix or drop the bad files and rerun to resume."
-                )

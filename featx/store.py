@@ -6,13 +6,17 @@ Layout (readable with plain h5py)::
     /samples/id             (n,) utf-8 strings: the row key of every feature set
     /samples/path|label|subject|sequence|split   (n,) utf-8 strings, "" when absent
     /samples/slice          (n,) int32, -1 when absent
+    /samples/sha256         (n,) utf-8: sha256 of the image file as read when computed, "" before
     /features/<name>/X      (n, D) float32, row i belongs to /samples/id[i]
     /features/<name>/filled (n,) bool: row computed
+    /features/<name>/status (n,) uint8: 0 to do, 1 ok, 2 failed, 3 removed from the manifest (kept)
     /features/<name>/error  (n,) utf-8 strings: why a row failed, "" otherwise
     /features/<name>        attrs: provenance (JSON), identity, kind, feature_dim, created, updated
 
 Rows are keyed, not ordered: writers pass row indices, so runs can resume and go
 out of order. The store knows nothing of backbones: provenance is an opaque dict.
+Writing in place is not crash-safe (HDF5's nature); :mod:`featx.writer` wraps this
+class with a lock, a journal and atomic replacement.
 """
 from __future__ import annotations
 
@@ -32,9 +36,11 @@ from featx.errors import StoreError
 log = logging.getLogger(__name__)
 
 FORMAT = "featx-store/1"
-_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split")
+_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split", "sha256")
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 64
+TODO, OK, FAILED, REMOVED = 0, 1, 2, 3
+STATUS_NAMES = {TODO: "to do", OK: "ok", FAILED: "failed", REMOVED: "removed from the manifest"}
 
 
 def _now() -> str:
@@ -158,12 +164,13 @@ class FeatureStore:
         subject ...) is updated to the manifest's.
         """
         samples = list(samples)
-        if "samples" not in self.h5:
-            g = self.h5.create_group("samples")
-            for c in _STR_COLUMNS:
-                g.create_dataset(c, shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+        n_old = self.n_samples
+        g = self.h5.require_group("samples")
+        for c in _STR_COLUMNS:
+            if c not in g:  # new store, or a column added by a later featx version
+                g.create_dataset(c, shape=(n_old,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+        if "slice" not in g:
             g.create_dataset("slice", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(1024,))
-        g = self.h5["samples"]
         index = {sid: i for i, sid in enumerate(self.sample_ids())}
         n0 = len(index)
         rows = np.empty(len(samples), dtype=np.int64)
@@ -180,11 +187,21 @@ class FeatureStore:
                 cols[c][r] = getattr(s, c) or ""
             cols["slice"][r] = -1 if s.slice is None else s.slice
         for c, values in cols.items():
+            if c == "sha256":
+                continue  # kept: set when a row is computed
             g[c].resize((n,))
             g[c][:] = values
+        g["sha256"].resize((n,))
         for name in self.feature_names():
             self._grow(name, n)
         return rows
+
+    def set_hashes(self, rows, hashes) -> None:
+        """Record the sha256 of the files the given rows were computed from."""
+        ds = self.h5["samples"]["sha256"]
+        for r, h in zip(rows, hashes):
+            if h:
+                ds[int(r)] = h
 
     # ------------------------------------------------------------- feature sets
     def feature_names(self) -> list[str]:
@@ -217,6 +234,8 @@ class FeatureStore:
         """
         if name in self.feature_names():
             g = self.h5["features"][name]
+            if g.attrs.get("feature_dim") != dim and g.attrs.get("identity") == identity:
+                raise StoreError(f"{self.path}: feature set {name!r} has dimension {g.attrs.get('feature_dim')}, not {dim}.")
             if overwrite:
                 del self.h5["features"][name]
             elif g.attrs.get("identity") != identity:
@@ -231,6 +250,7 @@ class FeatureStore:
         g = self.h5.require_group("features").create_group(name)
         g.create_dataset("X", shape=(n, dim), maxshape=(None, dim), dtype=np.float32, chunks=(_CHUNK_ROWS, dim), fillvalue=np.nan)
         g.create_dataset("filled", shape=(n,), maxshape=(None,), dtype=bool, chunks=(4096,))
+        g.create_dataset("status", shape=(n,), maxshape=(None,), dtype=np.uint8, chunks=(4096,))
         g.create_dataset("error", shape=(n,), maxshape=(None,), dtype=_STR, chunks=(4096,))
         g.attrs.update(
             {"provenance": json.dumps(provenance, sort_keys=True), "identity": identity, "kind": kind,
@@ -239,9 +259,36 @@ class FeatureStore:
 
     def _grow(self, name: str, n: int) -> None:
         g = self.h5["features"][name]
-        for ds in ("X", "filled", "error"):
+        if "status" not in g:  # made by an earlier featx: derive it
+            errs = g["error"].asstr()[:]
+            status = np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO)).astype(np.uint8)
+            g.create_dataset("status", data=status, maxshape=(None,), chunks=(4096,))
+        for ds in ("X", "filled", "status", "error"):
             if g[ds].shape[0] < n:
                 g[ds].resize(n, axis=0)
+
+    def identity(self, name: str) -> str:
+        """The identity hash a feature set was created with (its spec, weights, preprocessing)."""
+        return str(self._group(name).attrs.get("identity"))
+
+    def status(self, name: str) -> np.ndarray:
+        """Per-row status codes (:data:`STATUS_NAMES`)."""
+        return self._group(name)["status"][:]
+
+    def mark_membership(self, name: str, rows: np.ndarray) -> int:
+        """Flag rows of ``name`` outside ``rows`` (the current manifest) as removed; restore the others.
+
+        Removed rows keep their features but :meth:`load` leaves them out. Returns
+        how many rows are flagged removed.
+        """
+        g = self._group(name)
+        self._grow(name, self.n_samples)
+        member = np.zeros(g["status"].shape[0], dtype=bool)
+        member[np.asarray(rows, dtype=np.int64)] = True
+        errs = g["error"].asstr()[:]
+        live = np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO))
+        g["status"][:] = np.where(member, live, REMOVED).astype(np.uint8)
+        return int((~member).sum())
 
     def filled(self, name: str) -> np.ndarray:
         """Boolean mask over rows: computed."""
@@ -261,11 +308,13 @@ class FeatureStore:
             sl = slice(int(rows[0]), int(rows[-1]) + 1)
             g["X"][sl] = X
             g["filled"][sl] = True
+            g["status"][sl] = OK
             g["error"][sl] = [""] * len(rows)
         else:
             for r, x in zip(rows, X):
                 g["X"][r] = x
                 g["filled"][r] = True
+                g["status"][r] = OK
                 g["error"][r] = ""
         g.attrs["updated"] = _now()
 
@@ -274,10 +323,13 @@ class FeatureStore:
         g = self._group(name)
         for r, why in zip(rows, reasons):
             g["filled"][int(r)] = False
+            g["status"][int(r)] = FAILED
             g["error"][int(r)] = why
 
-    def load(self, name: str) -> FeatureSet:
+    def load(self, name: str, include_removed: bool = False) -> FeatureSet:
         """The filled rows of ``name`` with their sample metadata.
+
+        Rows flagged as removed from the manifest are left out unless ``include_removed``.
 
         Raises
         ------
@@ -286,6 +338,11 @@ class FeatureStore:
         """
         g = self._group(name)
         filled = g["filled"][:]
+        if not include_removed and "status" in g:
+            removed = filled & (g["status"][:] == REMOVED)
+            if removed.any():
+                log.info("%s: %d rows of %s are no longer in the manifest; left out", self.path, removed.sum(), name)
+            filled &= ~removed
         if not filled.any():
             raise StoreError(f"{self.path}: feature set {name!r} has no computed rows. Run 'featx extract' again.")
         rows = np.flatnonzero(filled)

@@ -5,6 +5,9 @@ usually slices of the same volume, and each volume is windowed once as a whole.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -33,6 +36,12 @@ class SampleReader:
         self._size = cache_volumes
         self._lock = threading.Lock()
         self._loading: dict[Path, threading.Lock] = {}
+
+    def __getstate__(self) -> dict:  # for process workers: each builds its own cache and locks
+        return {"window": self.window, "_size": self._size}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["window"], state["_size"])
 
     def __call__(self, sample) -> Image.Image:
         path = Path(sample.path)
@@ -64,6 +73,26 @@ class SampleReader:
                     self._cache.popitem(last=False)
                 self._loading.pop(path, None)
             return entry
+
+
+def content_hash(path: str | Path) -> str:
+    """sha256 of a file, or of a folder's files (a DICOM series) in name order; cached per file version."""
+    path = Path(path)
+    st = path.stat()
+    return _hash(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)  # volumes: many slices share one file, hash it once
+def _hash(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in Path(path).iterdir() if p.is_file()) if os.path.isdir(path) else [Path(path)]
+    for f in files:
+        if len(files) > 1:
+            h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def _cropped(im: Image.Image, crop) -> Image.Image:

@@ -1,0 +1,174 @@
+"""The extraction pipeline: decode workers -> bounded queue -> batched compute -> writer thread.
+
+* Decoding and preprocessing run in a pool of workers (threads by default: PIL's
+  decoders and resamplers and numpy release the GIL; ``benchmarks/extract.py``
+  measures threads against processes). At most ``lookahead`` batches are in flight,
+  so memory is bounded whatever the data set size.
+* The calling thread batches what the workers finish, in order, and runs the model.
+* A writer thread appends results to the sink (the store's journal) while the next
+  batch computes. Its queue is bounded too.
+
+Every batch carries its row indices and sample ids; a failing sample is recorded
+with its reason and the run goes on, up to a limit.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from featx.errors import ExtractionAborted, FeatxError
+from featx.images.loader import content_hash
+from featx.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOOKAHEAD = 3  # batches decoding ahead of the model (benchmarks/extract.py --lookahead)
+
+
+class SampleLoader:
+    """Picklable ``loader(sample) -> (preprocessed CHW float32, sha256 of its file)``."""
+
+    def __init__(self, reader, preprocess):
+        self.reader, self.preprocess = reader, preprocess
+
+    def __call__(self, sample):
+        x = self.preprocess(self.reader(sample))
+        return x, content_hash(sample.path)
+
+
+@dataclass
+class BatchStats:
+    """Counts the pipeline keeps while it runs."""
+
+    done: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    compute_s: float = 0.0  # time in the model
+    wait_s: float = 0.0  # time the model waited for decoded images
+
+
+def aborted(stats: BatchStats, limit: int, where: str) -> ExtractionAborted:
+    """The error that stops a run with too many failed samples."""
+    return ExtractionAborted(
+        f"{len(stats.failures)} image(s) failed, more than --max-failures allows ({limit}); first: "
+        f"{stats.failures[0][1]}. The {stats.done} rows computed are kept in {where}: "
+        "fix or drop the bad files and rerun to resume."
+    )
+
+
+def _pool(mode: str, workers: int) -> Executor:
+    if mode == "thread":
+        return ThreadPoolExecutor(max_workers=workers)
+    if mode == "process":
+        import multiprocessing
+
+        # forkserver: never fork a process that has runtime threads running
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    raise FeatxError(f"Unknown decode mode {mode!r}; choose thread or process.")
+
+
+def _reason(exc: BaseException, sample) -> str:
+    return str(exc) if isinstance(exc, FeatxError) else f"{sample.path}: {type(exc).__name__}: {exc}"
+
+
+class _Writer(threading.Thread):
+    """Drains a bounded queue into ``sink``; the first error stops it and is re-raised by the producer."""
+
+    def __init__(self, sink: Callable, depth: int = 2):
+        super().__init__(name="featx-writer", daemon=True)
+        self.sink, self.q, self.error = sink, queue.Queue(maxsize=depth), None
+
+    def run(self) -> None:
+        while (item := self.q.get()) is not None:
+            if self.error is None:
+                try:
+                    self.sink(*item)
+                except BaseException as exc:  # surfaced in the producer thread
+                    self.error = exc
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(item)
+
+    def finish(self) -> None:
+        self.q.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def run_pipeline(
+    todo: Sequence[tuple[int, object]],
+    load: Callable,
+    compute: Callable[[np.ndarray], np.ndarray],
+    sink: Callable,
+    *,
+    batch_size: int,
+    limit: int,
+    label: str,
+    workers: int | None = None,
+    mode: str = "thread",
+    lookahead: int = DEFAULT_LOOKAHEAD,
+    progress: bool = True,
+    where: str = "the store",
+) -> BatchStats:
+    """Run ``todo`` ((row, sample) pairs) through ``load`` -> ``compute`` -> ``sink``.
+
+    ``sink(ok, X, failed)`` gets ``ok`` = [(row, sample_id, sha256)], the feature
+    rows ``X``, and ``failed`` = [(row, sample_id, reason, sha256)].
+
+    Raises
+    ------
+    ExtractionAborted
+        When more than ``limit`` samples failed; what the sink got is kept.
+    """
+    workers = workers or min(8, os.cpu_count() or 1)
+    stats = BatchStats()
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    writer = _Writer(sink)
+    writer.start()
+    t0 = time.perf_counter()
+    try:
+        with _pool(mode, workers) as pool, progress_bar(label, total=len(todo), enabled=progress) as bar:
+            pending: deque = deque()
+            nxt = 0
+            while pending or nxt < len(batches):
+                while nxt < len(batches) and len(pending) < lookahead:
+                    pending.append([(r, s, pool.submit(load, s)) for r, s in batches[nxt]])
+                    nxt += 1
+                ok, xs, failed = [], [], []
+                t_wait = time.perf_counter()
+                for r, s, fut in pending.popleft():
+                    try:
+                        x, sha = fut.result()
+                        ok.append((int(r), s.sample_id, sha))
+                        xs.append(x)
+                    except Exception as exc:  # any per-image failure is recorded, never fatal
+                        why = _reason(exc, s)
+                        failed.append((int(r), s.sample_id, why, ""))
+                        stats.failures.append((s.sample_id, why))
+                        log.warning("failed: %s", why)
+                t_run = time.perf_counter()
+                stats.wait_s += t_run - t_wait
+                X = compute(np.stack(xs)) if xs else np.zeros((0, 0), np.float32)
+                stats.compute_s += time.perf_counter() - t_run
+                writer.put((ok, X, failed))
+                stats.done += len(ok)
+                bar.update(len(ok) + len(failed), rate=(stats.done + len(stats.failures)) / (time.perf_counter() - t0))
+                if len(stats.failures) > limit:
+                    for later in pending:
+                        for _, _, fut in later:
+                            fut.cancel()
+                    raise aborted(stats, limit, where)
+    finally:
+        writer.finish()
+    return stats

@@ -1,0 +1,168 @@
+"""The store's crash-safe writer: lock, journal, transactions, full disk, kill -9 inside a transaction."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from featx.errors import StoreError
+from featx.manifest import Sample
+from featx.store import FAILED, OK, REMOVED, FeatureStore
+from featx.writer import read_journal, store_writer
+
+
+def _samples(ids):
+    return [Sample(sample_id=i, path=f"/x/{i}.png", label="a") for i in ids]
+
+
+def _setup(w, ids="abcdef", dim=3):
+    with w.transaction() as st:
+        rows = st.add_samples(_samples(ids))
+        st.create_feature_set("f", dim, {"spec": {"name": "t"}}, identity="id1", kind="cnn")
+    return rows
+
+
+def _run(code: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_journal_rows_reach_store_on_commit(tmp_path):
+    path = tmp_path / "s.h5"
+    X = np.arange(12, dtype=np.float32).reshape(4, 3)
+    with store_writer(path) as w:
+        rows = _setup(w)
+        j = w.start_journal("f", "id1", 3)
+        j.append([(int(rows[1]), "b", "h1"), (int(rows[3]), "d", "h3")], X[[1, 3]], [(int(rows[0]), "a", "a.png: bad", "")])
+        with FeatureStore(path) as st:  # readers see the last committed state while a run goes on
+            assert not st.filled("f").any()
+    with FeatureStore(path) as st:
+        assert st.filled("f").tolist() == [False, True, False, True, False, False]
+        np.testing.assert_array_equal(st.load("f").X, X[[1, 3]])
+        assert st.status("f")[:2].tolist() == [FAILED, OK] and st.errors("f")[0] == "a.png: bad"
+        assert st._column("sha256")[[1, 3]].tolist() == ["h1", "h3"]
+    assert not w.journal_path.exists()
+
+
+def test_torn_journal_tail_is_ignored_and_recovered_by_next_writer(tmp_path):
+    path = tmp_path / "s.h5"
+    with store_writer(path) as w:
+        _setup(w)
+    jpath = path.with_name("s.h5.journal")
+    # a run that dies after two batches, in the middle of writing the third
+    w2 = store_writer(path).__enter__()
+    j = w2.start_journal("f", "id1", 3)
+    j.append([(0, "a", "")], np.ones((1, 3), np.float32), [])
+    j.append([(1, "b", "")], np.full((1, 3), 2, np.float32), [])
+    j._f.close()
+    w2._unlock()
+    with open(jpath, "ab") as f:
+        f.write(b"\x40\x00\x00\x00\x12\x34")  # a frame header and a few bytes of a payload
+    header, recs = read_journal(jpath)
+    assert header["feature_set"] == "f" and len(list(recs)) == 2
+    with store_writer(path):
+        pass  # the next writer applies what the killed one journaled
+    with FeatureStore(path) as st:
+        assert st.filled("f").tolist() == [True, True, False, False, False, False]
+        np.testing.assert_array_equal(st.load("f").X, [[1, 1, 1], [2, 2, 2]])
+    assert not jpath.exists()
+
+
+def test_journal_of_other_settings_is_not_applied(tmp_path):
+    path = tmp_path / "s.h5"
+    with store_writer(path) as w:
+        _setup(w)
+        j = w.start_journal("f", "other-identity", 3)
+        j.append([(0, "a", "")], np.ones((1, 3), np.float32), [])
+    with FeatureStore(path) as st:
+        assert not st.filled("f").any()
+
+
+def test_second_writer_refused_while_first_runs(tmp_path):
+    path = tmp_path / "s.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from featx.writer import store_writer\n"
+         f"w = store_writer({str(path)!r}).__enter__(); print('ok', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        with pytest.raises(StoreError, match=f"{path} is being written by featx pid {holder.pid}.*another --store"):
+            store_writer(path).__enter__()
+    finally:
+        holder.kill()
+        holder.wait()
+    with store_writer(path) as w:  # the kernel released the lock with the killed process
+        _setup(w)
+
+
+def test_kill_inside_a_transaction_leaves_the_previous_store(tmp_path):
+    path = tmp_path / "s.h5"
+    with store_writer(path) as w:
+        _setup(w)
+        j = w.start_journal("f", "id1", 3)
+        j.append([(0, "a", "")], np.ones((1, 3), np.float32), [])
+    before = path.read_bytes()
+    proc = _run("""
+        import os, signal, sys
+        import numpy as np
+        from featx.manifest import Sample
+        from featx.writer import store_writer
+        w = store_writer(sys.argv[1]).__enter__()
+        with w.transaction() as st:
+            st.add_samples([Sample(sample_id=f"n{i}", path="/x.png") for i in range(500)])
+            st.write("f", np.arange(6), np.zeros((6, 3)))
+            st.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    """, path)
+    assert proc.returncode == -signal.SIGKILL
+    assert path.read_bytes() == before and list(tmp_path.glob("s.h5.tmp*"))  # the half-made copy is aside
+    with store_writer(path):
+        pass
+    assert not list(tmp_path.glob("s.h5.tmp*"))  # and cleared by the next writer
+    with FeatureStore(path) as st:
+        assert st.n_samples == 6 and st.filled("f").tolist() == [True] + [False] * 5
+
+
+def test_full_disk_keeps_what_was_written(tmp_path):
+    """A file-size limit makes every write past it fail as on a full disk (EFBIG, handled like ENOSPC):
+    the journal fills after two batches, and the final commit cannot even copy the store."""
+    path = tmp_path / "s.h5"
+    with store_writer(path) as w:
+        _setup(w, dim=256)
+    proc = _run("""
+        import resource, sys
+        import numpy as np
+        from featx.writer import store_writer
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+        with store_writer(sys.argv[1]) as w:
+            j = w.start_journal("f", "id1", 256)
+            for r, sid in enumerate("abcdef"):
+                j.append([(r, sid, "")], np.full((1, 256), r, np.float32), [])
+    """, path, 2500)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr  # a library call raises; the CLI prints one line
+    assert "s.h5.journal: the disk is full. The 2 rows before this batch are kept in it" in proc.stderr
+    assert "the disk is full" in proc.stderr.split("StoreError")[0]  # the failed commit: a warning, not a crash
+    with FeatureStore(path) as st:  # the store itself is intact ...
+        assert not st.filled("f").any()
+    with store_writer(path):  # ... and once there is space the journaled rows are applied
+        pass
+    with FeatureStore(path) as st:
+        assert st.filled("f").tolist() == [True, True, False, False, False, False]
+
+
+def test_membership_flags_removed_rows_and_load_leaves_them_out(tmp_path):
+    path = tmp_path / "s.h5"
+    with store_writer(path) as w:
+        rows = _setup(w, "abc")
+        with w.transaction() as st:
+            st.write("f", rows, np.eye(3))
+            rows2 = st.add_samples(_samples("ac"))
+            assert st.mark_membership("f", rows2) == 1
+    with FeatureStore(path) as st:
+        assert st.status("f").tolist() == [OK, REMOVED, OK]
+        assert st.load("f").ids.tolist() == ["a", "c"]
+        assert st.load("f", include_removed=True).ids.tolist() == ["a", "b", "c"]
