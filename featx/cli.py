@@ -326,6 +326,55 @@ def _print_results(results: dict) -> None:
         out_console.print(f"report: {results['outputs']['report']}\nresults: {results['outputs']['results']}")
 
 
+store_app = typer.Typer(help="Inspect and export feature stores.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("info")
+@_handle_errors
+def store_info(
+    store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")],
+) -> None:
+    """Summarise a store: samples, labels, and each feature set's rows (ok, failed, to do, removed).
+
+    Example: [bold]featx store info features.h5[/]
+    """
+    from featx.store_tools import describe_store
+
+    d = describe_store(store)
+    labels = ", ".join(f"{k or '(none)'} {v}" for k, v in d["labels"].items())
+    out_console.print(f"[bold]{d['path']}[/] ({d['size_mb']} MB, {d['format']}, created {d['created']} by featx "
+                      f"{d['featx_version']})", highlight=False)
+    out_console.print(f"  {d['samples']} samples, {d['subjects']} subjects; labels: {labels}", highlight=False)
+    for f in d["feature_sets"]:
+        extra = "".join(f", {f[k]} {k.replace('_', ' ')}" for k in ("failed", "to_do", "removed") if f[k])
+        out_console.print(f"  [bold]{f['name']}[/] ({f['kind']}, {f['dim']}-d, {f['spec']}, {f['provider']}): "
+                          f"{f['ok']} ok{extra}; updated {f['updated']}", highlight=False)
+    if d["writer"]:
+        out_console.print(f"  being written now by {d['writer']}", highlight=False)
+    if d.get("pending_journal"):
+        out_console.print(f"  interrupted run: {d['pending_journal']}; the next extract applies it", highlight=False)
+
+
+@store_app.command("export")
+@_handle_errors
+def store_export(
+    store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")],
+    features: Annotated[str, typer.Option("--features", "-f", help="Feature set to export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
+    format: Annotated[Optional[str], typer.Option(help="csv or parquet [default: from --out's suffix].")] = None,
+    include_removed: Annotated[bool, typer.Option(help="Also rows whose samples left the manifest.")] = False,
+) -> None:
+    """Write a feature set's computed rows with id, label, subject, sequence, split, slice and path.
+
+    Example: [bold]featx store export features.h5 -f resnet18 -o resnet18.parquet[/]
+    """
+    from featx.store_tools import export_feature_set
+
+    path, n = export_feature_set(store, features, out, format, include_removed)
+    out_console.print(f"{n} rows of {features} -> {path}", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -165,3 +165,27 @@ def test_cli_refuses_second_writer_and_spec_clash(reference, demo_subset, models
     proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", LITE0, "-s", ref_store, "--models-dir", models_dir,
                  "--tta", "hflip", "--name", LITE0)
     assert_one_line_error(proc, f"feature set '{LITE0}' was made with different settings", "--overwrite")
+
+
+def test_store_info_and_export_round_trip(reference, tmp_path):
+    import pyarrow.parquet as pq
+
+    store, ref_X, ref_ids = reference
+    proc = featx("store", "info", store)
+    assert proc.returncode == 0, proc.stderr
+    assert "120 samples" in proc.stdout and f"{LITE0} (cnn, 1280-d, efficientnet_lite0.tf_in1k" in proc.stdout
+    assert "120 ok" in proc.stdout
+    for fmt in ("csv", "parquet"):
+        proc = featx("store", "export", store, "-f", LITE0, "-o", tmp_path / f"x.{fmt}")
+        assert proc.returncode == 0 and "120 rows" in proc.stdout, proc.stderr
+    table = pq.read_table(tmp_path / "x.parquet")
+    assert table.column_names[:7] == ["id", "label", "subject", "sequence", "split", "slice", "path"]
+    assert table.column("id").to_pylist() == ref_ids.tolist()
+    np.testing.assert_array_equal(np.stack([table.column(f"f{i:04d}").to_numpy() for i in range(1280)], 1), ref_X)
+    rows = (tmp_path / "x.csv").read_text().splitlines()
+    first = rows[1].split(",")
+    assert len(rows) == 121 and first[0] == ref_ids[0] and first[1] in ("malignant", "normal_benign")
+    np.testing.assert_array_equal(np.array(first[7:], dtype=np.float32), ref_X[0])
+    assert_one_line_error(featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "x.xlsx"),
+                          "Unknown export format 'xlsx'", "csv or parquet")
+    assert_one_line_error(featx("store", "info", tmp_path / "none.h5"), "Store not found")

@@ -1,0 +1,39 @@
+"""`featx extract --ray` on a local 2-CPU Ray instance gives the same store as the single-process run."""
+import h5py
+import numpy as np
+import pytest
+import ray  # part of the test extra (featx[test]): a missing Ray fails here, it is never skipped
+
+from featx.extract import extract
+from featx.manifest import Manifest, Sample
+from featx.store import FAILED, FeatureStore
+from tests.test_extract_engine import LITE0, reference  # noqa: F401  (shared fixture)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_store_equals_single_process_store(local_ray, reference, demo_subset, models_dir, tmp_path):
+    ref_store, ref_X, ref_ids = reference
+    m = Manifest.load(demo_subset / "subset.csv")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    m = Manifest([*m, Sample(sample_id="zz_broken", path=bad, label="malignant", split="train")])
+    s = extract(m, LITE0, tmp_path / "ray.h5", models_dir=models_dir, batch_size=8, ray="local", progress=False)
+    assert (s.n_extracted, len(s.failures)) == (120, 1) and "broken.png" in s.failures[0][1]
+    with FeatureStore(tmp_path / "ray.h5") as st, h5py.File(ref_store) as ref:
+        assert st.sample_ids()[:120].tolist() == ref_ids.tolist()
+        g = st.h5[f"features/{LITE0}"]
+        np.testing.assert_array_equal(g["X"][:120], ref_X)
+        assert g["filled"][:120].all() and not g["filled"][120] and g["status"][120] == FAILED
+        assert st._column("sha256")[:120].tolist() == ref["samples/sha256"].asstr()[:].tolist()
+        prov = st.provenance(LITE0)
+        assert prov["spec"] == FeatureStore(ref_store).provenance(LITE0)["spec"]
+    # a rerun on Ray resumes like a local one: only the broken sample is retried
+    s2 = extract(m, LITE0, tmp_path / "ray.h5", models_dir=models_dir, batch_size=8, ray="local", progress=False)
+    assert (s2.n_already, s2.n_extracted, len(s2.failures)) == (120, 0, 1)
