@@ -159,7 +159,7 @@ def extract(
         raise FeatxError(f"Unknown --tta {tta!r}; choose one of {', '.join(TTA_CHOICES)}.")
     if ray is not None and kind != "onnx":
         raise FeatxError("--ray runs the backbone on ONNX Runtime in Ray actors; use --runtime onnx with it.")
-    reader = SampleReader(window)
+    reader = SampleReader(window, keep_grey=True)
     exported = None
     if is_onnx_ref(backbone):
         if kind != "onnx":
@@ -256,8 +256,9 @@ def extract(
                 summary.compute_s, summary.wait_s = stats.compute_s, stats.wait_s
             finally:
                 summary.n_extracted = journal.rows_ok  # what reached the journal, also when the run stops early
-                w.commit()
-                summary.loop_s = time.perf_counter() - t_loop
+        # leaving the writer commits the journal to the store (also after an error: nothing computed is lost)
+    if todo:
+        summary.loop_s = time.perf_counter() - t_loop
     summary.wall_s = time.perf_counter() - t0
     return summary
 

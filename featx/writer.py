@@ -236,7 +236,7 @@ class StoreWriter:
             st = FeatureStore(tmp, "a")
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _no_space(exc, tmp, f"{self.path} is unchanged.") from None
+            raise _no_space(exc, tmp, self._unchanged()) from None
         try:
             yield st
             st.close()
@@ -246,11 +246,15 @@ class StoreWriter:
         except OSError as exc:
             st.close()
             tmp.unlink(missing_ok=True)
-            raise _no_space(exc, tmp, f"{self.path} is unchanged.") from None
+            raise _no_space(exc, tmp, self._unchanged()) from None
         except BaseException:
             st.close()
             tmp.unlink(missing_ok=True)
             raise
+
+    def _unchanged(self) -> str:
+        kept = f" and the computed rows are kept in {self.journal_path}" if self.journal_path.exists() else ""
+        return f"{self.path} is unchanged{kept}."
 
     def _check_space(self) -> None:
         """Refuse a transaction that would not fit: HDF5 does not fail gracefully on a full disk."""
@@ -261,8 +265,7 @@ class StoreWriter:
         if free < need:
             raise StoreError(
                 f"cannot update {self.path}: {free / 1e6:.0f} MB free on its disk, {need / 1e6:.0f} MB needed. "
-                f"{self.path} is unchanged" + (f" and the computed rows are kept in {self.journal_path}" if journal
-                                               else "") + ". Free space (or choose another --store) and rerun."
+                f"{self._unchanged()} Free space (or choose another --store) and rerun."
             )
 
     # --------------------------------------------------------------- journal

@@ -51,6 +51,16 @@ def test_crop_larger_than_image_pads_like_torchvision():
     np.testing.assert_array_equal(ours, tv(im).numpy())
 
 
-def test_rejects_non_rgb():
-    with pytest.raises(ValueError, match="expected an RGB image"):
-        Preprocessor(8, 8, "bilinear", [0] * 3, [1] * 3)(Image.new("L", (8, 8)))
+def test_rejects_modes_other_than_rgb_and_grey():
+    with pytest.raises(ValueError, match="expected an RGB or L \\(grey\\) image, got mode RGBA"):
+        Preprocessor(8, 8, "bilinear", [0] * 3, [1] * 3)(Image.new("RGBA", (8, 8)))
+
+
+@pytest.mark.parametrize("interp", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("shape", [(512, 512), (37, 53), (500, 120), (100, 1000)])
+def test_grey_in_l_mode_equals_rgb_replication(interp, shape):
+    """extract resamples grey images once in L mode: the numbers must be those of RGB replication."""
+    im = Image.fromarray(np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8), "L")
+    for resize, crop in ((256, 224), (342, 299), (224, 224)):
+        p = Preprocessor(resize, crop, interp, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+        np.testing.assert_array_equal(p(im), p(im.convert("RGB")))

@@ -28,32 +28,36 @@ class SampleReader:
         Intensity policy for volumes and DICOM (see :mod:`featx.images.intensity`).
     cache_volumes : int
         How many decoded volumes to keep.
+    keep_grey : bool
+        Return grey images as ``L`` (see :func:`featx.images.readers.read_image`).
     """
 
-    def __init__(self, window: str = "auto", cache_volumes: int = 4):
+    def __init__(self, window: str = "auto", cache_volumes: int = 4, keep_grey: bool = False):
         self.window = check_policy(window)
+        self.keep_grey = keep_grey
         self._cache: OrderedDict[Path, tuple[Volume, Window]] = OrderedDict()
         self._size = cache_volumes
         self._lock = threading.Lock()
         self._loading: dict[Path, threading.Lock] = {}
 
     def __getstate__(self) -> dict:  # for process workers: each builds its own cache and locks
-        return {"window": self.window, "_size": self._size}
+        return {"window": self.window, "_size": self._size, "keep_grey": self.keep_grey}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["window"], state["_size"])
+        self.__init__(state["window"], state["_size"], state["keep_grey"])
 
     def __call__(self, sample) -> Image.Image:
         path = Path(sample.path)
         if sample.slice is None and not is_volume_path(path):
-            return _cropped(read_image(path), sample.crop)
+            return _cropped(read_image(path, self.keep_grey), sample.crop)
         volume, window = self._volume(path)
         index = 0 if sample.slice is None else sample.slice
         plane = volume.plane(index, sample.axis or "axial")
         if sample.crop is not None:
             r0, r1, c0, c1 = sample.crop
             plane = plane[r0:r1, c0:c1]
-        return Image.fromarray(window.apply(plane), mode="L").convert("RGB")
+        im = Image.fromarray(window.apply(plane), mode="L")
+        return im if self.keep_grey else im.convert("RGB")
 
     def _volume(self, path: Path) -> tuple[Volume, Window]:
         with self._lock:

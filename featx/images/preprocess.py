@@ -50,11 +50,13 @@ class Preprocessor:
         return cls(spec.resize_size, spec.crop_size, spec.interpolation, spec.mean, spec.std)
 
     def __call__(self, im: Image.Image) -> np.ndarray:
-        if im.mode != "RGB":
-            raise ValueError(f"expected an RGB image, got mode {im.mode}")
+        if im.mode not in ("RGB", "L"):
+            raise ValueError(f"expected an RGB or L (grey) image, got mode {im.mode}")
         im = self._resize(im)
         im = self._center_crop(im)
-        x = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+        a = np.asarray(im, dtype=np.uint8)
+        # grey: resampled once and broadcast to 3 channels, value for value what RGB replication gives
+        x = (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).astype(np.float32) / np.float32(255.0)
         return (x - self.mean) / self.std
 
     def _resize(self, im: Image.Image) -> Image.Image:
@@ -71,7 +73,7 @@ class Preprocessor:
         w, h = im.size
         if w < c or h < c:  # torchvision pads with zeros before cropping
             pad_l, pad_t = max(0, (c - w) // 2), max(0, (c - h) // 2)
-            canvas = Image.new("RGB", (max(w, c), max(h, c)))
+            canvas = Image.new(im.mode, (max(w, c), max(h, c)))
             canvas.paste(im, (pad_l, pad_t))
             im, (w, h) = canvas, canvas.size
         top = int(round((h - c) / 2.0))
