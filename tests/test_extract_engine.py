@@ -2,7 +2,6 @@
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import h5py
@@ -14,6 +13,7 @@ from featx.manifest import Manifest
 from featx.store import OK, REMOVED, FeatureStore
 from featx.writer import read_journal
 from tests.test_cli import FEATX, assert_one_line_error, featx
+from tests.test_writer import writer_in_another_process
 
 LITE0 = "efficientnet_lite0"
 
@@ -149,18 +149,9 @@ def test_process_workers_give_the_same_rows_as_threads(demo_subset, models_dir, 
 
 def test_cli_refuses_second_writer_and_spec_clash(reference, demo_subset, models_dir, tmp_path):
     store = tmp_path / "busy.h5"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from featx.writer import store_writer\n"
-         f"w = store_writer({str(store)!r}).__enter__(); print('ok', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ok"
+    with writer_in_another_process(store) as pid:
         proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", LITE0, "-s", store, "--models-dir", models_dir)
-        assert_one_line_error(proc, f"{store} is being written by featx pid {holder.pid}", "another --store")
-    finally:
-        holder.kill()
-        holder.wait()
+        assert_one_line_error(proc, f"{store} is being written by featx pid {pid}", "another --store")
     ref_store = reference[0]
     proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", LITE0, "-s", ref_store, "--models-dir", models_dir,
                  "--tta", "hflip", "--name", LITE0)

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -81,20 +82,27 @@ def test_journal_of_other_settings_is_not_applied(tmp_path):
         assert not st.filled("f").any()
 
 
-def test_second_writer_refused_while_first_runs(tmp_path):
-    path = tmp_path / "s.h5"
+@contextmanager
+def writer_in_another_process(path):
+    """Another process holds the store's writer lock until the block ends (then it is killed); yields its pid."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from featx.writer import store_writer\n"
+        [sys.executable, "-c", "import time; from featx.writer import store_writer\n"
          f"w = store_writer({str(path)!r}).__enter__(); print('ok', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
-        with pytest.raises(StoreError, match=f"{path} is being written by featx pid {holder.pid}.*another --store"):
-            store_writer(path).__enter__()
+        yield holder.pid
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_second_writer_refused_while_first_runs(tmp_path):
+    path = tmp_path / "s.h5"
+    with writer_in_another_process(path) as pid:
+        with pytest.raises(StoreError, match=f"{path} is being written by featx pid {pid}.*another --store"):
+            store_writer(path).__enter__()
     with store_writer(path) as w:  # the kernel released the lock with the killed process
         _setup(w)
 
