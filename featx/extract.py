@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from featx import __version__
-from featx.errors import ExtractionAborted, FeatxError
+from featx.errors import FeatxError
 from featx.images import Preprocessor
 from featx.images.loader import SampleReader
 from featx.images.loader import describe as describe_window

@@ -79,6 +79,12 @@ class FeatureSet:
         )
 
 
+def _live_status(g: h5py.Group) -> np.ndarray:
+    """Status from the filled mask and error text alone: ok, failed, or to do."""
+    errs = g["error"].asstr()[:]
+    return np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO)).astype(np.uint8)
+
+
 def _differences(old: dict, new: dict, keys=("spec", "intensity", "params")) -> str:
     """``field: old -> new`` for the settings that define a feature set."""
     out = []
@@ -260,9 +266,7 @@ class FeatureStore:
     def _grow(self, name: str, n: int) -> None:
         g = self.h5["features"][name]
         if "status" not in g:  # made by an earlier featx: derive it
-            errs = g["error"].asstr()[:]
-            status = np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO)).astype(np.uint8)
-            g.create_dataset("status", data=status, maxshape=(None,), chunks=(4096,))
+            g.create_dataset("status", data=_live_status(g), maxshape=(None,), chunks=(4096,))
         for ds in ("X", "filled", "status", "error"):
             if g[ds].shape[0] < n:
                 g[ds].resize(n, axis=0)
@@ -272,8 +276,9 @@ class FeatureStore:
         return str(self._group(name).attrs.get("identity"))
 
     def status(self, name: str) -> np.ndarray:
-        """Per-row status codes (:data:`STATUS_NAMES`)."""
-        return self._group(name)["status"][:]
+        """Per-row status codes (:data:`STATUS_NAMES`); derived for sets made before featx stored them."""
+        g = self._group(name)
+        return g["status"][:] if "status" in g else _live_status(g)
 
     def mark_membership(self, name: str, rows: np.ndarray) -> int:
         """Flag rows of ``name`` outside ``rows`` (the current manifest) as removed; restore the others.
@@ -285,9 +290,7 @@ class FeatureStore:
         self._grow(name, self.n_samples)
         member = np.zeros(g["status"].shape[0], dtype=bool)
         member[np.asarray(rows, dtype=np.int64)] = True
-        errs = g["error"].asstr()[:]
-        live = np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO))
-        g["status"][:] = np.where(member, live, REMOVED).astype(np.uint8)
+        g["status"][:] = np.where(member, _live_status(g), REMOVED).astype(np.uint8)
         return int((~member).sum())
 
     def filled(self, name: str) -> np.ndarray:

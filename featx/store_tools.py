@@ -25,7 +25,7 @@ def describe_store(path: str | Path) -> dict:
         sets = []
         for name in st.feature_names():
             g = st.h5["features"][name]
-            status = st.status(name) if "status" in g else np.where(g["filled"][:], OK, TODO)
+            status = st.status(name)
             prov = st.provenance(name)
             sets.append({
                 "name": name, "kind": g.attrs.get("kind", ""), "dim": int(g.attrs["feature_dim"]),

@@ -1,5 +1,4 @@
 """The store's crash-safe writer: lock, journal, transactions, full disk, kill -9 inside a transaction."""
-import os
 import signal
 import subprocess
 import sys
@@ -72,12 +71,17 @@ def test_torn_journal_tail_is_ignored_and_recovered_by_next_writer(tmp_path):
     assert not jpath.exists()
 
 
-def test_journal_of_other_settings_is_not_applied(tmp_path):
-    path = tmp_path / "s.h5"
+def _one_journaled_row(path, identity):
+    """A store with feature set 'f' (identity id1), and a run that journaled row 'a' under ``identity``."""
     with store_writer(path) as w:
         _setup(w)
-        j = w.start_journal("f", "other-identity", 3)
+        j = w.start_journal("f", identity, 3)
         j.append([(0, "a", "")], np.ones((1, 3), np.float32), [])
+
+
+def test_journal_of_other_settings_is_not_applied(tmp_path):
+    path = tmp_path / "s.h5"
+    _one_journaled_row(path, "other-identity")
     with FeatureStore(path) as st:
         assert not st.filled("f").any()
 
@@ -109,10 +113,7 @@ def test_second_writer_refused_while_first_runs(tmp_path):
 
 def test_kill_inside_a_transaction_leaves_the_previous_store(tmp_path):
     path = tmp_path / "s.h5"
-    with store_writer(path) as w:
-        _setup(w)
-        j = w.start_journal("f", "id1", 3)
-        j.append([(0, "a", "")], np.ones((1, 3), np.float32), [])
+    _one_journaled_row(path, "id1")
     before = path.read_bytes()
     proc = _run("""
         import os, signal, sys
