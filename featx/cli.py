@@ -115,7 +115,7 @@ def extract(
     window: Annotated[str, typer.Option(help="Intensity window for volumes/DICOM: auto, file, brain, lung, abdomen, bone, percentile[:LO:HI], minmax.")] = "auto",
     layers: Annotated[Optional[str], typer.Option("--layers", "--layer", help="Where to cut the backbone (see 'featx backbones'): e.g. pool5 for VGG, or layer2+layer3+layer4 for pooled multi-layer features.")] = None,
     tta: Annotated[str, typer.Option(help="Test-time augmentation: none, or hflip (mean of the image's and its mirror's features).")] = "none",
-    ray: Annotated[Optional[str], typer.Option(flag_value="auto", is_flag=False, metavar="[ADDRESS]", help="Run on a Ray cluster: --ray alone = RAY_ADDRESS or a local Ray; or --ray ray://head:10001. Needs featx\\[ray].")] = None,
+    ray: Annotated[Optional[str], typer.Option(metavar="ADDRESS", help="Run on a Ray cluster: auto (the running cluster, or $RAY_ADDRESS), local (start one here) or ray://head:10001. Needs featx\\[ray].")] = None,
 ) -> None:
     """Extract frozen backbone features for every image of a manifest into an HDF5 store.
 

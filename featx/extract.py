@@ -135,7 +135,8 @@ def extract(
     lookahead : int
         Batches decoded ahead of the model (bounds memory).
     ray : str, optional
-        Run on a Ray cluster at this address (``auto``, ``local``, ``ray://head:10001``); see
+        Run on a Ray cluster: ``auto`` (the running one, or ``$RAY_ADDRESS``), ``local`` (start one
+        here) or an address such as ``ray://head:10001``; see
         :mod:`featx.ray_extract`. The store is the same as a local run's.
     progress : bool
         Show a progress bar.
@@ -154,6 +155,8 @@ def extract(
     parse_max_failures(max_failures, len(manifest))
     if tta not in TTA_CHOICES:
         raise FeatxError(f"Unknown --tta {tta!r}; choose one of {', '.join(TTA_CHOICES)}.")
+    if decode not in ("thread", "process"):
+        raise FeatxError(f"Unknown --decode {decode!r}; choose thread or process.")
     if ray is not None and kind != "onnx":
         raise FeatxError("--ray runs the backbone on ONNX Runtime in Ray actors; use --runtime onnx with it.")
     reader = SampleReader(window, keep_grey=True)

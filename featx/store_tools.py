@@ -87,12 +87,12 @@ def export_feature_set(path: str | Path, name: str, out: str | Path, fmt: str | 
         names = g.attrs.get("feature_names")
         names = json.loads(names) if isinstance(names, str) else [f"f{i:04d}" for i in range(g["X"].shape[1])]
         meta = {c: st._column(c)[rows] for c in _META}
-        out.parent.mkdir(parents=True, exist_ok=True)
         chunks = ((rows[i : i + _CHUNK], slice(i, i + _CHUNK)) for i in range(0, len(rows), _CHUNK))
-        if fmt == "csv":
-            _write_csv(out, g["X"], meta, names, chunks)
-        else:
-            _write_parquet(out, g["X"], meta, names, chunks)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            (_write_csv if fmt == "csv" else _write_parquet)(out, g["X"], meta, names, chunks)
+        except OSError as exc:
+            raise StoreError(f"cannot write {out}: {exc.strerror or exc}. Choose another --out.") from None
     return out, len(rows)
 
 

@@ -133,6 +133,8 @@ def test_tta_hflip_is_the_mean_of_image_and_mirror(demo_subset, models_dir, lite
         np.testing.assert_allclose(fs.X, expected, rtol=0, atol=1e-5)
         assert "mirror" in st.provenance("lite0_tta")["tta"]
         assert not np.allclose(fs.X, ort.run(x), atol=1e-3)  # the mirror does change the features
+    with pytest.raises(Exception, match="Unknown --decode 'fork'; choose thread or process"):
+        extract(m, LITE0, tmp_path / "t.h5", models_dir=models_dir, progress=False, decode="fork")
     # same name without TTA = other settings: refused, with the difference named
     with pytest.raises(Exception, match="different settings"):
         extract(m, LITE0, tmp_path / "t.h5", models_dir=models_dir, progress=False, name="lite0_tta")
@@ -180,3 +182,6 @@ def test_store_info_and_export_round_trip(reference, tmp_path):
     assert_one_line_error(featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "x.xlsx"),
                           "Unknown export format 'xlsx'", "csv or parquet")
     assert_one_line_error(featx("store", "info", tmp_path / "none.h5"), "Store not found")
+    (tmp_path / "a_file").write_text("")
+    assert_one_line_error(featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "a_file" / "x.csv"),
+                          f"cannot write {tmp_path / 'a_file' / 'x.csv'}", "Choose another --out")
