@@ -21,13 +21,12 @@ from featx.images import Preprocessor
 from featx.images.loader import SampleReader
 from featx.images.loader import describe as describe_window
 from featx.manifest import Manifest
-from featx.pipeline import DEFAULT_LOOKAHEAD, SampleLoader, run_pipeline
+from featx.pipeline import DEFAULT_LOOKAHEAD, SampleLoader, parse_max_failures, run_pipeline
 from featx.progress import spinner
 from featx.writer import store_writer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_FAILURES = "10%"
 TTA_CHOICES = ("none", "hflip")
 
 
@@ -54,19 +53,6 @@ class ExtractSummary:
     def images_per_s(self) -> float:
         """Extraction throughput (excludes model loading and export)."""
         return self.n_extracted / self.loop_s if self.loop_s > 0 else 0.0
-
-
-def parse_max_failures(value: str | int | None, total: int) -> int:
-    """``N`` or ``P%`` (of ``total``) -> the largest tolerated number of failures."""
-    if value is None:
-        value = DEFAULT_MAX_FAILURES
-    text = str(value).strip()
-    try:
-        if text.endswith("%"):
-            return int(float(text[:-1]) / 100.0 * total)
-        return int(text)
-    except ValueError:
-        raise FeatxError(f"--max-failures must be a count like 5 or a share like 2%, got {value!r}.") from None
 
 
 def extract(

@@ -32,6 +32,20 @@ from featx.progress import progress_bar
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKAHEAD = 3  # batches decoding ahead of the model (benchmarks/extract.py --lookahead)
+DEFAULT_MAX_FAILURES = "10%"
+
+
+def parse_max_failures(value: str | int | None, total: int) -> int:
+    """``N`` or ``P%`` (of ``total``) -> the largest tolerated number of failures."""
+    if value is None:
+        value = DEFAULT_MAX_FAILURES
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            return int(float(text[:-1]) / 100.0 * total)
+        return int(text)
+    except ValueError:
+        raise FeatxError(f"--max-failures must be a count like 5 or a share like 2%, got {value!r}.") from None
 
 
 class SampleLoader:
@@ -58,7 +72,7 @@ class BatchStats:
 def aborted(stats: BatchStats, limit: int, where: str) -> ExtractionAborted:
     """The error that stops a run with too many failed samples."""
     return ExtractionAborted(
-        f"{len(stats.failures)} image(s) failed, more than --max-failures allows ({limit}); first: "
+        f"{len(stats.failures)} sample(s) failed, more than --max-failures allows ({limit}); first: "
         f"{stats.failures[0][1]}. The {stats.done} rows computed are kept in {where}: "
         "fix or drop the bad files and rerun to resume."
     )
@@ -75,7 +89,8 @@ def _pool(mode: str, workers: int) -> Executor:
     raise FeatxError(f"Unknown decode mode {mode!r}; choose thread or process.")
 
 
-def _reason(exc: BaseException, sample) -> str:
+def failure_reason(exc: BaseException, sample) -> str:
+    """Why a sample failed: a featx error says it all; anything else is named with the file."""
     return str(exc) if isinstance(exc, FeatxError) else f"{sample.path}: {type(exc).__name__}: {exc}"
 
 
@@ -153,7 +168,7 @@ def run_pipeline(
                         ok.append((int(r), s.sample_id, sha))
                         xs.append(x)
                     except Exception as exc:  # any per-image failure is recorded, never fatal
-                        why = _reason(exc, s)
+                        why = failure_reason(exc, s)
                         failed.append((int(r), s.sample_id, why, ""))
                         stats.failures.append((s.sample_id, why))
                         log.warning("failed: %s", why)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.pipeline import BatchStats, _reason, aborted
+from featx.pipeline import BatchStats, failure_reason, aborted
 from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _decode(batch: dict, loader) -> dict:
             shape = x.shape
             xs.append(x), shas.append(sha), errors.append("")
         except Exception as exc:  # recorded per sample, like the local pipeline
-            xs.append(None), shas.append(""), errors.append(_reason(exc, s))
+            xs.append(None), shas.append(""), errors.append(failure_reason(exc, s))
     shape = shape or (3, 1, 1)
     x = np.stack([v if v is not None else np.zeros(shape, np.float32) for v in xs])
     return {"row": batch["row"], "sample_id": batch["sample_id"], "x": x,

@@ -7,11 +7,15 @@ Layout (readable with plain h5py)::
     /samples/path|label|subject|sequence|split   (n,) utf-8 strings, "" when absent
     /samples/slice          (n,) int32, -1 when absent
     /samples/sha256         (n,) utf-8: sha256 of the image file as read when computed, "" before
-    /features/<name>/X      (n, D) float32, row i belongs to /samples/id[i]
+    /samples/mask_sha256    (n,) utf-8: sha256 of the mask file a radiomics row was computed with
+    /features/<name>/X      (n, D) float32 (float64 for radiomics), row i belongs to /samples/id[i]
     /features/<name>/filled (n,) bool: row computed
-    /features/<name>/status (n,) uint8: 0 to do, 1 ok, 2 failed, 3 removed from the manifest (kept)
+    /features/<name>/status (n,) uint8: 0 to do, 1 ok, 2 failed, 3 removed from the manifest (kept),
+                            4 never in this set's manifest (a row another feature set added)
     /features/<name>/error  (n,) utf-8 strings: why a row failed, "" otherwise
-    /features/<name>        attrs: provenance (JSON), identity, kind, feature_dim, created, updated
+    /features/<name>/note   (n,) utf-8 strings, optional: what to know about a computed row (NaN features)
+    /features/<name>        attrs: provenance (JSON), identity, kind, feature_dim, created, updated,
+                            feature_names (JSON list, when the columns have names: radiomics)
 
 Rows are keyed, not ordered: writers pass row indices, so runs can resume and go
 out of order. The store knows nothing of backbones: provenance is an opaque dict.
@@ -36,11 +40,13 @@ from featx.errors import StoreError
 log = logging.getLogger(__name__)
 
 FORMAT = "featx-store/1"
-_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split", "sha256")
+_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split", "sha256", "mask_sha256")
+_HASH_COLUMNS = ("sha256", "mask_sha256")  # set when a row is computed, kept by add_samples
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 64
-TODO, OK, FAILED, REMOVED = 0, 1, 2, 3
-STATUS_NAMES = {TODO: "to do", OK: "ok", FAILED: "failed", REMOVED: "removed from the manifest"}
+TODO, OK, FAILED, REMOVED, ABSENT = 0, 1, 2, 3, 4
+STATUS_NAMES = {TODO: "to do", OK: "ok", FAILED: "failed", REMOVED: "removed from the manifest",
+                ABSENT: "never in this set's manifest (a sample of another feature set)"}
 
 
 def _now() -> str:
@@ -54,7 +60,7 @@ class FeatureSet:
     Attributes
     ----------
     name : str
-    X : ndarray, shape (n, D), float32
+    X : ndarray, shape (n, D), float32 (float64 for radiomics)
     ids, labels, subjects, splits, sequences : ndarray of str (``""`` when absent)
     provenance : dict
     """
@@ -67,15 +73,33 @@ class FeatureSet:
     splits: np.ndarray
     sequences: np.ndarray
     provenance: dict = field(default_factory=dict)
+    feature_names: list[str] | None = None  # column names, when the set has them (radiomics)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def without_nonfinite_columns(self) -> tuple["FeatureSet", list[str]]:
+        """The set without columns that hold NaN/inf in any row, and the names of those columns.
+
+        Radiomics can return NaN for a feature on some regions (recorded in the row's
+        note); heads cannot take NaN. Dropping a column looks at no label, so no fold
+        learns from another.
+        """
+        bad = ~np.isfinite(self.X).all(axis=0)
+        if not bad.any():
+            return self, []
+        names = self.feature_names or [f"f{i:04d}" for i in range(self.X.shape[1])]
+        keep = ~bad
+        kept = [n for n, k in zip(names, keep) if k]
+        out = FeatureSet(self.name, self.X[:, keep], self.ids, self.labels, self.subjects, self.splits,
+                         self.sequences, self.provenance, kept if self.feature_names else None)
+        return out, [n for n, b in zip(names, bad) if b]
 
     def subset(self, mask: np.ndarray) -> "FeatureSet":
         """Rows where ``mask`` is true."""
         return FeatureSet(
             self.name, self.X[mask], self.ids[mask], self.labels[mask], self.subjects[mask],
-            self.splits[mask], self.sequences[mask], self.provenance,
+            self.splits[mask], self.sequences[mask], self.provenance, self.feature_names,
         )
 
 
@@ -193,18 +217,16 @@ class FeatureStore:
                 cols[c][r] = getattr(s, c) or ""
             cols["slice"][r] = -1 if s.slice is None else s.slice
         for c, values in cols.items():
-            if c == "sha256":
-                continue  # kept: set when a row is computed
             g[c].resize((n,))
-            g[c][:] = values
-        g["sha256"].resize((n,))
+            if c not in _HASH_COLUMNS:  # hashes are kept: set when a row is computed
+                g[c][:] = values
         for name in self.feature_names():
             self._grow(name, n)
         return rows
 
-    def set_hashes(self, rows, hashes) -> None:
-        """Record the sha256 of the files the given rows were computed from."""
-        ds = self.h5["samples"]["sha256"]
+    def set_hashes(self, rows, hashes, column: str = "sha256") -> None:
+        """Record the sha256 of the files (``column`` mask_sha256: the masks) the given rows were computed from."""
+        ds = self.h5["samples"][column]
         for r, h in zip(rows, hashes):
             if h:
                 ds[int(r)] = h
@@ -228,9 +250,13 @@ class FeatureStore:
         return self.h5["features"][name]
 
     def create_feature_set(
-        self, name: str, dim: int, provenance: dict, identity: str, kind: str, overwrite: bool = False
+        self, name: str, dim: int, provenance: dict, identity: str, kind: str, overwrite: bool = False,
+        dtype: str = "float32", feature_names: list[str] | None = None,
     ) -> None:
         """Create a feature set, or accept an existing one made with the same ``identity``.
+
+        ``dtype`` float64 keeps values such as pyradiomics' bit for bit; ``feature_names``
+        names the columns.
 
         Raises
         ------
@@ -254,7 +280,7 @@ class FeatureStore:
                 return
         n = self.n_samples
         g = self.h5.require_group("features").create_group(name)
-        g.create_dataset("X", shape=(n, dim), maxshape=(None, dim), dtype=np.float32, chunks=(_CHUNK_ROWS, dim), fillvalue=np.nan)
+        g.create_dataset("X", shape=(n, dim), maxshape=(None, dim), dtype=np.dtype(dtype), chunks=(_CHUNK_ROWS, dim), fillvalue=np.nan)
         g.create_dataset("filled", shape=(n,), maxshape=(None,), dtype=bool, chunks=(4096,))
         g.create_dataset("status", shape=(n,), maxshape=(None,), dtype=np.uint8, chunks=(4096,))
         g.create_dataset("error", shape=(n,), maxshape=(None,), dtype=_STR, chunks=(4096,))
@@ -262,13 +288,15 @@ class FeatureStore:
             {"provenance": json.dumps(provenance, sort_keys=True), "identity": identity, "kind": kind,
              "feature_dim": dim, "created": _now(), "updated": _now()}
         )
+        if feature_names is not None:
+            g.attrs["feature_names"] = json.dumps(list(feature_names))
 
     def _grow(self, name: str, n: int) -> None:
         g = self.h5["features"][name]
         if "status" not in g:  # made by an earlier featx: derive it
             g.create_dataset("status", data=_live_status(g), maxshape=(None,), chunks=(4096,))
-        for ds in ("X", "filled", "status", "error"):
-            if g[ds].shape[0] < n:
+        for ds in ("X", "filled", "status", "error", "note"):
+            if ds in g and g[ds].shape[0] < n:
                 g[ds].resize(n, axis=0)
 
     def identity(self, name: str) -> str:
@@ -283,15 +311,17 @@ class FeatureStore:
     def mark_membership(self, name: str, rows: np.ndarray) -> int:
         """Flag rows of ``name`` outside ``rows`` (the current manifest) as removed; restore the others.
 
-        Removed rows keep their features but :meth:`load` leaves them out. Returns
-        how many rows are flagged removed.
+        Removed rows keep their features but :meth:`load` leaves them out. Rows never
+        computed for ``name`` (samples another feature set added) are flagged absent.
+        Returns how many rows are flagged removed.
         """
         g = self._group(name)
         self._grow(name, self.n_samples)
         member = np.zeros(g["status"].shape[0], dtype=bool)
         member[np.asarray(rows, dtype=np.int64)] = True
-        g["status"][:] = np.where(member, _live_status(g), REMOVED).astype(np.uint8)
-        return int((~member).sum())
+        live = _live_status(g)
+        g["status"][:] = np.where(member, live, np.where(live == TODO, ABSENT, REMOVED)).astype(np.uint8)
+        return int((~member & (live != TODO)).sum())
 
     def filled(self, name: str) -> np.ndarray:
         """Boolean mask over rows: computed."""
@@ -306,20 +336,37 @@ class FeatureStore:
         g = self._group(name)
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows)
-        rows, X = rows[order], np.asarray(X, dtype=np.float32)[order]
+        rows, X = rows[order], np.asarray(X, dtype=g["X"].dtype)[order]
         if len(rows) and rows[-1] - rows[0] == len(rows) - 1:  # contiguous: one slab write
             sl = slice(int(rows[0]), int(rows[-1]) + 1)
             g["X"][sl] = X
             g["filled"][sl] = True
             g["status"][sl] = OK
             g["error"][sl] = [""] * len(rows)
+            if "note" in g:
+                g["note"][sl] = [""] * len(rows)
         else:
             for r, x in zip(rows, X):
                 g["X"][r] = x
                 g["filled"][r] = True
                 g["status"][r] = OK
                 g["error"][r] = ""
+                if "note" in g:
+                    g["note"][r] = ""
         g.attrs["updated"] = _now()
+
+    def set_notes(self, name: str, rows: Iterable[int], notes: Iterable[str]) -> None:
+        """Record a note on computed rows (``note`` dataset, created on first use)."""
+        g = self._group(name)
+        if "note" not in g:
+            g.create_dataset("note", shape=g["filled"].shape, maxshape=(None,), dtype=_STR, chunks=(4096,))
+        for r, text in zip(rows, notes):
+            g["note"][int(r)] = text
+
+    def notes(self, name: str) -> np.ndarray:
+        """Per-row notes (``""`` for rows without one)."""
+        g = self._group(name)
+        return g["note"].asstr()[:].astype(object) if "note" in g else np.full(g["filled"].shape[0], "", object)
 
     def mark_failed(self, name: str, rows: Iterable[int], reasons: Iterable[str]) -> None:
         """Record why rows failed (they stay unfilled)."""
@@ -351,7 +398,8 @@ class FeatureStore:
         rows = np.flatnonzero(filled)
         X = g["X"][:][rows]
         cols = {c: self._column(c)[rows] for c in ("id", "label", "subject", "split", "sequence")}
+        names = g.attrs.get("feature_names")
         return FeatureSet(
             name, X, cols["id"], cols["label"], cols["subject"], cols["split"], cols["sequence"],
-            self.provenance(name),
+            self.provenance(name), json.loads(names) if names else None,
         )

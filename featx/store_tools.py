@@ -31,7 +31,7 @@ def describe_store(path: str | Path) -> dict:
                 "name": name, "kind": g.attrs.get("kind", ""), "dim": int(g.attrs["feature_dim"]),
                 "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum()),
                 "to_do": int((status == TODO).sum()), "removed": int((status == REMOVED).sum()),
-                "spec": (prov.get("spec") or {}).get("name", ""), "provider": prov.get("provider", ""),
+                "made_with": _made_with(prov), "noted": _n_noted(g),
                 "created": g.attrs.get("created", ""), "updated": g.attrs.get("updated", ""),
             })
         info = {
@@ -46,6 +46,19 @@ def describe_store(path: str | Path) -> dict:
     if journal.exists():
         info["pending_journal"] = f"{journal} ({journal.stat().st_size / 1e6:.1f} MB of rows not yet in the store)"
     return info
+
+
+def _made_with(prov: dict) -> str:
+    """One line on what computed a feature set: backbone spec and provider, or pyradiomics settings."""
+    if prov.get("kind") == "radiomics":
+        params = prov.get("params", {})
+        return f"pyradiomics {params.get('pyradiomics', '?')}, {prov.get('params_source', '?')}, {params.get('mode', '?')}"
+    return ", ".join(x for x in ((prov.get("spec") or {}).get("name", ""), prov.get("provider", "")) if x)
+
+
+def _n_noted(g) -> int:
+    """Computed rows with a note (radiomics: NaN or skipped features)."""
+    return int((g["note"].asstr()[:] != "").sum()) if "note" in g else 0
 
 
 def _writer_state(lock: Path) -> str:

@@ -63,6 +63,7 @@ class Journal:
     def __init__(self, path: Path, header: dict):
         self.path = path
         self.header = header
+        self.dtype = header.get("dtype", "<f4")
         self.rows_written = 0
         self.rows_ok = 0
         self._f = open(path, "wb")
@@ -71,10 +72,11 @@ class Journal:
         self._f.flush()
         self._synced = time.monotonic()
 
-    def append(self, ok: list[tuple[int, str, str]], X: np.ndarray, failed: list[tuple[int, str, str, str]]) -> None:
-        """One batch: ``ok`` = (row, id, sha256) with rows of ``X``; ``failed`` = (row, id, reason, sha256)."""
+    def append(self, ok: list[tuple], X: np.ndarray, failed: list[tuple]) -> None:
+        """One batch: ``ok`` = (row, id, sha256[, mask sha256, note]) with rows of ``X``;
+        ``failed`` = (row, id, reason, sha256[, mask sha256])."""
         meta = json.dumps({"ok": ok, "failed": failed}).encode()
-        payload = struct.pack("<I", len(meta)) + meta + np.ascontiguousarray(X, dtype="<f4").tobytes()
+        payload = struct.pack("<I", len(meta)) + meta + np.ascontiguousarray(X, dtype=self.dtype).tobytes()
         try:
             self._f.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
             self._f.flush()
@@ -107,7 +109,7 @@ def read_journal(path: Path) -> tuple[dict, Iterator[tuple[list, np.ndarray, lis
     except ValueError:
         f.close()
         return {}, iter(())
-    dim = int(header["dim"])
+    dim, dtype = int(header["dim"]), header.get("dtype", "<f4")
 
     def records():
         with f:
@@ -122,7 +124,7 @@ def read_journal(path: Path) -> tuple[dict, Iterator[tuple[list, np.ndarray, lis
                     return
                 (m,) = struct.unpack("<I", payload[:4])
                 meta = json.loads(payload[4 : 4 + m])
-                X = np.frombuffer(payload[4 + m :], dtype="<f4").reshape(len(meta["ok"]), dim)
+                X = np.frombuffer(payload[4 + m :], dtype=dtype).reshape(len(meta["ok"]), dim)
                 yield meta["ok"], X, meta["failed"]
 
     return header, records()
@@ -142,15 +144,22 @@ def apply_journal(st: FeatureStore, path: Path) -> int:
     index = {sid: i for i, sid in enumerate(st.sample_ids())}
     applied = 0
     for ok, X, failed in records:
-        keep = [j for j, (_, sid, _) in enumerate(ok) if sid in index]
+        keep = [j for j, entry in enumerate(ok) if entry[1] in index]
         if keep:
             rows = np.array([index[ok[j][1]] for j in keep])
             st.write(name, rows, X[keep])
             st.set_hashes(rows, [ok[j][2] for j in keep])
-        bad = [(index[sid], why, sha) for _, sid, why, sha in failed if sid in index]
+            extra = [(r, ok[j][3], ok[j][4]) for r, j in zip(rows, keep) if len(ok[j]) > 3]  # radiomics rows
+            if extra:
+                st.set_hashes([e[0] for e in extra], [e[1] for e in extra], column="mask_sha256")
+                noted = [(e[0], e[2]) for e in extra if e[2]]
+                if noted:
+                    st.set_notes(name, [n[0] for n in noted], [n[1] for n in noted])
+        bad = [(index[f[1]], f[2], f[3], f[4] if len(f) > 4 else "") for f in failed if f[1] in index]
         if bad:
             st.mark_failed(name, [b[0] for b in bad], [b[1] for b in bad])
             st.set_hashes([b[0] for b in bad], [b[2] for b in bad])
+            st.set_hashes([b[0] for b in bad], [b[3] for b in bad], column="mask_sha256")
         applied += len(keep) + len(bad)
     return applied
 
@@ -269,11 +278,12 @@ class StoreWriter:
             )
 
     # --------------------------------------------------------------- journal
-    def start_journal(self, feature_set: str, identity: str, dim: int) -> Journal:
+    def start_journal(self, feature_set: str, identity: str, dim: int, dtype: str = "<f4") -> Journal:
         """Begin recording rows of ``feature_set`` (committed by :meth:`commit` or on exit)."""
         try:
             self.journal = Journal(self.journal_path, {"feature_set": feature_set, "identity": identity, "dim": dim,
-                                                       "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+                                                       "dtype": dtype, "pid": os.getpid(),
+                                                       "started": time.strftime("%Y-%m-%d %H:%M:%S")})
         except OSError as exc:
             raise _no_space(exc, self.journal_path, f"{self.path} is unchanged.") from None
         return self.journal

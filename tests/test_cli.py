@@ -120,7 +120,7 @@ def test_max_failures_aborts_but_keeps_rows(demo_subset, models_dir, resnet18_ra
     store = tmp_path / "s.h5"
     proc = featx("extract", "-m", csv, "-b", "resnet18", "--weights", "random", "-s", store,
                  "--models-dir", models_dir, "--max-failures", "0", "--batch-size", "8")
-    assert_one_line_error(proc, "1 image(s) failed, more than --max-failures allows (0)", "bad.png", "rerun to resume")
+    assert_one_line_error(proc, "1 sample(s) failed, more than --max-failures allows (0)", "bad.png", "rerun to resume")
     with h5py.File(store) as h5:
         assert h5["features/resnet18.random/filled"][:].sum() == 40
 

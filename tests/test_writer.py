@@ -175,3 +175,27 @@ def test_membership_flags_removed_rows_and_load_leaves_them_out(tmp_path):
         assert st.status("f").tolist() == [OK, REMOVED, OK]
         assert st.load("f").ids.tolist() == ["a", "c"]
         assert st.load("f", include_removed=True).ids.tolist() == ["a", "b", "c"]
+
+
+def test_float64_journal_of_a_killed_radiomics_run_is_recovered_bit_for_bit(tmp_path):
+    """Radiomics rows are float64 with mask hashes and notes; a killed run's journal keeps all of it."""
+    path = tmp_path / "s.h5"
+    with store_writer(path) as w, w.transaction() as st:
+        st.add_samples(_samples("abc"))
+        st.create_feature_set("r", 2, {"kind": "radiomics"}, identity="r1", kind="radiomics", dtype="float64",
+                              feature_names=["f1", "f2"])
+    X = np.array([[np.pi, 1e300], [1 / 3, -2.5e-310]])  # values float32 cannot hold
+    w2 = store_writer(path).__enter__()
+    j = w2.start_journal("r", "r1", 2, dtype="<f8")
+    j.append([(0, "a", "ha", "ma", ""), (2, "c", "hc", "mc", "pyradiomics returned NaN/inf for 1 feature(s): f2")],
+             X, [(1, "b", "b: mask empty", "hb", "mb")])
+    j._f.close()
+    w2._unlock()  # killed before its commit
+    with store_writer(path):
+        pass
+    with FeatureStore(path) as st:
+        fs = st.load("r")
+        assert fs.X.dtype == np.float64 and np.array_equal(fs.X, X) and fs.feature_names == ["f1", "f2"]
+        assert st.notes("r").tolist() == ["", "", "pyradiomics returned NaN/inf for 1 feature(s): f2"]
+        assert st._column("mask_sha256").tolist() == ["ma", "mb", "mc"]
+        assert st.status("r").tolist() == [OK, FAILED, OK]
