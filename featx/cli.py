@@ -1,23 +1,21 @@
 """featx command line: each command resolves options -> one library call -> renders the result.
 
-Only this module turns :class:`featx.errors.FeatxError` into an exit code and a
-one-line message.
+Only the CLI (:func:`featx.cli_common.handle_errors`) turns :class:`featx.errors.FeatxError`
+into an exit code and a one-line message. ``manifest`` and ``store`` commands live in
+:mod:`featx.cli_data`.
 """
 from __future__ import annotations
 
-import functools
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from featx import __version__
-from featx.errors import FeatxError
+from featx.cli_common import handle_errors, out_console, setup_logging
+from featx.cli_data import manifest_app, store_app
 from featx.heads import list_heads
 
 app = typer.Typer(
@@ -29,54 +27,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-out_console = Console(soft_wrap=True)  # never hard-wrap: output stays grep-able when piped
-err_console = Console(stderr=True, soft_wrap=True)
-log = logging.getLogger("featx")
-
-EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
-
-
-class _LineFormatter(logging.Formatter):
-    """``warning: message``, one line per record, as the errors are printed."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
-
-
-def _setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler()  # stderr
-    handler.setFormatter(_LineFormatter())
-    root = logging.getLogger("featx")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
-    root.propagate = False
-
-
-def _handle_errors(fn):
-    """Domain errors -> one red line and exit 1; Ctrl-C -> exit 130; other errors -> one line too."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except FeatxError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_ERROR) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted:[/] everything written so far is kept; rerun the command to resume.")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:
-            if os.environ.get("FEATX_DEBUG"):
-                raise
-            err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc}. This is a featx bug; rerun with "
-                "FEATX_DEBUG=1 for the traceback and report it.", highlight=False, soft_wrap=True,
-            )
-            raise typer.Exit(EXIT_ERROR) from None
-
-    return wrapper
+app.add_typer(manifest_app, name="manifest")
+app.add_typer(store_app, name="store")
 
 
 def _version(value: bool) -> None:
@@ -91,19 +43,19 @@ def main_options(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
 ) -> None:
     """featx: frozen CNN features and radiomics for medical image classification."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
 
 
 @app.command()
-@_handle_errors
+@handle_errors
 def extract(
     manifest: Annotated[Path, typer.Option("--manifest", "-m", help="Manifest CSV (columns path,label[,subject,split,id]) or a folder of class sub-folders.")],
     backbone: Annotated[str, typer.Option("--backbone", "-b", help="Registered backbone; see 'featx backbones'.")],
     store: Annotated[Path, typer.Option("--store", "-s", help="HDF5 feature store (created if missing).")],
     weights: Annotated[str, typer.Option(help="'imagenet' (default weights, cached under $TORCH_HOME), 'random' (tests only), or a .pth file.")] = "imagenet",
-    name: Annotated[Optional[str], typer.Option(help="Feature-set name in the store [default: the backbone name].")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Feature-set name in the store (default: the backbone name).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per inference batch.")] = 32,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Image decoding workers [default: CPU count, max 8].")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Image decoding workers (default: CPU count, max 8).")] = None,
     decode: Annotated[str, typer.Option(help="Decoding workers: thread (measured faster) or process.")] = "thread",
     provider: Annotated[str, typer.Option(help="ONNX Runtime provider: auto (TensorRT, CUDA, CPU: the first that works), cpu, cuda, tensorrt.")] = "auto",
     runtime: Annotated[str, typer.Option(help="auto (ONNX Runtime; torch on a GPU whose ONNX Runtime lacks GPU providers), onnx or torch.")] = "auto",
@@ -138,89 +90,57 @@ def extract(
         + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "") + f"; {s.wall_s:.1f} s"
         + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "") + f" -> {s.store}"
     )
-    for sid, why in s.failures[:20]:
-        out_console.print(f"  [red]failed[/] {sid}: {why}", highlight=False)
-    if len(s.failures) > 20:
-        out_console.print(f"  ... and {len(s.failures) - 20} more (their reasons are in the store's error column)")
-
-
-manifest_app = typer.Typer(help="Build and check manifests.", no_args_is_help=True)
-app.add_typer(manifest_app, name="manifest")
-
-
-@manifest_app.command("build")
-@_handle_errors
-def manifest_build(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Manifest CSV to write.")],
-    folder: Annotated[Optional[Path], typer.Option(help="Folder of class sub-folders: DIR/<label>/**/<image>.")] = None,
-    volumes: Annotated[Optional[Path], typer.Option(help="Volume-level CSV (path = volume file or DICOM series folder; mask, label, subject, sequence, split), or a folder of volumes with masks named *_label/*_mask/*_seg.")] = None,
-    slices: Annotated[str, typer.Option(help="Slice policy for --volumes: all, mask, top:K, min-area:A (pixels, or 30%), around-max:N.")] = "mask",
-    axis: Annotated[str, typer.Option(help="Slice axis in each image's own orientation: axial, coronal, sagittal.")] = "axial",
-    crop_margin: Annotated[Optional[int], typer.Option(help="Crop slices to the mask's bounding box plus this many pixels.")] = None,
-    label_value: Annotated[Optional[int], typer.Option(help="Use only this mask label (default: any non-zero voxel).")] = None,
-    skip_bad: Annotated[bool, typer.Option(help="Leave out volumes that cannot be sliced; list them in OUT.skipped.csv.")] = False,
-) -> None:
-    """Write a manifest from a folder tree, or expand volumes + masks into 2D slice samples.
-
-    Examples: [bold]featx manifest build --folder images/ --out m.csv[/]
-    and [bold]featx manifest build --volumes volumes.csv --slices around-max:20 --out slices.csv[/]
-    """
-    from featx.ingest import build_from_folder, build_from_volumes
-
-    if (folder is None) == (volumes is None):
-        raise FeatxError("Give exactly one of --folder DIR or --volumes volumes.csv.")
-    if folder is not None:
-        man = build_from_folder(folder, out)
-    else:
-        man = build_from_volumes(volumes, slices, out, skip_bad=skip_bad, axis=axis, crop_margin=crop_margin,
-                                 label_value=label_value)
-    out_console.print(f"{len(man)} samples ({', '.join(f'{k}: {v}' for k, v in _counts(man).items())}) -> {out}")
-
-
-def _counts(man) -> dict:
-    from collections import Counter
-
-    return dict(sorted(Counter(s.label or "(no label)" for s in man).items()))
-
-
-@manifest_app.command("check")
-@_handle_errors
-def manifest_check(
-    manifest: Annotated[Path, typer.Argument(help="Manifest CSV.")],
-    cv: Annotated[int, typer.Option(help="Folds the data must support.")] = 10,
-    labels: Annotated[Optional[str], typer.Option(help="Comma-separated expected labels; others are problems.")] = None,
-    read_files: Annotated[bool, typer.Option(help="Open every image and mask to find unreadable files and empty masks.")] = True,
-) -> None:
-    """Validate a manifest: print a summary and every problem at once (exit 1 if any).
-
-    Example: [bold]featx manifest check m.csv --cv 10[/]
-    """
-    from featx.checks import check_manifest
-
-    rep = check_manifest(manifest, cv=cv, labels=labels.split(",") if labels else None, read_files=read_files)
-    table = Table(title=f"{manifest}: {rep.n_samples} samples")
-    table.add_column("label")
-    table.add_column("images", justify="right")
-    table.add_column("subjects", justify="right")
-    for label, n in rep.images_per_label.items():
-        table.add_row(label, str(n), str(rep.subjects_per_label.get(label, "-")))
-    out_console.print(table)
-    if rep.images_per_subject:
-        lo, med, hi = rep.images_per_subject
-        out_console.print(f"images per subject: min {lo}, median {med:g}, max {hi}")
-    if rep.sequences:
-        out_console.print(f"sequences: {rep.sequences}; subjects by number of sequences: {rep.sequences_per_subject}")
-    for w in rep.warnings:
-        out_console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    for p in rep.problems:
-        out_console.print(f"[red]problem:[/] {p}", highlight=False)
-    if not rep.ok:
-        raise FeatxError(f"{manifest}: {len(rep.problems)} problem(s), listed above.")
-    out_console.print("[green]ok[/]")
+    _print_problems(s.failures, "failed", "error column")
 
 
 @app.command()
-@_handle_errors
+@handle_errors
+def radiomics(
+    manifest: Annotated[Path, typer.Option("--manifest", "-m", help="Manifest CSV: images or volumes with a 'mask' column (or use --auto-mask).")],
+    store: Annotated[Path, typer.Option("--store", "-s", help="HDF5 feature store (created if missing; the same one 'featx extract' writes).")],
+    params: Annotated[str, typer.Option(help="Preset (default, mr-2d, ct-3d) or a pyradiomics parameter file (.yaml/.json).")] = "default",
+    mode: Annotated[str, typer.Option(help="2d: one vector per image or slice; 3d: one per volume; auto: 3d when every row is a volume.")] = "auto",
+    jobs: Annotated[Optional[int], typer.Option(min=1, help="Worker processes, one case each (default: every core).")] = None,
+    auto_mask: Annotated[Optional[str], typer.Option(help="Mask for rows without one: whole (the whole image) or otsu (Otsu foreground). Recorded.")] = None,
+    label: Annotated[Optional[int], typer.Option(help="Mask value of the region (default: the parameters' label, 1).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Feature-set name (default: radiomics.<preset> or radiomics.<settings hash>).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Recompute all rows (and replace a feature set made with other settings).")] = False,
+    max_failures: Annotated[str, typer.Option(help="Stop after more than N (or P%) failed cases; computed rows are kept.")] = "10%",
+) -> None:
+    """Compute pyradiomics features for every sample into the store, next to the CNN features.
+
+    Resumable and crash-safe like extract; a failing case is recorded with its reason, NaN values are named.
+
+    Example: [bold]featx radiomics --manifest volumes.csv --store features.h5 --params default --jobs 4[/]
+    """
+    from featx.manifest import Manifest
+    from featx.radiomics import run_radiomics
+
+    man = Manifest.load(manifest)
+    s = run_radiomics(man, store, params=params, mode=mode, jobs=jobs, auto_mask=auto_mask, label=label, name=name,
+                      overwrite=overwrite, max_failures=max_failures)
+    out_console.print(
+        f"[bold]{s.feature_set}[/] ({s.n_features} features, {s.mode}, {s.jobs} job(s)): {s.n_samples} samples, "
+        f"{s.n_computed} computed, {s.n_already} already in the store, {len(s.failures)} failed"
+        + (f", {len(s.notes)} with NaN or skipped features (noted)" if s.notes else "")
+        + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "")
+        + f"; {s.wall_s:.1f} s" + (f", {s.cases_per_s:.2f} cases/s" if s.n_computed else "") + f" -> {s.store}",
+        highlight=False,
+    )
+    _print_problems(s.failures, "failed", "error column")
+    _print_problems(s.notes, "note", "note column")
+
+
+def _print_problems(items: list[tuple[str, str]], what: str, column: str, n: int = 20) -> None:
+    colour = "red" if what == "failed" else "yellow"
+    for sid, why in items[:n]:
+        out_console.print(f"  [{colour}]{what}[/] {sid}: {why}", highlight=False)
+    if len(items) > n:
+        out_console.print(f"  ... and {len(items) - n} more (all are in the store's {column})")
+
+
+@app.command()
+@handle_errors
 def fit(
     store: Annotated[Path, typer.Option("--store", "-s", help="HDF5 feature store written by 'featx extract'.")],
     features: Annotated[str, typer.Option("--features", "-f", help="Feature-set name in the store (e.g. resnet18).")],
@@ -241,11 +161,12 @@ def fit(
 
 
 @app.command()
-@_handle_errors
+@handle_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder for images, manifest, store and report.")] = Path("featx-demo"),
 ) -> None:
-    """Run the offline demo on BreastMNIST: PNGs + manifest -> EfficientNet-Lite0 (ONNX Runtime) -> logistic regression.
+    """Run the offline demo on BreastMNIST: PNGs + manifest -> EfficientNet-Lite0 (ONNX Runtime) -> logistic regression,
+    and a radiomics row (pyradiomics, whole-image masks) through the same head and folds.
 
     Example: [bold]featx demo --out featx-demo[/]
     """
@@ -253,12 +174,20 @@ def demo(
 
     results = run_demo(out)
     _print_results(results)
+    rad = results.get("radiomics")
+    if rad:
+        t = rad["test"]
+        out_console.print(
+            f"radiomics row, {rad['feature_set']} ({rad['n_features']} pyradiomics features, {rad['masks']}) + "
+            f"{results['head']['name']}: CV AUC {rad['cv_auc']:.3f}, test AUC {t['auc']:.3f} "
+            f"({t['auc_ci'][0]:.3f}-{t['auc_ci'][1]:.3f}), ACC {t['accuracy']:.3f}; report: "
+            f"{Path(rad['results']).parent / 'report.html'}", highlight=False)
     for name, ref in REFERENCE.items():
         out_console.print(f"published reference, {name}: test AUC {ref['auc']:.3f}, ACC {ref['accuracy']:.3f}")
 
 
 @app.command()
-@_handle_errors
+@handle_errors
 def export(
     backbone: Annotated[str, typer.Option("--backbone", "-b", help="Registered backbone; see 'featx backbones'.")],
     weights: Annotated[str, typer.Option(help="'imagenet', 'random' (tests only), or a .pth file.")] = "imagenet",
@@ -286,7 +215,7 @@ def export(
 
 
 @app.command()
-@_handle_errors
+@handle_errors
 def backbones(
     models_dir: Annotated[Path, typer.Option(help="Folder of cached ONNX exports.")] = Path("models_onnx"),
 ) -> None:
@@ -324,55 +253,6 @@ def _print_results(results: dict) -> None:
     out_console.print(table)
     if "outputs" in results:
         out_console.print(f"report: {results['outputs']['report']}\nresults: {results['outputs']['results']}")
-
-
-store_app = typer.Typer(help="Inspect and export feature stores.", no_args_is_help=True)
-app.add_typer(store_app, name="store")
-
-
-@store_app.command("info")
-@_handle_errors
-def store_info(
-    store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")],
-) -> None:
-    """Summarise a store: samples, labels, and each feature set's rows (ok, failed, to do, removed).
-
-    Example: [bold]featx store info features.h5[/]
-    """
-    from featx.store_tools import describe_store
-
-    d = describe_store(store)
-    labels = ", ".join(f"{k or '(none)'} {v}" for k, v in d["labels"].items())
-    out_console.print(f"[bold]{d['path']}[/] ({d['size_mb']} MB, {d['format']}, created {d['created']} by featx "
-                      f"{d['featx_version']})", highlight=False)
-    out_console.print(f"  {d['samples']} samples, {d['subjects']} subjects; labels: {labels}", highlight=False)
-    for f in d["feature_sets"]:
-        extra = "".join(f", {f[k]} {k.replace('_', ' ')}" for k in ("failed", "to_do", "removed") if f[k])
-        out_console.print(f"  [bold]{f['name']}[/] ({f['kind']}, {f['dim']}-d, {f['spec']}, {f['provider']}): "
-                          f"{f['ok']} ok{extra}; updated {f['updated']}", highlight=False)
-    if d["writer"]:
-        out_console.print(f"  being written now by {d['writer']}", highlight=False)
-    if d.get("pending_journal"):
-        out_console.print(f"  interrupted run: {d['pending_journal']}; the next extract applies it", highlight=False)
-
-
-@store_app.command("export")
-@_handle_errors
-def store_export(
-    store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")],
-    features: Annotated[str, typer.Option("--features", "-f", help="Feature set to export.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
-    format: Annotated[Optional[str], typer.Option(help="csv or parquet [default: from --out's suffix].")] = None,
-    include_removed: Annotated[bool, typer.Option(help="Also rows whose samples left the manifest.")] = False,
-) -> None:
-    """Write a feature set's computed rows with id, label, subject, sequence, split, slice and path.
-
-    Example: [bold]featx store export features.h5 -f resnet18 -o resnet18.parquet[/]
-    """
-    from featx.store_tools import export_feature_set
-
-    path, n = export_feature_set(store, features, out, format, include_removed)
-    out_console.print(f"{n} rows of {features} -> {path}", highlight=False)
 
 
 def main() -> None:

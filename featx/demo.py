@@ -23,6 +23,7 @@ SEED = 0
 LABELS = {0: "malignant", 1: "normal_benign"}  # BreastMNIST's label 0/1
 POSITIVE = "malignant"
 #: Published reference on BreastMNIST's test split (MedMNIST v2, Table 3)
+RADIOMICS_PARAMS = "default"
 REFERENCE = {"ResNet-18 (28), trained end to end": {"auc": 0.901, "accuracy": 0.863}}
 
 
@@ -53,15 +54,38 @@ def write_demo_images(out: Path, limit_per_split: int | None = None) -> Manifest
     return Manifest.from_csv(manifest_path)
 
 
-def run_demo(out: str | Path = "featx-demo", progress: bool = True, limit_per_split: int | None = None) -> dict:
-    """Run the whole demo into ``out``; returns the fit results (with ``extract`` summary added)."""
+def run_demo(out: str | Path = "featx-demo", progress: bool = True, limit_per_split: int | None = None,
+             radiomics: bool = True) -> dict:
+    """Run the whole demo into ``out``; returns the CNN fit results (``extract`` summary added).
+
+    With ``radiomics``, pyradiomics features of the same images (whole-image masks:
+    BreastMNIST has no lesion masks) go through the same head and folds into
+    ``out/results_radiomics``; the CNN results get a ``radiomics`` entry summarising them.
+    """
     from featx.extract import extract
     from featx.fit import run_fit
 
     out = Path(out)
     manifest = write_demo_images(out, limit_per_split)
-    summary = extract(manifest, BACKBONE, out / "features.h5", models_dir=out / "models_onnx", progress=progress)
+    store = out / "features.h5"
+    summary = extract(manifest, BACKBONE, store, models_dir=out / "models_onnx", progress=progress)
     extracted = {"n": summary.n_samples, "extracted": summary.n_extracted, "already": summary.n_already,
                  "failed": len(summary.failures), "wall_s": summary.wall_s, "images_per_s": summary.images_per_s}
-    return run_fit(out / "features.h5", summary.feature_set, head=HEAD, cv=CV_FOLDS, seed=SEED,
-                   out=out / "results", positive=POSITIVE, progress=progress, extra={"extract": extracted})
+    results = run_fit(store, summary.feature_set, head=HEAD, cv=CV_FOLDS, seed=SEED,
+                      out=out / "results", positive=POSITIVE, progress=progress, extra={"extract": extracted})
+    if radiomics:
+        results["radiomics"] = run_radiomics_row(manifest, store, out / "results_radiomics", progress)
+    return results
+
+
+def run_radiomics_row(manifest: Manifest, store: Path, out: Path, progress: bool) -> dict:
+    """pyradiomics (preset ``default``, 2D, whole-image masks) + the same head, CV and test split."""
+    from featx.fit import run_fit
+    from featx.radiomics import run_radiomics
+
+    s = run_radiomics(manifest, store, params=RADIOMICS_PARAMS, mode="2d", auto_mask="whole", progress=progress)
+    res = run_fit(store, s.feature_set, head=HEAD, cv=CV_FOLDS, seed=SEED, out=out, positive=POSITIVE,
+                  progress=progress)
+    return {"feature_set": s.feature_set, "masks": "whole image (BreastMNIST has no lesion masks)",
+            "n_features": s.n_features, "computed": s.n_computed, "failed": len(s.failures), "wall_s": s.wall_s,
+            "cv_auc": res["cv"]["pooled"]["auc"], "test": res["test"], "results": str(out / "results.json")}

@@ -208,15 +208,7 @@ def extract(
         identity = hashlib.sha256(f"{identity}|tta={tta}".encode()).hexdigest()
 
     with store_writer(store) as w:
-        with w.transaction() as st:
-            rows = st.add_samples(manifest)
-            st.create_feature_set(name, spec.feature_dim, provenance, identity, kind="cnn", overwrite=overwrite)
-            removed = st.mark_membership(name, rows)
-            filled = st.filled(name)
-        if removed:
-            log.warning("%s: %d sample(s) of %s are no longer in the manifest: kept, flagged 'removed', "
-                        "left out by fit", store, removed, name)
-        todo = [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]]
+        todo, removed = w.register(manifest, name, spec.feature_dim, provenance, identity, "cnn", overwrite)
         summary = ExtractSummary(
             name, Path(store), spec.name, runner.provider, exported.onnx_path if exported else None,
             n_samples=len(manifest), n_already=len(manifest) - len(todo), n_extracted=0, n_removed=removed,

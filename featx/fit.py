@@ -19,6 +19,7 @@ from featx import __version__
 from featx.cv import cross_validate, encode_labels, make_folds
 from featx.errors import FitError
 from featx.heads import get_head
+from featx.manifest import short_list
 from featx.metrics import classification_metrics, per_fold
 from featx.progress import progress_bar
 from featx.store import FeatureSet, FeatureStore
@@ -67,6 +68,12 @@ def run_fit(
     """
     with FeatureStore(store) as st:
         fs = st.load(features)
+    fs, dropped = fs.without_nonfinite_columns()
+    if dropped:
+        log.warning("%s: left out %d feature(s) that are NaN/inf in some rows (%s); 'featx store export' shows "
+                    "them, each row's note says why", features, len(dropped), short_list(dropped))
+    if fs.X.shape[1] == 0:
+        raise FitError(f"Every feature of {features!r} is NaN/inf in some row; nothing to fit. Check the rows' notes.")
     labelled = fs.labels != ""
     if not labelled.all():
         log.warning("%d sample(s) of %s have no label and are left out", int((~labelled).sum()), features)
@@ -104,6 +111,8 @@ def run_fit(
             "held_out_test": bool(len(test)), "decision": "most probable class",
         },
         "classes": classes,
+        "n_features": int(dev.X.shape[1]),
+        "dropped_features": dropped,
         "n_dev": len(dev),
         "n_test": len(test),
         "cv": {

@@ -108,6 +108,20 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _radiomics_provenance(prov: dict, results: dict) -> dict:
+    params = prov.get("params", {})
+    dropped = results.get("dropped_features") or []
+    return {
+        "features": f"pyradiomics ({', '.join(f'{k} {v}' for k, v in prov.get('versions', {}).items())}), "
+                    f"{params.get('mode', '?')}, {prov.get('n_features', '?')} features"
+                    + (f"; left out as NaN in some rows: {', '.join(dropped)}" if dropped else ""),
+        "settings": f"{prov.get('params_source', '?')}: image types {params.get('imageType')}, "
+                    f"feature classes {sorted(params.get('featureClass') or {})}, settings {params.get('setting')}",
+        "mask": prov.get("mask", "-"),
+        "intensity": prov.get("intensity", "-"),
+    }
+
+
 def render_html(results: dict, images: dict) -> str:
     """Self-contained HTML (images embedded as base64)."""
     prov = results["provenance"]
@@ -123,11 +137,13 @@ def render_html(results: dict, images: dict) -> str:
         "featx version": results["featx_version"],
         "store": results["store"],
         "feature set": results["feature_set"],
-        "backbone": spec.get("name", prov.get("kind", "?")),
-        "weights": f"{spec.get('weights_id', '?')} (sha256 {spec.get('weights_sha256') or 'none: random init'})",
-        "ONNX sha256": prov.get("onnx_sha256", "-"),
-        "runtime": f"{prov.get('runtime', '-')} on {prov.get('provider', '-')}",
-        "preprocessing": prov.get("preprocessing", "-"),
+        **(_radiomics_provenance(prov, results) if prov.get("kind") == "radiomics" else {
+            "backbone": spec.get("name", prov.get("kind", "?")),
+            "weights": f"{spec.get('weights_id', '?')} (sha256 {spec.get('weights_sha256') or 'none: random init'})",
+            "ONNX sha256": prov.get("onnx_sha256", "-"),
+            "runtime": f"{prov.get('runtime', '-')} on {prov.get('provider', '-')}",
+            "preprocessing": prov.get("preprocessing", "-"),
+        }),
         "head": results["head"]["estimator"],
         "protocol": (f"{proto['cv']}-fold {proto['splitter']}, seed {proto['seed']}, "
                      f"{'grouped by subject' if proto['grouped_by_subject'] else 'NOT grouped (no subject ids)'}; "

@@ -277,6 +277,24 @@ class StoreWriter:
                 f"{self._unchanged()} Free space (or choose another --store) and rerun."
             )
 
+    def register(self, manifest, name: str, dim: int, provenance: dict, identity: str, kind: str,
+                 overwrite: bool = False, **create) -> tuple[list, int]:
+        """Add the manifest's samples and the feature set in one transaction.
+
+        Returns the (row, sample) pairs still to compute and how many rows of ``name``
+        left the manifest (kept, flagged removed). ``create``: more arguments of
+        :meth:`FeatureStore.create_feature_set` (dtype, feature_names).
+        """
+        with self.transaction() as st:
+            rows = st.add_samples(manifest)
+            st.create_feature_set(name, dim, provenance, identity, kind=kind, overwrite=overwrite, **create)
+            removed = st.mark_membership(name, rows)
+            filled = st.filled(name)
+        if removed:
+            log.warning("%s: %d sample(s) of %s are no longer in the manifest: kept, flagged 'removed', "
+                        "left out by fit", self.path, removed, name)
+        return [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]], removed
+
     # --------------------------------------------------------------- journal
     def start_journal(self, feature_set: str, identity: str, dim: int, dtype: str = "<f4") -> Journal:
         """Begin recording rows of ``feature_set`` (committed by :meth:`commit` or on exit)."""

@@ -27,3 +27,13 @@ def test_demo_runs_offline_and_matches_readme(tmp_path):
     assert abs(res["test"]["accuracy"] - float(quoted.group(2))) < 0.01
     for f in ("report.html", "roc.png", "confusion.png"):
         assert (tmp_path / "demo" / "results" / f).is_file()
+    # the radiomics row: the same images, head, folds and test split, whole-image masks
+    rad = res["radiomics"]
+    assert (rad["computed"], rad["failed"], rad["feature_set"]) == (780, 0, "radiomics.default")
+    assert "whole image" in rad["masks"] and "radiomics row" in proc.stdout
+    rad_res = json.loads((tmp_path / "demo" / "results_radiomics" / "results.json").read_text())
+    assert rad_res["folds"] == res["folds"] and rad_res["provenance"]["mask"].startswith("the whole image")
+    quoted = re.search(r"\| featx demo, radiomics row\b[^|\n]*\| *([0-9.]+) *\| *([0-9.]+) *\|", README.read_text())
+    assert quoted, "README must quote the radiomics row's test AUC and accuracy"
+    assert abs(rad["test"]["auc"] - float(quoted.group(1))) < 0.005
+    assert abs(rad["test"]["accuracy"] - float(quoted.group(2))) < 0.01
