@@ -261,7 +261,7 @@ def test_cli_radiomics_then_fit_end_to_end_on_volumes_with_masks(tmp_path):
     assert res["protocol"]["grouped_by_subject"] and res["cv"]["pooled"]["auc"] > 0.9
     assert res["provenance"]["kind"] == "radiomics"
     page = (tmp_path / "res" / "report.html").read_text()
-    assert "pyradiomics (pyradiomics" in page and "binWidth" in page and "efficientnet" not in page
+    assert "pyradiomics (" in page and "pyradiomics v3" in page and "binWidth" in page and "efficientnet" not in page
     info = featx("store", "info", store)
     assert "radiomics.default (radiomics, 107-d, pyradiomics" in info.stdout and "12 ok" in info.stdout
 
