@@ -128,8 +128,7 @@ def load_params(params: str, mode: str, auto_mask: str | None = None, label: int
         features.pop("shape2D", None)  # pyradiomics computes it in 3d only with force2D
     if not features:
         raise FeatxError(f"{path}: no feature class is enabled for --mode {mode}.")
-    p = RadiomicsParams(str(params), dict(ex.enabledImagetypes), features, settings, mode, auto_mask)
-    return p
+    return RadiomicsParams(str(params), dict(ex.enabledImagetypes), features, settings, mode, auto_mask)
 
 
 def _schema_message(exc: Exception) -> str:
@@ -153,8 +152,9 @@ def probe_names(p: RadiomicsParams) -> list[str]:
     from featx.radiomics_case import compute_features
 
     rng = np.random.default_rng(0)
-    lo, hi = (p.settings.get("resegmentRange") or [0, 200])[:2] if len(p.settings.get("resegmentRange") or []) >= 2 \
-        else (0, 200)
+    bounds = list(p.settings.get("resegmentRange") or [])  # keep the probe inside a resegmentation range
+    lo = bounds[0] if bounds else 0
+    hi = bounds[1] if len(bounds) > 1 else lo + 200
     size = (32, 32) if p.mode == "2d" else (24, 24, 24)  # small and fast, big enough for LoG sigma 10 mm
     grid = np.indices(size, dtype=float)
     texture = sum(np.sin(g / (3 + i)) for i, g in enumerate(grid)) + rng.normal(0, 0.5, size)
