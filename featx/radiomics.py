@@ -201,8 +201,6 @@ def _cost(sample) -> int:
 
 def _known_names(store, name: str, identity: str, overwrite: bool) -> list[str]:
     """Feature names of an existing set with these settings (no probe needed to resume)."""
-    import json
-
     from featx.store import FeatureStore
 
     if overwrite or not Path(store).is_file():
@@ -210,8 +208,7 @@ def _known_names(store, name: str, identity: str, overwrite: bool) -> list[str]:
     with FeatureStore(store) as st:
         if name not in st.feature_names() or st.identity(name) != identity:
             return []
-        names = st.h5["features"][name].attrs.get("feature_names")
-    return json.loads(names) if names else []
+        return st.column_names(name) or []
 
 
 # ----------------------------------------------------------------------------------- the worker pool

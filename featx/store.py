@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -36,6 +35,7 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import StoreError
+from featx.feature_set import FeatureSet
 
 log = logging.getLogger(__name__)
 
@@ -51,56 +51,6 @@ STATUS_NAMES = {TODO: "to do", OK: "ok", FAILED: "failed", REMOVED: "removed fro
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class FeatureSet:
-    """Filled rows of one feature set, ready for the heads.
-
-    Attributes
-    ----------
-    name : str
-    X : ndarray, shape (n, D), float32 (float64 for radiomics)
-    ids, labels, subjects, splits, sequences : ndarray of str (``""`` when absent)
-    provenance : dict
-    """
-
-    name: str
-    X: np.ndarray
-    ids: np.ndarray
-    labels: np.ndarray
-    subjects: np.ndarray
-    splits: np.ndarray
-    sequences: np.ndarray
-    provenance: dict = field(default_factory=dict)
-    feature_names: list[str] | None = None  # column names, when the set has them (radiomics)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def without_nonfinite_columns(self) -> tuple["FeatureSet", list[str]]:
-        """The set without columns that hold NaN/inf in any row, and the names of those columns.
-
-        Radiomics can return NaN for a feature on some regions (recorded in the row's
-        note); heads cannot take NaN. Dropping a column looks at no label, so no fold
-        learns from another.
-        """
-        bad = ~np.isfinite(self.X).all(axis=0)
-        if not bad.any():
-            return self, []
-        names = self.feature_names or [f"f{i:04d}" for i in range(self.X.shape[1])]
-        keep = ~bad
-        kept = [n for n, k in zip(names, keep) if k]
-        out = FeatureSet(self.name, self.X[:, keep], self.ids, self.labels, self.subjects, self.splits,
-                         self.sequences, self.provenance, kept if self.feature_names else None)
-        return out, [n for n, b in zip(names, bad) if b]
-
-    def subset(self, mask: np.ndarray) -> "FeatureSet":
-        """Rows where ``mask`` is true."""
-        return FeatureSet(
-            self.name, self.X[mask], self.ids[mask], self.labels[mask], self.subjects[mask],
-            self.splits[mask], self.sequences[mask], self.provenance, self.feature_names,
-        )
 
 
 def _live_status(g: h5py.Group) -> np.ndarray:
@@ -299,6 +249,11 @@ class FeatureStore:
             if ds in g and g[ds].shape[0] < n:
                 g[ds].resize(n, axis=0)
 
+    def column_names(self, name: str) -> list[str] | None:
+        """The names of a feature set's columns, when it has them (radiomics), else None."""
+        names = self._group(name).attrs.get("feature_names")
+        return json.loads(names) if names else None
+
     def identity(self, name: str) -> str:
         """The identity hash a feature set was created with (its spec, weights, preprocessing)."""
         return str(self._group(name).attrs.get("identity"))
@@ -398,8 +353,7 @@ class FeatureStore:
         rows = np.flatnonzero(filled)
         X = g["X"][:][rows]
         cols = {c: self._column(c)[rows] for c in ("id", "label", "subject", "split", "sequence")}
-        names = g.attrs.get("feature_names")
         return FeatureSet(
             name, X, cols["id"], cols["label"], cols["subject"], cols["split"], cols["sequence"],
-            self.provenance(name), json.loads(names) if names else None,
+            self.provenance(name), self.column_names(name),
         )

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def describe_store(path: str | Path) -> dict:
                 "name": name, "kind": g.attrs.get("kind", ""), "dim": int(g.attrs["feature_dim"]),
                 "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum()),
                 "to_do": int((status == TODO).sum()), "removed": int((status == REMOVED).sum()),
-                "made_with": _made_with(prov), "noted": _n_noted(g),
+                "made_with": _made_with(prov), "noted": int((st.notes(name) != "").sum()),
                 "created": g.attrs.get("created", ""), "updated": g.attrs.get("updated", ""),
             })
         info = {
@@ -54,11 +53,6 @@ def _made_with(prov: dict) -> str:
         params = prov.get("params", {})
         return f"pyradiomics {params.get('pyradiomics', '?')}, {prov.get('params_source', '?')}, {params.get('mode', '?')}"
     return ", ".join(x for x in ((prov.get("spec") or {}).get("name", ""), prov.get("provider", "")) if x)
-
-
-def _n_noted(g) -> int:
-    """Computed rows with a note (radiomics: NaN or skipped features)."""
-    return int((g["note"].asstr()[:] != "").sum()) if "note" in g else 0
 
 
 def _writer_state(lock: Path) -> str:
@@ -97,8 +91,7 @@ def export_feature_set(path: str | Path, name: str, out: str | Path, fmt: str | 
         rows = np.flatnonzero(filled)
         if not len(rows):
             raise StoreError(f"{path}: feature set {name!r} has no computed rows to export.")
-        names = g.attrs.get("feature_names")
-        names = json.loads(names) if isinstance(names, str) else [f"f{i:04d}" for i in range(g["X"].shape[1])]
+        names = st.column_names(name) or [f"f{i:04d}" for i in range(g["X"].shape[1])]
         meta = {c: st._column(c)[rows] for c in _META}
         chunks = ((rows[i : i + _CHUNK], slice(i, i + _CHUNK)) for i in range(0, len(rows), _CHUNK))
         try:

@@ -1,0 +1,56 @@
+"""FeatureSet: the filled rows of one feature set, in memory, as the heads take them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FeatureSet:
+    """Filled rows of one feature set, ready for the heads.
+
+    Attributes
+    ----------
+    name : str
+    X : ndarray, shape (n, D), float32 (float64 for radiomics)
+    ids, labels, subjects, splits, sequences : ndarray of str (``""`` when absent)
+    provenance : dict
+    """
+
+    name: str
+    X: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray
+    subjects: np.ndarray
+    splits: np.ndarray
+    sequences: np.ndarray
+    provenance: dict = field(default_factory=dict)
+    feature_names: list[str] | None = None  # column names, when the set has them (radiomics)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def without_nonfinite_columns(self) -> tuple["FeatureSet", list[str]]:
+        """The set without columns that hold NaN/inf in any row, and the names of those columns.
+
+        Radiomics can return NaN for a feature on some regions (recorded in the row's
+        note); heads cannot take NaN. Dropping a column looks at no label, so no fold
+        learns from another.
+        """
+        bad = ~np.isfinite(self.X).all(axis=0)
+        if not bad.any():
+            return self, []
+        names = self.feature_names or [f"f{i:04d}" for i in range(self.X.shape[1])]
+        keep = ~bad
+        kept = [n for n, k in zip(names, keep) if k]
+        out = FeatureSet(self.name, self.X[:, keep], self.ids, self.labels, self.subjects, self.splits,
+                         self.sequences, self.provenance, kept if self.feature_names else None)
+        return out, [n for n, b in zip(names, bad) if b]
+
+    def subset(self, mask: np.ndarray) -> "FeatureSet":
+        """Rows where ``mask`` is true."""
+        return FeatureSet(
+            self.name, self.X[mask], self.ids[mask], self.labels[mask], self.subjects[mask],
+            self.splits[mask], self.sequences[mask], self.provenance, self.feature_names,
+        )
