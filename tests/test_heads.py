@@ -49,8 +49,9 @@ def test_grid_names_are_parameters(name):
 
 def test_pca_step_and_string_labels():
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 30)) * np.r_[4.0, np.ones(29)]  # the signal is the first principal component
-    y = np.where(X[:, 0] + 0.3 * rng.standard_normal(60) > 0, "tumour", "normal")
+    z = rng.standard_normal(60)
+    X = rng.standard_normal((60, 30)) + 2 * z[:, None] * (np.arange(30) < 10)  # z is the first principal component
+    y = np.where(z > 0, "tumour", "normal")
     est, _ = build_head("logreg", pca=5)
     est.fit(X, y)
     assert est.pipeline_.named_steps["pca"].n_components_ == 5
