@@ -119,3 +119,159 @@ def per_fold(y, proba, fold_of, classes, positive=None) -> dict:
             out[key] = {"mean": float(np.nanmean(vals)), "sd": float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0,
                         "values": vals.tolist()}
     return out
+
+
+def delong_paired(y_true, score_a, score_b) -> dict:
+    """DeLong's test for two correlated AUCs (same samples, two scores).
+
+    Returns
+    -------
+    dict
+        ``auc_a``, ``auc_b``, ``diff`` (a - b), ``z``, ``p`` (two-sided).
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    a, b = np.asarray(score_a, float), np.asarray(score_b, float)
+    comps = [_placements(s[y_true], s[~y_true]) for s in (a, b)]
+    (auc_a, v10a, v01a), (auc_b, v10b, v01b) = comps
+    m, n = len(v10a), len(v01a)
+    s10 = np.cov(np.vstack([v10a, v10b]))
+    s01 = np.cov(np.vstack([v01a, v01b]))
+    cov = s10 / m + s01 / n
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    diff = auc_a - auc_b
+    if var <= 0:
+        z, p = (0.0, 1.0) if diff == 0 else (float("inf") * np.sign(diff), 0.0)
+    else:
+        z = diff / np.sqrt(var)
+        p = 2 * norm.sf(abs(z))
+    return {"auc_a": float(auc_a), "auc_b": float(auc_b), "diff": float(diff), "z": float(z), "p": float(p)}
+
+
+def _placements(pos, neg):
+    """AUC and DeLong's structural components (placements) of positives and negatives."""
+    m, n = len(pos), len(neg)
+    if m < 2 or n < 2:
+        raise ValueError("DeLong's test needs at least 2 positive and 2 negative samples")
+    tz = rankdata(np.concatenate([pos, neg]))
+    tx, ty = rankdata(pos), rankdata(neg)
+    auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
+    return auc, (tz[:m] - tx) / n, 1.0 - (tz[m:] - ty) / m
+
+
+def corrected_ttest(diffs, n_train: float, n_test: float) -> dict:
+    """Corrected resampled t-test (Nadeau & Bengio 2003) of per-fold score differences.
+
+    Folds share training data, so fold scores are correlated and the plain paired
+    t-test is far too liberal; the variance is inflated by ``1/J + n_test/n_train``.
+
+    Parameters
+    ----------
+    diffs : array-like
+        Score difference (a - b) in each of the J = K x R folds, both scored on the same folds.
+    n_train, n_test : float
+        Mean training and test set sizes of a fold.
+    """
+    from scipy.stats import t as t_dist
+
+    d = np.asarray(diffs, float)
+    j = len(d)
+    mean, var = float(d.mean()), float(d.var(ddof=1)) if j > 1 else 0.0
+    se = np.sqrt((1.0 / j + n_test / n_train) * var)
+    if se == 0:
+        return {"mean_diff": mean, "t": 0.0 if mean == 0 else float("inf") * np.sign(mean), "df": j - 1,
+                "p": 1.0 if mean == 0 else 0.0}
+    t = mean / se
+    return {"mean_diff": mean, "t": float(t), "df": j - 1, "p": float(2 * t_dist.sf(abs(t), j - 1))}
+
+
+BOOT_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1")
+ROC_GRID = np.linspace(0, 1, 101)
+
+
+def _fast_binary(t: np.ndarray, score: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """The BOOT_KEYS of a binary problem (t, pred in {0, 1}) without scikit-learn's per-call validation."""
+    tp = float(np.sum(t & pred))
+    fn = float(np.sum(t & ~pred))
+    fp = float(np.sum(~t & pred))
+    tn = float(len(t) - tp - fn - fp)
+    m, n = tp + fn, tn + fp
+    auc = np.nan
+    if m and n:
+        r = rankdata(score)
+        auc = (r[t].sum() - m * (m + 1) / 2.0) / (m * n)
+    sens = tp / m if m else np.nan
+    spec = tn / n if n else np.nan
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    return np.array([auc, (tp + tn) / len(t), np.nanmean([sens, spec]), sens, spec, prec, f1])
+
+
+def _roc_on_grid(t: np.ndarray, score: np.ndarray) -> np.ndarray:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(t, score)
+    return np.interp(ROC_GRID, fpr, tpr)
+
+
+def bootstrap(y, proba, classes, groups=None, positive: str | None = None, n_boot: int = 1000, seed: int = 0,
+              level: float = 0.95) -> dict:
+    """Percentile bootstrap CIs of the summary metrics, resampling whole subjects.
+
+    Resampling subjects (not images) keeps a patient's slices together, as they were
+    in the folds; a resample that lost a class is skipped for the metrics it leaves
+    undefined. Binary problems also get a pointwise ROC band on a 101-point FPR grid.
+
+    Parameters
+    ----------
+    y : array-like of int
+    proba : ndarray, shape (n, C)
+    classes : list of str
+    groups : array-like, optional
+        Subject of each sample (default: each sample its own).
+    n_boot : int
+        Number of resamples.
+
+    Returns
+    -------
+    dict
+        ``ci``: metric -> [lo, hi]; ``n_boot``; ``unit`` ('subject' or 'sample'); binary: ``roc``
+        with ``fpr``, ``tpr``, ``lo``, ``hi``.
+    """
+    y = np.asarray(y)
+    proba = np.asarray(proba, float)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    _, unit_of = np.unique(groups, return_inverse=True)
+    order = np.argsort(unit_of, kind="stable")
+    sizes = np.bincount(unit_of)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    rng = np.random.default_rng(seed)
+    binary = len(classes) == 2
+    pos = (classes.index(positive) if positive is not None else 1) if binary else None
+    stats, curves = [], []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(sizes), len(sizes))
+        lens = sizes[pick]
+        idx = order[np.repeat(starts[pick] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(lens.sum())]
+        yy, pp = y[idx], proba[idx]
+        if binary:
+            t = yy == pos
+            stats.append(_fast_binary(t, pp[:, pos], pp.argmax(1) == pos))
+            if t.any() and not t.all():
+                curves.append(_roc_on_grid(t, pp[:, pos]))
+        else:
+            m = classification_metrics(yy, pp, classes)
+            stats.append(np.array([m.get(k, np.nan) for k in BOOT_KEYS], float))
+    stats = np.array(stats)
+    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
+    out = {"n_boot": n_boot, "unit": "subject" if len(sizes) < len(y) else "sample", "level": level, "ci": {}}
+    with np.errstate(invalid="ignore"):
+        for i, key in enumerate(BOOT_KEYS):
+            col = stats[:, i][~np.isnan(stats[:, i])]
+            if len(col):
+                out["ci"][key] = [float(np.percentile(col, lo_q)), float(np.percentile(col, hi_q))]
+    if binary and curves:
+        t = y == pos
+        c = np.array(curves)
+        out["roc"] = {"fpr": ROC_GRID.tolist(), "tpr": _roc_on_grid(t, proba[:, pos]).tolist(),
+                      "lo": np.percentile(c, lo_q, axis=0).tolist(), "hi": np.percentile(c, hi_q, axis=0).tolist()}
+    return out

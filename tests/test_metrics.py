@@ -57,3 +57,106 @@ def test_per_fold_mean_sd():
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
     pf = per_fold(y, proba, np.array([0, 0, 1, 1]), ["a", "b"])
     assert pf["accuracy"]["values"] == [1.0, 0.0] and pf["accuracy"]["mean"] == 0.5
+
+
+def _asah():
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "data" / "delong_asah.json").read_text())
+
+
+def test_delong_matches_published_proc_example():
+    """pROC's worked example on aSAH: AUCs 0.7314 / 0.8237, CI 0.6301-0.8326, Z = -2.209, p = 0.02718."""
+    from featx.metrics import delong_paired
+
+    d = _asah()
+    y, pub = np.array(d["outcome_poor"]), d["published"]
+    auc, lo, hi = auc_ci(y, d["s100b"])
+    assert round(auc, 4) == pub["auc_s100b"] and [round(lo, 4), round(hi, 4)] == pub["ci_s100b"]
+    t = delong_paired(y, d["s100b"], d["wfns"])
+    assert round(t["auc_b"], 4) == pub["auc_wfns"]
+    assert round(t["z"], 3) == pub["z"] and round(t["p"], 5) == pub["p"]
+    swapped = delong_paired(y, d["wfns"], d["s100b"])
+    assert np.isclose(swapped["z"], -t["z"]) and np.isclose(swapped["p"], t["p"])
+
+
+def test_delong_paired_matches_bruteforce_covariance():
+    from featx.metrics import delong_paired
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(120) < 0.4).astype(int)
+    a = y + rng.standard_normal(120)
+    b = 0.5 * a + rng.standard_normal(120)
+    pos, neg = y == 1, y == 0
+
+    def comps(s):
+        psi = (s[pos][:, None] > s[neg][None, :]) + 0.5 * (s[pos][:, None] == s[neg][None, :])
+        return psi.mean(), psi.mean(1), psi.mean(0)
+
+    (ta, xa, ya), (tb, xb, yb) = comps(a), comps(b)
+    var = (np.var(xa - xb, ddof=1) / pos.sum()) + (np.var(ya - yb, ddof=1) / neg.sum())
+    t = delong_paired(y, a, b)
+    assert np.isclose(t["diff"], ta - tb) and np.isclose(t["z"], (ta - tb) / np.sqrt(var))
+
+
+def test_corrected_ttest_formula_and_plain_limit():
+    from scipy.stats import ttest_1samp
+
+    from featx.metrics import corrected_ttest
+
+    d = np.array([0.02, 0.05, -0.01, 0.03, 0.04, 0.00, 0.06, 0.02, 0.01, 0.03])
+    r = corrected_ttest(d, n_train=90, n_test=10)
+    se = np.sqrt((1 / 10 + 10 / 90) * d.var(ddof=1))
+    assert np.isclose(r["t"], d.mean() / se) and r["df"] == 9
+    plain = ttest_1samp(d, 0.0)
+    assert np.isclose(corrected_ttest(d, n_train=1e12, n_test=0)["p"], plain.pvalue)  # no overlap: plain t-test
+    assert r["p"] > plain.pvalue  # the correction is more conservative
+
+
+def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
+    """Five identical slices per patient carry one patient's information: resampling subjects says so."""
+    from featx.metrics import bootstrap
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(80) < 0.5).astype(int)
+    p1 = np.clip(0.5 + 0.3 * (2 * y - 1) + 0.3 * rng.standard_normal(80), 0, 1)
+    proba = np.c_[1 - p1, p1]
+    one = bootstrap(y, proba, ["a", "b"], n_boot=300, seed=1)
+    five = bootstrap(np.repeat(y, 5), np.repeat(proba, 5, axis=0), ["a", "b"], groups=np.repeat(np.arange(80), 5),
+                     n_boot=300, seed=1)
+    assert five["unit"] == "subject" and one["unit"] == "sample"
+    for key in ("auc", "accuracy", "sensitivity", "f1"):
+        assert np.allclose(one["ci"][key], five["ci"][key]), key
+    assert np.allclose(one["roc"]["lo"], five["roc"]["lo"])
+    naive = bootstrap(np.repeat(y, 5), np.repeat(proba, 5, axis=0), ["a", "b"], n_boot=300, seed=1)
+    width = lambda b: b["ci"]["auc"][1] - b["ci"]["auc"][0]  # noqa: E731
+    assert width(naive) < 0.6 * width(five)  # resampling slices would claim more certainty than 80 patients give
+
+
+def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
+    from scipy.stats import bootstrap as scipy_bootstrap
+
+    from featx.metrics import bootstrap
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(200) < 0.4).astype(int)
+    p1 = np.clip(0.4 + 0.25 * (2 * y - 1) + 0.3 * rng.standard_normal(200), 0, 1)
+    ours = bootstrap(y, np.c_[1 - p1, p1], ["n", "p"], n_boot=4000, seed=0)["ci"]["accuracy"]
+    correct = ((p1 > 0.5) == (y == 1)).astype(float)
+    ref = scipy_bootstrap((correct,), np.mean, n_resamples=4000, method="percentile", rng=0).confidence_interval
+    assert np.allclose(ours, [ref.low, ref.high], atol=0.01)
+
+
+def test_bootstrap_multiclass_and_reproducible():
+    from featx.metrics import bootstrap
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    proba = rng.dirichlet([1, 1, 1], 60)
+    proba[np.arange(60), y] += 0.6
+    proba /= proba.sum(1, keepdims=True)
+    a = bootstrap(y, proba, ["x", "y", "z"], n_boot=100, seed=2)
+    assert a == bootstrap(y, proba, ["x", "y", "z"], n_boot=100, seed=2) and "roc" not in a
+    lo, hi = a["ci"]["auc"]
+    assert lo < classification_metrics(y, proba, ["x", "y", "z"])["auc"] < hi
