@@ -14,9 +14,9 @@ import typer
 from rich.table import Table
 
 from featx import __version__
+from featx import cli_eval
 from featx.cli_common import handle_errors, out_console, setup_logging
 from featx.cli_data import manifest_app, store_app
-from featx.heads import list_heads
 
 app = typer.Typer(
     name="featx",
@@ -139,25 +139,8 @@ def _print_problems(items: list[tuple[str, str]], what: str, column: str, n: int
         out_console.print(f"  ... and {len(items) - n} more (all are in the store's {column})")
 
 
-@app.command()
-@handle_errors
-def fit(
-    store: Annotated[Path, typer.Option("--store", "-s", help="HDF5 feature store written by 'featx extract'.")],
-    features: Annotated[str, typer.Option("--features", "-f", help="Feature-set name in the store (e.g. resnet18).")],
-    head: Annotated[str, typer.Option(help="Classifier head: " + ", ".join(h.name for h in list_heads()) + ".")] = "logreg",
-    cv: Annotated[int, typer.Option(help="Number of cross-validation folds (grouped by subject when known).")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the fold shuffle and the head.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for results.json, prediction CSVs and report.html.")] = None,
-    positive: Annotated[Optional[str], typer.Option(help="Positive class for sensitivity/specificity (binary).")] = None,
-) -> None:
-    """Cross-validate a head on a feature set; samples with split=test are held out and scored once.
-
-    Example: [bold]featx fit --store features.h5 --features resnet18 --head logreg --cv 10 --out results/[/]
-    """
-    from featx.fit import run_fit
-
-    results = run_fit(store, features, head=head, cv=cv, seed=seed, out=out, positive=positive)
-    _print_results(results)
+for _command in (cli_eval.fit, cli_eval.bench, cli_eval.report, cli_eval.predict):
+    app.command()(handle_errors(_command))
 
 
 @app.command()
@@ -173,7 +156,7 @@ def demo(
     from featx.demo import REFERENCE, run_demo
 
     results = run_demo(out)
-    _print_results(results)
+    cli_eval.print_results(results)
     rad = results.get("radiomics")
     if rad:
         t = rad["test"]
@@ -239,20 +222,6 @@ def backbones(
         notes.append(f"  {entry.arch}: {entry.description}. Layers: {layers}")
     out_console.print(table)
     out_console.print("\n".join(notes), highlight=False)
-
-
-def _print_results(results: dict) -> None:
-    from featx.report import summary_rows
-
-    table = Table(title=f"{results['feature_set']} + {results['head']['name']}: {results['protocol']['cv']}-fold CV"
-                  + (" and held-out test" if results["test"] else ""))
-    for col in ("metric", "CV pooled", "CV per fold", "test"):
-        table.add_column(col, no_wrap=True)
-    for row in summary_rows(results):
-        table.add_row(*row)
-    out_console.print(table)
-    if "outputs" in results:
-        out_console.print(f"report: {results['outputs']['report']}\nresults: {results['outputs']['results']}")
 
 
 def main() -> None:

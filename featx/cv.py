@@ -111,7 +111,7 @@ def load_folds(path: str | Path, ids, subjects=None) -> Folds:
 
 def _check_classes(labels, k_needed: int, unit_counts: dict, what: str) -> None:
     if len(unit_counts) < 2:
-        only = next(iter(unit_counts), "none")
+        only = str(next(iter(unit_counts), "none"))
         raise FitError(f"Only one class ({only!r}) among the labels: a classifier needs at least two. "
                        "Check the manifest's 'label' column.")
     small = {str(c): int(n) for c, n in unit_counts.items() if n < k_needed}
@@ -265,8 +265,9 @@ class CVResult:
 
     def mean_proba(self) -> np.ndarray:
         """Each sample's out-of-fold probability averaged over the repeats that tested it (NaN rows if none)."""
-        with np.errstate(invalid="ignore"):
-            return np.nanmean(self.proba, axis=0) if self.folds.repeats > 1 else self.proba[0]
+        out = np.full(self.proba.shape[1:], np.nan)
+        out[self.tested] = np.nanmean(self.proba[:, self.tested], axis=0)
+        return out
 
 
 def encode_labels(labels, classes=None) -> tuple[list, np.ndarray]:
@@ -312,6 +313,14 @@ def _jsonable(v):
     return v.item() if hasattr(v, "item") else (list(v) if isinstance(v, tuple) else v)
 
 
+def proba_of(model, X, n_classes: int) -> np.ndarray:
+    """``model.predict_proba(X)`` over all ``n_classes`` (a class absent from its training data gets 0)."""
+    p = np.zeros((len(X), n_classes))
+    if len(X):
+        p[:, model.classes_] = model.predict_proba(X)
+    return p
+
+
 def cross_validate(estimator, X: np.ndarray, labels, folds: Folds, on_fold=None, classes=None,
                    grid: dict | None = None, groups=None, inner_k: int = 5) -> CVResult:
     """Fit a clone of ``estimator`` per (repeat, fold) and collect out-of-fold probabilities.
@@ -328,9 +337,7 @@ def cross_validate(estimator, X: np.ndarray, labels, folds: Folds, on_fold=None,
         t = time.perf_counter()
         model, best = fit_one(estimator, X[train], y[train], None if groups is None else groups[train], grid,
                               seed=folds.seed + r, inner_k=inner_k)
-        p = np.zeros((len(test), len(classes)))  # a class absent from a training fold gets probability 0
-        p[:, model.classes_] = model.predict_proba(X[test])
-        proba[r, test] = p
+        proba[r, test] = proba_of(model, X[test], len(classes))
         seconds.append(time.perf_counter() - t)
         chosen.append(best)
         if on_fold is not None:

@@ -195,6 +195,8 @@ def extract(
             f"{spec.crop_size}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
         ),
         "intensity": describe_window(window),
+        # what 'featx predict' passes to extract() to compute the same features for new images
+        "args": {"backbone": str(backbone), "weights": str(weights), "layer": layer, "window": window, "tta": tta},
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -1,71 +1,40 @@
-"""Store -> feature set -> head + cross-validation (+ held-out test) -> results and report.
+"""Store -> feature set -> head + cross-validation (+ held-out test) -> results, report, saved model.
 
-Protocol: samples whose ``split`` is ``test`` are held out; stratified K-fold CV
-(grouped by subject when subjects are known) runs on the rest; then the head is
-refit on all non-test samples and scored once on the test samples.
+Protocol (``split='cv'``, the default): samples whose ``split`` is ``test`` are held
+out; stratified K-fold CV (x repeats; grouped by subject when subjects are known)
+runs on the rest; then the head is refit on all non-test samples, scored once on
+the test samples, and that refit is what ``save`` writes. ``split='fixed'``: one
+train/test split, the manifest's split column or ``test_size`` of the subjects.
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
 
 from featx import __version__
-from featx.cv import cross_validate, encode_labels, make_folds
+from featx.cv import (Folds, cross_validate, encode_labels, fit_one, load_folds, make_folds, make_holdout,
+                      manifest_split, proba_of)
 from featx.errors import FitError
-from featx.heads import get_head
+from featx.feature_set import FeatureSet
+from featx.fusion import FUSE_CHOICES, concat_by_subject, fuse_repeats, sequences_of, subject_level
+from featx.fusion import fuse as fuse_subjects
+from featx.heads import build_head, get_head
 from featx.manifest import short_list
-from featx.metrics import classification_metrics, per_fold
+from featx.metrics import bootstrap, classification_metrics, roc_on_grid
 from featx.progress import progress_bar
-from featx.store import FeatureSet, FeatureStore
+from featx.scoring import evaluate
+from featx.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
+SPLIT_CHOICES = ("cv", "fixed")
 
-def run_fit(
-    store: str | Path,
-    features: str,
-    head: str = "logreg",
-    cv: int = 10,
-    seed: int = 0,
-    out: str | Path | None = None,
-    positive: str | None = None,
-    progress: bool = True,
-    extra: dict | None = None,
-) -> dict:
-    """Cross-validate ``head`` on feature set ``features`` of ``store``; write results to ``out``.
 
-    Parameters
-    ----------
-    store : path
-        A featx HDF5 store.
-    features : str
-        Feature-set name in the store (``featx store``/``extract`` print them).
-    head : str
-        Registered head name.
-    cv : int
-        Number of folds.
-    seed : int
-        Seed of the fold shuffling and of the head.
-    out : path, optional
-        Folder for ``results.json``, prediction CSVs and the HTML report.
-    positive : str, optional
-        Positive class for sensitivity/specificity (binary); default the second sorted class.
-    progress : bool
-        Show a progress bar over the folds.
-    extra : dict, optional
-        More JSON-able entries to record in the results (e.g. the extraction summary).
-
-    Returns
-    -------
-    dict
-        The results (also written as ``out/results.json``).
-    """
+def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
+    """The labelled rows of ``features``, without NaN/inf columns (named in the returned list)."""
     with FeatureStore(store) as st:
         fs = st.load(features)
     fs, dropped = fs.without_nonfinite_columns()
@@ -80,85 +49,225 @@ def run_fit(
         fs = fs.subset(labelled)
     if len(fs) == 0:
         raise FitError(f"No labelled samples in feature set {features!r}. Give the manifest a 'label' column.")
+    return fs, dropped
+
+
+def plan_split(fs: FeatureSet, split: str = "cv", cv: int = 10, repeats: int = 1, seed: int = 0,
+               test_size: float | None = None, folds_path: str | Path | None = None) -> tuple[FeatureSet, FeatureSet, Folds]:
+    """(development rows, held-out test rows, folds over the development rows)."""
+    if split not in SPLIT_CHOICES:
+        raise FitError(f"Unknown --split {split!r}; choose cv (K-fold) or fixed (one train/test split).")
+    if test_size is not None and split != "fixed":
+        raise FitError("--test-size draws a fixed train/test split; use it with --split fixed.")
+    has_subjects = bool((fs.subjects != "").all())
+    if not has_subjects:
+        log.warning("no subject ids: each sample is its own group, so slices of one patient may leak across folds")
+    if split == "fixed":
+        dev, test = fs, fs.subset(np.zeros(len(fs), bool))
+        if test_size is not None and (fs.splits == "test").any():
+            raise FitError("The manifest already marks 'test' rows; --test-size would draw another test set. Drop "
+                           "--test-size to use the manifest's split, or clear its 'split' column.")
+    else:
+        is_test = fs.splits == "test"
+        dev, test = fs.subset(~is_test), fs.subset(is_test)
+        if len(dev) == 0:
+            raise FitError("Every sample is in the 'test' split: nothing to cross-validate on. Mark some as train/val.")
+        both = sorted(set(dev.subjects.tolist()) & set(test.subjects.tolist())) if has_subjects else []
+        if both:
+            raise FitError(f"Subject {both[0]!r}" + (f" (and {len(both) - 1} more)" if len(both) > 1 else "")
+                           + " has rows in the 'test' split and outside it: refusing a split that puts one patient "
+                           "on both sides (its slices would leak into the test side and inflate every metric). "
+                           "Give all of a subject's rows the same split.")
+    subjects = dev.subjects if has_subjects else None
+    if folds_path is not None:
+        folds = load_folds(folds_path, dev.ids, subjects)
+    elif split == "fixed":
+        folds = (make_holdout(dev.labels, subjects, test_size, seed, repeats) if test_size is not None
+                 else manifest_split(dev.splits, subjects))
+    else:
+        folds = make_folds(dev.labels, subjects, k=cv, seed=seed, repeats=repeats)
+    return dev, test, folds
+
+
+def run_fit(
+    store: str | Path,
+    features: str,
+    head: str = "logreg",
+    cv: int = 10,
+    seed: int = 0,
+    out: str | Path | None = None,
+    positive: str | None = None,
+    progress: bool = True,
+    extra: dict | None = None,
+    *,
+    repeats: int = 1,
+    split: str = "cv",
+    test_size: float | None = None,
+    tune: bool = False,
+    pca: int | None = None,
+    fuse: str | None = None,
+    folds: str | Path | None = None,
+    save: str | Path | None = None,
+    n_boot: int = 1000,
+    inner_k: int = 5,
+) -> dict:
+    """Cross-validate ``head`` on feature set ``features`` of ``store``; write results to ``out``.
+
+    Parameters
+    ----------
+    store : path
+        A featx HDF5 store.
+    features : str
+        Feature-set name in the store (``featx store info`` lists them).
+    head : str
+        Registered head name (``featx.heads``).
+    cv, repeats : int
+        Folds per repeat, and repeats (re-shuffles).
+    seed : int
+        Seed of the folds, the head and the bootstrap.
+    out : path, optional
+        Folder for ``results.json``, ``folds.json``, prediction CSVs and the HTML report.
+    positive : str, optional
+        Positive class for sensitivity/specificity (binary); default the second sorted class.
+    split : {'cv', 'fixed'}
+        K-fold CV (plus the manifest's test rows held out), or one fixed train/test split.
+    test_size : float, optional
+        With ``split='fixed'``: draw this fraction of subjects as test instead of the manifest's split.
+    tune : bool
+        Nested CV: each training set tunes the head's grid by an inner ``inner_k``-fold CV.
+    pca : int, optional
+        PCA components before the classifier (fit inside each training fold).
+    fuse : {'vote', 'mean', 'concat'}, optional
+        Multi-sequence fusion per subject (needs 'sequence' and 'subject' columns).
+    folds : path, optional
+        Reuse the folds of an earlier run (its folds.json or results.json).
+    save : path, optional
+        Write the refit model (``.skops``) for ``featx predict``.
+    n_boot : int
+        Bootstrap resamples (by subject) for the CIs; 0 for DeLong only.
+    progress : bool
+    extra : dict, optional
+        More JSON-able entries for the results (e.g. the extraction summary).
+
+    Returns
+    -------
+    dict
+        The results (also written as ``out/results.json``).
+    """
+    fs, dropped = load_for_fit(store, features)
     spec = get_head(head)
-    is_test = fs.splits == "test"
-    dev, test = fs.subset(~is_test), fs.subset(is_test)
-    if len(dev) == 0:
-        raise FitError("Every sample is in the 'test' split: nothing to cross-validate on. Mark some as train/val.")
+    estimator, grid = build_head(head, seed, pca)
+    if tune and not grid:
+        raise FitError(f"Head {head!r} has no tuning grid; drop --tune.")
+    sequences, feature_names = None, fs.feature_names
+    if fuse is not None:
+        if fuse not in FUSE_CHOICES:
+            raise FitError(f"Unknown --fuse {fuse!r}; choose vote, mean or concat.")
+        sequences = sequences_of(fs)
+        if fuse == "concat":
+            fs = concat_by_subject(fs, sequences)
+    dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds)
     classes = sorted(set(dev.labels))
     if positive is not None and positive not in classes:
         raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")
     unseen = sorted(set(test.labels) - set(classes))
     if unseen:
         raise FitError(f"Test labels {unseen} never occur outside the test split; the head cannot learn them.")
-    has_subjects = bool((dev.subjects != "").all())
-    if not has_subjects:
-        log.warning("no subject ids: each sample is its own group, so slices of one patient may leak across folds")
-    folds = make_folds(dev.labels, dev.subjects if has_subjects else None, k=cv, seed=seed)
-    estimator = spec.factory(seed)
-    with progress_bar(f"{cv}-fold CV {features} + {head}", total=cv, enabled=progress) as bar:
-        result = cross_validate(estimator, dev.X, dev.labels, folds, on_fold=bar.update)
+    grouped = folds_.grouped
+    units = {q: dev.sequences == q for q in sequences} if fuse in ("vote", "mean") else {fs.name: np.ones(len(dev), bool)}
+    total = len(units) * folds_.repeats * folds_.k
+    cvres = {}
+    with progress_bar(f"{folds_.describe()}: {fs.name} + {head}", total=total, enabled=progress) as bar:
+        for name, sel in units.items():
+            sub = Folds(folds_.fold_of[:, sel], folds_.k, folds_.seed, folds_.splitter, grouped, folds_.kind, folds_.test_size)
+            cvres[name] = cross_validate(estimator, dev.X[sel], dev.labels[sel], sub, bar.update, classes,
+                                         grid if tune else None, dev.subjects[sel] if grouped else None, inner_k)
+    subjects = lambda fs_, sel: fs_.subjects[sel] if grouped else None  # noqa: E731
+    evals = {q: evaluate(r.y, r.proba, r.folds.fold_of, classes, subjects(dev, units[q]), positive, n_boot, seed)
+             for q, r in cvres.items()}
+    refit = {}
+    if len(test) or save is not None:
+        for name, sel in units.items():
+            y = encode_labels(dev.labels[sel], classes)[1]
+            refit[name] = fit_one(estimator, dev.X[sel], y, subjects(dev, sel), grid if tune else None, seed, inner_k)[0]
+    test_units = {q: test.sequences == q for q in units} if fuse in ("vote", "mean") else {fs.name: np.ones(len(test), bool)}
+    test_proba = {q: proba_of(refit[q], test.X[m], len(classes)) for q, m in test_units.items()} if len(test) else {}
 
     results = {
+        "type": "fit",
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "store": str(Path(store).resolve()),
         "feature_set": features,
         "provenance": fs.provenance,
-        "head": {"name": head, "description": spec.description, "estimator": repr(estimator)},
+        "head": {"name": head, "description": spec.description, "estimator": repr(estimator), "pca": pca,
+                 "tuned": {"grid": {k: [_plain(v) for v in vs] for k, vs in grid.items()}, "inner_k": inner_k} if tune else None},
         "protocol": {
-            "cv": cv, "seed": seed, "splitter": folds.splitter, "grouped_by_subject": folds.grouped,
-            "held_out_test": bool(len(test)), "decision": "most probable class",
+            "split": split, "cv": folds_.k, "repeats": folds_.repeats, "seed": seed, "splitter": folds_.splitter,
+            "grouped_by_subject": grouped, "test_size": folds_.test_size, "folds": folds_.describe(),
+            "held_out_test": bool(len(test)), "decision": "most probable class", "fuse": fuse, "n_boot": n_boot,
+            "folds_from": str(folds) if folds is not None else None,
         },
         "classes": classes,
         "n_features": int(dev.X.shape[1]),
         "dropped_features": dropped,
         "n_dev": len(dev),
         "n_test": len(test),
-        "cv": {
-            "pooled": classification_metrics(result.y, result.proba, classes, positive),
-            "per_fold": per_fold(result.y, result.proba, folds.fold_of, classes, positive),
-            "fold_seconds": result.fold_seconds,
-        },
         "test": None,
-        "folds": folds.to_dict(dev.ids),
+        "folds": folds_.to_dict(dev.ids),
         **(extra or {}),
     }
-    test_proba = None
-    if len(test):
-        model = clone(estimator).fit(dev.X, encode_labels(dev.labels, classes)[1])
-        test_proba = np.zeros((len(test), len(classes)))
-        test_proba[:, model.classes_] = model.predict_proba(test.X)
-        results["test"] = classification_metrics(encode_labels(test.labels, classes)[1], test_proba, classes, positive)
+    first = next(iter(cvres.values()))
+    if fuse in ("vote", "mean"):
+        names, ys, _ = subject_level(dev.subjects, encode_labels(dev.labels, classes)[1], np.zeros((len(dev), 1)))
+        fused = fuse_repeats({q: (dev.subjects[units[q]], r.proba) for q, r in cvres.items()}, fuse, names)
+        fold_s = np.array([[folds_.fold_of[r][dev.subjects == s][0] for s in names] for r in range(folds_.repeats)])
+        results["cv"] = evaluate(ys, fused, fold_s, classes, None, positive, n_boot, seed)
+        results["cv"]["level"] = f"subject ({fuse} of {len(units)} sequence models)"
+        results["sequences"] = {q: {"cv": e, "n": int(units[q].sum())} for q, e in evals.items()}
+        if len(test):
+            per = {}
+            for q, m in test_units.items():
+                if m.any():
+                    s, _, p = subject_level(test.subjects[m], np.zeros(int(m.sum()), int), test_proba[q])
+                    per[q] = (s, p)
+                    yq = encode_labels(test.labels[m], classes)[1]
+                    results["sequences"][q]["test"] = classification_metrics(yq, test_proba[q], classes, positive)
+            tn, tp = fuse_subjects(per, fuse)
+            _, ty, _ = subject_level(test.subjects, encode_labels(test.labels, classes)[1], np.zeros((len(test), 1)))
+            results["test"] = score_test(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None,
+                                            positive, n_boot, seed)
+            test_proba["fused"] = (tn, tp)
+    else:
+        results["cv"] = evals[fs.name]
+        results["cv"]["level"] = "subject (concatenated sequences)" if fuse == "concat" else "image"
+        if len(test):
+            results["test"] = score_test(encode_labels(test.labels, classes)[1], test_proba[fs.name], classes,
+                                            test.subjects if grouped else None, positive, n_boot, seed)
+    results["cv"]["fold_seconds"] = [s for r in cvres.values() for s in r.fold_seconds]
+    results["cv"]["best_params"] = first.best_params if len(cvres) == 1 else {q: r.best_params for q, r in cvres.items()}
     if out is not None:
-        write_outputs(results, dev, result.proba, folds.fold_of, test, test_proba, Path(out))
+        from featx.results_io import write_outputs
+
+        write_outputs(results, dev, cvres, units, test, test_proba, test_units, Path(out))
+    if save is not None:
+        from featx.models import save_model
+
+        results["saved_model"] = str(save_model(save, refit, results, fs, sequences, fuse, feature_names))
+        if out is not None:
+            Path(results["outputs"]["results"]).write_text(__import__("json").dumps(results, indent=2))
     return results
 
 
-def write_outputs(results: dict, dev: FeatureSet, oof, fold_of, test: FeatureSet, test_proba, out: Path) -> dict:
-    """results.json, predictions CSVs and the report under ``out``; returns their paths."""
-    from featx.report import write_report
-
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"results": out / "results.json", "oof": out / "oof_predictions.csv"}
-    _predictions_csv(paths["oof"], dev, oof, results["classes"], fold_of)
-    if test_proba is not None:
-        paths["test_predictions"] = out / "test_predictions.csv"
-        _predictions_csv(paths["test_predictions"], test, test_proba, results["classes"], None)
-    curves = {"cross-validation (out-of-fold)": (dev.labels, oof)}
-    if test_proba is not None:
-        curves["held-out test"] = (test.labels, test_proba)
-    paths.update(write_report(results, curves, out))
-    results["outputs"] = {k: str(v) for k, v in paths.items()}
-    paths["results"].write_text(json.dumps(results, indent=2))
-    return paths
+def score_test(y, proba, classes, groups, positive, n_boot, seed) -> dict:
+    m = classification_metrics(y, proba, classes, positive)
+    if n_boot:
+        boot = bootstrap(y, proba, classes, groups, positive, n_boot=n_boot, seed=seed)
+        m["ci"], m["ci_unit"], m["roc"] = boot["ci"], boot["unit"], boot.get("roc")
+    else:
+        m["roc"] = roc_on_grid(y, proba, classes, positive)
+    return m
 
 
-def _predictions_csv(path: Path, fs: FeatureSet, proba, classes, fold_of) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "label", "subject", "fold", "predicted"] + [f"p_{c}" for c in classes])
-        pred = np.asarray(classes)[np.asarray(proba).argmax(axis=1)]
-        for i in range(len(fs)):
-            fold = "" if fold_of is None else int(fold_of[i])
-            w.writerow([fs.ids[i], fs.labels[i], fs.subjects[i], fold, pred[i]] + [f"{p:.6f}" for p in proba[i]])
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v

@@ -9,6 +9,7 @@ adds an optional PCA step. ``tests/test_heads.py`` runs scikit-learn's
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -137,7 +138,11 @@ class Head(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"pca={self.pca} components asked for, but a training set of {X.shape[0]} samples "
                                  f"x {X.shape[1]} features has at most {min(X.shape)}; choose a smaller --pca")
             steps.append(("pca", PCA(n_components=self.pca, random_state=self.random_state)))
-        self.pipeline_ = Pipeline(steps + [("clf", clf)]).fit(X, y)
+        with warnings.catch_warnings():
+            # SVC(probability=True) is Platt scaling on libsvm's internal 5-fold CV, as published with the
+            # method; scikit-learn 1.9 deprecates the flag (removal in 1.11, hence the pin below 1.11)
+            warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
+            self.pipeline_ = Pipeline(steps + [("clf", clf)]).fit(X, y)
         return self
 
     def predict_proba(self, X):

@@ -108,19 +108,6 @@ def classification_metrics(y, proba, classes, positive: str | None = None) -> di
 SUMMARY_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1")
 
 
-def per_fold(y, proba, fold_of, classes, positive=None) -> dict:
-    """Mean and standard deviation over folds of each summary metric."""
-    rows = [classification_metrics(y[fold_of == f], proba[fold_of == f], classes, positive)
-            for f in np.unique(fold_of)]
-    out = {}
-    for key in SUMMARY_KEYS:
-        vals = np.array([r[key] for r in rows if key in r], dtype=float)
-        if len(vals):
-            out[key] = {"mean": float(np.nanmean(vals)), "sd": float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0,
-                        "values": vals.tolist()}
-    return out
-
-
 def delong_paired(y_true, score_a, score_b) -> dict:
     """DeLong's test for two correlated AUCs (same samples, two scores).
 
@@ -184,7 +171,7 @@ def corrected_ttest(diffs, n_train: float, n_test: float) -> dict:
     return {"mean_diff": mean, "t": float(t), "df": j - 1, "p": float(2 * t_dist.sf(abs(t), j - 1))}
 
 
-BOOT_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1")
+BOOT_KEYS = SUMMARY_KEYS
 ROC_GRID = np.linspace(0, 1, 101)
 
 
@@ -211,6 +198,17 @@ def _roc_on_grid(t: np.ndarray, score: np.ndarray) -> np.ndarray:
 
     fpr, tpr, _ = roc_curve(t, score)
     return np.interp(ROC_GRID, fpr, tpr)
+
+
+def roc_on_grid(y, proba, classes, positive: str | None = None) -> dict | None:
+    """The ROC curve (TPR on a 101-point FPR grid) of a binary problem; None otherwise."""
+    if len(classes) != 2:
+        return None
+    pos = classes.index(positive) if positive is not None else 1
+    t = np.asarray(y) == pos
+    if t.all() or not t.any():
+        return None
+    return {"fpr": ROC_GRID.tolist(), "tpr": _roc_on_grid(t, np.asarray(proba)[:, pos]).tolist()}
 
 
 def bootstrap(y, proba, classes, groups=None, positive: str | None = None, n_boot: int = 1000, seed: int = 0,

@@ -19,7 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from featx.manifest import Manifest, short_list
 from featx.pipeline import BatchStats, aborted, failure_reason, parse_max_failures
 from featx.progress import spinner, progress_bar
 from featx.writer import store_writer
+
+if TYPE_CHECKING:
+    from featx.radiomics_params import RadiomicsParams
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ def run_radiomics(
     manifest: Manifest,
     store: str | Path,
     *,
-    params: str = "default",
+    params: str | RadiomicsParams = "default",
     mode: str = "auto",
     jobs: int | None = None,
     auto_mask: str | None = None,
@@ -96,8 +99,10 @@ def run_radiomics(
         Samples (images or volumes, with a ``mask`` column unless ``auto_mask``).
     store : path
         HDF5 store, created when missing; the same one ``featx extract`` writes.
-    params : str
-        A preset (``default``, ``mr-2d``, ``ct-3d``) or a pyradiomics parameter file.
+    params : str or RadiomicsParams
+        A preset (``default``, ``mr-2d``, ``ct-3d``) or a pyradiomics parameter file; or resolved
+        parameters (``featx predict`` rebuilds them from a model's provenance; ``mode``, ``auto_mask``
+        and ``label`` are then ignored).
     mode : {'auto', '2d', '3d'}
         One vector per 2D sample (image or slice) or per volume; ``auto``: 3d when every row is a volume.
     jobs : int, optional
@@ -120,20 +125,22 @@ def run_radiomics(
     RadiomicsSummary
     """
     from featx.radiomics_case import CaseComputer
-    from featx.radiomics_params import load_params
+    from featx.radiomics_params import RadiomicsParams, load_params
 
     t0 = time.perf_counter()
     jobs = jobs or os.cpu_count() or 1
     if jobs < 1:
         raise FeatxError(f"--jobs must be at least 1, got {jobs}.")
     limit = parse_max_failures(max_failures, len(manifest))
+    if isinstance(params, RadiomicsParams):
+        mode, auto_mask = params.mode, params.auto_mask
     mode = choose_mode(manifest, mode)
     if auto_mask is None:
         no_mask = [s.sample_id for s in manifest if not s.mask]
         if no_mask:
             raise FeatxError(f"{len(no_mask)} sample(s) have no mask ({short_list(no_mask)}): add a 'mask' column to "
                              "the manifest, or choose --auto-mask whole (the whole image) or otsu (Otsu foreground).")
-    p = load_params(params, mode, auto_mask, label)
+    p = params if isinstance(params, RadiomicsParams) else load_params(params, mode, auto_mask, label)
     name = name or p.default_name()
     computer = CaseComputer(p)
     pool = start_pool(computer, jobs)  # workers import pyradiomics while this process prepares the store

@@ -52,3 +52,26 @@ def resnet18_random(models_dir):
 
     spec, model = load_backbone("resnet18", "random")
     return spec, model, export_onnx(spec, model, models_dir)
+
+
+def make_store(path, name, X, labels, *, subjects=None, sequences=None, splits=None, ids=None, kind="cnn",
+               feature_names=None, provenance=None):
+    """A store holding one feature set ``name`` = ``X`` over samples built from the given columns."""
+    import numpy as np
+
+    from featx.manifest import Manifest, Sample
+    from featx.writer import store_writer
+
+    n = len(X)
+    ids = ids if ids is not None else [f"s{i:04d}" for i in range(n)]
+    col = lambda v, i: None if v is None else (v[i] or None)  # noqa: E731
+    man = Manifest([Sample(sample_id=ids[i], path=Path(path).parent / f"{ids[i]}.png", label=labels[i],
+                           subject=col(subjects, i), sequence=col(sequences, i), split=col(splits, i))
+                    for i in range(n)])
+    X = np.asarray(X)
+    with store_writer(path) as w, w.transaction() as st:
+        rows = st.add_samples(man)
+        st.create_feature_set(name, X.shape[1], provenance or {"kind": kind}, "id", kind=kind,
+                              dtype="float64" if feature_names else "float32", feature_names=feature_names)
+        st.write(name, rows, X)
+    return path

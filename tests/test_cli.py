@@ -72,7 +72,6 @@ def test_fit_writes_results_and_report(extracted, tmp_path):
     assert res["cv"]["pooled"]["positive"] == "malignant"
     # real ImageNet features separate malignant from benign well above chance even on 80 images
     assert res["cv"]["pooled"]["auc"] > 0.7 and res["test"]["auc"] > 0.7
-    assert sorted(res["folds"]["fold_of"]) == sorted(res["folds"]["fold_of"])  # keyed by id
     assert len(res["folds"]["fold_of"]) == 80
     for f in ("report.html", "roc.png", "confusion.png", "oof_predictions.csv", "test_predictions.csv"):
         assert (tmp_path / "res" / f).stat().st_size > 0
@@ -80,7 +79,8 @@ def test_fit_writes_results_and_report(extracted, tmp_path):
     assert "efficientnet_lite0.tf_in1k" in page and res["provenance"]["spec"]["weights_sha256"] in page
     assert "data:image/png;base64," in page and "seed 0" in page
     oof = (tmp_path / "res" / "oof_predictions.csv").read_text().splitlines()
-    assert oof[0] == "id,label,subject,fold,predicted,p_malignant,p_normal_benign" and len(oof) == 81
+    assert oof[0] == "id,label,subject,sequence,repeat,fold,predicted,p_malignant,p_normal_benign" and len(oof) == 81
+    assert {r.split(",")[0] for r in oof[1:]} == set(res["folds"]["fold_of"])  # folds keyed by sample id
 
 
 def test_grouped_cv_with_subjects_and_corrupt_image(demo_subset, models_dir, resnet18_random, tmp_path):
@@ -107,7 +107,7 @@ def test_grouped_cv_with_subjects_and_corrupt_image(demo_subset, models_dir, res
     fold_of = res["folds"]["fold_of"]
     subject_of = {r.split(",")[0]: f"pat{i // 3}" for i, r in enumerate(rows)}
     by_subject = {}
-    for sid, fold in fold_of.items():
+    for sid, (fold,) in fold_of.items():  # one repeat: one fold per sample
         by_subject.setdefault(subject_of[sid], set()).add(fold)
     assert all(len(f) == 1 for f in by_subject.values())
 

@@ -1,7 +1,8 @@
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from featx.metrics import auc_ci, classification_metrics, delong_auc, per_fold
+from featx.metrics import auc_ci, classification_metrics, delong_auc
+from featx.scoring import evaluate
 
 
 def _delong_bruteforce(y, s):
@@ -55,8 +56,9 @@ def test_multiclass_macro_auc():
 def test_per_fold_mean_sd():
     y = np.array([0, 1, 0, 1])
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
-    pf = per_fold(y, proba, np.array([0, 0, 1, 1]), ["a", "b"])
-    assert pf["accuracy"]["values"] == [1.0, 0.0] and pf["accuracy"]["mean"] == 0.5
+    ev = evaluate(y, proba[None], np.array([[0, 0, 1, 1]]), ["a", "b"], n_boot=0)
+    pf = ev["per_fold"]
+    assert pf["accuracy"]["values"] == [1.0, 0.0] and pf["accuracy"]["mean"] == 0.5 and ev["per_repeat"] is None
 
 
 def _asah():

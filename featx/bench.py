@@ -1,0 +1,192 @@
+"""``featx bench``: feature sets x heads, every cell scored on identical folds, ranked, compared pairwise.
+
+Only samples present (and finite) in every feature set take part, so a deep and a
+radiomics row are scored on the same images and the same folds. Pairwise
+comparisons use the two tests that account for shared samples: DeLong's paired
+test on the out-of-fold scores (binary problems), and the corrected resampled
+t-test on the per-fold AUCs (Nadeau & Bengio), which accounts for folds sharing
+training data.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from featx import __version__
+from featx.cv import Folds, cross_validate, encode_labels, fit_one, proba_of
+from featx.errors import FitError
+from featx.feature_set import FeatureSet
+from featx.fit import load_for_fit, plan_split, score_test
+from featx.heads import build_head, get_head
+from featx.manifest import short_list
+from featx.metrics import corrected_ttest, delong_paired
+from featx.progress import progress_bar
+from featx.scoring import evaluate, fold_scores
+
+log = logging.getLogger(__name__)
+
+
+def common_rows(sets: list[FeatureSet]) -> list[FeatureSet]:
+    """Each set restricted to the samples every set has, in the first set's order."""
+    common = set(sets[0].ids.tolist())
+    for fs in sets[1:]:
+        common &= set(fs.ids.tolist())
+    if not common:
+        raise FitError(f"The feature sets {[fs.name for fs in sets]} share no labelled sample; bench compares "
+                       "feature sets computed on the same manifest.")
+    out = []
+    order = [i for i in sets[0].ids.tolist() if i in common]
+    for fs in sets:
+        left = len(fs) - len(common)
+        if left:
+            log.warning("%s: %d sample(s) not in every feature set are left out of the bench (%s)", fs.name, left,
+                        short_list(sorted(set(fs.ids.tolist()) - common)))
+        pos = {v: i for i, v in enumerate(fs.ids.tolist())}
+        out.append(fs.subset(np.array([pos[i] for i in order], dtype=np.int64)))
+    return out
+
+
+def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: int = 10, repeats: int = 1,
+              seed: int = 0, out: str | Path | None = None, positive: str | None = None, split: str = "cv",
+              test_size: float | None = None, tune: bool = False, pca: int | None = None,
+              folds: str | Path | None = None, n_boot: int = 1000, inner_k: int = 5, progress: bool = True) -> dict:
+    """Cross-validate every head on every feature set on one set of folds; rank them and compare the best.
+
+    Parameters are those of :func:`featx.fit.run_fit`; ``features`` and ``heads`` are lists.
+    Returns the results dict (also ``out/results.json``, ``out/bench.csv`` and ``out/report.html``).
+    """
+    if not features or not heads:
+        raise FitError("bench needs at least one feature set (--features) and one head (--heads).")
+    for h in heads:
+        get_head(h)  # unknown head -> one clear error before any work
+    loaded = [load_for_fit(store, f) for f in features]
+    sets = common_rows([fs for fs, _ in loaded])
+    dev0, test0, folds_ = plan_split(sets[0], split, cv, repeats, seed, test_size, folds)
+    is_test = np.isin(sets[0].ids, test0.ids)
+    devs = [fs.subset(~is_test) for fs in sets]
+    tests = [fs.subset(is_test) for fs in sets]
+    classes = sorted(set(dev0.labels))
+    if positive is not None and positive not in classes:
+        raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")
+    y = encode_labels(dev0.labels, classes)[1]
+    groups = dev0.subjects if folds_.grouped else None
+    cells = []
+    total = len(sets) * len(heads) * folds_.repeats * folds_.k
+    with progress_bar(f"bench {len(sets)} feature set(s) x {len(heads)} head(s), {folds_.describe()}", total=total,
+                      enabled=progress) as bar:
+        for dev, test in zip(devs, tests):
+            for h in heads:
+                est, grid = build_head(h, seed, pca)
+                t0 = time.perf_counter()
+                res = cross_validate(est, dev.X, dev.labels, folds_, bar.update, classes, grid if tune else None,
+                                     groups, inner_k)
+                cell = {"feature_set": dev.name, "head": h, "kind": dev.provenance.get("kind", "?"),
+                        "n_features": int(dev.X.shape[1]), "seconds": time.perf_counter() - t0,
+                        "cv": evaluate(y, res.proba, folds_.fold_of, classes, groups, positive, n_boot, seed),
+                        "best_params": res.best_params, "test": None}
+                if len(test):
+                    model = fit_one(est, dev.X, y, groups, grid if tune else None, seed, inner_k)[0]
+                    cell["test"] = score_test(encode_labels(test.labels, classes)[1],
+                                              proba_of(model, test.X, len(classes)), classes,
+                                              test.subjects if folds_.grouped else None, positive, n_boot, seed)
+                cell["_proba"] = res.mean_proba()
+                cell["_fold_auc"] = fold_scores(y, res.proba, folds_.fold_of, classes, positive)
+                cells.append(cell)
+    cells.sort(key=lambda c: -_auc(c))
+    for rank, c in enumerate(cells, 1):
+        c["rank"] = rank
+    comparisons = [compare(a, b, why, y, classes, positive, folds_) for a, b, why in pairs_to_compare(cells)]
+    for c in cells:
+        c["fold_auc"] = c.pop("_fold_auc").tolist()
+        c.pop("_proba")
+    results = {
+        "type": "bench",
+        "featx_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "store": str(Path(store).resolve()),
+        "feature_sets": [fs.name for fs in sets],
+        "heads": heads,
+        "provenance": {fs.name: fs.provenance for fs in sets},
+        "dropped_features": {fs.name: d for (fs, d) in loaded},
+        "protocol": {"split": split, "cv": folds_.k, "repeats": folds_.repeats, "seed": seed,
+                     "splitter": folds_.splitter, "grouped_by_subject": folds_.grouped, "test_size": folds_.test_size,
+                     "folds": folds_.describe(), "held_out_test": bool(is_test.any()), "tuned": tune, "pca": pca,
+                     "n_boot": n_boot, "folds_from": str(folds) if folds is not None else None},
+        "classes": classes,
+        "positive": cells[0]["cv"]["pooled"].get("positive"),
+        "n_dev": len(dev0),
+        "n_test": int(is_test.sum()),
+        "cells": cells,
+        "comparisons": comparisons,
+        "folds": folds_.to_dict(dev0.ids),
+    }
+    if out is not None:
+        write_bench(results, Path(out))
+    return results
+
+
+def _auc(cell: dict) -> float:
+    v = cell["cv"]["pooled"].get("auc")
+    return -np.inf if v is None or np.isnan(v) else v
+
+
+def pairs_to_compare(cells: list[dict]) -> list[tuple[dict, dict, str]]:
+    """Best vs runner-up; and the best deep cell vs the best radiomics cell when the bench has both."""
+    pairs = []
+    if len(cells) > 1:
+        pairs.append((cells[0], cells[1], "best vs runner-up"))
+    deep = [c for c in cells if c["kind"] == "cnn"]
+    rad = [c for c in cells if c["kind"] == "radiomics"]
+    if deep and rad and {id(deep[0]), id(rad[0])} != {id(cells[0]), id(cells[1])}:
+        pairs.append((deep[0], rad[0], "best deep vs best radiomics"))
+    return pairs
+
+
+def compare(a: dict, b: dict, why: str, y, classes, positive, folds: Folds) -> dict:
+    """DeLong (binary: repeat-averaged out-of-fold scores) and the corrected t-test on per-fold AUCs, a - b."""
+    name = lambda c: f"{c['feature_set']} + {c['head']}"  # noqa: E731
+    out = {"a": name(a), "b": name(b), "why": why, "delong": None}
+    if len(classes) == 2:
+        pos = classes.index(a["cv"]["pooled"]["positive"])
+        out["delong"] = delong_paired(y == pos, a["_proba"][:, pos], b["_proba"][:, pos])
+    diffs = a["_fold_auc"] - b["_fold_auc"]
+    sizes = [(len(tr), len(te)) for _, _, tr, te in folds.split()]
+    n_train, n_test = np.mean(sizes, axis=0)
+    ok = ~np.isnan(diffs)
+    out["corrected_t"] = corrected_ttest(diffs[ok], n_train, n_test) if ok.sum() > 1 else None
+    return out
+
+
+def write_bench(results: dict, out: Path) -> dict:
+    """results.json, folds.json, bench.csv (one row per cell, ranked) and the report."""
+    import csv
+    import json
+
+    from featx.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"results": out / "results.json", "folds": out / "folds.json", "table": out / "bench.csv"}
+    paths["folds"].write_text(json.dumps(results["folds"]))
+    keys = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1")
+    with open(paths["table"], "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["rank", "feature_set", "head", "kind", "n_features"] + [f"cv_{k}" for k in keys]
+                   + ["cv_auc_lo", "cv_auc_hi", "fold_auc_mean", "fold_auc_sd", "test_auc", "test_accuracy", "seconds"])
+        for c in results["cells"]:
+            p, t, pf = c["cv"]["pooled"], c["test"] or {}, c["cv"]["per_fold"].get("auc", {})
+            lo, hi = p.get("auc_ci") or (None, None)
+            w.writerow([c["rank"], c["feature_set"], c["head"], c["kind"], c["n_features"]]
+                       + [_r(p.get(k)) for k in keys] + [_r(lo), _r(hi), _r(pf.get("mean")), _r(pf.get("sd")),
+                                                         _r(t.get("auc")), _r(t.get("accuracy")), f"{c['seconds']:.2f}"])
+    results["outputs"] = {k: str(v) for k, v in paths.items()}
+    results["outputs"].update({k: str(v) for k, v in write_report(results, out).items()})
+    paths["results"].write_text(json.dumps(results, indent=2))
+    return paths
+
+
+def _r(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"

@@ -1,0 +1,184 @@
+"""``featx predict``: a saved model applied to new images, with the features computed exactly as in training.
+
+The model's provenance says how its features were made (backbone, weights,
+layer, intensity window, TTA; or the pyradiomics settings, mode and mask rule).
+Predict computes them again into a store (a temporary one unless ``store`` is
+given), refuses weights other than the training weights, and writes one CSV row
+per input: the predicted class and a probability per class, or why the sample
+could not be predicted.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from featx.errors import FeatxError
+from featx.manifest import IMAGE_SUFFIXES, Manifest, Sample
+from featx.models import FeatxModel, Prediction, load_model
+from featx.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PredictSummary:
+    out: Path
+    n_inputs: int
+    n_predicted: int
+    level: str
+    failures: list = field(default_factory=list)  # (sample id, why)
+    subjects_out: Path | None = None
+    predictions: list = field(default_factory=list)  # (id, predicted class)
+
+
+def input_manifest(source: str | Path) -> Manifest:
+    """One image file, a folder of images (flat, or class sub-folders), or a manifest CSV."""
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        return Manifest([Sample(sample_id=source.stem, path=source.resolve())], source=source)
+    if source.is_dir() and not any(p.is_dir() for p in source.iterdir()):
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FeatxError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) to predict.")
+        return Manifest([Sample(sample_id=p.name, path=p.resolve()) for p in files], source=source)
+    if not source.exists():
+        raise FeatxError(f"Input not found: {source}. Give an image, a folder of images or a manifest CSV.")
+    manifest_log = logging.getLogger("featx.manifest")
+    level = manifest_log.level
+    manifest_log.setLevel(logging.ERROR)  # its 'no subject column' warning is about CV folds, not prediction
+    try:
+        return Manifest.load(source)
+    finally:
+        manifest_log.setLevel(level)
+
+
+def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, models_dir="models_onnx",
+                     provider: str = "auto", batch_size: int = 32, progress: bool = True) -> tuple[str, list]:
+    """Compute the model's features for ``manifest`` into ``store``; returns (feature-set name, failures)."""
+    prov, name = model.meta["provenance"], model.meta["feature_set"]
+    if model.meta["kind"] == "radiomics":
+        return name, _radiomics(prov, manifest, store, name, progress)
+    args = prov.get("args")
+    if not args:
+        raise FeatxError(f"{model.path}: its features' provenance does not record how to extract them (made by featx "
+                         f"{prov.get('featx_version')}); re-extract and refit with this featx version.")
+    from featx.extract import extract
+
+    summary = extract(manifest, args["backbone"], store, weights=args["weights"], layer=args["layer"],
+                      window=args["window"], tta=args["tta"], name=name, models_dir=models_dir, provider=provider,
+                      batch_size=batch_size, max_failures="100%", progress=progress)  # every failure is a CSV row
+    with FeatureStore(store) as st:
+        now = st.provenance(name)
+    _check_same_backbone(model, prov, now)
+    return name, summary.failures
+
+
+def _check_same_backbone(model: FeatxModel, then: dict, now: dict) -> None:
+    w_then, w_now = then["spec"].get("weights_sha256"), now["spec"].get("weights_sha256")
+    if w_then != w_now:
+        raise FeatxError(f"The backbone weights differ from those {model.path} was trained on (sha256 {w_now} here, "
+                         f"{w_then} in training): its head would get other features. Use the training weights "
+                         f"({then['spec'].get('weights_id')}).")
+    if then.get("onnx_sha256") and now.get("onnx_sha256") and then["onnx_sha256"] != now["onnx_sha256"]:
+        log.warning("the ONNX export differs from the training one (sha256 %s vs %s; another torch/exporter "
+                    "version?): same weights, so features should agree to float precision", now["onnx_sha256"][:12],
+                    then["onnx_sha256"][:12])
+
+
+def _radiomics(prov: dict, manifest: Manifest, store: Path, name: str, progress: bool) -> list:
+    import radiomics
+
+    from featx.radiomics import run_radiomics
+    from featx.radiomics_params import RadiomicsParams
+
+    cfg = prov["params"]
+    if cfg.get("pyradiomics") != radiomics.__version__:
+        log.warning("pyradiomics %s here, %s in training: feature values may differ", radiomics.__version__,
+                    cfg.get("pyradiomics"))
+    p = RadiomicsParams(prov.get("params_source", "model"), cfg["imageType"], cfg["featureClass"], cfg["setting"],
+                        cfg["mode"], cfg.get("auto_mask"))
+    return run_radiomics(manifest, store, params=p, name=name, max_failures="100%", progress=progress).failures
+
+
+def run_predict(model_path: str | Path, source: str | Path, out: str | Path, *, store: str | Path | None = None,
+                models_dir: str | Path = "models_onnx", provider: str = "auto", batch_size: int = 32,
+                progress: bool = True) -> PredictSummary:
+    """Apply the model saved at ``model_path`` to ``source``; write predictions to the CSV ``out``.
+
+    Parameters
+    ----------
+    model_path : path
+        A ``.skops`` file from ``featx fit --save``.
+    source : path
+        An image, a folder of images, or a manifest CSV (labels optional; ``subject`` and
+        ``sequence`` columns when the model fuses sequences).
+    out : path
+        Predictions CSV: ``id, path, subject, sequence, label, predicted, p_<class>..., error``.
+        With subjects, a second CSV ``<out>_subjects.csv`` holds the per-subject (fused) predictions.
+    store : path, optional
+        Keep the computed features in this store (reused on a rerun); default a temporary one.
+    """
+    model = load_model(model_path)
+    manifest = input_manifest(source)
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="featx-predict-") as tmp:
+        store_path = Path(store) if store else Path(tmp) / "features.h5"
+        name, failures = compute_features(model, manifest, store_path, models_dir=models_dir, provider=provider,
+                                          batch_size=batch_size, progress=progress)
+        failed = dict(failures)
+        try:
+            with FeatureStore(store_path) as st:
+                fs = st.load(name)
+        except FeatxError:
+            fs = None
+    if fs is not None:
+        wanted = {s.sample_id for s in manifest}
+        fs = fs.subset(np.isin(fs.ids, list(wanted)))  # a kept store may hold other samples too
+        bad = ~np.isfinite(model.columns(fs).X).all(axis=1)
+        for i in np.flatnonzero(bad):
+            failed[str(fs.ids[i])] = "features have NaN/inf values (see the store's note for this row)"
+        fs = fs.subset(~bad)
+    pred = model.predict(fs) if fs is not None and len(fs) else None
+    summary = PredictSummary(out, len(manifest), 0 if pred is None else len(pred.ids),
+                             pred.level if pred else "image", sorted(failed.items()))
+    _write(out, manifest, model, pred, failed, summary)
+    return summary
+
+
+def _write(out: Path, manifest: Manifest, model: FeatxModel, pred: Prediction | None, failed: dict,
+           summary: PredictSummary) -> None:
+    classes = model.classes
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    if pred is not None:
+        rows = {str(i): p for i, p in zip(pred.ids, pred.proba)}
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        if pred is not None and pred.level == "subject":  # concatenated sequences: one row per subject
+            w.writerow(["subject", "predicted"] + [f"p_{c}" for c in classes])
+            for s, p in rows.items():
+                w.writerow([s, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
+                summary.predictions.append((s, classes[int(p.argmax())]))
+            return
+        w.writerow(["id", "path", "subject", "sequence", "label", "predicted"] + [f"p_{c}" for c in classes] + ["error"])
+        for s in manifest:
+            p = rows.get(s.sample_id)
+            cells = [s.sample_id, s.path, s.subject or "", s.sequence or "", s.label or ""]
+            if p is None:
+                w.writerow(cells + [""] * (1 + len(classes)) + [failed.get(s.sample_id, "not predicted")])
+            else:
+                w.writerow(cells + [classes[int(p.argmax())]] + [f"{v:.6f}" for v in p] + [""])
+                summary.predictions.append((s.sample_id, classes[int(p.argmax())]))
+    if pred is not None and pred.subject is not None:
+        summary.subjects_out = out.with_name(out.stem + "_subjects.csv")
+        how = model.meta["fuse"] or "mean over the subject's images"
+        with open(summary.subjects_out, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["subject", "predicted"] + [f"p_{c}" for c in classes] + ["aggregation"])
+            for s, p in zip(pred.subject, pred.subject_proba):
+                w.writerow([s, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p] + [how])

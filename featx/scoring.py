@@ -1,0 +1,84 @@
+"""Out-of-fold predictions -> the metrics bundle a report shows (image level, subject level, per fold, CIs)."""
+from __future__ import annotations
+
+import numpy as np
+
+from featx.fusion import MIXED, subject_level
+from featx.metrics import SUMMARY_KEYS, bootstrap, classification_metrics, roc_on_grid
+
+
+def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Score out-of-fold probabilities of one model.
+
+    Parameters
+    ----------
+    y : ndarray of int, shape (n,)
+    proba : ndarray, shape (repeats, n, C)
+        NaN where a sample was not tested in a repeat.
+    fold_of : ndarray of int, shape (repeats, n)
+    classes : list of str
+    subjects : array-like of str, optional
+        Bootstrap unit, and the subject-level aggregation when some subject has several samples.
+    n_boot : int
+        Bootstrap resamples for the CIs (0: DeLong only).
+
+    Returns
+    -------
+    dict
+        ``pooled`` (metrics of each sample's repeat-averaged out-of-fold probability; ``ci``
+        = bootstrap CIs), ``per_fold`` (mean, sd, values over every repeat x fold),
+        ``per_repeat`` (pooled AUC and accuracy per repeat), ``subject`` (same at subject
+        level, or None), ``roc`` (curve with bootstrap band, binary only).
+    """
+    y = np.asarray(y)
+    proba = np.asarray(proba, float)
+    tested = ~np.isnan(proba[:, :, 0]).all(axis=0)
+    mean = np.nanmean(proba[:, tested], axis=0)  # each tested sample's probability averaged over its repeats
+    yt = y[tested]
+    subj = None if subjects is None else np.asarray(subjects).astype(str)[tested]
+    out = {"n_tested": int(tested.sum())}
+    out["pooled"] = classification_metrics(yt, mean, classes, positive)
+    if n_boot:
+        boot = bootstrap(yt, mean, classes, subj, positive, n_boot=n_boot, seed=seed)
+        out["pooled"]["ci"] = boot["ci"]
+        out["pooled"]["ci_unit"] = boot["unit"]
+        out["roc"] = boot.get("roc")
+    else:
+        out["roc"] = roc_on_grid(yt, mean, classes, positive)
+    out["per_fold"] = _per_fold(y, proba, fold_of, classes, positive)
+    out["per_repeat"] = [
+        {k: classification_metrics(y[~np.isnan(p[:, 0])], p[~np.isnan(p[:, 0])], classes, positive).get(k)
+         for k in ("auc", "accuracy")} for p in proba
+    ] if len(proba) > 1 else None
+    out["subject"] = None
+    if subj is not None and len(np.unique(subj)) < len(subj):
+        names, ys, ps = subject_level(subj, yt, mean)
+        ok = ys != MIXED
+        m = classification_metrics(ys[ok], ps[ok], classes, positive)
+        if n_boot:
+            m["ci"] = bootstrap(ys[ok], ps[ok], classes, None, positive, n_boot=n_boot, seed=seed)["ci"]
+        m["n_subjects"], m["mixed_label_subjects"] = int(ok.sum()), int((~ok).sum())
+        out["subject"] = m
+    return out
+
+
+def fold_scores(y, proba, fold_of, classes, positive=None, key: str = "auc") -> np.ndarray:
+    """``key`` in each (repeat, fold), in repeat-major order (for paired fold-wise tests)."""
+    return np.array(_per_fold(y, proba, fold_of, classes, positive, keys=(key,))[key]["values"])
+
+
+def _per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> dict:
+    rows = []
+    for r in range(len(proba)):
+        for f in np.unique(fold_of[r][fold_of[r] >= 0]):
+            sel = fold_of[r] == f
+            rows.append(classification_metrics(y[sel], proba[r][sel], classes, positive))
+    out = {}
+    for key in keys:
+        vals = np.array([r.get(key, np.nan) for r in rows], dtype=float)
+        if len(vals) and key in rows[0]:
+            finite = vals[~np.isnan(vals)]
+            out[key] = {"mean": float(finite.mean()) if len(finite) else float("nan"),
+                        "sd": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
+                        "values": vals.tolist()}
+    return out

@@ -1,0 +1,78 @@
+"""featx bench: feature sets x heads on identical folds, ranked, compared; the same numbers as featx fit."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import make_store
+from test_cli import assert_one_line_error, featx
+
+from featx.bench import run_bench
+from featx.fit import run_fit
+
+
+@pytest.fixture(scope="module")
+def two_sets(tmp_path_factory):
+    """'deep' (strong signal, kind cnn) and 'rad' (weak signal, kind radiomics, one sample fewer), 30 subjects x 2."""
+    rng = np.random.default_rng(0)
+    n = 60
+    y = np.repeat(np.arange(30) % 2, 2)
+    subj = np.repeat([f"p{i:02d}" for i in range(30)], 2)
+    labels = np.array(["no", "yes"])[y]
+    path = tmp_path_factory.mktemp("bench") / "b.h5"
+    deep = rng.normal(size=(n, 8))
+    deep[:, :2] += 2.0 * y[:, None]
+    rad = rng.normal(size=(n, 5))
+    rad[:, 0] += 0.4 * y
+    make_store(path, "deep", deep, labels, subjects=subj)
+    make_store(path, "rad", rad[:-1], labels[:-1], subjects=subj[:-1], kind="radiomics",
+               feature_names=[f"r{i}" for i in range(5)])
+    return path
+
+
+def test_bench_ranks_cells_on_identical_folds_and_compares_deep_with_radiomics(two_sets, tmp_path):
+    res = run_bench(two_sets, ["deep", "rad"], ["logreg", "lda", "knn"], cv=5, out=tmp_path / "b", progress=False,
+                    n_boot=100)
+    cells = res["cells"]
+    assert len(cells) == 6 and [c["rank"] for c in cells] == list(range(1, 7))
+    aucs = [c["cv"]["pooled"]["auc"] for c in cells]
+    assert aucs == sorted(aucs, reverse=True) and cells[0]["feature_set"] == "deep"
+    assert res["n_dev"] == 59  # the sample missing from 'rad' is left out of every cell
+    assert all(len(c["fold_auc"]) == 5 for c in cells)
+    whys = [c["why"] for c in res["comparisons"]]
+    assert whys[0] == "best vs runner-up" and "best deep vs best radiomics" in whys
+    dr = res["comparisons"][whys.index("best deep vs best radiomics")]
+    assert dr["a"].startswith("deep + ") and dr["b"].startswith("rad + ")
+    assert dr["delong"]["diff"] > 0.2 and dr["delong"]["p"] < 0.01 and dr["corrected_t"]["p"] < 0.05
+    with open(tmp_path / "b" / "bench.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["rank"] for r in rows] == [str(i) for i in range(1, 7)]
+    page = (tmp_path / "b" / "report.html").read_text()
+    assert "Pairwise comparisons" in page and "rad + " in page and "data:image/png;base64," in page
+
+
+def test_a_bench_cell_equals_featx_fit_on_the_same_folds(two_sets, tmp_path):
+    res = run_bench(two_sets, ["deep", "rad"], ["lda"], cv=4, repeats=2, seed=7, out=tmp_path / "b", progress=False,
+                    n_boot=0)
+    fit = run_fit(two_sets, "rad", head="lda", folds=tmp_path / "b" / "folds.json", progress=False, n_boot=0)
+    cell = next(c for c in res["cells"] if c["feature_set"] == "rad")
+    assert fit["cv"]["pooled"]["auc"] == pytest.approx(cell["cv"]["pooled"]["auc"], abs=1e-12)
+    assert fit["cv"]["per_fold"]["auc"]["values"] == pytest.approx(cell["fold_auc"])
+
+
+def test_bench_cli_and_report_rerender(two_sets, tmp_path):
+    proc = featx("bench", "-s", two_sets, "-f", "deep,rad", "--heads", "logreg,lda", "--cv", "3", "--bootstrap", "0",
+                 "--out", tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr
+    assert "best vs runner-up: deep + " in proc.stdout and "report:" in proc.stdout
+    (tmp_path / "b" / "report.html").unlink()
+    proc = featx("report", tmp_path / "b" / "results.json")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "b" / "report.html").stat().st_size > 1000
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["type"] == "bench"
+
+
+def test_bench_refuses_unknown_heads_and_sets(two_sets):
+    assert_one_line_error(featx("bench", "-s", two_sets, "-f", "deep", "--heads", "logreg,svm_rbf"),
+                          "Did you mean svm-rbf")
+    assert_one_line_error(featx("bench", "-s", two_sets, "-f", "deep,nope"), "nope")
