@@ -25,6 +25,7 @@ from featx.heads import build_head, get_head
 from featx.manifest import short_list
 from featx.metrics import corrected_ttest, delong_paired
 from featx.progress import progress_bar
+from featx.results_io import versions
 from featx.scoring import evaluate, fold_scores
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
         raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")
     y = encode_labels(dev0.labels, classes)[1]
     groups = dev0.subjects if folds_.grouped else None
-    cells = []
+    cells, oof = [], {}
     total = len(sets) * len(heads) * folds_.repeats * folds_.k
     with progress_bar(f"bench {len(sets)} feature set(s) x {len(heads)} head(s), {folds_.describe()}", total=total,
                       enabled=progress) as bar:
@@ -94,6 +95,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
                                               proba_of(model, test.X, len(classes)), classes,
                                               test.subjects if folds_.grouped else None, positive, n_boot, seed)
                 cell["_proba"] = res.mean_proba()
+                oof[f"{dev.name}+{h}"] = res.proba
                 cell["_fold_auc"] = fold_scores(y, res.proba, folds_.fold_of, classes, positive)
                 cells.append(cell)
     cells.sort(key=lambda c: -_auc(c))
@@ -111,6 +113,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
         "feature_sets": [fs.name for fs in sets],
         "heads": heads,
         "provenance": {fs.name: fs.provenance for fs in sets},
+        "versions": versions(),
         "dropped_features": {fs.name: d for (fs, d) in loaded},
         "protocol": {"split": split, "cv": folds_.k, "repeats": folds_.repeats, "seed": seed,
                      "splitter": folds_.splitter, "grouped_by_subject": folds_.grouped, "test_size": folds_.test_size,
@@ -125,7 +128,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
         "folds": folds_.to_dict(dev0.ids),
     }
     if out is not None:
-        write_bench(results, Path(out))
+        write_bench(results, Path(out), dev0, oof)
     return results
 
 
@@ -135,14 +138,19 @@ def _auc(cell: dict) -> float:
 
 
 def pairs_to_compare(cells: list[dict]) -> list[tuple[dict, dict, str]]:
-    """Best vs runner-up; and the best deep cell vs the best radiomics cell when the bench has both."""
-    pairs = []
-    if len(cells) > 1:
-        pairs.append((cells[0], cells[1], "best vs runner-up"))
+    """The best deep cell (the best cell when none is deep) vs the best radiomics cell and vs its runner-up."""
     deep = [c for c in cells if c["kind"] == "cnn"]
     rad = [c for c in cells if c["kind"] == "radiomics"]
-    if deep and rad and {id(deep[0]), id(rad[0])} != {id(cells[0]), id(cells[1])}:
-        pairs.append((deep[0], rad[0], "best deep vs best radiomics"))
+    anchor = deep[0] if deep else cells[0]
+    label = "best deep" if deep else "best"
+    others = [c for c in cells if c is not anchor]
+    pairs = []
+    if rad and rad[0] is not anchor:
+        pairs.append((anchor, rad[0], f"{label} vs best radiomics"))
+    if others and not (pairs and others[0] is rad[0]):
+        pairs.append((anchor, others[0], f"{label} vs runner-up"))
+    elif pairs:
+        pairs[0] = (anchor, rad[0], f"{label} vs best radiomics (also the runner-up)")
     return pairs
 
 
@@ -161,8 +169,8 @@ def compare(a: dict, b: dict, why: str, y, classes, positive, folds: Folds) -> d
     return out
 
 
-def write_bench(results: dict, out: Path) -> dict:
-    """results.json, folds.json, bench.csv (one row per cell, ranked) and the report."""
+def write_bench(results: dict, out: Path, dev: FeatureSet | None = None, oof: dict | None = None) -> dict:
+    """results.json, folds.json, bench.csv (one row per cell, ranked), oof_predictions.csv and the report."""
     import csv
     import json
 
@@ -182,10 +190,30 @@ def write_bench(results: dict, out: Path) -> dict:
             w.writerow([c["rank"], c["feature_set"], c["head"], c["kind"], c["n_features"]]
                        + [_r(p.get(k)) for k in keys] + [_r(lo), _r(hi), _r(pf.get("mean")), _r(pf.get("sd")),
                                                          _r(t.get("auc")), _r(t.get("accuracy")), f"{c['seconds']:.2f}"])
+    if oof:
+        paths["oof"] = out / "oof_predictions.csv"
+        write_oof(paths["oof"], results, dev, oof)
     results["outputs"] = {k: str(v) for k, v in paths.items()}
     results["outputs"].update({k: str(v) for k, v in write_report(results, out).items()})
     paths["results"].write_text(json.dumps(results, indent=2))
     return paths
+
+
+def write_oof(path: Path, results: dict, dev: FeatureSet, oof: dict) -> None:
+    """One row per (sample, repeat): its fold, then each cell's out-of-fold probability (of the positive class
+    when binary, of every class otherwise)."""
+    import csv
+
+    classes = results["classes"]
+    shown = [classes.index(results["positive"])] if len(classes) == 2 else list(range(len(classes)))
+    fold_of = np.array([results["folds"]["fold_of"][str(i)] for i in dev.ids]).T
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "label", "subject", "repeat", "fold"] + [f"{cell}:p_{classes[k]}" for cell in oof for k in shown])
+        for r in range(fold_of.shape[0]):
+            for i in np.flatnonzero(fold_of[r] >= 0):
+                w.writerow([dev.ids[i], dev.labels[i], dev.subjects[i], r, int(fold_of[r, i])]
+                           + [f"{p[r, i, k]:.6f}" for p in oof.values() for k in shown])
 
 
 def _r(v) -> str:

@@ -25,6 +25,7 @@ from featx.heads import build_head, get_head
 from featx.manifest import short_list
 from featx.metrics import bootstrap, classification_metrics, roc_on_grid
 from featx.progress import progress_bar
+from featx.results_io import versions
 from featx.scoring import evaluate
 from featx.store import FeatureStore
 
@@ -200,6 +201,7 @@ def run_fit(
         "store": str(Path(store).resolve()),
         "feature_set": features,
         "provenance": fs.provenance,
+        "versions": versions(),
         "head": {"name": head, "description": spec.description, "estimator": repr(estimator), "pca": pca,
                  "tuned": {"grid": {k: [_plain(v) for v in vs] for k, vs in grid.items()}, "inner_k": inner_k} if tune else None},
         "protocol": {

@@ -181,6 +181,10 @@ def provenance_rows(prov: dict, dropped: list | None = None) -> dict:
     }
 
 
+def versions_line(results: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (results.get("versions") or {}).items()) or "-"
+
+
 def table(header: list, rows: list) -> str:
     head = "".join(f"<th>{e(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows)
@@ -236,7 +240,7 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
             **provenance_rows(results["provenance"], results.get("dropped_features")),
             "head": results["head"]["estimator"], "folds": proto["folds"]
             + (f" (loaded from {proto['folds_from']})" if proto.get("folds_from") else ""),
-            "seed": proto["seed"], "created": results["created"]}
+            "seed": proto["seed"], "versions": versions_line(results), "created": results["created"]}
     body.append("<h2>Provenance</h2><table>" + "".join(
         f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in prov.items()) + "</table>")
     lean = {k: v for k, v in results.items() if k != "folds"}

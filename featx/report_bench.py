@@ -5,7 +5,7 @@ import html
 import json
 from pathlib import Path
 
-from featx.report import figures, fmt, page, provenance_rows, roc_png, strip_png, table
+from featx.report import confusion_png, figures, fmt, page, provenance_rows, roc_png, strip_png, table, versions_line
 
 e = html.escape
 TOP_ROC = 5
@@ -17,6 +17,9 @@ def bench_images(results: dict, out: Path) -> dict:
     curves = [(f"{c['feature_set']} + {c['head']}", c["cv"]["pooled"], c["cv"].get("roc")) for c in cells[:TOP_ROC]]
     if any(r for _, _, r in curves):
         paths["roc"] = roc_png(curves, results.get("positive") or "", out / "roc.png")
+    best = cells[0]
+    paths["confusion"] = confusion_png([(f"best: {best['feature_set']} + {best['head']} (CV)", best["cv"]["pooled"])],
+                                       results["classes"], out / "confusion.png")
     series = {f"{c['feature_set']}\n{c['head']}": c["fold_auc"] for c in cells}
     if any(len(v) > 1 for v in series.values()):
         paths["folds"] = strip_png(series, "AUC per fold (identical folds for every cell)", out / "folds.png")
@@ -68,7 +71,7 @@ parentheses; [brackets]: 95% percentile bootstrap ({proto['n_boot']} resamples).
             f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in info.items()) + "</table>")
     meta = {"featx version": results["featx_version"], "store": results["store"], "seed": proto["seed"],
             "folds": proto["folds"] + (f" (loaded from {proto['folds_from']})" if proto.get("folds_from") else ""),
-            "created": results["created"]}
+            "versions": versions_line(results), "created": results["created"]}
     body.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>"
                                     for k, v in meta.items()) + "</table>")
     lean = {k: v for k, v in results.items() if k != "folds"}

@@ -10,6 +10,20 @@ import numpy as np
 from featx.feature_set import FeatureSet
 
 
+def versions() -> dict:
+    """Versions of what computes the numbers, for the provenance block."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "scikit-learn", "xgboost-cpu", "xgboost", "skops"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
 def write_outputs(results: dict, dev: FeatureSet, cvres: dict, units: dict, test: FeatureSet, test_proba: dict,
                   test_units: dict, out: Path) -> dict:
     """Write everything under ``out``; records the paths in ``results['outputs']`` and returns them."""

@@ -40,13 +40,16 @@ def test_bench_ranks_cells_on_identical_folds_and_compares_deep_with_radiomics(t
     assert res["n_dev"] == 59  # the sample missing from 'rad' is left out of every cell
     assert all(len(c["fold_auc"]) == 5 for c in cells)
     whys = [c["why"] for c in res["comparisons"]]
-    assert whys[0] == "best vs runner-up" and "best deep vs best radiomics" in whys
+    assert whys == ["best deep vs best radiomics", "best deep vs runner-up"]
     dr = res["comparisons"][whys.index("best deep vs best radiomics")]
     assert dr["a"].startswith("deep + ") and dr["b"].startswith("rad + ")
     assert dr["delong"]["diff"] > 0.2 and dr["delong"]["p"] < 0.01 and dr["corrected_t"]["p"] < 0.05
     with open(tmp_path / "b" / "bench.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["rank"] for r in rows] == [str(i) for i in range(1, 7)]
+    with open(tmp_path / "b" / "oof_predictions.csv") as fh:
+        oof = list(csv.DictReader(fh))
+    assert len(oof) == 59 and "rad+lda:p_yes" in oof[0] and "deep+knn:p_yes" in oof[0]
     page = (tmp_path / "b" / "report.html").read_text()
     assert "Pairwise comparisons" in page and "rad + " in page and "data:image/png;base64," in page
 
@@ -64,7 +67,7 @@ def test_bench_cli_and_report_rerender(two_sets, tmp_path):
     proc = featx("bench", "-s", two_sets, "-f", "deep,rad", "--heads", "logreg,lda", "--cv", "3", "--bootstrap", "0",
                  "--out", tmp_path / "b")
     assert proc.returncode == 0, proc.stderr
-    assert "best vs runner-up: deep + " in proc.stdout and "report:" in proc.stdout
+    assert "best deep vs runner-up: deep + " in proc.stdout and "report:" in proc.stdout
     (tmp_path / "b" / "report.html").unlink()
     proc = featx("report", tmp_path / "b" / "results.json")
     assert proc.returncode == 0, proc.stderr
