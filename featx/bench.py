@@ -183,12 +183,14 @@ def write_bench(results: dict, out: Path, dev: FeatureSet | None = None, oof: di
     with open(paths["table"], "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["rank", "feature_set", "head", "kind", "n_features"] + [f"cv_{k}" for k in keys]
-                   + ["cv_auc_lo", "cv_auc_hi", "fold_auc_mean", "fold_auc_sd", "test_auc", "test_accuracy", "seconds"])
+                   + ["cv_auc_delong_lo", "cv_auc_delong_hi", "cv_auc_boot_lo", "cv_auc_boot_hi", "fold_auc_mean",
+                      "fold_auc_sd", "test_auc", "test_accuracy", "seconds"])
         for c in results["cells"]:
             p, t, pf = c["cv"]["pooled"], c["test"] or {}, c["cv"]["per_fold"].get("auc", {})
             lo, hi = p.get("auc_ci") or (None, None)
+            blo, bhi = (p.get("ci") or {}).get("auc") or (None, None)
             w.writerow([c["rank"], c["feature_set"], c["head"], c["kind"], c["n_features"]]
-                       + [_r(p.get(k)) for k in keys] + [_r(lo), _r(hi), _r(pf.get("mean")), _r(pf.get("sd")),
+                       + [_r(p.get(k)) for k in keys] + [_r(lo), _r(hi), _r(blo), _r(bhi), _r(pf.get("mean")), _r(pf.get("sd")),
                                                          _r(t.get("auc")), _r(t.get("accuracy")), f"{c['seconds']:.2f}"])
     if oof:
         paths["oof"] = out / "oof_predictions.csv"

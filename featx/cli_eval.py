@@ -85,13 +85,15 @@ def bench(
     res = run_bench(store, [f.strip() for f in features.split(",") if f.strip()], names, cv=cv, repeats=repeats,
                     seed=seed, out=out, positive=positive, split=split, test_size=test_size, tune=tune, pca=pca,
                     folds=folds, n_boot=bootstrap)
-    table = Table(title=f"featx bench: {res['protocol']['folds']}")
-    cols = ["rank", "feature set", "head", "CV AUC (DeLong) [bootstrap]", "bal. acc"] + (["test AUC"] if res["n_test"] else [])
-    for c in cols:  # names never truncated; figures wrap onto a second line in narrow terminals
-        table.add_column(c, no_wrap=c in ("rank", "head"), overflow="fold", min_width=4)
+    table = Table(title=f"featx bench: {res['protocol']['folds']}", caption="bootstrap CIs: report.html and bench.csv")
+    cols = ["rank", "feature set", "head", "CV AUC (DeLong 95% CI)", "bal. acc"] + (["test AUC"] if res["n_test"] else []) + ["s"]
+    for c in cols:  # names never truncated: they wrap in narrow terminals
+        table.add_column(c, no_wrap=c in ("rank", "head", "s"), overflow="fold")
     for c in res["cells"]:
-        table.add_row(str(c["rank"]), c["feature_set"], c["head"], fmt(c["cv"]["pooled"], "auc"),
-                      fmt(c["cv"]["pooled"], "balanced_accuracy"), *([fmt(c["test"], "auc")] if res["n_test"] else []))
+        p = c["cv"]["pooled"]
+        table.add_row(str(c["rank"]), c["feature_set"], c["head"], fmt(p, "auc", boot=False),
+                      fmt(p, "balanced_accuracy", boot=False), *([fmt(c["test"], "auc", boot=False)] if res["n_test"] else []),
+                      f"{c['seconds']:.1f}")
     out_console.print(table)
     for why, a, b, delong, t in comparison_rows(res):
         out_console.print(f"{why}: {a} vs {b}: DeLong {delong}; corrected t-test {t}", highlight=False)

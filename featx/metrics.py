@@ -5,10 +5,11 @@ variance (DeLong et al. 1988, fast form of Sun & Xu 2014) is written out here.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import norm, rankdata
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
-                             precision_score, recall_score, roc_auc_score)
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 
 def delong_auc(y_true, score) -> tuple[float, float]:
@@ -64,44 +65,47 @@ def classification_metrics(y, proba, classes, positive: str | None = None) -> di
         Binary: ``auc`` (+ ``auc_ci``), ``accuracy``, ``balanced_accuracy``, ``sensitivity``,
         ``specificity``, ``precision``, ``f1``, ``confusion_matrix`` (rows true, columns
         predicted, in ``classes`` order). Multi-class: macro one-vs-rest ``auc``, macro
-        ``f1``/``precision``/``sensitivity``, per-class recall, ``confusion_matrix``.
+        ``f1``/``precision``/``sensitivity``, ``confusion_matrix``. Both: ``per_class``
+        precision, recall, F1 and support.
     """
     y = np.asarray(y)
     proba = np.asarray(proba, dtype=np.float64)
     pred = proba.argmax(axis=1)
     labels = list(range(len(classes)))
+    cm = confusion_matrix(y, pred, labels=labels)
+    # one pass gives every per-class value; the summaries are scikit-learn's definitions of them
+    prec, rec, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     out: dict = {
         "n": int(len(y)),
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "accuracy": float(np.trace(cm) / cm.sum()) if cm.sum() else float("nan"),
+        "balanced_accuracy": float(rec[support > 0].mean()) if support.any() else float("nan"),  # = balanced_accuracy_score
+        "confusion_matrix": cm.tolist(),
         "classes": list(classes),
+        "per_class": {c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
+                          "support": int(support[i])} for i, c in enumerate(classes)},
     }
     if len(classes) == 2:
         pos = classes.index(positive) if positive is not None else 1
-        t, p = (y == pos).astype(int), (pred == pos).astype(int)
+        t = (y == pos).astype(int)
         out["positive"] = classes[pos]
         if 0 < t.sum() < len(t):
             auc, lo, hi = auc_ci(t, proba[:, pos])
             out["auc"], out["auc_ci"] = auc, [lo, hi]
         else:
             out["auc"], out["auc_ci"] = float("nan"), [float("nan"), float("nan")]
-        out["sensitivity"] = float(recall_score(t, p, zero_division=0))
-        out["specificity"] = float(recall_score(1 - t, 1 - p, zero_division=0))
-        out["precision"] = float(precision_score(t, p, zero_division=0))
-        out["f1"] = float(f1_score(t, p, zero_division=0))
+        out["sensitivity"] = float(rec[pos])
+        out["specificity"] = float(rec[1 - pos])
+        out["precision"] = float(prec[pos])
+        out["f1"] = float(f1[pos])
     else:
         present = np.unique(y)
         if len(present) == len(classes):
             out["auc"] = float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels))
         else:
             out["auc"] = float("nan")
-        out["sensitivity"] = float(recall_score(y, pred, labels=labels, average="macro", zero_division=0))
-        out["precision"] = float(precision_score(y, pred, labels=labels, average="macro", zero_division=0))
-        out["f1"] = float(f1_score(y, pred, labels=labels, average="macro", zero_division=0))
-        out["recall_per_class"] = dict(
-            zip(classes, recall_score(y, pred, labels=labels, average=None, zero_division=0).tolist())
-        )
+        out["sensitivity"] = float(rec.mean())  # macro over all classes, as average="macro" with labels=
+        out["precision"] = float(prec.mean())
+        out["f1"] = float(f1.mean())
     return out
 
 
@@ -172,25 +176,41 @@ def corrected_ttest(diffs, n_train: float, n_test: float) -> dict:
 
 
 BOOT_KEYS = SUMMARY_KEYS
+BOOT_CHUNK = 100
 ROC_GRID = np.linspace(0, 1, 101)
 
 
-def _fast_binary(t: np.ndarray, score: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """The BOOT_KEYS of a binary problem (t, pred in {0, 1}) without scikit-learn's per-call validation."""
-    tp = float(np.sum(t & pred))
-    fn = float(np.sum(t & ~pred))
-    fp = float(np.sum(~t & pred))
-    tn = float(len(t) - tp - fn - fp)
+def _weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, list]:
+    """BOOT_KEYS and ROC-on-grid of a binary problem for many resamples at once.
+
+    A resample is a weight per sample (how often it was drawn), row ``b`` of ``W``; the
+    metrics equal those of the resample's duplicated samples (AUC: Mann-Whitney with ties
+    counted half, as ``rankdata`` averaging gives), from one sort of the scores.
+    """
+    tf, pf = t.astype(float), pred.astype(float)
+    tp, fn = W @ (tf * pf), W @ (tf * (1 - pf))
+    fp, tn = W @ ((1 - tf) * pf), W @ ((1 - tf) * (1 - pf))
     m, n = tp + fn, tn + fp
-    auc = np.nan
-    if m and n:
-        r = rankdata(score)
-        auc = (r[t].sum() - m * (m + 1) / 2.0) / (m * n)
-    sens = tp / m if m else np.nan
-    spec = tn / n if n else np.nan
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-    return np.array([auc, (tp + tn) / len(t), np.nanmean([sens, spec]), sens, spec, prec, f1])
+    order = np.argsort(score, kind="stable")
+    s = score[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]  # blocks of tied scores, ascending
+    Ws = W[:, order]
+    P = np.add.reduceat(Ws * tf[order], starts, axis=1)
+    N = np.add.reduceat(Ws * (1 - tf[order]), starts, axis=1)
+    below = np.cumsum(N, axis=1) - N
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (P * (below + 0.5 * N)).sum(axis=1) / (m * n)
+        sens, spec = tp / m, tn / n
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # both undefined: NaN, as a skipped resample
+            bal = np.nanmean(np.stack([sens, spec]), axis=0)
+        prec = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        acc = (tp + tn) / W.sum(axis=1)
+        tps = np.cumsum(P[:, ::-1], axis=1) / m[:, None]  # thresholds descending: the ROC's points
+        fps = np.cumsum(N[:, ::-1], axis=1) / n[:, None]
+    curves = [np.interp(ROC_GRID, np.r_[0.0, f], np.r_[0.0, r]) for f, r, a, b in zip(fps, tps, m, n) if a > 0 and b > 0]
+    return np.stack([auc, acc, bal, sens, spec, prec, f1], axis=1), curves
 
 
 def _roc_on_grid(t: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -246,19 +266,20 @@ def bootstrap(y, proba, classes, groups=None, positive: str | None = None, n_boo
     binary = len(classes) == 2
     pos = (classes.index(positive) if positive is not None else 1) if binary else None
     stats, curves = [], []
-    for _ in range(n_boot):
+    if binary:
+        t, score, pred = y == pos, proba[:, pos], proba.argmax(1) == pos
+        for start in range(0, n_boot, BOOT_CHUNK):  # weights of BOOT_CHUNK resamples at a time (bounded memory)
+            draws = rng.integers(0, len(sizes), (min(BOOT_CHUNK, n_boot - start), len(sizes)))
+            counts = np.stack([np.bincount(d, minlength=len(sizes)) for d in draws]).astype(float)
+            chunk, c = _weighted_binary(counts[:, unit_of], t, score, pred)
+            stats.extend(chunk)
+            curves.extend(c)
+    for _ in range(0 if binary else n_boot):
         pick = rng.integers(0, len(sizes), len(sizes))
         lens = sizes[pick]
         idx = order[np.repeat(starts[pick] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(lens.sum())]
-        yy, pp = y[idx], proba[idx]
-        if binary:
-            t = yy == pos
-            stats.append(_fast_binary(t, pp[:, pos], pp.argmax(1) == pos))
-            if t.any() and not t.all():
-                curves.append(_roc_on_grid(t, pp[:, pos]))
-        else:
-            m = classification_metrics(yy, pp, classes)
-            stats.append(np.array([m.get(k, np.nan) for k in BOOT_KEYS], float))
+        m = classification_metrics(y[idx], proba[idx], classes)
+        stats.append(np.array([m.get(k, np.nan) for k in BOOT_KEYS], float))
     stats = np.array(stats)
     lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
     out = {"n_boot": n_boot, "unit": "subject" if len(sizes) < len(y) else "sample", "level": level, "ci": {}}

@@ -100,7 +100,8 @@ def confusion_png(panels: list, classes: list, path: Path) -> Path:
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
         ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
-               xlabel="predicted", ylabel="true", title=title)
+               xlabel="predicted", ylabel="true")
+        ax.set_title(title, fontsize=8)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
         ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
@@ -130,8 +131,8 @@ def strip_png(series: dict, title: str, path: Path) -> Path:
     return path
 
 
-def fmt(m: dict | None, key: str) -> str:
-    """A metric with its CI: DeLong for AUC, bootstrap for the others (and in brackets for AUC too)."""
+def fmt(m: dict | None, key: str, boot: bool = True) -> str:
+    """A metric with its CI: DeLong for AUC, bootstrap for the others (and in brackets for AUC too, unless not ``boot``)."""
     if not m:
         return "-"
     v = m.get(key)
@@ -140,7 +141,7 @@ def fmt(m: dict | None, key: str) -> str:
     s = f"{v:.3f}"
     if key == "auc" and m.get("auc_ci") and not np.isnan(m["auc_ci"][0]):
         s += f" ({m['auc_ci'][0]:.3f}-{m['auc_ci'][1]:.3f})"
-    ci = (m.get("ci") or {}).get(key)
+    ci = (m.get("ci") or {}).get(key) if boot else None
     if ci:
         s += f" [{ci[0]:.3f}-{ci[1]:.3f}]"
     return s
@@ -201,10 +202,11 @@ def page(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+body {{ font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; }}
 th {{ background: #f3f3f3; }} figure {{ display: inline-block; margin: 0 1em 1em 0; }} img {{ max-width: 520px; }}
 code {{ font-size: 0.85em; word-break: break-all; }} .note {{ color: #555; font-size: 0.9em; }}
+table.bench td {{ white-space: nowrap; font-size: 0.9em; }} .ci {{ color: #888; font-size: 0.8em; }}
 </style></head><body>
 <h1>{e(title)}</h1>
 {body}

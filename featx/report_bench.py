@@ -5,6 +5,8 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
+
 from featx.report import confusion_png, figures, fmt, page, provenance_rows, roc_png, strip_png, table, versions_line
 
 e = html.escape
@@ -26,6 +28,10 @@ def bench_images(results: dict, out: Path) -> dict:
     return paths
 
 
+def _unit(results: dict) -> str:
+    return next((c["cv"]["pooled"].get("ci_unit") for c in results["cells"] if c["cv"]["pooled"].get("ci_unit")), "sample")
+
+
 def _p(v) -> str:
     return "-" if v is None else (f"{v:.2g}" if v >= 0.001 else "<0.001")
 
@@ -40,22 +46,36 @@ def comparison_rows(results: dict) -> list:
     return rows
 
 
+def _cell(m: dict | None, key: str) -> str:
+    """Value with its 95% CI in small grey type (DeLong for AUC, bootstrap otherwise); raw HTML."""
+    if not m or m.get(key) is None or np.isnan(m[key]):
+        return "-"
+    ci = m.get("auc_ci") if key == "auc" else (m.get("ci") or {}).get(key)
+    small = f" <span class='ci'>{ci[0]:.3f}-{ci[1]:.3f}</span>" if ci and not np.isnan(ci[0]) else ""
+    return f"{m[key]:.3f}{small}"
+
+
 def render_bench(results: dict, images: dict) -> str:
     proto = results["protocol"]
     has_test = proto["held_out_test"]
+    keys = [("auc", "CV AUC"), ("balanced_accuracy", "bal. accuracy"), ("sensitivity", "sensitivity"),
+            ("specificity", "specificity"), ("f1", "F1")]
+    header = (["rank", "feature set", "head", "features"] + [k[1] for k in keys] + ["AUC per fold"]
+              + (["test AUC"] if has_test else []) + ["seconds"])
     rows = []
     for c in results["cells"]:
         p, pf = c["cv"]["pooled"], c["cv"]["per_fold"].get("auc")
-        rows.append([c["rank"], c["feature_set"], c["head"], c["n_features"], fmt(p, "auc"),
-                     f"{pf['mean']:.3f} ± {pf['sd']:.3f}" if pf else "-", fmt(p, "balanced_accuracy"),
-                     fmt(p, "sensitivity"), fmt(p, "specificity")]
-                    + ([fmt(c["test"], "auc")] if has_test else []) + [f"{c['seconds']:.1f}"])
-    header = (["rank", "feature set", "head", "features", "CV AUC", "AUC per fold", "bal. accuracy", "sensitivity",
-               "specificity"] + (["test AUC"] if has_test else []) + ["seconds"])
+        cells = ([str(c["rank"]), e(c["feature_set"]), e(c["head"]), str(c["n_features"])] + [_cell(p, k) for k, _ in keys]
+                 + [f"{pf['mean']:.3f} ± {pf['sd']:.3f}" if pf else "-"] + ([_cell(c["test"], "auc")] if has_test else [])
+                 + [f"{c['seconds']:.1f}"])
+        rows.append("<tr>" + "".join(f"<td>{v}</td>" for v in cells) + "</tr>")
+    ranked = ("<table class='bench'><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(rows)
+              + "</table>")
     body = [f"""<p class="note">{results['n_dev']} samples (those present in every feature set) in {e(proto['folds'])};
 {results['n_test']} in the held-out test split; classes {e(', '.join(results['classes']))}; positive class
-<b>{e(str(results.get('positive')))}</b>. Every cell is scored on the same folds. AUC: 95% DeLong interval in
-parentheses; [brackets]: 95% percentile bootstrap ({proto['n_boot']} resamples).</p>""", table(header, rows)]
+<b>{e(str(results.get('positive')))}</b>. Every cell is scored on the same folds. Small grey figures: 95% interval
+(AUC: DeLong; others: percentile bootstrap, {proto['n_boot']} resamples by {e(_unit(results))}; the bootstrap AUC
+intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""", ranked]
     if results["comparisons"]:
         body.append("<h2>Pairwise comparisons</h2><p class='note'>a - b. DeLong's paired test on the out-of-fold "
                     "scores (averaged over repeats); corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold "

@@ -169,3 +169,26 @@ def test_model_with_an_untrusted_type_is_refused(tmp_path):
     sio.dump({"meta_json": "{}", "models": {"x": Fraction(1, 3)}}, tmp_path / "evil.skops")
     with pytest.raises(FeatxError, match=r"contains types featx does not load \(fractions.Fraction\)"):
         load_model(tmp_path / "evil.skops")
+
+
+def test_cli_fit_options_and_refusals(tmp_path):
+    from test_cli import assert_one_line_error, featx
+
+    X, labels, subj = _cohort()
+    splits = np.where(np.arange(120) < 30, "test", "train")
+    store = make_store(tmp_path / "s.h5", "deep", X, labels, subjects=subj, splits=splits)
+    proc = featx("fit", "-s", store, "-f", "deep", "--head", "lda", "--cv", "4", "--repeats", "2", "--pca", "3",
+                 "--bootstrap", "200", "--positive", "malignant", "--out", tmp_path / "o", "--save", tmp_path / "m.skops")
+    assert proc.returncode == 0, proc.stderr
+    assert "4-fold StratifiedGroupKFold x 2 repeats, grouped by subject, seed 0" in proc.stdout
+    assert "subject level (30 subjects)" in proc.stdout and f"model: {tmp_path / 'm.skops'}" in proc.stdout
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["head"]["pca"] == 3 and res["protocol"]["n_boot"] == 200 and res["n_test"] == 30
+    splits[31] = "test"  # subject p010 now has rows on both sides
+    leaky = make_store(tmp_path / "l.h5", "deep", X, labels, subjects=subj, splits=splits)
+    assert_one_line_error(featx("fit", "-s", leaky, "-f", "deep"), "Subject 'p010' has rows in the 'test' split")
+    assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--fuse", "avg"), "Unknown --fuse 'avg'")
+    assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--split", "fixed", "--test-size", "0.3"),
+                          "already marks 'test' rows")
+    assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--folds", tmp_path / "nope.json"),
+                          "Cannot read folds from")

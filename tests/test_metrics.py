@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from featx.metrics import auc_ci, classification_metrics, delong_auc
@@ -50,7 +51,7 @@ def test_multiclass_macro_auc():
     proba /= proba.sum(1, keepdims=True)
     m = classification_metrics(y, proba, ["a", "b", "c"])
     assert np.isclose(m["auc"], roc_auc_score(y, proba, multi_class="ovr"))
-    assert set(m["recall_per_class"]) == {"a", "b", "c"}
+    assert set(m["per_class"]) == {"a", "b", "c"} and sum(v["support"] for v in m["per_class"].values()) == m["n"]
 
 
 def test_per_fold_mean_sd():
@@ -162,3 +163,53 @@ def test_bootstrap_multiclass_and_reproducible():
     assert a == bootstrap(y, proba, ["x", "y", "z"], n_boot=100, seed=2) and "roc" not in a
     lo, hi = a["ci"]["auc"]
     assert lo < classification_metrics(y, proba, ["x", "y", "z"])["auc"] < hi
+
+
+def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
+    """A resample as weights (how often each sample was drawn) gives the metrics of the resample itself."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, roc_auc_score, roc_curve
+
+    from featx.metrics import ROC_GRID, _weighted_binary
+
+    rng = np.random.default_rng(5)
+    n = 300
+    t = rng.random(n) < 0.4
+    score = np.round(rng.random(n) * 0.6 + 0.3 * t, 2)  # rounded: many ties
+    pred = score > 0.5
+    draws = rng.integers(0, n, (20, n))
+    W = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(float)
+    stats, curves = _weighted_binary(W, t, score, pred)
+    for b, d in enumerate(draws):
+        tt, ss, pp = t[d], score[d], pred[d]
+        want = [roc_auc_score(tt, ss), (tt == pp).mean(), balanced_accuracy_score(tt, pp), pp[tt].mean(),
+                (~pp[~tt]).mean(), precision_score(tt, pp), f1_score(tt, pp)]
+        np.testing.assert_allclose(stats[b], want, rtol=1e-12, atol=1e-12)
+        fpr, tpr, _ = roc_curve(tt, ss)
+        np.testing.assert_allclose(curves[b], np.interp(ROC_GRID, fpr, tpr), atol=1e-12)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_summary_metrics_are_scikit_learns(n_classes):
+    """Derived from one confusion pass, they equal scikit-learn's own functions (absent predicted classes too)."""
+    import warnings
+
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_score, recall_score
+
+    rng = np.random.default_rng(n_classes)
+    y = rng.integers(0, n_classes, 80)
+    proba = rng.dirichlet(np.ones(n_classes), 80)
+    proba[y == 0, 0] += 0.3
+    proba /= proba.sum(axis=1, keepdims=True)
+    classes = [f"c{i}" for i in range(n_classes)]
+    m = classification_metrics(y, proba, classes)
+    pred = proba.argmax(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+        assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+        avg = dict(average="binary", pos_label=1) if n_classes == 2 else dict(average="macro", labels=list(range(n_classes)))
+        assert m["sensitivity"] == pytest.approx(recall_score(y, pred, zero_division=0, **avg))
+        assert m["precision"] == pytest.approx(precision_score(y, pred, zero_division=0, **avg))
+        assert m["f1"] == pytest.approx(f1_score(y, pred, zero_division=0, **avg))
+        if n_classes == 2:
+            assert m["specificity"] == pytest.approx(recall_score(1 - y, 1 - pred, zero_division=0))
