@@ -114,7 +114,7 @@ def strip_png(series: dict, title: str, path: Path) -> Path:
     """One column of points (plus mean bar) per named list of per-fold scores."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(series) + 1.5), 3.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(min(11.0, max(4.0, 0.65 * len(series) + 1.5)), 3.8), dpi=110)
     rng = np.random.default_rng(0)
     for i, (name, vals) in enumerate(series.items()):
         v = np.asarray(vals, float)
@@ -122,7 +122,7 @@ def strip_png(series: dict, title: str, path: Path) -> Path:
         ax.scatter(i + rng.uniform(-0.12, 0.12, len(v)), v, s=12, alpha=0.7)
         if len(v):
             ax.hlines(v.mean(), i - 0.25, i + 0.25, color="black", lw=1.5)
-    ax.set_xticks(range(len(series)), list(series), rotation=20, ha="right", fontsize=7)
+    ax.set_xticks(range(len(series)), list(series), rotation=35, ha="right", fontsize=7)
     ax.set(title=title, ylim=(min(0.4, ax.get_ylim()[0]), 1.01))
     ax.title.set_fontsize(9)
     fig.tight_layout()
@@ -204,7 +204,7 @@ def page(title: str, body: str) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; }}
-th {{ background: #f3f3f3; }} figure {{ display: inline-block; margin: 0 1em 1em 0; }} img {{ max-width: 520px; }}
+th {{ background: #f3f3f3; }} figure {{ display: inline-block; margin: 0 1em 1em 0; max-width: 100%; }} img {{ max-width: 100%; }}
 code {{ font-size: 0.85em; word-break: break-all; }} .note {{ color: #555; font-size: 0.9em; }}
 table.bench td {{ white-space: nowrap; font-size: 0.9em; }} .ci {{ color: #888; font-size: 0.8em; }}
 </style></head><body>

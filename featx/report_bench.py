@@ -59,7 +59,7 @@ def render_bench(results: dict, images: dict) -> str:
     proto = results["protocol"]
     has_test = proto["held_out_test"]
     keys = [("auc", "CV AUC"), ("balanced_accuracy", "bal. accuracy"), ("sensitivity", "sensitivity"),
-            ("specificity", "specificity"), ("f1", "F1")]
+            ("specificity", "specificity")]  # precision and F1: bench.csv
     header = (["rank", "feature set", "head", "features"] + [k[1] for k in keys] + ["AUC per fold"]
               + (["test AUC"] if has_test else []) + ["seconds"])
     rows = []
