@@ -95,6 +95,10 @@ def sequences_of(fs: FeatureSet) -> list[str]:
                        f"{fs.name!r} have none. Add it to the manifest and re-run extract (rows are reused).")
     if (fs.subjects == "").any():
         raise FitError("--fuse combines a subject's sequences, so every row needs a 'subject'. Add the column.")
+    names, y, _ = subject_level(fs.subjects, np.unique(fs.labels, return_inverse=True)[1], np.zeros((len(fs), 1)))
+    if (y == MIXED).any():
+        raise FitError(f"--fuse predicts one label per subject, but subject(s) {short_list(names[y == MIXED].tolist())} "
+                       "have rows with different labels. Fix the manifest's 'label' column.")
     seqs = sorted(set(fs.sequences.tolist()))
     if len(seqs) < 2:
         raise FitError(f"--fuse needs at least two sequences; {fs.name!r} has only {seqs}.")

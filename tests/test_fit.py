@@ -192,3 +192,17 @@ def test_cli_fit_options_and_refusals(tmp_path):
                           "already marks 'test' rows")
     assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--folds", tmp_path / "nope.json"),
                           "Cannot read folds from")
+
+
+def test_fusion_refuses_a_subject_with_two_labels(tmp_path):
+    store = _multi_sequence(tmp_path)
+    from featx.store import FeatureStore
+
+    with FeatureStore(store) as st:
+        fs = st.load("deep")
+    labels = fs.labels.copy()
+    labels[0] = "b" if labels[0] == "a" else "a"  # p00's first image relabelled
+    bad = make_store(tmp_path / "bad.h5", "deep", fs.X, list(labels), subjects=list(fs.subjects),
+                     sequences=list(fs.sequences), ids=list(fs.ids))
+    with pytest.raises(FitError, match=r"subject\(s\) p00 have rows with different labels"):
+        run_fit(bad, "deep", fuse="vote", progress=False)
