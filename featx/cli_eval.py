@@ -122,6 +122,8 @@ def predict(
     models_dir: Annotated[Path, typer.Option(help="Folder of cached ONNX exports.")] = Path("models_onnx"),
     provider: Annotated[str, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda, tensorrt.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Images per inference batch.")] = 32,
+    allow_export_change: Annotated[bool, typer.Option(help="Accept an ONNX export that differs from the training one "
+                                                      "(same weights, another torch/exporter version).")] = False,
 ) -> None:
     """Apply a saved model to new images; their features are computed exactly as in training.
 
@@ -129,7 +131,8 @@ def predict(
     """
     from featx.predict import run_predict
 
-    s = run_predict(model, source, out, store=store, models_dir=models_dir, provider=provider, batch_size=batch_size)
+    s = run_predict(model, source, out, store=store, models_dir=models_dir, provider=provider, batch_size=batch_size,
+                    allow_export_change=allow_export_change)
     counts = {}
     for _, c in s.predictions:
         counts[c] = counts.get(c, 0) + 1

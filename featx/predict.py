@@ -58,7 +58,8 @@ def input_manifest(source: str | Path) -> Manifest:
 
 
 def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, models_dir="models_onnx",
-                     provider: str = "auto", batch_size: int = 32, progress: bool = True) -> tuple[str, list]:
+                     provider: str = "auto", batch_size: int = 32, allow_export_change: bool = False,
+                     progress: bool = True) -> tuple[str, list]:
     """Compute the model's features for ``manifest`` into ``store``; returns (feature-set name, failures)."""
     prov, name = model.meta["provenance"], model.meta["feature_set"]
     if model.meta["kind"] == "radiomics":
@@ -74,19 +75,25 @@ def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, mode
                       batch_size=batch_size, max_failures="100%", progress=progress)  # every failure is a CSV row
     with FeatureStore(store) as st:
         now = st.provenance(name)
-    _check_same_backbone(model, prov, now)
+    _check_same_backbone(model, prov, now, allow_export_change)
     return name, summary.failures
 
 
-def _check_same_backbone(model: FeatxModel, then: dict, now: dict) -> None:
+def _check_same_backbone(model: FeatxModel, then: dict, now: dict, allow_export_change: bool = False) -> None:
     w_then, w_now = then["spec"].get("weights_sha256"), now["spec"].get("weights_sha256")
     if w_then != w_now:
         raise FeatxError(f"The backbone weights differ from those {model.path} was trained on (sha256 {w_now} here, "
                          f"{w_then} in training): its head would get other features. Use the training weights "
                          f"({then['spec'].get('weights_id')}).")
     if then.get("onnx_sha256") and now.get("onnx_sha256") and then["onnx_sha256"] != now["onnx_sha256"]:
-        log.warning("the ONNX export differs from the training one (sha256 %s vs %s; another torch/exporter "
-                    "version?): same weights, so features should agree to float precision", now["onnx_sha256"][:12],
+        if not allow_export_change:
+            raise FeatxError(f"The backbone's ONNX export here (sha256 {now['onnx_sha256'][:16]}...) differs from the one "
+                             f"{model.path} was trained with ({then['onnx_sha256'][:16]}...; exported by "
+                             f"{then.get('exporter')}, opset {then.get('opset')}): same weights, but another torch/exporter "
+                             "version can change the features. Re-extract and refit here, or pass --allow-export-change "
+                             "to accept it.")
+        log.warning("the ONNX export differs from the training one (sha256 %s vs %s), accepted by "
+                    "--allow-export-change: same weights, features may differ slightly", now["onnx_sha256"][:12],
                     then["onnx_sha256"][:12])
 
 
@@ -107,7 +114,7 @@ def _radiomics(prov: dict, manifest: Manifest, store: Path, name: str, progress:
 
 def run_predict(model_path: str | Path, source: str | Path, out: str | Path, *, store: str | Path | None = None,
                 models_dir: str | Path = "models_onnx", provider: str = "auto", batch_size: int = 32,
-                progress: bool = True) -> PredictSummary:
+                allow_export_change: bool = False, progress: bool = True) -> PredictSummary:
     """Apply the model saved at ``model_path`` to ``source``; write predictions to the CSV ``out``.
 
     Parameters
@@ -122,6 +129,9 @@ def run_predict(model_path: str | Path, source: str | Path, out: str | Path, *, 
         With subjects, a second CSV ``<out>_subjects.csv`` holds the per-subject (fused) predictions.
     store : path, optional
         Keep the computed features in this store (reused on a rerun); default a temporary one.
+    allow_export_change : bool
+        Accept an ONNX export whose sha256 differs from the training one (same weights; another
+        torch or exporter version). Different weights are always refused.
     """
     model = load_model(model_path)
     manifest = input_manifest(source)
@@ -129,7 +139,8 @@ def run_predict(model_path: str | Path, source: str | Path, out: str | Path, *, 
     with tempfile.TemporaryDirectory(prefix="featx-predict-") as tmp:
         store_path = Path(store) if store else Path(tmp) / "features.h5"
         name, failures = compute_features(model, manifest, store_path, models_dir=models_dir, provider=provider,
-                                          batch_size=batch_size, progress=progress)
+                                          batch_size=batch_size, allow_export_change=allow_export_change,
+                                          progress=progress)
         failed = dict(failures)
         try:
             with FeatureStore(store_path) as st:

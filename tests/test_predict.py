@@ -60,18 +60,33 @@ def test_predict_a_folder_with_a_broken_image_reports_it_and_goes_on(saved, mode
     assert all(rows[k]["predicted"] in ("malignant", "normal_benign") for k in rows if k != "zz_broken.png")
 
 
-@pytest.mark.slow
-def test_predict_refuses_other_backbone_weights(saved, models_dir, tmp_path):
+def _tampered(model, out, **changes):
+    """A copy of the saved model whose provenance claims other weights / another export."""
     import json
 
     import skops.io as sio
 
-    _, model, test_csv = saved
     obj = sio.load(model, trusted=sio.get_untrusted_types(file=model))
     meta = json.loads(obj["meta_json"])
-    meta["provenance"]["spec"]["weights_sha256"] = "0" * 64  # as if trained on other weights
+    for key, value in changes.items():
+        if key == "weights_sha256":
+            meta["provenance"]["spec"][key] = value
+        else:
+            meta["provenance"][key] = value
     obj["meta_json"] = json.dumps(meta)
-    sio.dump(obj, tmp_path / "other.skops")
-    proc = featx("predict", test_csv, "--model", tmp_path / "other.skops", "--out", tmp_path / "p.csv",
-                 "--models-dir", models_dir)
+    sio.dump(obj, out)
+    return out
+
+
+@pytest.mark.slow
+def test_predict_refuses_other_weights_and_another_export(saved, models_dir, tmp_path):
+    _, model, test_csv = saved
+    other = _tampered(model, tmp_path / "other.skops", weights_sha256="0" * 64)
+    proc = featx("predict", test_csv, "--model", other, "--out", tmp_path / "p.csv", "--models-dir", models_dir)
     assert_one_line_error(proc, "The backbone weights differ from those", "Use the training weights")
+    moved = _tampered(model, tmp_path / "moved.skops", onnx_sha256="f" * 64)
+    proc = featx("predict", test_csv, "--model", moved, "--out", tmp_path / "p.csv", "--models-dir", models_dir)
+    assert_one_line_error(proc, "ONNX export here", "differs from the one", "--allow-export-change")
+    proc = featx("predict", test_csv, "--model", moved, "--out", tmp_path / "p.csv", "--models-dir", models_dir,
+                 "--allow-export-change")
+    assert proc.returncode == 0 and "40 predicted" in proc.stdout and "accepted by --allow-export-change" in proc.stderr
