@@ -1,7 +1,7 @@
 """Every registered head honours the scikit-learn estimator contract."""
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import check_estimators_pickle, parametrize_with_checks
+from sklearn.utils.estimator_checks import check_estimators_pickle, estimator_checks_generator
 
 from featx.errors import FitError
 from featx.heads import build_head, get_head, list_heads
@@ -17,18 +17,30 @@ SVC_PICKLE = {"check_estimators_pickle": "sklearn.svm.SVC itself fails it (read-
 def _heads():
     for name in NAMES:
         est, _ = build_head(name, seed=0)
-        yield est.set_params(**FAST.get(name, {}))
-
-
-def _expected(est):
-    return SVC_PICKLE if type(est.clf).__name__ == "SVC" else {}
+        yield name, est.set_params(**FAST.get(name, {}))
 
 
 def test_all_eight_heads_registered():
     assert set(NAMES) == {"logreg", "svm-linear", "svm-rbf", "rf", "xgb", "knn", "mlp", "lda"}
 
 
-@parametrize_with_checks(list(_heads()), expected_failed_checks=_expected)
+def _contract_checks():
+    """scikit-learn's estimator checks for every head (those ``parametrize_with_checks`` runs), minus the
+    array-API check: it only runs with SCIPY_ARRAY_API=1 (skipped otherwise) and featx feeds heads NumPy arrays.
+    Only SVC's read-only-memmap pickle check is expected to fail, strictly (see SVC_PICKLE)."""
+    for head, est in _heads():
+        for e, check in estimator_checks_generator(est, legacy=True):
+            name = getattr(check, "func", check).__name__
+            if name == "check_array_api_input":
+                continue
+            readonly = getattr(check, "keywords", {}).get("readonly_memmap", False)
+            marks = ()
+            if type(est.clf).__name__ == "SVC" and name == "check_estimators_pickle" and readonly:
+                marks = pytest.mark.xfail(strict=True, reason=SVC_PICKLE[name])
+            yield pytest.param(e, check, marks=marks, id=f"{head}-{name}" + ("-readonly" if readonly else ""))
+
+
+@pytest.mark.parametrize(("estimator", "check"), list(_contract_checks()))
 def test_head_contract(estimator, check):
     check(estimator)
 
