@@ -20,13 +20,13 @@ from featx import __version__
 from featx.cv import Folds, cross_validate, encode_labels, fit_one, proba_of
 from featx.errors import FitError
 from featx.feature_set import FeatureSet
-from featx.fit import load_for_fit, plan_split, score_test
+from featx.fit import load_for_fit, plan_split
 from featx.heads import build_head, get_head
 from featx.manifest import short_list
 from featx.metrics import corrected_ttest, delong_paired
 from featx.progress import progress_bar
 from featx.results_io import versions
-from featx.scoring import evaluate, fold_scores
+from featx.scoring import evaluate, fold_scores, metrics_with_ci
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
                         "best_params": res.best_params, "test": None}
                 if len(test):
                     model = fit_one(est, dev.X, y, groups, grid if tune else None, seed, inner_k)[0]
-                    cell["test"] = score_test(encode_labels(test.labels, classes)[1],
+                    cell["test"] = metrics_with_ci(encode_labels(test.labels, classes)[1],
                                               proba_of(model, test.X, len(classes)), classes,
                                               test.subjects if folds_.grouped else None, positive, n_boot, seed)
                 cell["_proba"] = res.mean_proba()

@@ -23,10 +23,10 @@ from featx.fusion import FUSE_CHOICES, concat_by_subject, fuse_repeats, sequence
 from featx.fusion import fuse as fuse_subjects
 from featx.heads import build_head, get_head
 from featx.manifest import short_list
-from featx.metrics import bootstrap, classification_metrics, roc_on_grid
+from featx.metrics import classification_metrics
 from featx.progress import progress_bar
 from featx.results_io import versions
-from featx.scoring import evaluate
+from featx.scoring import evaluate, metrics_with_ci
 from featx.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ def run_fit(
     if fuse in ("vote", "mean"):
         names, ys, _ = subject_level(dev.subjects, encode_labels(dev.labels, classes)[1], np.zeros((len(dev), 1)))
         fused = fuse_repeats({q: (dev.subjects[units[q]], r.proba) for q, r in cvres.items()}, fuse, names)
-        fold_s = np.array([[folds_.fold_of[r][dev.subjects == s][0] for s in names] for r in range(folds_.repeats)])
+        fold_s = folds_.fold_of[:, np.unique(dev.subjects, return_index=True)[1]]  # a subject's fold: its rows' fold
         results["cv"] = evaluate(ys, fused, fold_s, classes, None, positive, n_boot, seed)
         results["cv"]["level"] = f"subject ({fuse} of {len(units)} sequence models)"
         results["sequences"] = {q: {"cv": e, "n": int(units[q].sum())} for q, e in evals.items()}
@@ -237,14 +237,14 @@ def run_fit(
                     results["sequences"][q]["test"] = classification_metrics(yq, test_proba[q], classes, positive)
             tn, tp = fuse_subjects(per, fuse)
             _, ty, _ = subject_level(test.subjects, encode_labels(test.labels, classes)[1], np.zeros((len(test), 1)))
-            results["test"] = score_test(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None,
+            results["test"] = metrics_with_ci(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None,
                                             positive, n_boot, seed)
             test_proba["fused"] = (tn, tp)
     else:
         results["cv"] = evals[fs.name]
         results["cv"]["level"] = "subject (concatenated sequences)" if fuse == "concat" else "image"
         if len(test):
-            results["test"] = score_test(encode_labels(test.labels, classes)[1], test_proba[fs.name], classes,
+            results["test"] = metrics_with_ci(encode_labels(test.labels, classes)[1], test_proba[fs.name], classes,
                                             test.subjects if grouped else None, positive, n_boot, seed)
     results["cv"]["fold_seconds"] = [s for r in cvres.values() for s in r.fold_seconds]
     results["cv"]["best_params"] = first.best_params if len(cvres) == 1 else {q: r.best_params for q, r in cvres.items()}
@@ -259,16 +259,6 @@ def run_fit(
         if out is not None:
             Path(results["outputs"]["results"]).write_text(__import__("json").dumps(results, indent=2))
     return results
-
-
-def score_test(y, proba, classes, groups, positive, n_boot, seed) -> dict:
-    m = classification_metrics(y, proba, classes, positive)
-    if n_boot:
-        boot = bootstrap(y, proba, classes, groups, positive, n_boot=n_boot, seed=seed)
-        m["ci"], m["ci_unit"], m["roc"] = boot["ci"], boot["unit"], boot.get("roc")
-    else:
-        m["roc"] = roc_on_grid(y, proba, classes, positive)
-    return m
 
 
 def _plain(v):

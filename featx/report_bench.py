@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.report import confusion_png, figures, fmt, page, provenance_rows, roc_png, strip_png, table, versions_line
+from featx.report import confusion_png, figures, page, provenance_rows, roc_png, strip_png, table, versions_line
 
 e = html.escape
 TOP_ROC = 5

@@ -37,14 +37,8 @@ def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: i
     yt = y[tested]
     subj = None if subjects is None else np.asarray(subjects).astype(str)[tested]
     out = {"n_tested": int(tested.sum())}
-    out["pooled"] = classification_metrics(yt, mean, classes, positive)
-    if n_boot:
-        boot = bootstrap(yt, mean, classes, subj, positive, n_boot=n_boot, seed=seed)
-        out["pooled"]["ci"] = boot["ci"]
-        out["pooled"]["ci_unit"] = boot["unit"]
-        out["roc"] = boot.get("roc")
-    else:
-        out["roc"] = roc_on_grid(yt, mean, classes, positive)
+    out["pooled"] = metrics_with_ci(yt, mean, classes, subj, positive, n_boot, seed)
+    out["roc"] = out["pooled"].pop("roc")
     out["per_fold"] = _per_fold(y, proba, fold_of, classes, positive)
     out["per_repeat"] = [
         {k: classification_metrics(y[~np.isnan(p[:, 0])], p[~np.isnan(p[:, 0])], classes, positive).get(k)
@@ -60,6 +54,17 @@ def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: i
         m["n_subjects"], m["mixed_label_subjects"] = int(ok.sum()), int((~ok).sum())
         out["subject"] = m
     return out
+
+
+def metrics_with_ci(y, proba, classes, groups=None, positive=None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Metrics of one set of predictions with their bootstrap CIs (``ci``, ``ci_unit``) and ``roc`` (with band)."""
+    m = classification_metrics(y, proba, classes, positive)
+    if n_boot:
+        boot = bootstrap(y, proba, classes, groups, positive, n_boot=n_boot, seed=seed)
+        m["ci"], m["ci_unit"], m["roc"] = boot["ci"], boot["unit"], boot.get("roc")
+    else:
+        m["roc"] = roc_on_grid(y, proba, classes, positive)
+    return m
 
 
 def fold_scores(y, proba, fold_of, classes, positive=None, key: str = "auc") -> np.ndarray:
