@@ -21,7 +21,7 @@ from featx.cv import Folds, cross_validate, encode_labels, fit_one, proba_of
 from featx.errors import FitError
 from featx.feature_set import FeatureSet
 from featx.fit import load_for_fit, plan_split
-from featx.heads import build_head, get_head
+from featx.heads import build_head, check_pca, get_head
 from featx.manifest import short_list
 from featx.metrics import corrected_ttest, delong_paired
 from featx.progress import progress_bar
@@ -70,6 +70,8 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
     is_test = np.isin(sets[0].ids, test0.ids)
     devs = [fs.subset(~is_test) for fs in sets]
     tests = [fs.subset(is_test) for fs in sets]
+    for dev in devs:
+        check_pca(pca, folds_, dev.X.shape[1], inner_k if tune else None)
     classes = sorted(set(dev0.labels))
     if positive is not None and positive not in classes:
         raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")

@@ -21,7 +21,7 @@ from featx.errors import FitError
 from featx.feature_set import FeatureSet
 from featx.fusion import FUSE_CHOICES, concat_by_subject, fuse_repeats, sequences_of, subject_level
 from featx.fusion import fuse as fuse_subjects
-from featx.heads import build_head, get_head
+from featx.heads import build_head, check_pca, get_head
 from featx.manifest import short_list
 from featx.metrics import classification_metrics
 from featx.progress import progress_bar
@@ -168,6 +168,7 @@ def run_fit(
         if fuse == "concat":
             fs = concat_by_subject(fs, sequences)
     dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds)
+    check_pca(pca, folds_, dev.X.shape[1], inner_k if tune else None)
     classes = sorted(set(dev.labels))
     if positive is not None and positive not in classes:
         raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")

@@ -89,6 +89,19 @@ def build_head(name: str, seed: int = 0, pca: int | None = None):
     return est, dict(spec.grid)
 
 
+def check_pca(pca: int | None, folds, n_features: int, inner_k: int | None = None) -> None:
+    """FitError, before any fitting, when ``pca`` exceeds what the smallest training set (of ``folds``, shrunk
+    by an inner ``inner_k``-fold CV when tuning) and ``n_features`` allow."""
+    if pca is None:
+        return
+    smallest = min(len(train) for _, _, train, _ in folds.split())
+    if inner_k:
+        smallest -= -(-smallest // inner_k)  # the inner CV holds out one of inner_k parts
+    if pca > min(smallest, n_features):
+        raise FitError(f"--pca {pca}: the smallest training set has {smallest} samples x {n_features} features, so "
+                       f"PCA can give at most {min(smallest, n_features)} components; choose a smaller --pca.")
+
+
 class Head(ClassifierMixin, BaseEstimator):
     """Optional standardisation -> optional PCA -> classifier, as one scikit-learn estimator.
 

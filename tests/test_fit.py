@@ -206,3 +206,13 @@ def test_fusion_refuses_a_subject_with_two_labels(tmp_path):
                      sequences=list(fs.sequences), ids=list(fs.ids))
     with pytest.raises(FitError, match=r"subject\(s\) p00 have rows with different labels"):
         run_fit(bad, "deep", fuse="vote", progress=False)
+
+
+def test_pca_larger_than_a_training_set_allows_is_refused_before_fitting(grouped_store):
+    with pytest.raises(FitError, match=r"--pca 7: the smallest training set has 96 samples x 6 features, so PCA can "
+                                       r"give at most 6 components"):
+        run_fit(grouped_store, "deep", cv=5, pca=7, progress=False)
+    with pytest.raises(FitError, match=r"--pca 80: the smallest training set has 76 samples"):  # 96 - 96/5 (inner)
+        from featx.bench import run_bench
+
+        run_bench(grouped_store, ["deep"], ["logreg"], cv=5, pca=80, tune=True, progress=False)
