@@ -19,8 +19,7 @@ from featx.cv import (Folds, cross_validate, encode_labels, fit_one, load_folds,
                       manifest_split, proba_of)
 from featx.errors import FitError
 from featx.feature_set import FeatureSet
-from featx.fusion import FUSE_CHOICES, concat_by_subject, fuse_repeats, sequences_of, subject_level
-from featx.fusion import fuse as fuse_subjects
+from featx.fusion import FUSE_CHOICES, concat_by_subject, fuse_images, fuse_repeats, sequences_of, subject_level
 from featx.heads import build_head, check_pca, get_head
 from featx.manifest import short_list
 from featx.metrics import classification_metrics
@@ -229,14 +228,11 @@ def run_fit(
         results["cv"]["level"] = f"subject ({fuse} of {len(units)} sequence models)"
         results["sequences"] = {q: {"cv": e, "n": int(units[q].sum())} for q, e in evals.items()}
         if len(test):
-            per = {}
             for q, m in test_units.items():
                 if m.any():
-                    s, _, p = subject_level(test.subjects[m], np.zeros(int(m.sum()), int), test_proba[q])
-                    per[q] = (s, p)
                     yq = encode_labels(test.labels[m], classes)[1]
                     results["sequences"][q]["test"] = classification_metrics(yq, test_proba[q], classes, positive)
-            tn, tp = fuse_subjects(per, fuse)
+            tn, tp = fuse_images({q: (test.subjects[m], test_proba[q]) for q, m in test_units.items()}, fuse)
             _, ty, _ = subject_level(test.subjects, encode_labels(test.labels, classes)[1], np.zeros((len(test), 1)))
             results["test"] = metrics_with_ci(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None,
                                             positive, n_boot, seed)
@@ -249,16 +245,14 @@ def run_fit(
                                             test.subjects if grouped else None, positive, n_boot, seed)
     results["cv"]["fold_seconds"] = [s for r in cvres.values() for s in r.fold_seconds]
     results["cv"]["best_params"] = first.best_params if len(cvres) == 1 else {q: r.best_params for q, r in cvres.items()}
-    if out is not None:
-        from featx.results_io import write_outputs
-
-        write_outputs(results, dev, cvres, units, test, test_proba, test_units, Path(out))
     if save is not None:
         from featx.models import save_model
 
         results["saved_model"] = str(save_model(save, refit, results, fs, sequences, fuse, feature_names))
-        if out is not None:
-            Path(results["outputs"]["results"]).write_text(__import__("json").dumps(results, indent=2))
+    if out is not None:
+        from featx.results_io import write_outputs
+
+        write_outputs(results, dev, cvres, units, test, test_proba, test_units, Path(out))
     return results
 
 

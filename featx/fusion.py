@@ -166,13 +166,23 @@ def fuse_repeats(units: dict, how: str, names: np.ndarray) -> np.ndarray:
     first = next(iter(units.values()))[1]
     out = np.full((first.shape[0], len(names), first.shape[2]), np.nan)
     for r in range(first.shape[0]):
-        per = {}
-        for q, (subj, proba) in units.items():
-            ok = ~np.isnan(proba[r][:, 0])
-            if ok.any():
-                s, _, p = subject_level(subj[ok], np.zeros(int(ok.sum()), int), proba[r][ok])
-                per[q] = (s, p)
-        if per:
-            s, p = fuse(per, how)
-            out[r, np.searchsorted(names, s)] = p
+        fused = fuse_images({q: (subj, proba[r]) for q, (subj, proba) in units.items()}, how)
+        if fused is not None:
+            out[r, np.searchsorted(names, fused[0])] = fused[1]
     return out
+
+
+def fuse_images(units: dict, how: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Image-level probabilities of several sequence models -> fused subject-level ones.
+
+    ``units``: sequence -> (subjects of its images, proba (n_q, C), NaN rows ignored). Each
+    sequence's subject probability is the mean over the subject's images, then :func:`fuse`.
+    None when no sequence has a probability.
+    """
+    per = {}
+    for q, (subj, proba) in units.items():
+        ok = ~np.isnan(proba[:, 0])
+        if ok.any():
+            s, _, p = subject_level(np.asarray(subj)[ok], np.zeros(int(ok.sum()), int), proba[ok])
+            per[q] = (s, p)
+    return fuse(per, how) if per else None

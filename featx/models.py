@@ -20,7 +20,7 @@ from featx import __version__
 from featx.cv import proba_of
 from featx.errors import FeatxError
 from featx.feature_set import FeatureSet
-from featx.fusion import concat_by_subject, fuse, subject_level
+from featx.fusion import concat_by_subject, fuse_images, subject_level
 from featx.manifest import short_list
 
 MODEL_FORMAT = 1
@@ -128,14 +128,11 @@ class FeatxModel:
                 raise FeatxError(f"Sequence(s) {unknown} have no model in {self.path} (it has {sorted(self.models)}); "
                                  "give the manifest's 'sequence' column the names used in training.")
             proba = np.zeros((len(fs), len(self.classes)))
-            per = {}
             for q, model in self.models.items():
                 sel = fs.sequences == q
-                if sel.any():
-                    proba[sel] = proba_of(model, fs.X[sel], len(self.classes))
-                    s, _, p = subject_level(fs.subjects[sel], np.zeros(int(sel.sum()), int), proba[sel])
-                    per[q] = (s, p)
-            names, fused = fuse(per, how)
+                proba[sel] = proba_of(model, fs.X[sel], len(self.classes))
+            names, fused = fuse_images({q: (fs.subjects[fs.sequences == q], proba[fs.sequences == q])
+                                        for q in self.models if (fs.sequences == q).any()}, how)
             return Prediction("image", fs.ids, proba, self.classes, names, fused)
         proba = proba_of(next(iter(self.models.values())), fs.X, len(self.classes))
         pred = Prediction("image", fs.ids, proba, self.classes)

@@ -94,7 +94,7 @@ def test_tune_runs_nested_cv_and_records_the_choice_per_fold(grouped_store):
     assert len(best) == 4 and all(b["clf__C"] in res["head"]["tuned"]["grid"]["clf__C"] for b in best)
 
 
-def _multi_sequence(tmp_path, seqs=("T1", "T2")):
+def _multi_sequence(tmp_path, seqs=("T1", "T2"), test_subjects=0):
     rng = np.random.default_rng(1)
     rows = []
     for s in range(40):
@@ -105,8 +105,9 @@ def _multi_sequence(tmp_path, seqs=("T1", "T2")):
                 x[q_i] += 1.2 * y  # each sequence carries its own part of the signal
                 rows.append((f"p{s:02d}_{q}_{k}", f"p{s:02d}", q, "ab"[y], x))
     ids, subj, seq, lab, X = zip(*rows)
+    splits = ["test" if int(s_[1:]) < test_subjects else "train" for s_ in subj]
     return make_store(tmp_path / "m.h5", "deep", np.array(X), list(lab), subjects=list(subj), sequences=list(seq),
-                      ids=list(ids))
+                      ids=list(ids), splits=splits)
 
 
 @pytest.mark.parametrize("how", ["vote", "mean"])
@@ -216,3 +217,21 @@ def test_pca_larger_than_a_training_set_allows_is_refused_before_fitting(grouped
         from featx.bench import run_bench
 
         run_bench(grouped_store, ["deep"], ["logreg"], cv=5, pca=80, tune=True, progress=False)
+
+
+def test_saved_fused_model_reproduces_the_fused_test_predictions(tmp_path):
+    from featx.models import load_model
+    from featx.store import FeatureStore
+
+    store = _multi_sequence(tmp_path, test_subjects=10)
+    res = run_fit(store, "deep", cv=5, fuse="mean", out=tmp_path / "o", save=tmp_path / "m.skops", progress=False,
+                  n_boot=0)
+    assert res["n_test"] == 40 and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
+    with FeatureStore(store) as st:
+        fs = st.load("deep")
+    pred = load_model(res["saved_model"]).predict(fs.subset(fs.splits == "test"))
+    with open(tmp_path / "o" / "test_predictions_fused.csv") as fh:
+        want = {r["subject"]: float(r["p_b"]) for r in csv.DictReader(fh)}
+    got = dict(zip(pred.subject, pred.subject_proba[:, 1]))
+    assert set(got) == set(want) == {f"p{i:02d}" for i in range(10)}
+    assert max(abs(got[k] - want[k]) for k in want) < 2e-6
