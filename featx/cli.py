@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from featx import __version__
-from featx import cli_eval
+from featx import cli_eval, cli_train
 from featx.cli_common import handle_errors, out_console, setup_logging
 from featx.cli_data import manifest_app, store_app
 
@@ -139,7 +139,7 @@ def _print_problems(items: list[tuple[str, str]], what: str, column: str, n: int
         out_console.print(f"  ... and {len(items) - n} more (all are in the store's {column})")
 
 
-for _command in (cli_eval.fit, cli_eval.bench, cli_eval.report, cli_eval.predict):
+for _command in (cli_eval.fit, cli_eval.bench, cli_train.finetune, cli_eval.report, cli_eval.predict, cli_train.gradcam):
     app.command()(handle_errors(_command))
 
 

@@ -135,6 +135,7 @@ def extract(
     from featx.backbones.external import is_onnx_ref, load_onnx_backbone
     from featx.backbones.runtime import OrtRuntime, TorchRuntime
     from featx.backbones.weights import load_backbone
+    from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
 
     t0 = time.perf_counter()
     kind = choose_runtime(runtime, provider, precision)  # refuse bad options before any model work
@@ -146,12 +147,16 @@ def extract(
     if ray is not None and kind != "onnx":
         raise FeatxError("--ray runs the backbone on ONNX Runtime in Ray actors; use --runtime onnx with it.")
     reader = SampleReader(window, keep_grey=True)
-    exported = None
+    exported = finetuned = None
     if is_onnx_ref(backbone):
         if kind != "onnx":
             raise FeatxError(f"{backbone}: a user ONNX model runs on --runtime onnx only.")
         exported = load_onnx_backbone(backbone)
         spec = exported.spec
+    elif is_finetuned_ref(backbone):
+        if weights != "imagenet" or layer is not None:
+            raise FeatxError(f"{backbone} is a fine-tuned backbone with its own weights and layer; drop --weights/--layer.")
+        spec, model, finetuned = load_finetuned(backbone, models_dir)
     else:
         spec, model = load_backbone(backbone, weights, layer=layer)
     if kind == "onnx":
@@ -179,7 +184,8 @@ def extract(
                 runner.warm_up(batch_size, spec.input_shape)
         runtime_version = f"torch {torch.__version__}"
     layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
-    name = name or (spec.arch + layer_suffix if weights == "imagenet" and not is_onnx_ref(backbone) else spec.name)
+    plain = weights == "imagenet" and not is_onnx_ref(backbone) and finetuned is None
+    name = name or (spec.arch + layer_suffix if plain else spec.name)
     provenance = {
         "kind": "cnn",
         "spec": spec.to_dict(),
@@ -200,6 +206,8 @@ def extract(
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if finetuned is not None:  # fit/bench warn when these features are cross-validated on their training rows
+        provenance["finetune"] = {k: finetuned.get(k) for k in ("run", "trained_on", "base_weights", "freeze", "classes")}
     # fp16/bf16 change the numbers slightly: such features never mix with fp32 rows under one name
     identity = hashlib.sha256((spec.to_json() + "|window=" + window
                                + ("" if precision == "fp32" else f"|precision={precision}")).encode()).hexdigest()

@@ -65,6 +65,10 @@ def fit_images(results: dict, out: Path) -> dict:
     folds = {k: v["values"] for k, v in results["cv"]["per_fold"].items() if k in ("auc", "accuracy", "balanced_accuracy", "f1")}
     if folds and len(next(iter(folds.values()))) > 1:
         paths["folds"] = strip_png(folds, "score per fold (every repeat x fold)", out / "folds.png")
+    if results.get("finetune", {}).get("runs"):
+        from featx.report_finetune import curves_png
+
+        paths["curves"] = curves_png(results["finetune"]["runs"], out / "curves.png")
     return paths
 
 
@@ -235,6 +239,10 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
         body.append("<h2>Per-sequence models and the fused one</h2>"
                     + table(["model", "images", "CV AUC (image)", "CV AUC (subject)", "test AUC"], rows))
     body.append(figures(images))
+    if results.get("finetune"):
+        from featx.report_finetune import finetune_section
+
+        body.append(finetune_section(results))
     if cvd.get("best_params"):
         body.append(f"<h2>Tuning (nested CV)</h2><p class='note'>grid {e(json.dumps(results['head']['tuned']))}; "
                     f"chosen per outer fold:</p><pre>{e(json.dumps(cvd['best_params']))}</pre>")

@@ -50,14 +50,16 @@ class Preprocessor:
         return cls(spec.resize_size, spec.crop_size, spec.interpolation, spec.mean, spec.std)
 
     def __call__(self, im: Image.Image) -> np.ndarray:
-        if im.mode not in ("RGB", "L"):
-            raise ValueError(f"expected an RGB or L (grey) image, got mode {im.mode}")
-        im = self._resize(im)
-        im = self._center_crop(im)
-        a = np.asarray(im, dtype=np.uint8)
+        a = self.crop(im)
         # grey: resampled once and broadcast to 3 channels, value for value what RGB replication gives
         x = (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).astype(np.float32) / np.float32(255.0)
         return (x - self.mean) / self.std
+
+    def crop(self, im: Image.Image) -> np.ndarray:
+        """The resized, centre-cropped 8-bit image, ``(H, W)`` grey or ``(H, W, 3)``, before scaling."""
+        if im.mode not in ("RGB", "L"):
+            raise ValueError(f"expected an RGB or L (grey) image, got mode {im.mode}")
+        return np.asarray(self._center_crop(self._resize(im)), dtype=np.uint8)
 
     def _resize(self, im: Image.Image) -> Image.Image:
         w, h = im.size
