@@ -6,6 +6,8 @@
     >>> res = fx.fit("features.h5", "resnet18", head="logreg", cv=10, out="results/", save="model.skops")
     >>> fx.bench("features.h5", ["resnet18", "radiomics.mr-2d"], ["logreg", "svm-rbf", "xgb"], out="bench/")
     >>> fx.predict("model.skops", "new_images/", "predictions.csv")
+    >>> ft = fx.finetune("manifest.csv", "resnet18", "ft/", freeze=3, epochs=10, cv=10)
+    >>> fx.gradcam("ft/model.pt", "new_images/", "cams/")
 
 and :class:`FeatxEmbedder`, a backbone as a scikit-learn transformer. Heavy libraries
 (torch, onnxruntime, pyradiomics) load only when a function needs them.
@@ -87,3 +89,18 @@ def __getattr__(name):  # FeatxEmbedder without importing scikit-learn's base at
 
 
 __all__ = ["extract", "radiomics", "fit", "bench", "predict", "report", "load_features", "load_model", "FeatxEmbedder"]
+
+
+def finetune(manifest, backbone: str, out, **kwargs) -> dict:
+    """``featx finetune``: see :func:`featx.finetune.run.run_finetune` (``head``: a HeadConfig, ``train``: a
+    TrainConfig). Returns the results dict."""
+    from featx.finetune.run import run_finetune
+
+    return run_finetune(_manifest(manifest), backbone, out, **kwargs)
+
+
+def gradcam(model, source, out, **kwargs) -> list:
+    """``featx gradcam``: see :func:`featx.finetune.explain.run_gradcam`. Returns (id, predicted, explained, path) rows."""
+    from featx.finetune.explain import run_gradcam
+
+    return run_gradcam(model, source, out, **kwargs)

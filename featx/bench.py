@@ -54,10 +54,12 @@ def common_rows(sets: list[FeatureSet]) -> list[FeatureSet]:
 def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: int = 10, repeats: int = 1,
               seed: int = 0, out: str | Path | None = None, positive: str | None = None, split: str = "cv",
               test_size: float | None = None, tune: bool = False, pca: int | None = None,
-              folds: str | Path | None = None, n_boot: int = 1000, inner_k: int = 5, progress: bool = True) -> dict:
+              folds: str | Path | None = None, n_boot: int = 1000, inner_k: int = 5, progress: bool = True,
+              finetuned: list | None = None) -> dict:
     """Cross-validate every head on every feature set on one set of folds; rank them and compare the best.
 
     Parameters are those of :func:`featx.fit.run_fit`; ``features`` and ``heads`` are lists.
+    ``finetuned``: output folders of ``featx finetune`` runs made on the same folds; each adds a row.
     Returns the results dict (also ``out/results.json``, ``out/bench.csv`` and ``out/report.html``).
     """
     if not features or not heads:
@@ -100,6 +102,10 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
                 oof[f"{dev.name}+{h}"] = res.proba
                 cell["_fold_auc"] = fold_scores(y, res.proba, folds_.fold_of, classes, positive)
                 cells.append(cell)
+    for run in finetuned or []:
+        cell, proba = finetuned_cell(run, dev0, folds_, classes, y, groups, positive, n_boot, seed, bool(is_test.any()))
+        oof[f"{cell['feature_set']}+{cell['head']}"] = proba
+        cells.append(cell)
     cells.sort(key=lambda c: -_auc(c))
     for rank, c in enumerate(cells, 1):
         c["rank"] = rank
@@ -114,6 +120,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
         "store": str(Path(store).resolve()),
         "feature_sets": [fs.name for fs in sets],
         "heads": heads,
+        "finetuned": [str(r) for r in finetuned or []],
         "provenance": {fs.name: fs.provenance for fs in sets},
         "versions": versions(),
         "dropped_features": {fs.name: d for (fs, d) in loaded},
@@ -134,13 +141,55 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
     return results
 
 
+def finetuned_cell(run: str | Path, dev: FeatureSet, folds: Folds, classes: list, y, groups, positive, n_boot: int,
+                   seed: int, has_test: bool) -> tuple[dict, np.ndarray]:
+    """A bench row from a ``featx finetune`` output folder: its out-of-fold probabilities, scored like the
+    other rows. Its folds must be the bench's (same samples, same fold of every sample)."""
+    import csv
+    import json
+
+    from featx.cv import CVResult
+
+    run = Path(run)
+    try:
+        res = json.loads((run / "results.json").read_text())
+        with open(run / "oof_predictions.csv", newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, ValueError) as exc:
+        raise FitError(f"{run}: not a 'featx finetune' output folder ({exc}).") from None
+    if res.get("type") != "finetune":
+        raise FitError(f"{run}/results.json is a {res.get('type')!r} result, not a 'featx finetune' one.")
+    if res["classes"] != classes:
+        raise FitError(f"{run}: classes {res['classes']} differ from the bench's {classes}.")
+    theirs = Folds.from_dict(res["folds"], dev.ids, where=f"{run}/results.json")
+    if theirs.fold_of.shape != folds.fold_of.shape or (theirs.fold_of != folds.fold_of).any():
+        raise FitError(f"{run} was fine-tuned on other folds than this bench's ({res['protocol']['folds']}); "
+                       f"rerun it with --folds from this bench's folds.json, or bench with --folds {run}/folds.json.")
+    index = {i: k for k, i in enumerate(dev.ids.tolist())}
+    proba = np.full((folds.repeats, len(dev), len(classes)), np.nan)
+    for row in rows:
+        if row["id"] in index:
+            proba[int(row["repeat"]), index[row["id"]]] = [float(row[f"p_{c}"]) for c in classes]
+    tested = folds.fold_of >= 0
+    if np.isnan(proba[tested][:, 0]).any():
+        raise FitError(f"{run}/oof_predictions.csv lacks predictions of some tested samples; rerun the fine-tuning.")
+    cell = {"feature_set": res["feature_set"], "head": "fine-tuned", "kind": "finetune",
+            "n_features": res["n_features"], "seconds": res["finetune"]["seconds"],
+            "cv": evaluate(y, proba, folds.fold_of, classes, groups, positive, n_boot, seed), "best_params": None,
+            "test": res.get("test") if has_test and res.get("n_test") else None,
+            "_proba": CVResult(classes, y, proba, folds).mean_proba(),
+            "_fold_auc": fold_scores(y, proba, folds.fold_of, classes, positive), "run": str(run)}
+    return cell, proba
+
+
 def _auc(cell: dict) -> float:
     v = cell["cv"]["pooled"].get("auc")
     return -np.inf if v is None or np.isnan(v) else v
 
 
 def pairs_to_compare(cells: list[dict]) -> list[tuple[dict, dict, str]]:
-    """The best deep cell (the best cell when none is deep) vs the best radiomics cell and vs its runner-up."""
+    """The best deep cell (the best cell when none is deep) vs the best radiomics cell and vs its runner-up, and
+    the best fine-tuned row vs the best frozen-feature row."""
     deep = [c for c in cells if c["kind"] == "cnn"]
     rad = [c for c in cells if c["kind"] == "radiomics"]
     anchor = deep[0] if deep else cells[0]
@@ -153,6 +202,9 @@ def pairs_to_compare(cells: list[dict]) -> list[tuple[dict, dict, str]]:
         pairs.append((anchor, others[0], f"{label} vs runner-up"))
     elif pairs:
         pairs[0] = (anchor, rad[0], f"{label} vs best radiomics (also the runner-up)")
+    tuned = [c for c in cells if c["kind"] == "finetune"]
+    if tuned and deep and not any({id(tuned[0]), id(deep[0])} == {id(a), id(b)} for a, b, _ in pairs):
+        pairs.append((tuned[0], deep[0], "best fine-tuned vs best frozen features"))
     return pairs
 
 

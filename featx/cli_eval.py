@@ -72,6 +72,7 @@ def bench(
     positive: Positive = None,
     bootstrap: Boot = 1000,
     out: Annotated[Optional[Path], typer.Option(help="Folder for results.json, bench.csv, folds.json and report.html.")] = None,
+    finetuned: Annotated[Optional[list[Path]], typer.Option(help="Output folder of a 'featx finetune' run on the same folds: adds its row (repeatable).")] = None,
 ) -> None:
     """Every feature set x every head on identical folds: ranked table with CIs and paired tests of the best.
 
@@ -84,7 +85,7 @@ def bench(
     names = [h.strip() for h in heads.split(",") if h.strip()] or [h.name for h in list_heads()]
     res = run_bench(store, [f.strip() for f in features.split(",") if f.strip()], names, cv=cv, repeats=repeats,
                     seed=seed, out=out, positive=positive, split=split, test_size=test_size, tune=tune, pca=pca,
-                    folds=folds, n_boot=bootstrap)
+                    folds=folds, n_boot=bootstrap, finetuned=finetuned)
     table = Table(title=f"featx bench: {res['protocol']['folds']}", caption="bootstrap CIs: report.html and bench.csv")
     cols = ["rank", "feature set", "head", "CV AUC (DeLong 95% CI)", "bal. acc"] + (["test AUC"] if res["n_test"] else []) + ["s"]
     for c in cols:  # names never truncated: they wrap in narrow terminals

@@ -49,6 +49,13 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
         fs = fs.subset(labelled)
     if len(fs) == 0:
         raise FitError(f"No labelled samples in feature set {features!r}. Give the manifest a 'label' column.")
+    tuned = fs.provenance.get("finetune")
+    if tuned:
+        log.warning("%s comes from a backbone fine-tuned on %s labelled samples (%s; run %s): scores on samples it was "
+                    "trained on are optimistic. Score these features on rows the fine-tuning never saw (its held-out "
+                    "test rows), and compare fine-tuning itself with 'featx bench --finetuned RUN'.", features,
+                    (tuned.get("trained_on") or {}).get("n", "?"), (tuned.get("trained_on") or {}).get("what", "?"),
+                    tuned.get("run"))
     return fs, dropped
 
 

@@ -77,7 +77,11 @@ def overlay(crop: np.ndarray, cam: np.ndarray, path: Path, title: str = "", alph
     rgb = np.repeat(crop[..., None], 3, axis=2) if crop.ndim == 2 else crop
     heat = colormaps["jet"](cam)[..., :3] * 255
     blend = ((1 - alpha) * rgb + alpha * heat).clip(0, 255).astype(np.uint8)
-    im = Image.fromarray(np.concatenate([rgb.astype(np.uint8), blend], axis=1))
+    pair = Image.fromarray(np.concatenate([rgb.astype(np.uint8), blend], axis=1))
+    scale = max(1, 224 // crop.shape[0])  # small inputs (MedMNIST-sized) are enlarged to be seen
+    pair = pair.resize((pair.width * scale, pair.height * scale), Image.Resampling.NEAREST)
+    im = Image.new("RGB", (pair.width, pair.height + 16))  # a band for the caption
+    im.paste(pair, (0, 16))
     if title:
         ImageDraw.Draw(im).text((3, 2), title, fill=(255, 255, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
