@@ -160,3 +160,19 @@ def test_linear_weights_refuse_a_nonlinear_head():
     X, y = np.random.default_rng(0).standard_normal((30, 4)), np.arange(30) % 2
     with pytest.raises(FeatxError, match="needs a linear head"):
         linear_weights(build_head("rf", 0)[0].fit(X, y), 2)
+
+
+def test_fold_journal_resumes_only_identical_settings(tmp_path):
+    from featx.finetune.run import FoldJournal
+
+    settings = {"freeze": 2, "seed": 0, "folds": {"a": 0}}
+    j = FoldJournal(tmp_path, settings)
+    assert j.n_done == 0 and j.get(0, 1) is None
+    j.put(0, 1, np.array([[0.2, 0.8]]), {"repeat": 0, "fold": 1, "seconds": 3.0})
+    again = FoldJournal(tmp_path, settings)
+    assert again.n_done == 1 and again.get(0, 1)["proba"] == [[0.2, 0.8]] and again.seconds_before == 3.0
+    assert FoldJournal(tmp_path, {**settings, "seed": 1}).n_done == 0  # other settings: nothing reused
+    (again.dir / "r0_f2.json").write_text("{cut sho")  # a file cut short by the interruption is ignored
+    assert FoldJournal(tmp_path, settings).n_done == 1
+    again.clear()
+    assert not (tmp_path / ".partial").exists()

@@ -121,16 +121,33 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
     subjects = np.concatenate([dev.subjects, test.subjects]) if folds_.grouped else None
     n_dev = len(dev)
     proba = np.full((folds_.repeats, n_dev, len(classes)), np.nan)
-    runs, cams, fold_seconds = [], [], []
+    runs, fold_seconds = [], []
     tested = [(r, f, tr, te) for r, f, tr, te in folds_.split() if len(te)]
     fixed = folds_.kind == "fixed" and folds_.repeats == 1
     final_needed = not fixed and (len(test) > 0 or export is not None)
     total = (len(tested) + final_needed) * train.epochs
     per_fold = math.ceil(gradcam / max(1, len(tested))) if gradcam else 0
     final = None
+    journal = FoldJournal(Path(out), {"spec": spec.to_dict(), "weights": weights, "freeze": n_freeze, "head": asdict(head),
+                                      "train": train.to_dict(), "seed": seed, "window": window, "device": device,
+                                      "folds": folds_.to_dict(dev.ids), "classes": classes})
+    if not journal.n_done:
+        import shutil
+
+        shutil.rmtree(Path(out) / "gradcam", ignore_errors=True)  # overlays of an earlier, other run
+    else:
+        log.warning("%s: resuming: %d fold(s) finished by an earlier run with the same settings are not trained again",
+                    out, journal.n_done)
     with progress_bar(f"fine-tune {spec.arch} (freeze {n_freeze}/{len(bmap.blocks)}), {folds_.describe()}",
                       total=total, enabled=progress) as bar:
         for r, f, tr, te in tested:
+            done = journal.get(r, f)
+            if done is not None and not fixed:  # finished before an interruption: not trained again
+                proba[r, te] = done["proba"]
+                fold_seconds.append(done["record"]["seconds"])
+                runs.append(done["record"])
+                bar.update(train.epochs)
+                continue
             net.load_state_dict(init)
             run = train_fold(net, bmap, n_freeze, bank, y, subjects, tr, te, train, seed + 1000 * r + f, device,
                              on_epoch=lambda rec: bar.update(1))
@@ -138,8 +155,9 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
             proba[r, te] = run.proba
             fold_seconds.append(run.seconds)
             runs.append(_run_record(run, r, f, train.converged_from))
+            journal.put(r, f, run.proba, runs[-1])
             if per_fold and r == 0:
-                cams += _gradcams(run, bank, ids, y, te, classes, spec, bmap, per_fold, Path(out), device)
+                _gradcams(run, bank, ids, y, te, classes, spec, bmap, per_fold, Path(out), device)
             if fixed:
                 final = run
         if final_needed:
@@ -175,7 +193,7 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
             "frozen_blocks": bmap.names[:n_freeze], "trainable_parameters": n_trainable,
             "head": asdict(head), "train": train.to_dict(), "augment": train.augment.describe(),
             "input_size": spec.crop_size, "device": device, "runs": runs,
-            "gradcam": [str(p) for p in cams], "gradcam_layer": bmap.gradcam_layer,
+            "gradcam": [], "gradcam_layer": bmap.gradcam_layer,
         },
     }
     results["cv"] = evaluate(y_dev, proba, folds_.fold_of, classes, dev.subjects if folds_.grouped else None,
@@ -199,9 +217,50 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
             from featx.finetune.export import export_finetuned
 
             results["finetune"]["exported"] = export_finetuned(final.net, spec, export, models_dir, meta)
-    results["finetune"]["seconds"] = time.perf_counter() - t_start
+    results["finetune"]["seconds"] = time.perf_counter() - t_start + journal.seconds_before
+    results["finetune"]["gradcam"] = sorted(str(p) for p in (Path(out) / "gradcam").glob("*.png"))
     write_finetune(results, dev, {name: cvres}, test, test_proba, Path(out))
+    journal.clear()
     return results
+
+
+class FoldJournal:
+    """Finished folds of a run (``out/.partial/<settings hash>/``), so an interrupted run resumes where it stopped.
+
+    A fold is reused only by a run with exactly the same settings, folds and samples.
+    """
+
+    def __init__(self, out: Path, settings: dict):
+        import hashlib
+        import json
+
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.dir = out / ".partial" / key
+        self.done = {}
+        for f in sorted(self.dir.glob("r*_f*.json")) if self.dir.is_dir() else []:
+            try:
+                d = json.loads(f.read_text())
+            except ValueError:  # a fold file cut short by the interruption: train that fold again
+                continue
+            self.done[(d["record"]["repeat"], d["record"]["fold"])] = d
+        self.n_done = len(self.done)
+        self.seconds_before = sum(d["record"]["seconds"] for d in self.done.values())
+
+    def get(self, r: int, f: int):
+        return self.done.get((r, f))
+
+    def put(self, r: int, f: int, proba, record: dict) -> None:
+        import json
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f"r{r}_f{f}.json.part"
+        tmp.write_text(json.dumps({"proba": proba.tolist(), "record": record}))
+        tmp.replace(self.dir / f"r{r}_f{f}.json")
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir.parent, ignore_errors=True)
 
 
 def _run_record(run, repeat, fold, converged_from: float) -> dict:
