@@ -96,6 +96,17 @@ def plan_split(fs: FeatureSet, split: str = "cv", cv: int = 10, repeats: int = 1
     return dev, test, folds
 
 
+def split_classes(dev: FeatureSet, test: FeatureSet, positive: str | None) -> list[str]:
+    """The classes (sorted labels of the development rows), refusing an unknown positive class or test-only labels."""
+    classes = sorted(set(dev.labels))
+    if positive is not None and positive not in classes:
+        raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")
+    unseen = sorted(set(test.labels) - set(classes))
+    if unseen:
+        raise FitError(f"Test labels {unseen} never occur outside the test split; no model can learn them.")
+    return classes
+
+
 def run_fit(
     store: str | Path,
     features: str,
@@ -175,12 +186,7 @@ def run_fit(
             fs = concat_by_subject(fs, sequences)
     dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds)
     check_pca(pca, folds_, dev.X.shape[1], inner_k if tune else None)
-    classes = sorted(set(dev.labels))
-    if positive is not None and positive not in classes:
-        raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")
-    unseen = sorted(set(test.labels) - set(classes))
-    if unseen:
-        raise FitError(f"Test labels {unseen} never occur outside the test split; the head cannot learn them.")
+    classes = split_classes(dev, test, positive)
     grouped = folds_.grouped
     units = {q: dev.sequences == q for q in sequences} if fuse in ("vote", "mean") else {fs.name: np.ones(len(dev), bool)}
     total = len(units) * folds_.repeats * folds_.k

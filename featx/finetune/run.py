@@ -28,7 +28,7 @@ from featx.finetune.blocks import apply_freeze, parse_freeze
 from featx.finetune.data import ImageBank
 from featx.finetune.model import HeadConfig, build_net, save_net
 from featx.finetune.train import TrainConfig, summarize, train_fold
-from featx.fit import plan_split
+from featx.fit import plan_split, split_classes
 from featx.manifest import Manifest
 from featx.progress import progress_bar
 from featx.results_io import versions
@@ -103,12 +103,7 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
     t_start = time.perf_counter()
     fs = manifest_set(manifest)
     dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds)
-    classes = sorted(set(dev.labels))
-    if positive is not None and positive not in classes:
-        raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")
-    unseen = sorted(set(test.labels) - set(classes))
-    if unseen:
-        raise FitError(f"Test labels {unseen} never occur outside the test split; the model cannot learn them.")
+    classes = split_classes(dev, test, positive)
     device = pick_device(device)
     spec, bmap, net = build_net(backbone, weights, len(classes), head, input_size)
     n_freeze = parse_freeze(freeze, bmap)
