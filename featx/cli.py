@@ -222,6 +222,10 @@ def backbones(
         notes.append(f"  {entry.arch}: {entry.description}. Layers: {layers}")
     out_console.print(table)
     out_console.print("\n".join(notes), highlight=False)
+    tuned = sorted(models_dir.glob("*.finetune.json")) if models_dir.is_dir() else []
+    if tuned:
+        out_console.print(f"fine-tuned backbones in {models_dir} ('featx finetune --export'): "
+                          + ", ".join(p.name.removesuffix(".finetune.json") for p in tuned), highlight=False)
 
 
 def main() -> None:

@@ -59,6 +59,7 @@ def test_outputs_curves_and_summaries(run):
     html = (out / "report.html").read_text()
     assert "Fine-tuning" in html and "mean acc after convergence" in html and (out / "curves.png").stat().st_size > 0
     assert "mean after convergence" in proc.stdout and "resnet18.ft-t1" in proc.stdout
+    assert "resnet18.ft-t1" in featx("backbones", "--models-dir", tmp / "models").stdout
 
 
 def test_folds_are_fits_folds(run):
