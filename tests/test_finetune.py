@@ -30,8 +30,9 @@ def run(demo_subset, tmp_path_factory):
                  "--epochs", "2", "--cv", "3", "--freeze", "2", "--batch-size", "16", "--bootstrap", "50",
                  "--out", tmp / "ft", "--export", "t1", "--models-dir", models, "--positive", "malignant")
     assert proc.returncode == 0, proc.stderr
-    ext = featx("extract", "-m", tmp / "m.csv", "-b", "resnet18.ft-t1", "-s", tmp / "f.h5", "--models-dir", models)
-    assert ext.returncode == 0, ext.stderr
+    import featx.api as fx  # in-process: each CLI start imports torch again (seconds)
+
+    fx.extract(tmp / "m.csv", "resnet18.ft-t1", tmp / "f.h5", models_dir=models, progress=False)
     return tmp, proc
 
 
@@ -59,7 +60,11 @@ def test_outputs_curves_and_summaries(run):
     html = (out / "report.html").read_text()
     assert "Fine-tuning" in html and "mean acc after convergence" in html and (out / "curves.png").stat().st_size > 0
     assert "mean after convergence" in proc.stdout and "resnet18.ft-t1" in proc.stdout
-    assert "resnet18.ft-t1" in featx("backbones", "--models-dir", tmp / "models").stdout
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    assert "resnet18.ft-t1" in CliRunner().invoke(app, ["backbones", "--models-dir", str(tmp / "models")]).stdout
 
 
 def test_folds_are_fits_folds(run):
@@ -125,12 +130,17 @@ def test_bench_puts_the_finetuned_row_beside_the_frozen_ones(run):
     assert any({c["a"], c["b"]} == pair for c in res["comparisons"])  # here also the runner-up pair
     with open(tmp / "bench" / "oof_predictions.csv", newline="") as fh:
         assert "resnet18.ft-freeze2+fine-tuned:p_normal_benign" in next(csv.reader(fh))
-    other = featx("bench", "-s", tmp / "f.h5", "-f", "resnet18.ft-t1", "--heads", "logreg", "--cv", "2",
-                  "--bootstrap", "0", "--finetuned", tmp / "ft")
-    assert_one_line_error(other, "fine-tuned on other folds", "--folds")
+    from featx.bench import run_bench
+    from featx.errors import FitError
+
+    with pytest.raises(FitError, match="fine-tuned on other folds.*--folds"):
+        run_bench(tmp / "f.h5", ["resnet18.ft-t1"], ["logreg"], cv=2, n_boot=0, finetuned=[tmp / "ft"], progress=False)
 
 
 def test_gradcam_command_for_finetuned_and_fit_models(run, demo_subset):
+    import featx.api as fx
+    from featx.errors import FeatxError
+
     tmp, _ = run
     imgs = tmp / "new"
     imgs.mkdir()
@@ -141,24 +151,21 @@ def test_gradcam_command_for_finetuned_and_fit_models(run, demo_subset):
     with open(tmp / "cams" / "gradcam.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and all((tmp / "cams").joinpath(r["overlay"]).exists() for r in rows)
-    # frozen backbone + linear head: CAM through the head's weights
-    fit = featx("fit", "-s", tmp / "f.h5", "-f", "resnet18.ft-t1", "--cv", "3", "--bootstrap", "0",
-                "--save", tmp / "lr.skops")
-    assert fit.returncode == 0, fit.stderr
-    proc = featx("gradcam", "--model", tmp / "lr.skops", imgs, "--out", tmp / "cams2", "--target", "malignant",
-                 "--models-dir", tmp / "models")
-    assert proc.returncode == 0, proc.stderr
-    assert len(list((tmp / "cams2").glob("*.png"))) == 3
-    featx("fit", "-s", tmp / "f.h5", "-f", "resnet18.ft-t1", "--head", "rf", "--cv", "3", "--bootstrap", "0",
-          "--save", tmp / "rf.skops")
-    assert_one_line_error(featx("gradcam", "--model", tmp / "rf.skops", imgs, "--models-dir", tmp / "models"),
-                          "needs a linear head")
+    # frozen backbone + linear head: CAM through the head's weights (in-process: the CLI path is the same)
+    fx.fit(tmp / "f.h5", "resnet18.ft-t1", cv=3, n_boot=0, save=tmp / "lr.skops", progress=False)
+    rows = fx.gradcam(tmp / "lr.skops", imgs, tmp / "cams2", target="malignant", models_dir=tmp / "models")
+    assert [r[2] for r in rows] == ["malignant"] * 3 and len(list((tmp / "cams2").glob("*.png"))) == 3
+    fx.fit(tmp / "f.h5", "resnet18.ft-t1", head="knn", cv=3, n_boot=0, save=tmp / "knn.skops", progress=False)
+    with pytest.raises(FeatxError, match="needs a linear head"):
+        fx.gradcam(tmp / "knn.skops", imgs, tmp / "cams3", models_dir=tmp / "models")
 
 
-def test_finetune_errors_are_one_line(run, demo_subset, tmp_path):
+def test_finetune_errors_are_one_line(run, tmp_path):
+    from featx.backbones.finetuned import load_finetuned
+    from featx.errors import BackboneError
+
     tmp, _ = run
     assert_one_line_error(featx("finetune", "-m", tmp / "m.csv", "-b", "resnet18", "--weights", "random",
                                 "--freeze", "9", "--out", tmp_path), "--freeze", "layer4")
-    assert_one_line_error(featx("finetune", "-m", tmp / "m.csv", "-b", "onnx:x.onnx", "--out", tmp_path), "onnx")
-    assert_one_line_error(featx("extract", "-m", tmp / "m.csv", "-b", "resnet18.ft-nope", "-s", tmp_path / "x.h5",
-                                "--models-dir", tmp / "models"), "No fine-tuned backbone", "--export")
+    with pytest.raises(BackboneError, match="No fine-tuned backbone.*--export"):
+        load_finetuned("resnet18.ft-nope", tmp / "models")
