@@ -66,6 +66,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
         raise FitError("bench needs at least one feature set (--features) and one head (--heads).")
     for h in heads:
         get_head(h)  # unknown head -> one clear error before any work
+    tuned = [read_finetuned(run) for run in finetuned or []]
     loaded = [load_for_fit(store, f) for f in features]
     sets = common_rows([fs for fs, _ in loaded])
     dev0, test0, folds_ = plan_split(sets[0], split, cv, repeats, seed, test_size, folds)
@@ -102,7 +103,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
                 oof[f"{dev.name}+{h}"] = res.proba
                 cell["_fold_auc"] = fold_scores(y, res.proba, folds_.fold_of, classes, positive)
                 cells.append(cell)
-    for run in finetuned or []:
+    for run in tuned:
         cell, proba = finetuned_cell(run, dev0, folds_, classes, y, groups, positive, n_boot, seed, bool(is_test.any()))
         oof[f"{cell['feature_set']}+{cell['head']}"] = proba
         cells.append(cell)
@@ -141,14 +142,10 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
     return results
 
 
-def finetuned_cell(run: str | Path, dev: FeatureSet, folds: Folds, classes: list, y, groups, positive, n_boot: int,
-                   seed: int, has_test: bool) -> tuple[dict, np.ndarray]:
-    """A bench row from a ``featx finetune`` output folder: its out-of-fold probabilities, scored like the
-    other rows. Its folds must be the bench's (same samples, same fold of every sample)."""
+def read_finetuned(run: str | Path) -> tuple[Path, dict, list]:
+    """``(folder, results, out-of-fold rows)`` of a ``featx finetune`` output folder."""
     import csv
     import json
-
-    from featx.cv import CVResult
 
     run = Path(run)
     try:
@@ -159,6 +156,16 @@ def finetuned_cell(run: str | Path, dev: FeatureSet, folds: Folds, classes: list
         raise FitError(f"{run}: not a 'featx finetune' output folder ({exc}).") from None
     if res.get("type") != "finetune":
         raise FitError(f"{run}/results.json is a {res.get('type')!r} result, not a 'featx finetune' one.")
+    return run, res, rows
+
+
+def finetuned_cell(finetuned: tuple, dev: FeatureSet, folds: Folds, classes: list, y, groups, positive, n_boot: int,
+                   seed: int, has_test: bool) -> tuple[dict, np.ndarray]:
+    """A bench row from a read ``featx finetune`` output folder (:func:`read_finetuned`): its out-of-fold
+    probabilities, scored like the other rows. Its folds must be the bench's (same samples, same folds)."""
+    from featx.cv import CVResult
+
+    run, res, rows = finetuned
     if res["classes"] != classes:
         raise FitError(f"{run}: classes {res['classes']} differ from the bench's {classes}.")
     theirs = Folds.from_dict(res["folds"], dev.ids, where=f"{run}/results.json")

@@ -133,6 +133,8 @@ def test_bench_puts_the_finetuned_row_beside_the_frozen_ones(run):
     from featx.bench import run_bench
     from featx.errors import FitError
 
+    with pytest.raises(FitError, match="not a 'featx finetune' output folder"):  # before any head is fitted
+        run_bench(tmp / "f.h5", ["resnet18.ft-t1"], ["logreg"], cv=3, finetuned=[tmp / "nowhere"], progress=False)
     with pytest.raises(FitError, match="fine-tuned on other folds.*--folds"):
         run_bench(tmp / "f.h5", ["resnet18.ft-t1"], ["logreg"], cv=2, n_boot=0, finetuned=[tmp / "ft"], progress=False)
 

@@ -89,6 +89,14 @@ def test_freeze_all_trains_only_the_head():
     assert net.head[1].out_features == 16 and net.head[-1].out_features == 2
 
 
+def test_export_name_is_checked_before_training():
+    from featx.finetune.export import check_tag
+
+    check_tag("liver-T2_lock3")
+    with pytest.raises(FeatxError, match="letters, digits"):
+        check_tag("a b")
+
+
 def test_input_size_too_small_is_one_clear_error():
     with pytest.raises(FeatxError, match="choose a larger --input-size"):
         build_net("inception_v3", "random", 2, HeadConfig(), input_size=40)

@@ -25,14 +25,19 @@ from featx.finetune.blocks import block_map
 _TAG = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def check_tag(tag: str) -> None:
+    """Refuse an ``--export`` name that cannot be a backbone tag (before any training)."""
+    if not _TAG.match(tag):
+        raise FeatxError(f"--export {tag!r}: use letters, digits, '-' and '_' only (it becomes <arch>.ft-{tag}).")
+
+
 def export_finetuned(net, spec: BackboneSpec, tag: str, models_dir: str | Path, meta: dict) -> dict:
     """Write the entry for ``net``'s backbone; returns its name, files and the ONNX parity figures."""
     import torch
 
     from featx.backbones.export import export_onnx
 
-    if not _TAG.match(tag):
-        raise FeatxError(f"--export {tag!r}: use letters, digits, '-' and '_' only (it becomes {spec.arch}.ft-{tag}).")
+    check_tag(tag)
     name = f"{spec.arch}.ft-{tag}"
     weights_path, record_path = entry_paths(name, models_dir)
     weights_path.parent.mkdir(parents=True, exist_ok=True)

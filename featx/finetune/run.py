@@ -100,6 +100,10 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
     from featx.finetune.outputs import write_finetune
 
     train.check()
+    if export is not None:
+        from featx.finetune.export import check_tag
+
+        check_tag(export)
     t_start = time.perf_counter()
     fs = manifest_set(manifest)
     dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds)
@@ -208,14 +212,22 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
                                                  else "all development rows (not the held-out test rows)"},
                 "weights": weights, "run": str(Path(out).resolve())}
         results["finetune"]["model"] = str(save_net(Path(out) / "model.pt", final.net.cpu(), meta))
-        if export is not None:
-            from featx.finetune.export import export_finetuned
+    failed = None
+    if final is not None and export is not None:
+        from featx.errors import FeatxError
+        from featx.finetune.export import export_finetuned
 
+        try:
             results["finetune"]["exported"] = export_finetuned(final.net, spec, export, models_dir, meta)
+        except FeatxError as exc:  # the trained run is written first: an export failure loses no work
+            failed = exc
     results["finetune"]["seconds"] = time.perf_counter() - t_start + journal.seconds_before
     results["finetune"]["gradcam"] = sorted(str(p) for p in (Path(out) / "gradcam").glob("*.png"))
     write_finetune(results, dev, {name: cvres}, test, test_proba, Path(out))
     journal.clear()
+    if failed is not None:
+        raise type(failed)(f"{failed} (The run itself is written to {out}, model.pt included; export it again "
+                           "after fixing this.)")
     return results
 
 
