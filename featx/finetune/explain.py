@@ -11,7 +11,7 @@ import numpy as np
 
 from featx.errors import FeatxError
 from featx.finetune.data import ImageBank
-from featx.finetune.gradcam import gradcam, linear_weights, overlay, submodule
+from featx.finetune.gradcam import gradcam, linear_weights, overlay, safe_name, submodule
 
 
 @dataclass
@@ -120,8 +120,7 @@ def run_gradcam(model_path, source, out, *, target: str | None = None, models_di
             s = man[int(k)]
             p = proba[j]
             title = f"{s.sample_id}: {ex.classes[pred[j]]} ({p[pred[j]]:.2f}); map of {ex.classes[cls[j]]}"
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in s.sample_id)
-            path = overlay(bank.crops([int(k)])[0], maps[j], out / f"{safe}.png", title)
+            path = overlay(bank.crops([int(k)])[0], maps[j], out / f"{safe_name(s.sample_id)}.png", title)
             rows.append((s.sample_id, ex.classes[pred[j]], ex.classes[cls[j]], str(path)))
     with open(out / "gradcam.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

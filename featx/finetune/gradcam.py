@@ -66,6 +66,11 @@ def submodule(net, path: str):
         raise FeatxError(f"the model has no layer {path!r} for Grad-CAM") from None
 
 
+def safe_name(sample_id) -> str:
+    """A sample id as a file name: letters, digits, '-', '_' and '.' kept, anything else '_'."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(sample_id))
+
+
 def overlay(crop: np.ndarray, cam: np.ndarray, path: Path, title: str = "", alpha: float = 0.4) -> Path:
     """Write the 8-bit crop with the map blended on top (jet colour map) as a PNG."""
     import matplotlib

@@ -156,7 +156,7 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
             runs.append(_run_record(run, r, f, train.converged_from))
             journal.put(r, f, run.proba, runs[-1])
             if per_fold and r == 0:
-                _gradcams(run, bank, ids, y, te, classes, spec, bmap, per_fold, Path(out), device)
+                _gradcams(run, bank, ids, y, te, classes, bmap, per_fold, Path(out), device)
             if fixed:
                 final = run
         if final_needed:
@@ -277,12 +277,12 @@ def _run_record(run, repeat, fold, converged_from: float) -> dict:
             "summary": summarize(run.history, curve, converged_from)}
 
 
-def _gradcams(run, bank, ids, y, te, classes, spec, bmap, k: int, out: Path, device: str) -> list:
+def _gradcams(run, bank, ids, y, te, classes, bmap, k: int, out: Path, device: str) -> list:
     """Overlays for up to ``k`` held-out samples of this fold, by the fold's own model: the most confident
     wrong predictions and the most confident right ones, about half each."""
     import torch
 
-    from featx.finetune.gradcam import gradcam, overlay, submodule
+    from featx.finetune.gradcam import gradcam, overlay, safe_name, submodule
 
     pred = run.proba.argmax(1)
     conf = run.proba.max(1)
@@ -300,12 +300,8 @@ def _gradcams(run, bank, ids, y, te, classes, spec, bmap, k: int, out: Path, dev
     for j, (i, p) in enumerate(zip(pos, pred[chosen])):
         verdict = "right" if p == y[i] else "wrong"
         title = f"{ids[i]}: {classes[y[i]]} -> {classes[p]} ({run.proba[chosen[j], p]:.2f})"
-        paths.append(overlay(bank.crops([i])[0], maps[j], out / "gradcam" / f"{verdict}_{_safe(ids[i])}.png", title))
+        paths.append(overlay(bank.crops([i])[0], maps[j], out / "gradcam" / f"{verdict}_{safe_name(ids[i])}.png", title))
     return paths
-
-
-def _safe(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(s))
 
 
 def _versions() -> dict:
