@@ -55,7 +55,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
               seed: int = 0, out: str | Path | None = None, positive: str | None = None, split: str = "cv",
               test_size: float | None = None, tune: bool = False, pca: int | None = None,
               folds: str | Path | None = None, n_boot: int = 1000, inner_k: int = 5, progress: bool = True,
-              finetuned: list | None = None) -> dict:
+              finetuned: list | None = None, split_by: str = "subject") -> dict:
     """Cross-validate every head on every feature set on one set of folds; rank them and compare the best.
 
     Parameters are those of :func:`featx.fit.run_fit`; ``features`` and ``heads`` are lists.
@@ -69,7 +69,7 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
     tuned = [read_finetuned(run) for run in finetuned or []]
     loaded = [load_for_fit(store, f) for f in features]
     sets = common_rows([fs for fs, _ in loaded])
-    dev0, test0, folds_ = plan_split(sets[0], split, cv, repeats, seed, test_size, folds)
+    dev0, test0, folds_ = plan_split(sets[0], split, cv, repeats, seed, test_size, folds, split_by)
     is_test = np.isin(sets[0].ids, test0.ids)
     devs = [fs.subset(~is_test) for fs in sets]
     tests = [fs.subset(is_test) for fs in sets]
@@ -128,7 +128,8 @@ def run_bench(store: str | Path, features: list[str], heads: list[str], *, cv: i
         "protocol": {"split": split, "cv": folds_.k, "repeats": folds_.repeats, "seed": seed,
                      "splitter": folds_.splitter, "grouped_by_subject": folds_.grouped, "test_size": folds_.test_size,
                      "folds": folds_.describe(), "held_out_test": bool(is_test.any()), "tuned": tune, "pca": pca,
-                     "n_boot": n_boot, "folds_from": str(folds) if folds is not None else None},
+                     "n_boot": n_boot, "folds_from": str(folds) if folds is not None else None,
+                     "split_by": split_by},
         "classes": classes,
         "positive": cells[0]["cv"]["pooled"].get("positive"),
         "n_dev": len(dev0),
@@ -206,7 +207,8 @@ def pairs_to_compare(cells: list[dict]) -> list[tuple[dict, dict, str]]:
     if rad and rad[0] is not anchor:
         pairs.append((anchor, rad[0], f"{label} vs best radiomics"))
     if others and not (pairs and others[0] is rad[0]):
-        pairs.append((anchor, others[0], f"{label} vs runner-up"))
+        tuned_runner_up = others[0]["kind"] == "finetune" and deep
+        pairs.append((anchor, others[0], f"{label} vs runner-up" + (" (the best fine-tuned row)" if tuned_runner_up else "")))
     elif pairs:
         pairs[0] = (anchor, rad[0], f"{label} vs best radiomics (also the runner-up)")
     tuned = [c for c in cells if c["kind"] == "finetune"]

@@ -23,6 +23,8 @@ Pca = Annotated[Optional[int], typer.Option(help="PCA components before the clas
 Folds = Annotated[Optional[Path], typer.Option(help="Reuse the folds of an earlier run (its folds.json or results.json).")]
 Seed = Annotated[int, typer.Option(help="Seed of the folds, the heads and the bootstrap (recorded in the results).")]
 Positive = Annotated[Optional[str], typer.Option(help="Positive class for sensitivity/specificity (binary; default: the second sorted class).")]
+SplitBy = Annotated[str, typer.Option(help="subject (folds grouped by subject: the honest default) or image (slice-level "
+                                      "random split that ignores the subjects: leaky, only to show what it would report).")]
 Boot = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples (by subject) for the 95% CIs; 0: DeLong only.")]
 
 
@@ -34,6 +36,7 @@ def fit(
     repeats: Repeats = 1,
     split: Split = "cv",
     test_size: TestSize = None,
+    split_by: SplitBy = "subject",
     tune: Tune = False,
     pca: Pca = None,
     fuse: Annotated[Optional[str], typer.Option(help="Multi-sequence fusion per subject: vote or mean (one model per "
@@ -53,7 +56,7 @@ def fit(
 
     results = run_fit(store, features, head=head, cv=cv, seed=seed, out=out, positive=positive, repeats=repeats,
                       split=split, test_size=test_size, tune=tune, pca=pca, fuse=fuse, folds=folds, save=save,
-                      n_boot=bootstrap)
+                      n_boot=bootstrap, split_by=split_by)
     print_results(results)
 
 
@@ -65,6 +68,7 @@ def bench(
     repeats: Repeats = 1,
     split: Split = "cv",
     test_size: TestSize = None,
+    split_by: SplitBy = "subject",
     tune: Tune = False,
     pca: Pca = None,
     folds: Folds = None,
@@ -85,7 +89,7 @@ def bench(
     names = [h.strip() for h in heads.split(",") if h.strip()] or [h.name for h in list_heads()]
     res = run_bench(store, [f.strip() for f in features.split(",") if f.strip()], names, cv=cv, repeats=repeats,
                     seed=seed, out=out, positive=positive, split=split, test_size=test_size, tune=tune, pca=pca,
-                    folds=folds, n_boot=bootstrap, finetuned=finetuned)
+                    folds=folds, n_boot=bootstrap, finetuned=finetuned, split_by=split_by)
     table = Table(title=f"featx bench: {res['protocol']['folds']}", caption="bootstrap CIs: report.html and bench.csv")
     cols = ["rank", "feature set", "head", "CV AUC (DeLong 95% CI)", "bal. acc"] + (["test AUC"] if res["n_test"] else []) + ["s"]
     for c in cols:  # names never truncated: they wrap in narrow terminals
@@ -100,6 +104,29 @@ def bench(
         out_console.print(f"{why}: {a} vs {b}: DeLong {delong}; corrected t-test {t}", highlight=False)
     if "outputs" in res:
         out_console.print(f"report: {res['outputs']['report']}\nresults: {res['outputs']['results']}")
+
+
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (searched for results.json) or results.json files.")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for compare.csv (every column) and compare.md.")] = None,
+) -> None:
+    """Runs side by side: fit, bench and finetune results (per sequence and fused) in one table.
+
+    Example: [bold]featx compare study/ --out study/summary/[/]
+    """
+    from featx.compare import SHOWN, TERMINAL, cell_text, compare_rows, shown_columns, write_compare
+
+    rows = compare_rows(runs)
+    cols = [c for c in shown_columns(rows) if c in TERMINAL]  # every column: compare.csv / compare.md
+    table = Table(title=f"featx compare: {len(rows)} model(s)")
+    for c in cols:
+        table.add_column(SHOWN[c], overflow="fold")
+    for r in rows:
+        table.add_row(*(cell_text(r.get(c), c) for c in cols))
+    out_console.print(table)
+    if out is not None:
+        paths = write_compare(rows, out)
+        out_console.print(f"table: {paths['md']}\ncsv: {paths['csv']}")
 
 
 def report(

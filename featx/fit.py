@@ -9,6 +9,7 @@ train/test split, the manifest's split column or ``test_size`` of the subjects.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,18 +20,18 @@ from featx.cv import (Folds, cross_validate, encode_labels, fit_one, load_folds,
                       manifest_split, proba_of)
 from featx.errors import FitError
 from featx.feature_set import FeatureSet
-from featx.fusion import FUSE_CHOICES, concat_by_subject, fuse_images, fuse_repeats, sequences_of, subject_level
+from featx.fusion import FUSE_CHOICES, concat_by_subject, sequences_of
 from featx.heads import build_head, check_pca, get_head
 from featx.manifest import short_list
-from featx.metrics import classification_metrics
 from featx.progress import progress_bar
 from featx.results_io import versions
-from featx.scoring import evaluate, metrics_with_ci
+from featx.scoring import evaluate, metrics_with_ci, score_fused
 from featx.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
 SPLIT_CHOICES = ("cv", "fixed")
+SPLIT_BY_CHOICES = ("subject", "image")
 
 
 def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
@@ -60,15 +61,27 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
 
 
 def plan_split(fs: FeatureSet, split: str = "cv", cv: int = 10, repeats: int = 1, seed: int = 0,
-               test_size: float | None = None, folds_path: str | Path | None = None) -> tuple[FeatureSet, FeatureSet, Folds]:
-    """(development rows, held-out test rows, folds over the development rows)."""
+               test_size: float | None = None, folds_path: str | Path | None = None,
+               split_by: str = "subject") -> tuple[FeatureSet, FeatureSet, Folds]:
+    """(development rows, held-out test rows, folds over the development rows).
+
+    ``split_by='image'`` deliberately ignores the subjects when drawing folds (each image is
+    its own group): what a slice-level random split reports, for showing the leak side by side
+    with the grouped split. Never use it for a result you report as is.
+    """
     if split not in SPLIT_CHOICES:
         raise FitError(f"Unknown --split {split!r}; choose cv (K-fold) or fixed (one train/test split).")
+    if split_by not in SPLIT_BY_CHOICES:
+        raise FitError(f"Unknown --split-by {split_by!r}; choose subject (the honest default) or image (slice-level, "
+                       "leaky: only to show what such a split would report).")
     if test_size is not None and split != "fixed":
         raise FitError("--test-size draws a fixed train/test split; use it with --split fixed.")
     has_subjects = bool((fs.subjects != "").all())
     if not has_subjects:
         log.warning("no subject ids: each sample is its own group, so slices of one patient may leak across folds")
+    elif split_by == "image":
+        log.warning("--split-by image: folds ignore the subjects, so one patient's slices sit on both sides of a "
+                    "split and every metric is optimistic (a slice-level leak, kept only for comparison)")
     if split == "fixed":
         dev, test = fs, fs.subset(np.zeros(len(fs), bool))
         if test_size is not None and (fs.splits == "test").any():
@@ -85,7 +98,7 @@ def plan_split(fs: FeatureSet, split: str = "cv", cv: int = 10, repeats: int = 1
                            + " has rows in the 'test' split and outside it: refusing a split that puts one patient "
                            "on both sides (its slices would leak into the test side and inflate every metric). "
                            "Give all of a subject's rows the same split.")
-    subjects = dev.subjects if has_subjects else None
+    subjects = dev.subjects if has_subjects and split_by == "subject" else None
     if folds_path is not None:
         folds = load_folds(folds_path, dev.ids, subjects)
     elif split == "fixed":
@@ -128,6 +141,7 @@ def run_fit(
     save: str | Path | None = None,
     n_boot: int = 1000,
     inner_k: int = 5,
+    split_by: str = "subject",
 ) -> dict:
     """Cross-validate ``head`` on feature set ``features`` of ``store``; write results to ``out``.
 
@@ -159,6 +173,9 @@ def run_fit(
         Multi-sequence fusion per subject (needs 'sequence' and 'subject' columns).
     folds : path, optional
         Reuse the folds of an earlier run (its folds.json or results.json).
+    split_by : {'subject', 'image'}
+        ``image`` ignores the subjects when drawing folds: a deliberately leaky slice-level
+        split, only to show what it would report (see :func:`plan_split`).
     save : path, optional
         Write the refit model (``.skops``) for ``featx predict``.
     n_boot : int
@@ -184,7 +201,8 @@ def run_fit(
         sequences = sequences_of(fs)
         if fuse == "concat":
             fs = concat_by_subject(fs, sequences)
-    dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds)
+    t_start = time.perf_counter()
+    dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds, split_by)
     check_pca(pca, folds_, dev.X.shape[1], inner_k if tune else None)
     classes = split_classes(dev, test, positive)
     grouped = folds_.grouped
@@ -221,7 +239,7 @@ def run_fit(
             "split": split, "cv": folds_.k, "repeats": folds_.repeats, "seed": seed, "splitter": folds_.splitter,
             "grouped_by_subject": grouped, "test_size": folds_.test_size, "folds": folds_.describe(),
             "held_out_test": bool(len(test)), "decision": "most probable class", "fuse": fuse, "n_boot": n_boot,
-            "folds_from": str(folds) if folds is not None else None,
+            "folds_from": str(folds) if folds is not None else None, "split_by": split_by,
         },
         "classes": classes,
         "n_features": int(dev.X.shape[1]),
@@ -234,22 +252,8 @@ def run_fit(
     }
     first = next(iter(cvres.values()))
     if fuse in ("vote", "mean"):
-        names, ys, _ = subject_level(dev.subjects, encode_labels(dev.labels, classes)[1], np.zeros((len(dev), 1)))
-        fused = fuse_repeats({q: (dev.subjects[units[q]], r.proba) for q, r in cvres.items()}, fuse, names)
-        fold_s = folds_.fold_of[:, np.unique(dev.subjects, return_index=True)[1]]  # a subject's fold: its rows' fold
-        results["cv"] = evaluate(ys, fused, fold_s, classes, None, positive, n_boot, seed)
-        results["cv"]["level"] = f"subject ({fuse} of {len(units)} sequence models)"
-        results["sequences"] = {q: {"cv": e, "n": int(units[q].sum())} for q, e in evals.items()}
-        if len(test):
-            for q, m in test_units.items():
-                if m.any():
-                    yq = encode_labels(test.labels[m], classes)[1]
-                    results["sequences"][q]["test"] = classification_metrics(yq, test_proba[q], classes, positive)
-            tn, tp = fuse_images({q: (test.subjects[m], test_proba[q]) for q, m in test_units.items()}, fuse)
-            _, ty, _ = subject_level(test.subjects, encode_labels(test.labels, classes)[1], np.zeros((len(test), 1)))
-            results["test"] = metrics_with_ci(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None,
-                                            positive, n_boot, seed)
-            test_proba["fused"] = (tn, tp)
+        score_fused(results, dev, test, {q: r.proba for q, r in cvres.items()}, evals, units, test_units, test_proba,
+                    folds_, fuse, positive, n_boot, seed)
     else:
         results["cv"] = evals[fs.name]
         results["cv"]["level"] = "subject (concatenated sequences)" if fuse == "concat" else "image"
@@ -258,6 +262,7 @@ def run_fit(
                                             test.subjects if grouped else None, positive, n_boot, seed)
     results["cv"]["fold_seconds"] = [s for r in cvres.values() for s in r.fold_seconds]
     results["cv"]["best_params"] = first.best_params if len(cvres) == 1 else {q: r.best_params for q, r in cvres.items()}
+    results["seconds"] = time.perf_counter() - t_start
     if save is not None:
         from featx.models import save_model
 

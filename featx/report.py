@@ -58,6 +58,8 @@ def fit_images(results: dict, out: Path) -> dict:
     curves = [(f"CV ({results['cv'].get('level', 'image')})", results["cv"]["pooled"], results["cv"].get("roc"))]
     if results.get("test"):
         curves.append(("held-out test", results["test"], results["test"].get("roc")))
+    for q, v in (results.get("sequences") or {}).items():  # each sequence model's own curve beside the fused one
+        curves.append((f"CV, {q} model (image)", v["cv"]["pooled"], v["cv"].get("roc")))
     if any(c[2] for c in curves):
         paths["roc"] = roc_png(curves, results["cv"]["pooled"].get("positive", ""), out / "roc.png")
     panels = [("cross-validation", results["cv"]["pooled"])] + ([("held-out test", results["test"])] if results.get("test") else [])
@@ -233,11 +235,14 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
         body.append(f"<h2>Subject level</h2><p class='note'>{s['n_subjects']} subjects; mean probability over each "
                     f"subject's images.</p>" + table(["metric", "CV subject level"], [(lab, fmt(s, k)) for k, lab in METRIC_ROWS if k in s]))
     if results.get("sequences"):
-        rows = [(q, v["n"], fmt(v["cv"]["pooled"], "auc"), fmt((v["cv"].get("subject") or {}), "auc"),
-                 fmt(v.get("test"), "auc")) for q, v in results["sequences"].items()]
-        rows.append((f"fused ({proto['fuse']})", "-", "-", fmt(cvd["pooled"], "auc"), fmt(results.get("test"), "auc")))
+        keys = [k for k in ("accuracy", "sensitivity", "specificity", "f1") if k in cvd["pooled"]]
+        rows = [(q, v["n"], fmt(v["cv"]["pooled"], "auc"), *(fmt(v["cv"]["pooled"], k) for k in keys),
+                 fmt((v["cv"].get("subject") or {}), "auc"), fmt(v.get("test"), "auc"))
+                for q, v in results["sequences"].items()]
+        rows.append((f"fused ({proto['fuse']}, subject)", "-", fmt(cvd["pooled"], "auc"),
+                     *(fmt(cvd["pooled"], k) for k in keys), "-", fmt(results.get("test"), "auc")))
         body.append("<h2>Per-sequence models and the fused one</h2>"
-                    + table(["model", "images", "CV AUC (image)", "CV AUC (subject)", "test AUC"], rows))
+                    + table(["model", "images", "CV AUC", *keys, "CV AUC (subject)", "test AUC"], rows))
     body.append(figures(images))
     if results.get("finetune"):
         from featx.report_finetune import finetune_section

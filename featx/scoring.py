@@ -87,3 +87,34 @@ def _per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> d
                         "sd": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
                         "values": vals.tolist()}
     return out
+
+
+def score_fused(results: dict, dev, test, proba: dict, evals: dict, units: dict, test_units: dict, test_proba: dict,
+                folds, how: str, positive=None, n_boot: int = 1000, seed: int = 0) -> None:
+    """Fill ``results`` for one model per sequence fused per subject (``vote``/``mean``): ``cv`` and ``test``
+    at subject level, ``sequences`` (each sequence's own CV and test metrics); adds ``test_proba['fused']``.
+
+    ``proba``: sequence -> out-of-fold probabilities (R, n_q, C) of the rows ``units[sequence]`` of ``dev``;
+    ``evals``: sequence -> its :func:`evaluate`; ``test_proba``: sequence -> probabilities of its test rows.
+    """
+    from featx.fusion import fuse_images, fuse_repeats
+
+    classes = results["classes"]
+    code = lambda labels: np.searchsorted(classes, labels)  # noqa: E731  (classes are sorted)
+    names, ys, _ = subject_level(dev.subjects, code(dev.labels), np.zeros((len(dev), 1)))
+    fused = fuse_repeats({q: (dev.subjects[units[q]], p) for q, p in proba.items()}, how, names)
+    fold_s = folds.fold_of[:, np.unique(dev.subjects, return_index=True)[1]]  # a subject's fold: its rows' fold
+    results["cv"] = evaluate(ys, fused, fold_s, classes, None, positive, n_boot, seed)
+    results["cv"]["level"] = f"subject ({how} of {len(units)} sequence models)"
+    results["sequences"] = {q: {"cv": e, "n": int(units[q].sum())} for q, e in evals.items()}
+    if not len(test):
+        return
+    for q, m in test_units.items():
+        if m.any():
+            results["sequences"][q]["test"] = classification_metrics(code(test.labels[m]), test_proba[q], classes,
+                                                                     positive)
+    tn, tp = fuse_images({q: (test.subjects[m], test_proba[q]) for q, m in test_units.items()}, how)
+    _, ty, _ = subject_level(test.subjects, code(test.labels), np.zeros((len(test), 1)))
+    results["test"] = metrics_with_ci(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None,
+                                      positive, n_boot, seed)
+    test_proba["fused"] = (tn, tp)
