@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from featx.cli_common import out_console
-from featx.cli_eval import Boot, Cv, Folds, Positive, Repeats, Seed, Split, TestSize, print_results
+from featx.cli_eval import Boot, Cv, Folds, Positive, Repeats, Seed, Split, SplitBy, TestSize, print_results
 
 
 def finetune(
@@ -50,6 +50,9 @@ def finetune(
     export: Annotated[Optional[str], typer.Option(help="Export the final model's backbone as <arch>.ft-EXPORT for 'featx extract'.")] = None,
     models_dir: Annotated[Path, typer.Option(help="Where --export writes (and extract finds) backbones.")] = Path("models_onnx"),
     window: Annotated[str, typer.Option(help="Intensity window for volumes/DICOM (as for extract).")] = "auto",
+    sequence: Annotated[Optional[str], typer.Option(help="Train on one sequence's rows (e.g. T2), or 'each': one model per sequence in OUT/<sequence>/, on folds shared by all sequences.")] = None,
+    fuse: Annotated[Optional[str], typer.Option(help="vote or mean: one model per sequence, fused per subject (as 'featx fit --fuse').")] = None,
+    split_by: SplitBy = "subject",
 ) -> None:
     """Fine-tune a backbone on the same folds as 'featx fit', with curves, summaries and Grad-CAM.
 
@@ -69,16 +72,23 @@ def finetune(
                            head=HeadConfig(head, hidden, dropout), train=cfg, cv=cv, repeats=repeats, split=split,
                            test_size=test_size, folds=folds, seed=seed, positive=positive, input_size=input_size,
                            window=window, device=device, gradcam=gradcam, export=export, models_dir=models_dir,
-                           n_boot=bootstrap)
+                           n_boot=bootstrap, sequence=sequence, fuse=fuse, split_by=split_by)
+    if results["type"] == "finetune-sequences":
+        for q, run in results["sequences"].items():
+            out_console.print(f"sequence {q}: {run}", highlight=False)
+        return
     print_results(results)
     ft = results["finetune"]
-    runs = [r for r in ft["runs"] if r["repeat"] != "final"]
-    if runs:
+    for q in sorted({r.get("sequence") for r in ft["runs"]}, key=str):
+        runs = [r for r in ft["runs"] if r["repeat"] != "final" and r.get("sequence") == q]
+        if not runs:
+            continue
         s = [r["summary"] for r in runs]
-        out_console.print(f"{s[0]['curve']} per fold: best {_mean(s, 'best_acc')}, mean after convergence "
+        out_console.print((f"{q}: " if q else "") + f"{s[0]['curve']} per fold: best {_mean(s, 'best_acc')}, mean after convergence "
                           f"{_mean(s, 'mean_acc_after_convergence')}, first epoch reaching it "
                           f"{_mean(s, 'first_epoch_reaching_mean', '.1f')}; {_mean(s, 'seconds_per_epoch', '.1f')} s/epoch; "
-                          f"{ft['seconds']:.0f} s in all", highlight=False)
+                          f"{sum(r['seconds'] for r in runs):.0f} s", highlight=False)
+    out_console.print(f"{ft['seconds']:.0f} s in all", highlight=False)
     if ft.get("exported"):
         out_console.print(f"exported backbone: {ft['exported']['name']} (use: featx extract --backbone "
                           f"{ft['exported']['name']} --models-dir {models_dir})", highlight=False)

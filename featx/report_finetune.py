@@ -39,6 +39,8 @@ def summary_rows(runs: list) -> list[tuple]:
     for run in runs:
         s = run["summary"]
         name = f"repeat {run['repeat']} fold {run['fold']}" if run["repeat"] != "final" else "final model"
+        if run.get("sequence"):
+            name = f"{run['sequence']}: {name}"
         rows.append((name, s["epochs_run"], run["best_epoch"], f"{s['best_acc']:.3f} ({s['best_epoch']})",
                      f"{s['mean_acc_after_convergence']:.3f}", f"{s['var_acc_after_convergence']:.2e}",
                      s["first_epoch_reaching_mean"], f"{s['seconds_per_epoch']:.1f}"))

@@ -26,6 +26,7 @@ from featx.errors import FitError
 from featx.feature_set import FeatureSet
 from featx.finetune.blocks import apply_freeze, parse_freeze
 from featx.finetune.data import ImageBank
+from featx.finetune.journal import FoldJournal
 from featx.finetune.model import HeadConfig, build_net, save_net
 from featx.finetune.train import TrainConfig, summarize, train_fold
 from featx.fit import plan_split, split_classes
@@ -67,7 +68,8 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
                  folds: str | Path | None = None, seed: int = 0, positive: str | None = None,
                  input_size: int | None = None, window: str = "auto", device: str = "auto", gradcam: int = 8,
                  export: str | None = None, models_dir: str | Path = "models_onnx", n_boot: int = 1000,
-                 cache_gb: float = 8.0, progress: bool = True) -> dict:
+                 cache_gb: float = 8.0, progress: bool = True, split_by: str = "subject",
+                 sequence: str | None = None, fuse: str | None = None) -> dict:
     """Fine-tune ``backbone`` on every training fold; write results, curves and overlays to ``out``.
 
     Parameters
@@ -80,8 +82,15 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
         Lowest logical blocks frozen (:mod:`featx.finetune.blocks`); ``all``: only the new head trains.
     head : HeadConfig
     train : TrainConfig
-    cv, repeats, split, test_size, folds, seed, positive, n_boot
+    cv, repeats, split, test_size, folds, seed, positive, n_boot, split_by
         As in :func:`featx.fit.run_fit`; the folds equal ``fit``'s for the same samples and seed.
+    sequence : str, optional
+        Train on this sequence's rows only (e.g. ``T2``), or ``each``: one model per sequence, each in
+        ``out/<sequence>/``. The folds are planned on all sequences' rows first, so every sequence
+        model (and ``fit --fuse``) sees the same patients in the same folds.
+    fuse : {'vote', 'mean'}, optional
+        One model per sequence (as ``each``), then per subject the majority vote (or mean probability) of
+        the sequence models, scored at subject level in ``out/`` as ``fit --fuse`` does.
     input_size : int, optional
         Network input side (default the backbone's, e.g. 224).
     device : {'auto', 'cpu', 'cuda'}
@@ -97,18 +106,42 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
     dict
         The results (also ``out/results.json``).
     """
-    from featx.finetune.outputs import write_finetune
+    from featx.finetune.sequences import pick_sequences, restrict, run_per_sequence
 
     train.check()
     if export is not None:
         from featx.finetune.export import check_tag
 
+        if fuse is not None or sequence == "each":
+            raise FitError("--export exports one model; with several sequence models, export one sequence's: "
+                           "--sequence T1 --export NAME.")
         check_tag(export)
     t_start = time.perf_counter()
     fs = manifest_set(manifest)
-    dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds)
+    dev, test, folds_ = plan_split(fs, split, cv, repeats, seed, test_size, folds, split_by)
     classes = split_classes(dev, test, positive)
-    device = pick_device(device)
+    seqs = pick_sequences(fs, sequence, fuse)
+    settings = dict(manifest=manifest, fs=fs, classes=classes, backbone=backbone, weights=weights, freeze=freeze,
+                    head=head, train=train, seed=seed, positive=positive, input_size=input_size, window=window,
+                    device=pick_device(device), gradcam=gradcam, export=export, models_dir=models_dir, n_boot=n_boot,
+                    cache_gb=cache_gb, progress=progress, protocol={"split": split, "split_by": split_by, "folds_from":
+                                                                       str(folds) if folds is not None else None})
+    if seqs is None:
+        return train_unit(dev, test, folds_, Path(out), None, t_start, **settings)[0]
+    if len(seqs) == 1:
+        return train_unit(*restrict(dev, test, folds_, seqs[0]), Path(out), seqs[0], t_start, **settings)[0]
+    return run_per_sequence(seqs, dev, test, folds_, Path(out), fuse, t_start, settings)
+
+
+def train_unit(dev: FeatureSet, test: FeatureSet, folds_, out: Path, sequence: str | None, t_start: float, *,
+               manifest, fs, classes, backbone, weights, freeze, head, train, seed, positive, input_size, window,
+               device, gradcam, export, models_dir, n_boot, cache_gb, progress, protocol,
+               keep_journal: bool = False) -> tuple[dict, CVResult, dict]:
+    """Fine-tune on ``dev`` by ``folds_`` (and a final model for ``test``); write the run to ``out``.
+
+    Returns (results, out-of-fold CV result, test probabilities by name)."""
+    from featx.finetune.outputs import write_finetune
+
     spec, bmap, net = build_net(backbone, weights, len(classes), head, input_size)
     n_freeze = parse_freeze(freeze, bmap)
     init = copy.deepcopy(net.state_dict())
@@ -137,7 +170,8 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
     else:
         log.warning("%s: resuming: %d fold(s) finished by an earlier run with the same settings are not trained again",
                     out, journal.n_done)
-    with progress_bar(f"fine-tune {spec.arch} (freeze {n_freeze}/{len(bmap.blocks)}), {folds_.describe()}",
+    what = f"fine-tune {spec.arch}" + (f" on {sequence}" if sequence else "")
+    with progress_bar(f"{what} (freeze {n_freeze}/{len(bmap.blocks)}), {folds_.describe()}",
                       total=total, enabled=progress) as bar:
         for r, f, tr, te in tested:
             done = journal.get(r, f)
@@ -156,7 +190,7 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
             runs.append(_run_record(run, r, f, train.converged_from))
             journal.put(r, f, run.proba, runs[-1])
             if per_fold and r == 0:
-                _gradcams(run, bank, ids, y, te, classes, bmap, per_fold, Path(out), device)
+                _gradcams(run, bank, ids, y, te, classes, bmap, per_fold, Path(out), device, f)
             if fixed:
                 final = run
         if final_needed:
@@ -181,10 +215,11 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
         "head": {"name": "fine-tuned", "description": head.describe(spec.feature_dim, len(classes)),
                  "estimator": f"{spec.arch}, lowest {n_freeze} of {len(bmap.blocks)} blocks frozen, new head "
                               f"{head.describe(spec.feature_dim, len(classes))}", "pca": None, "tuned": None},
-        "protocol": {"split": split, "cv": folds_.k, "repeats": folds_.repeats, "seed": seed, "splitter": folds_.splitter,
+        "sequence": sequence,
+        "protocol": {"split": protocol["split"], "cv": folds_.k, "repeats": folds_.repeats, "seed": seed, "splitter": folds_.splitter,
                      "grouped_by_subject": folds_.grouped, "test_size": folds_.test_size, "folds": folds_.describe(),
                      "held_out_test": bool(len(test)), "decision": "most probable class", "fuse": None,
-                     "n_boot": n_boot, "folds_from": str(folds) if folds is not None else None},
+                     "n_boot": n_boot, "folds_from": protocol["folds_from"], "split_by": protocol["split_by"]},
         "classes": classes, "n_features": spec.feature_dim, "dropped_features": [],
         "n_dev": n_dev, "n_test": len(test), "test": None, "folds": folds_.to_dict(dev.ids),
         "finetune": {
@@ -224,50 +259,12 @@ def run_finetune(manifest: Manifest, backbone: str, out: str | Path, *, weights:
     results["finetune"]["seconds"] = time.perf_counter() - t_start + journal.seconds_before
     results["finetune"]["gradcam"] = sorted(str(p) for p in (Path(out) / "gradcam").glob("*.png"))
     write_finetune(results, dev, {name: cvres}, test, test_proba, Path(out))
-    journal.clear()
+    if not keep_journal:
+        journal.clear()
     if failed is not None:
         raise type(failed)(f"{failed} (The run itself is written to {out}, model.pt included; export it again "
                            "after fixing this.)")
-    return results
-
-
-class FoldJournal:
-    """Finished folds of a run (``out/.partial/<settings hash>/``), so an interrupted run resumes where it stopped.
-
-    A fold is reused only by a run with exactly the same settings, folds and samples.
-    """
-
-    def __init__(self, out: Path, settings: dict):
-        import hashlib
-        import json
-
-        key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        self.dir = out / ".partial" / key
-        self.done = {}
-        for f in sorted(self.dir.glob("r*_f*.json")) if self.dir.is_dir() else []:
-            try:
-                d = json.loads(f.read_text())
-            except ValueError:  # a fold file cut short by the interruption: train that fold again
-                continue
-            self.done[(d["record"]["repeat"], d["record"]["fold"])] = d
-        self.n_done = len(self.done)
-        self.seconds_before = sum(d["record"]["seconds"] for d in self.done.values())
-
-    def get(self, r: int, f: int):
-        return self.done.get((r, f))
-
-    def put(self, r: int, f: int, proba, record: dict) -> None:
-        import json
-
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f"r{r}_f{f}.json.part"
-        tmp.write_text(json.dumps({"proba": proba.tolist(), "record": record}))
-        tmp.replace(self.dir / f"r{r}_f{f}.json")
-
-    def clear(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.dir.parent, ignore_errors=True)
+    return results, cvres, test_proba
 
 
 def _run_record(run, repeat, fold, converged_from: float) -> dict:
@@ -277,9 +274,10 @@ def _run_record(run, repeat, fold, converged_from: float) -> dict:
             "summary": summarize(run.history, curve, converged_from)}
 
 
-def _gradcams(run, bank, ids, y, te, classes, bmap, k: int, out: Path, device: str) -> list:
+def _gradcams(run, bank, ids, y, te, classes, bmap, k: int, out: Path, device: str, fold: int = 0) -> list:
     """Overlays for up to ``k`` held-out samples of this fold, by the fold's own model: the most confident
-    wrong predictions and the most confident right ones, about half each."""
+    wrong predictions and the most confident right ones, about half each (an odd ``k`` leans to wrong ones
+    on odd folds, so one overlay per fold still shows both kinds over the run)."""
     import torch
 
     from featx.finetune.gradcam import gradcam, overlay, safe_name, submodule
@@ -288,7 +286,7 @@ def _gradcams(run, bank, ids, y, te, classes, bmap, k: int, out: Path, device: s
     conf = run.proba.max(1)
     wrong = [i for i in np.argsort(-conf) if pred[i] != y[te[i]]]
     right = [i for i in np.argsort(-conf) if pred[i] == y[te[i]]]
-    n_wrong = min(len(wrong), k // 2)
+    n_wrong = min(len(wrong), (k + fold % 2) // 2)
     chosen = wrong[:n_wrong] + right[:k - n_wrong]
     if not chosen:
         return []
