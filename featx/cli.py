@@ -67,6 +67,8 @@ def extract(
     window: Annotated[str, typer.Option(help="Intensity window for volumes/DICOM: auto, file, brain, lung, abdomen, bone, percentile[:LO:HI], minmax.")] = "auto",
     layers: Annotated[Optional[str], typer.Option("--layers", "--layer", help="Where to cut the backbone (see 'featx backbones'): e.g. pool5 for VGG, or layer2+layer3+layer4 for pooled multi-layer features.")] = None,
     tta: Annotated[str, typer.Option(help="Test-time augmentation: none, or hflip (mean of the image's and its mirror's features).")] = "none",
+    interpolation: Annotated[Optional[str], typer.Option(help="Resize filter instead of the weights' own: bilinear or bicubic (recorded; predict reuses it).")] = None,
+    resize_to_input: Annotated[bool, typer.Option(help="Resize the short side straight to the input size (e.g. 299) instead of the weights' resize + centre crop.")] = False,
     ray: Annotated[Optional[str], typer.Option(metavar="ADDRESS", help="Run on a Ray cluster: auto (the running cluster, or $RAY_ADDRESS), local (start one here) or ray://head:10001. Needs featx\\[ray].")] = None,
 ) -> None:
     """Extract frozen backbone features for every image of a manifest into an HDF5 store.
@@ -83,6 +85,7 @@ def extract(
         man, backbone, store, weights=weights, name=name, batch_size=batch_size, workers=workers,
         provider=provider, models_dir=models_dir, overwrite=overwrite, max_failures=max_failures, window=window,
         layer=layers, runtime=runtime, precision=precision, compile=compile, tta=tta, decode=decode, ray=ray,
+        interpolation=interpolation, resize_to_input=resize_to_input,
     )
     out_console.print(
         f"[bold]{s.feature_set}[/] ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "
@@ -139,7 +142,7 @@ def _print_problems(items: list[tuple[str, str]], what: str, column: str, n: int
         out_console.print(f"  ... and {len(items) - n} more (all are in the store's {column})")
 
 
-for _command in (cli_eval.fit, cli_eval.bench, cli_train.finetune, cli_eval.report, cli_eval.predict, cli_train.gradcam):
+for _command in (cli_eval.fit, cli_eval.bench, cli_train.finetune, cli_eval.compare, cli_eval.report, cli_eval.predict, cli_train.gradcam):
     app.command()(handle_errors(_command))
 
 

@@ -1,0 +1,194 @@
+"""``featx compare``: the results of several runs (fit, bench, finetune, per sequence and fused) side by side.
+
+A study is usually a folder of runs; this reads every ``results.json`` under the paths it
+is given and writes one row per model: per sequence and fused for ``--fuse`` runs, one per
+cell for a bench, with the fine-tuning runs' per-epoch summaries (best accuracy and its
+epoch, mean and variance after convergence, first epoch reaching that mean), the spread
+over folds/repeats and the wall time. It never refits anything: it only reads.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from featx.errors import FitError
+
+COLUMNS = ("run", "model", "sequence", "split", "level", "n", "accuracy", "sensitivity", "specificity", "f1", "auc",
+           "auc_ci", "auc_fold_mean", "auc_fold_var", "acc_fold_mean", "acc_fold_var", "test_auc", "test_accuracy",
+           "best_acc", "best_epoch", "mean_acc_after_convergence", "var_acc_after_convergence",
+           "first_epoch_reaching_mean", "seconds")
+SHOWN = {"run": "run", "model": "model", "sequence": "sequence", "split": "split", "n": "n", "accuracy": "acc",
+         "sensitivity": "sens", "specificity": "spec", "f1": "F1", "auc": "AUC", "auc_ci": "AUC 95% CI",
+         "auc_fold_mean": "AUC mean (folds)", "auc_fold_var": "AUC var", "best_acc": "best acc",
+         "best_epoch": "epoch", "mean_acc_after_convergence": "mean acc conv.", "var_acc_after_convergence": "var conv.",
+         "first_epoch_reaching_mean": "1st epoch", "seconds": "s"}
+
+#: the columns printed to the terminal (the .md and .csv have all of them)
+TERMINAL = ("run", "model", "sequence", "split", "n", "accuracy", "f1", "auc", "auc_fold_var", "best_acc",
+            "mean_acc_after_convergence", "seconds")
+
+
+def find_results(paths: list) -> list[Path]:
+    """Every ``results.json`` under ``paths`` (each a results.json or a folder), in path order, no duplicates."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            found += sorted(q for q in p.rglob("results.json") if ".partial" not in q.parts)
+        else:
+            raise FitError(f"{p}: no such file or folder (give run folders or their results.json).")
+    seen, unique = set(), []
+    for f in found:
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append(f)
+    if not unique:
+        raise FitError(f"No results.json under {', '.join(map(str, paths))}: give the --out folders of fit, bench or "
+                       "finetune runs.")
+    return unique
+
+
+def compare_rows(paths: list) -> list[dict]:
+    """One dict per model of every run under ``paths`` (keys: :data:`COLUMNS`)."""
+    files = find_results(paths)
+    root = _common_root([f.parent for f in files])
+    rows = []
+    for f in files:
+        try:
+            res = json.loads(f.read_text())
+        except (OSError, ValueError) as exc:
+            raise FitError(f"{f}: unreadable results ({exc}); rerun that step or leave the file out.") from None
+        run = str(f.parent.resolve().relative_to(root)) if root else str(f.parent)
+        rows += _rows_of(res, run or ".")
+    if not rows:
+        raise FitError(f"No fit, bench or finetune results under {', '.join(map(str, paths))}.")
+    return rows
+
+
+def _rows_of(res: dict, run: str) -> list[dict]:
+    kind = res.get("type")
+    if kind == "bench":
+        split = _split(res["protocol"])
+        return [_row(run, f"{c['feature_set']} + {c['head']}", "", split, c["cv"], c.get("test"), c["seconds"])
+                for c in sorted(res["cells"], key=lambda c: c["rank"])]
+    if kind not in ("fit", "finetune"):
+        return []  # e.g. a predict or gradcam index: nothing to compare
+    split = _split(res["protocol"])
+    ft = res.get("finetune")
+    model = (f"{res['feature_set']} (fine-tuned, {ft['head']['kind']} head)" if ft
+             else f"{res['feature_set']} + {res['head']['name']}")
+    seconds = ft["seconds"] if ft else res.get("seconds", sum(res["cv"].get("fold_seconds") or [0]))
+    fuse = res["protocol"].get("fuse")
+    rows = []
+    if res.get("sequences") and not (ft and ft.get("sequence_runs")):
+        for q, v in res["sequences"].items():  # fit --fuse: each sequence model's own scores
+            rows.append(_row(run, model, q, split, v["cv"], v.get("test"), None))
+    seq = f"fused ({fuse})" if fuse in ("vote", "mean") else ("concat" if fuse == "concat" else res.get("sequence") or "")
+    row = _row(run, model, seq, split, res["cv"], res.get("test"), seconds)
+    if ft:
+        row.update(_summaries([r for r in ft["runs"] if r["repeat"] != "final"]))
+    return rows + [row]
+
+
+def _split(protocol: dict) -> str:
+    """A short name of the protocol: '5-fold CV by subject', '10 x 70/30 splits by subject', ... ('[leaky]'
+    for a slice-level split)."""
+    repeats = protocol.get("repeats", 1) or 1
+    if protocol.get("split") == "fixed":
+        ts = protocol.get("test_size")
+        what = f"{100 - round(100 * ts)}/{round(100 * ts)} split" if ts else "manifest train/test split"
+        text = f"{repeats} x {what}s" if repeats > 1 else what
+    else:
+        text = f"{protocol.get('cv', '?')}-fold CV" + (f" x {repeats}" if repeats > 1 else "")
+    if protocol.get("split_by") == "image":
+        return text + " by image [image-level: leaky]"
+    return text + (" by subject" if protocol.get("grouped_by_subject") else " (no subject ids)")
+
+
+def _row(run: str, model: str, sequence: str, split: str, cv: dict, test: dict | None, seconds) -> dict:
+    pooled = cv.get("pooled", {})
+    level = cv.get("level", "image")
+    row = {"run": run, "model": model, "sequence": sequence, "split": split, "level": level,
+           "n": cv.get("n_tested", pooled.get("n"))}
+    for k in ("accuracy", "sensitivity", "specificity", "f1", "auc"):
+        row[k] = pooled.get(k)
+    ci = pooled.get("auc_ci")
+    row["auc_ci"] = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci and all(_finite(v) for v in ci) else ""
+    per = cv.get("per_fold") or {}
+    for key, name in (("auc", "auc"), ("accuracy", "acc")):
+        if key in per and len([v for v in per[key]["values"] if _finite(v)]) > 1:
+            row[f"{name}_fold_mean"], row[f"{name}_fold_var"] = per[key]["mean"], per[key]["sd"] ** 2
+    if test:
+        row["test_auc"], row["test_accuracy"] = test.get("auc"), test.get("accuracy")
+    row["seconds"] = seconds
+    return row
+
+
+def _summaries(runs: list) -> dict:
+    """Mean over the folds of each fine-tuning run's per-epoch summary."""
+    s = [r["summary"] for r in runs if r.get("summary")]
+    if not s:
+        return {}
+    mean = lambda k: float(np.mean([x[k] for x in s]))  # noqa: E731
+    return {"best_acc": mean("best_acc"), "best_epoch": mean("best_epoch"),
+            "mean_acc_after_convergence": mean("mean_acc_after_convergence"),
+            "var_acc_after_convergence": mean("var_acc_after_convergence"),
+            "first_epoch_reaching_mean": mean("first_epoch_reaching_mean")}
+
+
+def write_compare(rows: list[dict], out: Path) -> dict:
+    """``out/compare.csv`` (every column) and ``out/compare.md`` (the columns any row fills)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "compare.csv", "md": out / "compare.md"}
+    with open(paths["csv"], "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        for r in rows:
+            w.writerow([cell_text(r.get(c), c, 6) for c in COLUMNS])
+    paths["md"].write_text(markdown(rows) + "\n", encoding="utf-8")
+    return paths
+
+
+def shown_columns(rows: list[dict]) -> list[str]:
+    return [c for c in SHOWN if any(r.get(c) not in (None, "") for r in rows)]
+
+
+def markdown(rows: list[dict]) -> str:
+    cols = shown_columns(rows)
+    lines = ["| " + " | ".join(SHOWN[c] for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell_text(r.get(c), c) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def cell_text(v, col: str, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        if col == "seconds":
+            return f"{v:.1f}"
+        if col in ("best_epoch", "first_epoch_reaching_mean"):
+            return f"{v:.1f}" if v != int(v) else str(int(v))
+        if "var" in col:
+            return f"{v:.2e}" if digits == 3 else repr(v)
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _finite(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def _common_root(folders: list[Path]) -> Path | None:
+    """The folder the run names are relative to: the runs' common parent (a single run: its parent)."""
+    import os
+
+    try:
+        common = Path(os.path.commonpath([str(f.resolve()) for f in folders]))
+    except ValueError:  # different drives
+        return None
+    return common.parent if len(folders) == 1 else common
