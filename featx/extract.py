@@ -78,6 +78,8 @@ def extract(
     lookahead: int = DEFAULT_LOOKAHEAD,
     ray: str | None = None,
     progress: bool = True,
+    interpolation: str | None = None,
+    resize_to_input: bool = False,
 ) -> ExtractSummary:
     """Compute backbone features for every sample of ``manifest`` into ``store``.
 
@@ -126,6 +128,11 @@ def extract(
         :mod:`featx.ray_extract`. The store is the same as a local run's.
     progress : bool
         Show a progress bar.
+    interpolation : {'bilinear', 'bicubic'}, optional
+        Resize filter instead of the weights' own (e.g. bicubic for Inception-v3 as a study used it).
+    resize_to_input : bool
+        Resize the short side straight to the input size (299 for Inception-v3) instead of the weights'
+        larger resize + centre crop, so a lesion crop keeps its margins.
 
     Returns
     -------
@@ -138,6 +145,8 @@ def extract(
     from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
 
     t0 = time.perf_counter()
+    if interpolation not in (None, "bilinear", "bicubic"):
+        raise FeatxError(f"Unknown --interpolation {interpolation!r}; choose bilinear or bicubic (default: the weights' own).")
     kind = choose_runtime(runtime, provider, precision)  # refuse bad options before any model work
     parse_max_failures(max_failures, len(manifest))
     if tta not in TTA_CHOICES:
@@ -183,6 +192,11 @@ def extract(
             with spinner(f"warming up {runner.provider}", enabled=progress):
                 runner.warm_up(batch_size, spec.input_shape)
         runtime_version = f"torch {torch.__version__}"
+    if interpolation is not None or resize_to_input:  # preprocessing only: the network (and its export) is unchanged
+        from dataclasses import replace
+
+        spec = replace(spec, interpolation=interpolation or spec.interpolation,
+                       resize_size=spec.crop_size if resize_to_input else spec.resize_size)
     layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
     plain = weights == "imagenet" and not is_onnx_ref(backbone) and finetuned is None
     name = name or (spec.arch + layer_suffix if plain else spec.name)
@@ -202,7 +216,8 @@ def extract(
         ),
         "intensity": describe_window(window),
         # what 'featx predict' passes to extract() to compute the same features for new images
-        "args": {"backbone": str(backbone), "weights": str(weights), "layer": layer, "window": window, "tta": tta},
+        "args": {"backbone": str(backbone), "weights": str(weights), "layer": layer, "window": window, "tta": tta,
+                 "interpolation": interpolation, "resize_to_input": resize_to_input},
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -72,6 +72,7 @@ def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, mode
 
     summary = extract(manifest, args["backbone"], store, weights=args["weights"], layer=args["layer"],
                       window=args["window"], tta=args["tta"], name=name, models_dir=models_dir, provider=provider,
+                      interpolation=args.get("interpolation"), resize_to_input=bool(args.get("resize_to_input")),
                       batch_size=batch_size, max_failures="100%", progress=progress)  # every failure is a CSV row
     with FeatureStore(store) as st:
         now = st.provenance(name)
