@@ -239,7 +239,7 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
         rows = [(q, v["n"], fmt(v["cv"]["pooled"], "auc"), *(fmt(v["cv"]["pooled"], k) for k in keys),
                  fmt((v["cv"].get("subject") or {}), "auc"), fmt(v.get("test"), "auc"))
                 for q, v in results["sequences"].items()]
-        rows.append((f"fused ({proto['fuse']}, subject)", "-", fmt(cvd["pooled"], "auc"),
+        rows.append((f"fused ({proto['fuse']})", "-", fmt(cvd["pooled"], "auc"),
                      *(fmt(cvd["pooled"], k) for k in keys), "-", fmt(results.get("test"), "auc")))
         body.append("<h2>Per-sequence models and the fused one</h2>"
                     + table(["model", "images", "CV AUC", *keys, "CV AUC (subject)", "test AUC"], rows))

@@ -181,12 +181,13 @@ BUILDERS = {"liver_fibrosis": liver_fibrosis, "glioma_sequences": glioma_sequenc
 #: CI test and the docs' example outputs run it with (random weights: no download; a few epochs; small inputs).
 RECIPES = {
     "liver_fibrosis": (liver_fibrosis, {}, "MANIFEST", dict(ARCHS="resnet18", LOCKS="0 5", EPOCHS=4, INPUT_SIZE=32)),
-    "glioma_sequences": (glioma_sequences, {}, "VOLUMES", dict(SLICES=4, CV=3, HEADS="logreg", EPOCHS=2, INPUT_SIZE=32)),
+    "glioma_sequences": (glioma_sequences, {}, "VOLUMES", dict(SLICES=3, CV=3, HEADS="logreg", EPOCHS=2, INPUT_SIZE=32,
+                                                               RUNTIME="torch")),
     "pleural_effusion": (xray, {"per_class": 20}, "XRAYS", dict(CV=10, EPOCHS=1, INPUT_SIZE=32)),
     "finetune_vs_features": (xray, {"per_class": 8}, "MANIFEST", dict(
         BACKBONES="vgg11_bn resnet18 densenet121 inception_v3", HEADS="logreg", CV=2, EPOCHS=1, INPUT_SIZE=75,
         RUNTIME="torch")),
-    "glioma_grade": (glioma_grade, {}, "VOLUMES", dict(MIN_AREA="70%", REPEATS=10, HEADS="logreg,svm-rbf",
+    "glioma_grade": (glioma_grade, {}, "VOLUMES", dict(MIN_AREA="80%", REPEATS=10, HEADS="logreg,svm-rbf",
                                                        RUNTIME="torch")),
 }
 

@@ -1,11 +1,17 @@
 """Shared fixtures: a small real BreastMNIST subset on disk and cached backbone exports."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 SHARED = Path(__file__).resolve().parent / "data"  # real files, copied from the project's shared data
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per parallel worker (torch, ONNX Runtime and every featx subprocess read it): without it, two
+    # workers of two threads each on two cores spin-wait against each other
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

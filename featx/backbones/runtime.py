@@ -107,6 +107,7 @@ class OrtRuntime:
         # Measured on 2 cores, batch 32 (img/s, basic / extended / all): resnet18 15.9 / 15.8 / 20.6,
         # googlenet 20.0 / 20.2 / 23.6; "all" adds the NCHWc layout transform.
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or _omp_threads()
         if threads:
             opts.intra_op_num_threads = int(threads)
         if any(c != "cpu" for c in candidates) and hasattr(ort, "preload_dlls"):
@@ -231,3 +232,14 @@ class TorchRuntime:
         """Features of a float32 ``(N, 3, H, W)`` batch as float32 ``(N, D)``."""
         x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
         return self.run_tensor(x).cpu().numpy()
+
+
+def _omp_threads() -> int | None:
+    """``OMP_NUM_THREADS`` when set (torch honours it too): the thread budget of shared machines and of
+    parallel test workers; None lets ONNX Runtime use every core."""
+    import os
+
+    try:
+        return int(os.environ.get("OMP_NUM_THREADS", "")) or None
+    except ValueError:
+        return None
