@@ -91,6 +91,7 @@ def test_glioma_sequences_recipe(tmp_path, models_dir):
     assert ft["protocol"]["fuse"] == "vote" and sorted(ft["sequences"]) == sorted(standins.GLIOMA_SEQUENCES)
     assert ft["finetune"]["head"] == {"kind": "mlp", "hidden": 128, "dropout": 0.5}
     fit = json.loads((out / "frozen-logreg" / "results.json").read_text())
+    assert fit["cv"]["pooled"]["positive"] == ft["cv"]["pooled"]["positive"] == "HGG"
     assert ft["folds"] == fit["folds"]  # fine-tuned and frozen sequence models on the same patient folds
     assert (out / "frozen-logreg" / "roc.png").is_file() and (out / "finetuned" / "roc.png").is_file()
 

@@ -12,10 +12,11 @@ EPOCHS=${EPOCHS:-30}
 INPUT_SIZE=${INPUT_SIZE:-224}
 WEIGHTS=${WEIGHTS:-imagenet}
 SEED=${SEED:-0}
+POSITIVE=${POSITIVE:-HGG}               # sensitivity = high-grade gliomas found
 BOOTSTRAP=${BOOTSTRAP:-1000}
 MODELS=${MODELS:-models_onnx}
 RUNTIME=${RUNTIME:-auto}                # extraction runtime: auto (ONNX Runtime), onnx or torch
-FOLDS=(--cv "$CV" --seed "$SEED" --bootstrap "$BOOTSTRAP")
+FOLDS=(--cv "$CV" --seed "$SEED" --positive "$POSITIVE" --bootstrap "$BOOTSTRAP")
 
 featx manifest build --volumes "$VOLUMES" --slices "around-max:$SLICES" --out "$OUT/slices.csv"
 featx manifest check "$OUT/slices.csv" --cv "$CV"
