@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -75,8 +76,6 @@ def run_per_sequence(seqs: list[str], dev: FeatureSet, test: FeatureSet, folds: 
         per[q] = train_unit(*restrict(dev, test, folds, q), out / name, q, time.perf_counter(), **settings,
                             keep_journal=True)
     for name in names:  # every sequence finished: their fold journals are no longer needed
-        import shutil
-
         shutil.rmtree(out / name / ".partial", ignore_errors=True)
     index = {"type": "finetune-sequences", "sequences": {q: str(out / n) for q, n in zip(seqs, names)},
              "seconds": time.perf_counter() - t_start}
