@@ -85,7 +85,7 @@ def child_bare(a) -> dict:
     from featx.backbones.weights import load_backbone
     from featx.images import Preprocessor
     from featx.images.loader import SampleReader
-    from featx.manifest import Manifest
+    from featx.dataset.manifest import Manifest
 
     spec, model = load_backbone(a.backbone, a.weights)
     exported = export_onnx(spec, model, a.models_dir)
@@ -108,8 +108,8 @@ def child_bare(a) -> dict:
 
 
 def child_featx(a) -> dict:
-    from featx.extract import extract
-    from featx.manifest import Manifest
+    from featx.extract.run import extract
+    from featx.dataset.manifest import Manifest
 
     store = Path(a.tmp) / f"featx_{os.getpid()}.h5"
     m = Manifest.load(a.manifest)
@@ -168,7 +168,7 @@ def main() -> None:
     if a.child:
         print(json.dumps(CHILDREN[a.child](argparse.Namespace(**json.loads(a.child_args)))))
         return
-    from featx.pipeline import DEFAULT_LOOKAHEAD
+    from featx.extract.pipeline import DEFAULT_LOOKAHEAD
 
     a.lookahead = a.lookahead or DEFAULT_LOOKAHEAD
     a.tmp = str(Path(a.data) / "tmp")

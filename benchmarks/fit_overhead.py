@@ -34,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def make_store(path: Path, n: int, d: int, seed: int = 0) -> None:
-    from featx.manifest import Manifest, Sample
-    from featx.writer import store_writer
+    from featx.dataset.manifest import Manifest, Sample
+    from featx.store.writer import store_writer
 
     rng = np.random.default_rng(seed)
     per = 4
@@ -62,9 +62,9 @@ def main() -> None:
 
     from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
-    from featx.fit import run_fit
-    from featx.heads import build_head
-    from featx.store import FeatureStore
+    from featx.evaluate.fit import run_fit
+    from featx.evaluate.heads import build_head
+    from featx.store.store import FeatureStore
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "f.h5"

@@ -54,7 +54,7 @@ def make_cases(folder: Path, n: int) -> tuple[Path, Path]:
 
 def cli_params(preset: str, out: Path) -> Path:
     """featx's effective settings for ``preset`` as a pyradiomics parameter file."""
-    from featx.radiomics_params import preset_path
+    from featx.radiomics.params import preset_path
 
     lines = [ln for ln in preset_path(preset).read_text().splitlines() if ln.strip() != "shape2D:"]
     text = "\n".join(lines).replace("setting:\n", "setting:\n  additionalInfo: false\n")

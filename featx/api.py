@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from featx.manifest import Manifest
+from featx.dataset.manifest import Manifest
 
 
 def _manifest(m) -> Manifest:
@@ -25,28 +25,28 @@ def _manifest(m) -> Manifest:
 
 def extract(manifest, backbone: str, store, **kwargs):
     """``featx extract``: see :func:`featx.extract.extract` for the keyword arguments. Returns an ExtractSummary."""
-    from featx.extract import extract as _extract
+    from featx.extract.run import extract as _extract
 
     return _extract(_manifest(manifest), backbone, store, **kwargs)
 
 
 def radiomics(manifest, store, **kwargs):
     """``featx radiomics``: see :func:`featx.radiomics.run_radiomics`. Returns a RadiomicsSummary."""
-    from featx.radiomics import run_radiomics
+    from featx.radiomics.run import run_radiomics
 
     return run_radiomics(_manifest(manifest), store, **kwargs)
 
 
 def fit(store, features: str, **kwargs) -> dict:
     """``featx fit``: see :func:`featx.fit.run_fit`. Returns the results dict."""
-    from featx.fit import run_fit
+    from featx.evaluate.fit import run_fit
 
     return run_fit(store, features, progress=kwargs.pop("progress", False), **kwargs)
 
 
 def bench(store, features: list[str], heads: list[str], **kwargs) -> dict:
     """``featx bench``: see :func:`featx.bench.run_bench`. Returns the results dict (cells ranked)."""
-    from featx.bench import run_bench
+    from featx.evaluate.bench import run_bench
 
     return run_bench(store, list(features), list(heads), progress=kwargs.pop("progress", False), **kwargs)
 
@@ -60,14 +60,14 @@ def predict(model, source, out, **kwargs):
 
 def report(results_json, out=None) -> Path:
     """``featx report``: re-render the page of a saved results.json; returns its path."""
-    from featx.report import rerender
+    from featx.report.html import rerender
 
     return rerender(results_json, out)
 
 
 def load_features(store, name: str):
     """A feature set of a store as a :class:`featx.feature_set.FeatureSet` (X, ids, labels, subjects, ...)."""
-    from featx.store import FeatureStore
+    from featx.store.store import FeatureStore
 
     with FeatureStore(store) as st:
         return st.load(name)
@@ -75,14 +75,14 @@ def load_features(store, name: str):
 
 def load_model(path):
     """A model saved by ``fit(..., save=...)``; ``.predict(feature_set)`` gives class probabilities."""
-    from featx.models import load_model as _load
+    from featx.evaluate.saved_model import load_model as _load
 
     return _load(path)
 
 
 def __getattr__(name):  # FeatxEmbedder without importing scikit-learn's base at ``import featx.api``
     if name == "FeatxEmbedder":
-        from featx.embedder import FeatxEmbedder
+        from featx.extract.embedder import FeatxEmbedder
 
         return FeatxEmbedder
     raise AttributeError(name)

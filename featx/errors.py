@@ -1,4 +1,4 @@
-"""Domain errors. Only :mod:`featx.cli` turns them into exit codes.
+"""Domain errors. Only :mod:`featx.cli.app` turns them into exit codes.
 
 Every message says what went wrong, which file or sample, and what to do.
 """

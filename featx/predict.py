@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.manifest import IMAGE_SUFFIXES, Manifest, Sample
-from featx.models import FeatxModel, Prediction, load_model
-from featx.store import FeatureStore
+from featx.dataset.manifest import IMAGE_SUFFIXES, Manifest, Sample
+from featx.evaluate.saved_model import FeatxModel, Prediction, load_model
+from featx.store.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def input_manifest(source: str | Path) -> Manifest:
         return Manifest([Sample(sample_id=p.name, path=p.resolve()) for p in files], source=source)
     if not source.exists():
         raise FeatxError(f"Input not found: {source}. Give an image, a folder of images or a manifest CSV.")
-    manifest_log = logging.getLogger("featx.manifest")
+    manifest_log = logging.getLogger("featx.dataset.manifest")
     level = manifest_log.level
     manifest_log.setLevel(logging.ERROR)  # its 'no subject column' warning is about CV folds, not prediction
     try:
@@ -68,7 +68,7 @@ def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, mode
     if not args:
         raise FeatxError(f"{model.path}: its features' provenance does not record how to extract them (made by featx "
                          f"{prov.get('featx_version')}); re-extract and refit with this featx version.")
-    from featx.extract import extract
+    from featx.extract.run import extract
 
     summary = extract(manifest, args["backbone"], store, weights=args["weights"], layer=args["layer"],
                       window=args["window"], tta=args["tta"], name=name, models_dir=models_dir, provider=provider,
@@ -101,8 +101,8 @@ def _check_same_backbone(model: FeatxModel, then: dict, now: dict, allow_export_
 def _radiomics(prov: dict, manifest: Manifest, store: Path, name: str, progress: bool) -> list:
     import radiomics
 
-    from featx.radiomics import run_radiomics
-    from featx.radiomics_params import RadiomicsParams
+    from featx.radiomics.run import run_radiomics
+    from featx.radiomics.params import RadiomicsParams
 
     cfg = prov["params"]
     if cfg.get("pyradiomics") != radiomics.__version__:

@@ -17,7 +17,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture(scope="session")
 def demo_subset(tmp_path_factory) -> Path:
     """60 train + 20 val + 40 test BreastMNIST images written as PNG, with manifest.csv."""
-    from featx.demo import write_demo_images
+    from featx.demo.demo import write_demo_images
 
     out = tmp_path_factory.mktemp("bm")
     manifest = write_demo_images(out, limit_per_split=None)
@@ -28,7 +28,7 @@ def demo_subset(tmp_path_factory) -> Path:
         if counts[s.split] < keep[s.split]:
             counts[s.split] += 1
             rows.append(s)
-    from featx.manifest import Manifest
+    from featx.dataset.manifest import Manifest
 
     Manifest(rows).to_csv(out / "subset.csv")
     return out
@@ -65,8 +65,8 @@ def make_store(path, name, X, labels, *, subjects=None, sequences=None, splits=N
     """A store holding one feature set ``name`` = ``X`` over samples built from the given columns."""
     import numpy as np
 
-    from featx.manifest import Manifest, Sample
-    from featx.writer import store_writer
+    from featx.dataset.manifest import Manifest, Sample
+    from featx.store.writer import store_writer
 
     n = len(X)
     ids = ids if ids is not None else [f"s{i:04d}" for i in range(n)]

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import featx.api as fx
-from featx.manifest import Manifest
+from featx.dataset.manifest import Manifest
 
 
 @pytest.fixture(scope="module")

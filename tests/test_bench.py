@@ -7,8 +7,8 @@ import pytest
 from conftest import make_store
 from test_cli import assert_one_line_error, featx
 
-from featx.bench import run_bench
-from featx.fit import run_fit
+from featx.evaluate.bench import run_bench
+from featx.evaluate.fit import run_fit
 
 
 @pytest.fixture(scope="module")

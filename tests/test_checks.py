@@ -4,7 +4,7 @@ import shutil
 import SimpleITK as sitk
 from PIL import Image
 
-from featx.checks import check_manifest
+from featx.dataset.checks import check_manifest
 
 from conftest import SHARED
 from test_cli import featx

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from featx.cv import (TRAIN_ONLY, Folds, check_no_subject_leak, cross_validate, load_folds, make_folds,
+from featx.evaluate.cv import (TRAIN_ONLY, Folds, check_no_subject_leak, cross_validate, load_folds, make_folds,
                       make_holdout, manifest_split)
 from featx.errors import FitError
 

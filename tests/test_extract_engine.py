@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
-from featx.extract import extract
-from featx.manifest import Manifest
-from featx.store import OK, REMOVED, FeatureStore
-from featx.writer import read_journal
+from featx.extract.run import extract
+from featx.dataset.manifest import Manifest
+from featx.store.store import OK, REMOVED, FeatureStore
+from featx.store.writer import read_journal
 from tests.test_cli import FEATX, assert_one_line_error, featx
 from tests.test_writer import writer_in_another_process
 

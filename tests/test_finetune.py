@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def run(demo_subset, tmp_path_factory):
     """A manifest with subjects (two images each), one fine-tuning run with --export, and a store of
     the exported backbone's features."""
-    from featx.manifest import Manifest
+    from featx.dataset.manifest import Manifest
 
     tmp = tmp_path_factory.mktemp("ft")
     rows = list(Manifest.load(demo_subset / "subset.csv"))[:60] + list(Manifest.load(demo_subset / "subset.csv"))[80:100]
@@ -62,7 +62,7 @@ def test_outputs_curves_and_summaries(run):
     assert "mean after convergence" in proc.stdout and "resnet18.ft-t1" in proc.stdout
     from typer.testing import CliRunner
 
-    from featx.cli import app
+    from featx.cli.app import app
 
     assert "resnet18.ft-t1" in CliRunner().invoke(app, ["backbones", "--models-dir", str(tmp / "models")]).stdout
 
@@ -75,7 +75,7 @@ def test_folds_are_fits_folds(run):
     fit_folds = json.loads((tmp / "fit" / "folds.json").read_text())
     ft_folds = json.loads((tmp / "ft" / "folds.json").read_text())
     assert fit_folds == ft_folds and fit_folds["grouped"]
-    from featx.manifest import Manifest
+    from featx.dataset.manifest import Manifest
 
     fold_of_subject = {}
     for s in Manifest.load(tmp / "m.csv"):
@@ -90,8 +90,8 @@ def test_exported_backbone_matches_torch_through_onnx_runtime(run):
 
     from featx.finetune.data import ImageBank
     from featx.finetune.model import load_net
-    from featx.manifest import Manifest
-    from featx.store import FeatureStore
+    from featx.dataset.manifest import Manifest
+    from featx.store.store import FeatureStore
 
     tmp, _ = run
     with FeatureStore(tmp / "f.h5") as st:
@@ -130,7 +130,7 @@ def test_bench_puts_the_finetuned_row_beside_the_frozen_ones(run):
     assert any({c["a"], c["b"]} == pair for c in res["comparisons"])  # here also the runner-up pair
     with open(tmp / "bench" / "oof_predictions.csv", newline="") as fh:
         assert "resnet18.ft-freeze2+fine-tuned:p_normal_benign" in next(csv.reader(fh))
-    from featx.bench import run_bench
+    from featx.evaluate.bench import run_bench
     from featx.errors import FitError
 
     with pytest.raises(FitError, match="not a 'featx finetune' output folder"):  # before any head is fitted

@@ -7,7 +7,7 @@ import pytest
 from conftest import make_store
 
 from featx.errors import FitError
-from featx.fit import run_fit
+from featx.evaluate.fit import run_fit
 
 
 def _cohort(n_subjects=40, per=3, d=6, seed=0, signal=2.5):
@@ -134,8 +134,8 @@ def test_fusion_needs_sequences(grouped_store):
 
 
 def test_saved_model_reproduces_the_test_predictions(tmp_path):
-    from featx.models import load_model
-    from featx.store import FeatureStore
+    from featx.evaluate.saved_model import load_model
+    from featx.store.store import FeatureStore
 
     X, labels, subj = _cohort()
     splits = np.where(np.arange(120) >= 90, "test", "train")
@@ -163,7 +163,7 @@ def test_model_with_an_untrusted_type_is_refused(tmp_path):
     import skops.io as sio
 
     from featx.errors import FeatxError
-    from featx.models import load_model
+    from featx.evaluate.saved_model import load_model
 
     from fractions import Fraction
 
@@ -197,7 +197,7 @@ def test_cli_fit_options_and_refusals(tmp_path):
 
 def test_fusion_refuses_a_subject_with_two_labels(tmp_path):
     store = _multi_sequence(tmp_path)
-    from featx.store import FeatureStore
+    from featx.store.store import FeatureStore
 
     with FeatureStore(store) as st:
         fs = st.load("deep")
@@ -214,14 +214,14 @@ def test_pca_larger_than_a_training_set_allows_is_refused_before_fitting(grouped
                                        r"give at most 6 components"):
         run_fit(grouped_store, "deep", cv=5, pca=7, progress=False)
     with pytest.raises(FitError, match=r"--pca 80: the smallest training set has 76 samples"):  # 96 - 96/5 (inner)
-        from featx.bench import run_bench
+        from featx.evaluate.bench import run_bench
 
         run_bench(grouped_store, ["deep"], ["logreg"], cv=5, pca=80, tune=True, progress=False)
 
 
 def test_saved_fused_model_reproduces_the_fused_test_predictions(tmp_path):
-    from featx.models import load_model
-    from featx.store import FeatureStore
+    from featx.evaluate.saved_model import load_model
+    from featx.store.store import FeatureStore
 
     store = _multi_sequence(tmp_path, test_subjects=10)
     res = run_fit(store, "deep", cv=5, fuse="mean", out=tmp_path / "o", save=tmp_path / "m.skops", progress=False,

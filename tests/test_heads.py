@@ -4,7 +4,7 @@ import pytest
 from sklearn.utils.estimator_checks import check_estimators_pickle, estimator_checks_generator
 
 from featx.errors import FitError
-from featx.heads import build_head, get_head, list_heads
+from featx.evaluate.heads import build_head, get_head, list_heads
 
 NAMES = [h.name for h in list_heads()]
 #: only to keep the ~55 checks fast: the random forest is the same code with fewer trees

@@ -6,9 +6,9 @@ import sys
 def test_evaluation_modules_do_not_import_heavy_runtimes():
     code = (
         "import sys\n"
-        "import featx.heads, featx.cv, featx.metrics, featx.report, featx.fit, featx.store, featx.manifest\n"
-        "import featx.fusion, featx.scoring, featx.bench, featx.models, featx.report_bench, featx.results_io\n"
-        "import featx.compare, featx.cli_eval\n"
+        "import featx.evaluate.heads, featx.evaluate.cv, featx.evaluate.metrics, featx.report.html, featx.evaluate.fit, featx.store.store, featx.dataset.manifest\n"
+        "import featx.evaluate.fusion, featx.evaluate.scoring, featx.evaluate.bench, featx.evaluate.saved_model, featx.report.bench, featx.evaluate.outputs\n"
+        "import featx.report.compare, featx.cli.evaluate\n"
         "heavy = [m for m in ('torch', 'torchvision', 'onnxruntime', 'onnx', 'radiomics') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

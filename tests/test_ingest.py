@@ -10,8 +10,8 @@ import SimpleITK as sitk
 
 from featx.errors import ManifestError
 from featx.images.slicing import parse_policy, select_slices
-from featx.ingest import expand_volumes
-from featx.manifest import Manifest
+from featx.dataset.ingest import expand_volumes
+from featx.dataset.manifest import Manifest
 
 from conftest import SHARED
 from test_cli import assert_one_line_error, featx
@@ -139,7 +139,7 @@ def test_cli_build_folder_and_errors(tmp_path, demo_subset):
 
 
 def test_folder_of_volumes_pairs_masks_by_name(tmp_path):
-    from featx.ingest import volumes_from_folder
+    from featx.dataset.ingest import volumes_from_folder
 
     (tmp_path / "hgg").mkdir()
     (tmp_path / "lgg").mkdir()

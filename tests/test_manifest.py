@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from featx.errors import ManifestError
-from featx.manifest import Manifest
+from featx.dataset.manifest import Manifest
 
 
 def _img(path: Path) -> Path:

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from featx.metrics import auc_ci, classification_metrics, delong_auc
-from featx.scoring import evaluate
+from featx.evaluate.metrics import auc_ci, classification_metrics, delong_auc
+from featx.evaluate.scoring import evaluate
 
 
 def _delong_bruteforce(y, s):
@@ -71,7 +71,7 @@ def _asah():
 
 def test_delong_matches_published_proc_example():
     """pROC's worked example on aSAH: AUCs 0.7314 / 0.8237, CI 0.6301-0.8326, Z = -2.209, p = 0.02718."""
-    from featx.metrics import delong_paired
+    from featx.evaluate.metrics import delong_paired
 
     d = _asah()
     y, pub = np.array(d["outcome_poor"]), d["published"]
@@ -85,7 +85,7 @@ def test_delong_matches_published_proc_example():
 
 
 def test_delong_paired_matches_bruteforce_covariance():
-    from featx.metrics import delong_paired
+    from featx.evaluate.metrics import delong_paired
 
     rng = np.random.default_rng(3)
     y = (rng.random(120) < 0.4).astype(int)
@@ -106,7 +106,7 @@ def test_delong_paired_matches_bruteforce_covariance():
 def test_corrected_ttest_formula_and_plain_limit():
     from scipy.stats import ttest_1samp
 
-    from featx.metrics import corrected_ttest
+    from featx.evaluate.metrics import corrected_ttest
 
     d = np.array([0.02, 0.05, -0.01, 0.03, 0.04, 0.00, 0.06, 0.02, 0.01, 0.03])
     r = corrected_ttest(d, n_train=90, n_test=10)
@@ -119,7 +119,7 @@ def test_corrected_ttest_formula_and_plain_limit():
 
 def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
     """Five identical slices per patient carry one patient's information: resampling subjects says so."""
-    from featx.metrics import bootstrap
+    from featx.evaluate.metrics import bootstrap
 
     rng = np.random.default_rng(0)
     y = (rng.random(80) < 0.5).astype(int)
@@ -140,7 +140,7 @@ def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
 def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
     from scipy.stats import bootstrap as scipy_bootstrap
 
-    from featx.metrics import bootstrap
+    from featx.evaluate.metrics import bootstrap
 
     rng = np.random.default_rng(5)
     y = (rng.random(200) < 0.4).astype(int)
@@ -152,7 +152,7 @@ def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
 
 
 def test_bootstrap_multiclass_and_reproducible():
-    from featx.metrics import bootstrap
+    from featx.evaluate.metrics import bootstrap
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 20)
@@ -169,7 +169,7 @@ def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
     """A resample as weights (how often each sample was drawn) gives the metrics of the resample itself."""
     from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, roc_auc_score, roc_curve
 
-    from featx.metrics import ROC_GRID, _weighted_binary
+    from featx.evaluate.metrics import ROC_GRID, _weighted_binary
 
     rng = np.random.default_rng(5)
     n = 300

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from test_cli import assert_one_line_error, featx
 
-from featx.manifest import Manifest
+from featx.dataset.manifest import Manifest
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import SimpleITK as sitk
 from PIL import Image
 
 from featx.errors import ExtractionAborted, FeatxError
-from featx.ingest import expand_volumes
-from featx.manifest import Manifest, Sample
-from featx.radiomics import run_radiomics
-from featx.radiomics_params import load_params, preset_path
-from featx.store import ABSENT, FAILED, OK, FeatureStore
+from featx.dataset.ingest import expand_volumes
+from featx.dataset.manifest import Manifest, Sample
+from featx.radiomics.run import run_radiomics
+from featx.radiomics.params import load_params, preset_path
+from featx.store.store import ABSENT, FAILED, OK, FeatureStore
 
 from conftest import SHARED
 from test_cli import assert_one_line_error, featx
@@ -169,8 +169,8 @@ def test_nan_values_are_named_in_the_note_and_a_raising_feature_fails_the_case(m
     """pyradiomics turns a feature's exception into NaN and logs it: featx makes both visible."""
     from radiomics.glcm import RadiomicsGLCM
 
-    from featx.radiomics_case import CaseComputer, CaseError, to_row
-    from featx.radiomics_params import probe_names
+    from featx.radiomics.case import CaseComputer, CaseError, to_row
+    from featx.radiomics.params import probe_names
 
     p = load_params("default", "3d")
     p.names = probe_names(p)
@@ -190,8 +190,8 @@ def test_nan_values_are_named_in_the_note_and_a_raising_feature_fails_the_case(m
 
 
 def test_fit_leaves_out_columns_with_nan_and_says_which(tmp_path, caplog):
-    from featx.fit import run_fit
-    from featx.writer import store_writer
+    from featx.evaluate.fit import run_fit
+    from featx.store.writer import store_writer
 
     rng = np.random.default_rng(0)
     man = Manifest([Sample(sample_id=f"s{i}", path=tmp_path / f"{i}.png", label="ab"[i % 2]) for i in range(40)])
@@ -209,7 +209,7 @@ def test_fit_leaves_out_columns_with_nan_and_says_which(tmp_path, caplog):
 
 
 def test_a_worker_that_dies_fails_only_its_case(tmp_path):
-    from featx.radiomics import run_cases
+    from featx.radiomics.run import run_cases
 
     got, failed = [], []
     todo = [(i, Sample(sample_id=f"s{i}", path=tmp_path / f"{i}")) for i in range(6)]

@@ -1,7 +1,7 @@
 """The five study recipes (docs/recipes/*.sh) run end to end, as scripts, on stand-in data of the same structure.
 
 Each recipe runs with small settings from the environment (random weights, a few
-epochs, small inputs); the stand-ins carry a planted class signal (featx.standins), so a
+epochs, small inputs); the stand-ins carry a planted class signal (featx.demo.standins), so a
 correct pipeline scores clearly above chance, and the checks below would catch a label
 shuffle, a leak across folds or runs scored on different folds.
 """
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from featx import standins
+from featx.demo import standins
 
 pytestmark = pytest.mark.slow
 
 
 def run(name: str, tmp_path: Path, models_dir: Path, **overrides) -> tuple[Path, subprocess.CompletedProcess]:
-    """Run a recipe on its stand-in with the small settings of featx.standins.RECIPES; its study folder."""
+    """Run a recipe on its stand-in with the small settings of featx.demo.standins.RECIPES; its study folder."""
     proc = standins.run_recipe(name, tmp_path, models_dir, **overrides)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Traceback" not in proc.stderr

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from featx.errors import StoreError
-from featx.manifest import Sample
-from featx.store import FeatureStore
+from featx.dataset.manifest import Sample
+from featx.store.store import FeatureStore
 
 
 def _samples(ids, label="a"):

@@ -28,7 +28,7 @@ def _multi_sequence(tmp_path, n_subjects=12, per=3, signal=1.0, seed=0):
 
 
 def test_split_by_image_ignores_subjects_and_is_recorded(tmp_path):
-    from featx.fit import run_fit
+    from featx.evaluate.fit import run_fit
 
     store = _multi_sequence(tmp_path, signal=0.0)  # no class signal at all: only the subjects' own looks
     honest = run_fit(store, "cnn", head="knn", cv=3, n_boot=0, progress=False)
@@ -47,9 +47,9 @@ def test_split_by_image_ignores_subjects_and_is_recorded(tmp_path):
 
 
 def test_compare_rows_from_fit_fused_bench_and_leaky_runs(tmp_path):
-    from featx.bench import run_bench
-    from featx.compare import compare_rows, write_compare
-    from featx.fit import run_fit
+    from featx.evaluate.bench import run_bench
+    from featx.report.compare import compare_rows, write_compare
+    from featx.evaluate.fit import run_fit
 
     store = _multi_sequence(tmp_path)
     run_fit(store, "cnn", head="logreg", cv=3, n_boot=0, progress=False, fuse="vote", out=tmp_path / "runs" / "fused")
@@ -84,7 +84,7 @@ def test_compare_rows_from_fit_fused_bench_and_leaky_runs(tmp_path):
 def test_compare_cli(tmp_path):
     from test_cli import assert_one_line_error, featx
 
-    from featx.fit import run_fit
+    from featx.evaluate.fit import run_fit
 
     store = _multi_sequence(tmp_path)
     run_fit(store, "cnn", head="logreg", cv=3, n_boot=0, progress=False, out=tmp_path / "runs" / "a")
@@ -99,7 +99,7 @@ def test_finetune_per_sequence_on_shared_folds(tmp_path):
     from featx.finetune.model import HeadConfig
     from featx.finetune.run import run_finetune
     from featx.finetune.train import TrainConfig
-    from featx.manifest import Manifest, Sample
+    from featx.dataset.manifest import Manifest, Sample
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -137,9 +137,9 @@ def test_finetune_per_sequence_on_shared_folds(tmp_path):
 
 
 def test_extract_interpolation_and_resize_overrides(demo_subset, tmp_path):
-    from featx.extract import extract
-    from featx.manifest import Manifest
-    from featx.store import FeatureStore
+    from featx.extract.run import extract
+    from featx.dataset.manifest import Manifest
+    from featx.store.store import FeatureStore
 
     man = Manifest(list(Manifest.from_csv(demo_subset / "subset.csv"))[:6])
     store = tmp_path / "f.h5"

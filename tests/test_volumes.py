@@ -13,7 +13,7 @@ from featx.errors import ImageReadError, ManifestError
 from featx.images.intensity import PRESETS, check_policy, choose_window
 from featx.images.loader import SampleReader
 from featx.images.volume import check_geometry, geometry_mismatch, read_volume
-from featx.manifest import Sample
+from featx.dataset.manifest import Sample
 
 from conftest import SHARED
 

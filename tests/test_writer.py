@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from featx.errors import StoreError
-from featx.manifest import Sample
-from featx.store import FAILED, OK, REMOVED, FeatureStore
-from featx.writer import read_journal, store_writer
+from featx.dataset.manifest import Sample
+from featx.store.store import FAILED, OK, REMOVED, FeatureStore
+from featx.store.writer import read_journal, store_writer
 
 
 def _samples(ids):
@@ -90,7 +90,7 @@ def test_journal_of_other_settings_is_not_applied(tmp_path):
 def writer_in_another_process(path):
     """Another process holds the store's writer lock until the block ends (then it is killed); yields its pid."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from featx.writer import store_writer\n"
+        [sys.executable, "-c", "import time; from featx.store.writer import store_writer\n"
          f"w = store_writer({str(path)!r}).__enter__(); print('ok', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -118,8 +118,8 @@ def test_kill_inside_a_transaction_leaves_the_previous_store(tmp_path):
     proc = _run("""
         import os, signal, sys
         import numpy as np
-        from featx.manifest import Sample
-        from featx.writer import store_writer
+        from featx.dataset.manifest import Sample
+        from featx.store.writer import store_writer
         w = store_writer(sys.argv[1]).__enter__()
         with w.transaction() as st:
             st.add_samples([Sample(sample_id=f"n{i}", path="/x.png") for i in range(500)])
@@ -145,7 +145,7 @@ def test_full_disk_keeps_what_was_written(tmp_path):
     proc = _run("""
         import resource, sys
         import numpy as np
-        from featx.writer import store_writer
+        from featx.store.writer import store_writer
         resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
         with store_writer(sys.argv[1]) as w:
             j = w.start_journal("f", "id1", 256)

@@ -2,7 +2,7 @@
 
     python docs/recipes/render.py [NAME ...] [--work DIR]
 
-For each recipe: ``featx.standins.run_recipe`` into DIR/<name>, then the ``compare.md``
+For each recipe: ``featx.demo.standins.run_recipe`` into DIR/<name>, then the ``compare.md``
 table (or the bench table) replaces the block between ``<!-- output -->`` and
 ``<!-- /output -->`` in ``docs/recipes/<name>.md``, and the plots listed in ``FIGURES``
 are copied to ``docs/recipes/img/<name>-<file>``.
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from featx.standins import RECIPES, run_recipe
+from featx.demo.standins import RECIPES, run_recipe
 
 HERE = Path(__file__).resolve().parent
 FIGURES = {
@@ -50,7 +50,7 @@ def render(name: str, work: Path) -> float:
     page = HERE / f"{name}.md"
     text = page.read_text()
     block = (f"<!-- output -->\nStand-in run (`python docs/recipes/render.py {name}`, {seconds:.0f} s on 2 CPU cores, "
-             f"random weights, settings of `featx.standins.RECIPES`):\n\n{table.strip()}\n<!-- /output -->")
+             f"random weights, settings of `featx.demo.standins.RECIPES`):\n\n{table.strip()}\n<!-- /output -->")
     page.write_text(re.sub(r"<!-- output -->.*?<!-- /output -->", lambda _: block, text, flags=re.S))
     return seconds
 

@@ -21,8 +21,8 @@ import numpy as np
 from featx.errors import FeatxError
 from featx.images import Preprocessor
 from featx.images.loader import SampleReader
-from featx.manifest import short_list
-from featx.pipeline import failure_reason
+from featx.dataset.manifest import short_list
+from featx.extract.pipeline import failure_reason
 
 
 @dataclass(frozen=True)

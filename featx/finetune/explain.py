@@ -54,7 +54,7 @@ def _from_fit_model(path: Path, models_dir) -> Explainer:
     from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
     from featx.backbones.weights import load_backbone
     from featx.finetune.blocks import block_map
-    from featx.models import load_model
+    from featx.evaluate.saved_model import load_model
 
     model = load_model(path)
     prov = model.meta["provenance"]

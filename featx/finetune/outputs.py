@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.results_io import write_outputs
+from featx.evaluate.outputs import write_outputs
 
 
 def write_finetune(results: dict, dev, cvres: dict, test, test_proba: dict, out: Path) -> dict:

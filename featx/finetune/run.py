@@ -21,19 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from featx import __version__
-from featx.cv import CVResult, encode_labels
+from featx.evaluate.cv import CVResult, encode_labels
 from featx.errors import FitError
-from featx.feature_set import FeatureSet
+from featx.store.feature_set import FeatureSet
 from featx.finetune.blocks import apply_freeze, parse_freeze
 from featx.finetune.data import ImageBank
 from featx.finetune.journal import FoldJournal
 from featx.finetune.model import HeadConfig, build_net, save_net
 from featx.finetune.train import TrainConfig, summarize, train_fold
-from featx.fit import plan_split, split_classes
-from featx.manifest import Manifest
+from featx.evaluate.fit import plan_split, split_classes
+from featx.dataset.manifest import Manifest
 from featx.progress import progress_bar
-from featx.results_io import versions
-from featx.scoring import evaluate, metrics_with_ci
+from featx.evaluate.outputs import versions
+from featx.evaluate.scoring import evaluate, metrics_with_ci
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 
-from featx.cv import Folds
+from featx.evaluate.cv import Folds
 from featx.errors import FitError
-from featx.feature_set import FeatureSet
-from featx.fusion import sequences_of
+from featx.store.feature_set import FeatureSet
+from featx.evaluate.fusion import sequences_of
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ def run_per_sequence(seqs: list[str], dev: FeatureSet, test: FeatureSet, folds: 
 
 
 def _fused(per: dict, seqs: list, dev, test, folds: Folds, out: Path, fuse: str, index: dict, settings: dict) -> dict:
-    from featx.results_io import write_outputs
-    from featx.scoring import score_fused
+    from featx.evaluate.outputs import write_outputs
+    from featx.evaluate.scoring import score_fused
 
     first = per[seqs[0]][0]
     units = {q: dev.sequences == q for q in seqs}

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from featx.cv import make_holdout
+from featx.evaluate.cv import make_holdout
 from featx.errors import FeatxError, FitError
 from featx.finetune.blocks import apply_freeze, set_train_mode
 from featx.finetune.data import Augment

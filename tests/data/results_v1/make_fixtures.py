@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 sys.path.insert(0, "/work/main/tests")
 from conftest import make_store
-from featx.fit import run_fit
-from featx.bench import run_bench
+from featx.evaluate.fit import run_fit
+from featx.evaluate.bench import run_bench
 
 out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
@@ -26,7 +26,7 @@ make_store(store, "cnnfeat", X, labels, subjects=subjects, sequences=sequences, 
            provenance={"kind": "cnn", "spec": {"name": "resnet18.random", "weights_id": "random(seed=0)", "weights_sha256": None},
                        "onnx_sha256": "ab" * 32, "runtime": "onnxruntime 1.x", "provider": "CPUExecutionProvider",
                        "preprocessing": "resize 256, crop 224"})
-from featx.writer import store_writer
+from featx.store.writer import store_writer
 with store_writer(store) as w, w.transaction() as st:
     rows = np.arange(n)
     st.create_feature_set("radiomics.default", 6, {"kind": "radiomics", "params": {"mode": "2d", "imageType": {"Original": {}}, "featureClass": {"firstorder": []}, "setting": {"binWidth": 25}}, "params_source": "default", "versions": {"pyradiomics": "3.1.4"}, "mask": "the manifest's mask column", "intensity": "raw", "n_features": 6},
@@ -38,8 +38,8 @@ run_fit(store, "cnnfeat", head="lda", cv=3, repeats=2, tune=True, out=out / "wor
 run_bench(store, ["cnnfeat", "radiomics.default"], ["logreg", "lda"], cv=3, out=out / "work" / "bench", n_boot=100, progress=False)
 run_bench(store, ["cnnfeat", "radiomics.default"], ["logreg"], split="fixed", repeats=3, out=out / "work" / "bench_fixed", n_boot=0, progress=False)
 # fine-tuning on real BreastMNIST images, small
-from featx.demo import write_demo_images
-from featx.manifest import Manifest
+from featx.demo.demo import write_demo_images
+from featx.dataset.manifest import Manifest
 from featx.finetune.run import run_finetune
 from featx.finetune.train import TrainConfig
 man = write_demo_images(out / "work" / "bm", limit_per_split=16)

@@ -1,0 +1,1 @@
+"""Describing a data set: manifests (:mod:`.manifest`), volumes -> slice samples (:mod:`.ingest`), checks."""

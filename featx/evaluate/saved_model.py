@@ -1,0 +1,174 @@
+"""Saved models: the refit head(s) plus everything needed to compute the same features again.
+
+A model file is skops' format (``.skops``), not pickle: loading it instantiates
+only types the loader trusts, and featx trusts scikit-learn, XGBoost, NumPy, SciPy
+and its own heads; anything else is refused with the type named. Beside the
+fitted estimators it holds a JSON ``meta`` entry: the classes, the feature set's
+provenance (backbone, weights and ONNX sha256, or the pyradiomics settings), the
+feature columns used, the fusion and the CV/test figures of the fit that made it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from featx import __version__
+from featx.evaluate.cv import proba_of
+from featx.errors import FeatxError
+from featx.store.feature_set import FeatureSet
+from featx.evaluate.fusion import concat_by_subject, fuse_images, subject_level
+from featx.dataset.manifest import short_list
+
+MODEL_FORMAT = 1
+TRUSTED_PREFIXES = ("featx.", "sklearn.", "xgboost.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+def save_model(path: str | Path, models: dict, results: dict, fs: FeatureSet, sequences: list | None,
+               fuse_how: str | None, feature_names: list | None = None) -> Path:
+    """Write ``models`` (unit name -> fitted estimator) and their metadata to ``path`` (``.skops``).
+
+    ``feature_names``: the named columns the heads were fitted on, in order (before any
+    concatenation across sequences); prediction selects the new features by these names.
+    """
+    import skops.io as sio
+
+    path = Path(path)
+    if path.suffix != ".skops":
+        path = path.with_name(path.name + ".skops")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": MODEL_FORMAT,
+        "featx_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "feature_set": results["feature_set"],
+        "kind": fs.provenance.get("kind"),
+        "provenance": fs.provenance,
+        "classes": results["classes"],
+        "positive": results["cv"]["pooled"].get("positive"),
+        "head": results["head"],
+        "dropped_features": results["dropped_features"],
+        "feature_names": feature_names,
+        "n_features": results["n_features"],
+        "fuse": fuse_how,
+        "sequences": sequences,
+        "trained_on": {"store": results["store"], "n": results["n_dev"], "protocol": results["protocol"]["folds"],
+                       "cv_auc": results["cv"]["pooled"].get("auc"),
+                       "test_auc": (results.get("test") or {}).get("auc")},
+    }
+    tmp = path.with_name(path.name + ".part")
+    sio.dump({"meta_json": json.dumps(meta), "models": models}, tmp)
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class Prediction:
+    """Predictions of a saved model: one row per sample (or per subject when the model fuses by subject)."""
+
+    level: str  # "image" or "subject"
+    ids: np.ndarray
+    proba: np.ndarray  # (n, C)
+    classes: list
+    subject: np.ndarray | None = None  # per-subject mean / fused probabilities, when subjects are known
+    subject_proba: np.ndarray | None = None
+
+    def predicted(self, proba=None) -> list[str]:
+        p = self.proba if proba is None else proba
+        return [self.classes[int(i)] for i in p.argmax(axis=1)]
+
+
+@dataclass
+class FeatxModel:
+    """A loaded model: ``meta`` (see :func:`save_model`) and ``models`` (unit -> fitted estimator)."""
+
+    meta: dict
+    models: dict
+    path: Path | None = None
+
+    @property
+    def classes(self) -> list:
+        return self.meta["classes"]
+
+    def columns(self, fs: FeatureSet) -> FeatureSet:
+        """``fs``'s columns the model was fitted on, in the fit's order (by name when the set names them)."""
+        trained = self.meta.get("feature_names")
+        if trained and fs.feature_names:
+            index = {n: i for i, n in enumerate(fs.feature_names)}
+            missing = [n for n in trained if n not in index]
+            if missing:
+                raise FeatxError(f"{fs.name!r} lacks {len(missing)} feature(s) the model {self.path} was fitted on "
+                                 f"({short_list(missing)}): these are not the features it was trained on.")
+            keep = np.array([index[n] for n in trained], dtype=np.int64)
+        else:
+            names = [f"f{i:04d}" for i in range(fs.X.shape[1])]
+            dropped = set(self.meta["dropped_features"])
+            keep = np.array([i for i, n in enumerate(names) if n not in dropped], dtype=np.int64)
+        width = len(keep) * (len(self.meta["sequences"]) if self.meta["fuse"] == "concat" else 1)
+        if width != self.meta["n_features"]:
+            raise FeatxError(f"{fs.name!r} gives {width} features where the model {self.path} expects "
+                             f"{self.meta['n_features']}: these are not the features it was trained on.")
+        return FeatureSet(fs.name, fs.X[:, keep], fs.ids, fs.labels, fs.subjects, fs.splits, fs.sequences,
+                          fs.provenance, list(trained) if trained and fs.feature_names else None)
+
+    def predict(self, fs: FeatureSet) -> Prediction:
+        """Class probabilities for the (finite) rows of ``fs``; rows with NaN/inf are the caller's to report."""
+        fs = self.columns(fs)
+        how = self.meta["fuse"]
+        if how == "concat":
+            fs = concat_by_subject(fs, self.meta["sequences"])
+            proba = proba_of(next(iter(self.models.values())), fs.X, len(self.classes))
+            return Prediction("subject", fs.ids, proba, self.classes)
+        if how in ("vote", "mean"):
+            unknown = sorted(set(fs.sequences.tolist()) - set(self.models))
+            if unknown:
+                raise FeatxError(f"Sequence(s) {unknown} have no model in {self.path} (it has {sorted(self.models)}); "
+                                 "give the manifest's 'sequence' column the names used in training.")
+            proba = np.zeros((len(fs), len(self.classes)))
+            for q, model in self.models.items():
+                sel = fs.sequences == q
+                proba[sel] = proba_of(model, fs.X[sel], len(self.classes))
+            names, fused = fuse_images({q: (fs.subjects[fs.sequences == q], proba[fs.sequences == q])
+                                        for q in self.models if (fs.sequences == q).any()}, how)
+            return Prediction("image", fs.ids, proba, self.classes, names, fused)
+        proba = proba_of(next(iter(self.models.values())), fs.X, len(self.classes))
+        pred = Prediction("image", fs.ids, proba, self.classes)
+        if (fs.subjects != "").all() and len(set(fs.subjects.tolist())) < len(fs):
+            pred.subject, _, pred.subject_proba = subject_level(fs.subjects, np.zeros(len(fs), int), proba)
+        return pred
+
+
+def load_model(path: str | Path) -> FeatxModel:
+    """Load a ``.skops`` model written by ``featx fit --save``.
+
+    Raises
+    ------
+    FeatxError
+        Missing or unreadable file, not a featx model, or a type featx does not trust.
+    """
+    import skops.io as sio
+
+    path = Path(path)
+    if not path.is_file():
+        raise FeatxError(f"Model file not found: {path}. Save one with 'featx fit ... --save model.skops'.")
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # not a zip / not skops
+        raise FeatxError(f"{path} is not a featx model file ({type(exc).__name__}: {exc}).") from None
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise FeatxError(f"{path} contains types featx does not load ({', '.join(refused)}); only scikit-learn, "
+                         "XGBoost, NumPy, SciPy and featx objects are trusted. Refit the model with 'featx fit --save'.")
+    try:
+        obj = sio.load(path, trusted=untrusted)
+        meta = json.loads(obj["meta_json"])
+        models = obj["models"]
+    except Exception as exc:
+        raise FeatxError(f"{path} is not a readable featx model ({type(exc).__name__}: {exc}).") from None
+    if meta.get("format") != MODEL_FORMAT:
+        raise FeatxError(f"{path}: model format {meta.get('format')} is not the one this featx reads ({MODEL_FORMAT}); "
+                         f"it was written by featx {meta.get('featx_version')}. Refit it with this version.")
+    return FeatxModel(meta, models, path)

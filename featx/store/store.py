@@ -1,0 +1,359 @@
+"""FeatureStore: one HDF5 file holding a samples table and any number of feature sets.
+
+Layout (readable with plain h5py)::
+
+    /                       attrs: format="featx-store/1", featx_version, created
+    /samples/id             (n,) utf-8 strings: the row key of every feature set
+    /samples/path|label|subject|sequence|split   (n,) utf-8 strings, "" when absent
+    /samples/slice          (n,) int32, -1 when absent
+    /samples/sha256         (n,) utf-8: sha256 of the image file as read when computed, "" before
+    /samples/mask_sha256    (n,) utf-8: sha256 of the mask file a radiomics row was computed with
+    /features/<name>/X      (n, D) float32 (float64 for radiomics), row i belongs to /samples/id[i]
+    /features/<name>/filled (n,) bool: row computed
+    /features/<name>/status (n,) uint8: 0 to do, 1 ok, 2 failed, 3 removed from the manifest (kept),
+                            4 never in this set's manifest (a row another feature set added)
+    /features/<name>/error  (n,) utf-8 strings: why a row failed, "" otherwise
+    /features/<name>/note   (n,) utf-8 strings, optional: what to know about a computed row (NaN features)
+    /features/<name>        attrs: provenance (JSON), identity, kind, feature_dim, created, updated,
+                            feature_names (JSON list, when the columns have names: radiomics)
+
+Rows are keyed, not ordered: writers pass row indices, so runs can resume and go
+out of order. The store knows nothing of backbones: provenance is an opaque dict.
+Writing in place is not crash-safe (HDF5's nature); :mod:`featx.store.writer` wraps this
+class with a lock, a journal and atomic replacement.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+
+from featx import __version__
+from featx.errors import StoreError
+from featx.store.feature_set import FeatureSet
+
+log = logging.getLogger(__name__)
+
+FORMAT = "featx-store/1"
+_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split", "sha256", "mask_sha256")
+_HASH_COLUMNS = ("sha256", "mask_sha256")  # set when a row is computed, kept by add_samples
+_STR = h5py.string_dtype("utf-8")
+_CHUNK_ROWS = 64
+TODO, OK, FAILED, REMOVED, ABSENT = 0, 1, 2, 3, 4
+STATUS_NAMES = {TODO: "to do", OK: "ok", FAILED: "failed", REMOVED: "removed from the manifest",
+                ABSENT: "never in this set's manifest (a sample of another feature set)"}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _live_status(g: h5py.Group) -> np.ndarray:
+    """Status from the filled mask and error text alone: ok, failed, or to do."""
+    errs = g["error"].asstr()[:]
+    return np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO)).astype(np.uint8)
+
+
+def _differences(old: dict, new: dict, keys=("spec", "intensity", "params")) -> str:
+    """``field: old -> new`` for the settings that define a feature set."""
+    out = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{k}.{f}: {a.get(f)!r} -> {b.get(f)!r}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
+        elif a != b:
+            out.append(f"{k}: {a!r} -> {b!r}")
+    return "; ".join(out) or "other settings"
+
+
+class FeatureStore:
+    """An HDF5 feature store; use as a context manager.
+
+    Parameters
+    ----------
+    path : path
+        The ``.h5`` file.
+    mode : {'r', 'a'}
+        Read only, or read/write (created when missing). HDF5 file locking refuses a
+        second writer.
+    """
+
+    def __init__(self, path: str | Path, mode: str = "r"):
+        self.path = Path(path)
+        if mode not in ("r", "a"):
+            raise ValueError("mode must be 'r' or 'a'")
+        if mode == "r" and not self.path.is_file():
+            raise StoreError(f"Store not found: {self.path}. Run 'featx extract ... --store {self.path}' first.")
+        try:
+            self.h5 = h5py.File(self.path, mode)
+        except BlockingIOError:
+            raise StoreError(
+                f"{self.path} is open for writing by another process (file locked). Wait for it to finish, "
+                "or write to another --store."
+            ) from None
+        except OSError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(
+                    f"{self.path} is locked by another process. Wait for it to finish, or write to another --store."
+                ) from None
+            raise StoreError(f"{self.path}: not a readable featx store ({exc}).") from None
+        if mode == "a" and "format" not in self.h5.attrs:
+            self.h5.attrs.update({"format": FORMAT, "featx_version": __version__, "created": _now()})
+        if self.h5.attrs.get("format") != FORMAT:
+            fmt = self.h5.attrs.get("format")
+            self.h5.close()
+            raise StoreError(f"{self.path}: not a featx store (format {fmt!r}, expected {FORMAT}).")
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.h5.id.valid:
+            self.h5.close()
+
+    def flush(self) -> None:
+        self.h5.flush()
+
+    # ------------------------------------------------------------------ samples
+    @property
+    def n_samples(self) -> int:
+        return int(self.h5["samples/id"].shape[0]) if "samples" in self.h5 else 0
+
+    def sample_ids(self) -> np.ndarray:
+        """All sample ids, in row order."""
+        return self._column("id")
+
+    def _column(self, name: str) -> np.ndarray:
+        if "samples" not in self.h5:
+            return np.array([], dtype=object)
+        ds = self.h5["samples"][name]
+        return ds[:] if name == "slice" else ds.asstr()[:].astype(object)
+
+    def add_samples(self, samples: Iterable) -> np.ndarray:
+        """Register samples (objects with Sample's attributes); returns their row indices.
+
+        New ids are appended; known ids keep their row, and their metadata (label,
+        subject ...) is updated to the manifest's.
+        """
+        samples = list(samples)
+        n_old = self.n_samples
+        g = self.h5.require_group("samples")
+        for c in _STR_COLUMNS:
+            if c not in g:  # new store, or a column added by a later featx version
+                g.create_dataset(c, shape=(n_old,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+        if "slice" not in g:
+            g.create_dataset("slice", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(1024,))
+        index = {sid: i for i, sid in enumerate(self.sample_ids())}
+        n0 = len(index)
+        rows = np.empty(len(samples), dtype=np.int64)
+        for j, s in enumerate(samples):
+            rows[j] = index.setdefault(s.sample_id, len(index))
+        n = len(index)
+        cols = {c: self._column(c) for c in (*_STR_COLUMNS, "slice")}
+        for c in cols:
+            cols[c] = np.concatenate([cols[c], np.full(n - n0, -1 if c == "slice" else "", dtype=cols[c].dtype)])
+        for r, s in zip(rows, samples):
+            cols["id"][r] = s.sample_id
+            cols["path"][r] = str(s.path)
+            for c in ("label", "subject", "sequence", "split"):
+                cols[c][r] = getattr(s, c) or ""
+            cols["slice"][r] = -1 if s.slice is None else s.slice
+        for c, values in cols.items():
+            g[c].resize((n,))
+            if c not in _HASH_COLUMNS:  # hashes are kept: set when a row is computed
+                g[c][:] = values
+        for name in self.feature_names():
+            self._grow(name, n)
+        return rows
+
+    def set_hashes(self, rows, hashes, column: str = "sha256") -> None:
+        """Record the sha256 of the files (``column`` mask_sha256: the masks) the given rows were computed from."""
+        ds = self.h5["samples"][column]
+        for r, h in zip(rows, hashes):
+            if h:
+                ds[int(r)] = h
+
+    # ------------------------------------------------------------- feature sets
+    def feature_names(self) -> list[str]:
+        """Names of the feature sets in the store."""
+        return sorted(self.h5["features"]) if "features" in self.h5 else []
+
+    def provenance(self, name: str) -> dict:
+        """Provenance dict of a feature set."""
+        return json.loads(self._group(name).attrs["provenance"])
+
+    def _group(self, name: str) -> h5py.Group:
+        if name not in self.feature_names():
+            have = ", ".join(self.feature_names()) or "none"
+            raise StoreError(
+                f"{self.path} has no feature set {name!r} (it has: {have}). Run 'featx extract' for it, "
+                "or pass one of those to --features."
+            )
+        return self.h5["features"][name]
+
+    def create_feature_set(
+        self, name: str, dim: int, provenance: dict, identity: str, kind: str, overwrite: bool = False,
+        dtype: str = "float32", feature_names: list[str] | None = None,
+    ) -> None:
+        """Create a feature set, or accept an existing one made with the same ``identity``.
+
+        ``dtype`` float64 keeps values such as pyradiomics' bit for bit; ``feature_names``
+        names the columns.
+
+        Raises
+        ------
+        StoreError
+            When ``name`` exists with another identity (other spec, weights or
+            preprocessing) and ``overwrite`` is false.
+        """
+        if name in self.feature_names():
+            g = self.h5["features"][name]
+            if g.attrs.get("feature_dim") != dim and g.attrs.get("identity") == identity:
+                raise StoreError(f"{self.path}: feature set {name!r} has dimension {g.attrs.get('feature_dim')}, not {dim}.")
+            if overwrite:
+                del self.h5["features"][name]
+            elif g.attrs.get("identity") != identity:
+                changed = _differences(json.loads(g.attrs["provenance"]), provenance)
+                raise StoreError(
+                    f"{self.path}: feature set {name!r} was made with different settings ({changed}). "
+                    "Use another --name, or --overwrite to recompute it."
+                )
+            else:
+                return
+        n = self.n_samples
+        g = self.h5.require_group("features").create_group(name)
+        g.create_dataset("X", shape=(n, dim), maxshape=(None, dim), dtype=np.dtype(dtype), chunks=(_CHUNK_ROWS, dim), fillvalue=np.nan)
+        g.create_dataset("filled", shape=(n,), maxshape=(None,), dtype=bool, chunks=(4096,))
+        g.create_dataset("status", shape=(n,), maxshape=(None,), dtype=np.uint8, chunks=(4096,))
+        g.create_dataset("error", shape=(n,), maxshape=(None,), dtype=_STR, chunks=(4096,))
+        g.attrs.update(
+            {"provenance": json.dumps(provenance, sort_keys=True), "identity": identity, "kind": kind,
+             "feature_dim": dim, "created": _now(), "updated": _now()}
+        )
+        if feature_names is not None:
+            g.attrs["feature_names"] = json.dumps(list(feature_names))
+
+    def _grow(self, name: str, n: int) -> None:
+        g = self.h5["features"][name]
+        if "status" not in g:  # made by an earlier featx: derive it
+            g.create_dataset("status", data=_live_status(g), maxshape=(None,), chunks=(4096,))
+        for ds in ("X", "filled", "status", "error", "note"):
+            if ds in g and g[ds].shape[0] < n:
+                g[ds].resize(n, axis=0)
+
+    def column_names(self, name: str) -> list[str] | None:
+        """The names of a feature set's columns, when it has them (radiomics), else None."""
+        names = self._group(name).attrs.get("feature_names")
+        return json.loads(names) if names else None
+
+    def identity(self, name: str) -> str:
+        """The identity hash a feature set was created with (its spec, weights, preprocessing)."""
+        return str(self._group(name).attrs.get("identity"))
+
+    def status(self, name: str) -> np.ndarray:
+        """Per-row status codes (:data:`STATUS_NAMES`); derived for sets made before featx stored them."""
+        g = self._group(name)
+        return g["status"][:] if "status" in g else _live_status(g)
+
+    def mark_membership(self, name: str, rows: np.ndarray) -> int:
+        """Flag rows of ``name`` outside ``rows`` (the current manifest) as removed; restore the others.
+
+        Removed rows keep their features but :meth:`load` leaves them out. Rows never
+        computed for ``name`` (samples another feature set added) are flagged absent.
+        Returns how many rows are flagged removed.
+        """
+        g = self._group(name)
+        self._grow(name, self.n_samples)
+        member = np.zeros(g["status"].shape[0], dtype=bool)
+        member[np.asarray(rows, dtype=np.int64)] = True
+        live = _live_status(g)
+        g["status"][:] = np.where(member, live, np.where(live == TODO, ABSENT, REMOVED)).astype(np.uint8)
+        return int((~member & (live != TODO)).sum())
+
+    def filled(self, name: str) -> np.ndarray:
+        """Boolean mask over rows: computed."""
+        return self._group(name)["filled"][:]
+
+    def errors(self, name: str) -> np.ndarray:
+        """Per-row error text (``""`` for rows without error)."""
+        return self._group(name)["error"].asstr()[:].astype(object)
+
+    def write(self, name: str, rows: np.ndarray, X: np.ndarray) -> None:
+        """Write feature rows by index and mark them filled."""
+        g = self._group(name)
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows)
+        rows, X = rows[order], np.asarray(X, dtype=g["X"].dtype)[order]
+        if len(rows) and rows[-1] - rows[0] == len(rows) - 1:  # contiguous: one slab write
+            sl = slice(int(rows[0]), int(rows[-1]) + 1)
+            g["X"][sl] = X
+            g["filled"][sl] = True
+            g["status"][sl] = OK
+            g["error"][sl] = [""] * len(rows)
+            if "note" in g:
+                g["note"][sl] = [""] * len(rows)
+        else:
+            for r, x in zip(rows, X):
+                g["X"][r] = x
+                g["filled"][r] = True
+                g["status"][r] = OK
+                g["error"][r] = ""
+                if "note" in g:
+                    g["note"][r] = ""
+        g.attrs["updated"] = _now()
+
+    def set_notes(self, name: str, rows: Iterable[int], notes: Iterable[str]) -> None:
+        """Record a note on computed rows (``note`` dataset, created on first use)."""
+        g = self._group(name)
+        if "note" not in g:
+            g.create_dataset("note", shape=g["filled"].shape, maxshape=(None,), dtype=_STR, chunks=(4096,))
+        for r, text in zip(rows, notes):
+            g["note"][int(r)] = text
+
+    def notes(self, name: str) -> np.ndarray:
+        """Per-row notes (``""`` for rows without one)."""
+        g = self._group(name)
+        return g["note"].asstr()[:].astype(object) if "note" in g else np.full(g["filled"].shape[0], "", object)
+
+    def mark_failed(self, name: str, rows: Iterable[int], reasons: Iterable[str]) -> None:
+        """Record why rows failed (they stay unfilled)."""
+        g = self._group(name)
+        for r, why in zip(rows, reasons):
+            g["filled"][int(r)] = False
+            g["status"][int(r)] = FAILED
+            g["error"][int(r)] = why
+
+    def load(self, name: str, include_removed: bool = False) -> FeatureSet:
+        """The filled rows of ``name`` with their sample metadata.
+
+        Rows flagged as removed from the manifest are left out unless ``include_removed``.
+
+        Raises
+        ------
+        StoreError
+            When the set is missing or has no filled row.
+        """
+        g = self._group(name)
+        filled = g["filled"][:]
+        if not include_removed and "status" in g:
+            removed = filled & (g["status"][:] == REMOVED)
+            if removed.any():
+                log.info("%s: %d rows of %s are no longer in the manifest; left out", self.path, removed.sum(), name)
+            filled &= ~removed
+        if not filled.any():
+            raise StoreError(f"{self.path}: feature set {name!r} has no computed rows. Run 'featx extract' again.")
+        rows = np.flatnonzero(filled)
+        X = g["X"][:][rows]
+        cols = {c: self._column(c)[rows] for c in ("id", "label", "subject", "split", "sequence")}
+        return FeatureSet(
+            name, X, cols["id"], cols["label"], cols["subject"], cols["split"], cols["sequence"],
+            self.provenance(name), self.column_names(name),
+        )
