@@ -1,106 +1,124 @@
-"""featx's Python API: one function per CLI command, same arguments, results as Python objects.
+"""featx's Python API: one function per CLI command, the same settings as keyword arguments, typed results.
 
     >>> import featx.api as fx
     >>> fx.extract("manifest.csv", "resnet18", "features.h5")
     >>> fx.radiomics("manifest.csv", "features.h5", params="mr-2d")
     >>> res = fx.fit("features.h5", "resnet18", head="logreg", cv=10, out="results/", save="model.skops")
-    >>> fx.bench("features.h5", ["resnet18", "radiomics.mr-2d"], ["logreg", "svm-rbf", "xgb"], out="bench/")
+    >>> res.cv.pooled.auc, res.test.auc
+    >>> bench = fx.bench("features.h5", ["resnet18", "radiomics.mr-2d"], ["logreg", "svm-rbf", "xgb"], out="bench/")
     >>> fx.predict("model.skops", "new_images/", "predictions.csv")
     >>> ft = fx.finetune("manifest.csv", "resnet18", "ft/", freeze=3, epochs=10, cv=10)
     >>> fx.gradcam("ft/model.pt", "new_images/", "cams/")
 
-and :class:`FeatxEmbedder`, a backbone as a scikit-learn transformer. Heavy libraries
-(torch, onnxruntime, pyradiomics) load only when a function needs them.
+The keyword arguments are the fields of the command's config (:class:`~featx.extract.config.ExtractConfig`,
+:class:`~featx.evaluate.config.FitConfig`, :class:`~featx.evaluate.config.BenchConfig`,
+:class:`~featx.radiomics.config.RadiomicsConfig`, :class:`~featx.finetune.config.FinetuneConfig`), which
+validate them; ``featx.toml`` is read by the command line only. :class:`FeatxEmbedder` is a backbone as a
+scikit-learn transformer. torch, ONNX Runtime and pyradiomics load only when a function needs them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
+from featx.config import ARGUMENT
 from featx.dataset.manifest import Manifest
+from featx.evaluate.bench import run_bench
+from featx.evaluate.config import BenchConfig, FitConfig
+from featx.evaluate.fit import run_fit
+from featx.evaluate.saved_model import FeatxModel
+from featx.evaluate.saved_model import load_model as _load_model
+from featx.extract.config import ExtractConfig
+from featx.extract.embedder import FeatxEmbedder
+from featx.extract.run import ExtractSummary, run_extract
+from featx.finetune.config import FinetuneConfig
+from featx.finetune.explain import run_gradcam
+from featx.finetune.run import run_finetune
+from featx.predict import PredictSummary, run_predict
+from featx.radiomics.config import RadiomicsConfig
+from featx.radiomics.run import RadiomicsSummary, run_radiomics
+from featx.report.compare import compare_rows, write_compare
+from featx.report.write import rerender
+from featx.results.bench import BenchResult
+from featx.results.io import load_results
+from featx.results.runs import FitResult
+from featx.store.feature_set import FeatureSet
+from featx.store.store import FeatureStore
+
+__all__ = ["extract", "radiomics", "fit", "bench", "finetune", "predict", "gradcam", "report", "compare",
+           "load_features", "load_model", "load_results", "FeatxEmbedder"]
 
 
-def _manifest(m) -> Manifest:
-    return m if isinstance(m, Manifest) else Manifest.load(m)
+def _manifest(m) -> tuple[Manifest, Path | None]:
+    return (m, None) if isinstance(m, Manifest) else (Manifest.load(m), Path(m))
 
 
-def extract(manifest, backbone: str, store, **kwargs):
-    """``featx extract``: see :func:`featx.extract.extract` for the keyword arguments. Returns an ExtractSummary."""
-    from featx.extract.run import extract as _extract
-
-    return _extract(_manifest(manifest), backbone, store, **kwargs)
+def _config(cls, **settings):
+    """``cls`` from keyword arguments: an unknown one is a ConfigError naming the closest setting."""
+    return cls.resolve((ARGUMENT, settings))
 
 
-def radiomics(manifest, store, **kwargs):
-    """``featx radiomics``: see :func:`featx.radiomics.run_radiomics`. Returns a RadiomicsSummary."""
-    from featx.radiomics.run import run_radiomics
-
-    return run_radiomics(_manifest(manifest), store, **kwargs)
-
-
-def fit(store, features: str, **kwargs) -> dict:
-    """``featx fit``: see :func:`featx.fit.run_fit`. Returns the results dict."""
-    from featx.evaluate.fit import run_fit
-
-    return run_fit(store, features, progress=kwargs.pop("progress", False), **kwargs)
+def extract(manifest, backbone: str, store, *, progress: bool = False, **settings) -> ExtractSummary:
+    """``featx extract``: ``settings`` are :class:`~featx.extract.config.ExtractConfig` fields."""
+    man, path = _manifest(manifest)
+    return run_extract(_config(ExtractConfig, manifest=path, backbone=backbone, store=store, **settings), man,
+                       progress=progress)
 
 
-def bench(store, features: list[str], heads: list[str], **kwargs) -> dict:
-    """``featx bench``: see :func:`featx.bench.run_bench`. Returns the results dict (cells ranked)."""
-    from featx.evaluate.bench import run_bench
+def radiomics(manifest, store, *, progress: bool = False, **settings) -> RadiomicsSummary:
+    """``featx radiomics``: ``settings`` are :class:`~featx.radiomics.config.RadiomicsConfig` fields."""
+    man, path = _manifest(manifest)
+    return run_radiomics(_config(RadiomicsConfig, manifest=path, store=store, **settings), man, progress=progress)
 
-    return run_bench(store, list(features), list(heads), progress=kwargs.pop("progress", False), **kwargs)
+
+def fit(store, features: str, *, progress: bool = False, **settings) -> FitResult:
+    """``featx fit``: ``settings`` are :class:`~featx.evaluate.config.FitConfig` fields."""
+    return run_fit(_config(FitConfig, store=store, features=features, **settings), progress=progress)
 
 
-def predict(model, source, out, **kwargs):
-    """``featx predict``: see :func:`featx.predict.run_predict`. Returns a PredictSummary."""
-    from featx.predict import run_predict
+def bench(store, features: list[str], heads: list[str] = (), *, progress: bool = False, **settings) -> BenchResult:
+    """``featx bench``: ``settings`` are :class:`~featx.evaluate.config.BenchConfig` fields. Cells come ranked."""
+    return run_bench(_config(BenchConfig, store=store, features=tuple(features), heads=tuple(heads), **settings),
+                     progress=progress)
 
-    return run_predict(model, source, out, progress=kwargs.pop("progress", False), **kwargs)
+
+def finetune(manifest, backbone: str, out, *, progress: bool = False, **settings):
+    """``featx finetune``: ``settings`` are :class:`~featx.finetune.config.FinetuneConfig` fields. Returns the
+    FitResult (``type`` finetune), or the index of the sequence runs with ``sequence='each'``."""
+    man, path = _manifest(manifest)
+    return run_finetune(_config(FinetuneConfig, manifest=path, backbone=backbone, out=out, **settings), man,
+                        progress=progress)
+
+
+def predict(model, source, out, *, progress: bool = False, **options) -> PredictSummary:
+    """``featx predict``: see :func:`featx.predict.run_predict` for the options."""
+    return run_predict(model, source, out, progress=progress, **options)
+
+
+def gradcam(model, source, out, **options) -> list:
+    """``featx gradcam``: see :func:`featx.finetune.explain.run_gradcam`. Returns (id, predicted, explained, path)."""
+    return run_gradcam(model, source, out, **options)
 
 
 def report(results_json, out=None) -> Path:
-    """``featx report``: re-render the page of a saved results.json; returns its path."""
-    from featx.report.html import rerender
-
+    """``featx report``: re-render the page of a saved results.json (any featx version); returns its path."""
     return rerender(results_json, out)
 
 
-def load_features(store, name: str):
-    """A feature set of a store as a :class:`featx.feature_set.FeatureSet` (X, ids, labels, subjects, ...)."""
-    from featx.store.store import FeatureStore
+def compare(runs: list, out=None) -> list[dict]:
+    """``featx compare``: one row per model of every run under ``runs``; ``out`` writes compare.csv/.md."""
+    rows = compare_rows(runs)
+    if out is not None:
+        write_compare(rows, Path(out))
+    return rows
 
+
+def load_features(store, name: str) -> FeatureSet:
+    """A feature set of a store (X, ids, labels, subjects, ...)."""
     with FeatureStore(store) as st:
         return st.load(name)
 
 
-def load_model(path):
+def load_model(path) -> FeatxModel:
     """A model saved by ``fit(..., save=...)``; ``.predict(feature_set)`` gives class probabilities."""
-    from featx.evaluate.saved_model import load_model as _load
-
-    return _load(path)
-
-
-def __getattr__(name):  # FeatxEmbedder without importing scikit-learn's base at ``import featx.api``
-    if name == "FeatxEmbedder":
-        from featx.extract.embedder import FeatxEmbedder
-
-        return FeatxEmbedder
-    raise AttributeError(name)
-
-
-__all__ = ["extract", "radiomics", "fit", "bench", "predict", "report", "load_features", "load_model", "FeatxEmbedder"]
-
-
-def finetune(manifest, backbone: str, out, **kwargs) -> dict:
-    """``featx finetune``: see :func:`featx.finetune.run.run_finetune` (``head``: a HeadConfig, ``train``: a
-    TrainConfig). Returns the results dict."""
-    from featx.finetune.run import run_finetune
-
-    return run_finetune(_manifest(manifest), backbone, out, **kwargs)
-
-
-def gradcam(model, source, out, **kwargs) -> list:
-    """``featx gradcam``: see :func:`featx.finetune.explain.run_gradcam`. Returns (id, predicted, explained, path) rows."""
-    from featx.finetune.explain import run_gradcam
-
-    return run_gradcam(model, source, out, **kwargs)
+    return _load_model(path)

@@ -1,12 +1,34 @@
-"""Domain errors. Only :mod:`featx.cli.app` turns them into exit codes.
+"""Domain errors, and the helpers that write their messages. Only :mod:`featx.cli` turns them into exit codes.
 
 Every message says what went wrong, which file or sample, and what to do.
 """
+
 from __future__ import annotations
+
+import difflib
+from typing import Iterable, Sequence
+
+MAX_LISTED = 10
 
 
 class FeatxError(Exception):
     """Base class of every error a user can act on."""
+
+
+class ConfigError(FeatxError):
+    """A setting is missing, unknown, of the wrong type, outside its choices, or contradicts another.
+
+    ``field`` names the setting (a config field, e.g. ``batch_size``) and ``source`` where its value came
+    from (``argument``, ``command line``, a ``featx.toml`` path, ``default``), so the command line can say
+    which flag or which file and key. ``message`` does not repeat the setting's name; ``str()`` puts it first.
+    """
+
+    def __init__(self, message: str, field: str | None = None, source: str | None = None):
+        super().__init__(message)
+        self.message, self.field, self.source = message, field, source
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
 
 
 class ManifestError(FeatxError):
@@ -39,3 +61,15 @@ class FitError(FeatxError):
 
 class ExtractionAborted(FeatxError):
     """Too many samples failed; what was written is kept."""
+
+
+def short_list(items: Sequence, n: int = MAX_LISTED) -> str:
+    """The first ``n`` items joined by ``; ``, then how many more there are."""
+    shown = "; ".join(str(i) for i in items[:n])
+    return shown + (f"; ... and {len(items) - n} more" if len(items) > n else "")
+
+
+def did_you_mean(value: str, options: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` (or ``'x' or 'y'``) for the options closest to ``value``; ``""`` when none is close."""
+    close = difflib.get_close_matches(str(value), [str(o) for o in options], n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -18,8 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.dataset.manifest import IMAGE_SUFFIXES, Manifest, Sample
+from featx.dataset.inputs import input_manifest
+from featx.dataset.manifest import Manifest
 from featx.evaluate.saved_model import FeatxModel, Prediction, load_model
+from featx.extract.config import ExtractConfig
+from featx.extract.run import run_extract
+from featx.radiomics.config import RadiomicsConfig
+from featx.radiomics.params import RadiomicsParams
+from featx.radiomics.run import run_radiomics
 from featx.store.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -36,44 +42,25 @@ class PredictSummary:
     predictions: list = field(default_factory=list)  # (id, predicted class)
 
 
-def input_manifest(source: str | Path) -> Manifest:
-    """One image file, a folder of images (flat, or class sub-folders), or a manifest CSV."""
-    source = Path(source)
-    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
-        return Manifest([Sample(sample_id=source.stem, path=source.resolve())], source=source)
-    if source.is_dir() and not any(p.is_dir() for p in source.iterdir()):
-        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise FeatxError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) to predict.")
-        return Manifest([Sample(sample_id=p.name, path=p.resolve()) for p in files], source=source)
-    if not source.exists():
-        raise FeatxError(f"Input not found: {source}. Give an image, a folder of images or a manifest CSV.")
-    manifest_log = logging.getLogger("featx.dataset.manifest")
-    level = manifest_log.level
-    manifest_log.setLevel(logging.ERROR)  # its 'no subject column' warning is about CV folds, not prediction
-    try:
-        return Manifest.load(source)
-    finally:
-        manifest_log.setLevel(level)
-
-
 def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, models_dir="models_onnx",
                      provider: str = "auto", batch_size: int = 32, allow_export_change: bool = False,
                      progress: bool = True) -> tuple[str, list]:
-    """Compute the model's features for ``manifest`` into ``store``; returns (feature-set name, failures)."""
+    """Compute the model's features for ``manifest`` into ``store``; returns (feature-set name, failures).
+
+    The extraction is rebuilt from the config recorded in the features' provenance: every setting that
+    changes the numbers is the training one; where and how fast it runs is this call's.
+    """
     prov, name = model.meta["provenance"], model.meta["feature_set"]
     if model.meta["kind"] == "radiomics":
         return name, _radiomics(prov, manifest, store, name, progress)
-    args = prov.get("args")
-    if not args:
-        raise FeatxError(f"{model.path}: its features' provenance does not record how to extract them (made by featx "
-                         f"{prov.get('featx_version')}); re-extract and refit with this featx version.")
-    from featx.extract.run import extract
-
-    summary = extract(manifest, args["backbone"], store, weights=args["weights"], layer=args["layer"],
-                      window=args["window"], tta=args["tta"], name=name, models_dir=models_dir, provider=provider,
-                      interpolation=args.get("interpolation"), resize_to_input=bool(args.get("resize_to_input")),
-                      batch_size=batch_size, max_failures="100%", progress=progress)  # every failure is a CSV row
+    try:
+        cfg = ExtractConfig.from_provenance(prov, store=store, name=name, models_dir=models_dir, provider=provider,
+                                            batch_size=batch_size, max_failures="100%")  # every failure is a CSV row
+    except FeatxError as exc:
+        raise FeatxError(f"{model.path}: {exc}") from None
+    if cfg.precision == "bf16":
+        cfg = cfg.replace(runtime="torch")
+    summary = run_extract(cfg, manifest, progress=progress)
     with FeatureStore(store) as st:
         now = st.provenance(name)
     _check_same_backbone(model, prov, now, allow_export_change)
@@ -101,16 +88,14 @@ def _check_same_backbone(model: FeatxModel, then: dict, now: dict, allow_export_
 def _radiomics(prov: dict, manifest: Manifest, store: Path, name: str, progress: bool) -> list:
     import radiomics
 
-    from featx.radiomics.run import run_radiomics
-    from featx.radiomics.params import RadiomicsParams
-
-    cfg = prov["params"]
-    if cfg.get("pyradiomics") != radiomics.__version__:
+    params = prov["params"]
+    if params.get("pyradiomics") != radiomics.__version__:
         log.warning("pyradiomics %s here, %s in training: feature values may differ", radiomics.__version__,
-                    cfg.get("pyradiomics"))
-    p = RadiomicsParams(prov.get("params_source", "model"), cfg["imageType"], cfg["featureClass"], cfg["setting"],
-                        cfg["mode"], cfg.get("auto_mask"))
-    return run_radiomics(manifest, store, params=p, name=name, max_failures="100%", progress=progress).failures
+                    params.get("pyradiomics"))
+    p = RadiomicsParams(prov.get("params_source", "model"), params["imageType"], params["featureClass"],
+                        params["setting"], params["mode"], params.get("auto_mask"))
+    cfg = RadiomicsConfig(store=store, name=name, max_failures="100%")
+    return run_radiomics(cfg, manifest, params=p, progress=progress).failures
 
 
 def run_predict(model_path: str | Path, source: str | Path, out: str | Path, *, store: str | Path | None = None,

@@ -1,12 +1,15 @@
-"""Shared fixtures: a small real BreastMNIST subset on disk and cached backbone exports."""
+"""Shared fixtures: a small real BreastMNIST subset on disk and backbone exports made once per test run."""
+
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
 
 SHARED = Path(__file__).resolve().parent / "data"  # real files, copied from the project's shared data
+os.environ.setdefault("COLUMNS", "200")  # in-process CLI output: tables as wide as a terminal's, not 80 columns
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # one thread per parallel worker (torch, ONNX Runtime and every featx subprocess read it): without it, two
@@ -35,29 +38,44 @@ def demo_subset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory) -> Path:
-    """One ONNX cache folder for the whole session (exports take seconds)."""
-    return tmp_path_factory.mktemp("models_onnx")
+def models_dir(tmp_path_factory, worker_id) -> Path:
+    """One ONNX cache for the whole test run, shared by the parallel workers: an export is made once, by
+    whichever worker needs it first (exports are content-addressed and replaced atomically)."""
+    root = tmp_path_factory.getbasetemp()
+    d = (root if worker_id == "master" else root.parent) / "models_onnx"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+@contextlib.contextmanager
+def exporting(models_dir: Path, name: str):
+    """Hold the run-wide lock of one model's export, so two workers never export the same model at once."""
+    from filelock import FileLock
+
+    with FileLock(str(models_dir / f".{name}.lock")):
+        yield
+
+
+def exported(models_dir: Path, backbone: str, weights: str, layer: str | None = None):
+    """(spec, torch model, ExportedModel) of a backbone, exported into the shared cache once per test run."""
+    from featx.backbones.export import export_onnx
+    from featx.backbones.weights import load_backbone
+
+    spec, model = load_backbone(backbone, weights, layer=layer)
+    with exporting(models_dir, spec.name):
+        return spec, model, export_onnx(spec, model, models_dir)
 
 
 @pytest.fixture(scope="session")
 def lite0(models_dir):
     """(spec, torch model, ExportedModel) of EfficientNet-Lite0 with its real ImageNet weights."""
-    from featx.backbones.export import export_onnx
-    from featx.backbones.weights import load_backbone
-
-    spec, model = load_backbone("efficientnet_lite0", "imagenet")
-    return spec, model, export_onnx(spec, model, models_dir)
+    return exported(models_dir, "efficientnet_lite0", "imagenet")
 
 
 @pytest.fixture(scope="session")
 def resnet18_random(models_dir):
     """(spec, torch model, ExportedModel) of ResNet-18 with seeded random weights."""
-    from featx.backbones.export import export_onnx
-    from featx.backbones.weights import load_backbone
-
-    spec, model = load_backbone("resnet18", "random")
-    return spec, model, export_onnx(spec, model, models_dir)
+    return exported(models_dir, "resnet18", "random")
 
 
 def make_store(path, name, X, labels, *, subjects=None, sequences=None, splits=None, ids=None, kind="cnn",

@@ -7,6 +7,7 @@ from PIL import Image
 
 import featx.api as fx
 from featx.dataset.manifest import Manifest
+from featx.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +54,16 @@ def test_embedder_refuses_bad_inputs(models_dir, resnet18_random, tmp_path):
 
 @pytest.mark.slow
 def test_api_fit_predict_and_report_mirror_the_cli(api_store, demo_subset, models_dir, tmp_path):
-    res = fx.fit(api_store, "efficientnet_lite0", cv=4, out=tmp_path / "r", save=tmp_path / "m.skops", n_boot=0)
-    assert res["cv"]["pooled"]["auc"] > 0.7 and res["saved_model"].endswith("m.skops")
-    model = fx.load_model(res["saved_model"])
-    assert model.meta["provenance"]["args"]["backbone"] == "efficientnet_lite0"
+    res = fx.fit(api_store, "efficientnet_lite0", cv=4, out=tmp_path / "r", save=tmp_path / "m.skops", bootstrap=0)
+    assert res.cv.pooled.auc > 0.7 and res.saved_model.endswith("m.skops")
+    model = fx.load_model(res.saved_model)
+    assert model.meta["provenance"]["config"]["values"]["backbone"] == "efficientnet_lite0"
     test = Manifest([s for s in Manifest.from_csv(demo_subset / "subset.csv") if s.split == "test"][:5])
     test.to_csv(tmp_path / "t.csv")
-    summary = fx.predict(res["saved_model"], tmp_path / "t.csv", tmp_path / "p.csv", models_dir=models_dir)
+    summary = fx.predict(res.saved_model, tmp_path / "t.csv", tmp_path / "p.csv", models_dir=models_dir)
     assert summary.n_predicted == 5 and not summary.failures
     (tmp_path / "r" / "report.html").unlink()
     assert fx.report(tmp_path / "r" / "results.json").is_file()
+    assert fx.load_results(tmp_path / "r" / "results.json") == res  # the typed result survives its JSON
+    with pytest.raises(ConfigError, match="n_boot: unknown setting. Did you mean 'inner_k'|n_boot: unknown setting"):
+        fx.fit(api_store, "efficientnet_lite0", n_boot=0)

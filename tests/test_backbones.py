@@ -10,7 +10,7 @@ from PIL import Image
 from featx.backbones import get_entry, list_entries
 from featx.backbones.weights import load_backbone, sha256_file
 from featx.errors import BackboneError, WeightsError
-from featx.images import Preprocessor
+from featx.images.preprocess import Preprocessor
 
 
 def test_registry_lists_required_backbones():

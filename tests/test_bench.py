@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 from conftest import make_store
-from test_cli import assert_one_line_error, featx
+from helpers import assert_one_line_error, assert_usage_error, featx
 
-from featx.evaluate.bench import run_bench
-from featx.evaluate.fit import run_fit
+from featx.api import bench as run_bench
+from featx.api import fit as run_fit
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +31,19 @@ def two_sets(tmp_path_factory):
 
 
 def test_bench_ranks_cells_on_identical_folds_and_compares_deep_with_radiomics(two_sets, tmp_path):
-    res = run_bench(two_sets, ["deep", "rad"], ["logreg", "lda", "knn"], cv=5, out=tmp_path / "b", progress=False,
-                    n_boot=100)
-    cells = res["cells"]
-    assert len(cells) == 6 and [c["rank"] for c in cells] == list(range(1, 7))
-    aucs = [c["cv"]["pooled"]["auc"] for c in cells]
-    assert aucs == sorted(aucs, reverse=True) and cells[0]["feature_set"] == "deep"
-    assert res["n_dev"] == 59  # the sample missing from 'rad' is left out of every cell
-    assert all(len(c["fold_auc"]) == 5 for c in cells)
-    whys = [c["why"] for c in res["comparisons"]]
+    res = run_bench(two_sets, ["deep", "rad"], ["logreg", "lda", "knn"], cv=5, out=tmp_path / "b",
+                    bootstrap=100)
+    cells = res.cells
+    assert len(cells) == 6 and [c.rank for c in cells] == list(range(1, 7))
+    aucs = [c.cv.pooled.auc for c in cells]
+    assert aucs == sorted(aucs, reverse=True) and cells[0].feature_set == "deep"
+    assert res.n_dev == 59  # the sample missing from 'rad' is left out of every cell
+    assert all(len(c.fold_auc) == 5 for c in cells)
+    whys = [c.why for c in res.comparisons]
     assert whys == ["best deep vs best radiomics", "best deep vs runner-up"]
-    dr = res["comparisons"][whys.index("best deep vs best radiomics")]
-    assert dr["a"].startswith("deep + ") and dr["b"].startswith("rad + ")
-    assert dr["delong"]["diff"] > 0.2 and dr["delong"]["p"] < 0.01 and dr["corrected_t"]["p"] < 0.05
+    dr = res.comparisons[whys.index("best deep vs best radiomics")]
+    assert dr.a.startswith("deep + ") and dr.b.startswith("rad + ")
+    assert dr.delong.diff > 0.2 and dr.delong.p < 0.01 and dr.corrected_t.p < 0.05
     with open(tmp_path / "b" / "bench.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["rank"] for r in rows] == [str(i) for i in range(1, 7)]
@@ -55,12 +55,12 @@ def test_bench_ranks_cells_on_identical_folds_and_compares_deep_with_radiomics(t
 
 
 def test_a_bench_cell_equals_featx_fit_on_the_same_folds(two_sets, tmp_path):
-    res = run_bench(two_sets, ["deep", "rad"], ["lda"], cv=4, repeats=2, seed=7, out=tmp_path / "b", progress=False,
-                    n_boot=0)
-    fit = run_fit(two_sets, "rad", head="lda", folds=tmp_path / "b" / "folds.json", progress=False, n_boot=0)
-    cell = next(c for c in res["cells"] if c["feature_set"] == "rad")
-    assert fit["cv"]["pooled"]["auc"] == pytest.approx(cell["cv"]["pooled"]["auc"], abs=1e-12)
-    assert fit["cv"]["per_fold"]["auc"]["values"] == pytest.approx(cell["fold_auc"])
+    res = run_bench(two_sets, ["deep", "rad"], ["lda"], cv=4, repeats=2, seed=7, out=tmp_path / "b",
+                    bootstrap=0)
+    fit = run_fit(two_sets, "rad", head="lda", folds=tmp_path / "b" / "folds.json", bootstrap=0)
+    cell = next(c for c in res.cells if c.feature_set == "rad")
+    assert fit.cv.pooled.auc == pytest.approx(cell.cv.pooled.auc, abs=1e-12)
+    assert fit.cv.fold_values("auc") == pytest.approx(cell.fold_auc)
 
 
 def test_bench_cli_and_report_rerender(two_sets, tmp_path):
@@ -76,6 +76,6 @@ def test_bench_cli_and_report_rerender(two_sets, tmp_path):
 
 
 def test_bench_refuses_unknown_heads_and_sets(two_sets):
-    assert_one_line_error(featx("bench", "-s", two_sets, "-f", "deep", "--heads", "logreg,svm_rbf"),
-                          "Did you mean svm-rbf")
+    assert_usage_error(featx("bench", "-s", two_sets, "-f", "deep", "--heads", "logreg,svm_rbf"), "'--heads'",
+                       "Did you mean 'svm-rbf'?")
     assert_one_line_error(featx("bench", "-s", two_sets, "-f", "deep,nope"), "nope")

@@ -7,7 +7,7 @@ from PIL import Image
 from featx.dataset.checks import check_manifest
 
 from conftest import SHARED
-from test_cli import featx
+from helpers import featx
 
 BRAIN = SHARED / "pyradiomics_brain"
 

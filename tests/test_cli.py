@@ -1,37 +1,21 @@
-"""The real `featx` console script, end to end on BreastMNIST images, and its error messages."""
+"""The `featx` command line end to end on BreastMNIST images, and its error messages.
+
+Most calls run the app in-process (``helpers.featx``); the real console script runs where the
+interpreter's own start is part of what is tested (the first extraction, the help of every command).
+"""
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-
-FEATX = shutil.which("featx") or str(Path(sys.executable).parent / "featx")
-
-
-def featx(*args, cwd=None):
-    return subprocess.run([FEATX, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
-
-
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    error_lines = [ln for ln in lines if ln.startswith("error:")]
-    assert len(error_lines) == 1, proc.stderr
-    joined = " ".join(lines[lines.index(error_lines[0]):])  # the message may wrap on narrow terminals
-    for frag in fragments:
-        assert frag in joined, (frag, proc.stderr)
-
+from helpers import assert_one_line_error, assert_usage_error, featx, featx_process
 
 @pytest.fixture(scope="module")
 def extracted(demo_subset, models_dir, lite0, tmp_path_factory):
     """`featx extract` with real EfficientNet-Lite0 weights on 120 BreastMNIST images."""
     store = tmp_path_factory.mktemp("cli") / "features.h5"
-    proc = featx("extract", "--manifest", demo_subset / "subset.csv", "--backbone", "efficientnet_lite0",
+    proc = featx_process("extract", "--manifest", demo_subset / "subset.csv", "--backbone", "efficientnet_lite0",
                  "--store", store, "--models-dir", models_dir)
     assert proc.returncode == 0, proc.stderr
     return store, proc
@@ -136,7 +120,8 @@ def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
                           "Unknown backbone 'resnet181'", "featx backbones")
     assert_one_line_error(featx("fit", "-s", store, "-f", "vgg16"), "no feature set 'vgg16'", "efficientnet_lite0")
     assert_one_line_error(featx("fit", "-s", tmp_path / "none.h5", "-f", "x"), "Store not found")
-    assert_one_line_error(featx("fit", "-s", store, "-f", "efficientnet_lite0", "--head", "svm"), "Unknown head 'svm'")
+    assert_usage_error(featx("fit", "-s", store, "-f", "efficientnet_lite0", "--head", "svm"), "'--head'",
+                       "unknown value 'svm'", "Did you mean 'svm-rbf'?", "svm-linear")
     # one-class labels: a copy of the store whose malignant samples are relabelled
     s2 = tmp_path / "one.h5"
     shutil.copy(store, s2)
@@ -149,6 +134,10 @@ def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
 def test_backbones_lists_and_help():
     proc = featx("backbones")
     assert proc.returncode == 0 and "efficientnet_lite0" in proc.stdout and "resnet18" in proc.stdout
-    for cmd in ("extract", "fit", "demo", "backbones"):
+    for cmd in ("extract", "radiomics", "fit", "bench", "finetune", "predict", "gradcam", "compare", "report",
+                "demo", "export", "backbones"):
         h = featx(cmd, "--help")
         assert h.returncode == 0 and "Example" in h.stdout, cmd
+    h = featx_process("fit", "--help")  # the console script itself; the choices of a setting are listed
+    assert h.returncode == 0 and "[knn|lda|logreg|mlp|rf|svm-linear|svm-rbf|xgb]" in h.stdout
+    assert "[cv|fixed]" in h.stdout and "--config" in h.stdout

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from featx.evaluate.cv import (TRAIN_ONLY, Folds, check_no_subject_leak, cross_validate, load_folds, make_folds,
-                      make_holdout, manifest_split)
+from featx.evaluate.cv import cross_validate
+from featx.evaluate.folds import (TRAIN_ONLY, Folds, check_no_subject_leak, load_folds, make_folds, make_holdout,
+                                  manifest_split)
 from featx.errors import FitError
 
 

@@ -10,7 +10,7 @@ import torch
 from featx.backbones.export import PARITY_RTOL, export_onnx, parity
 from featx.backbones.runtime import OrtRuntime
 from featx.backbones.weights import sha256_file
-from featx.errors import BackboneError, RuntimeUnavailableError
+from featx.errors import ConfigError, BackboneError, RuntimeUnavailableError
 
 
 @pytest.mark.parametrize("which", ["lite0", "resnet18_random"])
@@ -65,7 +65,7 @@ def test_cuda_provider_refused_without_gpu(resnet18_random, monkeypatch):
     monkeypatch.setattr(runtime, "gpu_present", lambda: False)  # the same answer on any machine
     with pytest.raises(RuntimeUnavailableError, match="--provider cuda: no NVIDIA GPU found"):
         OrtRuntime(resnet18_random[2].onnx_path, provider="cuda")
-    with pytest.raises(RuntimeUnavailableError, match="Unknown provider 'tpu'"):
+    with pytest.raises(ConfigError, match="provider: unknown value 'tpu'. Did you mean 'cpu'?"):
         OrtRuntime(resnet18_random[2].onnx_path, provider="tpu")
     assert OrtRuntime(resnet18_random[2].onnx_path, provider="auto").provider == "CPUExecutionProvider"
 

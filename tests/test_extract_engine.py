@@ -8,12 +8,13 @@ import h5py
 import numpy as np
 import pytest
 
-from featx.extract.run import extract
+from helpers import FEATX, assert_one_line_error, assert_usage_error, featx
+from test_writer import writer_in_another_process
+
+from featx.api import extract
 from featx.dataset.manifest import Manifest
 from featx.store.store import OK, REMOVED, FeatureStore
 from featx.store.writer import read_journal
-from tests.test_cli import FEATX, assert_one_line_error, featx
-from tests.test_writer import writer_in_another_process
 
 LITE0 = "efficientnet_lite0"
 
@@ -119,8 +120,8 @@ def test_incremental_manifest_adds_new_and_flags_removed(demo_subset, models_dir
 
 def test_tta_hflip_is_the_mean_of_image_and_mirror(demo_subset, models_dir, lite0, tmp_path):
     from featx.backbones.runtime import OrtRuntime
-    from featx.images import Preprocessor
     from featx.images.loader import SampleReader
+    from featx.images.preprocess import Preprocessor
 
     m = _subset(demo_subset, 0, 6)
     s = extract(m, LITE0, tmp_path / "t.h5", models_dir=models_dir, tta="hflip", progress=False, name="lite0_tta")
@@ -133,7 +134,7 @@ def test_tta_hflip_is_the_mean_of_image_and_mirror(demo_subset, models_dir, lite
         np.testing.assert_allclose(fs.X, expected, rtol=0, atol=1e-5)
         assert "mirror" in st.provenance("lite0_tta")["tta"]
         assert not np.allclose(fs.X, ort.run(x), atol=1e-3)  # the mirror does change the features
-    with pytest.raises(Exception, match="Unknown --decode 'fork'; choose thread or process"):
+    with pytest.raises(Exception, match="decode: unknown value 'fork'. Choose one of: thread, process"):
         extract(m, LITE0, tmp_path / "t.h5", models_dir=models_dir, progress=False, decode="fork")
     # same name without TTA = other settings: refused, with the difference named
     with pytest.raises(Exception, match="different settings"):
@@ -179,8 +180,8 @@ def test_store_info_and_export_round_trip(reference, tmp_path):
     first = rows[1].split(",")
     assert len(rows) == 121 and first[0] == ref_ids[0] and first[1] in ("malignant", "normal_benign")
     np.testing.assert_array_equal(np.array(first[7:], dtype=np.float32), ref_X[0])
-    assert_one_line_error(featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "x.xlsx"),
-                          "Unknown export format 'xlsx'", "csv or parquet")
+    assert_usage_error(featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "x.xlsx"), "--format:",
+                       "unknown format 'xlsx'", "csv, parquet")
     assert_one_line_error(featx("store", "info", tmp_path / "none.h5"), "Store not found")
     (tmp_path / "a_file").write_text("")
     assert_one_line_error(featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "a_file" / "x.csv"),

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.test_cli import assert_one_line_error, featx
+from helpers import assert_one_line_error, assert_usage_error, featx
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def run(demo_subset, tmp_path_factory):
     assert proc.returncode == 0, proc.stderr
     import featx.api as fx  # in-process: each CLI start imports torch again (seconds)
 
-    fx.extract(tmp / "m.csv", "resnet18.ft-t1", tmp / "f.h5", models_dir=models, progress=False)
+    fx.extract(tmp / "m.csv", "resnet18.ft-t1", tmp / "f.h5", models_dir=models)
     return tmp, proc
 
 
@@ -130,13 +130,13 @@ def test_bench_puts_the_finetuned_row_beside_the_frozen_ones(run):
     assert any({c["a"], c["b"]} == pair for c in res["comparisons"])  # here also the runner-up pair
     with open(tmp / "bench" / "oof_predictions.csv", newline="") as fh:
         assert "resnet18.ft-freeze2+fine-tuned:p_normal_benign" in next(csv.reader(fh))
-    from featx.evaluate.bench import run_bench
+    from featx.api import bench as run_bench
     from featx.errors import FitError
 
     with pytest.raises(FitError, match="not a 'featx finetune' output folder"):  # before any head is fitted
-        run_bench(tmp / "f.h5", ["resnet18.ft-t1"], ["logreg"], cv=3, finetuned=[tmp / "nowhere"], progress=False)
+        run_bench(tmp / "f.h5", ["resnet18.ft-t1"], ["logreg"], cv=3, finetuned=[tmp / "nowhere"])
     with pytest.raises(FitError, match="fine-tuned on other folds.*--folds"):
-        run_bench(tmp / "f.h5", ["resnet18.ft-t1"], ["logreg"], cv=2, n_boot=0, finetuned=[tmp / "ft"], progress=False)
+        run_bench(tmp / "f.h5", ["resnet18.ft-t1"], ["logreg"], cv=2, bootstrap=0, finetuned=[tmp / "ft"])
 
 
 def test_gradcam_command_for_finetuned_and_fit_models(run, demo_subset):
@@ -154,10 +154,10 @@ def test_gradcam_command_for_finetuned_and_fit_models(run, demo_subset):
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and all((tmp / "cams").joinpath(r["overlay"]).exists() for r in rows)
     # frozen backbone + linear head: CAM through the head's weights (in-process: the CLI path is the same)
-    fx.fit(tmp / "f.h5", "resnet18.ft-t1", cv=3, n_boot=0, save=tmp / "lr.skops", progress=False)
+    fx.fit(tmp / "f.h5", "resnet18.ft-t1", cv=3, bootstrap=0, save=tmp / "lr.skops")
     rows = fx.gradcam(tmp / "lr.skops", imgs, tmp / "cams2", target="malignant", models_dir=tmp / "models")
     assert [r[2] for r in rows] == ["malignant"] * 3 and len(list((tmp / "cams2").glob("*.png"))) == 3
-    fx.fit(tmp / "f.h5", "resnet18.ft-t1", head="knn", cv=3, n_boot=0, save=tmp / "knn.skops", progress=False)
+    fx.fit(tmp / "f.h5", "resnet18.ft-t1", head="knn", cv=3, bootstrap=0, save=tmp / "knn.skops")
     with pytest.raises(FeatxError, match="needs a linear head"):
         fx.gradcam(tmp / "knn.skops", imgs, tmp / "cams3", models_dir=tmp / "models")
 

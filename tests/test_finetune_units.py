@@ -14,7 +14,8 @@ from featx.finetune.blocks import (BLOCK_MAPS, apply_freeze, block_map, parse_fr
 from featx.finetune.data import Augment  # noqa: E402
 from featx.finetune.gradcam import gradcam, linear_weights  # noqa: E402
 from featx.finetune.model import HeadConfig, build_net  # noqa: E402
-from featx.finetune.train import TrainConfig, summarize, train_fold  # noqa: E402
+from featx.finetune.config import TrainConfig  # noqa: E402
+from featx.finetune.train import summarize, train_fold  # noqa: E402
 
 
 @pytest.mark.slow
@@ -66,7 +67,7 @@ def test_frozen_blocks_do_not_change_and_the_others_do(freeze):
     spec, bmap, net = build_net("resnet18", "random", 2, HeadConfig(), input_size=64)
     bank = FakeBank()
     before = _state(net)
-    cfg = TrainConfig(epochs=2, batch_size=8, val_fraction=0, augment=Augment(rotate=10))
+    cfg = TrainConfig(epochs=2, batch_size=8, val_fraction=0, rotate=10)
     run = train_fold(net, bmap, freeze, bank, bank.y, None, np.arange(16), np.arange(16, 24), cfg, seed=0)
     after = _state(run.net)
     frozen = tuple(p for _, ps in bmap.blocks[:freeze] for p in ps)
@@ -171,7 +172,7 @@ def test_linear_weights_refuse_a_nonlinear_head():
 
 
 def test_fold_journal_resumes_only_identical_settings(tmp_path):
-    from featx.finetune.run import FoldJournal
+    from featx.finetune.journal import FoldJournal
 
     settings = {"freeze": 2, "seed": 0, "folds": {"a": 0}}
     j = FoldJournal(tmp_path, settings)

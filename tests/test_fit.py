@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from conftest import make_store
 
-from featx.errors import FitError
-from featx.evaluate.fit import run_fit
+from featx.api import bench as run_bench
+from featx.api import fit as run_fit
+from featx.errors import ConfigError, FitError
 
 
 def _cohort(n_subjects=40, per=3, d=6, seed=0, signal=2.5):
@@ -32,49 +33,49 @@ def _oof(out):
 
 
 def test_same_seed_same_numbers_other_seed_other_folds_and_saved_folds_reused(grouped_store, tmp_path):
-    a = run_fit(grouped_store, "deep", cv=5, seed=3, out=tmp_path / "a", progress=False, n_boot=50)
-    b = run_fit(grouped_store, "deep", cv=5, seed=3, out=tmp_path / "b", progress=False, n_boot=50)
-    c = run_fit(grouped_store, "deep", cv=5, seed=4, progress=False, n_boot=0)
-    assert a["folds"] == b["folds"] and a["cv"]["pooled"] == b["cv"]["pooled"]
-    assert a["protocol"]["seed"] == 3 and a["protocol"]["grouped_by_subject"]
-    assert a["folds"]["fold_of"] != c["folds"]["fold_of"]
-    d = run_fit(grouped_store, "deep", cv=5, seed=4, folds=tmp_path / "a" / "folds.json", progress=False, n_boot=50)
-    assert d["folds"]["fold_of"] == a["folds"]["fold_of"] and d["cv"]["pooled"]["auc"] == a["cv"]["pooled"]["auc"]
-    assert d["protocol"]["folds_from"].endswith("folds.json")
+    a = run_fit(grouped_store, "deep", cv=5, seed=3, out=tmp_path / "a", bootstrap=50)
+    b = run_fit(grouped_store, "deep", cv=5, seed=3, out=tmp_path / "b", bootstrap=50)
+    c = run_fit(grouped_store, "deep", cv=5, seed=4, bootstrap=0)
+    assert a.folds == b.folds and a.cv.pooled == b.cv.pooled
+    assert a.protocol.seed == 3 and a.protocol.grouped_by_subject
+    assert a.folds["fold_of"] != c.folds["fold_of"]
+    d = run_fit(grouped_store, "deep", cv=5, seed=4, folds=tmp_path / "a" / "folds.json", bootstrap=50)
+    assert d.folds["fold_of"] == a.folds["fold_of"] and d.cv.pooled.auc == a.cv.pooled.auc
+    assert d.protocol.folds_from.endswith("folds.json")
 
 
 def test_repeats_test_every_sample_once_per_repeat_and_subjects_never_split(grouped_store, tmp_path):
-    res = run_fit(grouped_store, "deep", cv=4, repeats=3, out=tmp_path / "r", progress=False, n_boot=0)
+    res = run_fit(grouped_store, "deep", cv=4, repeats=3, out=tmp_path / "r", bootstrap=0)
     rows = _oof(tmp_path / "r")
-    assert len(rows) == 3 * 120 and len(res["cv"]["per_repeat"]) == 3
-    assert len(res["cv"]["per_fold"]["auc"]["values"]) == 12
+    assert len(rows) == 3 * 120 and len(res.cv.per_repeat) == 3
+    assert len(res.cv.fold_values("auc")) == 12
     for r in range(3):
         mine = [x for x in rows if x["repeat"] == str(r)]
-        assert sorted(x["id"] for x in mine) == sorted(res["folds"]["fold_of"])
+        assert sorted(x["id"] for x in mine) == sorted(res.folds["fold_of"])
         fold_of_subject = {}
         for x in mine:
             assert fold_of_subject.setdefault(x["subject"], x["fold"]) == x["fold"]
-    assert len({tuple(v) for v in res["folds"]["fold_of"].values()}) > 4  # repeats re-shuffle
+    assert len({tuple(v) for v in res.folds["fold_of"].values()}) > 4  # repeats re-shuffle
 
 
 def test_subject_level_metrics_average_a_subjects_images(grouped_store):
-    res = run_fit(grouped_store, "deep", cv=5, progress=False, n_boot=100)
-    subj = res["cv"]["subject"]
-    assert subj["n_subjects"] == 40 and subj["mixed_label_subjects"] == 0
-    assert res["cv"]["pooled"]["ci_unit"] == "subject" and sum(map(sum, subj["confusion_matrix"])) == 40
-    assert res["cv"]["pooled"]["auc"] > 0.75 and "auc" in subj["ci"]
+    res = run_fit(grouped_store, "deep", cv=5, bootstrap=100)
+    subj = res.cv.subject
+    assert subj.n_subjects == 40 and subj.mixed_label_subjects == 0
+    assert res.cv.pooled.ci_unit == "subject" and sum(map(sum, subj.confusion_matrix)) == 40
+    assert res.cv.pooled.auc > 0.75 and "auc" in subj.ci
 
 
 def test_fixed_split_draws_subjects_and_scores_only_the_test_side(grouped_store, tmp_path):
-    res = run_fit(grouped_store, "deep", split="fixed", test_size=0.3, out=tmp_path / "f", progress=False, n_boot=0)
+    res = run_fit(grouped_store, "deep", split="fixed", test_size=0.3, out=tmp_path / "f", bootstrap=0)
     rows = _oof(tmp_path / "f")
     subjects = {x["subject"] for x in rows}
     assert len(subjects) == 12 and len(rows) == 36  # 30% of 40 subjects, all 3 images of each
-    fold_of = res["folds"]["fold_of"]
+    fold_of = res.folds["fold_of"]
     assert sum(v == [0] for v in fold_of.values()) == 36 and sum(v == [-1] for v in fold_of.values()) == 84
-    assert "fixed train/test split (30% of subjects drawn as test" in res["protocol"]["folds"]
-    with pytest.raises(FitError, match="use it with --split fixed"):
-        run_fit(grouped_store, "deep", test_size=0.3, progress=False)
+    assert "fixed train/test split (30% of subjects drawn as test" in res.protocol.folds
+    with pytest.raises(ConfigError, match="test_size: draws a fixed train/test split; use it with split fixed"):
+        run_fit(grouped_store, "deep", test_size=0.3)
 
 
 def test_manifest_split_that_puts_a_subject_on_both_sides_is_refused(tmp_path):
@@ -83,15 +84,15 @@ def test_manifest_split_that_puts_a_subject_on_both_sides_is_refused(tmp_path):
     splits[30] = "test"  # p010's images 0 is test, 1 and 2 train... (subject p010 = rows 30-32)
     store = make_store(tmp_path / "s.h5", "deep", X, labels, subjects=subj, splits=splits)
     with pytest.raises(FitError, match=r"Subject 'p010' has rows in the 'test' split and outside it"):
-        run_fit(store, "deep", cv=5, progress=False)
+        run_fit(store, "deep", cv=5)
     with pytest.raises(FitError, match=r"Subject 'p010' would be in (train and fold 0|fold 0 and train)"):
-        run_fit(store, "deep", split="fixed", progress=False)
+        run_fit(store, "deep", split="fixed")
 
 
 def test_tune_runs_nested_cv_and_records_the_choice_per_fold(grouped_store):
-    res = run_fit(grouped_store, "deep", cv=4, tune=True, progress=False, n_boot=0, inner_k=3)
-    best = res["cv"]["best_params"]
-    assert len(best) == 4 and all(b["clf__C"] in res["head"]["tuned"]["grid"]["clf__C"] for b in best)
+    res = run_fit(grouped_store, "deep", cv=4, tune=True, bootstrap=0, inner_k=3)
+    best = res.cv.best_params
+    assert len(best) == 4 and all(b["clf__C"] in res.head.tuned["grid"]["clf__C"] for b in best)
 
 
 def _multi_sequence(tmp_path, seqs=("T1", "T2"), test_subjects=0):
@@ -113,24 +114,24 @@ def _multi_sequence(tmp_path, seqs=("T1", "T2"), test_subjects=0):
 @pytest.mark.parametrize("how", ["vote", "mean"])
 def test_fusion_of_sequence_models_reports_each_and_the_fused_one(tmp_path, how):
     store = _multi_sequence(tmp_path)
-    res = run_fit(store, "deep", cv=5, fuse=how, out=tmp_path / how, progress=False, n_boot=50)
-    assert set(res["sequences"]) == {"T1", "T2"} and all(v["n"] == 80 for v in res["sequences"].values())
-    assert res["cv"]["level"] == f"subject ({how} of 2 sequence models)" and res["cv"]["n_tested"] == 40
-    per_seq = [v["cv"]["subject"]["auc"] for v in res["sequences"].values()]
-    assert res["cv"]["pooled"]["auc"] > min(per_seq)  # two half-signals fused beat the weaker one
+    res = run_fit(store, "deep", cv=5, fuse=how, out=tmp_path / how, bootstrap=50)
+    assert set(res.sequences) == {"T1", "T2"} and all(v.n == 80 for v in res.sequences.values())
+    assert res.cv.level == f"subject ({how} of 2 sequence models)" and res.cv.n_tested == 40
+    per_seq = [v.cv.subject.auc for v in res.sequences.values()]
+    assert res.cv.pooled.auc > min(per_seq)  # two half-signals fused beat the weaker one
     page = (tmp_path / how / "report.html").read_text()
     assert "Per-sequence models and the fused one" in page and f"fused ({how})" in page
 
 
 def test_concat_fusion_fits_one_row_per_subject(tmp_path):
     store = _multi_sequence(tmp_path)
-    res = run_fit(store, "deep", cv=5, fuse="concat", progress=False, n_boot=0)
-    assert res["n_dev"] == 40 and res["n_features"] == 8 and res["cv"]["level"] == "subject (concatenated sequences)"
+    res = run_fit(store, "deep", cv=5, fuse="concat", bootstrap=0)
+    assert res.n_dev == 40 and res.n_features == 8 and res.cv.level == "subject (concatenated sequences)"
 
 
 def test_fusion_needs_sequences(grouped_store):
     with pytest.raises(FitError, match="--fuse needs a 'sequence' column"):
-        run_fit(grouped_store, "deep", fuse="mean", progress=False)
+        run_fit(grouped_store, "deep", fuse="mean")
 
 
 def test_saved_model_reproduces_the_test_predictions(tmp_path):
@@ -141,9 +142,9 @@ def test_saved_model_reproduces_the_test_predictions(tmp_path):
     splits = np.where(np.arange(120) >= 90, "test", "train")
     store = make_store(tmp_path / "s.h5", "rad", X, labels, subjects=subj, splits=splits, kind="radiomics",
                        feature_names=[f"x{i}" for i in range(6)])
-    res = run_fit(store, "rad", head="svm-rbf", cv=5, out=tmp_path / "o", save=tmp_path / "m", progress=False, n_boot=0)
-    assert res["saved_model"].endswith("m.skops") and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
-    model = load_model(res["saved_model"])
+    res = run_fit(store, "rad", head="svm-rbf", cv=5, out=tmp_path / "o", save=tmp_path / "m", bootstrap=0)
+    assert res.saved_model.endswith("m.skops") and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
+    model = load_model(res.saved_model)
     assert model.meta["feature_names"] == [f"x{i}" for i in range(6)] and model.meta["classes"] == ["benign", "malignant"]
     with FeatureStore(store) as st:
         fs = st.load("rad")
@@ -173,7 +174,7 @@ def test_model_with_an_untrusted_type_is_refused(tmp_path):
 
 
 def test_cli_fit_options_and_refusals(tmp_path):
-    from test_cli import assert_one_line_error, featx
+    from helpers import assert_one_line_error, assert_usage_error, featx
 
     X, labels, subj = _cohort()
     splits = np.where(np.arange(120) < 30, "test", "train")
@@ -188,7 +189,8 @@ def test_cli_fit_options_and_refusals(tmp_path):
     splits[31] = "test"  # subject p010 now has rows on both sides
     leaky = make_store(tmp_path / "l.h5", "deep", X, labels, subjects=subj, splits=splits)
     assert_one_line_error(featx("fit", "-s", leaky, "-f", "deep"), "Subject 'p010' has rows in the 'test' split")
-    assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--fuse", "avg"), "Unknown --fuse 'avg'")
+    assert_usage_error(featx("fit", "-s", store, "-f", "deep", "--fuse", "avg"), "'--fuse'", "unknown value 'avg'",
+                       "vote, mean, concat")
     assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--split", "fixed", "--test-size", "0.3"),
                           "already marks 'test' rows")
     assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--folds", tmp_path / "nope.json"),
@@ -206,17 +208,15 @@ def test_fusion_refuses_a_subject_with_two_labels(tmp_path):
     bad = make_store(tmp_path / "bad.h5", "deep", fs.X, list(labels), subjects=list(fs.subjects),
                      sequences=list(fs.sequences), ids=list(fs.ids))
     with pytest.raises(FitError, match=r"subject\(s\) p00 have rows with different labels"):
-        run_fit(bad, "deep", fuse="vote", progress=False)
+        run_fit(bad, "deep", fuse="vote")
 
 
 def test_pca_larger_than_a_training_set_allows_is_refused_before_fitting(grouped_store):
     with pytest.raises(FitError, match=r"--pca 7: the smallest training set has 96 samples x 6 features, so PCA can "
                                        r"give at most 6 components"):
-        run_fit(grouped_store, "deep", cv=5, pca=7, progress=False)
+        run_fit(grouped_store, "deep", cv=5, pca=7)
     with pytest.raises(FitError, match=r"--pca 80: the smallest training set has 76 samples"):  # 96 - 96/5 (inner)
-        from featx.evaluate.bench import run_bench
-
-        run_bench(grouped_store, ["deep"], ["logreg"], cv=5, pca=80, tune=True, progress=False)
+        run_bench(grouped_store, ["deep"], ["logreg"], cv=5, pca=80, tune=True)
 
 
 def test_saved_fused_model_reproduces_the_fused_test_predictions(tmp_path):
@@ -224,12 +224,12 @@ def test_saved_fused_model_reproduces_the_fused_test_predictions(tmp_path):
     from featx.store.store import FeatureStore
 
     store = _multi_sequence(tmp_path, test_subjects=10)
-    res = run_fit(store, "deep", cv=5, fuse="mean", out=tmp_path / "o", save=tmp_path / "m.skops", progress=False,
-                  n_boot=0)
-    assert res["n_test"] == 40 and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
+    res = run_fit(store, "deep", cv=5, fuse="mean", out=tmp_path / "o", save=tmp_path / "m.skops",
+                  bootstrap=0)
+    assert res.n_test == 40 and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
     with FeatureStore(store) as st:
         fs = st.load("deep")
-    pred = load_model(res["saved_model"]).predict(fs.subset(fs.splits == "test"))
+    pred = load_model(res.saved_model).predict(fs.subset(fs.splits == "test"))
     with open(tmp_path / "o" / "test_predictions_fused.csv") as fh:
         want = {r["subject"]: float(r["p_b"]) for r in csv.DictReader(fh)}
     got = dict(zip(pred.subject, pred.subject_proba[:, 1]))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import check_estimators_pickle, estimator_checks_generator
 
-from featx.errors import FitError
+from featx.errors import ConfigError
 from featx.evaluate.heads import build_head, get_head, list_heads
 
 NAMES = [h.name for h in list_heads()]
@@ -70,10 +70,10 @@ def test_pca_step_and_string_labels():
     assert list(est.classes_) == ["normal", "tumour"] and (est.predict(X) == y).mean() > 0.8
     with pytest.raises(ValueError, match="smaller --pca"):
         build_head("logreg", pca=100)[0].fit(X, y)
-    with pytest.raises(FitError, match="positive"):
+    with pytest.raises(ConfigError, match="pca: must be a positive number of components"):
         build_head("logreg", pca=0)
 
 
 def test_unknown_head_suggests():
-    with pytest.raises(FitError, match="Did you mean svm-rbf"):
+    with pytest.raises(ConfigError, match="head: unknown value 'svm_rbf'. Did you mean 'svm-rbf'?"):
         get_head("svm_rbf")

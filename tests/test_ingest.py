@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from featx.errors import ManifestError
+from featx.errors import ConfigError, ManifestError
 from featx.images.slicing import parse_policy, select_slices
 from featx.dataset.ingest import expand_volumes
 from featx.dataset.manifest import Manifest
 
 from conftest import SHARED
-from test_cli import assert_one_line_error, featx
+from helpers import assert_one_line_error, assert_usage_error, featx
 
 BRAIN = SHARED / "pyradiomics_brain"
 MONAI = SHARED / "monai_testing"
@@ -67,7 +67,7 @@ def test_crop_to_lesion_with_margin(tmp_path):
 
 def test_bad_policies():
     for bad in ("top", "top:0", "around-max:x", "min-area:150%", "mask:3", "largest"):
-        with pytest.raises(ManifestError):
+        with pytest.raises(ConfigError, match="slices: "):
             parse_policy(bad)
 
 
@@ -132,10 +132,10 @@ def test_cli_build_dicom_series(tmp_path):
 def test_cli_build_folder_and_errors(tmp_path, demo_subset):
     proc = featx("manifest", "build", "--folder", demo_subset / "images" / "val", "--out", tmp_path / "m.csv")
     assert proc.returncode == 0 and "78 samples (malignant: 21, normal_benign: 57)" in proc.stdout
-    assert_one_line_error(featx("manifest", "build", "--out", tmp_path / "x.csv"), "exactly one of --folder")
+    assert_usage_error(featx("manifest", "build", "--out", tmp_path / "x.csv"), "exactly one of --folder")
     vols = _volumes_csv(tmp_path, [[BRAIN / "brain1_image.nrrd", BRAIN / "brain1_label.nrrd", "a", "p", "T1"]])
-    assert_one_line_error(featx("manifest", "build", "--volumes", vols, "--slices", "biggest", "--out", tmp_path / "x.csv"),
-                          "Unknown slice policy 'biggest'")
+    assert_usage_error(featx("manifest", "build", "--volumes", vols, "--slices", "biggest", "--out", tmp_path / "x.csv"),
+                       "--slices: unknown slice policy 'biggest'", "around-max:N")
 
 
 def test_folder_of_volumes_pairs_masks_by_name(tmp_path):

@@ -58,8 +58,8 @@ def test_per_fold_mean_sd():
     y = np.array([0, 1, 0, 1])
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
     ev = evaluate(y, proba[None], np.array([[0, 0, 1, 1]]), ["a", "b"], n_boot=0)
-    pf = ev["per_fold"]
-    assert pf["accuracy"]["values"] == [1.0, 0.0] and pf["accuracy"]["mean"] == 0.5 and ev["per_repeat"] is None
+    acc = ev.per_fold["accuracy"]
+    assert acc.values == (1.0, 0.0) and acc.mean == 0.5 and ev.per_repeat is None
 
 
 def _asah():

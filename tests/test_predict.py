@@ -3,7 +3,7 @@ import csv
 import shutil
 
 import pytest
-from test_cli import assert_one_line_error, featx
+from helpers import assert_one_line_error, featx
 
 from featx.dataset.manifest import Manifest
 
@@ -71,6 +71,8 @@ def _tampered(model, out, **changes):
     for key, value in changes.items():
         if key == "weights_sha256":
             meta["provenance"]["spec"][key] = value
+        elif value is None:
+            meta["provenance"].pop(key)
         else:
             meta["provenance"][key] = value
     obj["meta_json"] = json.dumps(meta)
@@ -90,3 +92,27 @@ def test_predict_refuses_other_weights_and_another_export(saved, models_dir, tmp
     proc = featx("predict", test_csv, "--model", moved, "--out", tmp_path / "p.csv", "--models-dir", models_dir,
                  "--allow-export-change")
     assert proc.returncode == 0 and "40 predicted" in proc.stdout and "accepted by --allow-export-change" in proc.stderr
+
+
+@pytest.mark.slow
+def test_predict_rebuilds_the_extraction_of_a_model_saved_before_configs_were_recorded(saved, models_dir, tmp_path):
+    """A model saved by featx 0.1.0 recorded the extraction as 'args', not as a config: still predicted alike."""
+    res, model, test_csv = saved
+    import json
+
+    import skops.io as sio
+
+    meta = json.loads(sio.load(model, trusted=sio.get_untrusted_types(file=model))["meta_json"])
+    recorded = meta["provenance"]["config"]["values"]
+    assert recorded["backbone"] == "efficientnet_lite0" and meta["provenance"]["config"]["sources"]["backbone"] == \
+        "command line"
+    args = {k: recorded[k] for k in ("backbone", "weights", "layer", "window", "tta", "interpolation",
+                                     "resize_to_input")}
+    old = _tampered(model, tmp_path / "old.skops", config=None, args=args)
+    proc = featx("predict", test_csv, "--model", old, "--out", tmp_path / "p.csv", "--models-dir", models_dir)
+    assert proc.returncode == 0, proc.stderr
+    want, got = _rows(res / "test_predictions.csv"), _rows(tmp_path / "p.csv")
+    assert max(abs(float(want[k]["p_malignant"]) - float(got[k]["p_malignant"])) for k in want) < 2e-6
+    neither = _tampered(model, tmp_path / "neither.skops", config=None)
+    assert_one_line_error(featx("predict", test_csv, "--model", neither, "--out", tmp_path / "q.csv"),
+                          "does not record how it was extracted", "re-extract and refit")

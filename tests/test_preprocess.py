@@ -8,7 +8,8 @@ from torchvision import transforms as T
 from torchvision.models import get_weight
 
 from featx.backbones import get_entry
-from featx.images import Preprocessor, read_image
+from featx.images.preprocess import Preprocessor
+from featx.images.raster import read_image
 
 
 def _photos(demo_subset):

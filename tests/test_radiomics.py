@@ -14,12 +14,12 @@ from PIL import Image
 from featx.errors import ExtractionAborted, FeatxError
 from featx.dataset.ingest import expand_volumes
 from featx.dataset.manifest import Manifest, Sample
-from featx.radiomics.run import run_radiomics
+from featx.api import radiomics as run_radiomics
 from featx.radiomics.params import load_params, preset_path
 from featx.store.store import ABSENT, FAILED, OK, FeatureStore
 
 from conftest import SHARED
-from test_cli import assert_one_line_error, featx
+from helpers import assert_one_line_error, assert_usage_error, featx
 
 BRAIN = SHARED / "pyradiomics_brain"
 CASES = ("brain1", "breast1")
@@ -59,7 +59,7 @@ def volumes_manifest(tmp_path, cases=CASES, labels=("a", "b")) -> Manifest:
 @pytest.mark.parametrize("preset", ["default", "ct-3d"])
 def test_3d_values_equal_pyradiomics_extractor_to_the_last_bit(tmp_path, preset):
     man = volumes_manifest(tmp_path)
-    s = run_radiomics(man, tmp_path / "f.h5", params=preset, jobs=2, progress=False)
+    s = run_radiomics(man, tmp_path / "f.h5", params=preset, jobs=2)
     assert (s.mode, s.n_computed, s.failures, s.feature_set) == ("3d", 2, [], f"radiomics.{preset}")
     ids, X, names, _ = stored(tmp_path / "f.h5", s.feature_set)
     assert X.dtype == np.float64 and len(names) == s.n_features
@@ -84,9 +84,9 @@ def test_3d_values_equal_pyradiomics_extractor_to_the_last_bit(tmp_path, preset)
 @pytest.mark.slow
 @pytest.mark.parametrize("policy,axis", [("top:3", "axial"), ("around-max:2", "coronal")])
 def test_2d_slices_from_ingestion_policies_equal_pyradiomics_on_the_same_slices(tmp_path, policy, axis):
-    slices = expand_volumes(volumes_manifest(tmp_path), policy, axis=axis, progress=False)
+    slices = expand_volumes(volumes_manifest(tmp_path), policy, axis=axis)
     assert len(slices) >= 4
-    s = run_radiomics(slices, tmp_path / "f.h5", params="mr-2d", jobs=2, progress=False)
+    s = run_radiomics(slices, tmp_path / "f.h5", params="mr-2d", jobs=2)
     assert (s.mode, s.n_computed, s.failures) == ("2d", len(slices), [])
     ids, X, names, _ = stored(tmp_path / "f.h5", s.feature_set)
     assert any(n.startswith("original_shape2D_") for n in names) and not any("_shape_" in n for n in names)
@@ -103,7 +103,7 @@ def test_8bit_images_are_widened_so_binning_cannot_overflow(tmp_path):
     arr = rng.integers(0, 256, (32, 32), dtype=np.uint8)
     Image.fromarray(arr).save(tmp_path / "img.png")
     man = Manifest([Sample(sample_id="x", path=tmp_path / "img.png")])
-    s = run_radiomics(man, tmp_path / "f.h5", auto_mask="whole", jobs=1, progress=False)
+    s = run_radiomics(man, tmp_path / "f.h5", auto_mask="whole", jobs=1)
     assert s.mode == "2d" and s.n_computed == 1
     _, X, names, _ = stored(tmp_path / "f.h5", s.feature_set)
     whole = sitk.GetImageFromArray(np.ones((32, 32), np.int32))
@@ -136,7 +136,7 @@ def broken_cohort(tmp_path) -> Manifest:
 
 
 def test_failing_cases_are_recorded_with_their_reason_and_the_run_goes_on(tmp_path):
-    s = run_radiomics(broken_cohort(tmp_path), tmp_path / "f.h5", jobs=2, max_failures="100%", progress=False)
+    s = run_radiomics(broken_cohort(tmp_path), tmp_path / "f.h5", jobs=2, max_failures="100%")
     assert s.n_computed == 1
     why = dict(s.failures)
     assert sorted(why) == ["empty", "geometry", "label2", "missing"]
@@ -154,12 +154,12 @@ def test_failing_cases_are_recorded_with_their_reason_and_the_run_goes_on(tmp_pa
 def test_max_failures_stops_the_run_keeps_computed_rows_and_a_rerun_resumes(tmp_path):
     man = broken_cohort(tmp_path)
     with pytest.raises(ExtractionAborted, match="more than --max-failures allows"):
-        run_radiomics(man, tmp_path / "f.h5", jobs=1, max_failures=0, progress=False)
+        run_radiomics(man, tmp_path / "f.h5", jobs=1, max_failures=0)
     good_only = Manifest([s for s in man if s.sample_id == "good"] + [
         Sample(sample_id="brain1", path=BRAIN / "brain1_image.nrrd", mask=BRAIN / "brain1_label.nrrd", label="y")])
-    s = run_radiomics(good_only, tmp_path / "f.h5", jobs=1, progress=False)
+    s = run_radiomics(good_only, tmp_path / "f.h5", jobs=1)
     assert s.n_already + s.n_computed == 2 and s.failures == []
-    again = run_radiomics(good_only, tmp_path / "f.h5", jobs=1, progress=False)
+    again = run_radiomics(good_only, tmp_path / "f.h5", jobs=1)
     assert (again.n_already, again.n_computed) == (2, 0)  # nothing recomputed
     with FeatureStore(tmp_path / "f.h5") as st:
         assert st.load("radiomics.default").X.shape == (2, s.n_features)
@@ -190,7 +190,7 @@ def test_nan_values_are_named_in_the_note_and_a_raising_feature_fails_the_case(m
 
 
 def test_fit_leaves_out_columns_with_nan_and_says_which(tmp_path, caplog):
-    from featx.evaluate.fit import run_fit
+    from featx.api import fit as run_fit
     from featx.store.writer import store_writer
 
     rng = np.random.default_rng(0)
@@ -203,18 +203,18 @@ def test_fit_leaves_out_columns_with_nan_and_says_which(tmp_path, caplog):
                               feature_names=["a", "b", "c"])
         st.write("r", rows, X)
     with caplog.at_level(logging.WARNING, logger="featx"):
-        res = run_fit(tmp_path / "f.h5", "r", cv=4, progress=False)
-    assert res["dropped_features"] == ["b"] and res["n_features"] == 2
+        res = run_fit(tmp_path / "f.h5", "r", cv=4)
+    assert res.dropped_features == ("b",) and res.n_features == 2
     assert "left out 1 feature(s) that are NaN/inf in some rows (b)" in caplog.text
 
 
 def test_a_worker_that_dies_fails_only_its_case(tmp_path):
-    from featx.radiomics.run import run_cases
+    from featx.radiomics.pool import run_cases
 
     got, failed = [], []
     todo = [(i, Sample(sample_id=f"s{i}", path=tmp_path / f"{i}")) for i in range(6)]
     run_cases(todo, _dies_on_s3, lambda r, s, res, why: (got if why is None else failed).append((s.sample_id, why)),
-              jobs=2, limit=10, label="t", progress=False)
+              jobs=2, limit=10, label="t")
     assert sorted(g[0] for g in got) == ["s0", "s1", "s2", "s4", "s5"]
     assert len(failed) == 1 and failed[0][0] == "s3" and "the worker process died" in failed[0][1]
 
@@ -279,10 +279,10 @@ def test_cli_errors_are_one_line(tmp_path):
                           "--auto-mask whole")
     slices = Manifest([Sample(sample_id="a", path=tmp_path / "p0.nii.gz", mask=tmp_path / "p0_mask.nii.gz",
                               slice=3)]).to_csv(tmp_path / "slices.csv")
-    assert_one_line_error(featx("radiomics", "-m", slices, "-s", store, "--mode", "3d"),
-                          "--mode 3d computes one vector per volume", "use --mode 2d")
-    assert_one_line_error(featx("radiomics", "-m", volumes, "-s", store, "--auto-mask", "blob"),
-                          "Unknown --auto-mask 'blob'")
+    assert_usage_error(featx("radiomics", "-m", slices, "-s", store, "--mode", "3d"),
+                       "--mode: 3d computes one vector per volume", "use mode 2d")
+    assert_usage_error(featx("radiomics", "-m", volumes, "-s", store, "--auto-mask", "blob"), "'--auto-mask'",
+                       "unknown value 'blob'", "whole, otsu")
     assert not store.exists()  # nothing started
 
 
@@ -290,13 +290,13 @@ def test_params_file_gets_a_hash_name_and_other_settings_under_one_name_are_refu
     man = volumes_manifest(tmp_path, cases=("breast1",), labels=("a",))
     custom = tmp_path / "mine.yaml"
     custom.write_text(preset_path("default").read_text().replace("binWidth: 25", "binWidth: 10"))
-    s = run_radiomics(man, tmp_path / "f.h5", params=str(custom), jobs=1, progress=False)
+    s = run_radiomics(man, tmp_path / "f.h5", params=str(custom), jobs=1)
     assert s.feature_set.startswith("radiomics.") and len(s.feature_set) == len("radiomics.") + 8
     with pytest.raises(FeatxError, match=r"made with different settings \(params.setting"):
-        run_radiomics(man, tmp_path / "f.h5", params="default", name=s.feature_set, jobs=1, progress=False)
+        run_radiomics(man, tmp_path / "f.h5", params="default", name=s.feature_set, jobs=1)
     # a new set over a store that holds other samples: those rows are 'absent', not 'removed'
     other = volumes_manifest(tmp_path, cases=("brain1",), labels=("b",))
-    s2 = run_radiomics(other, tmp_path / "f.h5", jobs=1, progress=False)
+    s2 = run_radiomics(other, tmp_path / "f.h5", jobs=1)
     assert s2.n_removed == 0
     with FeatureStore(tmp_path / "f.h5") as st:
         assert sorted(st.status("radiomics.default").tolist()) == [OK, ABSENT]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import ray  # part of the test extra (featx[test]): a missing Ray fails here, it is never skipped
 
-from featx.extract.run import extract
+from featx.api import extract
 from featx.dataset.manifest import Manifest, Sample
 from featx.store.store import FAILED, FeatureStore
-from tests.test_extract_engine import LITE0, reference  # noqa: F401  (shared fixture)
+from test_extract_engine import LITE0, reference  # noqa: F401  (shared fixture)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from featx.errors import ImageReadError
-from featx.images import read_image
+from featx.images.raster import read_image
 
 
 def test_grey_is_replicated(tmp_path):

@@ -12,9 +12,9 @@ from featx.backbones import runtime
 from featx.backbones.external import load_onnx_backbone
 from featx.backbones.runtime import OrtRuntime, TorchRuntime, provider_candidates
 from featx.backbones.weights import load_backbone
-from featx.errors import BackboneError, RuntimeUnavailableError
+from featx.errors import BackboneError, ConfigError, RuntimeUnavailableError
 
-from test_cli import assert_one_line_error, featx
+from helpers import assert_one_line_error, assert_usage_error, featx
 
 
 def test_torch_runtime_matches_onnx(resnet18_random):
@@ -39,7 +39,7 @@ def test_provider_order_and_refusals(monkeypatch):
     assert provider_candidates("auto") == ["cpu"]
     with pytest.raises(RuntimeUnavailableError, match="--provider tensorrt: no NVIDIA GPU"):
         provider_candidates("tensorrt")
-    with pytest.raises(RuntimeUnavailableError, match="Unknown precision 'int8'"):
+    with pytest.raises(ConfigError, match="precision: unknown value 'int8'. Choose one of: fp32, fp16, bf16"):
         provider_candidates("cpu", "int8")
 
 

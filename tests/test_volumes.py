@@ -9,10 +9,11 @@ import pytest
 import SimpleITK as sitk
 from pydicom.data import get_testdata_file
 
-from featx.errors import ImageReadError, ManifestError
+from featx.errors import ConfigError, ImageReadError, ManifestError
 from featx.images.intensity import PRESETS, check_policy, choose_window
 from featx.images.loader import SampleReader
-from featx.images.volume import check_geometry, geometry_mismatch, read_volume
+from featx.images.readers import read_volume
+from featx.images.volume import check_geometry, geometry_mismatch
 from featx.dataset.manifest import Sample
 
 from conftest import SHARED
@@ -130,7 +131,7 @@ def test_window_policies():
     assert (auto_no_file.lo, auto_no_file.hi) == tuple(np.percentile(a, [0.5, 99.5]))
     out = choose_window("percentile:10:90", a, None, "x").apply(a)
     assert out.dtype == np.uint8 and out[0] == 0 and out[-1] == 255 and out[1000] in (127, 128)
-    with pytest.raises(ImageReadError, match="Unknown --window 'liver'"):
+    with pytest.raises(ConfigError, match="window: unknown value 'liver'. Choose auto, file"):
         check_policy("liver")
     with pytest.raises(ImageReadError, match="no WindowCenter/WindowWidth"):
         choose_window("file", a, None, "x.nrrd")

@@ -11,9 +11,9 @@ from featx.backbones.export import export_onnx
 from featx.backbones.runtime import OrtRuntime
 from featx.backbones.weights import load_backbone, sha256_file
 from featx.errors import BackboneError
-from featx.images import Preprocessor
+from featx.images.preprocess import Preprocessor
 
-from test_cli import featx
+from helpers import featx
 
 TORCHVISION = [e.arch for e in list_entries() if e.spec().weights_id.startswith("torchvision:")]
 ALL_LAYERS = [(e.arch, layer) for e in list_entries() for layer in e.layers]

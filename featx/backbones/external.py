@@ -20,7 +20,7 @@ from featx.backbones.export import ExportedModel
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.weights import sha256_file
 from featx.errors import BackboneError
-from featx.images.readers import CHANNEL_POLICY
+from featx.images.raster import CHANNEL_POLICY
 
 PREFIX = "onnx:"
 _REQUIRED = ("resize_size", "crop_size", "interpolation", "mean", "std", "feature_dim")

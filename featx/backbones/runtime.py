@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
-from featx.errors import RuntimeUnavailableError
+from featx.config import Choice
+from featx.errors import ConfigError, FeatxError, RuntimeUnavailableError
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+PROVIDERS = Choice("provider", ("auto", "cpu", "cuda", "tensorrt"))
+RUNTIMES = Choice("runtime", ("auto", "onnx", "torch"))
+PRECISIONS = Choice("precision", ("fp32", "fp16", "bf16"))
+ORT_PRECISIONS = ("fp32", "fp16")  # fp16: TensorRT's own engine
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")  # autocast; fp16 on a GPU only
 _EP = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
@@ -46,10 +51,11 @@ def provider_candidates(provider: str, precision: str = "fp32") -> list[str]:
     """
     import onnxruntime as ort
 
-    if provider not in PROVIDERS:
-        raise RuntimeUnavailableError(f"Unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}.")
-    if precision not in PRECISIONS:
-        raise RuntimeUnavailableError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    PROVIDERS.check(provider)
+    PRECISIONS.check(precision)
+    if precision not in ORT_PRECISIONS:
+        raise RuntimeUnavailableError(f"precision {precision} runs on the torch runtime only (ONNX Runtime: "
+                                      f"{', '.join(ORT_PRECISIONS)}).")
     available = ort.get_available_providers()
     gpu = gpu_present()
     if provider in ("cuda", "tensorrt"):
@@ -161,8 +167,6 @@ class OrtRuntime:
         return binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
 
 
-TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
-
 
 class TorchRuntime:
     """Eager (optionally compiled) PyTorch over a feature module: the fallback and the benchmark baseline.
@@ -185,8 +189,7 @@ class TorchRuntime:
                  compile: bool = False):
         import torch
 
-        if precision not in TORCH_PRECISIONS:
-            raise RuntimeUnavailableError(f"Unknown precision {precision!r}; choose one of {', '.join(TORCH_PRECISIONS)}.")
+        PRECISIONS.check(precision)
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeUnavailableError("torch runtime on cuda: this torch build sees no GPU. Use device cpu.")
         if device == "cpu" and precision == "fp16":
@@ -237,9 +240,31 @@ class TorchRuntime:
 def _omp_threads() -> int | None:
     """``OMP_NUM_THREADS`` when set (torch honours it too): the thread budget of shared machines and of
     parallel test workers; None lets ONNX Runtime use every core."""
-    import os
-
     try:
         return int(os.environ.get("OMP_NUM_THREADS", "")) or None
     except ValueError:
         return None
+
+
+def choose_runtime(runtime: str, provider: str, precision: str) -> str:
+    """``auto``/``onnx``/``torch`` -> ``onnx`` or ``torch``, refusing combinations that cannot run here.
+
+    ``auto`` is ONNX Runtime, except on a GPU machine whose ONNX Runtime has no GPU provider: there
+    torch runs on the GPU instead.
+    """
+    RUNTIMES.check(runtime)
+    if runtime == "torch":
+        return "torch"
+    if runtime == "auto" and provider == "auto" and gpu_present():
+        try:
+            on_gpu = provider_candidates("auto", "fp32")[0] != "cpu"
+        except FeatxError:
+            on_gpu = False
+        if not on_gpu:
+            log.warning("this ONNX Runtime has no usable GPU provider; running torch on the GPU instead "
+                        "(pip install onnxruntime-gpu to use ONNX Runtime there)")
+            return "torch"
+    if precision == "bf16":
+        raise ConfigError("bf16 runs on the torch runtime only; choose runtime torch.", "precision")
+    provider_candidates(provider, precision)
+    return "onnx"

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from featx.backbones.registry import Layer, register_backbone
 from featx.backbones.spec import BackboneSpec
-from featx.images.readers import CHANNEL_POLICY
+from featx.images.raster import CHANNEL_POLICY
 
 
 def weights_filename(url_or_path: str) -> str:

@@ -1,26 +1,30 @@
 """``featx manifest ...`` and ``featx store ...``: build/check manifests, inspect/export stores."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from featx.cli.common import handle_errors, out_console
-from featx.errors import FeatxError
+from featx.cli.common import choice_option, out_console, register
+from featx.dataset.checks import check_manifest
+from featx.dataset.ingest import build_from_folder, build_from_volumes
+from featx.errors import ConfigError, FeatxError
+from featx.images.volume import AXES
+from featx.store.tools import EXPORT_FORMATS, describe_store, export_feature_set
 
 manifest_app = typer.Typer(help="Build and check manifests.", no_args_is_help=True)
+store_app = typer.Typer(help="Inspect and export feature stores.", no_args_is_help=True)
 
 
-@manifest_app.command("build")
-@handle_errors
 def manifest_build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Manifest CSV to write.")],
     folder: Annotated[Optional[Path], typer.Option(help="Folder of class sub-folders: DIR/<label>/**/<image>.")] = None,
     volumes: Annotated[Optional[Path], typer.Option(help="Volume-level CSV (path = volume file or DICOM series folder; mask, label, subject, sequence, split), or a folder of volumes with masks named *_label/*_mask/*_seg.")] = None,
     slices: Annotated[str, typer.Option(help="Slice policy for --volumes: all, mask, top:K, min-area:A (pixels, or 30%), around-max:N.")] = "mask",
-    axis: Annotated[str, typer.Option(help="Slice axis in each image's own orientation: axial, coronal, sagittal.")] = "axial",
+    axis: Annotated[str, choice_option(AXES, help="Slice axis in each image's own orientation.")] = "axial",
     crop_margin: Annotated[Optional[int], typer.Option(help="Crop slices to the mask's bounding box plus this many pixels.")] = None,
     label_value: Annotated[Optional[int], typer.Option(help="Use only this mask label (default: any non-zero voxel).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out volumes that cannot be sliced; list them in OUT.skipped.csv.")] = False,
@@ -30,10 +34,8 @@ def manifest_build(
     Examples: [bold]featx manifest build --folder images/ --out m.csv[/]
     and [bold]featx manifest build --volumes volumes.csv --slices around-max:20 --out slices.csv[/]
     """
-    from featx.dataset.ingest import build_from_folder, build_from_volumes
-
     if (folder is None) == (volumes is None):
-        raise FeatxError("Give exactly one of --folder DIR or --volumes volumes.csv.")
+        raise ConfigError("give exactly one of --folder DIR or --volumes volumes.csv.")
     if folder is not None:
         man = build_from_folder(folder, out)
     else:
@@ -43,13 +45,9 @@ def manifest_build(
 
 
 def _counts(man) -> dict:
-    from collections import Counter
-
     return dict(sorted(Counter(s.label or "(no label)" for s in man).items()))
 
 
-@manifest_app.command("check")
-@handle_errors
 def manifest_check(
     manifest: Annotated[Path, typer.Argument(help="Manifest CSV.")],
     cv: Annotated[int, typer.Option(help="Folds the data must support.")] = 10,
@@ -60,8 +58,6 @@ def manifest_check(
 
     Example: [bold]featx manifest check m.csv --cv 10[/]
     """
-    from featx.dataset.checks import check_manifest
-
     rep = check_manifest(manifest, cv=cv, labels=labels.split(",") if labels else None, read_files=read_files)
     table = Table(title=f"{manifest}: {rep.n_samples} samples")
     table.add_column("label")
@@ -76,19 +72,14 @@ def manifest_check(
     if rep.sequences:
         out_console.print(f"sequences: {rep.sequences}; subjects by number of sequences: {rep.sequences_per_subject}")
     for w in rep.warnings:
-        out_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        out_console.print(f"warning: {w}", highlight=False)
     for p in rep.problems:
-        out_console.print(f"[red]problem:[/] {p}", highlight=False)
+        out_console.print(f"problem: {p}", highlight=False)
     if not rep.ok:
         raise FeatxError(f"{manifest}: {len(rep.problems)} problem(s), listed above.")
-    out_console.print("[green]ok[/]")
+    out_console.print("ok")
 
 
-store_app = typer.Typer(help="Inspect and export feature stores.", no_args_is_help=True)
-
-
-@store_app.command("info")
-@handle_errors
 def store_info(
     store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")],
 ) -> None:
@@ -96,16 +87,14 @@ def store_info(
 
     Example: [bold]featx store info features.h5[/]
     """
-    from featx.store.tools import describe_store
-
     d = describe_store(store)
     labels = ", ".join(f"{k or '(none)'} {v}" for k, v in d["labels"].items())
-    out_console.print(f"[bold]{d['path']}[/] ({d['size_mb']} MB, {d['format']}, created {d['created']} by featx "
+    out_console.print(f"{d['path']} ({d['size_mb']} MB, {d['format']}, created {d['created']} by featx "
                       f"{d['featx_version']})", highlight=False)
     out_console.print(f"  {d['samples']} samples, {d['subjects']} subjects; labels: {labels}", highlight=False)
     for f in d["feature_sets"]:
         extra = "".join(f", {f[k]} {k.replace('_', ' ')}" for k in ("failed", "to_do", "removed", "noted") if f[k])
-        out_console.print(f"  [bold]{f['name']}[/] ({f['kind']}, {f['dim']}-d, {f['made_with']}): "
+        out_console.print(f"  {f['name']} ({f['kind']}, {f['dim']}-d, {f['made_with']}): "
                           f"{f['ok']} ok{extra}; updated {f['updated']}", highlight=False)
     if d["writer"]:
         out_console.print(f"  being written now by {d['writer']}", highlight=False)
@@ -113,20 +102,20 @@ def store_info(
         out_console.print(f"  interrupted run: {d['pending_journal']}; the next extract applies it", highlight=False)
 
 
-@store_app.command("export")
-@handle_errors
 def store_export(
     store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")],
     features: Annotated[str, typer.Option("--features", "-f", help="Feature set to export.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
-    format: Annotated[Optional[str], typer.Option(help="csv or parquet (default: from --out's suffix).")] = None,
+    format: Annotated[Optional[str], choice_option(EXPORT_FORMATS, help="csv or parquet (default: from --out's suffix).")] = None,
     include_removed: Annotated[bool, typer.Option(help="Also rows whose samples left the manifest.")] = False,
 ) -> None:
     """Write a feature set's computed rows with id, label, subject, sequence, split, slice and path.
 
     Example: [bold]featx store export features.h5 -f resnet18 -o resnet18.parquet[/]
     """
-    from featx.store.tools import export_feature_set
-
     path, n = export_feature_set(store, features, out, format, include_removed)
     out_console.print(f"{n} rows of {features} -> {path}", highlight=False)
+
+
+register(manifest_app, build=manifest_build, check=manifest_check)
+register(store_app, info=store_info, export=store_export)

@@ -6,8 +6,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featx.errors import FeatxError
-from featx.dataset.manifest import Sample, parse_csv, short_list
+from featx.errors import FeatxError, short_list
+from featx.dataset.manifest import Sample, parse_csv
+from featx.images.loader import SampleReader
+from featx.images.readers import read_volume
 from featx.progress import progress_bar
 
 
@@ -112,9 +114,6 @@ def _check_subjects(rep: CheckReport, samples: list[Sample]) -> None:
 
 
 def _check_readable(rep: CheckReport, samples: list[Sample], progress: bool) -> None:
-    from featx.images.loader import SampleReader
-    from featx.images.volume import read_volume
-
     reader = SampleReader("minmax", cache_volumes=2)
     bad, empty = [], []
     masks_seen: dict[Path, bool] = {}

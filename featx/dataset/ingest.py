@@ -11,10 +11,12 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from featx.errors import FeatxError, ManifestError
+from featx.errors import FeatxError, ManifestError, short_list
+from featx.images.dicom import is_dicom_file
 from featx.images.slicing import SlicePolicy, bbox, mask_areas, parse_policy, select_slices
-from featx.images.volume import AXES, Volume, geometry_mismatch, read_volume
-from featx.dataset.manifest import Manifest, Sample, short_list
+from featx.images.readers import VOLUME, read_volume, suffixes
+from featx.images.volume import AXES, Volume, geometry_mismatch
+from featx.dataset.manifest import Manifest, Sample
 from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,7 @@ def expand_volumes(
         image grid (naming both files and the differing fields), or that cannot be read.
     """
     policy = parse_policy(policy) if isinstance(policy, str) else policy
-    if axis not in AXES:
-        raise ManifestError(f"Unknown axis {axis!r}; use one of {', '.join(AXES)}.")
+    AXES.check(axis)
     if crop_margin is not None and crop_margin < 0:
         raise ManifestError("--crop-margin must be >= 0 pixels.")
     out: list[Sample] = []
@@ -126,6 +127,7 @@ def _expand_one(vol: Sample, policy: SlicePolicy, axis: str, crop_margin, label_
     return samples
 
 
+VOLUME_SUFFIXES = suffixes(VOLUME)
 MASK_TAGS = ("label", "labels", "mask", "seg", "segmentation")
 
 
@@ -138,9 +140,6 @@ def volumes_from_folder(folder: str | Path) -> Manifest:
     (the folder name for a DICOM series). When the volumes sit in class sub-folders
     (``DIR/<label>/...``), the sub-folder is the label.
     """
-    from featx.images.dicom import is_dicom_file
-    from featx.images.volume import VOLUME_SUFFIXES
-
     folder = Path(folder)
     if not folder.is_dir():
         raise ManifestError(f"Volume folder not found: {folder}.")

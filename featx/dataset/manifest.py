@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from featx.errors import ManifestError
+from featx.errors import ManifestError, short_list
+from featx.images.readers import IMAGE, suffixes
 
 log = logging.getLogger(__name__)
 
 #: Columns featx understands; ``path`` is the only required one.
 COLUMNS = ("id", "path", "label", "subject", "sequence", "mask", "slice", "split", "axis", "crop")
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-_MAX_LISTED = 10
+IMAGE_SUFFIXES = suffixes(IMAGE)  # what a folder of class sub-folders is scanned for
 
 
 @dataclass(frozen=True)
@@ -328,8 +328,3 @@ def _resolve(raw: str, root: Path) -> Path:
 def _default_id(raw: str) -> str:
     # Path() already drops a leading "./"; keep the id as written so it is stable across machines.
     return Path(raw).as_posix()
-
-
-def short_list(items: Sequence[str]) -> str:
-    shown = "; ".join(str(i) for i in items[:_MAX_LISTED])
-    return shown + (f"; ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")

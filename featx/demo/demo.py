@@ -5,8 +5,8 @@ and ``featx fit``, so it exercises the path a user's own data takes.
 """
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +14,15 @@ import numpy as np
 from PIL import Image
 
 from featx.dataset.manifest import Manifest, Sample
+from featx.evaluate.config import FitConfig
+from featx.evaluate.fit import run_fit
+from featx.extract.config import ExtractConfig
+from featx.extract.run import run_extract
+from featx.radiomics.config import RadiomicsConfig
+from featx.radiomics.run import run_radiomics
+from featx.results.codec import to_json
+from featx.results.io import write_results
+from featx.results.runs import FitResult
 
 log = logging.getLogger(__name__)
 
@@ -56,38 +65,38 @@ def write_demo_images(out: Path, limit_per_split: int | None = None) -> Manifest
 
 
 def run_demo(out: str | Path = "featx-demo", progress: bool = True, limit_per_split: int | None = None,
-             radiomics: bool = True) -> dict:
-    """Run the whole demo into ``out``; returns the CNN fit results (``extract`` summary added).
+             radiomics: bool = True) -> FitResult:
+    """Run the whole demo into ``out``; returns the CNN fit result (``extract`` summary in its ``extra``).
 
     With ``radiomics``, pyradiomics features of the same images (whole-image masks:
     BreastMNIST has no lesion masks) go through the same head and folds into
-    ``out/results_radiomics``; the CNN results get a ``radiomics`` entry summarising them.
+    ``out/results_radiomics``; the CNN result gets a ``radiomics`` entry summarising them.
     """
-    from featx.extract.run import extract
-    from featx.evaluate.fit import run_fit
-
     out = Path(out)
     manifest = write_demo_images(out, limit_per_split)
     store = out / "features.h5"
-    summary = extract(manifest, BACKBONE, store, models_dir=out / "models_onnx", progress=progress)
+    summary = run_extract(ExtractConfig(backbone=BACKBONE, store=store, models_dir=out / "models_onnx"), manifest,
+                          progress=progress)
     extracted = {"n": summary.n_samples, "extracted": summary.n_extracted, "already": summary.n_already,
                  "failed": len(summary.failures), "wall_s": summary.wall_s, "images_per_s": summary.images_per_s}
-    results = run_fit(store, summary.feature_set, head=HEAD, cv=CV_FOLDS, seed=SEED,
-                      out=out / "results", positive=POSITIVE, progress=progress, extra={"extract": extracted})
+    result = run_fit(_fit_config(store, summary.feature_set, out / "results"), progress=progress,
+                     extra={"extract": extracted})
     if radiomics:
-        results["radiomics"] = run_radiomics_row(manifest, store, out / "results_radiomics", progress)
-        Path(results["outputs"]["results"]).write_text(json.dumps(results, indent=2))  # the row beside the CNN's
-    return results
+        row = run_radiomics_row(manifest, store, out / "results_radiomics", progress)
+        result = replace(result, extra={**result.extra, "radiomics": row})
+        write_results(result, result.outputs["results"])  # the row beside the CNN's
+    return result
+
+
+def _fit_config(store: Path, features: str, out: Path) -> FitConfig:
+    return FitConfig(store=store, features=features, head=HEAD, cv=CV_FOLDS, seed=SEED, out=out, positive=POSITIVE)
 
 
 def run_radiomics_row(manifest: Manifest, store: Path, out: Path, progress: bool) -> dict:
     """pyradiomics (preset ``default``, 2D, whole-image masks) + the same head, CV and test split."""
-    from featx.evaluate.fit import run_fit
-    from featx.radiomics.run import run_radiomics
-
-    s = run_radiomics(manifest, store, params=RADIOMICS_PARAMS, mode="2d", auto_mask="whole", progress=progress)
-    res = run_fit(store, s.feature_set, head=HEAD, cv=CV_FOLDS, seed=SEED, out=out, positive=POSITIVE,
-                  progress=progress)
+    s = run_radiomics(RadiomicsConfig(store=store, params=RADIOMICS_PARAMS, mode="2d", auto_mask="whole"), manifest,
+                      progress=progress)
+    res = run_fit(_fit_config(store, s.feature_set, out), progress=progress)
     return {"feature_set": s.feature_set, "masks": "whole image (BreastMNIST has no lesion masks)",
             "n_features": s.n_features, "computed": s.n_computed, "failed": len(s.failures), "wall_s": s.wall_s,
-            "cv_auc": res["cv"]["pooled"]["auc"], "test": res["test"], "results": str(out / "results.json")}
+            "cv_auc": res.cv.pooled.auc, "test": to_json(res.test), "results": str(out / "results.json")}

@@ -194,7 +194,7 @@ RECIPES = {
 
 def recipe_dir() -> Path:
     """``docs/recipes`` of the featx checkout this module runs from."""
-    d = Path(__file__).resolve().parents[1] / "docs" / "recipes"
+    d = Path(__file__).resolve().parents[2] / "docs" / "recipes"
     if not d.is_dir():
         raise FileNotFoundError(f"{d}: the recipes ship with the featx source tree; run this from a checkout.")
     return d

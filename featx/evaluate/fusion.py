@@ -15,7 +15,7 @@ import numpy as np
 
 from featx.errors import FitError
 from featx.store.feature_set import FeatureSet
-from featx.dataset.manifest import short_list
+from featx.errors import short_list
 
 log = logging.getLogger(__name__)
 

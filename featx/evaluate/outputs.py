@@ -1,20 +1,29 @@
-"""A fit's files: results.json, folds.json, out-of-fold and test prediction CSVs, and the report."""
+"""A run's folder: results.json, folds.json, out-of-fold and test prediction CSVs, and the report.
+
+``fit`` and ``finetune`` write the same files (:func:`write_fit_outputs`), ``bench`` its own table
+(:mod:`featx.evaluate.bench`). The outputs' paths are recorded in the result before it is written.
+"""
+
 from __future__ import annotations
 
 import csv
 import json
+import platform
+from dataclasses import dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
+from featx.report.write import write_report
+from featx.results.io import write_results
+from featx.results.bench import BenchResult
+from featx.results.runs import FitResult
 from featx.store.feature_set import FeatureSet
 
 
 def versions() -> dict:
     """Versions of what computes the numbers, for the provenance block."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for pkg in ("numpy", "scipy", "scikit-learn", "xgboost-cpu", "xgboost", "skops"):
         try:
@@ -24,42 +33,62 @@ def versions() -> dict:
     return out
 
 
-def write_outputs(results: dict, dev: FeatureSet, cvres: dict, units: dict, test: FeatureSet, test_proba: dict,
-                  test_units: dict, out: Path) -> dict:
-    """Write everything under ``out``; records the paths in ``results['outputs']`` and returns them."""
-    from featx.report.html import write_report
+@dataclass
+class Predictions:
+    """What the prediction CSVs are written from: out-of-fold results per unit (sequence model) and test rows."""
 
+    dev: FeatureSet
+    cvres: dict  # unit -> CVResult
+    units: dict  # unit -> boolean mask over dev
+    test: FeatureSet
+    test_proba: dict  # unit -> (n_unit_test, C)
+    test_units: dict  # unit -> boolean mask over test
+    fused: tuple | None = None  # (subjects, probabilities) of a fused test split
+
+
+def write_fit_outputs(result: FitResult, preds: Predictions, out: Path) -> FitResult:
+    """Write everything under ``out``; returns the result with ``outputs`` (the paths) filled in."""
     out.mkdir(parents=True, exist_ok=True)
-    classes = results["classes"]
     paths = {"results": out / "results.json", "folds": out / "folds.json", "oof": out / "oof_predictions.csv"}
-    paths["folds"].write_text(json.dumps(results["folds"]))
-    with _csv(paths["oof"], ["id", "label", "subject", "sequence", "repeat", "fold", "predicted"], classes) as w:
-        for name, res in cvres.items():
-            sel = np.flatnonzero(units[name])
+    paths["folds"].write_text(json.dumps(result.folds))
+    classes = list(result.classes)
+    _write_oof(paths["oof"], preds, classes)
+    if len(preds.test):
+        paths["test_predictions"] = out / "test_predictions.csv"
+        _write_test(paths["test_predictions"], preds, classes)
+        if preds.fused is not None:
+            paths["test_fused"] = out / "test_predictions_fused.csv"
+            with _csv(paths["test_fused"], ["subject", "predicted"], classes) as w:
+                for s, p in zip(*preds.fused):
+                    w.writerow([s, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
+    result = replace(result, outputs={k: str(v) for k, v in paths.items()})
+    report = write_report(result, out)
+    result = replace(result, outputs={**result.outputs, **{k: str(v) for k, v in report.items()}})
+    write_results(result, paths["results"])
+    return result
+
+
+def _write_oof(path: Path, preds: Predictions, classes: list) -> None:
+    dev = preds.dev
+    with _csv(path, ["id", "label", "subject", "sequence", "repeat", "fold", "predicted"], classes) as w:
+        for name, res in preds.cvres.items():
+            sel = np.flatnonzero(preds.units[name])
             for r in range(res.proba.shape[0]):
                 for j, i in enumerate(sel):
                     p = res.proba[r, j]
                     if not np.isnan(p[0]):
                         w.writerow([dev.ids[i], dev.labels[i], dev.subjects[i], dev.sequences[i], r,
                                     int(res.folds.fold_of[r, j]), classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
-    if len(test):
-        paths["test_predictions"] = out / "test_predictions.csv"
-        with _csv(paths["test_predictions"], ["id", "label", "subject", "sequence", "predicted"], classes) as w:
-            for name, m in test_units.items():
-                for j, i in enumerate(np.flatnonzero(m)):
-                    p = test_proba[name][j]
-                    w.writerow([test.ids[i], test.labels[i], test.subjects[i], test.sequences[i],
-                                classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
-        if "fused" in test_proba:
-            paths["test_fused"] = out / "test_predictions_fused.csv"
-            names, proba = test_proba["fused"]
-            with _csv(paths["test_fused"], ["subject", "predicted"], classes) as w:
-                for s, p in zip(names, proba):
-                    w.writerow([s, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
-    results["outputs"] = {k: str(v) for k, v in paths.items()}
-    results["outputs"].update({k: str(v) for k, v in write_report(results, out).items()})
-    paths["results"].write_text(json.dumps(results, indent=2))
-    return paths
+
+
+def _write_test(path: Path, preds: Predictions, classes: list) -> None:
+    test = preds.test
+    with _csv(path, ["id", "label", "subject", "sequence", "predicted"], classes) as w:
+        for name, m in preds.test_units.items():
+            for j, i in enumerate(np.flatnonzero(m)):
+                p = preds.test_proba[name][j]
+                w.writerow([test.ids[i], test.labels[i], test.subjects[i], test.sequences[i],
+                            classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
 
 
 class _csv:
@@ -76,3 +105,57 @@ class _csv:
 
     def __exit__(self, *exc):
         self.fh.close()
+
+
+BENCH_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1")
+
+
+def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: dict) -> BenchResult:
+    """results.json, folds.json, bench.csv (one row per cell, ranked), oof_predictions.csv and the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"results": out / "results.json", "folds": out / "folds.json", "table": out / "bench.csv",
+             "oof": out / "oof_predictions.csv"}
+    paths["folds"].write_text(json.dumps(result.folds))
+    _write_bench_table(paths["table"], result)
+    _write_bench_oof(paths["oof"], result, dev, oof)
+    result = replace(result, outputs={k: str(v) for k, v in paths.items()})
+    report = write_report(result, out)
+    result = replace(result, outputs={**result.outputs, **{k: str(v) for k, v in report.items()}})
+    write_results(result, paths["results"])
+    return result
+
+
+def _write_bench_table(path: Path, result: BenchResult) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["rank", "feature_set", "head", "kind", "n_features"] + [f"cv_{k}" for k in BENCH_KEYS]
+                   + ["cv_auc_delong_lo", "cv_auc_delong_hi", "cv_auc_boot_lo", "cv_auc_boot_hi", "fold_auc_mean",
+                      "fold_auc_sd", "test_auc", "test_accuracy", "seconds"])
+        for c in result.cells:
+            p, fold = c.cv.pooled, c.cv.per_fold.get("auc")
+            lo, hi = p.auc_ci or (None, None)
+            blo, bhi = p.interval("auc") or (None, None)
+            w.writerow([c.rank, c.feature_set, c.head, c.kind, c.n_features] + [_r(p.value(k)) for k in BENCH_KEYS]
+                       + [_r(lo), _r(hi), _r(blo), _r(bhi), _r(fold.mean if fold else None),
+                          _r(fold.sd if fold else None), _r(c.test.auc if c.test else None),
+                          _r(c.test.accuracy if c.test else None), f"{c.seconds:.2f}"])
+
+
+def _write_bench_oof(path: Path, result: BenchResult, dev: FeatureSet, oof: dict) -> None:
+    """One row per (sample, repeat): its fold, then each cell's out-of-fold probability (of the positive class
+    when binary, of every class otherwise)."""
+    classes = list(result.classes)
+    shown = [classes.index(result.positive)] if len(classes) == 2 else list(range(len(classes)))
+    fold_of = np.array([result.folds["fold_of"][str(i)] for i in dev.ids]).T
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "label", "subject", "repeat", "fold"]
+                   + [f"{cell}:p_{classes[k]}" for cell in oof for k in shown])
+        for r in range(fold_of.shape[0]):
+            for i in np.flatnonzero(fold_of[r] >= 0):
+                w.writerow([dev.ids[i], dev.labels[i], dev.subjects[i], r, int(fold_of[r, i])]
+                           + [f"{p[r, i, k]:.6f}" for p in oof.values() for k in shown])
+
+
+def _r(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"

@@ -19,15 +19,17 @@ import numpy as np
 from featx import __version__
 from featx.evaluate.cv import proba_of
 from featx.errors import FeatxError
+from featx.results.codec import to_json
+from featx.results.runs import FitResult
 from featx.store.feature_set import FeatureSet
 from featx.evaluate.fusion import concat_by_subject, fuse_images, subject_level
-from featx.dataset.manifest import short_list
+from featx.errors import short_list
 
 MODEL_FORMAT = 1
 TRUSTED_PREFIXES = ("featx.", "sklearn.", "xgboost.", "numpy.", "scipy.", "builtins.", "collections.")
 
 
-def save_model(path: str | Path, models: dict, results: dict, fs: FeatureSet, sequences: list | None,
+def save_model(path: str | Path, models: dict, result: FitResult, fs: FeatureSet, sequences: list | None,
                fuse_how: str | None, feature_names: list | None = None) -> Path:
     """Write ``models`` (unit name -> fitted estimator) and their metadata to ``path`` (``.skops``).
 
@@ -44,20 +46,19 @@ def save_model(path: str | Path, models: dict, results: dict, fs: FeatureSet, se
         "format": MODEL_FORMAT,
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "feature_set": results["feature_set"],
+        "feature_set": result.feature_set,
         "kind": fs.provenance.get("kind"),
         "provenance": fs.provenance,
-        "classes": results["classes"],
-        "positive": results["cv"]["pooled"].get("positive"),
-        "head": results["head"],
-        "dropped_features": results["dropped_features"],
+        "classes": list(result.classes),
+        "positive": result.cv.pooled.positive,
+        "head": to_json(result.head),
+        "dropped_features": list(result.dropped_features),
         "feature_names": feature_names,
-        "n_features": results["n_features"],
+        "n_features": result.n_features,
         "fuse": fuse_how,
         "sequences": sequences,
-        "trained_on": {"store": results["store"], "n": results["n_dev"], "protocol": results["protocol"]["folds"],
-                       "cv_auc": results["cv"]["pooled"].get("auc"),
-                       "test_auc": (results.get("test") or {}).get("auc")},
+        "trained_on": {"store": result.store, "n": result.n_dev, "protocol": result.protocol.folds,
+                       "cv_auc": result.cv.pooled.auc, "test_auc": result.test.auc if result.test else None},
     }
     tmp = path.with_name(path.name + ".part")
     sio.dump({"meta_json": json.dumps(meta), "models": models}, tmp)

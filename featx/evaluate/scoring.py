@@ -1,13 +1,26 @@
-"""Out-of-fold predictions -> the metrics bundle a report shows (image level, subject level, per fold, CIs)."""
+"""Out-of-fold predictions -> the typed scores a report shows (pooled, per fold, per repeat, subject level, CIs)."""
+
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from featx.evaluate.fusion import MIXED, subject_level
+from featx.evaluate.fusion import MIXED, fuse_images, fuse_repeats, subject_level
 from featx.evaluate.metrics import SUMMARY_KEYS, bootstrap, classification_metrics, roc_on_grid
+from featx.results.codec import from_json
+from featx.results.metrics import CVScores, FoldStat, Metrics, Roc
+from featx.results.runs import SequenceScores
+from featx.store.feature_set import FeatureSet
 
 
-def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: int = 1000, seed: int = 0) -> dict:
+def metrics_of(d: dict) -> Metrics:
+    """:func:`~featx.evaluate.metrics.classification_metrics`' dict as typed Metrics."""
+    return from_json(Metrics, d)
+
+
+def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: int = 1000, seed: int = 0,
+             level: str = "image") -> CVScores:
     """Score out-of-fold probabilities of one model.
 
     Parameters
@@ -21,14 +34,8 @@ def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: i
         Bootstrap unit, and the subject-level aggregation when some subject has several samples.
     n_boot : int
         Bootstrap resamples for the CIs (0: DeLong only).
-
-    Returns
-    -------
-    dict
-        ``pooled`` (metrics of each sample's repeat-averaged out-of-fold probability; ``ci``
-        = bootstrap CIs), ``per_fold`` (mean, sd, values over every repeat x fold),
-        ``per_repeat`` (pooled AUC and accuracy per repeat), ``subject`` (same at subject
-        level, or None), ``roc`` (curve with bootstrap band, binary only).
+    level : str
+        What a row is (``image``, or a subject-level description for fused runs).
     """
     y = np.asarray(y)
     proba = np.asarray(proba, float)
@@ -36,27 +43,34 @@ def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: i
     mean = np.nanmean(proba[:, tested], axis=0)  # each tested sample's probability averaged over its repeats
     yt = y[tested]
     subj = None if subjects is None else np.asarray(subjects).astype(str)[tested]
-    out = {"n_tested": int(tested.sum())}
-    out["pooled"] = metrics_with_ci(yt, mean, classes, subj, positive, n_boot, seed)
-    out["roc"] = out["pooled"].pop("roc")
-    out["per_fold"] = _per_fold(y, proba, fold_of, classes, positive)
-    out["per_repeat"] = [
-        {k: classification_metrics(y[~np.isnan(p[:, 0])], p[~np.isnan(p[:, 0])], classes, positive).get(k)
-         for k in ("auc", "accuracy")} for p in proba
-    ] if len(proba) > 1 else None
-    out["subject"] = None
-    if subj is not None and len(np.unique(subj)) < len(subj):
-        names, ys, ps = subject_level(subj, yt, mean)
-        ok = ys != MIXED
-        m = classification_metrics(ys[ok], ps[ok], classes, positive)
-        if n_boot:
-            m["ci"] = bootstrap(ys[ok], ps[ok], classes, None, positive, n_boot=n_boot, seed=seed)["ci"]
-        m["n_subjects"], m["mixed_label_subjects"] = int(ok.sum()), int((~ok).sum())
-        out["subject"] = m
-    return out
+    pooled = metrics_with_ci(yt, mean, classes, subj, positive, n_boot, seed)
+    per_repeat = None
+    if len(proba) > 1:
+        per_repeat = tuple({k: classification_metrics(y[~np.isnan(p[:, 0])], p[~np.isnan(p[:, 0])], classes,
+                                                      positive).get(k) for k in ("auc", "accuracy")} for p in proba)
+    return CVScores(n_tested=int(tested.sum()), pooled=_without_roc(pooled), roc=pooled.roc,
+                    per_fold=per_fold(y, proba, fold_of, classes, positive), per_repeat=per_repeat,
+                    subject=_subject_level(subj, yt, mean, classes, positive, n_boot, seed), level=level)
 
 
-def metrics_with_ci(y, proba, classes, groups=None, positive=None, n_boot: int = 1000, seed: int = 0) -> dict:
+def _without_roc(m: Metrics) -> Metrics:
+    return replace(m, roc=None)
+
+
+def _subject_level(subj, yt, mean, classes, positive, n_boot, seed) -> Metrics | None:
+    """The same metrics on each subject's mean probability, when some subject has several samples."""
+    if subj is None or len(np.unique(subj)) == len(subj):
+        return None
+    _, ys, ps = subject_level(subj, yt, mean)
+    ok = ys != MIXED
+    m = classification_metrics(ys[ok], ps[ok], classes, positive)
+    if n_boot:
+        m["ci"] = bootstrap(ys[ok], ps[ok], classes, None, positive, n_boot=n_boot, seed=seed)["ci"]
+    m["n_subjects"], m["mixed_label_subjects"] = int(ok.sum()), int((~ok).sum())
+    return metrics_of(m)
+
+
+def metrics_with_ci(y, proba, classes, groups=None, positive=None, n_boot: int = 1000, seed: int = 0) -> Metrics:
     """Metrics of one set of predictions with their bootstrap CIs (``ci``, ``ci_unit``) and ``roc`` (with band)."""
     m = classification_metrics(y, proba, classes, positive)
     if n_boot:
@@ -64,15 +78,17 @@ def metrics_with_ci(y, proba, classes, groups=None, positive=None, n_boot: int =
         m["ci"], m["ci_unit"], m["roc"] = boot["ci"], boot["unit"], boot.get("roc")
     else:
         m["roc"] = roc_on_grid(y, proba, classes, positive)
-    return m
+    return metrics_of(m)
 
 
 def fold_scores(y, proba, fold_of, classes, positive=None, key: str = "auc") -> np.ndarray:
     """``key`` in each (repeat, fold), in repeat-major order (for paired fold-wise tests)."""
-    return np.array(_per_fold(y, proba, fold_of, classes, positive, keys=(key,))[key]["values"])
+    stat = per_fold(y, proba, fold_of, classes, positive, keys=(key,)).get(key)
+    return np.array(stat.values if stat else [], dtype=float)
 
 
-def _per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> dict:
+def per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> dict[str, FoldStat]:
+    """Each metric in every (repeat, fold): mean, sd and the values."""
     rows = []
     for r in range(len(proba)):
         for f in np.unique(fold_of[r][fold_of[r] >= 0]):
@@ -83,38 +99,46 @@ def _per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> d
         vals = np.array([r.get(key, np.nan) for r in rows], dtype=float)
         if len(vals) and key in rows[0]:
             finite = vals[~np.isnan(vals)]
-            out[key] = {"mean": float(finite.mean()) if len(finite) else float("nan"),
-                        "sd": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
-                        "values": vals.tolist()}
+            out[key] = FoldStat(float(finite.mean()) if len(finite) else float("nan"),
+                                float(finite.std(ddof=1)) if len(finite) > 1 else 0.0, tuple(vals.tolist()))
     return out
 
 
-def score_fused(results: dict, dev, test, proba: dict, evals: dict, units: dict, test_units: dict, test_proba: dict,
-                folds, how: str, positive=None, n_boot: int = 1000, seed: int = 0) -> None:
-    """Fill ``results`` for one model per sequence fused per subject (``vote``/``mean``): ``cv`` and ``test``
-    at subject level, ``sequences`` (each sequence's own CV and test metrics); adds ``test_proba['fused']``.
+@dataclass
+class FusedScores:
+    """The scores of one model per sequence fused per subject (``vote``/``mean``)."""
+
+    cv: CVScores
+    sequences: dict[str, SequenceScores]
+    test: Metrics | None = None
+    test_subjects: tuple | None = None  # (subject names, fused probabilities) of the test split
+
+
+def score_fused(dev: FeatureSet, test: FeatureSet, classes: list, proba: dict, evals: dict, units: dict,
+                test_units: dict, test_proba: dict, folds, how: str, positive=None, n_boot: int = 1000,
+                seed: int = 0) -> FusedScores:
+    """Score one model per sequence fused per subject: CV and test at subject level, and each sequence's own.
 
     ``proba``: sequence -> out-of-fold probabilities (R, n_q, C) of the rows ``units[sequence]`` of ``dev``;
     ``evals``: sequence -> its :func:`evaluate`; ``test_proba``: sequence -> probabilities of its test rows.
     """
-    from featx.evaluate.fusion import fuse_images, fuse_repeats
-
-    classes = results["classes"]
     code = lambda labels: np.searchsorted(classes, labels)  # noqa: E731  (classes are sorted)
     names, ys, _ = subject_level(dev.subjects, code(dev.labels), np.zeros((len(dev), 1)))
     fused = fuse_repeats({q: (dev.subjects[units[q]], p) for q, p in proba.items()}, how, names)
     fold_s = folds.fold_of[:, np.unique(dev.subjects, return_index=True)[1]]  # a subject's fold: its rows' fold
-    results["cv"] = evaluate(ys, fused, fold_s, classes, None, positive, n_boot, seed)
-    results["cv"]["level"] = f"subject ({how} of {len(units)} sequence models)"
-    results["sequences"] = {q: {"cv": e, "n": int(units[q].sum())} for q, e in evals.items()}
+    cv = evaluate(ys, fused, fold_s, classes, None, positive, n_boot, seed,
+                  level=f"subject ({how} of {len(units)} sequence models)")
+    sequences = {}
+    for q, e in evals.items():
+        m = test_units.get(q)
+        seq_test = None
+        if len(test) and m is not None and m.any():
+            seq_test = metrics_of(classification_metrics(code(test.labels[m]), test_proba[q], classes, positive))
+        sequences[q] = SequenceScores(cv=e, n=int(units[q].sum()), test=seq_test)
     if not len(test):
-        return
-    for q, m in test_units.items():
-        if m.any():
-            results["sequences"][q]["test"] = classification_metrics(code(test.labels[m]), test_proba[q], classes,
-                                                                     positive)
+        return FusedScores(cv, sequences)
     tn, tp = fuse_images({q: (test.subjects[m], test_proba[q]) for q, m in test_units.items()}, how)
     _, ty, _ = subject_level(test.subjects, code(test.labels), np.zeros((len(test), 1)))
-    results["test"] = metrics_with_ci(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None,
-                                      positive, n_boot, seed)
-    test_proba["fused"] = (tn, tp)
+    test_metrics = metrics_with_ci(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None, positive,
+                                   n_boot, seed)
+    return FusedScores(cv, sequences, test_metrics, (tn, tp))

@@ -17,10 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from featx.backbones.export import export_onnx
+from featx.backbones.resolve import resolve_backbone
+from featx.backbones.runtime import OrtRuntime
+from featx.dataset.manifest import Sample
 from featx.errors import FeatxError
+from featx.images.loader import SampleReader
+from featx.images.preprocess import Preprocessor
 
 
 class FeatxEmbedder(TransformerMixin, BaseEstimator):
@@ -56,11 +63,9 @@ class FeatxEmbedder(TransformerMixin, BaseEstimator):
 
     def fit(self, X=None, y=None):
         """Load the backbone and export (or reuse) its ONNX model; ``X`` and ``y`` are not used."""
-        from featx.backbones.export import export_onnx
-        from featx.backbones.weights import load_backbone
-
-        spec, model = load_backbone(self.backbone, self.weights, layer=self.layer)
-        exported = export_onnx(spec, model, self.models_dir)
+        resolved = resolve_backbone(self.backbone, self.weights, self.layer, self.models_dir)
+        spec = resolved.spec
+        exported = resolved.exported or export_onnx(spec, resolved.model, self.models_dir)
         self.spec_ = spec
         self.onnx_path_ = str(exported.onnx_path)
         self.onnx_sha256_ = exported.onnx_sha256
@@ -69,8 +74,6 @@ class FeatxEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def _runtime(self):
-        from featx.backbones.runtime import OrtRuntime
-
         if getattr(self, "_session", None) is None:
             self._session = OrtRuntime(self.onnx_path_, provider=self.provider)
         return self._session
@@ -82,9 +85,6 @@ class FeatxEmbedder(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """Embeddings ``(n, D)`` float32 of the images in ``X`` (paths, PIL images or uint8 arrays)."""
-        from featx.images.loader import SampleReader
-        from featx.images.preprocess import Preprocessor
-
         check_is_fitted(self, "onnx_path_")
         pre, reader = Preprocessor.from_spec(self.spec_), SampleReader(self.window, keep_grey=True)
         items = list(X)
@@ -97,10 +97,6 @@ class FeatxEmbedder(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _image(x, reader, i: int):
-        from PIL import Image
-
-        from featx.dataset.manifest import Sample
-
         if isinstance(x, Image.Image):
             return x if x.mode in ("RGB", "L") else x.convert("RGB")
         if isinstance(x, np.ndarray):

@@ -14,38 +14,24 @@ with its reason and the run goes on, up to a limit.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import queue
 import threading
 import time
 from collections import deque
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from featx.errors import ExtractionAborted, FeatxError
+from featx.failures import RunStats, aborted, failure_reason
 from featx.images.loader import content_hash
 from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKAHEAD = 3  # batches decoding ahead of the model (benchmarks/extract.py --lookahead)
-DEFAULT_MAX_FAILURES = "10%"
-
-
-def parse_max_failures(value: str | int | None, total: int) -> int:
-    """``N`` or ``P%`` (of ``total``) -> the largest tolerated number of failures."""
-    if value is None:
-        value = DEFAULT_MAX_FAILURES
-    text = str(value).strip()
-    try:
-        if text.endswith("%"):
-            return int(float(text[:-1]) / 100.0 * total)
-        return int(text)
-    except ValueError:
-        raise FeatxError(f"--max-failures must be a count like 5 or a share like 2%, got {value!r}.") from None
 
 
 class SampleLoader:
@@ -59,39 +45,11 @@ class SampleLoader:
         return x, content_hash(sample.path)
 
 
-@dataclass
-class BatchStats:
-    """Counts the pipeline keeps while it runs."""
-
-    done: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    compute_s: float = 0.0  # time in the model
-    wait_s: float = 0.0  # time the model waited for decoded images
-
-
-def aborted(stats: BatchStats, limit: int, where: str) -> ExtractionAborted:
-    """The error that stops a run with too many failed samples."""
-    return ExtractionAborted(
-        f"{len(stats.failures)} sample(s) failed, more than --max-failures allows ({limit}); first: "
-        f"{stats.failures[0][1]}. The {stats.done} rows computed are kept in {where}: "
-        "fix or drop the bad files and rerun to resume."
-    )
-
-
 def _pool(mode: str, workers: int) -> Executor:
+    """Decoding workers: threads, or processes (forkserver: never fork a process that has runtime threads)."""
     if mode == "thread":
         return ThreadPoolExecutor(max_workers=workers)
-    if mode == "process":
-        import multiprocessing
-
-        # forkserver: never fork a process that has runtime threads running
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
-    raise FeatxError(f"Unknown decode mode {mode!r}; choose thread or process.")
-
-
-def failure_reason(exc: BaseException, sample) -> str:
-    """Why a sample failed: a featx error says it all; anything else is named with the file."""
-    return str(exc) if isinstance(exc, FeatxError) else f"{sample.path}: {type(exc).__name__}: {exc}"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
 
 
 class _Writer(threading.Thread):
@@ -135,7 +93,7 @@ def run_pipeline(
     lookahead: int = DEFAULT_LOOKAHEAD,
     progress: bool = True,
     where: str = "the store",
-) -> BatchStats:
+) -> RunStats:
     """Run ``todo`` ((row, sample) pairs) through ``load`` -> ``compute`` -> ``sink``.
 
     ``sink(ok, X, failed)`` gets ``ok`` = [(row, sample_id, sha256)], the feature
@@ -147,7 +105,7 @@ def run_pipeline(
         When more than ``limit`` samples failed; what the sink got is kept.
     """
     workers = workers or min(8, os.cpu_count() or 1)
-    stats = BatchStats()
+    stats = RunStats()
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     writer = _Writer(sink)
     writer.start()

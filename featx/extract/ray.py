@@ -20,7 +20,9 @@ import time
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.extract.pipeline import BatchStats, failure_reason, aborted
+from featx.backbones.runtime import OrtRuntime
+from featx.extract.tta import with_tta
+from featx.failures import RunStats, aborted, failure_reason
 from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,6 @@ class OrtFactory:
         self.provider = f"Ray actors ({provider})"
 
     def __call__(self, threads: int | None):
-        from featx.backbones.runtime import OrtRuntime
-
         fd, path = tempfile.mkstemp(suffix=".onnx")
         with os.fdopen(fd, "wb") as f:
             f.write(self.onnx_bytes)
@@ -67,10 +67,7 @@ class _Backbone:
     """Ray actor: one runtime, many batches."""
 
     def __init__(self, factory, threads, tta, dim):
-        from featx.extract.run import _hflip_mean
-
-        runtime = factory(threads)
-        self.compute = runtime.run if tta == "none" else _hflip_mean(runtime.run)
+        self.compute = with_tta(factory(threads).run, tta)
         self.dim = dim
 
     def __call__(self, batch: dict) -> dict:
@@ -98,8 +95,8 @@ def _init(address: str):
     return ray
 
 
-def run_on_ray(address, todo, loader, factory, sink, *, dim, batch_size, limit, label, progress, tta, where) -> BatchStats:
-    """Run ``todo`` on Ray; ``sink`` gets the same (ok, X, failed) batches as :func:`featx.pipeline.run_pipeline`."""
+def run_on_ray(address, todo, loader, factory, sink, *, dim, batch_size, limit, label, progress, tta, where) -> RunStats:
+    """Run ``todo`` on Ray; ``sink`` gets the same (ok, X, failed) batches as :func:`featx.extract.pipeline.run_pipeline`."""
     ray = _init(address)
     res = ray.cluster_resources()
     gpus, cpus = int(res.get("GPU", 0)), max(1, int(res.get("CPU", 1)))
@@ -116,7 +113,7 @@ def run_on_ray(address, todo, loader, factory, sink, *, dim, batch_size, limit, 
                         num_cpus=1)
     ds = ds.map_batches(_Backbone, fn_constructor_args=(factory, threads, tta, dim), batch_size=batch_size,
                         batch_format="numpy", concurrency=actors, **actor_res)
-    stats = BatchStats()
+    stats = RunStats()
     t0 = time.perf_counter()
     with progress_bar(label, total=len(todo), enabled=progress) as bar:
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):

@@ -1,33 +1,38 @@
-"""Manifest + backbone -> batches -> runtime -> store. Resumable: only unfilled rows are computed.
+"""``featx extract``: manifest + backbone -> batches -> runtime -> store. Resumable: only unfilled rows are computed.
 
-Decoding and preprocessing run in a thread pool (PIL and numpy release the GIL)
-with a bounded look-ahead of batches, so memory stays flat; every batch carries
-its row indices and the store writes by index.
+Decoding and preprocessing run in a pool of workers with a bounded look-ahead of batches
+(:mod:`featx.extract.pipeline`), so memory stays flat; every batch carries its row indices and
+the store writes by index.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from featx import __version__
-from featx.errors import FeatxError
-from featx.images import Preprocessor
+from featx.backbones.export import ExportedModel, export_onnx
+from featx.backbones.resolve import ResolvedBackbone, resolve_backbone
+from featx.backbones.runtime import OrtRuntime, TorchRuntime, choose_runtime
+from featx.backbones.spec import BackboneSpec
+from featx.dataset.manifest import Manifest
+from featx.errors import ConfigError
+from featx.extract.config import ExtractConfig
+from featx.extract.pipeline import SampleLoader, run_pipeline
+from featx.extract.ray import OrtFactory, run_on_ray
+from featx.extract.tta import HFLIP_PROVENANCE, with_tta
+from featx.failures import max_failures
 from featx.images.loader import SampleReader
 from featx.images.loader import describe as describe_window
-from featx.dataset.manifest import Manifest
-from featx.extract.pipeline import DEFAULT_LOOKAHEAD, SampleLoader, parse_max_failures, run_pipeline
+from featx.images.preprocess import Preprocessor
 from featx.progress import spinner
 from featx.store.writer import store_writer
 
 log = logging.getLogger(__name__)
-
-TTA_CHOICES = ("none", "hflip")
 
 
 @dataclass
@@ -55,151 +60,95 @@ class ExtractSummary:
         return self.n_extracted / self.loop_s if self.loop_s > 0 else 0.0
 
 
-def extract(
-    manifest: Manifest,
-    backbone: str,
-    store: str | Path,
-    *,
-    weights: str = "imagenet",
-    name: str | None = None,
-    batch_size: int = 32,
-    workers: int | None = None,
-    provider: str = "auto",
-    models_dir: str | Path = "models_onnx",
-    overwrite: bool = False,
-    max_failures: str | int | None = None,
-    window: str = "auto",
-    layer: str | None = None,
-    runtime: str = "auto",
-    precision: str = "fp32",
-    compile: bool = False,
-    tta: str = "none",
-    decode: str = "thread",
-    lookahead: int = DEFAULT_LOOKAHEAD,
-    ray: str | None = None,
-    progress: bool = True,
-    interpolation: str | None = None,
-    resize_to_input: bool = False,
-) -> ExtractSummary:
-    """Compute backbone features for every sample of ``manifest`` into ``store``.
+@dataclass
+class _Runner:
+    """The model, ready to run: ``run(batch) -> features``, where it runs, and what it is."""
+
+    run: object
+    provider: str
+    runtime_version: str
+    exported: ExportedModel | None
+
+
+@dataclass(frozen=True)
+class FeatureSetPlan:
+    """The feature set a run writes: its name, what defines its numbers, and its provenance."""
+
+    name: str
+    spec: BackboneSpec
+    identity: str
+    provenance: dict
+
+
+def run_extract(cfg: ExtractConfig, manifest: Manifest | None = None, *, progress: bool = True) -> ExtractSummary:
+    """Compute backbone features for every sample of ``manifest`` (default: ``cfg.manifest``) into ``cfg.store``.
 
     Parameters
     ----------
-    manifest : Manifest
-        Samples to extract; their ids key the store rows.
-    backbone : str
-        Registered backbone (``featx backbones``).
-    store : path
-        HDF5 store, created when missing.
-    weights : str
-        ``imagenet``, ``random`` or a weights file (see :func:`featx.backbones.weights.load_backbone`).
-    name : str, optional
-        Feature-set name; default the arch (``resnet18``) for ImageNet weights, else the spec name.
-    batch_size, workers : int
-        Inference batch size; decoding threads (default: CPU count, at most 8).
-    provider : {'auto', 'cpu', 'cuda'}
-        ONNX Runtime execution provider.
-    models_dir : path
-        Where ONNX exports are cached.
-    overwrite : bool
-        Recompute every row (and replace a feature set made with other settings).
-    max_failures : int or str
-        Abort once more samples than this failed (``N`` or ``P%``); written rows stay.
-    window : str
-        Intensity window for volume and DICOM samples (:mod:`featx.images.intensity`).
-    layer : str, optional
-        Where to cut the backbone (``featx backbones`` lists the layers); default the pooled penultimate layer.
-    runtime : {'auto', 'onnx', 'torch'}
-        ``auto``: ONNX Runtime, except on a GPU machine whose ONNX Runtime has no GPU provider,
-        where torch runs on the GPU instead.
-    precision : {'fp32', 'fp16', 'bf16'}
-        fp16 on ONNX Runtime needs TensorRT; torch runs fp16/bf16 under autocast on the GPU.
-    compile : bool
-        ``torch.compile`` the model (torch runtime; worth it for large GPU jobs).
-    tta : {'none', 'hflip'}
-        ``hflip``: each row is the mean of the features of the image and of its mirror.
-    decode : {'thread', 'process'}
-        Decoding workers (threads measured faster, see ``benchmarks/extract.py``).
-    lookahead : int
-        Batches decoded ahead of the model (bounds memory).
-    ray : str, optional
-        Run on a Ray cluster: ``auto`` (the running one, or ``$RAY_ADDRESS``), ``local`` (start one
-        here) or an address such as ``ray://head:10001``; see
-        :mod:`featx.extract.ray`. The store is the same as a local run's.
+    cfg : ExtractConfig
+        Every setting (see :class:`~featx.extract.config.ExtractConfig`).
+    manifest : Manifest, optional
+        The samples; their ids key the store rows.
     progress : bool
-        Show a progress bar.
-    interpolation : {'bilinear', 'bicubic'}, optional
-        Resize filter instead of the weights' own (e.g. bicubic for Inception-v3 as a study used it).
-    resize_to_input : bool
-        Resize the short side straight to the input size (299 for Inception-v3) instead of the weights'
-        larger resize + centre crop, so a lesion crop keeps its margins.
+        Show progress bars.
 
     Returns
     -------
     ExtractSummary
     """
-    from featx.backbones.export import export_onnx
-    from featx.backbones.external import is_onnx_ref, load_onnx_backbone
-    from featx.backbones.runtime import OrtRuntime, TorchRuntime
-    from featx.backbones.weights import load_backbone
-    from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
-
     t0 = time.perf_counter()
-    if interpolation not in (None, "bilinear", "bicubic"):
-        raise FeatxError(f"Unknown --interpolation {interpolation!r}; choose bilinear or bicubic (default: the weights' own).")
-    kind = choose_runtime(runtime, provider, precision)  # refuse bad options before any model work
-    parse_max_failures(max_failures, len(manifest))
-    if tta not in TTA_CHOICES:
-        raise FeatxError(f"Unknown --tta {tta!r}; choose one of {', '.join(TTA_CHOICES)}.")
-    if decode not in ("thread", "process"):
-        raise FeatxError(f"Unknown --decode {decode!r}; choose thread or process.")
-    if ray is not None and kind != "onnx":
-        raise FeatxError("--ray runs the backbone on ONNX Runtime in Ray actors; use --runtime onnx with it.")
-    reader = SampleReader(window, keep_grey=True)
-    exported = finetuned = None
-    if is_onnx_ref(backbone):
-        if kind != "onnx":
-            raise FeatxError(f"{backbone}: a user ONNX model runs on --runtime onnx only.")
-        exported = load_onnx_backbone(backbone)
-        spec = exported.spec
-    elif is_finetuned_ref(backbone):
-        if weights != "imagenet" or layer is not None:
-            raise FeatxError(f"{backbone} is a fine-tuned backbone with its own weights and layer; drop --weights/--layer.")
-        spec, model, finetuned = load_finetuned(backbone, models_dir)
-    else:
-        spec, model = load_backbone(backbone, weights, layer=layer)
-    if kind == "onnx":
-        if exported is None:
-            with spinner(f"ONNX export of {spec.name} (reused when cached)", enabled=progress):
-                exported = export_onnx(spec, model, models_dir)
-            del model
-        cache_dir = Path(models_dir) / "tensorrt_cache"
-        if ray is None:
-            runner = OrtRuntime(exported.onnx_path, provider=provider, precision=precision, cache_dir=cache_dir)
-        else:  # the actors build their own sessions; nothing runs here
-            from featx.extract.ray import OrtFactory
+    cfg.require("backbone", "store", *(() if manifest is not None else ("manifest",)))
+    manifest = manifest if manifest is not None else Manifest.load(cfg.manifest)
+    kind = choose_runtime(cfg.runtime, cfg.provider, cfg.precision)  # refuse what cannot run before model work
+    limit = max_failures(cfg.max_failures, len(manifest))
+    backbone = resolve_backbone(cfg.backbone, cfg.weights, cfg.layer, cfg.models_dir)
+    runner = _runner(backbone, kind, cfg, progress)
+    plan = plan_feature_set(cfg, backbone, runner)
+    summary = _extract_rows(manifest, cfg, plan, runner, limit, progress)
+    summary.wall_s = time.perf_counter() - t0
+    return summary
 
-            runner = OrtFactory(exported.onnx_path.read_bytes(), provider, precision, str(cache_dir))
-        import onnxruntime
 
-        runtime_version = f"onnxruntime {onnxruntime.__version__}"
-    else:
+def _runner(backbone: ResolvedBackbone, kind: str, cfg: ExtractConfig, progress: bool) -> _Runner:
+    """ONNX Runtime on the (cached) export, a Ray actor factory, or torch."""
+    if kind == "torch":
         import torch
 
+        if not backbone.trainable:
+            raise ConfigError(f"{cfg.backbone}: a user ONNX model runs on runtime onnx only.", "runtime")
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        runner = TorchRuntime(model, device=device, precision=precision, compile=compile)
+        rt = TorchRuntime(backbone.model, device=device, precision=cfg.precision, compile=cfg.compile)
         if device == "cuda":
-            with spinner(f"warming up {runner.provider}", enabled=progress):
-                runner.warm_up(batch_size, spec.input_shape)
-        runtime_version = f"torch {torch.__version__}"
-    if interpolation is not None or resize_to_input:  # preprocessing only: the network (and its export) is unchanged
-        from dataclasses import replace
+            with spinner(f"warming up {rt.provider}", enabled=progress):
+                rt.warm_up(cfg.batch_size, backbone.spec.input_shape)
+        return _Runner(rt.run, rt.provider, f"torch {torch.__version__}", None)
+    import onnxruntime
 
-        spec = replace(spec, interpolation=interpolation or spec.interpolation,
-                       resize_size=spec.crop_size if resize_to_input else spec.resize_size)
+    exported = backbone.exported
+    if exported is None:
+        with spinner(f"ONNX export of {backbone.spec.name} (reused when cached)", enabled=progress):
+            exported = export_onnx(backbone.spec, backbone.model, cfg.models_dir)
+        backbone.model = None  # the session holds the model from here on
+    cache_dir = Path(cfg.models_dir) / "tensorrt_cache"
+    version = f"onnxruntime {onnxruntime.__version__}"
+    if cfg.ray is not None:  # the actors build their own sessions; nothing runs here
+        factory = OrtFactory(exported.onnx_path.read_bytes(), cfg.provider, cfg.precision, str(cache_dir))
+        return _Runner(factory, factory.provider, version, exported)
+    rt = OrtRuntime(exported.onnx_path, provider=cfg.provider, precision=cfg.precision, cache_dir=cache_dir)
+    return _Runner(rt.run, rt.provider, version, exported)
+
+
+def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Runner) -> FeatureSetPlan:
+    """The feature set's name, effective spec (preprocessing overrides applied), identity and provenance."""
+    spec = backbone.spec
+    interpolation, interpolation_from = cfg.effective("interpolation", spec.interpolation)
+    if cfg.interpolation is not None or cfg.resize_to_input:  # preprocessing only: the network is unchanged
+        spec = replace(spec, interpolation=interpolation,
+                       resize_size=spec.crop_size if cfg.resize_to_input else spec.resize_size)
     layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
-    plain = weights == "imagenet" and not is_onnx_ref(backbone) and finetuned is None
-    name = name or (spec.arch + layer_suffix if plain else spec.name)
+    plain = cfg.weights == "imagenet" and backbone.source == "registry"
+    name = cfg.name or (spec.arch + layer_suffix if plain else spec.name)
+    exported = runner.exported
     provenance = {
         "kind": "cnn",
         "spec": spec.to_dict(),
@@ -207,96 +156,61 @@ def extract(
         "onnx_sha256": exported.onnx_sha256 if exported else None,
         "opset": exported.sidecar["opset"] if exported else None,
         "exporter": exported.sidecar["exporter"] if exported else None,
-        "runtime": runtime_version,
+        "runtime": runner.runtime_version,
         "provider": runner.provider,
-        "precision": precision,
+        "precision": cfg.precision,
         "preprocessing": (
             f"resize short side {spec.resize_size} ({spec.interpolation}, antialiased), centre crop "
             f"{spec.crop_size}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
         ),
-        "intensity": describe_window(window),
-        # what 'featx predict' passes to extract() to compute the same features for new images
-        "args": {"backbone": str(backbone), "weights": str(weights), "layer": layer, "window": window, "tta": tta,
-                 "interpolation": interpolation, "resize_to_input": resize_to_input},
+        "intensity": describe_window(cfg.window),
+        # the whole config, and where each setting in force came from ('featx predict' rebuilds it)
+        "config": cfg.record(),
+        "settings": {"interpolation": {"value": interpolation, "source": interpolation_from}},
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    if finetuned is not None:  # fit/bench warn when these features are cross-validated on their training rows
-        provenance["finetune"] = {k: finetuned.get(k) for k in ("run", "trained_on", "base_weights", "freeze", "classes")}
+    if backbone.finetune is not None:  # fit/bench warn when these features are cross-validated on their training rows
+        provenance["finetune"] = {k: backbone.finetune.get(k) for k in ("run", "trained_on", "base_weights", "freeze",
+                                                                        "classes")}
     # fp16/bf16 change the numbers slightly: such features never mix with fp32 rows under one name
-    identity = hashlib.sha256((spec.to_json() + "|window=" + window
-                               + ("" if precision == "fp32" else f"|precision={precision}")).encode()).hexdigest()
-    pre = Preprocessor.from_spec(spec)
-
-    if tta != "none":
-        provenance["tta"] = "mean of the features of the image and of its horizontal mirror"
-        identity = hashlib.sha256(f"{identity}|tta={tta}".encode()).hexdigest()
-
-    with store_writer(store) as w:
-        todo, removed = w.register(manifest, name, spec.feature_dim, provenance, identity, "cnn", overwrite)
-        summary = ExtractSummary(
-            name, Path(store), spec.name, runner.provider, exported.onnx_path if exported else None,
-            n_samples=len(manifest), n_already=len(manifest) - len(todo), n_extracted=0, n_removed=removed,
-        )
-        limit = parse_max_failures(max_failures, len(manifest))
-        if todo:
-            journal = w.start_journal(name, identity, spec.feature_dim)
-            t_loop = time.perf_counter()
-            try:
-                if ray is not None:
-                    from featx.extract.ray import run_on_ray
-
-                    stats = run_on_ray(ray, todo, SampleLoader(reader, pre), runner, journal.append,
-                                       dim=spec.feature_dim, batch_size=batch_size, limit=limit, label=f"extract {name} (ray)",
-                                       progress=progress, tta=tta, where=str(store))
-                else:
-                    compute = runner.run if tta == "none" else _hflip_mean(runner.run)
-                    stats = run_pipeline(todo, SampleLoader(reader, pre), compute, journal.append,
-                                         batch_size=batch_size, limit=limit, label=f"extract {name}",
-                                         workers=workers, mode=decode, lookahead=lookahead, progress=progress,
-                                         where=str(store))
-                summary.failures = stats.failures
-                summary.compute_s, summary.wait_s = stats.compute_s, stats.wait_s
-            finally:
-                summary.n_extracted = journal.rows_ok  # what reached the journal, also when the run stops early
-        # leaving the writer commits the journal to the store (also after an error: nothing computed is lost)
-    if todo:
-        summary.loop_s = time.perf_counter() - t_loop
-    summary.wall_s = time.perf_counter() - t0
-    return summary
+    identity = hashlib.sha256((spec.to_json() + "|window=" + cfg.window
+                               + ("" if cfg.precision == "fp32" else f"|precision={cfg.precision}")).encode()).hexdigest()
+    if cfg.tta != "none":
+        provenance["tta"] = HFLIP_PROVENANCE
+        identity = hashlib.sha256(f"{identity}|tta={cfg.tta}".encode()).hexdigest()
+    return FeatureSetPlan(name, spec, identity, provenance)
 
 
-def _hflip_mean(run):
-    """Test-time augmentation: mean of the features of each image and of its mirror (one batch of 2n)."""
-
-    def compute(x: np.ndarray) -> np.ndarray:
-        y = run(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]))
-        n = len(x)
-        return (y[:n] + y[n:]) / 2
-
-    return compute
-
-
-def choose_runtime(runtime: str, provider: str, precision: str) -> str:
-    """``auto``/``onnx``/``torch`` -> ``onnx`` or ``torch``, refusing combinations that cannot run here."""
-    from featx.backbones.runtime import TORCH_PRECISIONS, gpu_present, provider_candidates
-
-    if runtime not in ("auto", "onnx", "torch"):
-        raise FeatxError(f"Unknown --runtime {runtime!r}; choose auto, onnx or torch.")
-    if runtime == "torch":
-        if precision not in TORCH_PRECISIONS:
-            raise FeatxError(f"Unknown --precision {precision!r}; choose one of {', '.join(TORCH_PRECISIONS)}.")
-        return "torch"
-    if runtime == "auto" and provider == "auto" and gpu_present():
+def _extract_rows(manifest: Manifest, cfg: ExtractConfig, plan: FeatureSetPlan, runner: _Runner, limit: int,
+                  progress: bool) -> ExtractSummary:
+    """Register the samples and the feature set, then compute the rows still to do through the journal."""
+    spec = plan.spec
+    loader = SampleLoader(SampleReader(cfg.window, keep_grey=True), Preprocessor.from_spec(spec))
+    with store_writer(cfg.store) as w:
+        todo, removed = w.register(manifest, plan.name, spec.feature_dim, plan.provenance, plan.identity, "cnn",
+                                   cfg.overwrite)
+        summary = ExtractSummary(plan.name, Path(cfg.store), spec.name, runner.provider,
+                                 runner.exported.onnx_path if runner.exported else None, n_samples=len(manifest),
+                                 n_already=len(manifest) - len(todo), n_extracted=0, n_removed=removed)
+        if not todo:
+            return summary
+        journal = w.start_journal(plan.name, plan.identity, spec.feature_dim)
+        t_loop = time.perf_counter()
+        label, where = f"extract {plan.name}", str(cfg.store)
         try:
-            on_gpu = provider_candidates("auto", "fp32")[0] != "cpu"
-        except FeatxError:
-            on_gpu = False
-        if not on_gpu:
-            log.warning("this ONNX Runtime has no usable GPU provider; running torch on the GPU instead "
-                        "(pip install onnxruntime-gpu to use ONNX Runtime there)")
-            return "torch"
-    if precision == "bf16":
-        raise FeatxError("--precision bf16 runs on --runtime torch only.")
-    provider_candidates(provider, precision)
-    return "onnx"
+            if cfg.ray is not None:
+                stats = run_on_ray(cfg.ray, todo, loader, runner.run, journal.append, dim=spec.feature_dim,
+                                   batch_size=cfg.batch_size, limit=limit, label=f"{label} (ray)", progress=progress,
+                                   tta=cfg.tta, where=where)
+            else:
+                stats = run_pipeline(todo, loader, with_tta(runner.run, cfg.tta), journal.append,
+                                     batch_size=cfg.batch_size, limit=limit, label=label, workers=cfg.workers,
+                                     mode=cfg.decode, lookahead=cfg.lookahead, progress=progress, where=where)
+            summary.failures = stats.failures
+            summary.compute_s, summary.wait_s = stats.compute_s, stats.wait_s
+        finally:
+            summary.n_extracted = journal.rows_ok  # what reached the journal, also when the run stops early
+        # leaving the writer commits the journal to the store (also after an error: nothing computed is lost)
+    summary.loop_s = time.perf_counter() - t_loop
+    return summary

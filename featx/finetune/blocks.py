@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from featx.backbones.weights import load_backbone
 from featx.errors import FeatxError
 
 
@@ -87,8 +88,6 @@ def block_map(arch: str, features=None) -> BlockMap:
     """
     if arch in ("vgg11_bn", "vgg16"):
         if features is None:
-            from featx.backbones.weights import load_backbone
-
             features = load_backbone(arch, "random")[1]
         return _vgg_map(features)
     if arch not in BLOCK_MAPS:

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.images import Preprocessor
+from featx.images.preprocess import Preprocessor
 from featx.images.loader import SampleReader
-from featx.dataset.manifest import short_list
+from featx.errors import short_list
 from featx.extract.pipeline import failure_reason
 
 

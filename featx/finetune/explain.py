@@ -9,9 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.backbones.resolve import resolve_backbone
+from featx.dataset.inputs import input_manifest
 from featx.errors import FeatxError
+from featx.evaluate.saved_model import load_model
+from featx.extract.config import ExtractConfig
+from featx.finetune.blocks import block_map
 from featx.finetune.data import ImageBank
 from featx.finetune.gradcam import gradcam, linear_weights, overlay, safe_name, submodule
+from featx.finetune.model import load_net
 
 
 @dataclass
@@ -32,10 +38,9 @@ def explainer(model_path: str | Path, models_dir: str | Path = "models_onnx") ->
     """Load a fine-tuned ``.pt`` or a fit ``.skops`` model for Grad-CAM."""
     path = Path(model_path)
     if path.suffix == ".pt":
-        from featx.finetune.model import load_net
+        import torch
 
         ln = load_net(path)
-        import torch
 
         def proba(x):
             with torch.inference_mode():
@@ -51,29 +56,22 @@ def explainer(model_path: str | Path, models_dir: str | Path = "models_onnx") ->
 def _from_fit_model(path: Path, models_dir) -> Explainer:
     import torch
 
-    from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
-    from featx.backbones.weights import load_backbone
-    from featx.finetune.blocks import block_map
-    from featx.evaluate.saved_model import load_model
-
     model = load_model(path)
     prov = model.meta["provenance"]
-    args = prov.get("args")
-    if model.meta.get("kind") != "cnn" or not args:
+    if model.meta.get("kind") != "cnn":
         raise FeatxError(f"{path}: Grad-CAM needs a model fitted on CNN features ('featx extract'); this one is "
                          f"{model.meta.get('kind')}.")
+    cfg = ExtractConfig.from_provenance(prov, models_dir=models_dir)
     if len(model.models) != 1:
         raise FeatxError(f"{path} holds {len(model.models)} sequence models (--fuse); Grad-CAM explains one model. "
                          "Fit one sequence without --fuse to explain it.")
-    if args["backbone"].startswith("onnx:") or args.get("tta", "none") != "none":
+    if cfg.backbone.startswith("onnx:") or cfg.tta != "none":
         raise FeatxError(f"{path}: Grad-CAM needs the torch backbone; features from a user ONNX model or with TTA "
                          "cannot be traced back.")
-    if args.get("layer"):
-        raise FeatxError(f"{path}: features from layer {args['layer']!r}; Grad-CAM through a head needs the default layer.")
-    if is_finetuned_ref(args["backbone"]):
-        spec, features, _ = load_finetuned(args["backbone"], models_dir)
-    else:
-        spec, features = load_backbone(args["backbone"], args["weights"], layer=args.get("layer"))
+    if cfg.layer:
+        raise FeatxError(f"{path}: features from layer {cfg.layer!r}; Grad-CAM through a head needs the default layer.")
+    resolved = resolve_backbone(cfg.backbone, cfg.weights, None, models_dir)
+    spec, features = resolved.spec, resolved.model
     if spec.weights_sha256 != prov["spec"].get("weights_sha256"):
         raise FeatxError(f"{path}: the backbone weights found here (sha256 {str(spec.weights_sha256)[:12]}) are not "
                          "the ones the model was trained on; put the training weights back.")
@@ -92,15 +90,13 @@ def _from_fit_model(path: Path, models_dir) -> Explainer:
             return head.predict_proba(features(x).numpy()[:, keep])
 
     return Explainer(lambda x: features(x) @ weight.T, proba, submodule(features, layer_name), spec, classes,
-                     args.get("window", "auto"), f"{spec.name} + {model.meta['head']['name']} head ({path})")
+                     cfg.window, f"{spec.name} + {model.meta['head']['name']} head ({path})")
 
 
 def run_gradcam(model_path, source, out, *, target: str | None = None, models_dir="models_onnx",
                 batch_size: int = 16) -> list[tuple]:
     """Write ``out/<id>.png`` overlays and ``out/gradcam.csv``; returns (id, predicted, explained class, path)."""
     import torch
-
-    from featx.predict import input_manifest
 
     ex = explainer(model_path, models_dir)
     if target is not None and target not in ex.classes:
@@ -127,3 +123,29 @@ def run_gradcam(model_path, source, out, *, target: str | None = None, models_di
         w.writerow(["id", "predicted", "explained_class", "overlay"])
         w.writerows(rows)
     return rows
+
+
+def fold_overlays(run, bank, ids, y, te, classes, bmap, k: int, out: Path, device: str, fold: int = 0) -> list:
+    """Overlays for up to ``k`` held-out samples of this fold, by the fold's own model: the most confident
+    wrong predictions and the most confident right ones, about half each (an odd ``k`` leans to wrong ones
+    on odd folds, so one overlay per fold still shows both kinds over the run)."""
+    import torch
+
+    pred = run.proba.argmax(1)
+    conf = run.proba.max(1)
+    wrong = [i for i in np.argsort(-conf) if pred[i] != y[te[i]]]
+    right = [i for i in np.argsort(-conf) if pred[i] == y[te[i]]]
+    n_wrong = min(len(wrong), (k + fold % 2) // 2)
+    chosen = wrong[:n_wrong] + right[:k - n_wrong]
+    if not chosen:
+        return []
+    pos = te[np.array(chosen)]
+    net = run.net.eval()
+    x = torch.from_numpy(bank.batch(pos)).to(device)
+    maps, _ = gradcam(net, submodule(net.features, bmap.gradcam_layer), x, pred[chosen].tolist())
+    paths = []
+    for j, (i, p) in enumerate(zip(pos, pred[chosen])):
+        verdict = "right" if p == y[i] else "wrong"
+        title = f"{ids[i]}: {classes[y[i]]} -> {classes[p]} ({run.proba[chosen[j], p]:.2f})"
+        paths.append(overlay(bank.crops([i])[0], maps[j], out / "gradcam" / f"{verdict}_{safe_name(ids[i])}.png", title))
+    return paths

@@ -13,29 +13,19 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
+from featx.backbones.export import export_onnx
 from featx.backbones.finetuned import FORMAT, entry_paths, load_finetuned
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.weights import sha256_file
 from featx.errors import FeatxError
 from featx.finetune.blocks import block_map
-
-_TAG = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def check_tag(tag: str) -> None:
-    """Refuse an ``--export`` name that cannot be a backbone tag (before any training)."""
-    if not _TAG.match(tag):
-        raise FeatxError(f"--export {tag!r}: use letters, digits, '-' and '_' only (it becomes <arch>.ft-{tag}).")
-
+from featx.finetune.config import check_tag
 
 def export_finetuned(net, spec: BackboneSpec, tag: str, models_dir: str | Path, meta: dict) -> dict:
     """Write the entry for ``net``'s backbone; returns its name, files and the ONNX parity figures."""
     import torch
-
-    from featx.backbones.export import export_onnx
 
     check_tag(tag)
     name = f"{spec.arch}.ft-{tag}"

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featx import __version__
+from featx.backbones.registry import get_entry
+from featx.backbones.resolve import resolve_backbone
 from featx.backbones.spec import BackboneSpec
-from featx.errors import FeatxError
+from featx.config import Choice
+from featx.errors import ConfigError, FeatxError
 from featx.finetune.blocks import BlockMap, block_map
 
-HEADS = ("linear", "mlp")
+HEADS = Choice("head", ("linear", "mlp"))
 MODEL_FORMAT = "featx-finetune/1"
 
 
@@ -37,10 +40,9 @@ class HeadConfig:
 def make_head(cfg: HeadConfig, dim: int, n_classes: int):
     import torch.nn as nn
 
-    if cfg.kind not in HEADS:
-        raise FeatxError(f"Unknown --head {cfg.kind!r} for fine-tuning; choose linear or mlp.")
+    HEADS.check(cfg.kind)
     if not 0 <= cfg.dropout < 1:
-        raise FeatxError(f"--dropout {cfg.dropout}: give a fraction in [0, 1).")
+        raise ConfigError(f"give a fraction in [0, 1), got {cfg.dropout}.", "dropout")
     if cfg.kind == "linear":
         return nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(dim, n_classes))
     return nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(dim, cfg.hidden), nn.ReLU(inplace=True),
@@ -69,17 +71,19 @@ def with_input_size(spec: BackboneSpec, size: int | None) -> BackboneSpec:
     if size is None or size == spec.crop_size:
         return spec
     if size < 32:
-        raise FeatxError(f"--input-size {size}: give at least 32 pixels.")
+        raise ConfigError(f"give at least 32 pixels, got {size}.", "input_size")
     return spec.evolve(crop_size=int(size), resize_size=int(round(size * spec.resize_size / spec.crop_size)))
 
 
-def build_net(backbone: str, weights: str, n_classes: int, head: HeadConfig, input_size: int | None = None):
+def build_net(backbone: str, weights: str, n_classes: int, head: HeadConfig, input_size: int | None = None,
+              models_dir="models_onnx"):
     """``(spec, block map, net)``: the backbone (its default layer) with ``weights`` and a new head."""
     import torch
 
-    from featx.backbones.weights import load_backbone
-
-    spec, features = load_backbone(backbone, weights)
+    resolved = resolve_backbone(backbone, weights, models_dir=models_dir)
+    if not resolved.trainable:
+        raise FeatxError(f"{backbone} is an ONNX model: it cannot be fine-tuned; give a registered backbone.")
+    spec, features = resolved.spec, resolved.model
     spec = with_input_size(spec, input_size)
     bmap = block_map(spec.arch, features)
     torch.manual_seed(0)  # the head's init does not depend on what ran before
@@ -129,8 +133,6 @@ class LoadedNet:
 def load_net(path: str | Path) -> LoadedNet:
     """A model saved by :func:`save_net`, rebuilt (architecture from the registry) and in eval mode."""
     import torch
-
-    from featx.backbones.registry import get_entry
 
     path = Path(path)
     if not path.is_file():

@@ -1,24 +1,31 @@
 """A fine-tuning run's files: those of a fit (results.json, folds.json, prediction CSVs, report) plus
-curves.json and curves.png."""
+curves.json; the report draws curves.png from the result alone."""
+
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from featx.evaluate.outputs import write_outputs
+from featx.evaluate.outputs import Predictions, write_fit_outputs
+from featx.results.codec import to_json
+from featx.results.io import write_results
+from featx.results.runs import FitResult
 
 
-def write_finetune(results: dict, dev, cvres: dict, test, test_proba: dict, out: Path) -> dict:
-    """Write everything under ``out``; the report draws the curves from ``results`` alone."""
+def write_finetune(result: FitResult, dev, cvres, test, test_proba: dict, out: Path) -> FitResult:
+    """Write everything under ``out``; returns the result with its outputs recorded."""
     out.mkdir(parents=True, exist_ok=True)
     curves = out / "curves.json"
-    curves.write_text(json.dumps([{k: r[k] for k in ("repeat", "fold", "best_epoch", "history", "summary")}
-                                  for r in results["finetune"]["runs"]], indent=1))
-    units = {name: np.ones(len(dev), bool) for name in cvres}
-    test_units = {name: np.ones(len(test), bool) for name in cvres}
-    paths = write_outputs(results, dev, cvres, units, test, test_proba, test_units, out)
-    results["outputs"]["curves_json"] = str(curves)
-    paths["results"].write_text(json.dumps(results, indent=2))
-    return paths
+    curves.write_text(json.dumps([{"repeat": r.repeat, "fold": r.fold, "best_epoch": r.best_epoch,
+                                   "history": to_json(r.history), "summary": to_json(r.summary)}
+                                  for r in result.finetune.runs], indent=1))
+    name = result.feature_set
+    preds = Predictions(dev, {name: cvres}, {name: np.ones(len(dev), bool)}, test, test_proba,
+                        {name: np.ones(len(test), bool)})
+    result = write_fit_outputs(result, preds, out)
+    result = replace(result, outputs={**result.outputs, "curves_json": str(curves)})
+    write_results(result, out / "results.json")
+    return result

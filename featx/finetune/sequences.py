@@ -12,13 +12,17 @@ import logging
 import re
 import shutil
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-
-from featx.evaluate.cv import Folds
-from featx.errors import FitError
-from featx.store.feature_set import FeatureSet
+from featx.errors import ConfigError, FitError
+from featx.evaluate.folds import Folds
 from featx.evaluate.fusion import sequences_of
+from featx.evaluate.outputs import Predictions, write_fit_outputs
+from featx.evaluate.scoring import score_fused
+from featx.finetune.unit import Context, UnitRun, train_unit
+from featx.results.runs import FitResult, HeadInfo
+from featx.store.feature_set import FeatureSet
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +31,6 @@ def pick_sequences(fs: FeatureSet, sequence: str | None, fuse: str | None) -> li
     """The sequences to train one model each on (None: one model on every row)."""
     present = sorted(set(fs.sequences.tolist()) - {""})
     if fuse is not None:
-        if fuse not in ("vote", "mean"):
-            raise FitError(f"Unknown --fuse {fuse!r} for fine-tuning; choose vote or mean (one model per sequence).")
-        if sequence not in (None, "each"):
-            raise FitError(f"--fuse combines every sequence's model; drop --sequence {sequence} (or use --sequence each).")
         return sequences_of(fs)
     if sequence is None:
         if len(present) > 1:
@@ -40,11 +40,11 @@ def pick_sequences(fs: FeatureSet, sequence: str | None, fuse: str | None) -> li
         return None
     if sequence == "each":
         if not present or (fs.sequences == "").any():
-            raise FitError("--sequence each needs a 'sequence' column (T1, T2, FLAIR ...) on every manifest row.")
+            raise FitError("sequence 'each' needs a 'sequence' column (T1, T2, FLAIR ...) on every manifest row.")
         return present
     if sequence not in present:
-        raise FitError(f"--sequence {sequence!r} is not in the manifest's 'sequence' column (it has: "
-                       f"{', '.join(present) or 'no sequences'}).")
+        raise ConfigError(f"{sequence!r} is not in the manifest's 'sequence' column (it has: "
+                          f"{', '.join(present) or 'no sequences'}).", "sequence")
     return [sequence]
 
 
@@ -62,55 +62,54 @@ def folder_name(sequence: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", sequence) or "_"
 
 
-def run_per_sequence(seqs: list[str], dev: FeatureSet, test: FeatureSet, folds: Folds, out: Path, fuse: str | None,
-                     t_start: float, settings: dict) -> dict:
-    """Train one model per sequence into ``out/<sequence>/``; with ``fuse``, score their per-subject fusion in
-    ``out`` (the same files as a fit). Returns the fused results, or an index of the sequence runs."""
-    from featx.finetune.run import train_unit
+@dataclass(frozen=True)
+class SequenceRuns:
+    """The index of a run with one model per sequence and no fusion (``out/sequences.json``)."""
 
+    sequences: dict  # sequence -> its run folder
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {"type": "finetune-sequences", "sequences": self.sequences, "seconds": self.seconds}
+
+
+def run_per_sequence(ctx: Context, seqs: list[str], dev: FeatureSet, test: FeatureSet, folds: Folds, out: Path,
+                     t_start: float) -> FitResult | SequenceRuns:
+    """Train one model per sequence into ``out/<sequence>/``; with ``ctx.cfg.fuse``, score their per-subject
+    fusion in ``out`` (the same files as a fit). Returns the fused result, or the index of the sequence runs."""
     names = [folder_name(q) for q in seqs]
     if len(set(names)) < len(names):
         raise FitError(f"Sequences {seqs} share a folder name; rename them in the manifest's 'sequence' column.")
-    per = {}
-    for q, name in zip(seqs, names):
-        per[q] = train_unit(*restrict(dev, test, folds, q), out / name, q, time.perf_counter(), **settings,
-                            keep_journal=True)
+    per = {q: train_unit(ctx, *restrict(dev, test, folds, q), out / name, q, time.perf_counter(), keep_journal=True)
+           for q, name in zip(seqs, names)}
     for name in names:  # every sequence finished: their fold journals are no longer needed
         shutil.rmtree(out / name / ".partial", ignore_errors=True)
-    index = {"type": "finetune-sequences", "sequences": {q: str(out / n) for q, n in zip(seqs, names)},
-             "seconds": time.perf_counter() - t_start}
-    if fuse is None:
+    index = SequenceRuns({q: str(out / n) for q, n in zip(seqs, names)}, time.perf_counter() - t_start)
+    if ctx.cfg.fuse is None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "sequences.json").write_text(json.dumps(index, indent=2))
+        (out / "sequences.json").write_text(json.dumps(index.to_json(), indent=2))
         return index
-    return _fused(per, seqs, dev, test, folds, out, fuse, index, settings)
+    return _fused(ctx, per, seqs, dev, test, folds, out, index)
 
 
-def _fused(per: dict, seqs: list, dev, test, folds: Folds, out: Path, fuse: str, index: dict, settings: dict) -> dict:
-    from featx.evaluate.outputs import write_outputs
-    from featx.evaluate.scoring import score_fused
-
-    first = per[seqs[0]][0]
+def _fused(ctx: Context, per: dict[str, UnitRun], seqs: list, dev, test, folds: Folds, out: Path,
+           index: SequenceRuns) -> FitResult:
+    cfg, fuse = ctx.cfg, ctx.cfg.fuse
+    first = per[seqs[0]].result
     units = {q: dev.sequences == q for q in seqs}
     test_units = {q: test.sequences == q for q in seqs}
-    test_proba = {q: per[q][2][next(iter(per[q][2]))] for q in seqs if per[q][2]}
-    results = {k: first[k] for k in ("featx_version", "store", "provenance", "versions", "classes", "n_features")}
-    results.update({
-        "type": "finetune", "created": first["created"], "feature_set": first["feature_set"] + f"[{fuse}]",
-        "sequence": None, "head": {**first["head"], "description": first["head"]["description"]
-                                   + f"; one model per sequence ({', '.join(seqs)}), {fuse} per subject"},
-        "protocol": {**first["protocol"], "fuse": fuse, "folds": folds.describe()},
-        "dropped_features": [], "n_dev": len(dev), "n_test": len(test), "test": None,
-        "folds": folds.to_dict(dev.ids),
-        "finetune": {**{k: v for k, v in first["finetune"].items() if k not in ("model", "exported", "gradcam")},
-                     "runs": [{**r, "sequence": q} for q in seqs for r in per[q][0]["finetune"]["runs"]],
-                     "seconds": index["seconds"], "sequence_runs": index["sequences"], "gradcam": []},
-    })
-    evals = {q: per[q][0]["cv"] for q in seqs}
-    score_fused(results, dev, test, {q: per[q][1].proba for q in seqs}, evals, units, test_units, test_proba, folds,
-                fuse, settings["positive"], settings["n_boot"], settings["seed"])
-    for q in seqs:
-        results["sequences"][q]["run"] = index["sequences"][q]
-    cvres = {q: per[q][1] for q in seqs}
-    write_outputs(results, dev, cvres, units, test, test_proba, test_units, out)
-    return results
+    test_proba = {q: next(iter(per[q].test_proba.values())) for q in seqs if per[q].test_proba}
+    scores = score_fused(dev, test, list(first.classes), {q: per[q].cvres.proba for q in seqs},
+                         {q: per[q].result.cv for q in seqs}, units, test_units, test_proba, folds, fuse, cfg.positive,
+                         cfg.bootstrap, cfg.seed)
+    sequences = {q: replace(v, run=index.sequences[q]) for q, v in scores.sequences.items()}
+    ft = replace(first.finetune, model=None, exported=None, gradcam=(), seconds=index.seconds,
+                 sequence_runs=index.sequences, runs=tuple(r for q in seqs for r in per[q].result.finetune.runs))
+    head = HeadInfo(first.head.name, first.head.description + f"; one model per sequence ({', '.join(seqs)}), {fuse} "
+                    "per subject", first.head.estimator)
+    result = replace(first, feature_set=first.feature_set + f"[{fuse}]", sequence=None, head=head,
+                     protocol=replace(first.protocol, fuse=fuse, folds=folds.describe()), n_dev=len(dev),
+                     n_test=len(test), cv=scores.cv, test=scores.test, folds=folds.to_dict(dev.ids),
+                     sequences=sequences, finetune=ft, outputs=None)
+    preds = Predictions(dev, {q: per[q].cvres for q in seqs}, units, test, test_proba, test_units, scores.test_subjects)
+    return write_fit_outputs(result, preds, out)

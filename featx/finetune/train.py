@@ -12,56 +12,19 @@ import copy
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from featx.evaluate.cv import make_holdout
-from featx.errors import FeatxError, FitError
+from featx.evaluate.folds import make_holdout
+from featx.errors import FitError
 from featx.finetune.blocks import apply_freeze, set_train_mode
-from featx.finetune.data import Augment
+from featx.finetune.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adamw", "sgd")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How one model is trained (recorded in the results)."""
-
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3  # the new head
-    lr_backbone: float = 1e-4  # the unfrozen backbone blocks
-    optimizer: str = "adamw"
-    weight_decay: float = 1e-4
-    momentum: float = 0.9  # SGD
-    val_fraction: float = 0.15  # of the training fold's subjects, for early stopping
-    patience: int | None = 10  # epochs without a lower validation loss before stopping; None: never stop early
-    class_weight: bool = True
-    augment: Augment = field(default_factory=Augment)
-    amp: bool = True  # float16 autocast + gradient scaling, on a GPU only
-    converged_from: float = 0.5  # "after convergence": this fraction of the epochs run onwards
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["augment"] = self.augment.to_dict()
-        return d
-
-    def check(self) -> None:
-        if self.epochs < 1:
-            raise FeatxError(f"--epochs {self.epochs}: give at least 1.")
-        if self.optimizer not in OPTIMIZERS:
-            raise FeatxError(f"Unknown --optimizer {self.optimizer!r}; choose adamw or sgd.")
-        if not 0 <= self.val_fraction < 1:
-            raise FeatxError(f"--val-fraction {self.val_fraction}: give a fraction in [0, 1), e.g. 0.15.")
-        if not 0 <= self.converged_from < 1:
-            raise FeatxError(f"--converged-from {self.converged_from}: give a fraction in [0, 1), e.g. 0.5.")
-
-
 @dataclass
-class FoldRun:
+class TrainedModel:
     """What training one model produced."""
 
     history: list  # one dict per epoch
@@ -88,7 +51,7 @@ def inner_split(labels, subjects, frac: float, seed: int) -> tuple[np.ndarray, n
 
 
 def train_fold(net, bmap, n_freeze: int, bank, y: np.ndarray, subjects, train_idx, test_idx, cfg: TrainConfig,
-               seed: int, device: str = "cpu", on_epoch=None) -> FoldRun:
+               seed: int, device: str = "cpu", on_epoch=None) -> TrainedModel:
     """Train ``net`` on ``train_idx`` (bank positions) and predict ``test_idx``.
 
     ``y`` holds the class index of every bank position; ``subjects`` their subject (or None).
@@ -121,6 +84,7 @@ def train_fold(net, bmap, n_freeze: int, bank, y: np.ndarray, subjects, train_id
     amp = cfg.amp and device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     best = (math.inf, 0, None)
+    augment = cfg.augment
     history, stopped = [], False
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -132,7 +96,7 @@ def train_fold(net, bmap, n_freeze: int, bank, y: np.ndarray, subjects, train_id
             idx = order[i:i + cfg.batch_size]
             if len(idx) == 1 and len(order) > 1:
                 continue  # batch norm cannot train on a batch of one
-            x = cfg.augment(torch.from_numpy(bank.batch(idx)), gen).to(device, non_blocking=True)
+            x = augment(torch.from_numpy(bank.batch(idx)), gen).to(device, non_blocking=True)
             target = torch.from_numpy(y[idx]).to(device)
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 logits = net(x)
@@ -158,12 +122,12 @@ def train_fold(net, bmap, n_freeze: int, bank, y: np.ndarray, subjects, train_id
         monitored = rec.get("val_loss", -epoch)  # no validation: keep the last epoch
         if monitored < best[0]:
             best = (monitored, epoch, copy.deepcopy({k: v.detach().clone() for k, v in net.state_dict().items()}))
-        elif cfg.patience is not None and len(va) and epoch - best[1] >= cfg.patience:
+        elif cfg.stop_after is not None and len(va) and epoch - best[1] >= cfg.stop_after:
             stopped = True
             break
     net.load_state_dict(best[2])
     proba = evaluate(net, bank, y, test_idx, cfg.batch_size, device, amp, weight)[2] if len(test_idx) else None
-    return FoldRun(history, best[1], proba, net, time.perf_counter() - t_start, len(tr), len(va), stopped)
+    return TrainedModel(history, best[1], proba, net, time.perf_counter() - t_start, len(tr), len(va), stopped)
 
 
 def evaluate(net, bank, y, index, batch_size: int, device: str, amp: bool = False, weight=None):

@@ -1,5 +1,3 @@
-"""Image reading and preprocessing (no torch: runs in light worker threads/processes)."""
-from featx.images.preprocess import Preprocessor
-from featx.images.readers import read_image
-
-__all__ = ["Preprocessor", "read_image"]
+"""Images: the readers table (format -> reader), DICOM and SimpleITK volumes, 2D raster files, intensity
+windows, slice selection and the preprocessing that turns a sample into a network input. No torch here:
+this runs in light worker threads and processes."""

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featx.errors import ImageReadError
+from featx.errors import ConfigError, ImageReadError, did_you_mean
 
 PRESETS = {"brain": (40.0, 80.0), "lung": (-600.0, 1500.0), "abdomen": (50.0, 400.0), "bone": (400.0, 1800.0)}
 DEFAULT_PERCENTILES = (0.5, 99.5)
+POLICIES = ("auto", "file", "percentile", "minmax", *PRESETS)
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,10 @@ class Window:
 def check_policy(policy: str) -> str:
     """Validate a ``--window`` value early; returns it unchanged."""
     name = policy.split(":", 1)[0]
-    if name not in ("auto", "file", "percentile", "minmax", *PRESETS):
-        raise ImageReadError(
-            f"Unknown --window {policy!r}; use auto, file, percentile[:LO:HI], minmax or a preset "
-            f"({', '.join(PRESETS)})."
+    if name not in POLICIES:
+        raise ConfigError(
+            f"unknown value {policy!r}.{did_you_mean(name, POLICIES)} Choose auto, file, percentile[:LO:HI], "
+            f"minmax or a CT preset ({', '.join(PRESETS)}).", "window"
         )
     if name == "percentile" and ":" in policy:
         _percentiles(policy)
@@ -56,9 +57,9 @@ def _percentiles(policy: str) -> tuple[float, float]:
     try:
         lo, hi = (float(p) for p in parts)
     except ValueError:
-        raise ImageReadError(f"--window {policy!r}: expected percentile:LO:HI, e.g. percentile:1:99.") from None
+        raise ConfigError(f"{policy!r}: expected percentile:LO:HI, e.g. percentile:1:99.", "window") from None
     if not 0 <= lo < hi <= 100:
-        raise ImageReadError(f"--window {policy!r}: need 0 <= LO < HI <= 100.")
+        raise ConfigError(f"{policy!r}: need 0 <= LO < HI <= 100.", "window")
     return lo, hi
 
 
@@ -84,7 +85,8 @@ def choose_window(policy: str, volume: np.ndarray, file_window: tuple[float, flo
         c, w = file_window
         return Window(c - w / 2, c + w / 2, f"file WindowCenter/Width (C={c:g}, W={w:g})")
     if name == "file":
-        raise ImageReadError(f"{where}: --window file, but the file has no WindowCenter/WindowWidth. Use a preset or percentile.")
+        raise ImageReadError(f"{where}: window 'file', but the file has no WindowCenter/WindowWidth. Use a preset or "
+                             "percentile.")
     if name == "minmax":
         return Window(float(volume.min()), float(volume.max()), "volume min..max")
     lo_p, hi_p = _percentiles(policy) if ":" in policy else DEFAULT_PERCENTILES

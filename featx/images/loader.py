@@ -15,8 +15,8 @@ from pathlib import Path
 from PIL import Image
 
 from featx.images.intensity import Window, check_policy, choose_window
-from featx.images.readers import read_image
-from featx.images.volume import Volume, is_volume_path, read_volume
+from featx.images.readers import is_volume_path, read_2d_image, read_volume
+from featx.images.volume import Volume
 
 
 class SampleReader:
@@ -49,7 +49,7 @@ class SampleReader:
     def __call__(self, sample) -> Image.Image:
         path = Path(sample.path)
         if sample.slice is None and not is_volume_path(path):
-            return _cropped(read_image(path, self.keep_grey), sample.crop)
+            return _cropped(read_2d_image(path, self.keep_grey), sample.crop)
         volume, window = self._volume(path)
         index = 0 if sample.slice is None else sample.slice
         plane = volume.plane(index, sample.axis or "axial")

@@ -12,12 +12,16 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from featx.config import Choice
+
 _PIL_INTERPOLATION = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
+#: The resize filters a user may choose instead of the weights' own (``interpolation``)
+INTERPOLATIONS = Choice("interpolation", ("bilinear", "bicubic"))
 
 
 class Preprocessor:

@@ -1,63 +1,105 @@
-"""Readers: an image file -> an 8-bit RGB PIL image, with one recorded channel/intensity policy.
+"""The readers, in one table keyed by format (as MONAI's ``SUPPORTED_READERS``): which file is what, read how.
 
-Grey images go into 3-channel ImageNet networks by replicating the grey channel
-(``CHANNEL_POLICY``). 16-bit and float images are scaled per image from their
-min..max to 0..255 before that. Both policies are written into every feature
-set's provenance.
+Every file featx reads goes through :func:`reader_for`: by suffix (``.nii.gz`` before ``.gz``), and by
+content where suffixes say nothing (a folder or an extension-less file with the ``DICM`` marker is
+DICOM); any other file is handed to Pillow (GIF, WebP ...), which names what it cannot decode. A 2D
+raster file has an ``image`` reader (8-bit, for the networks); every format has a ``volume`` reader
+(stored values with geometry, for masks, slicing and radiomics).
 """
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from typing import Callable
 
 from featx.errors import ImageReadError
+from featx.images.dicom import is_dicom_file, read_dicom
+from featx.images.raster import read_image, read_values
+from featx.images.sitk import read_sitk
+from featx.images.volume import Volume
 
-CHANNEL_POLICY = "grey->RGB by replication; alpha dropped; 16-bit/float min-max scaled per image to 0..255"
+IMAGE, VOLUME = "image", "volume"
 
 
-def read_image(path: str | Path, keep_grey: bool = False) -> Image.Image:
-    """Read an image file as an 8-bit RGB PIL image.
+@dataclass(frozen=True)
+class Reader:
+    """How one format is read.
 
-    Parameters
+    Attributes
     ----------
-    path : str or Path
-        PNG, JPEG, TIFF or BMP file.
-    keep_grey : bool
-        Return grey images as 8-bit ``L`` (the replication to RGB left to the
-        :class:`~featx.images.preprocess.Preprocessor`, which gives the same numbers
-        at a third of the resampling cost).
+    format : str
+        The format's name, for messages.
+    kind : {'image', 'volume'}
+        A 2D raster image (one sample per file) or a volume (samples are its slices).
+    suffixes : tuple of str
+        Lower-case file name endings.
+    volume : callable
+        ``path -> Volume`` of the stored values.
+    image : callable, optional
+        ``(path, keep_grey) -> PIL image`` (8-bit), for 2D raster formats.
+    """
+
+    format: str
+    kind: str
+    suffixes: tuple[str, ...]
+    volume: Callable[[Path], Volume]
+    image: Callable | None = None
+
+
+SUPPORTED_READERS: dict[str, Reader] = {
+    "png": Reader("PNG", IMAGE, (".png",), read_sitk, read_image),
+    "jpeg": Reader("JPEG", IMAGE, (".jpg", ".jpeg"), read_sitk, read_image),
+    "tiff": Reader("TIFF", IMAGE, (".tif", ".tiff"), read_sitk, read_image),
+    "bmp": Reader("BMP", IMAGE, (".bmp",), read_sitk, read_image),
+    "nifti": Reader("NIfTI", VOLUME, (".nii", ".nii.gz"), read_sitk),
+    "nrrd": Reader("NRRD", VOLUME, (".nrrd", ".nhdr"), read_sitk),
+    "metaimage": Reader("MetaImage", VOLUME, (".mha", ".mhd"), read_sitk),
+    "dicom": Reader("DICOM", VOLUME, (".dcm",), read_dicom),
+}
+#: Files no suffix or marker identifies: whatever Pillow can open, as a 2D image
+PILLOW = Reader("image (Pillow)", IMAGE, (), read_values, read_image)
+
+
+def suffixes(kind: str | None = None) -> tuple[str, ...]:
+    """Every known suffix (of one ``kind`` only, when given)."""
+    return tuple(s for r in SUPPORTED_READERS.values() if kind in (None, r.kind) for s in r.suffixes)
+
+
+def reader_for(path: str | Path) -> Reader:
+    """The reader of ``path``: by suffix, DICOM by content (a folder, or the ``DICM`` marker), else Pillow's."""
+    path = Path(path)
+    name = path.name.lower()
+    for reader in sorted(SUPPORTED_READERS.values(), key=lambda r: -max(len(s) for s in r.suffixes)):
+        if name.endswith(reader.suffixes):
+            return reader
+    if path.is_dir() or (path.is_file() and is_dicom_file(path)):
+        return SUPPORTED_READERS["dicom"]
+    return PILLOW
+
+
+def is_volume_path(path: str | Path) -> bool:
+    """True for volume files and DICOM (a file or a series folder), whose samples are slices."""
+    return reader_for(path).kind == VOLUME
+
+
+def read_volume(path: str | Path) -> Volume:
+    """Any supported file (or DICOM series folder) as a :class:`Volume` of its stored values.
 
     Raises
     ------
     ImageReadError
-        When the file is missing, empty, truncated or not an image.
+        Missing, unsupported or unreadable file, with the reason.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return to_rgb8(im, keep_grey)
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: file not found") from None
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
+    if not path.exists():
+        raise ImageReadError(f"{path}: file not found")
+    return reader_for(path).volume(path)
 
 
-def to_rgb8(im: Image.Image, keep_grey: bool = False) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB following :data:`CHANNEL_POLICY` (grey stays ``L`` if ``keep_grey``)."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        scaled = np.zeros_like(a) if hi <= lo else (a - lo) * (255.0 / (hi - lo))
-        im = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
-    if im.mode == "RGB" or (keep_grey and im.mode == "L"):
-        return im
-    if keep_grey and im.mode == "LA":
-        return im.convert("L")  # alpha dropped, as for RGBA
-    if im.mode in ("P", "PA"):
-        im = im.convert("RGBA")
-    return im.convert("RGB")
+def read_2d_image(path: str | Path, keep_grey: bool = False):
+    """A 2D raster file as an 8-bit RGB (or grey ``L``) PIL image."""
+    reader = reader_for(path)
+    if reader.image is None:
+        raise ImageReadError(f"{path}: a {reader.format} volume has no single 2D image; give a slice index.")
+    return reader.image(path, keep_grey)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featx.errors import ManifestError
+from featx.errors import ConfigError, did_you_mean
 
 POLICIES = ("all", "mask", "top", "min-area", "around-max")
 
@@ -40,10 +40,10 @@ def parse_policy(text: str) -> SlicePolicy:
     kind, _, arg = text.strip().partition(":")
     usage = "Use all, mask, top:K, min-area:PIXELS (or min-area:30%), around-max:N."
     if kind not in POLICIES:
-        raise ManifestError(f"Unknown slice policy {text!r}. {usage}")
+        raise ConfigError(f"unknown slice policy {text!r}.{did_you_mean(kind, POLICIES)} {usage}", "slices")
     if kind in ("all", "mask"):
         if arg:
-            raise ManifestError(f"Slice policy {kind!r} takes no argument. {usage}")
+            raise ConfigError(f"slice policy {kind!r} takes no argument. {usage}", "slices")
         return SlicePolicy(kind)
     try:
         if kind == "min-area":
@@ -57,7 +57,7 @@ def parse_policy(text: str) -> SlicePolicy:
             raise ValueError
         return SlicePolicy(kind, float(value))
     except ValueError:
-        raise ManifestError(f"Bad slice policy {text!r}: {kind} needs a positive number. {usage}") from None
+        raise ConfigError(f"bad slice policy {text!r}: {kind} needs a positive number. {usage}", "slices") from None
 
 
 def select_slices(policy: SlicePolicy, n_slices: int, areas: np.ndarray | None = None) -> list[int]:

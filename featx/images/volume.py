@@ -1,6 +1,7 @@
-"""Volumes: NIfTI/NRRD/MHA (SimpleITK) and DICOM series -> one array with its geometry.
+"""Volumes: one array with its geometry, and the checks that an image and its mask share a voxel grid.
 
-Arrays are indexed ``(z, y, x)`` as SimpleITK returns them; spacing, origin and
+The readers that make them (SimpleITK for NIfTI/NRRD/MHA, pydicom for DICOM) are in
+:mod:`featx.images.readers`. Arrays are indexed ``(z, y, x)`` as SimpleITK returns them; spacing, origin and
 direction follow SimpleITK's (x, y, z) conventions. A 2D slice along the axial,
 coronal or sagittal axis is chosen in the image's own orientation: the array axis
 whose direction is closest to the patient's S-I (axial), A-P (coronal) or L-R
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.config import Choice
 from featx.errors import ImageReadError, ManifestError
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-AXES = ("axial", "coronal", "sagittal")
+AXES = Choice("axis", ("axial", "coronal", "sagittal"))
 _PATIENT_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # physical x (L-R), y (A-P), z (S-I)
 #: Geometry tolerances for image/mask agreement (mm for spacing/origin; cosines for direction)
 TOL_MM, TOL_DIR = 1e-3, 1e-4
@@ -42,8 +43,7 @@ class Volume:
 
     def slice_axis(self, axis: str) -> int:
         """Array axis (0, 1 or 2 of ``array``) that slices this volume along ``axis``."""
-        if axis not in AXES:
-            raise ManifestError(f"Unknown slice axis {axis!r}; use one of {', '.join(AXES)}.")
+        AXES.check(axis)
         d = np.asarray(self.direction, float).reshape(3, 3)  # column j = physical direction of index axis j (x,y,z)
         index_axis = int(np.argmax(np.abs(d[_PATIENT_AXIS[axis], :])))
         return 2 - index_axis  # index axis x/y/z -> array axis 2/1/0
@@ -58,50 +58,6 @@ class Volume:
         if not 0 <= index < n:
             raise ImageReadError(f"{self.path}: slice {index} out of range (the {axis} axis has {n} slices).")
         return np.take(self.array, index, axis=k)
-
-
-def is_volume_path(path: Path) -> bool:
-    """A volume file by suffix, or a folder (a DICOM series)."""
-    name = path.name.lower()
-    return path.is_dir() or name.endswith(VOLUME_SUFFIXES) or name.endswith(".dcm") or (
-        path.is_file() and path.suffix == "" and _is_dicom(path))
-
-
-def _is_dicom(path: Path) -> bool:
-    from featx.images.dicom import is_dicom_file
-
-    return is_dicom_file(path)
-
-
-def read_volume(path: str | Path) -> Volume:
-    """Read a NIfTI/NRRD/MHA file, a DICOM file or a DICOM series folder.
-
-    Raises
-    ------
-    ImageReadError
-        Missing or unreadable file, with the reason.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: file not found")
-    if path.is_dir() or path.name.lower().endswith(".dcm") or _is_dicom(path):
-        from featx.images.dicom import read_dicom
-
-        return read_dicom(path)
-    import SimpleITK as sitk
-
-    try:
-        img = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        first = next((ln.strip() for ln in str(exc).splitlines() if "ERROR" in ln or "error" in ln), str(exc)[:200])
-        raise ImageReadError(f"{path}: cannot read volume ({first[:200]})") from None
-    if img.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageReadError(f"{path}: {img.GetNumberOfComponentsPerPixel()}-component images are not supported; save one channel.")
-    if img.GetDimension() == 2:
-        img = sitk.JoinSeries(img)
-    elif img.GetDimension() != 3:
-        raise ImageReadError(f"{path}: {img.GetDimension()}D image; featx reads 2D and 3D volumes.")
-    return Volume(sitk.GetArrayFromImage(img), img.GetSpacing(), img.GetOrigin(), img.GetDirection(), path)
 
 
 def geometry_mismatch(image: Volume, mask: Volume) -> list[str]:

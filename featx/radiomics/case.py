@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from featx.errors import FeatxError
+from featx.images.loader import content_hash
+from featx.images.readers import is_volume_path, read_volume
+from featx.images.volume import check_geometry
 
 _NARROW_INTS = ("8-bit", "16-bit")  # SimpleITK pixel type names pyradiomics' binning can overflow on
 
@@ -180,8 +183,6 @@ def load_case(sample, mode: str, auto_mask: str | None, label: int):
     """(image, mask) SimpleITK images for ``sample`` in ``mode``; the mask is checked to hold ``label``."""
     import SimpleITK as sitk
 
-    from featx.images.volume import check_geometry, is_volume_path, read_volume
-
     path = Path(sample.path)
     mask_path = Path(sample.mask) if sample.mask else None
     native_2d = not is_volume_path(path) and sample.slice is None
@@ -269,8 +270,6 @@ class CaseComputer:
             self._extractor = self.params.extractor()
 
     def __call__(self, sample) -> CaseOutput:
-        from featx.images.loader import content_hash
-
         p = self.params
         self.warm_up()
         label = int(p.settings.get("label", 1))

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.config import Choice
 from featx.errors import FeatxError
+from featx.radiomics.case import compute_features
 
 log = logging.getLogger(__name__)
 
 PRESETS = ("default", "mr-2d", "ct-3d")
-MODES = ("2d", "3d")
-AUTO_MASKS = ("whole", "otsu")
+AUTO_MASKS = Choice("auto mask", ("whole", "otsu"))
 
 
 def preset_path(name: str) -> Path:
@@ -101,10 +102,10 @@ def load_params(params: str, mode: str, auto_mask: str | None = None, label: int
     """
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-    if mode not in MODES:
-        raise FeatxError(f"Unknown --mode {mode!r}; choose 2d or 3d.")
-    if auto_mask is not None and auto_mask not in AUTO_MASKS:
-        raise FeatxError(f"Unknown --auto-mask {auto_mask!r}; choose whole or otsu.")
+    if mode not in ("2d", "3d"):
+        raise ValueError(f"mode must be 2d or 3d (resolved), got {mode!r}")
+    if auto_mask is not None:
+        AUTO_MASKS.check(auto_mask)
     if params in PRESETS:
         path = preset_path(params)
     else:
@@ -148,8 +149,6 @@ def probe_names(p: RadiomicsParams) -> list[str]:
         When pyradiomics fails on the synthetic image: the settings cannot run.
     """
     import SimpleITK as sitk
-
-    from featx.radiomics.case import compute_features
 
     rng = np.random.default_rng(0)
     bounds = list(p.settings.get("resegmentRange") or [])  # keep the probe inside a resegmentation range

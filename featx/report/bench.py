@@ -1,100 +1,95 @@
 """The page of a ``featx bench`` run: ranked table with CIs, pairwise tests, ROC and per-fold plots, provenance."""
+
 from __future__ import annotations
 
-import html
-import json
 from pathlib import Path
 
-import numpy as np
+from featx.report.html import e, figures, key_values, page, provenance_table, raw_json, table, versions_line
+from featx.report.plots import confusion_png, roc_png, strip_png
+from featx.results.bench import BenchResult
+from featx.results.codec import to_json
+from featx.results.metrics import Metrics, finite
 
-from featx.report.html import confusion_png, figures, page, provenance_rows, roc_png, strip_png, table, versions_line
-
-e = html.escape
 TOP_ROC = 5
+TABLE_KEYS = (("auc", "CV AUC"), ("balanced_accuracy", "bal. accuracy"), ("sensitivity", "sensitivity"),
+              ("specificity", "specificity"))  # precision and F1: bench.csv
 
 
-def bench_images(results: dict, out: Path) -> dict:
-    cells = results["cells"]
+def bench_images(r: BenchResult, out: Path) -> dict:
     paths = {}
-    curves = [(f"{c['feature_set']} + {c['head']}", c["cv"]["pooled"], c["cv"].get("roc")) for c in cells[:TOP_ROC]]
-    if any(r for _, _, r in curves):
-        paths["roc"] = roc_png(curves, results.get("positive") or "", out / "roc.png")
-    best = cells[0]
-    paths["confusion"] = confusion_png([(f"best: {best['feature_set']} + {best['head']} (CV)", best["cv"]["pooled"])],
-                                       results["classes"], out / "confusion.png")
-    series = {f"{c['feature_set']}\n{c['head']}": c["fold_auc"] for c in cells}
+    curves = [(c.title, c.cv.pooled, c.cv.roc) for c in r.cells[:TOP_ROC]]
+    if any(roc for _, _, roc in curves):
+        paths["roc"] = roc_png(curves, r.positive or "", out / "roc.png")
+    best = r.cells[0]
+    paths["confusion"] = confusion_png([(f"best: {best.title} (CV)", best.cv.pooled)], r.classes, out / "confusion.png")
+    series = {f"{c.feature_set}\n{c.head}": c.fold_auc for c in r.cells}
     if any(len(v) > 1 for v in series.values()):
-        paths["folds"] = strip_png(series, "AUC per fold (identical folds for every cell)", out / "folds.png")
+        paths["folds_plot"] = strip_png(series, "AUC per fold (identical folds for every cell)", out / "folds.png")
     return paths
 
 
-def _unit(results: dict) -> str:
-    return next((c["cv"]["pooled"].get("ci_unit") for c in results["cells"] if c["cv"]["pooled"].get("ci_unit")), "sample")
+def p_value(v) -> str:
+    """A p-value for tables: two significant digits, ``<0.001`` below that, ``-`` when not computed."""
+    if not finite(v):
+        return "-"
+    return f"{v:.2g}" if v >= 0.001 else "<0.001"
 
 
-def _p(v) -> str:
-    return "-" if v is None else (f"{v:.2g}" if v >= 0.001 else "<0.001")
-
-
-def comparison_rows(results: dict) -> list:
+def comparison_rows(r: BenchResult) -> list[tuple[str, str, str, str, str]]:
+    """(why, a, b, DeLong, corrected t) per comparison."""
     rows = []
-    for c in results["comparisons"]:
-        d, t = c.get("delong"), c.get("corrected_t")
-        rows.append((c["why"], c["a"], c["b"],
-                     f"{d['diff']:+.3f}, z {d['z']:.2f}, p {_p(d['p'])}" if d else "- (multi-class)",
-                     f"{t['mean_diff']:+.3f}, t {t['t']:.2f}, p {_p(t['p'])}" if t else "-"))
+    for c in r.comparisons:
+        d, t = c.delong, c.corrected_t
+        rows.append((c.why, c.a, c.b, f"{d.diff:+.3f}, z {d.z:.2f}, p {p_value(d.p)}" if d else "- (multi-class)",
+                     f"{t.mean_diff:+.3f}, t {t.t:.2f}, p {p_value(t.p)}" if t else "-"))
     return rows
 
 
-def _cell(m: dict | None, key: str) -> str:
+def _cell(m: Metrics | None, key: str) -> str:
     """Value with its 95% CI in small grey type (DeLong for AUC, bootstrap otherwise); raw HTML."""
-    if not m or m.get(key) is None or np.isnan(m[key]):
+    if m is None or not finite(m.value(key)):
         return "-"
-    ci = m.get("auc_ci") if key == "auc" else (m.get("ci") or {}).get(key)
-    small = f" <span class='ci'>{ci[0]:.3f}-{ci[1]:.3f}</span>" if ci and not np.isnan(ci[0]) else ""
-    return f"{m[key]:.3f}{small}"
+    ci = m.auc_ci if key == "auc" else m.interval(key)
+    small = f" <span class='ci'>{ci[0]:.3f}-{ci[1]:.3f}</span>" if ci and finite(ci[0]) else ""
+    return f"{m.value(key):.3f}{small}"
 
 
-def render_bench(results: dict, images: dict) -> str:
-    proto = results["protocol"]
-    has_test = proto["held_out_test"]
-    keys = [("auc", "CV AUC"), ("balanced_accuracy", "bal. accuracy"), ("sensitivity", "sensitivity"),
-            ("specificity", "specificity")]  # precision and F1: bench.csv
-    header = (["rank", "feature set", "head", "features"] + [k[1] for k in keys] + ["AUC per fold"]
+def _ranked_table(r: BenchResult) -> str:
+    has_test = r.protocol.held_out_test
+    header = (["rank", "feature set", "head", "features"] + [label for _, label in TABLE_KEYS] + ["AUC per fold"]
               + (["test AUC"] if has_test else []) + ["seconds"])
     rows = []
-    for c in results["cells"]:
-        p, pf = c["cv"]["pooled"], c["cv"]["per_fold"].get("auc")
-        cells = ([str(c["rank"]), e(c["feature_set"]), e(c["head"]), str(c["n_features"])] + [_cell(p, k) for k, _ in keys]
-                 + [f"{pf['mean']:.3f} ± {pf['sd']:.3f}" if pf else "-"] + ([_cell(c["test"], "auc")] if has_test else [])
-                 + [f"{c['seconds']:.1f}"])
+    for c in r.cells:
+        fold = c.cv.per_fold.get("auc")
+        cells = ([str(c.rank), e(c.feature_set), e(c.head), str(c.n_features)]
+                 + [_cell(c.cv.pooled, k) for k, _ in TABLE_KEYS] + [f"{fold.mean:.3f} ± {fold.sd:.3f}" if fold else "-"]
+                 + ([_cell(c.test, "auc")] if has_test else []) + [f"{c.seconds:.1f}"])
         rows.append("<tr>" + "".join(f"<td>{v}</td>" for v in cells) + "</tr>")
-    ranked = ("<table class='bench'><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(rows)
-              + "</table>")
-    body = [f"""<p class="note">{results['n_dev']} samples (those present in every feature set) in {e(proto['folds'])};
-{results['n_test']} in the held-out test split; classes {e(', '.join(results['classes']))}; positive class
-<b>{e(str(results.get('positive')))}</b>. Every cell is scored on the same folds. Small grey figures: 95% interval
-(AUC: DeLong; others: percentile bootstrap, {proto['n_boot']} resamples by {e(_unit(results))}; the bootstrap AUC
-intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""", ranked]
-    if results["comparisons"]:
+    return ("<table class='bench'><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(rows)
+            + "</table>")
+
+
+def render_bench(r: BenchResult, images: dict) -> str:
+    proto = r.protocol
+    unit = next((c.cv.pooled.ci_unit for c in r.cells if c.cv.pooled.ci_unit), "sample")
+    body = [f"""<p class="note">{r.n_dev} samples (those present in every feature set) in {e(proto.folds)};
+{r.n_test} in the held-out test split; classes {e(', '.join(r.classes))}; positive class
+<b>{e(str(r.positive))}</b>. Every cell is scored on the same folds. Small grey figures: 95% interval
+(AUC: DeLong; others: percentile bootstrap, {proto.n_boot} resamples by {e(unit)}; the bootstrap AUC
+intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""", _ranked_table(r)]
+    if r.comparisons:
         body.append("<h2>Pairwise comparisons</h2><p class='note'>a - b. DeLong's paired test on the out-of-fold "
                     "scores (averaged over repeats); corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold "
                     "AUCs, which allows for folds sharing training data. Neither corrects for having picked the best "
                     "of many cells.</p>"
                     + table(["comparison", "a", "b", "DeLong: ΔAUC", "corrected t-test: mean Δ fold AUC"],
-                            comparison_rows(results)))
+                            comparison_rows(r)))
     body.append(figures(images))
     body.append("<h2>Provenance</h2>")
-    for name, prov in results["provenance"].items():
-        info = provenance_rows(prov, results["dropped_features"].get(name))
-        body.append(f"<h3>{e(name)}</h3><table>" + "".join(
-            f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in info.items()) + "</table>")
-    meta = {"featx version": results["featx_version"], "store": results["store"], "seed": proto["seed"],
-            "folds": proto["folds"] + (f" (loaded from {proto['folds_from']})" if proto.get("folds_from") else ""),
-            "versions": versions_line(results), "created": results["created"]}
-    body.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>"
-                                    for k, v in meta.items()) + "</table>")
-    lean = {k: v for k, v in results.items() if k != "folds"}
-    body.append(f"<details><summary>results.json</summary><pre>{e(json.dumps(lean, indent=1)[:30000])}</pre></details>")
-    return page(f"featx bench: {len(results['feature_sets'])} feature set(s) x {len(results['heads'])} head(s)",
-                "\n".join(body))
+    for name, prov in r.provenance.items():
+        body.append(f"<h3>{e(name)}</h3>" + provenance_table(prov, r.dropped_features.get(name, ())))
+    folds = proto.folds + (f" (loaded from {proto.folds_from})" if proto.folds_from else "")
+    body.append(key_values({"featx version": r.featx_version, "store": r.store, "seed": proto.seed, "folds": folds,
+                            "versions": versions_line(r.versions), "created": r.created}))
+    body.append(raw_json(to_json(r)))
+    return page(r.title, "\n".join(body))

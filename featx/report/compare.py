@@ -9,13 +9,17 @@ over folds/repeats and the wall time. It never refits anything: it only reads.
 from __future__ import annotations
 
 import csv
-import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from featx.errors import FitError
+from featx.errors import FeatxError, FitError
+from featx.results.bench import BenchResult
+from featx.results.io import NotAResult, load_results
+from featx.results.metrics import CVScores, Metrics
+from featx.results.runs import FitResult, FoldRun, Protocol
 
 COLUMNS = ("run", "model", "sequence", "split", "level", "n", "accuracy", "sensitivity", "specificity", "f1", "auc",
            "auc_ci", "auc_fold_mean", "auc_fold_var", "acc_fold_mean", "acc_fold_var", "test_auc", "test_accuracy",
@@ -60,9 +64,11 @@ def compare_rows(paths: list) -> list[dict]:
     rows = []
     for f in files:
         try:
-            res = json.loads(f.read_text())
-        except (OSError, ValueError) as exc:
-            raise FitError(f"{f}: unreadable results ({exc}); rerun that step or leave the file out.") from None
+            res = load_results(f)
+        except NotAResult:
+            continue  # e.g. a predict or gradcam index: nothing to compare
+        except FeatxError as exc:
+            raise FitError(f"{exc} Rerun that step or leave the file out.") from None
         run = str(f.parent.resolve().relative_to(root)) if root else str(f.parent)
         rows += _rows_of(res, run or ".")
     if not rows:
@@ -70,75 +76,65 @@ def compare_rows(paths: list) -> list[dict]:
     return rows
 
 
-def _rows_of(res: dict, run: str) -> list[dict]:
-    kind = res.get("type")
-    if kind == "bench":
-        split = _split(res["protocol"])
-        return [_row(run, f"{c['feature_set']} + {c['head']}", "", split, c["cv"], c.get("test"), c["seconds"])
-                for c in sorted(res["cells"], key=lambda c: c["rank"])]
-    if kind not in ("fit", "finetune"):
-        return []  # e.g. a predict or gradcam index: nothing to compare
-    split = _split(res["protocol"])
-    ft = res.get("finetune")
-    model = (f"{res['feature_set']} (fine-tuned, {ft['head']['kind']} head)" if ft
-             else f"{res['feature_set']} + {res['head']['name']}")
-    seconds = ft["seconds"] if ft else res.get("seconds", sum(res["cv"].get("fold_seconds") or [0]))
-    fuse = res["protocol"].get("fuse")
+def _rows_of(res: FitResult | BenchResult, run: str) -> list[dict]:
+    split = _split(res.protocol)
+    if isinstance(res, BenchResult):
+        return [_row(run, c.title, "", split, c.cv, c.test, c.seconds) for c in sorted(res.cells, key=lambda c: c.rank)]
+    ft = res.finetune
+    model = f"{res.feature_set} (fine-tuned, {ft.head.kind} head)" if ft else res.title
+    seconds = ft.seconds if ft else (res.seconds if res.seconds is not None else sum(res.cv.fold_seconds))
+    fuse = res.protocol.fuse
     rows = []
-    if res.get("sequences") and not (ft and ft.get("sequence_runs")):
-        for q, v in res["sequences"].items():  # fit --fuse: each sequence model's own scores
-            rows.append(_row(run, model, q, split, v["cv"], v.get("test"), None))
-    seq = f"fused ({fuse})" if fuse in ("vote", "mean") else ("concat" if fuse == "concat" else res.get("sequence") or "")
-    row = _row(run, model, seq, split, res["cv"], res.get("test"), seconds)
+    if res.sequences and not (ft and ft.sequence_runs):
+        for q, v in res.sequences.items():  # fit --fuse: each sequence model's own scores
+            rows.append(_row(run, model, q, split, v.cv, v.test, None))
+    seq = f"fused ({fuse})" if fuse in ("vote", "mean") else ("concat" if fuse == "concat" else res.sequence or "")
+    row = _row(run, model, seq, split, res.cv, res.test, seconds)
     if ft:
-        row.update(_summaries([r for r in ft["runs"] if r["repeat"] != "final"]))
+        row.update(_summaries([r for r in ft.runs if not r.is_final]))
     return rows + [row]
 
 
-def _split(protocol: dict) -> str:
+def _split(protocol: Protocol) -> str:
     """A short name of the protocol: '5-fold CV by subject', '10 x 70/30 splits by subject', ... ('[leaky]'
     for a slice-level split)."""
-    repeats = protocol.get("repeats", 1) or 1
-    if protocol.get("split") == "fixed":
-        ts = protocol.get("test_size")
+    repeats = protocol.repeats or 1
+    if protocol.split == "fixed":
+        ts = protocol.test_size
         what = f"{100 - round(100 * ts)}/{round(100 * ts)} split" if ts else "manifest train/test split"
         text = f"{repeats} x {what}s" if repeats > 1 else what
     else:
-        text = f"{protocol.get('cv', '?')}-fold CV" + (f" x {repeats}" if repeats > 1 else "")
-    if protocol.get("split_by") == "image":
+        text = f"{protocol.cv}-fold CV" + (f" x {repeats}" if repeats > 1 else "")
+    if protocol.leaky:
         return text + " by image [image-level: leaky]"
-    return text + (" by subject" if protocol.get("grouped_by_subject") else " (no subject ids)")
+    return text + (" by subject" if protocol.grouped_by_subject else " (no subject ids)")
 
 
-def _row(run: str, model: str, sequence: str, split: str, cv: dict, test: dict | None, seconds) -> dict:
-    pooled = cv.get("pooled", {})
-    level = cv.get("level", "image")
-    row = {"run": run, "model": model, "sequence": sequence, "split": split, "level": level,
-           "n": cv.get("n_tested", pooled.get("n"))}
+def _row(run: str, model: str, sequence: str, split: str, cv: CVScores, test: Metrics | None, seconds) -> dict:
+    pooled = cv.pooled
+    row = {"run": run, "model": model, "sequence": sequence, "split": split, "level": cv.level, "n": cv.n_tested}
     for k in ("accuracy", "sensitivity", "specificity", "f1", "auc"):
-        row[k] = pooled.get(k)
-    ci = pooled.get("auc_ci")
+        row[k] = pooled.value(k)
+    ci = pooled.auc_ci
     row["auc_ci"] = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci and all(_finite(v) for v in ci) else ""
-    per = cv.get("per_fold") or {}
     for key, name in (("auc", "auc"), ("accuracy", "acc")):
-        if key in per and len([v for v in per[key]["values"] if _finite(v)]) > 1:
-            row[f"{name}_fold_mean"], row[f"{name}_fold_var"] = per[key]["mean"], per[key]["sd"] ** 2
-    if test:
-        row["test_auc"], row["test_accuracy"] = test.get("auc"), test.get("accuracy")
+        stat = cv.per_fold.get(key)
+        if stat and len([v for v in stat.values if _finite(v)]) > 1:
+            row[f"{name}_fold_mean"], row[f"{name}_fold_var"] = stat.mean, stat.sd**2
+    if test is not None:
+        row["test_auc"], row["test_accuracy"] = test.auc, test.accuracy
     row["seconds"] = seconds
     return row
 
 
-def _summaries(runs: list) -> dict:
+def _summaries(runs: list[FoldRun]) -> dict:
     """Mean over the folds of each fine-tuning run's per-epoch summary."""
-    s = [r["summary"] for r in runs if r.get("summary")]
+    s = [r.summary for r in runs if r.summary]
     if not s:
         return {}
-    mean = lambda k: float(np.mean([x[k] for x in s]))  # noqa: E731
-    return {"best_acc": mean("best_acc"), "best_epoch": mean("best_epoch"),
-            "mean_acc_after_convergence": mean("mean_acc_after_convergence"),
-            "var_acc_after_convergence": mean("var_acc_after_convergence"),
-            "first_epoch_reaching_mean": mean("first_epoch_reaching_mean")}
+    mean = lambda k: float(np.mean([getattr(x, k) for x in s]))  # noqa: E731
+    return {k: mean(k) for k in ("best_acc", "best_epoch", "mean_acc_after_convergence", "var_acc_after_convergence",
+                                 "first_epoch_reaching_mean")}
 
 
 def write_compare(rows: list[dict], out: Path) -> dict:
@@ -185,8 +181,6 @@ def _finite(v) -> bool:
 
 def _common_root(folders: list[Path]) -> Path | None:
     """The folder the run names are relative to: the runs' common parent (a single run: its parent)."""
-    import os
-
     try:
         common = Path(os.path.commonpath([str(f.resolve()) for f in folders]))
     except ValueError:  # different drives

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from featx.errors import StoreError
+from featx.config import Choice
+from featx.errors import ConfigError, StoreError
 from featx.store.store import FAILED, OK, REMOVED, TODO, FeatureStore
 
-EXPORT_FORMATS = ("csv", "parquet")
+EXPORT_FORMATS = Choice("format", ("csv", "parquet"))
 _META = ("id", "label", "subject", "sequence", "split", "slice", "path")
 _CHUNK = 4096  # rows per write: exports stream, whatever the store's size
 
@@ -59,9 +62,6 @@ def _writer_state(lock: Path) -> str:
     """Who is writing the store now, if anyone (the lock is held while a writer lives)."""
     if not lock.exists():
         return ""
-    import fcntl
-    import os
-
     fd = os.open(lock, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -82,7 +82,8 @@ def export_feature_set(path: str | Path, name: str, out: str | Path, fmt: str | 
     out = Path(out)
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in EXPORT_FORMATS:
-        raise StoreError(f"Unknown export format {fmt!r} for {out}; choose --format csv or parquet.")
+        raise ConfigError(f"{out}: unknown format {fmt!r}; give an --out ending in .csv or .parquet, or a format: "
+                          f"{', '.join(EXPORT_FORMATS)}.", "format")
     with FeatureStore(path) as st:
         g = st._group(name)
         filled = g["filled"][:]

@@ -1,0 +1,83 @@
+"""One resolver: a backbone name -> its spec, and a torch feature module or a ready ONNX file.
+
+Sources, by the name's form:
+
+- ``arch`` or ``arch.tag``: the registry (:mod:`featx.backbones.zoo`), with ``weights`` ``imagenet``,
+  ``random`` (tests only) or a weights file, and an optional ``layer``;
+- ``onnx:PATH``: a user's ONNX model with its JSON sidecar (:mod:`featx.backbones.external`);
+- ``arch.ft-RUN``: a backbone exported by ``featx finetune --export`` into the models folder
+  (:mod:`featx.backbones.finetuned`).
+
+``extract``, ``export``, ``predict``, ``finetune`` and the Ray workers all go through :func:`resolve_backbone`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from featx.backbones.export import ExportedModel
+from featx.backbones.external import is_onnx_ref, load_onnx_backbone
+from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
+from featx.backbones.spec import BackboneSpec
+from featx.backbones.weights import load_backbone
+from featx.errors import ConfigError
+
+
+@dataclass
+class ResolvedBackbone:
+    """What a backbone name resolved to.
+
+    Attributes
+    ----------
+    spec : BackboneSpec
+    model : torch.nn.Module or None
+        The feature module (eval mode); None when the source is an ONNX file.
+    exported : ExportedModel or None
+        The ONNX file when the source is one (``onnx:``); else exported on demand.
+    source : {'registry', 'onnx', 'finetuned'}
+    finetune : dict or None
+        The record of a fine-tuned entry (what it was trained on).
+    """
+
+    spec: BackboneSpec
+    model: Any
+    exported: ExportedModel | None
+    source: str
+    finetune: dict | None = None
+
+    @property
+    def trainable(self) -> bool:
+        """Whether a torch module is at hand (fine-tuning, the torch runtime, Grad-CAM)."""
+        return self.model is not None
+
+
+def resolve_backbone(name: str, weights: str = "imagenet", layer: str | None = None,
+                     models_dir: str | Path = "models_onnx") -> ResolvedBackbone:
+    """Resolve ``name`` (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        ``weights``/``layer`` given for a source that carries its own.
+    BackboneError
+        Unknown name (with the closest ones), missing files, weights that do not fit.
+    """
+    if is_onnx_ref(name):
+        _own_weights(name, weights, layer, "an ONNX model")
+        exported = load_onnx_backbone(name)
+        return ResolvedBackbone(exported.spec, None, exported, "onnx")
+    if is_finetuned_ref(name):
+        _own_weights(name, weights, layer, "a fine-tuned backbone")
+        spec, model, record = load_finetuned(name, models_dir)
+        return ResolvedBackbone(spec, model, None, "finetuned", record)
+    spec, model = load_backbone(name, weights, layer=layer)
+    return ResolvedBackbone(spec, model, None, "registry")
+
+
+def _own_weights(name: str, weights: str, layer: str | None, what: str) -> None:
+    if weights != "imagenet":
+        raise ConfigError(f"{name} is {what} with its own weights; drop weights ({weights!r}).", "weights")
+    if layer is not None:
+        raise ConfigError(f"{name} is {what} cut where it was made; drop layer ({layer!r}).", "layer")

@@ -1,0 +1,146 @@
+"""``featx extract``, ``featx radiomics``, ``featx export`` and ``featx backbones``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from featx.backbones.export import export_onnx
+from featx.backbones.registry import list_entries
+from featx.backbones.resolve import resolve_backbone
+from featx.backbones.status import local_status
+from featx.cli.common import ConfigOption, opt, out_console, print_problems, settings
+from featx.errors import ConfigError
+from featx.extract.config import ExtractConfig
+from featx.extract.run import run_extract
+from featx.radiomics.config import RadiomicsConfig
+from featx.radiomics.run import run_radiomics
+
+E, R = ExtractConfig, RadiomicsConfig
+
+
+def extract(
+    ctx: typer.Context,
+    manifest: Optional[Path] = opt(E, "manifest", "--manifest", "-m"),
+    backbone: Optional[str] = opt(E, "backbone", "--backbone", "-b"),
+    store: Optional[Path] = opt(E, "store", "--store", "-s"),
+    weights: str = opt(E, "weights"),
+    name: Optional[str] = opt(E, "name"),
+    batch_size: int = opt(E, "batch_size", min=1),
+    workers: Optional[int] = opt(E, "workers", min=1),
+    decode: str = opt(E, "decode"),
+    provider: str = opt(E, "provider"),
+    runtime: str = opt(E, "runtime"),
+    precision: str = opt(E, "precision"),
+    compile: bool = opt(E, "compile", "--compile"),
+    models_dir: Path = opt(E, "models_dir"),
+    overwrite: bool = opt(E, "overwrite"),
+    max_failures: str = opt(E, "max_failures"),
+    window: str = opt(E, "window"),
+    layer: Optional[str] = opt(E, "layer", "--layers", "--layer"),
+    tta: str = opt(E, "tta"),
+    interpolation: Optional[str] = opt(E, "interpolation"),
+    resize_to_input: bool = opt(E, "resize_to_input"),
+    ray: Optional[str] = opt(E, "ray", metavar="ADDRESS"),
+    config: Optional[Path] = ConfigOption,
+) -> None:
+    """Extract frozen backbone features for every image of a manifest into an HDF5 store.
+
+    Resumable and crash-safe: a rerun computes only rows not yet in the store, also after a kill.
+
+    Example: [bold]featx extract --manifest m.csv --backbone resnet18 --store features.h5[/]
+    """
+    s = run_extract(settings(ctx, ExtractConfig, config))
+    out_console.print(
+        f"{s.feature_set} ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "
+        f"{s.n_already} already in the store, {len(s.failures)} failed"
+        + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "") + f"; {s.wall_s:.1f} s"
+        + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "") + f" -> {s.store}"
+    )
+    print_problems(s.failures, "failed", "error column")
+
+
+def radiomics(
+    ctx: typer.Context,
+    manifest: Optional[Path] = opt(R, "manifest", "--manifest", "-m"),
+    store: Optional[Path] = opt(R, "store", "--store", "-s"),
+    params: str = opt(R, "params"),
+    mode: str = opt(R, "mode"),
+    jobs: Optional[int] = opt(R, "jobs", min=1),
+    auto_mask: Optional[str] = opt(R, "auto_mask"),
+    label: Optional[int] = opt(R, "label"),
+    name: Optional[str] = opt(R, "name"),
+    overwrite: bool = opt(R, "overwrite"),
+    max_failures: str = opt(R, "max_failures"),
+    config: Optional[Path] = ConfigOption,
+) -> None:
+    """Compute pyradiomics features for every sample into the store, next to the CNN features.
+
+    Resumable and crash-safe like extract; a failing case is recorded with its reason, NaN values are named.
+
+    Example: [bold]featx radiomics --manifest volumes.csv --store features.h5 --params default --jobs 4[/]
+    """
+    s = run_radiomics(settings(ctx, RadiomicsConfig, config))
+    out_console.print(
+        f"{s.feature_set} ({s.n_features} features, {s.mode}, {s.jobs} job(s)): {s.n_samples} samples, "
+        f"{s.n_computed} computed, {s.n_already} already in the store, {len(s.failures)} failed"
+        + (f", {len(s.notes)} with NaN or skipped features (noted)" if s.notes else "")
+        + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "")
+        + f"; {s.wall_s:.1f} s" + (f", {s.cases_per_s:.2f} cases/s" if s.n_computed else "") + f" -> {s.store}",
+        highlight=False,
+    )
+    print_problems(s.failures, "failed", "error column")
+    print_problems(s.notes, "note", "note column")
+
+
+def export(
+    backbone: str = typer.Option(..., "--backbone", "-b", help="Backbone; see 'featx backbones'."),
+    weights: str = opt(E, "weights"),
+    layer: Optional[str] = opt(E, "layer", "--layer", "--layers"),
+    opset: int = typer.Option(18, help="ONNX opset."),
+    models_dir: Path = opt(E, "models_dir"),
+) -> None:
+    """Export a backbone to ONNX (checked with onnx.checker and against torch), with a JSON sidecar.
+
+    Cached by content: the same spec, weights, opset and torch version reuse the file.
+
+    Example: [bold]featx export --backbone resnet18 --opset 18[/]
+    """
+    resolved = resolve_backbone(backbone, weights, layer, models_dir)
+    if resolved.exported is not None:
+        raise ConfigError(f"{backbone} is an ONNX model already; nothing to export.", "backbone")
+    ex = export_onnx(resolved.spec, resolved.model, models_dir, opset=opset)
+    side = ex.sidecar
+    out_console.print(
+        f"{ex.onnx_path} ({ex.onnx_path.stat().st_size / 2**20:.1f} MiB, opset {side['opset']}, {side['exporter']}): "
+        f"sha256 {side['onnx_sha256']}; parity max |onnx - torch| {side['parity']['max_abs_diff']:.2e} at output "
+        f"scale {side['parity']['output_scale']:.2e}; sidecar {ex.onnx_path.with_suffix('.json')}", highlight=False,
+    )
+
+
+def backbones(models_dir: Path = opt(E, "models_dir")) -> None:
+    """List registered backbones: input size, feature dim, weights, and what is present locally.
+
+    Example: [bold]featx backbones[/]
+    """
+    table = Table(title="featx backbones",
+                  caption="weights/export: present locally (yes) or fetched/exported on first use (no)")
+    for col in ("backbone", "input", "dim", "weights", "export", "default weights"):
+        table.add_column(col, no_wrap=col != "default weights", overflow="fold")
+    notes = []
+    for entry in list_entries():
+        spec = entry.spec()
+        have_weights, have_export = local_status(entry, spec, models_dir)
+        table.add_row(entry.arch, f"{spec.crop_size}x{spec.crop_size}", str(spec.feature_dim),
+                      "yes" if have_weights else "no", "yes" if have_export else "no", spec.weights_id)
+        layers = ", ".join(f"{k} ({v.dim}-d)" for k, v in entry.layers.items())
+        notes.append(f"  {entry.arch}: {entry.description}. Layers: {layers}")
+    out_console.print(table)
+    out_console.print("\n".join(notes), highlight=False)
+    tuned = sorted(models_dir.glob("*.finetune.json")) if models_dir.is_dir() else []
+    if tuned:
+        out_console.print(f"fine-tuned backbones in {models_dir} ('featx finetune --export'): "
+                          + ", ".join(p.name.removesuffix(".finetune.json") for p in tuned), highlight=False)

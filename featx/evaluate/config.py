@@ -1,0 +1,84 @@
+"""``FitConfig`` and ``BenchConfig``, and the split settings they share with fine-tuning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from featx.config import Choice, Config, setting
+from featx.errors import ConfigError
+from featx.evaluate.heads import HEADS
+
+SPLITS = Choice("split", ("cv", "fixed"))
+SPLIT_BY = Choice("split-by", ("subject", "image"))
+FUSE = Choice("fusion", ("vote", "mean", "concat"))
+
+
+def _fraction(value: float) -> float:
+    if not 0 < value < 1:
+        raise ConfigError(f"must be a fraction between 0 and 1 (e.g. 0.3), got {value}.")
+    return value
+
+
+@dataclass(frozen=True)
+class SplitSettings(Config):
+    """How samples are split and scored: shared by fit, bench and finetune, so their folds agree."""
+
+    cv: int = setting(10, "Folds per repeat: stratified, grouped by subject when the manifest has subjects.", minimum=2)
+    repeats: int = setting(1, "Repeat the K-fold CV with re-shuffled folds (seeds derived from --seed).", minimum=1)
+    split: str = setting("cv", "cv (K-fold; manifest rows with split=test are held out and scored once) or fixed (one "
+                         "train/test split: the manifest's split column, or --test-size).", choice=SPLITS)
+    test_size: float | None = setting(None, "With --split fixed: draw this fraction of the subjects as test (e.g. 0.3).",
+                                      check=_fraction)
+    split_by: str = setting("subject", "subject (folds grouped by subject: the honest default) or image (slice-level "
+                            "random split that ignores the subjects: leaky, only to show what it would report).",
+                            choice=SPLIT_BY)
+    folds: Path | None = setting(None, "Reuse the folds of an earlier run (its folds.json or results.json).")
+    seed: int = setting(0, "Seed of the folds, the heads and the bootstrap (recorded in the results).")
+    positive: str | None = setting(None, "Positive class for sensitivity/specificity (binary; default: the second "
+                                   "sorted class).")
+    bootstrap: int = setting(1000, "Bootstrap resamples (by subject) for the 95% CIs; 0: DeLong only.", minimum=0)
+
+    def validate(self) -> None:
+        if self.test_size is not None and self.split != "fixed":
+            raise ConfigError("draws a fixed train/test split; use it with split fixed.", "test_size")
+
+
+@dataclass(frozen=True)
+class HeadSettings(SplitSettings):
+    """What fit and bench add to the split: tuning and PCA of the heads."""
+
+    tune: bool = setting(False, "Nested CV: tune each head's grid by an inner grouped CV on the training folds only.")
+    pca: int | None = setting(None, "PCA components before the classifier (fit inside each training fold).", minimum=1)
+    inner_k: int = setting(5, "Folds of the inner CV that tunes a head (with --tune).", minimum=2)
+
+
+@dataclass(frozen=True)
+class FitConfig(HeadSettings):
+    """How ``featx fit`` cross-validates one head on one feature set (``featx.toml`` section ``[fit]``)."""
+
+    section = "fit"
+    store: Path | None = setting(None, "HDF5 feature store written by 'featx extract' or 'featx radiomics'.")
+    features: str | None = setting(None, "Feature-set name in the store (e.g. resnet18).")
+    head: str = setting("logreg", "Classifier head.", choice=HEADS)
+    fuse: str | None = setting(None, "Multi-sequence fusion per subject: vote or mean (one model per sequence), or "
+                               "concat (sequences' features side by side).", choice=FUSE)
+    out: Path | None = setting(None, "Folder for results.json, folds.json, prediction CSVs and report.html.")
+    save: Path | None = setting(None, "Save the head refit on all non-test samples (.skops) for 'featx predict'.")
+
+
+@dataclass(frozen=True)
+class BenchConfig(HeadSettings):
+    """How ``featx bench`` compares feature sets x heads on identical folds (``featx.toml`` section ``[bench]``)."""
+
+    section = "bench"
+    store: Path | None = setting(None, "HDF5 feature store written by 'featx extract' or 'featx radiomics'.")
+    features: tuple[str, ...] = setting((), "Feature sets, comma-separated (e.g. resnet50,radiomics.default).")
+    heads: tuple[str, ...] = setting((), "Heads, comma-separated (default: every registered head).", choice=HEADS)
+    out: Path | None = setting(None, "Folder for results.json, bench.csv, folds.json and report.html.")
+    finetuned: tuple[Path, ...] = setting((), "Output folders of 'featx finetune' runs on the same folds: a row each.")
+
+    @property
+    def head_names(self) -> tuple[str, ...]:
+        """The heads to run: the given ones, or every registered head."""
+        return self.heads or HEADS.values

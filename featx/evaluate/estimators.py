@@ -1,0 +1,128 @@
+"""The estimators behind every head, each honouring the scikit-learn contract.
+
+:class:`Head` is standardisation -> optional PCA -> a classifier as one estimator, built from clones
+at fit time (parameters never change by fitting); :class:`XGBHead` puts XGBoost behind the same
+contract. ``tests/test_heads.py`` runs scikit-learn's estimator checks over every registered head.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+
+class Head(ClassifierMixin, BaseEstimator):
+    """Optional standardisation -> optional PCA -> classifier, as one scikit-learn estimator.
+
+    ``fit`` builds ``pipeline_`` from clones, so the parameters are never changed by
+    fitting (a bare ``Pipeline`` fits its steps in place) and tuning grids address
+    the classifier as ``clf__<param>``.
+
+    Parameters
+    ----------
+    clf : classifier
+        Unfitted scikit-learn classifier with ``predict_proba``.
+    scale : bool
+        Standardise each feature (mean 0, sd 1, from the training data) first.
+    pca : int, optional
+        Number of principal components kept (after scaling).
+    random_state : int
+        Seed of the PCA.
+    """
+
+    def __init__(self, clf=None, scale=True, pca=None, random_state=0):
+        self.clf = clf
+        self.scale = scale
+        self.pca = pca
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit on features ``X`` (n, d) and labels ``y``."""
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"a classifier needs samples of at least 2 classes; only one class is present: {self.classes_[0]!r}")
+        clf = clone(self.clf) if self.clf is not None else LogisticRegression()
+        params = clf.get_params()
+        if params.get("n_neighbors", 0) > len(X):  # k-NN on a training set smaller than k
+            clf.set_params(n_neighbors=len(X))
+        if params.get("early_stopping") and len(X) < 100:  # a 10% validation split of < 10 samples is noise
+            clf.set_params(early_stopping=False)
+        steps = [("scale", StandardScaler())] if self.scale else []
+        if self.pca is not None:
+            if self.pca > min(X.shape):
+                raise ValueError(f"pca={self.pca} components asked for, but a training set of {X.shape[0]} samples "
+                                 f"x {X.shape[1]} features has at most {min(X.shape)}; choose a smaller --pca")
+            steps.append(("pca", PCA(n_components=self.pca, random_state=self.random_state)))
+        with warnings.catch_warnings():
+            # SVC(probability=True) is Platt scaling on libsvm's internal 5-fold CV, as published with the
+            # method; scikit-learn 1.9 deprecates the flag (removal in 1.11, hence the pin below 1.11)
+            warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
+            self.pipeline_ = Pipeline(steps + [("clf", clf)]).fit(X, y)
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in ``classes_`` order."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, copy=True)  # libsvm refuses read-only buffers
+        return self.pipeline_.predict_proba(X)
+
+    def predict(self, X):
+        """Most probable class (consistent with ``predict_proba``)."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class XGBHead(ClassifierMixin, BaseEstimator):
+    """``xgboost.XGBClassifier`` behind the scikit-learn classifier contract.
+
+    XGBoost wants labels 0..C-1 and changes its ``objective`` parameter during fit;
+    this wrapper encodes any labels, keeps its parameters untouched and holds the
+    fitted booster in ``model_``.
+    """
+
+    def __init__(self, n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.8, colsample_bytree=0.5,
+                 n_jobs=None, random_state=0):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit on features ``X`` (n, d) and labels ``y``."""
+        from xgboost import XGBClassifier
+
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        self._encoder = LabelEncoder().fit(y)
+        self.classes_ = self._encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(f"XGBHead needs samples of at least 2 classes; got 1 class: {self.classes_[0]!r}")
+        self.model_ = XGBClassifier(
+            n_estimators=self.n_estimators, max_depth=self.max_depth, learning_rate=self.learning_rate,
+            subsample=self.subsample, colsample_bytree=self.colsample_bytree, tree_method="hist",
+            n_jobs=self.n_jobs, random_state=self.random_state,
+        ).fit(X, self._encoder.transform(y))
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in ``classes_`` order."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return self.model_.predict_proba(X)
+
+    def predict(self, X):
+        """Most probable class."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,99 @@
+"""The rows a fit scores, and how they are split: shared by fit, bench and finetune, so their folds agree.
+
+Protocol (``split='cv'``, the default): samples whose ``split`` is ``test`` are held out;
+stratified K-fold CV (x repeats; grouped by subject when subjects are known) runs on the rest.
+``split='fixed'``: one train/test split, the manifest's split column or ``test_size`` of the subjects.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from featx.errors import FitError, short_list
+from featx.evaluate.config import SplitSettings
+from featx.evaluate.folds import Folds, load_folds, make_folds, make_holdout, manifest_split
+from featx.store.feature_set import FeatureSet
+from featx.store.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
+    """The labelled rows of ``features``, without NaN/inf columns (named in the returned list)."""
+    with FeatureStore(store) as st:
+        fs = st.load(features)
+    fs, dropped = fs.without_nonfinite_columns()
+    if dropped:
+        log.warning("%s: left out %d feature(s) that are NaN/inf in some rows (%s); 'featx store export' shows "
+                    "them, each row's note says why", features, len(dropped), short_list(dropped))
+    if fs.X.shape[1] == 0:
+        raise FitError(f"Every feature of {features!r} is NaN/inf in some row; nothing to fit. Check the rows' notes.")
+    labelled = fs.labels != ""
+    if not labelled.all():
+        log.warning("%d sample(s) of %s have no label and are left out", int((~labelled).sum()), features)
+        fs = fs.subset(labelled)
+    if len(fs) == 0:
+        raise FitError(f"No labelled samples in feature set {features!r}. Give the manifest a 'label' column.")
+    tuned = fs.provenance.get("finetune")
+    if tuned:
+        log.warning("%s comes from a backbone fine-tuned on %s labelled samples (%s; run %s): scores on samples it was "
+                    "trained on are optimistic. Score these features on rows the fine-tuning never saw (its held-out "
+                    "test rows), and compare fine-tuning itself with 'featx bench --finetuned RUN'.", features,
+                    (tuned.get("trained_on") or {}).get("n", "?"), (tuned.get("trained_on") or {}).get("what", "?"),
+                    tuned.get("run"))
+    return fs, dropped
+
+
+def plan_split(fs: FeatureSet, s: SplitSettings) -> tuple[FeatureSet, FeatureSet, Folds]:
+    """(development rows, held-out test rows, folds over the development rows), by the split settings ``s``.
+
+    ``split_by='image'`` deliberately ignores the subjects when drawing folds (each image is
+    its own group): what a slice-level random split reports, for showing the leak side by side
+    with the grouped split. Never use it for a result you report as is.
+    """
+    split, test_size, split_by = s.split, s.test_size, s.split_by
+    has_subjects = bool((fs.subjects != "").all())
+    if not has_subjects:
+        log.warning("no subject ids: each sample is its own group, so slices of one patient may leak across folds")
+    elif split_by == "image":
+        log.warning("--split-by image: folds ignore the subjects, so one patient's slices sit on both sides of a "
+                    "split and every metric is optimistic (a slice-level leak, kept only for comparison)")
+    if split == "fixed":
+        dev, test = fs, fs.subset(np.zeros(len(fs), bool))
+        if test_size is not None and (fs.splits == "test").any():
+            raise FitError("The manifest already marks 'test' rows; --test-size would draw another test set. Drop "
+                           "--test-size to use the manifest's split, or clear its 'split' column.")
+    else:
+        is_test = fs.splits == "test"
+        dev, test = fs.subset(~is_test), fs.subset(is_test)
+        if len(dev) == 0:
+            raise FitError("Every sample is in the 'test' split: nothing to cross-validate on. Mark some as train/val.")
+        both = sorted(set(dev.subjects.tolist()) & set(test.subjects.tolist())) if has_subjects else []
+        if both:
+            raise FitError(f"Subject {both[0]!r}" + (f" (and {len(both) - 1} more)" if len(both) > 1 else "")
+                           + " has rows in the 'test' split and outside it: refusing a split that puts one patient "
+                           "on both sides (its slices would leak into the test side and inflate every metric). "
+                           "Give all of a subject's rows the same split.")
+    subjects = dev.subjects if has_subjects and split_by == "subject" else None
+    if s.folds is not None:
+        folds = load_folds(s.folds, dev.ids, subjects)
+    elif split == "fixed":
+        folds = (make_holdout(dev.labels, subjects, test_size, s.seed, s.repeats) if test_size is not None
+                 else manifest_split(dev.splits, subjects))
+    else:
+        folds = make_folds(dev.labels, subjects, k=s.cv, seed=s.seed, repeats=s.repeats)
+    return dev, test, folds
+
+
+def split_classes(dev: FeatureSet, test: FeatureSet, positive: str | None) -> list[str]:
+    """The classes (sorted labels of the development rows), refusing an unknown positive class or test-only labels."""
+    classes = sorted(set(dev.labels))
+    if positive is not None and positive not in classes:
+        raise FitError(f"--positive {positive!r} is not a label (labels: {', '.join(classes)}).")
+    unseen = sorted(set(test.labels) - set(classes))
+    if unseen:
+        raise FitError(f"Test labels {unseen} never occur outside the test split; no model can learn them.")
+    return classes

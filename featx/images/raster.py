@@ -1,0 +1,77 @@
+"""2D raster files (PNG, JPEG, TIFF, BMP) through Pillow -> an 8-bit RGB image, by one recorded channel policy.
+
+Grey images go into 3-channel ImageNet networks by replicating the grey channel
+(``CHANNEL_POLICY``). 16-bit and float images are scaled per image from their
+min..max to 0..255 before that. Both policies are written into every feature
+set's provenance.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from featx.errors import ImageReadError
+from featx.images.volume import Volume
+
+CHANNEL_POLICY = "grey->RGB by replication; alpha dropped; 16-bit/float min-max scaled per image to 0..255"
+
+
+def read_image(path: str | Path, keep_grey: bool = False) -> Image.Image:
+    """Read an image file as an 8-bit RGB PIL image.
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG, JPEG, TIFF or BMP file.
+    keep_grey : bool
+        Return grey images as 8-bit ``L`` (the replication to RGB left to the
+        :class:`~featx.images.preprocess.Preprocessor`, which gives the same numbers
+        at a third of the resampling cost).
+
+    Raises
+    ------
+    ImageReadError
+        When the file is missing, empty, truncated or not an image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return to_rgb8(im, keep_grey)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: file not found") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
+
+
+def to_rgb8(im: Image.Image, keep_grey: bool = False) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB following :data:`CHANNEL_POLICY` (grey stays ``L`` if ``keep_grey``)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        scaled = np.zeros_like(a) if hi <= lo else (a - lo) * (255.0 / (hi - lo))
+        im = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+    if im.mode == "RGB" or (keep_grey and im.mode == "L"):
+        return im
+    if keep_grey and im.mode == "LA":
+        return im.convert("L")  # alpha dropped, as for RGBA
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA")
+    return im.convert("RGB")
+
+
+def read_values(path: str | Path):
+    """A 2D file's grey values as stored (16-bit kept; colour -> luma), as a one-slice Volume in pixel units."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            a = np.array(im if im.mode in ("1", "L", "P", "I", "F") or im.mode.startswith("I;16") else im.convert("L"))
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: file not found") from None
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
+        raise ImageReadError(f"{path}: cannot read image ({exc})") from None
+    return Volume(a[None], (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0), Path(path))

@@ -1,0 +1,77 @@
+"""The page of one ``fit`` or ``finetune`` run: metrics, plots, per-sequence models, tuning, provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from featx.report.finetune import finetune_section
+from featx.report.html import e, figures, fmt, key_values, page, raw_json, summary_rows, table, versions_line
+from featx.report.plots import confusion_png, curves_png, roc_png, strip_png
+from featx.results.codec import to_json
+from featx.results.metrics import METRIC_LABELS
+from featx.results.provenance import FeatureProvenance
+from featx.results.runs import FitResult
+
+FOLD_PLOT_KEYS = ("auc", "accuracy", "balanced_accuracy", "f1")
+
+
+def fit_images(r: FitResult, out: Path) -> dict:
+    """ROC (with bootstrap band), confusion matrices, per-fold scores and the fine-tuning curves of one run."""
+    paths = {}
+    curves = [(f"CV ({r.cv.level})", r.cv.pooled, r.cv.roc)]
+    if r.test is not None:
+        curves.append(("held-out test", r.test, r.test.roc))
+    for q, v in (r.sequences or {}).items():  # each sequence model's own curve beside the fused one
+        curves.append((f"CV, {q} model (image)", v.cv.pooled, v.cv.roc))
+    if any(c[2] for c in curves):
+        paths["roc"] = roc_png(curves, r.positive or "", out / "roc.png")
+    panels = [("cross-validation", r.cv.pooled)] + ([("held-out test", r.test)] if r.test is not None else [])
+    paths["confusion"] = confusion_png(panels, r.classes, out / "confusion.png")
+    folds = {k: r.cv.fold_values(k) for k in FOLD_PLOT_KEYS if r.cv.fold_values(k)}
+    if folds and len(next(iter(folds.values()))) > 1:
+        paths["folds_plot"] = strip_png(folds, "score per fold (every repeat x fold)", out / "folds.png")
+    if r.finetune is not None and r.finetune.runs:
+        paths["curves"] = curves_png(r.finetune.runs, out / "curves.png")
+    return paths
+
+
+def render_fit(r: FitResult, images: dict) -> str:
+    """The page of one run."""
+    proto, cv = r.protocol, r.cv
+    pos, unit = cv.pooled.positive, cv.pooled.ci_unit or "sample"
+    body = [f"""<p class="note">{r.n_dev} samples in {e(proto.folds)}; {r.n_test} in the held-out test split;
+classes {e(', '.join(r.classes))}{f'; positive class <b>{e(pos)}</b>' if pos else ''}. Level: {e(cv.level)}.
+AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({proto.n_boot} resamples by {e(unit)}).</p>""",
+            table(["metric", "CV (pooled out-of-fold)", "CV per fold (mean ± sd)", "held-out test"],
+                  summary_rows(cv, r.test))]
+    if cv.subject is not None:
+        s = cv.subject
+        body.append(f"<h2>Subject level</h2><p class='note'>{s.n_subjects} subjects; mean probability over each "
+                    "subject's images.</p>"
+                    + table(["metric", "CV subject level"], [(METRIC_LABELS[k], fmt(s, k)) for k in s.shown()]))
+    if r.sequences:
+        body.append(_sequences_table(r))
+    body.append(figures(images))
+    if r.finetune is not None:
+        body.append(finetune_section(r.finetune))
+    if cv.best_params:
+        body.append(f"<h2>Tuning (nested CV)</h2><p class='note'>grid {e(json.dumps(r.head.tuned))}; "
+                    f"chosen per outer fold:</p><pre>{e(json.dumps(cv.best_params))}</pre>")
+    folds = proto.folds + (f" (loaded from {proto.folds_from})" if proto.folds_from else "")
+    prov = {"featx version": r.featx_version, "store": r.store, "feature set": r.feature_set,
+            **FeatureProvenance.of(r.provenance).rows(r.dropped_features), "head": r.head.estimator, "folds": folds,
+            "seed": proto.seed, "versions": versions_line(r.versions), "created": r.created}
+    body.append("<h2>Provenance</h2>" + key_values(prov))
+    body.append(raw_json(to_json(r)))
+    return page(f"featx: {r.title}", "\n".join(body))
+
+
+def _sequences_table(r: FitResult) -> str:
+    keys = [k for k in ("accuracy", "sensitivity", "specificity", "f1") if r.cv.pooled.value(k) is not None]
+    rows = [(q, v.n, fmt(v.cv.pooled, "auc"), *(fmt(v.cv.pooled, k) for k in keys), fmt(v.cv.subject, "auc"),
+             fmt(v.test, "auc")) for q, v in r.sequences.items()]
+    rows.append((f"fused ({r.protocol.fuse})", "-", fmt(r.cv.pooled, "auc"), *(fmt(r.cv.pooled, k) for k in keys), "-",
+                 fmt(r.test, "auc")))
+    return ("<h2>Per-sequence models and the fused one</h2>"
+            + table(["model", "images", "CV AUC", *keys, "CV AUC (subject)", "test AUC"], rows))

@@ -1,0 +1,113 @@
+"""The PNG plots of the reports: ROC curves with bands, confusion matrices, per-fold scores, fine-tuning curves.
+
+matplotlib is imported inside each function (headless ``Agg``), so reading results stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from featx.report.html import fmt
+from featx.results.metrics import Metrics, Roc
+from featx.results.runs import FoldRun
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def roc_png(curves: list[tuple[str, Metrics, Roc | None]], positive: str, path: Path) -> Path:
+    """One ROC per (title, metrics with auc/auc_ci, curve with its bootstrap band when resampled)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.8), dpi=110)
+    for title, m, roc in curves:
+        if not roc:
+            continue
+        (line,) = ax.plot(roc.fpr, roc.tpr, lw=1.6, label=f"{title}: AUC {fmt(m, 'auc')}")
+        if roc.has_band:
+            ax.fill_between(roc.fpr, roc.lo, roc.hi, color=line.get_color(), alpha=0.15, lw=0)
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=f"ROC, positive = {positive} (band: 95% bootstrap)",
+           xlim=(0, 1), ylim=(0, 1.01))
+    ax.title.set_fontsize(9)
+    ax.legend(loc="lower right", fontsize=6.5)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def confusion_png(panels: list[tuple[str, Metrics]], classes, path: Path) -> Path:
+    """One confusion matrix (rows true, columns predicted) per (title, metrics)."""
+    plt = _pyplot()
+    classes = list(classes)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), dpi=110, squeeze=False)
+    for ax, (title, m) in zip(axes[0], panels):
+        cm = np.asarray(m.confusion_matrix)
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+        ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
+               xlabel="predicted", ylabel="true")
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def strip_png(series: dict, title: str, path: Path) -> Path:
+    """One column of points (plus mean bar) per named list of per-fold scores."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(min(11.0, max(4.0, 0.65 * len(series) + 1.5)), 3.8), dpi=110)
+    rng = np.random.default_rng(0)
+    for i, vals in enumerate(series.values()):
+        v = np.asarray(vals, float)
+        v = v[~np.isnan(v)]
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(v)), v, s=12, alpha=0.7)
+        if len(v):
+            ax.hlines(v.mean(), i - 0.25, i + 0.25, color="black", lw=1.5)
+    ax.set_xticks(range(len(series)), list(series), rotation=35, ha="right", fontsize=7)
+    ax.set(title=title, ylim=(min(0.4, ax.get_ylim()[0]), 1.01))
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+_CURVE_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+_CURVE_LABELS = {"train": "training", "val": "inner validation (early stopping)", "test": "held-out fold (reported only)"}
+
+
+def curves_png(runs: tuple[FoldRun, ...], path: Path) -> Path:
+    """Loss and accuracy per epoch: training, inner validation and held-out fold, one thin line per run."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, what in zip(axes, ("loss", "acc")):
+        for part, colour in _CURVE_COLOURS.items():
+            shown = False
+            for run in runs:
+                pts = [(h.epoch, h.curve(part, what)) for h in run.history if h.curve(part, what) is not None]
+                if pts:
+                    epochs, values = zip(*pts)
+                    ax.plot(epochs, values, color=colour, lw=1, alpha=0.7, label=None if shown else _CURVE_LABELS[part])
+                    shown = True
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss" if what == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("fine-tuning curves (one line per fold)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

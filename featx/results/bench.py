@@ -1,0 +1,94 @@
+"""The result of ``featx bench``: one cell per feature set x head on identical folds, and the paired tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from featx.results.codec import extra_field
+from featx.results.metrics import CVScores, Metrics
+from featx.results.runs import Protocol
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One feature set x one head (or a fine-tuning run's row), ranked by pooled CV AUC."""
+
+    feature_set: str
+    head: str
+    kind: str  # cnn | radiomics | finetune
+    n_features: int
+    seconds: float
+    cv: CVScores
+    rank: int = 0
+    fold_auc: tuple[float, ...] = ()
+    best_params: Any = None
+    test: Metrics | None = None
+    run: str | None = None  # a fine-tuning row: its run folder
+
+    @property
+    def title(self) -> str:
+        return f"{self.feature_set} + {self.head}"
+
+
+@dataclass(frozen=True)
+class DeLongTest:
+    """DeLong's paired test of two AUCs on the same samples (a - b)."""
+
+    auc_a: float
+    auc_b: float
+    diff: float
+    z: float
+    p: float
+
+
+@dataclass(frozen=True)
+class CorrectedTTest:
+    """The corrected resampled t-test (Nadeau & Bengio) of per-fold AUC differences (a - b)."""
+
+    mean_diff: float
+    t: float
+    df: int
+    p: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two cells compared: why these two, and both tests (DeLong: binary problems only)."""
+
+    a: str
+    b: str
+    why: str
+    delong: DeLongTest | None = None
+    corrected_t: CorrectedTTest | None = None
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Everything one ``featx bench`` run produced (``provenance``: per feature set)."""
+
+    type: str
+    featx_version: str
+    created: str
+    store: str
+    feature_sets: tuple[str, ...]
+    heads: tuple[str, ...]
+    protocol: Protocol
+    classes: tuple[str, ...]
+    n_dev: int
+    n_test: int
+    cells: tuple[CellResult, ...]
+    comparisons: tuple[Comparison, ...] = ()
+    positive: str | None = None
+    finetuned: tuple[str, ...] = ()
+    provenance: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+    dropped_features: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    folds: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] | None = None
+    outputs: Mapping[str, str] | None = None
+    extra: Mapping[str, Any] = extra_field()
+
+    @property
+    def title(self) -> str:
+        return f"featx bench: {len(self.feature_sets)} feature set(s) x {len(self.heads)} head(s)"

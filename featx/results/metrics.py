@@ -1,0 +1,135 @@
+"""Metrics with their intervals, ROC curves, per-fold statistics and the scores of one cross-validation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+#: The summary metrics, in the order every table shows them, with their labels
+METRIC_LABELS = {
+    "auc": "AUC", "accuracy": "Accuracy", "balanced_accuracy": "Bal. accuracy", "sensitivity": "Sensitivity",
+    "specificity": "Specificity", "precision": "Precision", "f1": "F1",
+}
+
+
+def finite(v) -> bool:
+    """A number that is neither None nor NaN/inf."""
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Precision, recall (sensitivity), F1 and support of one class."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class Roc:
+    """An ROC curve on a fixed FPR grid, with its bootstrap band (``lo``/``hi``) when resampled."""
+
+    fpr: tuple[float, ...]
+    tpr: tuple[float, ...]
+    lo: tuple[float, ...] | None = None
+    hi: tuple[float, ...] | None = None
+
+    @property
+    def has_band(self) -> bool:
+        return self.lo is not None and self.hi is not None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The metrics of one set of predictions (pooled out-of-fold, a test split, subject level ...).
+
+    Binary problems have ``positive``, ``auc`` with its DeLong interval ``auc_ci``, ``sensitivity`` and
+    ``specificity``; multi-class ones a macro one-vs-rest ``auc`` and macro ``sensitivity``/``precision``/
+    ``f1``. ``ci`` holds the percentile-bootstrap intervals (metric -> (lo, hi)), resampled by ``ci_unit``.
+    """
+
+    n: int
+    classes: tuple[str, ...]
+    accuracy: float | None = None
+    balanced_accuracy: float | None = None
+    confusion_matrix: tuple[tuple[int, ...], ...] = ()
+    per_class: Mapping[str, ClassMetrics] = field(default_factory=dict)
+    positive: str | None = None
+    auc: float | None = None
+    auc_ci: tuple[float, float] | None = None
+    sensitivity: float | None = None
+    specificity: float | None = None
+    precision: float | None = None
+    f1: float | None = None
+    ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    ci_unit: str | None = None
+    roc: Roc | None = None
+    n_subjects: int | None = None
+    mixed_label_subjects: int | None = None
+
+    def value(self, key: str) -> float | None:
+        """The metric ``key`` (one of :data:`METRIC_LABELS`), None when this problem has none."""
+        if key not in METRIC_LABELS:
+            raise KeyError(f"unknown metric {key!r}")
+        return getattr(self, key)
+
+    def interval(self, key: str) -> tuple[float, float] | None:
+        """The bootstrap interval of ``key``, None without one."""
+        return self.ci.get(key)
+
+    def shown(self) -> list[str]:
+        """The metrics this problem has, in table order."""
+        return [k for k in METRIC_LABELS if self.value(k) is not None]
+
+
+@dataclass(frozen=True)
+class FoldStat:
+    """One metric over every (repeat, fold): mean, sd and the values in repeat-major order."""
+
+    mean: float
+    sd: float
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CVScores:
+    """What one cross-validation (or fixed split) scored.
+
+    Attributes
+    ----------
+    n_tested : int
+        Samples (or subjects) with an out-of-fold prediction.
+    pooled : Metrics
+        Of each sample's out-of-fold probability, averaged over the repeats that tested it.
+    roc : Roc or None
+        The pooled ROC with its bootstrap band (binary problems).
+    per_fold : mapping of metric -> FoldStat
+    per_repeat : tuple of mapping, or None
+        Pooled AUC and accuracy of each repeat (with several repeats).
+    subject : Metrics or None
+        The same at subject level (mean probability over a subject's images), when subjects have several.
+    level : str
+        What a row is: ``image``, or ``subject (...)`` for fused or concatenated sequences.
+    fold_seconds : tuple of float
+        Fit + predict wall time of every fold.
+    best_params : any
+        With nested tuning: the inner loop's choice per fold (per sequence model for fused runs).
+    """
+
+    n_tested: int
+    pooled: Metrics
+    roc: Roc | None = None
+    per_fold: Mapping[str, FoldStat] = field(default_factory=dict)
+    per_repeat: tuple[Mapping[str, float | None], ...] | None = None
+    subject: Metrics | None = None
+    level: str = "image"
+    fold_seconds: tuple[float, ...] = ()
+    best_params: Any = None
+
+    def fold_values(self, key: str) -> tuple[float, ...]:
+        """``key`` in every fold (empty when not computed)."""
+        stat = self.per_fold.get(key)
+        return stat.values if stat else ()
