@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers (one per core); PYTEST_WORKERS=0 runs the suite in one process
 PYTEST_WORKERS ?= auto
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 install: $(STAMP)
 
@@ -21,9 +21,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/featx demo
 
+# The architecture (import-linter contracts in pyproject.toml) and the code style, checked before the tests.
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check featx tests benchmarks docs/recipes
+	$(BIN)/ruff format --check featx tests benchmarks docs/recipes
+
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
+test: lint
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
 clean:

@@ -19,6 +19,7 @@ threads vs processes and the look-ahead depth.
     python benchmarks/extract.py                       # lite0 (real weights), 2,000 PNGs, 3 rounds
     python benchmarks/extract.py --backbone resnet50 --weights random --n 500 --out-name extract_cpu_resnet50
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,12 @@ def make_pngs(folder: Path, n: int, size: int = 512) -> Path:
             rng = np.random.default_rng(i)
             img = np.zeros((size, size))
             for _ in range(6):
-                cx, cy, r, v = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.3), rng.uniform(40, 200)
+                cx, cy, r, v = (
+                    rng.uniform(0.2, 0.8),
+                    rng.uniform(0.2, 0.8),
+                    rng.uniform(0.05, 0.3),
+                    rng.uniform(40, 200),
+                )
                 img += v * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
             img += rng.normal(0, 8, img.shape)
             Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
@@ -83,9 +89,9 @@ def child_bare(a) -> dict:
     from featx.backbones.export import export_onnx
     from featx.backbones.runtime import OrtRuntime
     from featx.backbones.weights import load_backbone
+    from featx.dataset.manifest import Manifest
     from featx.images import Preprocessor
     from featx.images.loader import SampleReader
-    from featx.dataset.manifest import Manifest
 
     spec, model = load_backbone(a.backbone, a.weights)
     exported = export_onnx(spec, model, a.models_dir)
@@ -108,18 +114,35 @@ def child_bare(a) -> dict:
 
 
 def child_featx(a) -> dict:
-    from featx.extract.run import extract
     from featx.dataset.manifest import Manifest
+    from featx.extract.run import extract
 
     store = Path(a.tmp) / f"featx_{os.getpid()}.h5"
     m = Manifest.load(a.manifest)
-    s = extract(m, a.backbone, store, weights=a.weights, batch_size=a.batch_size, workers=a.workers,
-                decode=a.decode, lookahead=a.lookahead, models_dir=a.models_dir, progress=False)
+    s = extract(
+        m,
+        a.backbone,
+        store,
+        weights=a.weights,
+        batch_size=a.batch_size,
+        workers=a.workers,
+        decode=a.decode,
+        lookahead=a.lookahead,
+        models_dir=a.models_dir,
+        progress=False,
+    )
     for p in store.parent.glob(store.name + "*"):
         p.unlink()
-    return {"images": s.n_extracted, "seconds": s.loop_s, "img_s": s.n_extracted / s.loop_s,
-            "setup_s": s.wall_s - s.loop_s, "compute_s": s.compute_s, "wait_s": s.wait_s,
-            "failures": len(s.failures), "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "images": s.n_extracted,
+        "seconds": s.loop_s,
+        "img_s": s.n_extracted / s.loop_s,
+        "setup_s": s.wall_s - s.loop_s,
+        "compute_s": s.compute_s,
+        "wait_s": s.wait_s,
+        "failures": len(s.failures),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def child_plain(a) -> dict:
@@ -134,17 +157,29 @@ CHILDREN = {"bare": child_bare, "featx": child_featx, "plain": child_plain}
 
 
 def spawn(kind: str, a, manifest: Path, **over) -> dict:
-    args = {"backbone": a.backbone, "weights": a.weights, "batch_size": a.batch_size, "models_dir": a.models_dir,
-            "tmp": a.tmp, "manifest": str(manifest), "workers": a.workers, "decode": "thread",
-            "lookahead": a.lookahead, **over}
+    args = {
+        "backbone": a.backbone,
+        "weights": a.weights,
+        "batch_size": a.batch_size,
+        "models_dir": a.models_dir,
+        "tmp": a.tmp,
+        "manifest": str(manifest),
+        "workers": a.workers,
+        "decode": "thread",
+        "lookahead": a.lookahead,
+        **over,
+    }
     env = {**os.environ, **(MALLOC_ENV if kind == "plain" else {})}
     cmd = [sys.executable, __file__, "--child", kind, "--child-args", json.dumps(args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"  {kind:<6} {' '.join(f'{k}={v}' for k, v in over.items()):<28} {res['img_s']:7.1f} img/s  "
-          f"peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
+    print(
+        f"  {kind:<6} {' '.join(f'{k}={v}' for k, v in over.items()):<28} {res['img_s']:7.1f} img/s  "
+        f"peak RSS {res['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
     return res
 
 
@@ -182,10 +217,20 @@ def main() -> None:
             rounds[kind].append(spawn(kind, a, manifest))
     med = {k: statistics.median(x["img_s"] for x in v) for k, v in rounds.items()}
     out = {
-        "benchmark": "extract", "backbone": a.backbone, "weights": a.weights, "images": a.n, "image": "512x512 grey PNG",
-        "batch_size": a.batch_size, "lookahead": a.lookahead, "cpus": os.cpu_count(), "machine": platform.machine(),
-        "python": platform.python_version(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "median_img_s": med, "featx_vs_bare": med["featx"] / med["bare"], "featx_vs_plain": med["featx"] / med["plain"],
+        "benchmark": "extract",
+        "backbone": a.backbone,
+        "weights": a.weights,
+        "images": a.n,
+        "image": "512x512 grey PNG",
+        "batch_size": a.batch_size,
+        "lookahead": a.lookahead,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "median_img_s": med,
+        "featx_vs_bare": med["featx"] / med["bare"],
+        "featx_vs_plain": med["featx"] / med["plain"],
         "featx_model_wait_share": statistics.median(x["wait_s"] / x["seconds"] for x in rounds["featx"]),
         # profile: decode+preprocess costs decode_ms of one core per image; the model costs cpus/bare
         # core-seconds per image. With both on the same cores the best possible rate is:
@@ -197,11 +242,16 @@ def main() -> None:
     out["featx_vs_ceiling"] = med["featx"] / out["cpu_bound_ceiling_img_s"]
     if a.sweep:
         print("sweep", flush=True)
-        out["sweep"] = [{"decode": d, "lookahead": la, **spawn("featx", a, manifest, decode=d, lookahead=la)}
-                        for d in ("thread", "process") for la in (1, 3, 6)]
+        out["sweep"] = [
+            {"decode": d, "lookahead": la, **spawn("featx", a, manifest, decode=d, lookahead=la)}
+            for d in ("thread", "process")
+            for la in (1, 3, 6)
+        ]
     if a.rss:
         print("peak RSS", flush=True)
-        out["rss_mb"] = {str(n): spawn("featx", a, repeated_manifest(manifest, n))["peak_rss_mb"] for n in (1000, 10000)}
+        out["rss_mb"] = {
+            str(n): spawn("featx", a, repeated_manifest(manifest, n))["peak_rss_mb"] for n in (1000, 10000)
+        }
         out["rss_10k_vs_1k"] = out["rss_mb"]["10000"] / out["rss_mb"]["1000"]
     import onnxruntime
     import torch
@@ -209,17 +259,25 @@ def main() -> None:
     out["versions"] = {"onnxruntime": onnxruntime.__version__, "torch": torch.__version__}
     dest = HERE / "results" / f"{a.out_name}.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"\nmedian img/s: bare ONNX Runtime {med['bare']:.1f}, featx end-to-end {med['featx']:.1f}, "
-          f"plain torch script {med['plain']:.1f}")
-    print(f"featx / bare = {out['featx_vs_bare']:.2f}x (goal >= 0.9x); featx / plain = {out['featx_vs_plain']:.2f}x "
-          f"(goal >= 1.8x)")
-    print(f"profile: decode+preprocess {out['decode_ms_per_image']:.1f} ms of one core per image; sharing {cpus} "
-          f"cores with the model caps end-to-end at {out['cpu_bound_ceiling_img_s']:.1f} img/s; featx reaches "
-          f"{out['featx_vs_ceiling']:.2f}x of that, the model waited for images {out['featx_model_wait_share']:.0%} "
-          "of the time")
+    print(
+        f"\nmedian img/s: bare ONNX Runtime {med['bare']:.1f}, featx end-to-end {med['featx']:.1f}, "
+        f"plain torch script {med['plain']:.1f}"
+    )
+    print(
+        f"featx / bare = {out['featx_vs_bare']:.2f}x (goal >= 0.9x); featx / plain = {out['featx_vs_plain']:.2f}x "
+        f"(goal >= 1.8x)"
+    )
+    print(
+        f"profile: decode+preprocess {out['decode_ms_per_image']:.1f} ms of one core per image; sharing {cpus} "
+        f"cores with the model caps end-to-end at {out['cpu_bound_ceiling_img_s']:.1f} img/s; featx reaches "
+        f"{out['featx_vs_ceiling']:.2f}x of that, the model waited for images {out['featx_model_wait_share']:.0%} "
+        "of the time"
+    )
     if a.rss:
-        print(f"peak RSS 1k {out['rss_mb']['1000']:.0f} MB, 10k {out['rss_mb']['10000']:.0f} MB: "
-              f"{out['rss_10k_vs_1k']:.2f}x (goal within 1.15x)")
+        print(
+            f"peak RSS 1k {out['rss_mb']['1000']:.0f} MB, 10k {out['rss_mb']['10000']:.0f} MB: "
+            f"{out['rss_10k_vs_1k']:.2f}x (goal within 1.15x)"
+        )
     print(f"-> {dest}")
 
 

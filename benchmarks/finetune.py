@@ -10,6 +10,7 @@ the frozen pipeline's wall time.
     featx demo --out featx-demo
     python benchmarks/finetune.py --demo featx-demo --out ft-bench --freeze all,3,0 --epochs 8 --cv 5 --input-size 112
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,13 @@ def main() -> None:
     for level in a.freeze.split(","):
         run = out / f"{a.backbone}-f{level}"
         done = run / "results.json"
-        ok = done.is_file() and (lambda r: r["finetune"]["train"]["epochs"] == a.epochs and r["protocol"]["cv"] == a.cv
-                                 and r["finetune"]["input_size"] == a.input_size)(json.loads(done.read_text()))
+        ok = done.is_file() and (
+            lambda r: (
+                r["finetune"]["train"]["epochs"] == a.epochs
+                and r["protocol"]["cv"] == a.cv
+                and r["finetune"]["input_size"] == a.input_size
+            )
+        )(json.loads(done.read_text()))
         if not ok:
             shutil.rmtree(run, ignore_errors=True)
             sh("finetune", "-m", demo / "manifest.csv", "-b", a.backbone, "--freeze", level, "--out", run, *common)
@@ -61,33 +67,67 @@ def main() -> None:
     # the frozen-feature pipeline, timed from scratch: extraction (ONNX export cached) + fit
     store = out / "frozen.h5"
     store.unlink(missing_ok=True)
-    t_extract = sh("extract", "-m", demo / "manifest.csv", "-b", a.backbone, "-s", store, "--models-dir", out / "models")
+    t_extract = sh(
+        "extract", "-m", demo / "manifest.csv", "-b", a.backbone, "-s", store, "--models-dir", out / "models"
+    )
     t_fit = sh("fit", "-s", store, "-f", a.backbone, "--head", "logreg", "--cv", a.cv, "--positive", "malignant")
     frozen_s = t_extract + t_fit
-    sh("bench", "-s", store, "-f", a.backbone, "--heads", "logreg,svm-rbf,xgb", "--cv", a.cv, "--positive", "malignant",
-       "--out", out / "bench", *[x for r in runs.values() for x in ("--finetuned", r)])
+    sh(
+        "bench",
+        "-s",
+        store,
+        "-f",
+        a.backbone,
+        "--heads",
+        "logreg,svm-rbf,xgb",
+        "--cv",
+        a.cv,
+        "--positive",
+        "malignant",
+        "--out",
+        out / "bench",
+        *[x for r in runs.values() for x in ("--finetuned", r)],
+    )
     bench = json.loads((out / "bench" / "results.json").read_text())
     rows = []
     for c in bench["cells"]:
-        row = {"rank": c["rank"], "row": f"{c['feature_set']} + {c['head']}", "cv_auc": c["cv"]["pooled"]["auc"],
-               "cv_auc_ci": c["cv"]["pooled"]["auc_ci"], "cv_accuracy": c["cv"]["pooled"]["accuracy"],
-               "test_auc": (c["test"] or {}).get("auc"), "test_accuracy": (c["test"] or {}).get("accuracy")}
+        row = {
+            "rank": c["rank"],
+            "row": f"{c['feature_set']} + {c['head']}",
+            "cv_auc": c["cv"]["pooled"]["auc"],
+            "cv_auc_ci": c["cv"]["pooled"]["auc_ci"],
+            "cv_accuracy": c["cv"]["pooled"]["accuracy"],
+            "test_auc": (c["test"] or {}).get("auc"),
+            "test_accuracy": (c["test"] or {}).get("accuracy"),
+        }
         if c["kind"] == "finetune":
             ft = json.loads((Path(c["run"]) / "results.json").read_text())["finetune"]
             folds = [r["summary"] for r in ft["runs"] if r["repeat"] != "final"]
-            row.update(wall_s=ft["seconds"], ratio_to_frozen=ft["seconds"] / frozen_s,
-                       s_per_epoch=sum(s["seconds_per_epoch"] for s in folds) / len(folds),
-                       best_acc=sum(s["best_acc"] for s in folds) / len(folds),
-                       mean_acc_after_convergence=sum(s["mean_acc_after_convergence"] for s in folds) / len(folds),
-                       var_acc_after_convergence=sum(s["var_acc_after_convergence"] for s in folds) / len(folds),
-                       first_epoch_reaching_mean=sum(s["first_epoch_reaching_mean"] for s in folds) / len(folds),
-                       trainable_parameters=ft["trainable_parameters"])
+            row.update(
+                wall_s=ft["seconds"],
+                ratio_to_frozen=ft["seconds"] / frozen_s,
+                s_per_epoch=sum(s["seconds_per_epoch"] for s in folds) / len(folds),
+                best_acc=sum(s["best_acc"] for s in folds) / len(folds),
+                mean_acc_after_convergence=sum(s["mean_acc_after_convergence"] for s in folds) / len(folds),
+                var_acc_after_convergence=sum(s["var_acc_after_convergence"] for s in folds) / len(folds),
+                first_epoch_reaching_mean=sum(s["first_epoch_reaching_mean"] for s in folds) / len(folds),
+                trainable_parameters=ft["trainable_parameters"],
+            )
         elif c["head"] == "logreg":
             row.update(wall_s=frozen_s, ratio_to_frozen=1.0)
         rows.append(row)
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "backbone": a.backbone, "epochs": a.epochs,
-              "cv": a.cv, "input_size_finetune": a.input_size, "frozen_extract_s": t_extract, "frozen_fit_s": t_fit,
-              "folds": bench["protocol"]["folds"], "rows": rows, "comparisons": bench["comparisons"]}
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "backbone": a.backbone,
+        "epochs": a.epochs,
+        "cv": a.cv,
+        "input_size_finetune": a.input_size,
+        "frozen_extract_s": t_extract,
+        "frozen_fit_s": t_fit,
+        "folds": bench["protocol"]["folds"],
+        "rows": rows,
+        "comparisons": bench["comparisons"],
+    }
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(result, indent=2))
     print(f"frozen features + logreg: extract {t_extract:.0f} s + fit {t_fit:.0f} s = {frozen_s:.0f} s")

@@ -17,6 +17,7 @@ Ratios are of medians over ``--repeats`` rounds.
 
     python benchmarks/fit_overhead.py                  # 10 folds, 3 rounds
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,12 @@ def make_store(path: Path, n: int, d: int, seed: int = 0) -> None:
     y = np.repeat(subj_label, per)
     X = rng.normal(size=(n, d)).astype(np.float32)
     X[:, :32] += 0.15 * y[:, None]
-    man = Manifest([Sample(sample_id=f"s{i:05d}", path=path.parent / f"{i}.png", label="ab"[y[i]],
-                           subject=f"p{i // per:05d}") for i in range(n)])
+    man = Manifest(
+        [
+            Sample(sample_id=f"s{i:05d}", path=path.parent / f"{i}.png", label="ab"[y[i]], subject=f"p{i // per:05d}")
+            for i in range(n)
+        ]
+    )
     with store_writer(path) as w, w.transaction() as st:
         rows = st.add_samples(man)
         st.create_feature_set("emb", d, {"kind": "cnn"}, "id", kind="cnn")
@@ -85,10 +90,16 @@ def main() -> None:
         assert all(np.array_equal(a, b) for (_, a), b in zip(splits, got)), "featx's folds differ from the splitter's"
 
         def featx(n_boot, out):
-            return run_fit(store, "emb", cv=args.cv, progress=False, n_boot=n_boot, out=out)["cv"]["per_fold"]["auc"]["mean"]
+            return run_fit(store, "emb", cv=args.cv, progress=False, n_boot=n_boot, out=out)["cv"]["per_fold"]["auc"][
+                "mean"
+            ]
 
-        runs = {"bare": lambda: bare(), "featx_noboot": lambda: featx(0, None), "featx": lambda: featx(1000, None),
-                "featx_with_report": lambda: featx(1000, Path(tmp) / "out")}
+        runs = {
+            "bare": lambda: bare(),
+            "featx_noboot": lambda: featx(0, None),
+            "featx": lambda: featx(1000, None),
+            "featx_with_report": lambda: featx(1000, Path(tmp) / "out"),
+        }
         times = {k: [] for k in runs}
         scores = {}
         for r in range(args.repeats):
@@ -101,10 +112,18 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     ratios = {k: med[k] / med["bare"] for k in med if k != "bare"}
     result = {
-        "benchmark": "fit_overhead", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "benchmark": "fit_overhead",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "data": {"n": args.n, "dim": args.dim, "subjects": args.n // 4, "cv": args.cv, "head": "logreg"},
-        "seconds": times, "median_s": med, "ratio_vs_bare": ratios, "goal": "featx / bare <= 1.2",
+        "seconds": times,
+        "median_s": med,
+        "ratio_vs_bare": ratios,
+        "goal": "featx / bare <= 1.2",
         "mean_fold_auc": scores,
         "command": f"python benchmarks/fit_overhead.py --n {args.n} --dim {args.dim} --cv {args.cv} --repeats {args.repeats}",
     }

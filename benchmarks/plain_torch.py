@@ -3,6 +3,7 @@ DataLoader + eager torch), with the backbone's own preprocessing constants.
 
     python benchmarks/plain_torch.py MANIFEST.csv efficientnet_lite0 imagenet out.npy
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,12 +25,14 @@ def run(manifest, backbone: str, weights: str, batch_size: int, workers: int, ou
     spec, model = load_backbone(backbone, weights)  # the same torch module featx exports
     model.eval()
     interp = {"bilinear": transforms.InterpolationMode.BILINEAR, "bicubic": transforms.InterpolationMode.BICUBIC}
-    tf = transforms.Compose([
-        transforms.Resize(spec.resize_size, interpolation=interp[spec.interpolation]),
-        transforms.CenterCrop(spec.crop_size),
-        transforms.ToTensor(),
-        transforms.Normalize(spec.mean, spec.std),
-    ])
+    tf = transforms.Compose(
+        [
+            transforms.Resize(spec.resize_size, interpolation=interp[spec.interpolation]),
+            transforms.CenterCrop(spec.crop_size),
+            transforms.ToTensor(),
+            transforms.Normalize(spec.mean, spec.std),
+        ]
+    )
     with open(manifest, newline="") as f:
         paths = [row["path"] for row in csv.DictReader(f)]
 

@@ -10,6 +10,7 @@ round also checks that featx stored exactly the values the CLI wrote.
 
     python benchmarks/radiomics.py --cases 16 64 --params ct-3d --rounds 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,8 +105,20 @@ def measure(n: int, args, env: dict) -> dict:
             else:
                 store = work / f"store_{label.split()[-1]}.h5"
                 store.unlink(missing_ok=True)
-                cmd = [str(BIN / "featx"), "radiomics", "-m", str(manifest), "-s", str(store), "--params", args.params,
-                       "--jobs", label.split()[-1], "--mode", "3d"]
+                cmd = [
+                    str(BIN / "featx"),
+                    "radiomics",
+                    "-m",
+                    str(manifest),
+                    "-s",
+                    str(store),
+                    "--params",
+                    args.params,
+                    "--jobs",
+                    label.split()[-1],
+                    "--mode",
+                    "3d",
+                ]
             times[label].append(timed(cmd, env))
             print(f"{n} cases, round {r + 1}: {label}: {times[label][-1]:.1f} s", flush=True)
         if check is None:
@@ -134,10 +147,13 @@ def main() -> None:
 
     runs = [measure(n, args, dict(os.environ)) for n in args.cases]
     report = {
-        "benchmark": "radiomics", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "radiomics",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "case_files": "copies of pyradiomics' brain1 (256x256x25) and breast1 (45x120x21), alternating",
-        "params": args.params, "rounds": args.rounds, "runs": runs,
+        "params": args.params,
+        "rounds": args.rounds,
+        "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -145,7 +161,9 @@ def main() -> None:
         print(f"\n{run['cases']} cases, params {args.params}, medians of {args.rounds} interleaved rounds:")
         for label, r in run["results"].items():
             goal = f"  goal >= {r['goal']:.1f}x: {'met' if r['goal_met'] else 'NOT met'}" if "goal" in r else ""
-            print(f"  {label:18s} {r['median_s']:6.1f} s  {r['cases_per_s']:5.2f} cases/s  {r['vs_cli']:.2f}x the CLI{goal}")
+            print(
+                f"  {label:18s} {r['median_s']:6.1f} s  {r['cases_per_s']:5.2f} cases/s  {r['vs_cli']:.2f}x the CLI{goal}"
+            )
         check = run["values_equal_to_cli"]
         print(f"  values: {check['differing']} of {check['compared']} differ from the CLI's")
     print(f"-> {args.out}")

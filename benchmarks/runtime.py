@@ -11,6 +11,7 @@ after every batch unless MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ are raise
 costs eager torch up to 2x in page faults. The script re-executes itself with both set
 (recorded in the JSON), so the baseline is the best eager torch this machine gives.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,13 +61,14 @@ def _runtimes(spec, model, onnx_path, device: str, compile_: bool):
         out["onnxruntime cpu"] = OrtRuntime(onnx_path, provider="cpu").run
         return out, x
     eager = TorchRuntime(model, "cuda", "fp32", channels_last=False)
-    on_device = lambda rt: (lambda b: rt.run_tensor(b))  # noqa: E731  (pure inference: input already on GPU)
+    on_device = lambda rt: lambda b: rt.run_tensor(b)  # noqa: E731  (pure inference: input already on GPU)
     out["torch eager fp32"] = on_device(eager)
     out["torch fp16 channels_last"] = on_device(TorchRuntime(model, "cuda", "fp16", channels_last=True))
     out["torch bf16 channels_last"] = on_device(TorchRuntime(model, "cuda", "bf16", channels_last=True))
     if compile_:
         out["torch fp16 channels_last compiled"] = on_device(
-            TorchRuntime(model, "cuda", "fp16", channels_last=True, compile=True))
+            TorchRuntime(model, "cuda", "fp16", channels_last=True, compile=True)
+        )
     try:
         if resolve_provider("cuda") == "cuda":
             out["onnxruntime cuda fp32"] = OrtRuntime(onnx_path, provider="cuda").run
@@ -75,8 +77,9 @@ def _runtimes(spec, model, onnx_path, device: str, compile_: bool):
     return out, torch.from_numpy(x).cuda()
 
 
-def bench_backbone(name: str, device: str, batch: int, repeats: int, min_seconds: float, compile_: bool,
-                   models_dir: Path) -> dict:
+def bench_backbone(
+    name: str, device: str, batch: int, repeats: int, min_seconds: float, compile_: bool, models_dir: Path
+) -> dict:
     import torch
 
     from featx.backbones.export import export_onnx
@@ -92,6 +95,7 @@ def bench_backbone(name: str, device: str, batch: int, repeats: int, min_seconds
         def once(b):
             run(b)
             sync()
+
         return once
 
     for run in runtimes.values():  # warm-up (compilation, autotuning, allocator)
@@ -102,8 +106,10 @@ def bench_backbone(name: str, device: str, batch: int, repeats: int, min_seconds
         for k, run in runtimes.items():
             samples[k].append(_time_runtime(timed(run), xb, min_seconds))
     base = statistics.median(samples["torch eager fp32"])
-    rows = {k: {"img_per_s": statistics.median(v), "runs": v, "ratio_vs_torch_eager": statistics.median(v) / base}
-            for k, v in samples.items()}
+    rows = {
+        k: {"img_per_s": statistics.median(v), "runs": v, "ratio_vs_torch_eager": statistics.median(v) / base}
+        for k, v in samples.items()
+    }
     return {"backbone": name, "spec": spec.name, "input": list(spec.input_shape), "batch": batch, "runtimes": rows}
 
 
@@ -115,7 +121,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds; the median is reported")
     ap.add_argument("--min-seconds", type=float, default=2.0, help="length of one timed run")
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (CUDA)")
-    ap.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/results/runtime_<device>.json)")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default benchmarks/results/runtime_<device>.json)"
+    )
     args = ap.parse_args()
     if args.device == "cpu":
         _reexec_with_malloc_tuning()
@@ -135,10 +143,15 @@ def main() -> None:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": args.device,
         "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
-        "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-        "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-        "torch_threads": torch.get_num_threads(), "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
-        "repeats": args.repeats, "min_seconds": args.min_seconds,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
+        "repeats": args.repeats,
+        "min_seconds": args.min_seconds,
         "note": "pure inference on a pre-made batch; median of interleaved runs; ratio vs torch eager fp32 (NCHW)",
     }
     out = args.out or Path(__file__).parent / "results" / f"runtime_{args.device}.json"

@@ -8,6 +8,7 @@ matrix) and as a random subset of 256 rows (``predict``/inspection). Medians of
 
     python benchmarks/store.py --store featx-demo/features.h5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,13 @@ def _features(store: str, rows: int) -> np.ndarray:
 
 def _one(X: np.ndarray, chunk: int, comp: str, folder: Path) -> dict:
     path = folder / f"s_{chunk}_{comp}.h5"
-    kw = {} if comp == "none" else {"compression": "lzf"} if comp == "lzf" else {"compression": "gzip", "compression_opts": 1}
+    kw = (
+        {}
+        if comp == "none"
+        else {"compression": "lzf"}
+        if comp == "lzf"
+        else {"compression": "gzip", "compression_opts": 1}
+    )
     t0 = time.perf_counter()
     with h5py.File(path, "w") as h5:
         ds = h5.create_dataset("X", shape=X.shape, dtype=np.float32, chunks=(chunk, X.shape[1]), fillvalue=np.nan, **kw)
@@ -75,12 +82,19 @@ def main() -> None:
     print(f"{a.rows} x {X.shape[1]} float32 ({X.nbytes / 1e6:.0f} MB raw); medians of {a.repeats}")
     print(f"{'chunk':>6} {'compression':<11} {'write s':>8} {'read s':>8} {'256 rows s':>10} {'MB':>7}")
     for (c, z), m in med.items():
-        print(f"{c:>6} {z:<11} {m['write_s']:8.3f} {m['read_s']:8.3f} {m['read256_s']:10.4f} {m['mb']:7.1f}"
-              f"  ({m['write_s'] / base['write_s']:.2f}x / {m['read_s'] / base['read_s']:.2f}x / "
-              f"{m['mb'] / base['mb']:.2f}x of 64/none)")
-    out = {"benchmark": "store", "rows": a.rows, "dim": int(X.shape[1]), "source": a.store,
-           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "median": {f"{c}/{z}": m for (c, z), m in med.items()}}
+        print(
+            f"{c:>6} {z:<11} {m['write_s']:8.3f} {m['read_s']:8.3f} {m['read256_s']:10.4f} {m['mb']:7.1f}"
+            f"  ({m['write_s'] / base['write_s']:.2f}x / {m['read_s'] / base['read_s']:.2f}x / "
+            f"{m['mb'] / base['mb']:.2f}x of 64/none)"
+        )
+    out = {
+        "benchmark": "store",
+        "rows": a.rows,
+        "dim": int(X.shape[1]),
+        "source": a.store,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "median": {f"{c}/{z}": m for (c, z), m in med.items()},
+    }
     dest = HERE / "results" / "store_cpu.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
     print(f"-> {dest}")

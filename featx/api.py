@@ -45,8 +45,21 @@ from featx.results.runs import FitResult
 from featx.store.feature_set import FeatureSet
 from featx.store.store import FeatureStore
 
-__all__ = ["extract", "radiomics", "fit", "bench", "finetune", "predict", "gradcam", "report", "compare",
-           "load_features", "load_model", "load_results", "FeatxEmbedder"]
+__all__ = [
+    "extract",
+    "radiomics",
+    "fit",
+    "bench",
+    "finetune",
+    "predict",
+    "gradcam",
+    "report",
+    "compare",
+    "load_features",
+    "load_model",
+    "load_results",
+    "FeatxEmbedder",
+]
 
 
 def _manifest(m) -> tuple[Manifest, Path | None]:
@@ -61,8 +74,9 @@ def _config(cls, **settings):
 def extract(manifest, backbone: str, store, *, progress: bool = False, **settings) -> ExtractSummary:
     """``featx extract``: ``settings`` are :class:`~featx.extract.config.ExtractConfig` fields."""
     man, path = _manifest(manifest)
-    return run_extract(_config(ExtractConfig, manifest=path, backbone=backbone, store=store, **settings), man,
-                       progress=progress)
+    return run_extract(
+        _config(ExtractConfig, manifest=path, backbone=backbone, store=store, **settings), man, progress=progress
+    )
 
 
 def radiomics(manifest, store, *, progress: bool = False, **settings) -> RadiomicsSummary:
@@ -78,16 +92,18 @@ def fit(store, features: str, *, progress: bool = False, **settings) -> FitResul
 
 def bench(store, features: list[str], heads: list[str] = (), *, progress: bool = False, **settings) -> BenchResult:
     """``featx bench``: ``settings`` are :class:`~featx.evaluate.config.BenchConfig` fields. Cells come ranked."""
-    return run_bench(_config(BenchConfig, store=store, features=tuple(features), heads=tuple(heads), **settings),
-                     progress=progress)
+    return run_bench(
+        _config(BenchConfig, store=store, features=tuple(features), heads=tuple(heads), **settings), progress=progress
+    )
 
 
 def finetune(manifest, backbone: str, out, *, progress: bool = False, **settings):
     """``featx finetune``: ``settings`` are :class:`~featx.finetune.config.FinetuneConfig` fields. Returns the
     FitResult (``type`` finetune), or the index of the sequence runs with ``sequence='each'``."""
     man, path = _manifest(manifest)
-    return run_finetune(_config(FinetuneConfig, manifest=path, backbone=backbone, out=out, **settings), man,
-                        progress=progress)
+    return run_finetune(
+        _config(FinetuneConfig, manifest=path, backbone=backbone, out=out, **settings), man, progress=progress
+    )
 
 
 def predict(model, source, out, *, progress: bool = False, **options) -> PredictSummary:

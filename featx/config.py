@@ -18,12 +18,14 @@ goes into provenance with :meth:`Config.record`, and :meth:`Config.from_record` 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar
+
+import tomllib
 
 from featx.errors import ConfigError, did_you_mean
 
@@ -59,8 +61,10 @@ class Choice:
     def check(self, value: str) -> str:
         """``value`` when allowed; else a ConfigError naming the closest values and every allowed one."""
         if value not in self.values:
-            raise ConfigError(f"unknown value {value!r}.{did_you_mean(value, self.values)} Choose one of: "
-                              f"{', '.join(self.values)}.", self.what)
+            raise ConfigError(
+                f"unknown value {value!r}.{did_you_mean(value, self.values)} Choose one of: {', '.join(self.values)}.",
+                self.what,
+            )
         return value
 
     @property
@@ -68,9 +72,15 @@ class Choice:
         return "[" + "|".join(self.values) + "]"
 
 
-def setting(default: Any = None, help: str = "", *, choice: Choice | None = None,
-            check: Callable[[Any], Any] | None = None, minimum: float | None = None,
-            identity: bool = False) -> Any:
+def setting(
+    default: Any = None,
+    help: str = "",
+    *,
+    choice: Choice | None = None,
+    check: Callable[[Any], Any] | None = None,
+    minimum: float | None = None,
+    identity: bool = False,
+) -> Any:
     """A config field: its default, one line of help, and what constrains it.
 
     ``check(value)`` returns the value (possibly normalised) or raises ConfigError. ``identity``: the setting
@@ -92,8 +102,9 @@ class Config:
     """
 
     section: ClassVar[str] = ""
-    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False,
-                                                   metadata={"internal": True})
+    sources: Mapping[str, str] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False, metadata={"internal": True}
+    )
 
     def __post_init__(self):
         sources = dict(self.sources)
@@ -133,8 +144,12 @@ class Config:
         for source, layer in reversed(layers):
             for key, value in layer.items():
                 if key not in names:
-                    raise ConfigError(f"unknown setting.{did_you_mean(key, names)} Settings of "
-                                      f"{cls.section or cls.__name__}: {', '.join(sorted(names))}.", key, source)
+                    raise ConfigError(
+                        f"unknown setting.{did_you_mean(key, names)} Settings of "
+                        f"{cls.section or cls.__name__}: {', '.join(sorted(names))}.",
+                        key,
+                        source,
+                    )
                 if value is not None:
                     values[key], sources[key] = value, source
         return cls(**values, sources=sources)
@@ -189,7 +204,11 @@ def _constrain(value, f: dataclasses.Field, source: str):
         return None
     if meta.get("choice") is not None:
         try:
-            return tuple(meta["choice"].check(v) for v in value) if isinstance(value, tuple) else meta["choice"].check(value)
+            return (
+                tuple(meta["choice"].check(v) for v in value)
+                if isinstance(value, tuple)
+                else meta["choice"].check(value)
+            )
         except ConfigError as exc:
             raise ConfigError(exc.message, f.name, source) from None
     try:
@@ -278,8 +297,9 @@ class ProjectFile:
         return f"{self.source} [{section}]", self.sections.get(section, {})
 
 
-def load_project(path: str | Path | None = None, known_sections: Iterable[str] = (),
-                 cwd: str | Path | None = None) -> ProjectFile:
+def load_project(
+    path: str | Path | None = None, known_sections: Iterable[str] = (), cwd: str | Path | None = None
+) -> ProjectFile:
     """``path`` (which must exist), else ``featx.toml`` in ``cwd`` when present, else no file.
 
     Raises
@@ -294,8 +314,9 @@ def load_project(path: str | Path | None = None, known_sections: Iterable[str] =
         path = candidate
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}. Give an existing TOML file (e.g. featx.toml).",
-                          "config", ARGUMENT)
+        raise ConfigError(
+            f"config file not found: {path}. Give an existing TOML file (e.g. featx.toml).", "config", ARGUMENT
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -303,9 +324,14 @@ def load_project(path: str | Path | None = None, known_sections: Iterable[str] =
     known = tuple(known_sections)
     for name, table in data.items():
         if known and name not in known:
-            raise ConfigError(f"{path}: unknown section [{name}].{did_you_mean(name, known)} Sections are commands: "
-                              f"{', '.join(known)}.", None, str(path))
+            raise ConfigError(
+                f"{path}: unknown section [{name}].{did_you_mean(name, known)} Sections are commands: "
+                f"{', '.join(known)}.",
+                None,
+                str(path),
+            )
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}: '{name}' must be a section ([{name}]) of settings, got {table!r}.",
-                              None, str(path))
+            raise ConfigError(
+                f"{path}: '{name}' must be a section ([{name}]) of settings, got {table!r}.", None, str(path)
+            )
     return ProjectFile(path, data)

@@ -6,7 +6,7 @@ Every message says what went wrong, which file or sample, and what to do.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 MAX_LISTED = 10
 

@@ -7,6 +7,7 @@ given), refuses weights other than the training weights, and writes one CSV row
 per input: the predicted class and a probability per class, or why the sample
 could not be predicted.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.errors import FeatxError
 from featx.dataset.inputs import input_manifest
 from featx.dataset.manifest import Manifest
+from featx.errors import FeatxError
 from featx.evaluate.saved_model import FeatxModel, Prediction, load_model
 from featx.extract.config import ExtractConfig
 from featx.extract.run import run_extract
@@ -42,9 +43,17 @@ class PredictSummary:
     predictions: list = field(default_factory=list)  # (id, predicted class)
 
 
-def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, models_dir="models_onnx",
-                     provider: str = "auto", batch_size: int = 32, allow_export_change: bool = False,
-                     progress: bool = True) -> tuple[str, list]:
+def compute_features(
+    model: FeatxModel,
+    manifest: Manifest,
+    store: Path,
+    *,
+    models_dir="models_onnx",
+    provider: str = "auto",
+    batch_size: int = 32,
+    allow_export_change: bool = False,
+    progress: bool = True,
+) -> tuple[str, list]:
     """Compute the model's features for ``manifest`` into ``store``; returns (feature-set name, failures).
 
     The extraction is rebuilt from the config recorded in the features' provenance: every setting that
@@ -54,8 +63,15 @@ def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, mode
     if model.meta["kind"] == "radiomics":
         return name, _radiomics(prov, manifest, store, name, progress)
     try:
-        cfg = ExtractConfig.from_provenance(prov, store=store, name=name, models_dir=models_dir, provider=provider,
-                                            batch_size=batch_size, max_failures="100%")  # every failure is a CSV row
+        cfg = ExtractConfig.from_provenance(
+            prov,
+            store=store,
+            name=name,
+            models_dir=models_dir,
+            provider=provider,
+            batch_size=batch_size,
+            max_failures="100%",
+        )  # every failure is a CSV row
     except FeatxError as exc:
         raise FeatxError(f"{model.path}: {exc}") from None
     if cfg.precision == "bf16":
@@ -70,19 +86,26 @@ def compute_features(model: FeatxModel, manifest: Manifest, store: Path, *, mode
 def _check_same_backbone(model: FeatxModel, then: dict, now: dict, allow_export_change: bool = False) -> None:
     w_then, w_now = then["spec"].get("weights_sha256"), now["spec"].get("weights_sha256")
     if w_then != w_now:
-        raise FeatxError(f"The backbone weights differ from those {model.path} was trained on (sha256 {w_now} here, "
-                         f"{w_then} in training): its head would get other features. Use the training weights "
-                         f"({then['spec'].get('weights_id')}).")
+        raise FeatxError(
+            f"The backbone weights differ from those {model.path} was trained on (sha256 {w_now} here, "
+            f"{w_then} in training): its head would get other features. Use the training weights "
+            f"({then['spec'].get('weights_id')})."
+        )
     if then.get("onnx_sha256") and now.get("onnx_sha256") and then["onnx_sha256"] != now["onnx_sha256"]:
         if not allow_export_change:
-            raise FeatxError(f"The backbone's ONNX export here (sha256 {now['onnx_sha256'][:16]}...) differs from the one "
-                             f"{model.path} was trained with ({then['onnx_sha256'][:16]}...; exported by "
-                             f"{then.get('exporter')}, opset {then.get('opset')}): same weights, but another torch/exporter "
-                             "version can change the features. Re-extract and refit here, or pass --allow-export-change "
-                             "to accept it.")
-        log.warning("the ONNX export differs from the training one (sha256 %s vs %s), accepted by "
-                    "--allow-export-change: same weights, features may differ slightly", now["onnx_sha256"][:12],
-                    then["onnx_sha256"][:12])
+            raise FeatxError(
+                f"The backbone's ONNX export here (sha256 {now['onnx_sha256'][:16]}...) differs from the one "
+                f"{model.path} was trained with ({then['onnx_sha256'][:16]}...; exported by "
+                f"{then.get('exporter')}, opset {then.get('opset')}): same weights, but another torch/exporter "
+                "version can change the features. Re-extract and refit here, or pass --allow-export-change "
+                "to accept it."
+            )
+        log.warning(
+            "the ONNX export differs from the training one (sha256 %s vs %s), accepted by "
+            "--allow-export-change: same weights, features may differ slightly",
+            now["onnx_sha256"][:12],
+            then["onnx_sha256"][:12],
+        )
 
 
 def _radiomics(prov: dict, manifest: Manifest, store: Path, name: str, progress: bool) -> list:
@@ -90,17 +113,35 @@ def _radiomics(prov: dict, manifest: Manifest, store: Path, name: str, progress:
 
     params = prov["params"]
     if params.get("pyradiomics") != radiomics.__version__:
-        log.warning("pyradiomics %s here, %s in training: feature values may differ", radiomics.__version__,
-                    params.get("pyradiomics"))
-    p = RadiomicsParams(prov.get("params_source", "model"), params["imageType"], params["featureClass"],
-                        params["setting"], params["mode"], params.get("auto_mask"))
+        log.warning(
+            "pyradiomics %s here, %s in training: feature values may differ",
+            radiomics.__version__,
+            params.get("pyradiomics"),
+        )
+    p = RadiomicsParams(
+        prov.get("params_source", "model"),
+        params["imageType"],
+        params["featureClass"],
+        params["setting"],
+        params["mode"],
+        params.get("auto_mask"),
+    )
     cfg = RadiomicsConfig(store=store, name=name, max_failures="100%")
     return run_radiomics(cfg, manifest, params=p, progress=progress).failures
 
 
-def run_predict(model_path: str | Path, source: str | Path, out: str | Path, *, store: str | Path | None = None,
-                models_dir: str | Path = "models_onnx", provider: str = "auto", batch_size: int = 32,
-                allow_export_change: bool = False, progress: bool = True) -> PredictSummary:
+def run_predict(
+    model_path: str | Path,
+    source: str | Path,
+    out: str | Path,
+    *,
+    store: str | Path | None = None,
+    models_dir: str | Path = "models_onnx",
+    provider: str = "auto",
+    batch_size: int = 32,
+    allow_export_change: bool = False,
+    progress: bool = True,
+) -> PredictSummary:
     """Apply the model saved at ``model_path`` to ``source``; write predictions to the CSV ``out``.
 
     Parameters
@@ -124,9 +165,16 @@ def run_predict(model_path: str | Path, source: str | Path, out: str | Path, *, 
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="featx-predict-") as tmp:
         store_path = Path(store) if store else Path(tmp) / "features.h5"
-        name, failures = compute_features(model, manifest, store_path, models_dir=models_dir, provider=provider,
-                                          batch_size=batch_size, allow_export_change=allow_export_change,
-                                          progress=progress)
+        name, failures = compute_features(
+            model,
+            manifest,
+            store_path,
+            models_dir=models_dir,
+            provider=provider,
+            batch_size=batch_size,
+            allow_export_change=allow_export_change,
+            progress=progress,
+        )
         failed = dict(failures)
         try:
             with FeatureStore(store_path) as st:
@@ -141,14 +189,20 @@ def run_predict(model_path: str | Path, source: str | Path, out: str | Path, *, 
             failed[str(fs.ids[i])] = "features have NaN/inf values (see the store's note for this row)"
         fs = fs.subset(~bad)
     pred = model.predict(fs) if fs is not None and len(fs) else None
-    summary = PredictSummary(out, len(manifest), 0 if pred is None else len(pred.ids),
-                             pred.level if pred else "image", sorted(failed.items()))
+    summary = PredictSummary(
+        out,
+        len(manifest),
+        0 if pred is None else len(pred.ids),
+        pred.level if pred else "image",
+        sorted(failed.items()),
+    )
     _write(out, manifest, model, pred, failed, summary)
     return summary
 
 
-def _write(out: Path, manifest: Manifest, model: FeatxModel, pred: Prediction | None, failed: dict,
-           summary: PredictSummary) -> None:
+def _write(
+    out: Path, manifest: Manifest, model: FeatxModel, pred: Prediction | None, failed: dict, summary: PredictSummary
+) -> None:
     classes = model.classes
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = {}
@@ -162,7 +216,9 @@ def _write(out: Path, manifest: Manifest, model: FeatxModel, pred: Prediction | 
                 w.writerow([s, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
                 summary.predictions.append((s, classes[int(p.argmax())]))
             return
-        w.writerow(["id", "path", "subject", "sequence", "label", "predicted"] + [f"p_{c}" for c in classes] + ["error"])
+        w.writerow(
+            ["id", "path", "subject", "sequence", "label", "predicted"] + [f"p_{c}" for c in classes] + ["error"]
+        )
         for s in manifest:
             p = rows.get(s.sample_id)
             cells = [s.sample_id, s.path, s.subject or "", s.sequence or "", s.label or ""]

@@ -78,8 +78,20 @@ def resnet18_random(models_dir):
     return exported(models_dir, "resnet18", "random")
 
 
-def make_store(path, name, X, labels, *, subjects=None, sequences=None, splits=None, ids=None, kind="cnn",
-               feature_names=None, provenance=None):
+def make_store(
+    path,
+    name,
+    X,
+    labels,
+    *,
+    subjects=None,
+    sequences=None,
+    splits=None,
+    ids=None,
+    kind="cnn",
+    feature_names=None,
+    provenance=None,
+):
     """A store holding one feature set ``name`` = ``X`` over samples built from the given columns."""
     import numpy as np
 
@@ -89,13 +101,54 @@ def make_store(path, name, X, labels, *, subjects=None, sequences=None, splits=N
     n = len(X)
     ids = ids if ids is not None else [f"s{i:04d}" for i in range(n)]
     col = lambda v, i: None if v is None else (v[i] or None)  # noqa: E731
-    man = Manifest([Sample(sample_id=ids[i], path=Path(path).parent / f"{ids[i]}.png", label=labels[i],
-                           subject=col(subjects, i), sequence=col(sequences, i), split=col(splits, i))
-                    for i in range(n)])
+    man = Manifest(
+        [
+            Sample(
+                sample_id=ids[i],
+                path=Path(path).parent / f"{ids[i]}.png",
+                label=labels[i],
+                subject=col(subjects, i),
+                sequence=col(sequences, i),
+                split=col(splits, i),
+            )
+            for i in range(n)
+        ]
+    )
     X = np.asarray(X)
     with store_writer(path) as w, w.transaction() as st:
         rows = st.add_samples(man)
-        st.create_feature_set(name, X.shape[1], provenance or {"kind": kind}, "id", kind=kind,
-                              dtype="float64" if feature_names else "float32", feature_names=feature_names)
+        st.create_feature_set(
+            name,
+            X.shape[1],
+            provenance or {"kind": kind},
+            "id",
+            kind=kind,
+            dtype="float64" if feature_names else "float32",
+            feature_names=feature_names,
+        )
         st.write(name, rows, X)
     return path
+
+
+@pytest.fixture(scope="session")
+def reference(demo_subset, models_dir, lite0, tmp_path_factory):
+    """An uninterrupted `featx extract` of the 120-image subset with real EfficientNet-Lite0 weights: (store, X, ids)."""
+    import h5py
+    from helpers import featx
+
+    store = tmp_path_factory.mktemp("ref") / "ref.h5"
+    args = ["-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", store, "--models-dir", models_dir]
+    proc = featx("extract", *args, "--batch-size", "8")
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(store) as h5:
+        return store, h5["features/efficientnet_lite0/X"][:], h5["samples/id"].asstr()[:]
+
+
+_LONGEST_FIRST = ("test_recipes.py", "test_demo.py", "test_zoo.py", "test_extract_engine.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The longest tests first (the five recipes, the demo, every backbone's export): with work stealing, the
+    parallel workers then finish together instead of one waiting on a recipe started last."""
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -58,7 +58,7 @@ def assert_one_line_error(proc, *fragments):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     error_lines = [ln for ln in lines if ln.startswith("error:")]
     assert len(error_lines) == 1, proc.stderr
-    joined = " ".join(lines[lines.index(error_lines[0]):])  # the message may wrap on narrow terminals
+    joined = " ".join(lines[lines.index(error_lines[0]) :])  # the message may wrap on narrow terminals
     for frag in fragments:
         assert frag in joined, (frag, proc.stderr)
 

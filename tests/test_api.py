@@ -1,4 +1,5 @@
 """The Python API mirrors the CLI; FeatxEmbedder gives the store's features inside a scikit-learn Pipeline."""
+
 import pickle
 
 import numpy as np
@@ -36,8 +37,9 @@ def test_embedder_features_equal_the_stores_and_work_in_a_pipeline(api_store, de
     assert emb.get_feature_names_out()[0] == "efficientnet_lite0.tf_in1k_0" and Z.shape[1] == 1280
     restored = pickle.loads(pickle.dumps(emb))  # the ONNX Runtime session is rebuilt after unpickling
     np.testing.assert_array_equal(restored.transform(paths[:2]), Z[:2])
-    pipe = make_pipeline(fx.FeatxEmbedder("efficientnet_lite0", models_dir=str(models_dir)),
-                         LogisticRegression(C=1e-2, max_iter=2000))
+    pipe = make_pipeline(
+        fx.FeatxEmbedder("efficientnet_lite0", models_dir=str(models_dir)), LogisticRegression(C=1e-2, max_iter=2000)
+    )
     scores = cross_val_score(pipe, paths, fs.labels, cv=3, scoring="roc_auc")
     assert scores.mean() > 0.7  # real ImageNet features separate the classes
 

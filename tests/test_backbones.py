@@ -1,4 +1,5 @@
 """Registry, weights (imagenet / random / file, never silently random), real ImageNet predictions."""
+
 import urllib.error
 
 import numpy as np
@@ -18,7 +19,7 @@ def test_registry_lists_required_backbones():
 
 
 def test_unknown_backbone_suggests():
-    with pytest.raises(BackboneError, match="Unknown backbone 'resnet81'. Did you mean resnet18"):
+    with pytest.raises(BackboneError, match="Unknown backbone 'resnet81'. Did you mean 'resnet18'"):
         get_entry("resnet81")
 
 

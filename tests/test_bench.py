@@ -1,4 +1,5 @@
 """featx bench: feature sets x heads on identical folds, ranked, compared; the same numbers as featx fit."""
+
 import csv
 import json
 
@@ -25,14 +26,20 @@ def two_sets(tmp_path_factory):
     rad = rng.normal(size=(n, 5))
     rad[:, 0] += 0.4 * y
     make_store(path, "deep", deep, labels, subjects=subj)
-    make_store(path, "rad", rad[:-1], labels[:-1], subjects=subj[:-1], kind="radiomics",
-               feature_names=[f"r{i}" for i in range(5)])
+    make_store(
+        path,
+        "rad",
+        rad[:-1],
+        labels[:-1],
+        subjects=subj[:-1],
+        kind="radiomics",
+        feature_names=[f"r{i}" for i in range(5)],
+    )
     return path
 
 
 def test_bench_ranks_cells_on_identical_folds_and_compares_deep_with_radiomics(two_sets, tmp_path):
-    res = run_bench(two_sets, ["deep", "rad"], ["logreg", "lda", "knn"], cv=5, out=tmp_path / "b",
-                    bootstrap=100)
+    res = run_bench(two_sets, ["deep", "rad"], ["logreg", "lda", "knn"], cv=5, out=tmp_path / "b", bootstrap=100)
     cells = res.cells
     assert len(cells) == 6 and [c.rank for c in cells] == list(range(1, 7))
     aucs = [c.cv.pooled.auc for c in cells]
@@ -55,8 +62,7 @@ def test_bench_ranks_cells_on_identical_folds_and_compares_deep_with_radiomics(t
 
 
 def test_a_bench_cell_equals_featx_fit_on_the_same_folds(two_sets, tmp_path):
-    res = run_bench(two_sets, ["deep", "rad"], ["lda"], cv=4, repeats=2, seed=7, out=tmp_path / "b",
-                    bootstrap=0)
+    res = run_bench(two_sets, ["deep", "rad"], ["lda"], cv=4, repeats=2, seed=7, out=tmp_path / "b", bootstrap=0)
     fit = run_fit(two_sets, "rad", head="lda", folds=tmp_path / "b" / "folds.json", bootstrap=0)
     cell = next(c for c in res.cells if c.feature_set == "rad")
     assert fit.cv.pooled.auc == pytest.approx(cell.cv.pooled.auc, abs=1e-12)
@@ -64,8 +70,21 @@ def test_a_bench_cell_equals_featx_fit_on_the_same_folds(two_sets, tmp_path):
 
 
 def test_bench_cli_and_report_rerender(two_sets, tmp_path):
-    proc = featx("bench", "-s", two_sets, "-f", "deep,rad", "--heads", "logreg,lda", "--cv", "3", "--bootstrap", "0",
-                 "--out", tmp_path / "b")
+    proc = featx(
+        "bench",
+        "-s",
+        two_sets,
+        "-f",
+        "deep,rad",
+        "--heads",
+        "logreg,lda",
+        "--cv",
+        "3",
+        "--bootstrap",
+        "0",
+        "--out",
+        tmp_path / "b",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "best deep vs runner-up: deep + " in proc.stdout and "report:" in proc.stdout
     (tmp_path / "b" / "report.html").unlink()
@@ -76,6 +95,9 @@ def test_bench_cli_and_report_rerender(two_sets, tmp_path):
 
 
 def test_bench_refuses_unknown_heads_and_sets(two_sets):
-    assert_usage_error(featx("bench", "-s", two_sets, "-f", "deep", "--heads", "logreg,svm_rbf"), "'--heads'",
-                       "Did you mean 'svm-rbf'?")
+    assert_usage_error(
+        featx("bench", "-s", two_sets, "-f", "deep", "--heads", "logreg,svm_rbf"),
+        "'--heads'",
+        "Did you mean 'svm-rbf'?",
+    )
     assert_one_line_error(featx("bench", "-s", two_sets, "-f", "deep,nope"), "nope")

@@ -1,13 +1,13 @@
 """`featx manifest check`: summary and every problem of a broken manifest in one run."""
+
 import shutil
 
 import SimpleITK as sitk
+from conftest import SHARED
+from helpers import featx
 from PIL import Image
 
 from featx.dataset.checks import check_manifest
-
-from conftest import SHARED
-from helpers import featx
 
 BRAIN = SHARED / "pyradiomics_brain"
 
@@ -21,8 +21,12 @@ def _write(tmp_path, header, rows):
 def test_multi_sequence_summary_and_warnings(tmp_path):
     for i in range(6):
         Image.new("L", (8, 8), i).save(tmp_path / f"{i}.png")
-    rows = [f"{i}.png,{'hgg' if p in ('p1', 'p2') else 'lgg'},{p},{seq}"
-            for i, (p, seq) in enumerate([("p1", "T1"), ("p1", "T2"), ("p2", "T1"), ("p2", "T2"), ("p3", "T1"), ("p4", "T2")])]
+    rows = [
+        f"{i}.png,{'hgg' if p in ('p1', 'p2') else 'lgg'},{p},{seq}"
+        for i, (p, seq) in enumerate(
+            [("p1", "T1"), ("p1", "T2"), ("p2", "T1"), ("p2", "T2"), ("p3", "T1"), ("p4", "T2")]
+        )
+    ]
     rows[1] = rows[1].replace(",hgg,", ",lgg,")  # p1's T2 disagrees with its T1
     rep = check_manifest(_write(tmp_path, "path,label,subject,sequence", rows), cv=2, progress=False)
     assert rep.ok, rep.problems
@@ -50,10 +54,19 @@ def test_every_problem_in_one_run(tmp_path):
     csv = _write(tmp_path, "id,path,label,subject,mask,slice", rows)
     rep = check_manifest(csv, cv=3, labels=["x"], progress=False)
     text = " | ".join(rep.problems)
-    for fragment in ("1 bad row(s): line 8: 'slice' must be an integer", "1 duplicate sample id(s), e.g. a",
-                     "1 file(s) not found, e.g.", "gone.png", "1 sample(s) without a label, e.g. d",
-                     "unknown label(s) ['y']", "fewer subjects than 3-fold CV needs: {'y': 1}",
-                     "1 unreadable file(s):", "trunc.png", "1 empty mask(s)", "empty.nrrd"):
+    for fragment in (
+        "1 bad row(s): line 8: 'slice' must be an integer",
+        "1 duplicate sample id(s), e.g. a",
+        "1 file(s) not found, e.g.",
+        "gone.png",
+        "1 sample(s) without a label, e.g. d",
+        "unknown label(s) ['y']",
+        "fewer subjects than 3-fold CV needs: {'y': 1}",
+        "1 unreadable file(s):",
+        "trunc.png",
+        "1 empty mask(s)",
+        "empty.nrrd",
+    ):
         assert fragment in text, fragment
     proc = featx("manifest", "check", csv, "--cv", "3")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr

@@ -3,6 +3,7 @@
 Most calls run the app in-process (``helpers.featx``); the real console script runs where the
 interpreter's own start is part of what is tested (the first extraction, the help of every command).
 """
+
 import json
 import shutil
 
@@ -11,12 +12,22 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, assert_usage_error, featx, featx_process
 
+
 @pytest.fixture(scope="module")
 def extracted(demo_subset, models_dir, lite0, tmp_path_factory):
     """`featx extract` with real EfficientNet-Lite0 weights on 120 BreastMNIST images."""
     store = tmp_path_factory.mktemp("cli") / "features.h5"
-    proc = featx_process("extract", "--manifest", demo_subset / "subset.csv", "--backbone", "efficientnet_lite0",
-                 "--store", store, "--models-dir", models_dir)
+    proc = featx_process(
+        "extract",
+        "--manifest",
+        demo_subset / "subset.csv",
+        "--backbone",
+        "efficientnet_lite0",
+        "--store",
+        store,
+        "--models-dir",
+        models_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     return store, proc
 
@@ -38,8 +49,9 @@ def test_extract_rerun_resumes_and_matches(extracted, demo_subset, models_dir):
     store, _ = extracted
     with h5py.File(store) as h5:
         before = h5["features/efficientnet_lite0/X"][:]
-    proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", store,
-                 "--models-dir", models_dir)
+    proc = featx(
+        "extract", "-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", store, "--models-dir", models_dir
+    )
     assert proc.returncode == 0 and "0 extracted, 120 already in the store" in proc.stdout
     with h5py.File(store) as h5:
         np.testing.assert_array_equal(h5["features/efficientnet_lite0/X"][:], before)
@@ -47,8 +59,21 @@ def test_extract_rerun_resumes_and_matches(extracted, demo_subset, models_dir):
 
 def test_fit_writes_results_and_report(extracted, tmp_path):
     store, _ = extracted
-    proc = featx("fit", "--store", store, "--features", "efficientnet_lite0", "--head", "logreg", "--cv", "5",
-                 "--out", tmp_path / "res", "--positive", "malignant")
+    proc = featx(
+        "fit",
+        "--store",
+        store,
+        "--features",
+        "efficientnet_lite0",
+        "--head",
+        "logreg",
+        "--cv",
+        "5",
+        "--out",
+        tmp_path / "res",
+        "--positive",
+        "malignant",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "AUC" in proc.stdout and "report:" in proc.stdout
     res = json.loads((tmp_path / "res" / "results.json").read_text())
@@ -102,8 +127,23 @@ def test_max_failures_aborts_but_keeps_rows(demo_subset, models_dir, resnet18_ra
     (tmp_path / "bad.png").write_bytes(b"")
     csv.write_text("\n".join(rows[:41]) + f"\nzz_bad,{tmp_path / 'bad.png'},malignant,train\n")
     store = tmp_path / "s.h5"
-    proc = featx("extract", "-m", csv, "-b", "resnet18", "--weights", "random", "-s", store,
-                 "--models-dir", models_dir, "--max-failures", "0", "--batch-size", "8")
+    proc = featx(
+        "extract",
+        "-m",
+        csv,
+        "-b",
+        "resnet18",
+        "--weights",
+        "random",
+        "-s",
+        store,
+        "--models-dir",
+        models_dir,
+        "--max-failures",
+        "0",
+        "--batch-size",
+        "8",
+    )
     assert_one_line_error(proc, "1 sample(s) failed, more than --max-failures allows (0)", "bad.png", "rerun to resume")
     with h5py.File(store) as h5:
         assert h5["features/resnet18.random/filled"][:].sum() == 40
@@ -111,17 +151,31 @@ def test_max_failures_aborts_but_keeps_rows(demo_subset, models_dir, resnet18_ra
 
 def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
     store, _ = extracted
-    assert_one_line_error(featx("extract", "-m", tmp_path / "nope.csv", "-b", "resnet18", "-s", tmp_path / "s.h5"),
-                          "Manifest not found", "nope.csv")
+    assert_one_line_error(
+        featx("extract", "-m", tmp_path / "nope.csv", "-b", "resnet18", "-s", tmp_path / "s.h5"),
+        "Manifest not found",
+        "nope.csv",
+    )
     (tmp_path / "m.csv").write_text("path,label\nmissing.png,a\n")
-    assert_one_line_error(featx("extract", "-m", tmp_path / "m.csv", "-b", "resnet18", "-s", tmp_path / "s.h5"),
-                          "1 file(s) not found", "missing.png")
-    assert_one_line_error(featx("extract", "-m", demo_subset / "subset.csv", "-b", "resnet181", "-s", tmp_path / "s.h5"),
-                          "Unknown backbone 'resnet181'", "featx backbones")
+    assert_one_line_error(
+        featx("extract", "-m", tmp_path / "m.csv", "-b", "resnet18", "-s", tmp_path / "s.h5"),
+        "1 file(s) not found",
+        "missing.png",
+    )
+    assert_one_line_error(
+        featx("extract", "-m", demo_subset / "subset.csv", "-b", "resnet181", "-s", tmp_path / "s.h5"),
+        "Unknown backbone 'resnet181'",
+        "featx backbones",
+    )
     assert_one_line_error(featx("fit", "-s", store, "-f", "vgg16"), "no feature set 'vgg16'", "efficientnet_lite0")
     assert_one_line_error(featx("fit", "-s", tmp_path / "none.h5", "-f", "x"), "Store not found")
-    assert_usage_error(featx("fit", "-s", store, "-f", "efficientnet_lite0", "--head", "svm"), "'--head'",
-                       "unknown value 'svm'", "Did you mean 'svm-rbf'?", "svm-linear")
+    assert_usage_error(
+        featx("fit", "-s", store, "-f", "efficientnet_lite0", "--head", "svm"),
+        "'--head'",
+        "unknown value 'svm'",
+        "Did you mean 'svm-rbf'?",
+        "svm-linear",
+    )
     # one-class labels: a copy of the store whose malignant samples are relabelled
     s2 = tmp_path / "one.h5"
     shutil.copy(store, s2)
@@ -134,8 +188,20 @@ def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
 def test_backbones_lists_and_help():
     proc = featx("backbones")
     assert proc.returncode == 0 and "efficientnet_lite0" in proc.stdout and "resnet18" in proc.stdout
-    for cmd in ("extract", "radiomics", "fit", "bench", "finetune", "predict", "gradcam", "compare", "report",
-                "demo", "export", "backbones"):
+    for cmd in (
+        "extract",
+        "radiomics",
+        "fit",
+        "bench",
+        "finetune",
+        "predict",
+        "gradcam",
+        "compare",
+        "report",
+        "demo",
+        "export",
+        "backbones",
+    ):
         h = featx(cmd, "--help")
         assert h.returncode == 0 and "Example" in h.stdout, cmd
     h = featx_process("fit", "--help")  # the console script itself; the choices of a setting are listed

@@ -1,4 +1,5 @@
 """Folds: grouped by subject, stratified, repeated, fixed splits, nested tuning; clear refusals."""
+
 import json
 
 import numpy as np
@@ -8,10 +9,17 @@ from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from featx.evaluate.cv import cross_validate
-from featx.evaluate.folds import (TRAIN_ONLY, Folds, check_no_subject_leak, load_folds, make_folds, make_holdout,
-                                  manifest_split)
 from featx.errors import FitError
+from featx.evaluate.cv import cross_validate
+from featx.evaluate.folds import (
+    TRAIN_ONLY,
+    Folds,
+    check_no_subject_leak,
+    load_folds,
+    make_folds,
+    make_holdout,
+    manifest_split,
+)
 
 
 def _cohort(n_subjects, slices, seed, mixed_labels=False):

@@ -1,4 +1,5 @@
 """The README's demo, run exactly as a user runs it (slow: about a minute on 2 cores)."""
+
 import json
 import re
 import subprocess

@@ -1,4 +1,5 @@
 """ONNX export: checker, parity with torch, dynamic batch, content-addressed cache."""
+
 import json
 import os
 
@@ -10,7 +11,7 @@ import torch
 from featx.backbones.export import PARITY_RTOL, export_onnx, parity
 from featx.backbones.runtime import OrtRuntime
 from featx.backbones.weights import sha256_file
-from featx.errors import ConfigError, BackboneError, RuntimeUnavailableError
+from featx.errors import BackboneError, ConfigError, RuntimeUnavailableError
 
 
 @pytest.mark.parametrize("which", ["lite0", "resnet18_random"])

@@ -1,13 +1,12 @@
 """The extraction engine end to end: kill -9 and resume, incremental manifests, TTA, workers, clashes."""
+
 import random
 import signal
 import subprocess
 import time
 
-import h5py
 import numpy as np
 import pytest
-
 from helpers import FEATX, assert_one_line_error, assert_usage_error, featx
 from test_writer import writer_in_another_process
 
@@ -17,17 +16,6 @@ from featx.store.store import OK, REMOVED, FeatureStore
 from featx.store.writer import read_journal
 
 LITE0 = "efficientnet_lite0"
-
-
-@pytest.fixture(scope="module")
-def reference(demo_subset, models_dir, lite0, tmp_path_factory):
-    """An uninterrupted `featx extract` of the 120-image subset: (store, X, ids)."""
-    store = tmp_path_factory.mktemp("ref") / "ref.h5"
-    proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", LITE0, "-s", store, "--models-dir", models_dir,
-                 "--batch-size", "8")
-    assert proc.returncode == 0, proc.stderr
-    with h5py.File(store) as h5:
-        return store, h5[f"features/{LITE0}/X"][:], h5["samples/id"].asstr()[:]
 
 
 def _store_state(path):
@@ -42,13 +30,30 @@ def _store_state(path):
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(reference, demo_subset, models_dir, tmp_path):
     ref_store, ref_X, ref_ids = reference
     store = tmp_path / "killed.h5"
-    cmd = [FEATX, "extract", "-m", demo_subset / "subset.csv", "-b", LITE0, "-s", store, "--models-dir", models_dir,
-           "--batch-size", "8"]
+    cmd = [
+        FEATX,
+        "extract",
+        "-m",
+        demo_subset / "subset.csv",
+        "-b",
+        LITE0,
+        "-s",
+        store,
+        "--models-dir",
+        models_dir,
+        "--batch-size",
+        "8",
+    ]
     rng = random.Random(5)
     journal, record = tmp_path / "killed.h5.journal", 8 * 1280 * 4  # about one batch of rows
     # when to kill: during start-up; after a random number of journaled batches; while a commit copies the store
-    triggers = [("time", rng.uniform(0.5, 2.5)), ("batches", rng.randint(1, 4)), ("batches", rng.randint(5, 9)),
-                ("commit", None), ("batches", rng.randint(2, 12))]
+    triggers = [
+        ("time", rng.uniform(0.5, 2.5)),
+        ("batches", rng.randint(1, 4)),
+        ("batches", rng.randint(5, 9)),
+        ("commit", None),
+        ("batches", rng.randint(2, 12)),
+    ]
     filled_after_kill = []
     for kind, value in triggers:
         proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -143,8 +148,16 @@ def test_tta_hflip_is_the_mean_of_image_and_mirror(demo_subset, models_dir, lite
 
 def test_process_workers_give_the_same_rows_as_threads(demo_subset, models_dir, lite0, reference, tmp_path):
     _, ref_X, _ = reference
-    s = extract(_subset(demo_subset, 0, 24), LITE0, tmp_path / "p.h5", models_dir=models_dir, decode="process",
-                workers=2, batch_size=8, progress=False)
+    s = extract(
+        _subset(demo_subset, 0, 24),
+        LITE0,
+        tmp_path / "p.h5",
+        models_dir=models_dir,
+        decode="process",
+        workers=2,
+        batch_size=8,
+        progress=False,
+    )
     assert s.n_extracted == 24
     with FeatureStore(tmp_path / "p.h5") as st:
         np.testing.assert_array_equal(st.load(LITE0).X, ref_X[:24])
@@ -156,8 +169,21 @@ def test_cli_refuses_second_writer_and_spec_clash(reference, demo_subset, models
         proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", LITE0, "-s", store, "--models-dir", models_dir)
         assert_one_line_error(proc, f"{store} is being written by featx pid {pid}", "another --store")
     ref_store = reference[0]
-    proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", LITE0, "-s", ref_store, "--models-dir", models_dir,
-                 "--tta", "hflip", "--name", LITE0)
+    proc = featx(
+        "extract",
+        "-m",
+        demo_subset / "subset.csv",
+        "-b",
+        LITE0,
+        "-s",
+        ref_store,
+        "--models-dir",
+        models_dir,
+        "--tta",
+        "hflip",
+        "--name",
+        LITE0,
+    )
     assert_one_line_error(proc, f"feature set '{LITE0}' was made with different settings", "--overwrite")
 
 
@@ -180,9 +206,16 @@ def test_store_info_and_export_round_trip(reference, tmp_path):
     first = rows[1].split(",")
     assert len(rows) == 121 and first[0] == ref_ids[0] and first[1] in ("malignant", "normal_benign")
     np.testing.assert_array_equal(np.array(first[7:], dtype=np.float32), ref_X[0])
-    assert_usage_error(featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "x.xlsx"), "--format:",
-                       "unknown format 'xlsx'", "csv, parquet")
+    assert_usage_error(
+        featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "x.xlsx"),
+        "--format:",
+        "unknown format 'xlsx'",
+        "csv, parquet",
+    )
     assert_one_line_error(featx("store", "info", tmp_path / "none.h5"), "Store not found")
     (tmp_path / "a_file").write_text("")
-    assert_one_line_error(featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "a_file" / "x.csv"),
-                          f"cannot write {tmp_path / 'a_file' / 'x.csv'}", "Choose another --out")
+    assert_one_line_error(
+        featx("store", "export", store, "-f", LITE0, "-o", tmp_path / "a_file" / "x.csv"),
+        f"cannot write {tmp_path / 'a_file' / 'x.csv'}",
+        "Choose another --out",
+    )

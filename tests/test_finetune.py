@@ -1,5 +1,6 @@
 """``featx finetune`` end to end on real BreastMNIST images (random ResNet-18 at 64 px, 2 epochs: the
 plumbing, not the accuracy): outputs, fit's folds, bench rows, the exported backbone, Grad-CAM."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from helpers import assert_one_line_error, assert_usage_error, featx
+from helpers import assert_one_line_error, featx
 
 pytestmark = pytest.mark.slow
 
@@ -21,14 +21,42 @@ def run(demo_subset, tmp_path_factory):
     from featx.dataset.manifest import Manifest
 
     tmp = tmp_path_factory.mktemp("ft")
-    rows = list(Manifest.load(demo_subset / "subset.csv"))[:60] + list(Manifest.load(demo_subset / "subset.csv"))[80:100]
+    rows = (
+        list(Manifest.load(demo_subset / "subset.csv"))[:60] + list(Manifest.load(demo_subset / "subset.csv"))[80:100]
+    )
     # pairs of same-label, same-split images share a subject
     rows = [replace(s, subject=f"{s.split}-{s.label}-{i // 2}") for i, s in enumerate(rows)]
     Manifest(rows).to_csv(tmp / "m.csv")
     models = tmp / "models"
-    proc = featx("finetune", "-m", tmp / "m.csv", "-b", "resnet18", "--weights", "random", "--input-size", "64",
-                 "--epochs", "2", "--cv", "3", "--freeze", "2", "--batch-size", "16", "--bootstrap", "50",
-                 "--out", tmp / "ft", "--export", "t1", "--models-dir", models, "--positive", "malignant")
+    proc = featx(
+        "finetune",
+        "-m",
+        tmp / "m.csv",
+        "-b",
+        "resnet18",
+        "--weights",
+        "random",
+        "--input-size",
+        "64",
+        "--epochs",
+        "2",
+        "--cv",
+        "3",
+        "--freeze",
+        "2",
+        "--batch-size",
+        "16",
+        "--bootstrap",
+        "50",
+        "--out",
+        tmp / "ft",
+        "--export",
+        "t1",
+        "--models-dir",
+        models,
+        "--positive",
+        "malignant",
+    )
     assert proc.returncode == 0, proc.stderr
     import featx.api as fx  # in-process: each CLI start imports torch again (seconds)
 
@@ -47,7 +75,9 @@ def test_outputs_curves_and_summaries(run):
     assert [r["fold"] for r in runs] == [0, 1, 2, "all development rows"]  # 3 folds, then the final model
     for r in runs:
         assert [h["epoch"] for h in r["history"]] == [1, 2]
-        assert {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"} <= set(r["history"][0])
+        assert {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"} <= set(
+            r["history"][0]
+        )
         s = r["summary"]
         assert s["best_acc"] == max(h["test_acc"] for h in r["history"])
         assert 1 <= s["first_epoch_reaching_mean"] <= 2 and s["seconds_per_epoch"] > 0
@@ -69,7 +99,9 @@ def test_outputs_curves_and_summaries(run):
 
 def test_folds_are_fits_folds(run):
     tmp, _ = run
-    proc = featx("fit", "-s", tmp / "f.h5", "-f", "resnet18.ft-t1", "--cv", "3", "--bootstrap", "0", "--out", tmp / "fit")
+    proc = featx(
+        "fit", "-s", tmp / "f.h5", "-f", "resnet18.ft-t1", "--cv", "3", "--bootstrap", "0", "--out", tmp / "fit"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "fine-tuned on" in proc.stderr  # features of a backbone trained on these rows: the leak is named
     fit_folds = json.loads((tmp / "fit" / "folds.json").read_text())
@@ -80,17 +112,18 @@ def test_folds_are_fits_folds(run):
     fold_of_subject = {}
     for s in Manifest.load(tmp / "m.csv"):
         if s.split != "test":  # a subject's images share one fold
-            assert fold_of_subject.setdefault(s.subject, str(ft_folds["fold_of"][s.sample_id])) == \
-                str(ft_folds["fold_of"][s.sample_id])
+            assert fold_of_subject.setdefault(s.subject, str(ft_folds["fold_of"][s.sample_id])) == str(
+                ft_folds["fold_of"][s.sample_id]
+            )
     assert len(set(fold_of_subject.values())) == 3
 
 
 def test_exported_backbone_matches_torch_through_onnx_runtime(run):
     import torch
 
+    from featx.dataset.manifest import Manifest
     from featx.finetune.data import ImageBank
     from featx.finetune.model import load_net
-    from featx.dataset.manifest import Manifest
     from featx.store.store import FeatureStore
 
     tmp, _ = run
@@ -117,8 +150,23 @@ def test_exported_backbone_matches_torch_through_onnx_runtime(run):
 
 def test_bench_puts_the_finetuned_row_beside_the_frozen_ones(run):
     tmp, _ = run
-    proc = featx("bench", "-s", tmp / "f.h5", "-f", "resnet18.ft-t1", "--heads", "logreg", "--cv", "3",
-                 "--bootstrap", "0", "--finetuned", tmp / "ft", "--out", tmp / "bench")
+    proc = featx(
+        "bench",
+        "-s",
+        tmp / "f.h5",
+        "-f",
+        "resnet18.ft-t1",
+        "--heads",
+        "logreg",
+        "--cv",
+        "3",
+        "--bootstrap",
+        "0",
+        "--finetuned",
+        tmp / "ft",
+        "--out",
+        tmp / "bench",
+    )
     assert proc.returncode == 0, proc.stderr
     res = json.loads((tmp / "bench" / "results.json").read_text())
     kinds = {c["feature_set"]: c["kind"] for c in res["cells"]}
@@ -167,7 +215,12 @@ def test_finetune_errors_are_one_line(run, tmp_path):
     from featx.errors import BackboneError
 
     tmp, _ = run
-    assert_one_line_error(featx("finetune", "-m", tmp / "m.csv", "-b", "resnet18", "--weights", "random",
-                                "--freeze", "9", "--out", tmp_path), "--freeze", "layer4")
+    assert_one_line_error(
+        featx(
+            "finetune", "-m", tmp / "m.csv", "-b", "resnet18", "--weights", "random", "--freeze", "9", "--out", tmp_path
+        ),
+        "--freeze",
+        "layer4",
+    )
     with pytest.raises(BackboneError, match="No fine-tuned backbone.*--export"):
         load_finetuned("resnet18.ft-nope", tmp / "models")

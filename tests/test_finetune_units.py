@@ -1,4 +1,5 @@
 """Fine-tuning parts: block maps, freezing, augmentation, summaries, Grad-CAM, linear head weights."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,12 +10,11 @@ torch = pytest.importorskip("torch")
 from featx.backbones.registry import get_entry  # noqa: E402
 from featx.backbones.weights import load_backbone  # noqa: E402
 from featx.errors import FeatxError  # noqa: E402
-from featx.finetune.blocks import (BLOCK_MAPS, apply_freeze, block_map, parse_freeze,  # noqa: E402
-                                   unmapped_parameters)
+from featx.finetune.blocks import BLOCK_MAPS, apply_freeze, block_map, parse_freeze, unmapped_parameters  # noqa: E402
+from featx.finetune.config import TrainConfig  # noqa: E402
 from featx.finetune.data import Augment  # noqa: E402
 from featx.finetune.gradcam import gradcam, linear_weights  # noqa: E402
 from featx.finetune.model import HeadConfig, build_net  # noqa: E402
-from featx.finetune.config import TrainConfig  # noqa: E402
 from featx.finetune.train import summarize, train_fold  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def test_frozen_blocks_do_not_change_and_the_others_do(freeze):
         if not k.startswith("features.") or "num_batches_tracked" in k:
             continue
         same = torch.equal(before[k], after[k])
-        assert same == k[len("features."):].startswith(frozen), k
+        assert same == k[len("features.") :].startswith(frozen), k
     assert not torch.equal(before["head.1.weight"], after["head.1.weight"])
     assert run.proba.shape == (8, 2) and np.allclose(run.proba.sum(1), 1)
     assert [h["epoch"] for h in run.history] == [1, 2] and {"train_loss", "test_acc", "seconds"} <= set(run.history[0])

@@ -1,4 +1,5 @@
 """run_fit's protocol on synthetic stores: seeds, repeats, fixed splits, subjects, fusion, tuning, saved models."""
+
 import csv
 import json
 
@@ -107,8 +108,16 @@ def _multi_sequence(tmp_path, seqs=("T1", "T2"), test_subjects=0):
                 rows.append((f"p{s:02d}_{q}_{k}", f"p{s:02d}", q, "ab"[y], x))
     ids, subj, seq, lab, X = zip(*rows)
     splits = ["test" if int(s_[1:]) < test_subjects else "train" for s_ in subj]
-    return make_store(tmp_path / "m.h5", "deep", np.array(X), list(lab), subjects=list(subj), sequences=list(seq),
-                      ids=list(ids), splits=splits)
+    return make_store(
+        tmp_path / "m.h5",
+        "deep",
+        np.array(X),
+        list(lab),
+        subjects=list(subj),
+        sequences=list(seq),
+        ids=list(ids),
+        splits=splits,
+    )
 
 
 @pytest.mark.parametrize("how", ["vote", "mean"])
@@ -140,18 +149,40 @@ def test_saved_model_reproduces_the_test_predictions(tmp_path):
 
     X, labels, subj = _cohort()
     splits = np.where(np.arange(120) >= 90, "test", "train")
-    store = make_store(tmp_path / "s.h5", "rad", X, labels, subjects=subj, splits=splits, kind="radiomics",
-                       feature_names=[f"x{i}" for i in range(6)])
+    store = make_store(
+        tmp_path / "s.h5",
+        "rad",
+        X,
+        labels,
+        subjects=subj,
+        splits=splits,
+        kind="radiomics",
+        feature_names=[f"x{i}" for i in range(6)],
+    )
     res = run_fit(store, "rad", head="svm-rbf", cv=5, out=tmp_path / "o", save=tmp_path / "m", bootstrap=0)
-    assert res.saved_model.endswith("m.skops") and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
+    assert (
+        res.saved_model.endswith("m.skops") and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
+    )
     model = load_model(res.saved_model)
-    assert model.meta["feature_names"] == [f"x{i}" for i in range(6)] and model.meta["classes"] == ["benign", "malignant"]
+    assert model.meta["feature_names"] == [f"x{i}" for i in range(6)] and model.meta["classes"] == [
+        "benign",
+        "malignant",
+    ]
     with FeatureStore(store) as st:
         fs = st.load("rad")
     test = fs.subset(fs.splits == "test")
     perm = [5, 4, 3, 2, 1, 0]  # columns are selected by name, not position
-    shuffled = type(test)(test.name, test.X[:, perm], test.ids, test.labels, test.subjects, test.splits, test.sequences,
-                          test.provenance, [f"x{i}" for i in perm])
+    shuffled = type(test)(
+        test.name,
+        test.X[:, perm],
+        test.ids,
+        test.labels,
+        test.subjects,
+        test.splits,
+        test.sequences,
+        test.provenance,
+        [f"x{i}" for i in perm],
+    )
     pred = model.predict(shuffled)
     with open(tmp_path / "o" / "test_predictions.csv") as fh:
         want = {r["id"]: float(r["p_malignant"]) for r in csv.DictReader(fh)}
@@ -161,12 +192,12 @@ def test_saved_model_reproduces_the_test_predictions(tmp_path):
 
 
 def test_model_with_an_untrusted_type_is_refused(tmp_path):
+    from fractions import Fraction
+
     import skops.io as sio
 
     from featx.errors import FeatxError
     from featx.evaluate.saved_model import load_model
-
-    from fractions import Fraction
 
     sio.dump({"meta_json": "{}", "models": {"x": Fraction(1, 3)}}, tmp_path / "evil.skops")
     with pytest.raises(FeatxError, match=r"contains types featx does not load \(fractions.Fraction\)"):
@@ -179,8 +210,29 @@ def test_cli_fit_options_and_refusals(tmp_path):
     X, labels, subj = _cohort()
     splits = np.where(np.arange(120) < 30, "test", "train")
     store = make_store(tmp_path / "s.h5", "deep", X, labels, subjects=subj, splits=splits)
-    proc = featx("fit", "-s", store, "-f", "deep", "--head", "lda", "--cv", "4", "--repeats", "2", "--pca", "3",
-                 "--bootstrap", "200", "--positive", "malignant", "--out", tmp_path / "o", "--save", tmp_path / "m.skops")
+    proc = featx(
+        "fit",
+        "-s",
+        store,
+        "-f",
+        "deep",
+        "--head",
+        "lda",
+        "--cv",
+        "4",
+        "--repeats",
+        "2",
+        "--pca",
+        "3",
+        "--bootstrap",
+        "200",
+        "--positive",
+        "malignant",
+        "--out",
+        tmp_path / "o",
+        "--save",
+        tmp_path / "m.skops",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "4-fold StratifiedGroupKFold x 2 repeats, grouped by subject, seed 0" in proc.stdout
     assert "subject level (30 subjects)" in proc.stdout and f"model: {tmp_path / 'm.skops'}" in proc.stdout
@@ -189,12 +241,18 @@ def test_cli_fit_options_and_refusals(tmp_path):
     splits[31] = "test"  # subject p010 now has rows on both sides
     leaky = make_store(tmp_path / "l.h5", "deep", X, labels, subjects=subj, splits=splits)
     assert_one_line_error(featx("fit", "-s", leaky, "-f", "deep"), "Subject 'p010' has rows in the 'test' split")
-    assert_usage_error(featx("fit", "-s", store, "-f", "deep", "--fuse", "avg"), "'--fuse'", "unknown value 'avg'",
-                       "vote, mean, concat")
-    assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--split", "fixed", "--test-size", "0.3"),
-                          "already marks 'test' rows")
-    assert_one_line_error(featx("fit", "-s", store, "-f", "deep", "--folds", tmp_path / "nope.json"),
-                          "Cannot read folds from")
+    assert_usage_error(
+        featx("fit", "-s", store, "-f", "deep", "--fuse", "avg"),
+        "'--fuse'",
+        "unknown value 'avg'",
+        "vote, mean, concat",
+    )
+    assert_one_line_error(
+        featx("fit", "-s", store, "-f", "deep", "--split", "fixed", "--test-size", "0.3"), "already marks 'test' rows"
+    )
+    assert_one_line_error(
+        featx("fit", "-s", store, "-f", "deep", "--folds", tmp_path / "nope.json"), "Cannot read folds from"
+    )
 
 
 def test_fusion_refuses_a_subject_with_two_labels(tmp_path):
@@ -205,15 +263,25 @@ def test_fusion_refuses_a_subject_with_two_labels(tmp_path):
         fs = st.load("deep")
     labels = fs.labels.copy()
     labels[0] = "b" if labels[0] == "a" else "a"  # p00's first image relabelled
-    bad = make_store(tmp_path / "bad.h5", "deep", fs.X, list(labels), subjects=list(fs.subjects),
-                     sequences=list(fs.sequences), ids=list(fs.ids))
+    bad = make_store(
+        tmp_path / "bad.h5",
+        "deep",
+        fs.X,
+        list(labels),
+        subjects=list(fs.subjects),
+        sequences=list(fs.sequences),
+        ids=list(fs.ids),
+    )
     with pytest.raises(FitError, match=r"subject\(s\) p00 have rows with different labels"):
         run_fit(bad, "deep", fuse="vote")
 
 
 def test_pca_larger_than_a_training_set_allows_is_refused_before_fitting(grouped_store):
-    with pytest.raises(FitError, match=r"--pca 7: the smallest training set has 96 samples x 6 features, so PCA can "
-                                       r"give at most 6 components"):
+    with pytest.raises(
+        FitError,
+        match=r"--pca 7: the smallest training set has 96 samples x 6 features, so PCA can "
+        r"give at most 6 components",
+    ):
         run_fit(grouped_store, "deep", cv=5, pca=7)
     with pytest.raises(FitError, match=r"--pca 80: the smallest training set has 76 samples"):  # 96 - 96/5 (inner)
         run_bench(grouped_store, ["deep"], ["logreg"], cv=5, pca=80, tune=True)
@@ -224,8 +292,7 @@ def test_saved_fused_model_reproduces_the_fused_test_predictions(tmp_path):
     from featx.store.store import FeatureStore
 
     store = _multi_sequence(tmp_path, test_subjects=10)
-    res = run_fit(store, "deep", cv=5, fuse="mean", out=tmp_path / "o", save=tmp_path / "m.skops",
-                  bootstrap=0)
+    res = run_fit(store, "deep", cv=5, fuse="mean", out=tmp_path / "o", save=tmp_path / "m.skops", bootstrap=0)
     assert res.n_test == 40 and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
     with FeatureStore(store) as st:
         fs = st.load("deep")

@@ -1,4 +1,5 @@
 """Every registered head honours the scikit-learn estimator contract."""
+
 import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import check_estimators_pickle, estimator_checks_generator

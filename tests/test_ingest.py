@@ -1,4 +1,5 @@
 """Volumes + masks -> slice manifests: policies on brain1, geometry and mask errors, CLI build -> extract."""
+
 import csv
 import json
 import shutil
@@ -7,14 +8,13 @@ import h5py
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from featx.errors import ConfigError, ManifestError
-from featx.images.slicing import parse_policy, select_slices
-from featx.dataset.ingest import expand_volumes
-from featx.dataset.manifest import Manifest
-
 from conftest import SHARED
 from helpers import assert_one_line_error, assert_usage_error, featx
+
+from featx.dataset.ingest import expand_volumes
+from featx.dataset.manifest import Manifest
+from featx.errors import ConfigError, ManifestError
+from featx.images.slicing import parse_policy, select_slices
 
 BRAIN = SHARED / "pyradiomics_brain"
 MONAI = SHARED / "monai_testing"
@@ -43,14 +43,18 @@ def _volumes_csv(tmp_path, rows, name="volumes.csv"):
 def test_brain1_areas_are_what_the_policies_see():
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(BRAIN / "brain1_label.nrrd")))
     areas = (lab != 0).sum(axis=(1, 2))
-    assert int(np.argmax(areas)) == 16 and areas[16] == 984 and np.flatnonzero(areas).tolist() == BRAIN1_SELECTIONS["mask"]
+    assert (
+        int(np.argmax(areas)) == 16 and areas[16] == 984 and np.flatnonzero(areas).tolist() == BRAIN1_SELECTIONS["mask"]
+    )
     for policy, expected in BRAIN1_SELECTIONS.items():
         assert select_slices(parse_policy(policy), 25, areas) == expected, policy
 
 
 @pytest.mark.parametrize("policy", sorted(BRAIN1_SELECTIONS))
 def test_expand_brain1_slice_indices(tmp_path, policy):
-    vols = Manifest.from_csv(_volumes_csv(tmp_path, [[BRAIN / "brain1_image.nrrd", BRAIN / "brain1_label.nrrd", "hgg", "p1", "T1"]]))
+    vols = Manifest.from_csv(
+        _volumes_csv(tmp_path, [[BRAIN / "brain1_image.nrrd", BRAIN / "brain1_label.nrrd", "hgg", "p1", "T1"]])
+    )
     slices = expand_volumes(vols, policy, progress=False)
     assert [s.slice for s in slices] == BRAIN1_SELECTIONS[policy]
     assert slices[0].sample_id == f"p1/T1/brain1_image.nrrd#{BRAIN1_SELECTIONS[policy][0]}"
@@ -58,7 +62,9 @@ def test_expand_brain1_slice_indices(tmp_path, policy):
 
 
 def test_crop_to_lesion_with_margin(tmp_path):
-    vols = Manifest.from_csv(_volumes_csv(tmp_path, [[BRAIN / "brain1_image.nrrd", BRAIN / "brain1_label.nrrd", "hgg", "p1", "T1"]]))
+    vols = Manifest.from_csv(
+        _volumes_csv(tmp_path, [[BRAIN / "brain1_image.nrrd", BRAIN / "brain1_label.nrrd", "hgg", "p1", "T1"]])
+    )
     s16 = [s for s in expand_volumes(vols, "mask", crop_margin=5, progress=False) if s.slice == 16][0]
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(BRAIN / "brain1_label.nrrd")))[16] != 0
     rows, cols = np.flatnonzero(lab.any(1)), np.flatnonzero(lab.any(0))
@@ -97,17 +103,35 @@ def test_cli_build_volumes_then_extract(tmp_path, models_dir, resnet18_random):
     d.mkdir()
     for f in ("brain1_image.nrrd", "brain1_label.nrrd", "breast1_image.nrrd", "breast1_label.nrrd"):
         shutil.copy(BRAIN / f, d / f.replace("_", " "))
-    vols = _volumes_csv(d, [["brain1 image.nrrd", "brain1 label.nrrd", "hgg", "p1", "T1"],
-                            ["breast1 image.nrrd", "breast1 label.nrrd", "lgg", "p2", "T1"]])
-    proc = featx("manifest", "build", "--volumes", vols, "--slices", "top:3", "--crop-margin", "4", "--out", d / "slices.csv")
+    vols = _volumes_csv(
+        d,
+        [
+            ["brain1 image.nrrd", "brain1 label.nrrd", "hgg", "p1", "T1"],
+            ["breast1 image.nrrd", "breast1 label.nrrd", "lgg", "p2", "T1"],
+        ],
+    )
+    proc = featx(
+        "manifest", "build", "--volumes", vols, "--slices", "top:3", "--crop-margin", "4", "--out", d / "slices.csv"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "6 samples (hgg: 3, lgg: 3)" in proc.stdout
     slices = Manifest.from_csv(d / "slices.csv")
     assert [s.slice for s in slices][:3] == [13, 15, 16] and all(s.crop for s in slices)
     assert "brain1 image.nrrd,hgg" in (d / "slices.csv").read_text()  # relative to the CSV's folder
     store = tmp_path / "v.h5"
-    proc = featx("extract", "-m", d / "slices.csv", "-b", "resnet18", "--weights", "random", "-s", store,
-                 "--models-dir", models_dir)
+    proc = featx(
+        "extract",
+        "-m",
+        d / "slices.csv",
+        "-b",
+        "resnet18",
+        "--weights",
+        "random",
+        "-s",
+        store,
+        "--models-dir",
+        models_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     with h5py.File(store) as h5:
         assert h5["features/resnet18.random/filled"][:].all()
@@ -134,8 +158,11 @@ def test_cli_build_folder_and_errors(tmp_path, demo_subset):
     assert proc.returncode == 0 and "78 samples (malignant: 21, normal_benign: 57)" in proc.stdout
     assert_usage_error(featx("manifest", "build", "--out", tmp_path / "x.csv"), "exactly one of --folder")
     vols = _volumes_csv(tmp_path, [[BRAIN / "brain1_image.nrrd", BRAIN / "brain1_label.nrrd", "a", "p", "T1"]])
-    assert_usage_error(featx("manifest", "build", "--volumes", vols, "--slices", "biggest", "--out", tmp_path / "x.csv"),
-                       "--slices: unknown slice policy 'biggest'", "around-max:N")
+    assert_usage_error(
+        featx("manifest", "build", "--volumes", vols, "--slices", "biggest", "--out", tmp_path / "x.csv"),
+        "--slices: unknown slice policy 'biggest'",
+        "around-max:N",
+    )
 
 
 def test_folder_of_volumes_pairs_masks_by_name(tmp_path):
@@ -150,13 +177,20 @@ def test_folder_of_volumes_pairs_masks_by_name(tmp_path):
     shutil.copytree(MONAI / "CT_DICOM", tmp_path / "lgg" / "ct_series")
     rows = {s.sample_id: s for s in volumes_from_folder(tmp_path)}
     assert sorted(rows) == ["hgg/brain1_image.nrrd", "lgg/anatomical.nii", "lgg/ct_series"]
-    assert rows["hgg/brain1_image.nrrd"].mask.name == "brain1_label.nrrd" and rows["hgg/brain1_image.nrrd"].label == "hgg"
-    assert rows["lgg/anatomical.nii"].mask.name == "anatomical_label.nii.gz" and rows["lgg/anatomical.nii"].subject == "anatomical"
+    assert (
+        rows["hgg/brain1_image.nrrd"].mask.name == "brain1_label.nrrd" and rows["hgg/brain1_image.nrrd"].label == "hgg"
+    )
+    assert (
+        rows["lgg/anatomical.nii"].mask.name == "anatomical_label.nii.gz"
+        and rows["lgg/anatomical.nii"].subject == "anatomical"
+    )
     assert rows["lgg/ct_series"].mask is None and rows["lgg/ct_series"].subject == "ct_series"
     # the series has no mask: refused as a whole, or skipped and recorded when asked
     proc = featx("manifest", "build", "--volumes", tmp_path, "--slices", "mask", "--out", tmp_path / "s.csv")
     assert_one_line_error(proc, "1 volume(s) cannot be sliced", "ct_series", "needs a mask")
-    proc = featx("manifest", "build", "--volumes", tmp_path, "--slices", "mask", "--out", tmp_path / "s.csv", "--skip-bad")
+    proc = featx(
+        "manifest", "build", "--volumes", tmp_path, "--slices", "mask", "--out", tmp_path / "s.csv", "--skip-bad"
+    )
     assert proc.returncode == 0, proc.stderr
     skipped = (tmp_path / "s.skipped.csv").read_text().splitlines()
     assert len(skipped) == 2 and "ct_series" in skipped[1] and "needs a mask" in skipped[1]

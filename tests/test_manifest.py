@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from featx.errors import ManifestError
 from featx.dataset.manifest import Manifest
+from featx.errors import ManifestError
 
 
 def _img(path: Path) -> Path:
@@ -29,7 +29,9 @@ def test_csv_relative_paths_resolve_against_csv_folder(tmp_path):
 
 def test_id_split_and_slice_columns(tmp_path):
     _img(tmp_path / "a.png")
-    m = Manifest.from_csv(_csv(tmp_path / "m.csv", "id,path,label,split,slice\ns1,a.png,x,Test,3\ns2,a.png,x,train,4\n"))
+    m = Manifest.from_csv(
+        _csv(tmp_path / "m.csv", "id,path,label,split,slice\ns1,a.png,x,Test,3\ns2,a.png,x,train,4\n")
+    )
     assert [(s.sample_id, s.split, s.slice) for s in m] == [("s1", "test", 3), ("s2", "train", 4)]
 
 
@@ -93,7 +95,10 @@ def test_folder_of_class_subfolders(tmp_path):
     (tmp_path / "malignant" / "notes.txt").write_text("not an image")
     m = Manifest.load(tmp_path)
     assert [(s.sample_id, s.label) for s in m] == [
-        ("benign/1.png", "benign"), ("benign/deep/2.PNG", "benign"), ("malignant/3.jpg", "malignant")]
+        ("benign/1.png", "benign"),
+        ("benign/deep/2.PNG", "benign"),
+        ("malignant/3.jpg", "malignant"),
+    ]
 
 
 def test_empty_folder(tmp_path):

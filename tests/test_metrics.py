@@ -126,8 +126,9 @@ def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
     p1 = np.clip(0.5 + 0.3 * (2 * y - 1) + 0.3 * rng.standard_normal(80), 0, 1)
     proba = np.c_[1 - p1, p1]
     one = bootstrap(y, proba, ["a", "b"], n_boot=300, seed=1)
-    five = bootstrap(np.repeat(y, 5), np.repeat(proba, 5, axis=0), ["a", "b"], groups=np.repeat(np.arange(80), 5),
-                     n_boot=300, seed=1)
+    five = bootstrap(
+        np.repeat(y, 5), np.repeat(proba, 5, axis=0), ["a", "b"], groups=np.repeat(np.arange(80), 5), n_boot=300, seed=1
+    )
     assert five["unit"] == "subject" and one["unit"] == "sample"
     for key in ("auc", "accuracy", "sensitivity", "f1"):
         assert np.allclose(one["ci"][key], five["ci"][key]), key
@@ -181,8 +182,15 @@ def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
     stats, curves = _weighted_binary(W, t, score, pred)
     for b, d in enumerate(draws):
         tt, ss, pp = t[d], score[d], pred[d]
-        want = [roc_auc_score(tt, ss), (tt == pp).mean(), balanced_accuracy_score(tt, pp), pp[tt].mean(),
-                (~pp[~tt]).mean(), precision_score(tt, pp), f1_score(tt, pp)]
+        want = [
+            roc_auc_score(tt, ss),
+            (tt == pp).mean(),
+            balanced_accuracy_score(tt, pp),
+            pp[tt].mean(),
+            (~pp[~tt]).mean(),
+            precision_score(tt, pp),
+            f1_score(tt, pp),
+        ]
         np.testing.assert_allclose(stats[b], want, rtol=1e-12, atol=1e-12)
         fpr, tpr, _ = roc_curve(tt, ss)
         np.testing.assert_allclose(curves[b], np.interp(ROC_GRID, fpr, tpr), atol=1e-12)
@@ -207,7 +215,11 @@ def test_summary_metrics_are_scikit_learns(n_classes):
         warnings.simplefilter("ignore")
         assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
         assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
-        avg = dict(average="binary", pos_label=1) if n_classes == 2 else dict(average="macro", labels=list(range(n_classes)))
+        avg = (
+            dict(average="binary", pos_label=1)
+            if n_classes == 2
+            else dict(average="macro", labels=list(range(n_classes)))
+        )
         assert m["sensitivity"] == pytest.approx(recall_score(y, pred, zero_division=0, **avg))
         assert m["precision"] == pytest.approx(precision_score(y, pred, zero_division=0, **avg))
         assert m["f1"] == pytest.approx(f1_score(y, pred, zero_division=0, **avg))

@@ -1,4 +1,5 @@
 """featx predict on real EfficientNet-Lite0 features: reproduces the fit's test predictions; refuses other weights."""
+
 import csv
 import shutil
 
@@ -13,11 +14,27 @@ def saved(demo_subset, models_dir, lite0, tmp_path_factory):
     """(fit output folder, model path, test manifest CSV) of logreg on 80 images, 40 held out."""
     tmp = tmp_path_factory.mktemp("pred")
     store = tmp / "f.h5"
-    proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", store,
-                 "--models-dir", models_dir)
+    proc = featx(
+        "extract", "-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", store, "--models-dir", models_dir
+    )
     assert proc.returncode == 0, proc.stderr
-    proc = featx("fit", "-s", store, "-f", "efficientnet_lite0", "--cv", "5", "--bootstrap", "0", "--out", tmp / "res",
-                 "--save", tmp / "model.skops", "--positive", "malignant")
+    proc = featx(
+        "fit",
+        "-s",
+        store,
+        "-f",
+        "efficientnet_lite0",
+        "--cv",
+        "5",
+        "--bootstrap",
+        "0",
+        "--out",
+        tmp / "res",
+        "--save",
+        tmp / "model.skops",
+        "--positive",
+        "malignant",
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"model: {tmp / 'model.skops'}" in proc.stdout
     man = Manifest.from_csv(demo_subset / "subset.csv")
@@ -89,8 +106,17 @@ def test_predict_refuses_other_weights_and_another_export(saved, models_dir, tmp
     moved = _tampered(model, tmp_path / "moved.skops", onnx_sha256="f" * 64)
     proc = featx("predict", test_csv, "--model", moved, "--out", tmp_path / "p.csv", "--models-dir", models_dir)
     assert_one_line_error(proc, "ONNX export here", "differs from the one", "--allow-export-change")
-    proc = featx("predict", test_csv, "--model", moved, "--out", tmp_path / "p.csv", "--models-dir", models_dir,
-                 "--allow-export-change")
+    proc = featx(
+        "predict",
+        test_csv,
+        "--model",
+        moved,
+        "--out",
+        tmp_path / "p.csv",
+        "--models-dir",
+        models_dir,
+        "--allow-export-change",
+    )
     assert proc.returncode == 0 and "40 predicted" in proc.stdout and "accepted by --allow-export-change" in proc.stderr
 
 
@@ -104,15 +130,21 @@ def test_predict_rebuilds_the_extraction_of_a_model_saved_before_configs_were_re
 
     meta = json.loads(sio.load(model, trusted=sio.get_untrusted_types(file=model))["meta_json"])
     recorded = meta["provenance"]["config"]["values"]
-    assert recorded["backbone"] == "efficientnet_lite0" and meta["provenance"]["config"]["sources"]["backbone"] == \
-        "command line"
-    args = {k: recorded[k] for k in ("backbone", "weights", "layer", "window", "tta", "interpolation",
-                                     "resize_to_input")}
+    assert (
+        recorded["backbone"] == "efficientnet_lite0"
+        and meta["provenance"]["config"]["sources"]["backbone"] == "command line"
+    )
+    args = {
+        k: recorded[k] for k in ("backbone", "weights", "layer", "window", "tta", "interpolation", "resize_to_input")
+    }
     old = _tampered(model, tmp_path / "old.skops", config=None, args=args)
     proc = featx("predict", test_csv, "--model", old, "--out", tmp_path / "p.csv", "--models-dir", models_dir)
     assert proc.returncode == 0, proc.stderr
     want, got = _rows(res / "test_predictions.csv"), _rows(tmp_path / "p.csv")
     assert max(abs(float(want[k]["p_malignant"]) - float(got[k]["p_malignant"])) for k in want) < 2e-6
     neither = _tampered(model, tmp_path / "neither.skops", config=None)
-    assert_one_line_error(featx("predict", test_csv, "--model", neither, "--out", tmp_path / "q.csv"),
-                          "does not record how it was extracted", "re-extract and refit")
+    assert_one_line_error(
+        featx("predict", test_csv, "--model", neither, "--out", tmp_path / "q.csv"),
+        "does not record how it was extracted",
+        "re-extract and refit",
+    )

@@ -1,4 +1,5 @@
 """featx's numpy preprocessing must equal torchvision's own transforms, value for value."""
+
 import numpy as np
 import pytest
 import skimage.data
@@ -35,10 +36,15 @@ def test_equals_torchvision_weights_transforms(demo_subset):
 
 def test_lite0_bicubic_equals_torchvision_pipeline(demo_subset):
     spec = get_entry("efficientnet_lite0").spec()
-    tv = T.Compose([
-        T.Resize(spec.resize_size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(spec.crop_size),
-        T.PILToTensor(), T.ConvertImageDtype(torch.float32), T.Normalize(spec.mean, spec.std),
-    ])
+    tv = T.Compose(
+        [
+            T.Resize(spec.resize_size, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(spec.crop_size),
+            T.PILToTensor(),
+            T.ConvertImageDtype(torch.float32),
+            T.Normalize(spec.mean, spec.std),
+        ]
+    )
     pre = Preprocessor.from_spec(spec)
     for name, im in _photos(demo_subset).items():
         np.testing.assert_array_equal(pre(im), tv(im).numpy(), err_msg=name)
@@ -46,8 +52,15 @@ def test_lite0_bicubic_equals_torchvision_pipeline(demo_subset):
 
 def test_crop_larger_than_image_pads_like_torchvision():
     im = Image.fromarray(skimage.data.chelsea()[:40, :70])
-    tv = T.Compose([T.Resize(21), T.CenterCrop(32), T.PILToTensor(), T.ConvertImageDtype(torch.float32),
-                    T.Normalize([0.5] * 3, [0.25] * 3)])
+    tv = T.Compose(
+        [
+            T.Resize(21),
+            T.CenterCrop(32),
+            T.PILToTensor(),
+            T.ConvertImageDtype(torch.float32),
+            T.Normalize([0.5] * 3, [0.25] * 3),
+        ]
+    )
     ours = Preprocessor(21, 32, "bilinear", [0.5] * 3, [0.25] * 3)(im)
     np.testing.assert_array_equal(ours, tv(im).numpy())
 

@@ -1,5 +1,6 @@
 """featx radiomics: values equal pyradiomics' own extractor bit for bit (3D volumes, 2D slices chosen by the
 ingestion policies, 8-bit images), failures recorded per case, NaN named, resume, CLI, fit end to end."""
+
 import csv
 import hashlib
 import json
@@ -9,17 +10,16 @@ import h5py
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from PIL import Image
-
-from featx.errors import ExtractionAborted, FeatxError
-from featx.dataset.ingest import expand_volumes
-from featx.dataset.manifest import Manifest, Sample
-from featx.api import radiomics as run_radiomics
-from featx.radiomics.params import load_params, preset_path
-from featx.store.store import ABSENT, FAILED, OK, FeatureStore
-
 from conftest import SHARED
 from helpers import assert_one_line_error, assert_usage_error, featx
+from PIL import Image
+
+from featx.api import radiomics as run_radiomics
+from featx.dataset.ingest import expand_volumes
+from featx.dataset.manifest import Manifest, Sample
+from featx.errors import ExtractionAborted, FeatxError
+from featx.radiomics.params import load_params, preset_path
+from featx.store.store import ABSENT, FAILED, OK, FeatureStore
 
 BRAIN = SHARED / "pyradiomics_brain"
 CASES = ("brain1", "breast1")
@@ -50,8 +50,10 @@ def assert_bit_equal(ref: dict, names: list, row: np.ndarray):
 
 
 def volumes_manifest(tmp_path, cases=CASES, labels=("a", "b")) -> Manifest:
-    samples = [Sample(sample_id=c, path=BRAIN / f"{c}_image.nrrd", mask=BRAIN / f"{c}_label.nrrd", label=lab,
-                      subject=c) for c, lab in zip(cases, labels)]
+    samples = [
+        Sample(sample_id=c, path=BRAIN / f"{c}_image.nrrd", mask=BRAIN / f"{c}_label.nrrd", label=lab, subject=c)
+        for c, lab in zip(cases, labels)
+    ]
     return Manifest.from_csv(Manifest(samples).to_csv(tmp_path / "volumes.csv"))
 
 
@@ -64,8 +66,9 @@ def test_3d_values_equal_pyradiomics_extractor_to_the_last_bit(tmp_path, preset)
     ids, X, names, _ = stored(tmp_path / "f.h5", s.feature_set)
     assert X.dtype == np.float64 and len(names) == s.n_features
     for case in CASES:
-        ref = pyradiomics_reference(preset_path(preset), str(BRAIN / f"{case}_image.nrrd"),
-                                    str(BRAIN / f"{case}_label.nrrd"))
+        ref = pyradiomics_reference(
+            preset_path(preset), str(BRAIN / f"{case}_image.nrrd"), str(BRAIN / f"{case}_label.nrrd")
+        )
         assert_bit_equal(ref, names, X[ids.index(case)])
     # provenance: pyradiomics version, the full settings, image and mask hashes
     import radiomics
@@ -130,8 +133,13 @@ def broken_cohort(tmp_path) -> Manifest:
     empty = _write_like(lab, arr * 0, tmp_path / "empty.nrrd")
     shifted = _write_like(lab, arr, tmp_path / "spacing.nrrd", spacing=(0.7, 0.7, 2.1))
     other = _write_like(lab, arr * 2, tmp_path / "label2.nrrd")
-    rows = [("good", image, BRAIN / "breast1_label.nrrd"), ("empty", image, empty), ("geometry", image, shifted),
-            ("label2", image, other), ("missing", tmp_path / "nowhere.nrrd", BRAIN / "breast1_label.nrrd")]
+    rows = [
+        ("good", image, BRAIN / "breast1_label.nrrd"),
+        ("empty", image, empty),
+        ("geometry", image, shifted),
+        ("label2", image, other),
+        ("missing", tmp_path / "nowhere.nrrd", BRAIN / "breast1_label.nrrd"),
+    ]
     return Manifest([Sample(sample_id=i, path=p, mask=m, label="x") for i, p, m in rows])
 
 
@@ -155,8 +163,10 @@ def test_max_failures_stops_the_run_keeps_computed_rows_and_a_rerun_resumes(tmp_
     man = broken_cohort(tmp_path)
     with pytest.raises(ExtractionAborted, match="more than --max-failures allows"):
         run_radiomics(man, tmp_path / "f.h5", jobs=1, max_failures=0)
-    good_only = Manifest([s for s in man if s.sample_id == "good"] + [
-        Sample(sample_id="brain1", path=BRAIN / "brain1_image.nrrd", mask=BRAIN / "brain1_label.nrrd", label="y")])
+    good_only = Manifest(
+        [s for s in man if s.sample_id == "good"]
+        + [Sample(sample_id="brain1", path=BRAIN / "brain1_image.nrrd", mask=BRAIN / "brain1_label.nrrd", label="y")]
+    )
     s = run_radiomics(good_only, tmp_path / "f.h5", jobs=1)
     assert s.n_already + s.n_computed == 2 and s.failures == []
     again = run_radiomics(good_only, tmp_path / "f.h5", jobs=1)
@@ -184,8 +194,11 @@ def test_nan_values_are_named_in_the_note_and_a_raising_feature_fails_the_case(m
         raise ZeroDivisionError("division by zero in a test")
 
     monkeypatch.setattr(RadiomicsGLCM, "getContrastFeatureValue", boom, raising=True)
-    with pytest.raises(CaseError, match=r"breast1 .* raised while computing original_glcm_Contrast: "
-                                        r"ZeroDivisionError: division by zero in a test"):
+    with pytest.raises(
+        CaseError,
+        match=r"breast1 .* raised while computing original_glcm_Contrast: "
+        r"ZeroDivisionError: division by zero in a test",
+    ):
         to_row(CaseComputer(p)(sample), p.names)
 
 
@@ -199,8 +212,9 @@ def test_fit_leaves_out_columns_with_nan_and_says_which(tmp_path, caplog):
     X[3, 1] = np.nan
     with store_writer(tmp_path / "f.h5") as w, w.transaction() as st:
         rows = st.add_samples(man)
-        st.create_feature_set("r", 3, {"kind": "radiomics"}, "id", kind="radiomics", dtype="float64",
-                              feature_names=["a", "b", "c"])
+        st.create_feature_set(
+            "r", 3, {"kind": "radiomics"}, "id", kind="radiomics", dtype="float64", feature_names=["a", "b", "c"]
+        )
         st.write("r", rows, X)
     with caplog.at_level(logging.WARNING, logger="featx"):
         res = run_fit(tmp_path / "f.h5", "r", cv=4)
@@ -213,8 +227,14 @@ def test_a_worker_that_dies_fails_only_its_case(tmp_path):
 
     got, failed = [], []
     todo = [(i, Sample(sample_id=f"s{i}", path=tmp_path / f"{i}")) for i in range(6)]
-    run_cases(todo, _dies_on_s3, lambda r, s, res, why: (got if why is None else failed).append((s.sample_id, why)),
-              jobs=2, limit=10, label="t")
+    run_cases(
+        todo,
+        _dies_on_s3,
+        lambda r, s, res, why: (got if why is None else failed).append((s.sample_id, why)),
+        jobs=2,
+        limit=10,
+        label="t",
+    )
     assert sorted(g[0] for g in got) == ["s0", "s1", "s2", "s4", "s5"]
     assert len(failed) == 1 and failed[0][0] == "s3" and "the worker process died" in failed[0][1]
 
@@ -270,19 +290,32 @@ def test_cli_errors_are_one_line(tmp_path):
     volumes = _synthetic_cohort(tmp_path, n=2)
     store = tmp_path / "f.h5"
     (tmp_path / "bad.yaml").write_text("setting:\n  binWidht: 25\n")
-    assert_one_line_error(featx("radiomics", "-m", volumes, "-s", store, "--params", tmp_path / "bad.yaml"),
-                          "bad.yaml: not a valid pyradiomics parameter file", "Key 'binWidht' was not defined")
-    assert_one_line_error(featx("radiomics", "-m", volumes, "-s", store, "--params", "ct3d"),
-                          "neither a preset (default, mr-2d, ct-3d)")
+    assert_one_line_error(
+        featx("radiomics", "-m", volumes, "-s", store, "--params", tmp_path / "bad.yaml"),
+        "bad.yaml: not a valid pyradiomics parameter file",
+        "Key 'binWidht' was not defined",
+    )
+    assert_one_line_error(
+        featx("radiomics", "-m", volumes, "-s", store, "--params", "ct3d"), "neither a preset (default, mr-2d, ct-3d)"
+    )
     no_masks = Manifest([Sample(sample_id="a", path=tmp_path / "p0.nii.gz")]).to_csv(tmp_path / "nomask.csv")
-    assert_one_line_error(featx("radiomics", "-m", no_masks, "-s", store), "1 sample(s) have no mask (a)",
-                          "--auto-mask whole")
-    slices = Manifest([Sample(sample_id="a", path=tmp_path / "p0.nii.gz", mask=tmp_path / "p0_mask.nii.gz",
-                              slice=3)]).to_csv(tmp_path / "slices.csv")
-    assert_usage_error(featx("radiomics", "-m", slices, "-s", store, "--mode", "3d"),
-                       "--mode: 3d computes one vector per volume", "use mode 2d")
-    assert_usage_error(featx("radiomics", "-m", volumes, "-s", store, "--auto-mask", "blob"), "'--auto-mask'",
-                       "unknown value 'blob'", "whole, otsu")
+    assert_one_line_error(
+        featx("radiomics", "-m", no_masks, "-s", store), "1 sample(s) have no mask (a)", "--auto-mask whole"
+    )
+    slices = Manifest(
+        [Sample(sample_id="a", path=tmp_path / "p0.nii.gz", mask=tmp_path / "p0_mask.nii.gz", slice=3)]
+    ).to_csv(tmp_path / "slices.csv")
+    assert_usage_error(
+        featx("radiomics", "-m", slices, "-s", store, "--mode", "3d"),
+        "--mode: 3d computes one vector per volume",
+        "use mode 2d",
+    )
+    assert_usage_error(
+        featx("radiomics", "-m", volumes, "-s", store, "--auto-mask", "blob"),
+        "'--auto-mask'",
+        "unknown value 'blob'",
+        "whole, otsu",
+    )
     assert not store.exists()  # nothing started
 
 

@@ -1,13 +1,14 @@
 """`featx extract --ray` on a local 2-CPU Ray instance gives the same store as the single-process run."""
+
 import h5py
 import numpy as np
 import pytest
 import ray  # part of the test extra (featx[test]): a missing Ray fails here, it is never skipped
+from test_extract_engine import LITE0
 
 from featx.api import extract
 from featx.dataset.manifest import Manifest, Sample
 from featx.store.store import FAILED, FeatureStore
-from test_extract_engine import LITE0, reference  # noqa: F401  (shared fixture)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ def test_grey_is_replicated(tmp_path):
 
 
 def test_16bit_min_max_scaled(tmp_path):
-    a = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 1000 + 500)
+    a = np.arange(16, dtype=np.uint16).reshape(4, 4) * 1000 + 500
     Image.fromarray(a).save(tmp_path / "g16.png")
     rgb = np.asarray(read_image(tmp_path / "g16.png"))
     assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and rgb.dtype == np.uint8
@@ -43,7 +43,7 @@ def test_truncated_and_empty_files(tmp_path):
 
 
 def test_tiff_16bit_and_bmp(tmp_path):
-    a = (np.arange(100, dtype=np.uint16).reshape(10, 10) * 600)
+    a = np.arange(100, dtype=np.uint16).reshape(10, 10) * 600
     Image.fromarray(a).save(tmp_path / "g16.tif")
     rgb = np.asarray(read_image(tmp_path / "g16.tif"))
     assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255

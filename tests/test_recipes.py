@@ -5,6 +5,7 @@ epochs, small inputs); the stand-ins carry a planted class signal (featx.demo.st
 correct pipeline scores clearly above chance, and the checks below would catch a label
 shuffle, a leak across folds or runs scored on different folds.
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,8 +60,9 @@ def test_liver_fibrosis_recipe(tmp_path, models_dir):
                 assert num(r, "mean_acc_after_convergence") <= num(r, "best_acc") + 1e-9
                 assert 1 <= num(r, "first_epoch_reaching_mean") <= 4 and num(r, "var_acc_after_convergence") >= 0
     # 7:3 by animal, the same animals tested by every model of every sequence, lock level and backbone
-    runs = [out / "frozen-resnet18-logreg"] + [out / f"finetune-{a}-lock{k}" / q for a in ("resnet18",)
-                                               for k in (0, 5) for q in seqs]
+    runs = [out / "frozen-resnet18-logreg"] + [
+        out / f"finetune-{a}-lock{k}" / q for a in ("resnet18",) for k in (0, 5) for q in seqs
+    ]
     tested = {frozenset(subjects_on_test_side(r)) for r in runs}
     assert len(tested) == 1
     test_side = next(iter(tested))  # 30% of 15 animals (3 per stage), stratified: one animal of each stage
@@ -83,8 +85,9 @@ def test_glioma_sequences_recipe(tmp_path, models_dir):
     assert "[image-level: leaky]" in leaky["T2"]["split"] and "leaky" not in grouped["T2"]["split"]
     assert num(grouped["fused (vote)"], "auc") >= 0.7  # planted grade signal, scored honestly by patient
     # the leak made visible: a slice-level split lets the model recognise patients and scores higher
-    assert sum(num(leaky[q], "auc") for q in standins.GLIOMA_SEQUENCES) > \
-        sum(num(grouped[q], "auc") for q in standins.GLIOMA_SEQUENCES)
+    assert sum(num(leaky[q], "auc") for q in standins.GLIOMA_SEQUENCES) > sum(
+        num(grouped[q], "auc") for q in standins.GLIOMA_SEQUENCES
+    )
     for r in grouped.values():
         assert all(r[k] != "" for k in ("accuracy", "sensitivity", "specificity", "f1", "auc"))
     ft = json.loads((out / "finetuned" / "results.json").read_text())
@@ -138,4 +141,7 @@ def test_glioma_grade_recipe(tmp_path, models_dir):
     assert bench["protocol"]["repeats"] == 10 and bench["protocol"]["grouped_by_subject"]
     feats = json.loads((out / "bench" / "results.json").read_text())["provenance"]["inception_v3"]
     # 299 x 299 bicubic, as in the study (not the weights' own bilinear resize to 342 + centre crop)
-    assert feats["spec"]["crop_size"] == feats["spec"]["resize_size"] == 299 and feats["spec"]["interpolation"] == "bicubic"
+    assert (
+        feats["spec"]["crop_size"] == feats["spec"]["resize_size"] == 299
+        and feats["spec"]["interpolation"] == "bicubic"
+    )

@@ -1,4 +1,5 @@
 """Runtimes and provider choice, user ONNX models (onnx:PATH), multi-layer features, extract on torch."""
+
 import json
 import shutil
 
@@ -7,14 +8,13 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from helpers import assert_one_line_error, featx
 
 from featx.backbones import runtime
 from featx.backbones.external import load_onnx_backbone
 from featx.backbones.runtime import OrtRuntime, TorchRuntime, provider_candidates
 from featx.backbones.weights import load_backbone
 from featx.errors import BackboneError, ConfigError, RuntimeUnavailableError
-
-from helpers import assert_one_line_error, assert_usage_error, featx
 
 
 def test_torch_runtime_matches_onnx(resnet18_random):
@@ -29,8 +29,11 @@ def test_torch_runtime_matches_onnx(resnet18_random):
 
 def test_provider_order_and_refusals(monkeypatch):
     monkeypatch.setattr(runtime, "gpu_present", lambda: True)
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
     assert provider_candidates("auto") == ["tensorrt", "cuda", "cpu"]
     assert provider_candidates("auto", "fp16") == ["tensorrt"]
     with pytest.raises(RuntimeUnavailableError, match="fp16 runs on --provider tensorrt"):
@@ -47,7 +50,9 @@ def test_listed_gpu_provider_that_cannot_start_falls_back(monkeypatch, resnet18_
     """On this CPU machine the GPU build lists CUDA, but a CUDA session cannot start: auto keeps what works."""
     monkeypatch.setattr(runtime, "gpu_present", lambda: True)
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+        monkeypatch.setattr(
+            onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        )
     rt = OrtRuntime(resnet18_random[2].onnx_path, provider="auto")
     assert rt.provider == "CPUExecutionProvider"
     assert "could not start here; running on CPUExecutionProvider" in caplog.text
@@ -69,9 +74,20 @@ def test_user_onnx_model_with_sidecar(resnet18_random, tmp_path):
     spec, _, ex = resnet18_random
     user = tmp_path / "my_model.onnx"
     shutil.copy(ex.onnx_path, user)
-    (tmp_path / "my_model.json").write_text(json.dumps({"spec": {
-        "resize_size": 256, "crop_size": 224, "interpolation": "bilinear",
-        "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "feature_dim": 512}}))
+    (tmp_path / "my_model.json").write_text(
+        json.dumps(
+            {
+                "spec": {
+                    "resize_size": 256,
+                    "crop_size": 224,
+                    "interpolation": "bilinear",
+                    "mean": [0.485, 0.456, 0.406],
+                    "std": [0.229, 0.224, 0.225],
+                    "feature_dim": 512,
+                }
+            }
+        )
+    )
     m = load_onnx_backbone(f"onnx:{user}")
     assert m.spec.name == "onnx.my_model" and m.spec.feature_dim == 512 and m.spec.weights_sha256 == m.onnx_sha256
     # featx's own exports carry a sidecar: they work as onnx:PATH directly
@@ -104,5 +120,6 @@ def test_extract_with_user_onnx_and_with_torch_runtime(resnet18_random, demo_sub
         xa, xb = a["features/resnet18.random/X"][:], b["features/resnet18.random/X"][:]
         assert json.loads(b["features/resnet18.random"].attrs["provenance"])["runtime"].startswith("torch")
     assert np.abs(xa - xb).max() <= 1e-4 * np.abs(xb).max()  # same features whichever runtime
-    assert_one_line_error(featx("extract", "-m", csv, "-b", "resnet18", "-s", tmp_path / "x.h5", "--precision", "fp16"),
-                          "fp16")
+    assert_one_line_error(
+        featx("extract", "-m", csv, "-b", "resnet18", "-s", tmp_path / "x.h5", "--precision", "fp16"), "fp16"
+    )

@@ -1,4 +1,5 @@
 """FeatureStore: keyed rows, round trip, growth, identity clash, missing sets, second writer."""
+
 import subprocess
 import sys
 import time
@@ -6,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from featx.errors import StoreError
 from featx.dataset.manifest import Sample
+from featx.errors import StoreError
 from featx.store.store import FeatureStore
 
 
@@ -51,7 +52,10 @@ def test_identity_clash_refused_unless_overwrite(tmp_path):
         st.write("f", np.array([0]), np.ones((1, 3)))
         st.create_feature_set("f", 3, {}, identity="one", kind="cnn")  # same settings: accepted, kept
         assert st.filled("f")[0]
-        with pytest.raises(StoreError, match="'f' was made with different settings \\(spec.name: 'resnet18.tv_in1k' -> 'resnet18.random'\\).*--overwrite"):
+        with pytest.raises(
+            StoreError,
+            match="'f' was made with different settings \\(spec.name: 'resnet18.tv_in1k' -> 'resnet18.random'\\).*--overwrite",
+        ):
             st.create_feature_set("f", 3, {"spec": {"name": "resnet18.random"}}, identity="two", kind="cnn")
         st.create_feature_set("f", 3, {}, identity="two", kind="cnn", overwrite=True)
         assert not st.filled("f").any()
@@ -80,8 +84,13 @@ def test_second_writer_refused(tmp_path):
     path = tmp_path / "s.h5"
     FeatureStore(path, "a").close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import h5py, time; f = h5py.File({str(path)!r}, 'a'); print('ok', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import h5py, time; f = h5py.File({str(path)!r}, 'a'); print('ok', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ok"

@@ -1,5 +1,6 @@
 """The capabilities the study recipes needed: slice-level (leaky) splits for comparison, one fine-tuned model
 per sequence on shared folds (and their fusion), and ``featx compare``."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from featx.api import bench as run_bench
 from featx.api import extract
 from featx.api import finetune as run_finetune
 from featx.api import fit as run_fit
-from featx.errors import ConfigError, FeatxError, FitError
+from featx.errors import ConfigError, FeatxError
 
 
 def _multi_sequence(tmp_path, n_subjects=12, per=3, signal=1.0, seed=0):
@@ -50,16 +51,31 @@ def test_split_by_image_ignores_subjects_and_is_recorded(tmp_path):
 
 def test_compare_rows_from_fit_fused_bench_and_leaky_runs(tmp_path):
     from featx.report.compare import compare_rows, write_compare
+
     store = _multi_sequence(tmp_path)
     run_fit(store, "cnn", head="logreg", cv=3, bootstrap=0, fuse="vote", out=tmp_path / "runs" / "fused")
     run_fit(store, "cnn", head="logreg", cv=3, bootstrap=0, split_by="image", out=tmp_path / "runs" / "leaky")
-    run_fit(store, "cnn", head="logreg", split="fixed", test_size=0.3, repeats=4, bootstrap=0,
-            out=tmp_path / "runs" / "splits")
+    run_fit(
+        store,
+        "cnn",
+        head="logreg",
+        split="fixed",
+        test_size=0.3,
+        repeats=4,
+        bootstrap=0,
+        out=tmp_path / "runs" / "splits",
+    )
     run_bench(store, ["cnn"], ["logreg", "lda"], cv=3, bootstrap=0, out=tmp_path / "runs" / "bench")
     rows = compare_rows([tmp_path / "runs"])
     by = {(r["run"], r["sequence"], r["model"]): r for r in rows}
-    assert {k[:2] for k in by} == {("fused", "T1"), ("fused", "T2"), ("fused", "fused (vote)"), ("leaky", ""),
-                                   ("splits", ""), ("bench", "")}
+    assert {k[:2] for k in by} == {
+        ("fused", "T1"),
+        ("fused", "T2"),
+        ("fused", "fused (vote)"),
+        ("leaky", ""),
+        ("splits", ""),
+        ("bench", ""),
+    }
     fused = json.loads((tmp_path / "runs" / "fused" / "results.json").read_text())
     row = by[("fused", "T1", "cnn + logreg")]
     assert row["auc"] == fused["sequences"]["T1"]["cv"]["pooled"]["auc"]  # read, never refitted
@@ -93,8 +109,9 @@ def test_compare_cli(tmp_path):
 
 
 def test_finetune_per_sequence_on_shared_folds(tmp_path):
-    from featx.dataset.manifest import Manifest, Sample
     from PIL import Image
+
+    from featx.dataset.manifest import Manifest, Sample
 
     rng = np.random.default_rng(0)
     samples = []
@@ -104,8 +121,9 @@ def test_finetune_per_sequence_on_shared_folds(tmp_path):
                 path = tmp_path / "img" / f"p{s}_{q}_{k}.png"
                 path.parent.mkdir(exist_ok=True)
                 Image.fromarray((rng.random((24, 24)) * 80 + 120 * (s % 2)).astype(np.uint8)).save(path)
-                samples.append(Sample(sample_id=path.stem, path=path, label="b" if s % 2 else "a", subject=f"p{s}",
-                                      sequence=q))
+                samples.append(
+                    Sample(sample_id=path.stem, path=path, label="b" if s % 2 else "a", subject=f"p{s}", sequence=q)
+                )
     man = Manifest(samples)
     kw = dict(weights="random", epochs=1, batch_size=4, val_fraction=0, cv=2, input_size=32, bootstrap=0, gradcam=0)
     one = run_finetune(man, "resnet18", tmp_path / "t2", sequence="T2", **kw)
@@ -142,12 +160,16 @@ def test_extract_interpolation_and_resize_overrides(demo_subset, tmp_path):
     with FeatureStore(store) as st:
         plain, bicubic = st.load("plain"), st.load("bicubic")
         prov = st.provenance("bicubic")
-    assert prov["spec"]["interpolation"] == "bicubic" and prov["spec"]["resize_size"] == prov["spec"]["crop_size"] == 224
+    assert (
+        prov["spec"]["interpolation"] == "bicubic" and prov["spec"]["resize_size"] == prov["spec"]["crop_size"] == 224
+    )
     config = prov["config"]["values"]  # the whole config is recorded: predict repeats it
     assert config["interpolation"] == "bicubic" and config["resize_to_input"] is True
     assert prov["settings"]["interpolation"] == {"value": "bicubic", "source": "argument"}
-    assert st_provenance_of(store, "plain")["settings"]["interpolation"] == {"value": "bilinear",
-                                                                           "source": "backbone spec"}
+    assert st_provenance_of(store, "plain")["settings"]["interpolation"] == {
+        "value": "bilinear",
+        "source": "backbone spec",
+    }
     assert "resize short side 224 (bicubic" in prov["preprocessing"]
     assert not np.allclose(plain.X, bicubic.X)  # other pixels in, other features out
     with pytest.raises(ConfigError, match="interpolation: unknown value 'lanczos'. Choose one of: bilinear, bicubic"):

@@ -1,4 +1,5 @@
 """Volume and DICOM readers on real files, windowing, axis choice and geometry checks."""
+
 import shutil
 from pathlib import Path
 
@@ -7,16 +8,15 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from conftest import SHARED
 from pydicom.data import get_testdata_file
 
+from featx.dataset.manifest import Sample
 from featx.errors import ConfigError, ImageReadError, ManifestError
 from featx.images.intensity import PRESETS, check_policy, choose_window
 from featx.images.loader import SampleReader
 from featx.images.readers import read_volume
 from featx.images.volume import check_geometry, geometry_mismatch
-from featx.dataset.manifest import Sample
-
-from conftest import SHARED
 
 BRAIN = SHARED / "pyradiomics_brain"
 MONAI = SHARED / "monai_testing"

@@ -1,4 +1,5 @@
 """The store's crash-safe writer: lock, journal, transactions, full disk, kill -9 inside a transaction."""
+
 import signal
 import subprocess
 import sys
@@ -8,8 +9,8 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from featx.errors import StoreError
 from featx.dataset.manifest import Sample
+from featx.errors import StoreError
 from featx.store.store import FAILED, OK, REMOVED, FeatureStore
 from featx.store.writer import read_journal, store_writer
 
@@ -26,8 +27,9 @@ def _setup(w, ids="abcdef", dim=3):
 
 
 def _run(code: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_journal_rows_reach_store_on_commit(tmp_path):
@@ -36,7 +38,9 @@ def test_journal_rows_reach_store_on_commit(tmp_path):
     with store_writer(path) as w:
         rows = _setup(w)
         j = w.start_journal("f", "id1", 3)
-        j.append([(int(rows[1]), "b", "h1"), (int(rows[3]), "d", "h3")], X[[1, 3]], [(int(rows[0]), "a", "a.png: bad", "")])
+        j.append(
+            [(int(rows[1]), "b", "h1"), (int(rows[3]), "d", "h3")], X[[1, 3]], [(int(rows[0]), "a", "a.png: bad", "")]
+        )
         with FeatureStore(path) as st:  # readers see the last committed state while a run goes on
             assert not st.filled("f").any()
     with FeatureStore(path) as st:
@@ -90,9 +94,14 @@ def test_journal_of_other_settings_is_not_applied(tmp_path):
 def writer_in_another_process(path):
     """Another process holds the store's writer lock until the block ends (then it is killed); yields its pid."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from featx.store.writer import store_writer\n"
-         f"w = store_writer({str(path)!r}).__enter__(); print('ok', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import time; from featx.store.writer import store_writer\n"
+            f"w = store_writer({str(path)!r}).__enter__(); print('ok', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
@@ -115,7 +124,8 @@ def test_kill_inside_a_transaction_leaves_the_previous_store(tmp_path):
     path = tmp_path / "s.h5"
     _one_journaled_row(path, "id1")
     before = path.read_bytes()
-    proc = _run("""
+    proc = _run(
+        """
         import os, signal, sys
         import numpy as np
         from featx.dataset.manifest import Sample
@@ -126,7 +136,9 @@ def test_kill_inside_a_transaction_leaves_the_previous_store(tmp_path):
             st.write("f", np.arange(6), np.zeros((6, 3)))
             st.flush()
             os.kill(os.getpid(), signal.SIGKILL)
-    """, path)
+    """,
+        path,
+    )
     assert proc.returncode == -signal.SIGKILL
     assert path.read_bytes() == before and list(tmp_path.glob("s.h5.tmp*"))  # the half-made copy is aside
     with store_writer(path):
@@ -142,7 +154,8 @@ def test_full_disk_keeps_what_was_written(tmp_path):
     path = tmp_path / "s.h5"
     with store_writer(path) as w:
         _setup(w, dim=256)
-    proc = _run("""
+    proc = _run(
+        """
         import resource, sys
         import numpy as np
         from featx.store.writer import store_writer
@@ -151,7 +164,10 @@ def test_full_disk_keeps_what_was_written(tmp_path):
             j = w.start_journal("f", "id1", 256)
             for r, sid in enumerate("abcdef"):
                 j.append([(r, sid, "")], np.full((1, 256), r, np.float32), [])
-    """, path, 2500)
+    """,
+        path,
+        2500,
+    )
     assert proc.returncode == 1 and "Traceback" in proc.stderr  # a library call raises; the CLI prints one line
     assert "s.h5.journal: the disk is full. The 2 rows before this batch are kept in it" in proc.stderr
     assert "the disk is full" in proc.stderr.split("StoreError")[0]  # the failed commit: a warning, not a crash
@@ -182,13 +198,17 @@ def test_float64_journal_of_a_killed_radiomics_run_is_recovered_bit_for_bit(tmp_
     path = tmp_path / "s.h5"
     with store_writer(path) as w, w.transaction() as st:
         st.add_samples(_samples("abc"))
-        st.create_feature_set("r", 2, {"kind": "radiomics"}, identity="r1", kind="radiomics", dtype="float64",
-                              feature_names=["f1", "f2"])
+        st.create_feature_set(
+            "r", 2, {"kind": "radiomics"}, identity="r1", kind="radiomics", dtype="float64", feature_names=["f1", "f2"]
+        )
     X = np.array([[np.pi, 1e300], [1 / 3, -2.5e-310]])  # values float32 cannot hold
     w2 = store_writer(path).__enter__()
     j = w2.start_journal("r", "r1", 2, dtype="<f8")
-    j.append([(0, "a", "ha", "ma", ""), (2, "c", "hc", "mc", "pyradiomics returned NaN/inf for 1 feature(s): f2")],
-             X, [(1, "b", "b: mask empty", "hb", "mb")])
+    j.append(
+        [(0, "a", "ha", "ma", ""), (2, "c", "hc", "mc", "pyradiomics returned NaN/inf for 1 feature(s): f2")],
+        X,
+        [(1, "b", "b: mask empty", "hb", "mb")],
+    )
     j._f.close()
     w2._unlock()  # killed before its commit
     with store_writer(path):

@@ -1,8 +1,10 @@
 """Every registered backbone: preprocessing from torchvision, parity of its ONNX export, its layers."""
+
 import numpy as np
 import pytest
 import skimage.data
 import torch
+from helpers import featx
 from PIL import Image
 from torchvision.models import get_weight
 
@@ -13,15 +15,23 @@ from featx.backbones.weights import load_backbone, sha256_file
 from featx.errors import BackboneError
 from featx.images.preprocess import Preprocessor
 
-from helpers import featx
-
 TORCHVISION = [e.arch for e in list_entries() if e.spec().weights_id.startswith("torchvision:")]
 ALL_LAYERS = [(e.arch, layer) for e in list_entries() for layer in e.layers]
 
 
 def test_zoo_has_the_required_backbones():
-    required = {"resnet18", "resnet50", "vgg11_bn", "vgg16", "googlenet", "inception_v3", "densenet121",
-                "mobilenet_v3_large", "efficientnet_b0", "efficientnet_lite0"}
+    required = {
+        "resnet18",
+        "resnet50",
+        "vgg11_bn",
+        "vgg16",
+        "googlenet",
+        "inception_v3",
+        "densenet121",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "efficientnet_lite0",
+    }
     assert required <= {e.arch for e in list_entries()}
 
 
@@ -70,7 +80,9 @@ def test_densenet_published_key_names_load(tmp_path):
     import re
 
     full = get_entry("densenet121").build()
-    old_style = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in full.state_dict().items()}
+    old_style = {
+        re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in full.state_dict().items()
+    }
     assert any(".norm.1." in k for k in old_style)
     torch.save(old_style, tmp_path / "densenet121-old.pth")
     spec, model = load_backbone("densenet121", str(tmp_path / "densenet121-old.pth"))

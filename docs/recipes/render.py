@@ -7,6 +7,7 @@ table (or the bench table) replaces the block between ``<!-- output -->`` and
 ``<!-- /output -->`` in ``docs/recipes/<name>.md``, and the plots listed in ``FIGURES``
 are copied to ``docs/recipes/img/<name>-<file>``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,10 @@ def render(name: str, work: Path) -> float:
             shutil.copy(src, HERE / "img" / f"{name}-{rel.replace('/', '-')}")
     page = HERE / f"{name}.md"
     text = page.read_text()
-    block = (f"<!-- output -->\nStand-in run (`python docs/recipes/render.py {name}`, {seconds:.0f} s on 2 CPU cores, "
-             f"random weights, settings of `featx.demo.standins.RECIPES`):\n\n{table.strip()}\n<!-- /output -->")
+    block = (
+        f"<!-- output -->\nStand-in run (`python docs/recipes/render.py {name}`, {seconds:.0f} s on 2 CPU cores, "
+        f"random weights, settings of `featx.demo.standins.RECIPES`):\n\n{table.strip()}\n<!-- /output -->"
+    )
     page.write_text(re.sub(r"<!-- output -->.*?<!-- /output -->", lambda _: block, text, flags=re.S))
     return seconds
 

@@ -2,6 +2,7 @@
 
 Importing this package registers the zoo (explicitly, below) without importing torch.
 """
+
 from featx.backbones import zoo  # noqa: F401  (registers the architectures)
 from featx.backbones.registry import get_entry, list_entries, register_backbone
 from featx.backbones.spec import BackboneSpec

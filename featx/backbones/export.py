@@ -5,6 +5,7 @@ weights and ONNX sha256, opset, exporter, versions and the cache key. The cache 
 hashes everything that changes the graph (spec incl. weights sha256, opset, torch
 version), so a rerun with the same inputs reuses the file and changed inputs re-export.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,7 +57,9 @@ def cache_key(spec: BackboneSpec, opset: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def export_onnx(spec: BackboneSpec, model, models_dir: str | Path = "models_onnx", opset: int = DEFAULT_OPSET) -> ExportedModel:
+def export_onnx(
+    spec: BackboneSpec, model, models_dir: str | Path = "models_onnx", opset: int = DEFAULT_OPSET
+) -> ExportedModel:
     """Export ``model`` (a feature extractor for ``spec``) to ONNX, or reuse a valid cached export.
 
     Parameters
@@ -154,16 +157,26 @@ def _export_quiet(model, spec: BackboneSpec, path: Path, opset: int) -> str:
     common = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset)
     try:
         torch.onnx.export(
-            model, (x,), str(path), dynamo=True, external_data=False, verbose=False,
-            dynamic_shapes=({0: torch.export.Dim("batch")},), **common,
+            model,
+            (x,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            **common,
         )
         return "torch.export"
     except Exception as exc:  # the dynamo exporter rejects some Python control flow; TorchScript often copes
         log.info("torch.export-based ONNX export failed (%s); trying the TorchScript exporter", exc)
     try:
         torch.onnx.export(
-            model, (x,), str(path), dynamo=False,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **common,
+            model,
+            (x,),
+            str(path),
+            dynamo=False,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            **common,
         )
         return "torchscript"
     except Exception as exc:

@@ -9,6 +9,7 @@ Minimal form::
 Optional ``onnx_sha256`` is checked against the file: a mismatch (file changed or
 corrupt) is an error, never a silent run on the wrong model.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ def load_onnx_backbone(ref: str) -> ExportedModel:
         Missing file or sidecar, incomplete spec, sha256 mismatch, or a model whose
         input/output does not fit the spec.
     """
-    path = Path(ref[len(PREFIX):]).expanduser()
+    path = Path(ref[len(PREFIX) :]).expanduser()
     if not path.is_file():
         raise BackboneError(f"ONNX model not found: {path}.")
     side = path.with_suffix(".json")
@@ -53,7 +54,9 @@ def load_onnx_backbone(ref: str) -> ExportedModel:
         sidecar = json.loads(side.read_text())
         d = dict(sidecar["spec"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BackboneError(f"{side}: not a featx sidecar ({type(exc).__name__}: {exc}); it needs a 'spec' object.") from None
+        raise BackboneError(
+            f"{side}: not a featx sidecar ({type(exc).__name__}: {exc}); it needs a 'spec' object."
+        ) from None
     missing = [k for k in _REQUIRED if k not in d]
     if missing:
         raise BackboneError(f"{side}: the spec lacks {', '.join(missing)}.")
@@ -71,8 +74,16 @@ def load_onnx_backbone(ref: str) -> ExportedModel:
     d.setdefault("weights_sha256", sha)  # a user model: its weights are the ONNX file itself
     spec = BackboneSpec.from_dict(d)
     _check_io(path, spec)
-    return ExportedModel(path, {**sidecar, "spec": spec.to_dict(), "onnx_sha256": sha,
-                                "opset": sidecar.get("opset"), "exporter": sidecar.get("exporter", "user")})
+    return ExportedModel(
+        path,
+        {
+            **sidecar,
+            "spec": spec.to_dict(),
+            "onnx_sha256": sha,
+            "opset": sidecar.get("opset"),
+            "exporter": sidecar.get("exporter", "user"),
+        },
+    )
 
 
 def _check_io(path: Path, spec: BackboneSpec) -> None:

@@ -4,6 +4,7 @@
 architecture's own state-dict keys) and ``<arch>.ft-RUN.finetune.json`` (its spec and
 provenance); ``featx extract --backbone <arch>.ft-RUN`` loads them from here.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,14 +37,18 @@ def load_finetuned(name: str, models_dir: str | Path = "models_onnx"):
     """
     weights_path, record_path = entry_paths(name, models_dir)
     if not record_path.is_file() or not weights_path.is_file():
-        raise BackboneError(f"No fine-tuned backbone {name!r} in {models_dir} (expected {record_path.name} and "
-                            f"{weights_path.name}). Export one with 'featx finetune ... --export RUN', or pass "
-                            "--models-dir where it was exported.")
+        raise BackboneError(
+            f"No fine-tuned backbone {name!r} in {models_dir} (expected {record_path.name} and "
+            f"{weights_path.name}). Export one with 'featx finetune ... --export RUN', or pass "
+            "--models-dir where it was exported."
+        )
     record = json.loads(record_path.read_text())
     if record.get("format") != FORMAT:
         raise BackboneError(f"{record_path}: not a featx fine-tuned backbone entry.")
     if sha256_file(weights_path) != record["weights_sha256"]:
-        raise BackboneError(f"{weights_path}: sha256 differs from {record_path.name} (the file changed since the "
-                            "export). Export the fine-tuned model again.")
+        raise BackboneError(
+            f"{weights_path}: sha256 differs from {record_path.name} (the file changed since the "
+            "export). Export the fine-tuned model again."
+        )
     _, features = load_backbone(record["arch"], str(weights_path))
     return BackboneSpec.from_dict(record["spec"]), features, record

@@ -3,6 +3,7 @@
 ``--layer layer2+layer3+layer4`` on a ResNet gives 128 + 256 + 512 = 896 features;
 the stage names are the model's module names (``featx backbones`` shows examples).
 """
+
 from __future__ import annotations
 
 from featx.errors import BackboneError
@@ -20,12 +21,16 @@ def multi_layer_cut(nodes: list[str]):
         unknown = [n for n in nodes if n not in modules]
         if unknown:
             stages = ", ".join(name for name, _ in model.named_children())
-            raise BackboneError(f"Unknown stage(s) {unknown}; this backbone's top-level stages are: {stages} "
-                                "(nested ones as e.g. features.denseblock3).")
+            raise BackboneError(
+                f"Unknown stage(s) {unknown}; this backbone's top-level stages are: {stages} "
+                "(nested ones as e.g. features.denseblock3)."
+            )
         try:
             body = create_feature_extractor(model.eval(), return_nodes={n: n for n in nodes})
         except Exception as exc:  # torch.fx cannot trace some models' Python control flow
-            raise BackboneError(f"Cannot cut {'+'.join(nodes)} from this model ({type(exc).__name__}: {exc}).") from None
+            raise BackboneError(
+                f"Cannot cut {'+'.join(nodes)} from this model ({type(exc).__name__}: {exc})."
+            ) from None
 
         class MultiPool(nn.Module):
             """Global-average-pool each requested stage and concatenate, in the order asked."""

@@ -2,13 +2,14 @@
 
 Registering never imports torch; each entry's builder imports it when called.
 """
+
 from __future__ import annotations
 
-import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from featx.errors import BackboneError
+from featx.backbones.multilayer import multi_layer_cut
+from featx.errors import BackboneError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -65,29 +66,31 @@ class BackboneEntry:
         """``(name, Layer)``; ``None`` gives the default. Unknown names are a BackboneError."""
         name = name or self.default_layer
         if "+" in name:  # several stages, pooled and concatenated; the width is measured after the cut
-            from featx.backbones.multilayer import multi_layer_cut
-
             nodes = [n.strip() for n in name.split("+") if n.strip()]
             return "+".join(nodes), Layer(multi_layer_cut(nodes), 0, "concatenated global-average pools")
         if name not in self.layers:
-            raise BackboneError(f"{self.arch} has no layer {name!r}; choose one of {', '.join(self.layers)}, or "
-                                "several stages joined by '+' (e.g. layer3+layer4).")
+            raise BackboneError(
+                f"{self.arch} has no layer {name!r}; choose one of {', '.join(self.layers)}, or "
+                "several stages joined by '+' (e.g. layer3+layer4)."
+            )
         return name, self.layers[name]
 
 
 _REGISTRY: dict[str, BackboneEntry] = {}
 
 
-def register_backbone(arch: str, description: str, *, spec, layers, imagenet_weights, head_prefix, offline=False,
-                      fix_state=None):
+def register_backbone(
+    arch: str, description: str, *, spec, layers, imagenet_weights, head_prefix, offline=False, fix_state=None
+):
     """Decorator registering a model builder under ``arch``."""
 
     def deco(build):
         if arch in _REGISTRY:
             raise ValueError(f"backbone {arch!r} registered twice")
         prefixes = (head_prefix,) if isinstance(head_prefix, str) else tuple(head_prefix)
-        _REGISTRY[arch] = BackboneEntry(arch, description, spec, build, dict(layers), imagenet_weights, prefixes,
-                                        offline, fix_state)
+        _REGISTRY[arch] = BackboneEntry(
+            arch, description, spec, build, dict(layers), imagenet_weights, prefixes, offline, fix_state
+        )
         return build
 
     return deco
@@ -103,10 +106,9 @@ def get_entry(name: str) -> BackboneEntry:
     """
     arch = name.split(".", 1)[0]
     if arch not in _REGISTRY:
-        close = difflib.get_close_matches(arch, list(_REGISTRY), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise BackboneError(
-            f"Unknown backbone {name!r}.{hint} Run 'featx backbones' to list them ({', '.join(sorted(_REGISTRY))})."
+            f"Unknown backbone {name!r}.{did_you_mean(arch, _REGISTRY)} Run 'featx backbones' to list them "
+            f"({', '.join(sorted(_REGISTRY))})."
         )
     return _REGISTRY[arch]
 

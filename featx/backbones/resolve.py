@@ -53,8 +53,9 @@ class ResolvedBackbone:
         return self.model is not None
 
 
-def resolve_backbone(name: str, weights: str = "imagenet", layer: str | None = None,
-                     models_dir: str | Path = "models_onnx") -> ResolvedBackbone:
+def resolve_backbone(
+    name: str, weights: str = "imagenet", layer: str | None = None, models_dir: str | Path = "models_onnx"
+) -> ResolvedBackbone:
     """Resolve ``name`` (see the module docstring).
 
     Raises

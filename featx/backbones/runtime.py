@@ -3,6 +3,7 @@
 ONNX Runtime is the default. The CUDA provider is only requested when a GPU is
 really present (asking for it on a CPU machine prints alarming errors).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -54,13 +55,16 @@ def provider_candidates(provider: str, precision: str = "fp32") -> list[str]:
     PROVIDERS.check(provider)
     PRECISIONS.check(precision)
     if precision not in ORT_PRECISIONS:
-        raise RuntimeUnavailableError(f"precision {precision} runs on the torch runtime only (ONNX Runtime: "
-                                      f"{', '.join(ORT_PRECISIONS)}).")
+        raise RuntimeUnavailableError(
+            f"precision {precision} runs on the torch runtime only (ONNX Runtime: {', '.join(ORT_PRECISIONS)})."
+        )
     available = ort.get_available_providers()
     gpu = gpu_present()
     if provider in ("cuda", "tensorrt"):
         if not gpu:
-            raise RuntimeUnavailableError(f"--provider {provider}: no NVIDIA GPU found on this machine. Use --provider cpu or auto.")
+            raise RuntimeUnavailableError(
+                f"--provider {provider}: no NVIDIA GPU found on this machine. Use --provider cpu or auto."
+            )
         if _EP[provider] not in available:
             raise RuntimeUnavailableError(
                 f"--provider {provider}: this ONNX Runtime ({ort.__version__}) has no {_EP[provider]}. Install "
@@ -68,16 +72,19 @@ def provider_candidates(provider: str, precision: str = "fp32") -> list[str]:
                 "or use --provider cpu or auto, or --runtime torch."
             )
     if precision == "fp16" and provider not in ("auto", "tensorrt"):
-        raise RuntimeUnavailableError("--precision fp16 runs on --provider tensorrt (or use --runtime torch); "
-                                      f"{provider} runs fp32.")
+        raise RuntimeUnavailableError(
+            f"--precision fp16 runs on --provider tensorrt (or use --runtime torch); {provider} runs fp32."
+        )
     if provider != "auto":
         return [provider]
     order = [p for p in ("tensorrt", "cuda") if gpu and _EP[p] in available]
     if precision == "fp16":
         order = [p for p in order if p == "tensorrt"]
         if not order:
-            raise RuntimeUnavailableError("--precision fp16 needs the TensorRT provider, which is not usable here; "
-                                          "use fp32, or --runtime torch on a GPU.")
+            raise RuntimeUnavailableError(
+                "--precision fp16 needs the TensorRT provider, which is not usable here; "
+                "use fp32, or --runtime torch on a GPU."
+            )
     return order + (["cpu"] if precision == "fp32" else [])
 
 
@@ -104,8 +111,14 @@ class OrtRuntime:
         TensorRT engine cache (engines are built once per model, shape range and precision).
     """
 
-    def __init__(self, onnx_path: str | Path, provider: str = "auto", threads: int | None = None,
-                 precision: str = "fp32", cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        provider: str = "auto",
+        threads: int | None = None,
+        precision: str = "fp32",
+        cache_dir: str | Path | None = None,
+    ):
         import onnxruntime as ort
 
         candidates = provider_candidates(provider, precision)
@@ -121,7 +134,8 @@ class OrtRuntime:
         self.session, self.provider = None, None
         for cand in candidates:
             providers = [(_EP[cand], self._options(cand, precision, cache_dir))] + (
-                [] if cand == "cpu" else ["CPUExecutionProvider"])
+                [] if cand == "cpu" else ["CPUExecutionProvider"]
+            )
             try:
                 session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
             except Exception as exc:  # a GPU provider that is listed but cannot start (missing libraries)
@@ -167,7 +181,6 @@ class OrtRuntime:
         return binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
 
 
-
 class TorchRuntime:
     """Eager (optionally compiled) PyTorch over a feature module: the fallback and the benchmark baseline.
 
@@ -185,8 +198,9 @@ class TorchRuntime:
         seen, so the compiled graph is not rebuilt for the last, partial batch.
     """
 
-    def __init__(self, model, device: str = "cpu", precision: str = "fp32", channels_last: bool = True,
-                 compile: bool = False):
+    def __init__(
+        self, model, device: str = "cpu", precision: str = "fp32", channels_last: bool = True, compile: bool = False
+    ):
         import torch
 
         PRECISIONS.check(precision)
@@ -261,8 +275,10 @@ def choose_runtime(runtime: str, provider: str, precision: str) -> str:
         except FeatxError:
             on_gpu = False
         if not on_gpu:
-            log.warning("this ONNX Runtime has no usable GPU provider; running torch on the GPU instead "
-                        "(pip install onnxruntime-gpu to use ONNX Runtime there)")
+            log.warning(
+                "this ONNX Runtime has no usable GPU provider; running torch on the GPU instead "
+                "(pip install onnxruntime-gpu to use ONNX Runtime there)"
+            )
             return "torch"
     if precision == "bf16":
         raise ConfigError("bf16 runs on the torch runtime only; choose runtime torch.", "precision")

@@ -4,6 +4,7 @@ A spec travels with every artefact: the ONNX sidecar, the HDF5 feature-set
 attributes and every report. Preprocessing fields are copied from torchvision's
 ``weights.transforms()`` (or the weights' own published preprocessing), never retyped.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,18 +72,18 @@ class BackboneSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BackboneSpec":
+    def from_dict(cls, d: dict) -> BackboneSpec:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         kw["mean"], kw["std"] = tuple(kw["mean"]), tuple(kw["std"])
         return cls(**kw)
 
-    def retagged(self, tag: str, **changes) -> "BackboneSpec":
+    def retagged(self, tag: str, **changes) -> BackboneSpec:
         """A copy named ``arch.tag``, keeping a non-default layer's ``@layer`` suffix."""
         _, at, layer = self.name.partition("@")
         return replace(self, name=f"{self.arch}.{tag}{at}{layer}", **changes)
 
-    def evolve(self, **changes) -> "BackboneSpec":
+    def evolve(self, **changes) -> BackboneSpec:
         """A copy with some fields changed."""
         return replace(self, **changes)

@@ -1,4 +1,5 @@
 """What is present locally for a backbone (weights file, ONNX export), without importing torch."""
+
 from __future__ import annotations
 
 import os

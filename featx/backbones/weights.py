@@ -3,6 +3,7 @@
 Never falls back to random weights: a missing download is an error that says how
 to get the file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -133,7 +134,9 @@ def _load_into(model, path: Path, entry) -> None:
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj:
-        raise WeightsError(f"{path}: expected a state dict (or a checkpoint with 'state_dict'), got {type(obj).__name__}.")
+        raise WeightsError(
+            f"{path}: expected a state dict (or a checkpoint with 'state_dict'), got {type(obj).__name__}."
+        )
     state = {k.removeprefix("module."): v for k, v in obj.items()}
     if entry.fix_state is not None:
         state = entry.fix_state(state)

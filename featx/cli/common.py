@@ -85,8 +85,13 @@ def _parser(choice, type_name):
     return parse
 
 
-ConfigOption = typer.Option(None, "--config", help="Project config file with defaults per command (default: "
-                            "./featx.toml when present).", exists=False, dir_okay=False)
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    help="Project config file with defaults per command (default: ./featx.toml when present).",
+    exists=False,
+    dir_okay=False,
+)
 
 
 def settings(ctx: typer.Context, config_cls, config: Path | None, **derived):
@@ -153,7 +158,9 @@ def handle_errors(fn):
                 raise
             err_console.print(
                 f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}. This is a featx bug; rerun with "
-                "FEATX_DEBUG=1 for the traceback and report it.", highlight=False, soft_wrap=True,
+                "FEATX_DEBUG=1 for the traceback and report it.",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(EXIT_ERROR) from None
 

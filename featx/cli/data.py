@@ -1,9 +1,10 @@
 """``featx manifest ...`` and ``featx store ...``: build/check manifests, inspect/export stores."""
+
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -21,13 +22,28 @@ store_app = typer.Typer(help="Inspect and export feature stores.", no_args_is_he
 
 def manifest_build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Manifest CSV to write.")],
-    folder: Annotated[Optional[Path], typer.Option(help="Folder of class sub-folders: DIR/<label>/**/<image>.")] = None,
-    volumes: Annotated[Optional[Path], typer.Option(help="Volume-level CSV (path = volume file or DICOM series folder; mask, label, subject, sequence, split), or a folder of volumes with masks named *_label/*_mask/*_seg.")] = None,
-    slices: Annotated[str, typer.Option(help="Slice policy for --volumes: all, mask, top:K, min-area:A (pixels, or 30%), around-max:N.")] = "mask",
+    folder: Annotated[Path | None, typer.Option(help="Folder of class sub-folders: DIR/<label>/**/<image>.")] = None,
+    volumes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Volume-level CSV (path = volume file or DICOM series folder; mask, label, subject, sequence, "
+            "split), or a folder of volumes with masks named *_label/*_mask/*_seg."
+        ),
+    ] = None,
+    slices: Annotated[
+        str,
+        typer.Option(help="Slice policy for --volumes: all, mask, top:K, min-area:A (pixels, or 30%), around-max:N."),
+    ] = "mask",
     axis: Annotated[str, choice_option(AXES, help="Slice axis in each image's own orientation.")] = "axial",
-    crop_margin: Annotated[Optional[int], typer.Option(help="Crop slices to the mask's bounding box plus this many pixels.")] = None,
-    label_value: Annotated[Optional[int], typer.Option(help="Use only this mask label (default: any non-zero voxel).")] = None,
-    skip_bad: Annotated[bool, typer.Option(help="Leave out volumes that cannot be sliced; list them in OUT.skipped.csv.")] = False,
+    crop_margin: Annotated[
+        int | None, typer.Option(help="Crop slices to the mask's bounding box plus this many pixels.")
+    ] = None,
+    label_value: Annotated[
+        int | None, typer.Option(help="Use only this mask label (default: any non-zero voxel).")
+    ] = None,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Leave out volumes that cannot be sliced; list them in OUT.skipped.csv.")
+    ] = False,
 ) -> None:
     """Write a manifest from a folder tree, or expand volumes + masks into 2D slice samples.
 
@@ -39,8 +55,9 @@ def manifest_build(
     if folder is not None:
         man = build_from_folder(folder, out)
     else:
-        man = build_from_volumes(volumes, slices, out, skip_bad=skip_bad, axis=axis, crop_margin=crop_margin,
-                                 label_value=label_value)
+        man = build_from_volumes(
+            volumes, slices, out, skip_bad=skip_bad, axis=axis, crop_margin=crop_margin, label_value=label_value
+        )
     out_console.print(f"{len(man)} samples ({', '.join(f'{k}: {v}' for k, v in _counts(man).items())}) -> {out}")
 
 
@@ -51,8 +68,10 @@ def _counts(man) -> dict:
 def manifest_check(
     manifest: Annotated[Path, typer.Argument(help="Manifest CSV.")],
     cv: Annotated[int, typer.Option(help="Folds the data must support.")] = 10,
-    labels: Annotated[Optional[str], typer.Option(help="Comma-separated expected labels; others are problems.")] = None,
-    read_files: Annotated[bool, typer.Option(help="Open every image and mask to find unreadable files and empty masks.")] = True,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated expected labels; others are problems.")] = None,
+    read_files: Annotated[
+        bool, typer.Option(help="Open every image and mask to find unreadable files and empty masks.")
+    ] = True,
 ) -> None:
     """Validate a manifest: print a summary and every problem at once (exit 1 if any).
 
@@ -80,22 +99,24 @@ def manifest_check(
     out_console.print("ok")
 
 
-def store_info(
-    store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")],
-) -> None:
+def store_info(store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")]) -> None:
     """Summarise a store: samples, labels, and each feature set's rows (ok, failed, to do, removed).
 
     Example: [bold]featx store info features.h5[/]
     """
     d = describe_store(store)
     labels = ", ".join(f"{k or '(none)'} {v}" for k, v in d["labels"].items())
-    out_console.print(f"{d['path']} ({d['size_mb']} MB, {d['format']}, created {d['created']} by featx "
-                      f"{d['featx_version']})", highlight=False)
+    out_console.print(
+        f"{d['path']} ({d['size_mb']} MB, {d['format']}, created {d['created']} by featx {d['featx_version']})",
+        highlight=False,
+    )
     out_console.print(f"  {d['samples']} samples, {d['subjects']} subjects; labels: {labels}", highlight=False)
     for f in d["feature_sets"]:
         extra = "".join(f", {f[k]} {k.replace('_', ' ')}" for k in ("failed", "to_do", "removed", "noted") if f[k])
-        out_console.print(f"  {f['name']} ({f['kind']}, {f['dim']}-d, {f['made_with']}): "
-                          f"{f['ok']} ok{extra}; updated {f['updated']}", highlight=False)
+        out_console.print(
+            f"  {f['name']} ({f['kind']}, {f['dim']}-d, {f['made_with']}): {f['ok']} ok{extra}; updated {f['updated']}",
+            highlight=False,
+        )
     if d["writer"]:
         out_console.print(f"  being written now by {d['writer']}", highlight=False)
     if d.get("pending_journal"):
@@ -106,7 +127,9 @@ def store_export(
     store: Annotated[Path, typer.Argument(help="The HDF5 feature store.")],
     features: Annotated[str, typer.Option("--features", "-f", help="Feature set to export.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
-    format: Annotated[Optional[str], choice_option(EXPORT_FORMATS, help="csv or parquet (default: from --out's suffix).")] = None,
+    format: Annotated[
+        str | None, choice_option(EXPORT_FORMATS, help="csv or parquet (default: from --out's suffix).")
+    ] = None,
     include_removed: Annotated[bool, typer.Option(help="Also rows whose samples left the manifest.")] = False,
 ) -> None:
     """Write a feature set's computed rows with id, label, subject, sequence, split, slice and path.

@@ -26,6 +26,8 @@ def demo(out: Path = typer.Option(Path("featx-demo"), help="Output folder for im
             f"radiomics row, {rad['feature_set']} ({rad['n_features']} pyradiomics features, {rad['masks']}) + "
             f"{result.head.name}: CV AUC {rad['cv_auc']:.3f}, test AUC {t['auc']:.3f} "
             f"({t['auc_ci'][0]:.3f}-{t['auc_ci'][1]:.3f}), ACC {t['accuracy']:.3f}; report: "
-            f"{Path(rad['results']).parent / 'report.html'}", highlight=False)
+            f"{Path(rad['results']).parent / 'report.html'}",
+            highlight=False,
+        )
     for name, ref in REFERENCE.items():
         out_console.print(f"published reference, {name}: test AUC {ref['auc']:.3f}, ACC {ref['accuracy']:.3f}")

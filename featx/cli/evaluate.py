@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -26,24 +25,24 @@ F, B = FitConfig, BenchConfig
 
 def fit(
     ctx: typer.Context,
-    store: Optional[Path] = opt(F, "store", "--store", "-s"),
-    features: Optional[str] = opt(F, "features", "--features", "-f"),
+    store: Path | None = opt(F, "store", "--store", "-s"),
+    features: str | None = opt(F, "features", "--features", "-f"),
     head: str = opt(F, "head"),
     cv: int = opt(F, "cv"),
     repeats: int = opt(F, "repeats"),
     split: str = opt(F, "split"),
-    test_size: Optional[float] = opt(F, "test_size"),
+    test_size: float | None = opt(F, "test_size"),
     split_by: str = opt(F, "split_by"),
     tune: bool = opt(F, "tune"),
-    pca: Optional[int] = opt(F, "pca"),
-    fuse: Optional[str] = opt(F, "fuse"),
-    folds: Optional[Path] = opt(F, "folds"),
+    pca: int | None = opt(F, "pca"),
+    fuse: str | None = opt(F, "fuse"),
+    folds: Path | None = opt(F, "folds"),
     seed: int = opt(F, "seed"),
-    positive: Optional[str] = opt(F, "positive"),
+    positive: str | None = opt(F, "positive"),
     bootstrap: int = opt(F, "bootstrap"),
-    out: Optional[Path] = opt(F, "out"),
-    save: Optional[Path] = opt(F, "save"),
-    config: Optional[Path] = ConfigOption,
+    out: Path | None = opt(F, "out"),
+    save: Path | None = opt(F, "save"),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Cross-validate a head on a feature set, with CIs, subject-level metrics and a report.
 
@@ -54,23 +53,23 @@ def fit(
 
 def bench(
     ctx: typer.Context,
-    store: Optional[Path] = opt(B, "store", "--store", "-s"),
-    features: Optional[str] = opt(B, "features", "--features", "-f"),
-    heads: Optional[str] = opt(B, "heads"),
+    store: Path | None = opt(B, "store", "--store", "-s"),
+    features: str | None = opt(B, "features", "--features", "-f"),
+    heads: str | None = opt(B, "heads"),
     cv: int = opt(B, "cv"),
     repeats: int = opt(B, "repeats"),
     split: str = opt(B, "split"),
-    test_size: Optional[float] = opt(B, "test_size"),
+    test_size: float | None = opt(B, "test_size"),
     split_by: str = opt(B, "split_by"),
     tune: bool = opt(B, "tune"),
-    pca: Optional[int] = opt(B, "pca"),
-    folds: Optional[Path] = opt(B, "folds"),
+    pca: int | None = opt(B, "pca"),
+    folds: Path | None = opt(B, "folds"),
     seed: int = opt(B, "seed"),
-    positive: Optional[str] = opt(B, "positive"),
+    positive: str | None = opt(B, "positive"),
     bootstrap: int = opt(B, "bootstrap"),
-    out: Optional[Path] = opt(B, "out"),
-    finetuned: Optional[list[Path]] = opt(B, "finetuned"),
-    config: Optional[Path] = ConfigOption,
+    out: Path | None = opt(B, "out"),
+    finetuned: list[Path] | None = opt(B, "finetuned"),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Every feature set x every head on identical folds: ranked table with CIs and paired tests of the best.
 
@@ -81,7 +80,7 @@ def bench(
 
 def compare(
     runs: list[Path] = typer.Argument(..., help="Run folders (searched for results.json) or results.json files."),
-    out: Optional[Path] = typer.Option(None, help="Folder for compare.csv (every column) and compare.md."),
+    out: Path | None = typer.Option(None, help="Folder for compare.csv (every column) and compare.md."),
 ) -> None:
     """Runs side by side: fit, bench and finetune results (per sequence and fused) in one table.
 
@@ -102,7 +101,7 @@ def compare(
 
 def report(
     results: Path = typer.Argument(..., help="results.json of 'featx fit', 'featx bench' or 'featx finetune'."),
-    out: Optional[Path] = typer.Option(None, help="Folder for the page and plots (default: beside results.json)."),
+    out: Path | None = typer.Option(None, help="Folder for the page and plots (default: beside results.json)."),
 ) -> None:
     """Re-render the HTML report (and plots) of a saved results.json, without the store or the models.
 
@@ -115,26 +114,40 @@ def predict(
     source: Path = typer.Argument(..., help="An image, a folder of images, or a manifest CSV (labels optional)."),
     model: Path = typer.Option(..., "--model", help="Model saved by 'featx fit --save' (.skops)."),
     out: Path = typer.Option(Path("predictions.csv"), help="Predictions CSV (one row per input; failures say why)."),
-    store: Optional[Path] = typer.Option(None, help="Keep the computed features in this store (default: a "
-                                         "temporary one)."),
+    store: Path | None = typer.Option(
+        None, help="Keep the computed features in this store (default: a temporary one)."
+    ),
     models_dir: Path = opt(ExtractConfig, "models_dir"),
     provider: str = opt(ExtractConfig, "provider"),
     batch_size: int = opt(ExtractConfig, "batch_size", min=1),
-    allow_export_change: bool = typer.Option(False, help="Accept an ONNX export that differs from the training one "
-                                             "(same weights, another torch/exporter version)."),
+    allow_export_change: bool = typer.Option(
+        False,
+        help="Accept an ONNX export that differs from the training one (same weights, another torch/exporter version).",
+    ),
 ) -> None:
     """Apply a saved model to new images; their features are computed exactly as in training.
 
     Example: [bold]featx predict --model model.skops new_images/ --out predictions.csv[/]
     """
-    s = run_predict(model, source, out, store=store, models_dir=models_dir, provider=provider, batch_size=batch_size,
-                    allow_export_change=allow_export_change)
+    s = run_predict(
+        model,
+        source,
+        out,
+        store=store,
+        models_dir=models_dir,
+        provider=provider,
+        batch_size=batch_size,
+        allow_export_change=allow_export_change,
+    )
     counts = {}
     for _, c in s.predictions:
         counts[c] = counts.get(c, 0) + 1
-    out_console.print(f"{s.n_inputs} input(s), {s.n_predicted} predicted ({s.level} level: "
-                      + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())) + f"), {len(s.failures)} failed",
-                      highlight=False)
+    out_console.print(
+        f"{s.n_inputs} input(s), {s.n_predicted} predicted ({s.level} level: "
+        + ", ".join(f"{c} {n}" for c, n in sorted(counts.items()))
+        + f"), {len(s.failures)} failed",
+        highlight=False,
+    )
     for sid, why in s.failures[:10]:
         out_console.print(f"  failed {sid}: {why}", highlight=False)
     out_console.print(f"predictions: {s.out}" + (f"\nper subject: {s.subjects_out}" if s.subjects_out else ""))
@@ -149,8 +162,9 @@ def print_results(r: FitResult) -> None:
         table.add_row(*row)
     out_console.print(table)
     if r.cv.subject is not None:
-        out_console.print(f"subject level ({r.cv.subject.n_subjects} subjects): AUC {fmt(r.cv.subject, 'auc')}",
-                          highlight=False)
+        out_console.print(
+            f"subject level ({r.cv.subject.n_subjects} subjects): AUC {fmt(r.cv.subject, 'auc')}", highlight=False
+        )
     for q, v in (r.sequences or {}).items():
         out_console.print(f"sequence {q}: CV AUC {fmt(v.cv.pooled, 'auc')}", highlight=False)
     if r.saved_model:
@@ -167,9 +181,15 @@ def print_bench(res: BenchResult) -> None:
         table.add_column(c, no_wrap=c in ("rank", "head", "s"), overflow="fold")
     for c in res.cells:
         p = c.cv.pooled
-        table.add_row(str(c.rank), c.feature_set, c.head, fmt(p, "auc", boot=False),
-                      fmt(p, "balanced_accuracy", boot=False),
-                      *([fmt(c.test, "auc", boot=False)] if res.n_test else []), f"{c.seconds:.1f}")
+        table.add_row(
+            str(c.rank),
+            c.feature_set,
+            c.head,
+            fmt(p, "auc", boot=False),
+            fmt(p, "balanced_accuracy", boot=False),
+            *([fmt(c.test, "auc", boot=False)] if res.n_test else []),
+            f"{c.seconds:.1f}",
+        )
     out_console.print(table)
     for why, a, b, delong, t in comparison_rows(res):
         out_console.print(f"{why}: {a} vs {b}: DeLong {delong}; corrected t-test {t}", highlight=False)

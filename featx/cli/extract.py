@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -24,13 +23,13 @@ E, R = ExtractConfig, RadiomicsConfig
 
 def extract(
     ctx: typer.Context,
-    manifest: Optional[Path] = opt(E, "manifest", "--manifest", "-m"),
-    backbone: Optional[str] = opt(E, "backbone", "--backbone", "-b"),
-    store: Optional[Path] = opt(E, "store", "--store", "-s"),
+    manifest: Path | None = opt(E, "manifest", "--manifest", "-m"),
+    backbone: str | None = opt(E, "backbone", "--backbone", "-b"),
+    store: Path | None = opt(E, "store", "--store", "-s"),
     weights: str = opt(E, "weights"),
-    name: Optional[str] = opt(E, "name"),
+    name: str | None = opt(E, "name"),
     batch_size: int = opt(E, "batch_size", min=1),
-    workers: Optional[int] = opt(E, "workers", min=1),
+    workers: int | None = opt(E, "workers", min=1),
     decode: str = opt(E, "decode"),
     provider: str = opt(E, "provider"),
     runtime: str = opt(E, "runtime"),
@@ -40,12 +39,12 @@ def extract(
     overwrite: bool = opt(E, "overwrite"),
     max_failures: str = opt(E, "max_failures"),
     window: str = opt(E, "window"),
-    layer: Optional[str] = opt(E, "layer", "--layers", "--layer"),
+    layer: str | None = opt(E, "layer", "--layers", "--layer"),
     tta: str = opt(E, "tta"),
-    interpolation: Optional[str] = opt(E, "interpolation"),
+    interpolation: str | None = opt(E, "interpolation"),
     resize_to_input: bool = opt(E, "resize_to_input"),
-    ray: Optional[str] = opt(E, "ray", metavar="ADDRESS"),
-    config: Optional[Path] = ConfigOption,
+    ray: str | None = opt(E, "ray", metavar="ADDRESS"),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Extract frozen backbone features for every image of a manifest into an HDF5 store.
 
@@ -57,25 +56,27 @@ def extract(
     out_console.print(
         f"{s.feature_set} ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "
         f"{s.n_already} already in the store, {len(s.failures)} failed"
-        + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "") + f"; {s.wall_s:.1f} s"
-        + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "") + f" -> {s.store}"
+        + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "")
+        + f"; {s.wall_s:.1f} s"
+        + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "")
+        + f" -> {s.store}"
     )
     print_problems(s.failures, "failed", "error column")
 
 
 def radiomics(
     ctx: typer.Context,
-    manifest: Optional[Path] = opt(R, "manifest", "--manifest", "-m"),
-    store: Optional[Path] = opt(R, "store", "--store", "-s"),
+    manifest: Path | None = opt(R, "manifest", "--manifest", "-m"),
+    store: Path | None = opt(R, "store", "--store", "-s"),
     params: str = opt(R, "params"),
     mode: str = opt(R, "mode"),
-    jobs: Optional[int] = opt(R, "jobs", min=1),
-    auto_mask: Optional[str] = opt(R, "auto_mask"),
-    label: Optional[int] = opt(R, "label"),
-    name: Optional[str] = opt(R, "name"),
+    jobs: int | None = opt(R, "jobs", min=1),
+    auto_mask: str | None = opt(R, "auto_mask"),
+    label: int | None = opt(R, "label"),
+    name: str | None = opt(R, "name"),
     overwrite: bool = opt(R, "overwrite"),
     max_failures: str = opt(R, "max_failures"),
-    config: Optional[Path] = ConfigOption,
+    config: Path | None = ConfigOption,
 ) -> None:
     """Compute pyradiomics features for every sample into the store, next to the CNN features.
 
@@ -89,7 +90,9 @@ def radiomics(
         f"{s.n_computed} computed, {s.n_already} already in the store, {len(s.failures)} failed"
         + (f", {len(s.notes)} with NaN or skipped features (noted)" if s.notes else "")
         + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "")
-        + f"; {s.wall_s:.1f} s" + (f", {s.cases_per_s:.2f} cases/s" if s.n_computed else "") + f" -> {s.store}",
+        + f"; {s.wall_s:.1f} s"
+        + (f", {s.cases_per_s:.2f} cases/s" if s.n_computed else "")
+        + f" -> {s.store}",
         highlight=False,
     )
     print_problems(s.failures, "failed", "error column")
@@ -99,7 +102,7 @@ def radiomics(
 def export(
     backbone: str = typer.Option(..., "--backbone", "-b", help="Backbone; see 'featx backbones'."),
     weights: str = opt(E, "weights"),
-    layer: Optional[str] = opt(E, "layer", "--layer", "--layers"),
+    layer: str | None = opt(E, "layer", "--layer", "--layers"),
     opset: int = typer.Option(18, help="ONNX opset."),
     models_dir: Path = opt(E, "models_dir"),
 ) -> None:
@@ -117,7 +120,8 @@ def export(
     out_console.print(
         f"{ex.onnx_path} ({ex.onnx_path.stat().st_size / 2**20:.1f} MiB, opset {side['opset']}, {side['exporter']}): "
         f"sha256 {side['onnx_sha256']}; parity max |onnx - torch| {side['parity']['max_abs_diff']:.2e} at output "
-        f"scale {side['parity']['output_scale']:.2e}; sidecar {ex.onnx_path.with_suffix('.json')}", highlight=False,
+        f"scale {side['parity']['output_scale']:.2e}; sidecar {ex.onnx_path.with_suffix('.json')}",
+        highlight=False,
     )
 
 
@@ -126,21 +130,31 @@ def backbones(models_dir: Path = opt(E, "models_dir")) -> None:
 
     Example: [bold]featx backbones[/]
     """
-    table = Table(title="featx backbones",
-                  caption="weights/export: present locally (yes) or fetched/exported on first use (no)")
+    table = Table(
+        title="featx backbones", caption="weights/export: present locally (yes) or fetched/exported on first use (no)"
+    )
     for col in ("backbone", "input", "dim", "weights", "export", "default weights"):
         table.add_column(col, no_wrap=col != "default weights", overflow="fold")
     notes = []
     for entry in list_entries():
         spec = entry.spec()
         have_weights, have_export = local_status(entry, spec, models_dir)
-        table.add_row(entry.arch, f"{spec.crop_size}x{spec.crop_size}", str(spec.feature_dim),
-                      "yes" if have_weights else "no", "yes" if have_export else "no", spec.weights_id)
+        table.add_row(
+            entry.arch,
+            f"{spec.crop_size}x{spec.crop_size}",
+            str(spec.feature_dim),
+            "yes" if have_weights else "no",
+            "yes" if have_export else "no",
+            spec.weights_id,
+        )
         layers = ", ".join(f"{k} ({v.dim}-d)" for k, v in entry.layers.items())
         notes.append(f"  {entry.arch}: {entry.description}. Layers: {layers}")
     out_console.print(table)
     out_console.print("\n".join(notes), highlight=False)
     tuned = sorted(models_dir.glob("*.finetune.json")) if models_dir.is_dir() else []
     if tuned:
-        out_console.print(f"fine-tuned backbones in {models_dir} ('featx finetune --export'): "
-                          + ", ".join(p.name.removesuffix(".finetune.json") for p in tuned), highlight=False)
+        out_console.print(
+            f"fine-tuned backbones in {models_dir} ('featx finetune --export'): "
+            + ", ".join(p.name.removesuffix(".finetune.json") for p in tuned),
+            highlight=False,
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import typer
@@ -21,18 +20,18 @@ T = FinetuneConfig
 
 def finetune(
     ctx: typer.Context,
-    manifest: Optional[Path] = opt(T, "manifest", "--manifest", "-m"),
-    backbone: Optional[str] = opt(T, "backbone", "--backbone", "-b"),
-    out: Optional[Path] = opt(T, "out"),
+    manifest: Path | None = opt(T, "manifest", "--manifest", "-m"),
+    backbone: str | None = opt(T, "backbone", "--backbone", "-b"),
+    out: Path | None = opt(T, "out"),
     freeze: str = opt(T, "freeze"),
     epochs: int = opt(T, "epochs"),
     cv: int = opt(T, "cv"),
     repeats: int = opt(T, "repeats"),
     split: str = opt(T, "split"),
-    test_size: Optional[float] = opt(T, "test_size"),
-    folds: Optional[Path] = opt(T, "folds"),
+    test_size: float | None = opt(T, "test_size"),
+    folds: Path | None = opt(T, "folds"),
     seed: int = opt(T, "seed"),
-    positive: Optional[str] = opt(T, "positive"),
+    positive: str | None = opt(T, "positive"),
     bootstrap: int = opt(T, "bootstrap"),
     weights: str = opt(T, "weights"),
     head: str = opt(T, "head"),
@@ -52,18 +51,18 @@ def finetune(
     shift: float = opt(T, "shift"),
     shear: float = opt(T, "shear"),
     jitter: float = opt(T, "jitter"),
-    input_size: Optional[int] = opt(T, "input_size"),
+    input_size: int | None = opt(T, "input_size"),
     converged_from: float = opt(T, "converged_from"),
     amp: bool = opt(T, "amp"),
     device: str = opt(T, "device"),
     gradcam: int = opt(T, "gradcam"),
-    export: Optional[str] = opt(T, "export"),
+    export: str | None = opt(T, "export"),
     models_dir: Path = opt(T, "models_dir"),
     window: str = opt(T, "window"),
-    sequence: Optional[str] = opt(T, "sequence"),
-    fuse: Optional[str] = opt(T, "fuse"),
+    sequence: str | None = opt(T, "sequence"),
+    fuse: str | None = opt(T, "fuse"),
     split_by: str = opt(T, "split_by"),
-    config: Optional[Path] = ConfigOption,
+    config: Path | None = ConfigOption,
 ) -> None:
     """Fine-tune a backbone on the same folds as 'featx fit', with curves, summaries and Grad-CAM.
 
@@ -79,8 +78,10 @@ def finetune(
     _print_summaries(result)
     if result.finetune.exported:
         name = result.finetune.exported["name"]
-        out_console.print(f"exported backbone: {name} (use: featx extract --backbone {name} --models-dir "
-                          f"{cfg.models_dir})", highlight=False)
+        out_console.print(
+            f"exported backbone: {name} (use: featx extract --backbone {name} --models-dir {cfg.models_dir})",
+            highlight=False,
+        )
 
 
 def _print_summaries(result: FitResult) -> None:
@@ -91,20 +92,29 @@ def _print_summaries(result: FitResult) -> None:
         if not runs:
             continue
         s = [r.summary for r in runs]
-        mean = lambda key, f=".3f": format(float(np.mean([getattr(x, key) for x in s])), f)  # noqa: E731
-        out_console.print((f"{q}: " if q else "") + f"{s[0].curve} per fold: best {mean('best_acc')}, mean after "
-                          f"convergence {mean('mean_acc_after_convergence')}, first epoch reaching it "
-                          f"{mean('first_epoch_reaching_mean', '.1f')}; {mean('seconds_per_epoch', '.1f')} s/epoch; "
-                          f"{sum(r.seconds for r in runs):.0f} s", highlight=False)
+        out_console.print(
+            (f"{q}: " if q else "") + f"{s[0].curve} per fold: best {_mean(s, 'best_acc')}, mean after "
+            f"convergence {_mean(s, 'mean_acc_after_convergence')}, first epoch reaching it "
+            f"{_mean(s, 'first_epoch_reaching_mean', '.1f')}; {_mean(s, 'seconds_per_epoch', '.1f')} s/epoch; "
+            f"{sum(r.seconds for r in runs):.0f} s",
+            highlight=False,
+        )
     out_console.print(f"{ft.seconds:.0f} s in all", highlight=False)
+
+
+def _mean(summaries: list, key: str, f: str = ".3f") -> str:
+    return format(float(np.mean([getattr(x, key) for x in summaries])), f)
 
 
 def gradcam(
     source: Path = typer.Argument(..., help="An image, a folder of images, or a manifest CSV."),
-    model: Path = typer.Option(..., "--model", help="A fine-tuned model.pt ('featx finetune') or a .skops model with "
-                               "a linear head ('featx fit --save')."),
+    model: Path = typer.Option(
+        ...,
+        "--model",
+        help="A fine-tuned model.pt ('featx finetune') or a .skops model with a linear head ('featx fit --save').",
+    ),
     out: Path = typer.Option(Path("gradcam"), help="Folder for the overlay PNGs and gradcam.csv."),
-    target: Optional[str] = typer.Option(None, help="Explain this class (default: each image's predicted class)."),
+    target: str | None = typer.Option(None, help="Explain this class (default: each image's predicted class)."),
     models_dir: Path = opt(T, "models_dir"),
 ) -> None:
     """Grad-CAM overlays by the exact model that predicts the images.

@@ -1,4 +1,5 @@
 """`featx manifest check`: a data set summary and every problem of a manifest, in one run."""
+
 from __future__ import annotations
 
 import statistics
@@ -6,8 +7,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featx.errors import FeatxError, short_list
 from featx.dataset.manifest import Sample, parse_csv
+from featx.errors import FeatxError, short_list
 from featx.images.loader import SampleReader
 from featx.images.readers import read_volume
 from featx.progress import progress_bar
@@ -31,8 +32,9 @@ class CheckReport:
         return not self.problems
 
 
-def check_manifest(csv_path: str | Path, cv: int = 10, labels: list[str] | None = None,
-                   read_files: bool = True, progress: bool = True) -> CheckReport:
+def check_manifest(
+    csv_path: str | Path, cv: int = 10, labels: list[str] | None = None, read_files: bool = True, progress: bool = True
+) -> CheckReport:
     """Validate a manifest and summarise it.
 
     Parameters
@@ -85,7 +87,9 @@ def _check_classes(rep: CheckReport, labelled: list[Sample], has_subjects: bool,
         counts, unit = rep.images_per_label, "images"
     small = {k: n for k, n in counts.items() if n < cv}
     if small:
-        rep.problems.append(f"label(s) with fewer {unit} than {cv}-fold CV needs: {small} (use a smaller --cv or add data)")
+        rep.problems.append(
+            f"label(s) with fewer {unit} than {cv}-fold CV needs: {small} (use a smaller --cv or add data)"
+        )
 
 
 def _check_subjects(rep: CheckReport, samples: list[Sample]) -> None:

@@ -4,6 +4,7 @@ Each chosen slice becomes a sample with the stable id ``subject/sequence/file#sl
 (absent parts left out) that carries its volume, mask, slice index, axis and an
 optional crop box, so ``extract`` and ``radiomics`` see the same samples.
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,12 +12,12 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from featx.dataset.manifest import Manifest, Sample
 from featx.errors import FeatxError, ManifestError, short_list
 from featx.images.dicom import is_dicom_file
-from featx.images.slicing import SlicePolicy, bbox, mask_areas, parse_policy, select_slices
 from featx.images.readers import VOLUME, read_volume, suffixes
+from featx.images.slicing import SlicePolicy, bbox, mask_areas, parse_policy, select_slices
 from featx.images.volume import AXES, Volume, geometry_mismatch
-from featx.dataset.manifest import Manifest, Sample
 from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,15 @@ def volumes_from_folder(folder: str | Path) -> Manifest:
     for (parent, base), path in sorted(images.items(), key=lambda kv: str(kv[1])):
         rel = path.relative_to(folder) if path != folder else Path(folder.name)
         label = rel.parts[0] if len(rel.parts) > 1 else None
-        samples.append(Sample(sample_id=rel.as_posix(), path=path.resolve(), label=label, subject=base,
-                              mask=masks[(parent, base)].resolve() if (parent, base) in masks else None))
+        samples.append(
+            Sample(
+                sample_id=rel.as_posix(),
+                path=path.resolve(),
+                label=label,
+                subject=base,
+                mask=masks[(parent, base)].resolve() if (parent, base) in masks else None,
+            )
+        )
     if not samples:
         raise ManifestError(f"{folder}: no volumes found ({', '.join(VOLUME_SUFFIXES)} files or DICOM series folders).")
     return Manifest(samples, source=folder)

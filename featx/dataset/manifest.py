@@ -4,17 +4,19 @@ A manifest is the single description of a data set. Every later stage (extract,
 radiomics, fit) keys its rows by ``Sample.sample_id``, so ids must be stable and
 unique. Relative paths in a CSV resolve against the CSV's own folder.
 """
+
 from __future__ import annotations
 
 import csv
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from featx.errors import ManifestError, short_list
 from featx.images.readers import IMAGE, suffixes
+from featx.images.volume import AXES
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ class Manifest(Sequence[Sample]):
 
     # ----------------------------------------------------------------- readers
     @classmethod
-    def from_csv(cls, csv_path: str | Path, check_files: bool = True) -> "Manifest":
+    def from_csv(cls, csv_path: str | Path, check_files: bool = True) -> Manifest:
         """Read a manifest CSV.
 
         Parameters
@@ -134,11 +136,13 @@ class Manifest(Sequence[Sample]):
         csv_path = Path(csv_path)
         samples, problems = parse_csv(csv_path, check_files)
         if problems:
-            raise ManifestError(f"{csv_path}: {'; '.join(problems)}. Fix these and rerun ('featx manifest check' lists them all).")
+            raise ManifestError(
+                f"{csv_path}: {'; '.join(problems)}. Fix these and rerun ('featx manifest check' lists them all)."
+            )
         return cls(samples, source=csv_path)
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> "Manifest":
+    def from_folder(cls, folder: str | Path) -> Manifest:
         """Build a manifest from ``folder/<label>/<image>`` (images found recursively per class).
 
         Raises
@@ -163,7 +167,7 @@ class Manifest(Sequence[Sample]):
         return cls(samples, source=folder)
 
     @classmethod
-    def load(cls, source: str | Path, check_files: bool = True) -> "Manifest":
+    def load(cls, source: str | Path, check_files: bool = True) -> Manifest:
         """A CSV file or a folder of class sub-folders, whichever ``source`` is."""
         source = Path(source)
         if source.is_dir():
@@ -175,9 +179,11 @@ class Manifest(Sequence[Sample]):
         """Raise one ManifestError listing every image or mask that does not exist."""
         problem = missing_files(self.samples)
         if problem:
-            raise ManifestError(f"{self._where()}: {problem}. Fix the paths (relative paths resolve against the CSV's folder).")
+            raise ManifestError(
+                f"{self._where()}: {problem}. Fix the paths (relative paths resolve against the CSV's folder)."
+            )
 
-    def subset(self, keep: Iterable[bool]) -> "Manifest":
+    def subset(self, keep: Iterable[bool]) -> Manifest:
         """The samples where ``keep`` is true, in order."""
         return Manifest([s for s, k in zip(self.samples, keep) if k], source=self.source)
 
@@ -293,7 +299,7 @@ def _row_to_sample(row: dict[str, str], root: Path) -> tuple[Sample | None, str 
     if split is not None and split not in SPLITS:
         return None, f"'split' must be one of {', '.join(SPLITS)}, got {row['split']!r}"
     axis = row.get("axis", "").lower() or None
-    if axis is not None and axis not in ("axial", "coronal", "sagittal"):
+    if axis is not None and axis not in AXES:
         return None, f"'axis' must be axial, coronal or sagittal, got {row['axis']!r}"
     crop = None
     if row.get("crop"):

@@ -3,6 +3,7 @@
 It writes real files and calls the same library functions as ``featx extract``
 and ``featx fit``, so it exercises the path a user's own data takes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,9 @@ def write_demo_images(out: Path, limit_per_split: int | None = None) -> Manifest
     return Manifest.from_csv(manifest_path)
 
 
-def run_demo(out: str | Path = "featx-demo", progress: bool = True, limit_per_split: int | None = None,
-             radiomics: bool = True) -> FitResult:
+def run_demo(
+    out: str | Path = "featx-demo", progress: bool = True, limit_per_split: int | None = None, radiomics: bool = True
+) -> FitResult:
     """Run the whole demo into ``out``; returns the CNN fit result (``extract`` summary in its ``extra``).
 
     With ``radiomics``, pyradiomics features of the same images (whole-image masks:
@@ -75,12 +77,20 @@ def run_demo(out: str | Path = "featx-demo", progress: bool = True, limit_per_sp
     out = Path(out)
     manifest = write_demo_images(out, limit_per_split)
     store = out / "features.h5"
-    summary = run_extract(ExtractConfig(backbone=BACKBONE, store=store, models_dir=out / "models_onnx"), manifest,
-                          progress=progress)
-    extracted = {"n": summary.n_samples, "extracted": summary.n_extracted, "already": summary.n_already,
-                 "failed": len(summary.failures), "wall_s": summary.wall_s, "images_per_s": summary.images_per_s}
-    result = run_fit(_fit_config(store, summary.feature_set, out / "results"), progress=progress,
-                     extra={"extract": extracted})
+    summary = run_extract(
+        ExtractConfig(backbone=BACKBONE, store=store, models_dir=out / "models_onnx"), manifest, progress=progress
+    )
+    extracted = {
+        "n": summary.n_samples,
+        "extracted": summary.n_extracted,
+        "already": summary.n_already,
+        "failed": len(summary.failures),
+        "wall_s": summary.wall_s,
+        "images_per_s": summary.images_per_s,
+    }
+    result = run_fit(
+        _fit_config(store, summary.feature_set, out / "results"), progress=progress, extra={"extract": extracted}
+    )
     if radiomics:
         row = run_radiomics_row(manifest, store, out / "results_radiomics", progress)
         result = replace(result, extra={**result.extra, "radiomics": row})
@@ -94,9 +104,18 @@ def _fit_config(store: Path, features: str, out: Path) -> FitConfig:
 
 def run_radiomics_row(manifest: Manifest, store: Path, out: Path, progress: bool) -> dict:
     """pyradiomics (preset ``default``, 2D, whole-image masks) + the same head, CV and test split."""
-    s = run_radiomics(RadiomicsConfig(store=store, params=RADIOMICS_PARAMS, mode="2d", auto_mask="whole"), manifest,
-                      progress=progress)
+    s = run_radiomics(
+        RadiomicsConfig(store=store, params=RADIOMICS_PARAMS, mode="2d", auto_mask="whole"), manifest, progress=progress
+    )
     res = run_fit(_fit_config(store, s.feature_set, out), progress=progress)
-    return {"feature_set": s.feature_set, "masks": "whole image (BreastMNIST has no lesion masks)",
-            "n_features": s.n_features, "computed": s.n_computed, "failed": len(s.failures), "wall_s": s.wall_s,
-            "cv_auc": res.cv.pooled.auc, "test": to_json(res.test), "results": str(out / "results.json")}
+    return {
+        "feature_set": s.feature_set,
+        "masks": "whole image (BreastMNIST has no lesion masks)",
+        "n_features": s.n_features,
+        "computed": s.n_computed,
+        "failed": len(s.failures),
+        "wall_s": s.wall_s,
+        "cv_auc": res.cv.pooled.auc,
+        "test": to_json(res.test),
+        "results": str(out / "results.json"),
+    }

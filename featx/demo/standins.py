@@ -12,6 +12,7 @@ visibly higher than the honest grouped one.
 
 None of this is medical data: never report a number measured on it as a finding.
 """
+
 from __future__ import annotations
 
 import csv
@@ -50,8 +51,7 @@ def _write_csv(path: Path, header: list, rows: list) -> Path:
     return path
 
 
-def liver_fibrosis(out: str | Path, animals_per_stage: int = 3, slices: int = 2, size: int = 48,
-                   seed: int = 0) -> Path:
+def liver_fibrosis(out: str | Path, animals_per_stage: int = 3, slices: int = 2, size: int = 48, seed: int = 0) -> Path:
     """Rat liver MRI stand-in: stages S0-S4, four sequences per animal, ``slices`` slices each (PNG).
 
     Fibrosis is planted as bright septa whose number grows with the stage, and a parenchyma
@@ -82,8 +82,10 @@ def liver_fibrosis(out: str | Path, animals_per_stage: int = 3, slices: int = 2,
 
 def _tumour_volume(rng, shape, grade: float, centre, radii) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ellipsoid mask, rim, core) of a lesion; ``grade`` in [0, 1] makes the core necrotic and the rim thick."""
-    z, y, x = np.mgrid[:shape[0], :shape[1], :shape[2]].astype(float)
-    r = np.sqrt(((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((x - centre[2]) / radii[2]) ** 2)
+    z, y, x = np.mgrid[: shape[0], : shape[1], : shape[2]].astype(float)
+    r = np.sqrt(
+        ((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((x - centre[2]) / radii[2]) ** 2
+    )
     mask = r < 1
     core = r < 0.35 + 0.35 * grade
     return mask, mask & ~core, mask & core
@@ -99,8 +101,9 @@ def _save_volume(a: np.ndarray, path: Path, spacing=(1.0, 1.0, 2.0)) -> Path:
     return path
 
 
-def glioma_sequences(out: str | Path, patients_per_grade: int = 6, depth: int = 24, size: int = 40,
-                     seed: int = 0) -> Path:
+def glioma_sequences(
+    out: str | Path, patients_per_grade: int = 6, depth: int = 24, size: int = 40, seed: int = 0
+) -> Path:
     """BraTS-like stand-in: LGG/HGG patients with T1, T2 and FLAIR NIfTI volumes and one tumour mask each.
 
     HGG tumours have a necrotic core inside an enhancing rim; LGG ones are homogeneous.
@@ -119,8 +122,9 @@ def glioma_sequences(out: str | Path, patients_per_grade: int = 6, depth: int = 
             mask, rim, core = _tumour_volume(rng, shape, 0.8 if grade == "HGG" else 0.0, centre, radii)
             look, gain = _smooth(rng, shape, 6), rng.normal(1, 0.15)
             mask_path = _save_volume(mask.astype(np.uint8), out / pid / f"{pid}_seg.nii.gz")
-            for q, (tissue, lesion, necrosis) in zip(GLIOMA_SEQUENCES, ((0.45, 0.3, 0.15), (0.35, 0.75, 0.95),
-                                                                        (0.4, 0.8, 0.45))):
+            for q, (tissue, lesion, necrosis) in zip(
+                GLIOMA_SEQUENCES, ((0.45, 0.3, 0.15), (0.35, 0.75, 0.95), (0.4, 0.8, 0.45))
+            ):
                 vol = tissue + 0.15 * look + rng.normal(0, 0.03, shape)
                 vol[rim] = lesion + rng.normal(0, 0.05, int(rim.sum()))
                 if grade == "HGG":
@@ -174,21 +178,43 @@ def xray(out: str | Path, per_class: int = 30, seed: int = 0) -> Path:
     return out / "xrays"
 
 
-BUILDERS = {"liver_fibrosis": liver_fibrosis, "glioma_sequences": glioma_sequences, "xray": xray,
-            "glioma_grade": glioma_grade}
+BUILDERS = {
+    "liver_fibrosis": liver_fibrosis,
+    "glioma_sequences": glioma_sequences,
+    "xray": xray,
+    "glioma_grade": glioma_grade,
+}
 
 #: Each recipe's stand-in (builder, its arguments, the recipe's input variable) and the small settings the
 #: CI test and the docs' example outputs run it with (random weights: no download; a few epochs; small inputs).
 RECIPES = {
     "liver_fibrosis": (liver_fibrosis, {}, "MANIFEST", dict(ARCHS="resnet18", LOCKS="0 5", EPOCHS=4, INPUT_SIZE=32)),
-    "glioma_sequences": (glioma_sequences, {}, "VOLUMES", dict(SLICES=3, CV=3, HEADS="logreg", EPOCHS=2, INPUT_SIZE=32,
-                                                               RUNTIME="torch")),
+    "glioma_sequences": (
+        glioma_sequences,
+        {},
+        "VOLUMES",
+        dict(SLICES=3, CV=3, HEADS="logreg", EPOCHS=2, INPUT_SIZE=32, RUNTIME="torch"),
+    ),
     "pleural_effusion": (xray, {"per_class": 20}, "XRAYS", dict(CV=10, EPOCHS=1, INPUT_SIZE=32)),
-    "finetune_vs_features": (xray, {"per_class": 8}, "MANIFEST", dict(
-        BACKBONES="vgg11_bn resnet18 densenet121 inception_v3", HEADS="logreg", CV=2, EPOCHS=1, INPUT_SIZE=75,
-        RUNTIME="torch")),
-    "glioma_grade": (glioma_grade, {}, "VOLUMES", dict(MIN_AREA="80%", REPEATS=10, HEADS="logreg,svm-rbf",
-                                                       RUNTIME="torch")),
+    "finetune_vs_features": (
+        xray,
+        {"per_class": 8},
+        "MANIFEST",
+        dict(
+            BACKBONES="vgg11_bn resnet18 densenet121 inception_v3",
+            HEADS="logreg",
+            CV=2,
+            EPOCHS=1,
+            INPUT_SIZE=75,
+            RUNTIME="torch",
+        ),
+    ),
+    "glioma_grade": (
+        glioma_grade,
+        {},
+        "VOLUMES",
+        dict(MIN_AREA="80%", REPEATS=10, HEADS="logreg,svm-rbf", RUNTIME="torch"),
+    ),
 }
 
 
@@ -209,11 +235,20 @@ def run_recipe(name: str, out: str | Path, models_dir: str | Path = "models_onnx
     builder, kwargs, var, settings = RECIPES[name]
     out = Path(out)
     data = builder(out / "data", **kwargs)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "COLUMNS": "200", var: str(data), "OUT": str(out / "study"), "WEIGHTS": "random", "BOOTSTRAP": "0",
-           "MODELS": str(models_dir), **{k: str(v) for k, v in {**settings, **overrides}.items()}}
-    return subprocess.run(["bash", str(recipe_dir() / f"{name}.sh")], env=env, capture_output=True, text=True,
-                          timeout=1800)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "COLUMNS": "200",
+        var: str(data),
+        "OUT": str(out / "study"),
+        "WEIGHTS": "random",
+        "BOOTSTRAP": "0",
+        "MODELS": str(models_dir),
+        **{k: str(v) for k, v in {**settings, **overrides}.items()},
+    }
+    return subprocess.run(
+        ["bash", str(recipe_dir() / f"{name}.sh")], env=env, capture_output=True, text=True, timeout=1800
+    )
 
 
 def main(argv: list | None = None) -> int:
@@ -223,8 +258,11 @@ def main(argv: list | None = None) -> int:
         print(proc.stdout[-3000:], proc.stderr[-3000:] if proc.returncode else "", sep="\n")
         return proc.returncode
     if len(argv) != 2 or argv[0] not in BUILDERS:
-        print(f"usage: python -m featx.demo.standins {{{','.join(BUILDERS)}}} OUT\n"
-              f"       python -m featx.demo.standins --run {{{','.join(RECIPES)}}} OUT", file=sys.stderr)
+        print(
+            f"usage: python -m featx.demo.standins {{{','.join(BUILDERS)}}} OUT\n"
+            f"       python -m featx.demo.standins --run {{{','.join(RECIPES)}}} OUT",
+            file=sys.stderr,
+        )
         return 2
     print(BUILDERS[argv[0]](argv[1]))
     return 0

@@ -40,15 +40,21 @@ def common_rows(sets: list[FeatureSet]) -> list[FeatureSet]:
     for fs in sets[1:]:
         common &= set(fs.ids.tolist())
     if not common:
-        raise FitError(f"The feature sets {[fs.name for fs in sets]} share no labelled sample; bench compares "
-                       "feature sets computed on the same manifest.")
+        raise FitError(
+            f"The feature sets {[fs.name for fs in sets]} share no labelled sample; bench compares "
+            "feature sets computed on the same manifest."
+        )
     out = []
     order = [i for i in sets[0].ids.tolist() if i in common]
     for fs in sets:
         left = len(fs) - len(common)
         if left:
-            log.warning("%s: %d sample(s) not in every feature set are left out of the bench (%s)", fs.name, left,
-                        short_list(sorted(set(fs.ids.tolist()) - common)))
+            log.warning(
+                "%s: %d sample(s) not in every feature set are left out of the bench (%s)",
+                fs.name,
+                left,
+                short_list(sorted(set(fs.ids.tolist()) - common)),
+            )
         pos = {v: i for i, v in enumerate(fs.ids.tolist())}
         out.append(fs.subset(np.array([pos[i] for i in order], dtype=np.int64)))
     return out
@@ -75,22 +81,38 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     y = encode_labels(dev0.labels, classes)[1]
     groups = dev0.subjects if folds.grouped else None
     scored = _cells(cfg, pairs, heads, folds, classes, y, groups, progress)
-    scored += [finetuned_cell(run, dev0, folds, classes, y, groups, cfg.positive, cfg.bootstrap, cfg.seed,
-                              bool(is_test.any())) for run in tuned]
+    scored += [
+        finetuned_cell(run, dev0, folds, classes, y, groups, cfg.positive, cfg.bootstrap, cfg.seed, bool(is_test.any()))
+        for run in tuned
+    ]
     scored.sort(key=lambda c: -_auc(c.cell))
     scored = [replace(c, cell=replace(c.cell, rank=rank)) for rank, c in enumerate(scored, 1)]
     comparisons = tuple(compare(a, b, why, y, classes, folds) for a, b, why in pairs_to_compare(scored))
     result = BenchResult(
-        type="bench", featx_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        store=str(Path(cfg.store).resolve()), feature_sets=tuple(fs.name for fs in sets), heads=tuple(heads),
-        protocol=protocol_of(folds, cfg, bool(is_test.any()), tuned=cfg.tune, pca=cfg.pca), classes=tuple(classes),
-        n_dev=len(dev0), n_test=int(is_test.sum()), cells=tuple(c.cell for c in scored), comparisons=comparisons,
-        positive=scored[0].cell.cv.pooled.positive, finetuned=tuple(str(r) for r in cfg.finetuned),
-        provenance={fs.name: fs.provenance for fs in sets}, versions=versions(),
-        dropped_features={fs.name: tuple(d) for fs, d in loaded}, folds=folds.to_dict(dev0.ids), config=cfg.record())
+        type="bench",
+        featx_version=__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        store=str(Path(cfg.store).resolve()),
+        feature_sets=tuple(fs.name for fs in sets),
+        heads=tuple(heads),
+        protocol=protocol_of(folds, cfg, bool(is_test.any()), tuned=cfg.tune, pca=cfg.pca),
+        classes=tuple(classes),
+        n_dev=len(dev0),
+        n_test=int(is_test.sum()),
+        cells=tuple(c.cell for c in scored),
+        comparisons=comparisons,
+        positive=scored[0].cell.cv.pooled.positive,
+        finetuned=tuple(str(r) for r in cfg.finetuned),
+        provenance={fs.name: fs.provenance for fs in sets},
+        versions=versions(),
+        dropped_features={fs.name: tuple(d) for fs, d in loaded},
+        folds=folds.to_dict(dev0.ids),
+        config=cfg.record(),
+    )
     if cfg.out is not None:
-        result = write_bench_outputs(result, Path(cfg.out), dev0, {c.cell.title.replace(" + ", "+"): c.oof
-                                                                   for c in scored})
+        result = write_bench_outputs(
+            result, Path(cfg.out), dev0, {c.cell.title.replace(" + ", "+"): c.oof for c in scored}
+        )
     return result
 
 
@@ -99,27 +121,42 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
     grid_of = {}
     total = len(pairs) * len(heads) * folds.repeats * folds.k
     out = []
-    with progress_bar(f"bench {len(pairs)} feature set(s) x {len(heads)} head(s), {folds.describe()}", total=total,
-                      enabled=progress) as bar:
+    with progress_bar(
+        f"bench {len(pairs)} feature set(s) x {len(heads)} head(s), {folds.describe()}", total=total, enabled=progress
+    ) as bar:
         for dev, test in pairs:
             for h in heads:
                 est, grid = build_head(h, cfg.seed, cfg.pca)
                 grid_of[h] = grid if cfg.tune else None
                 t0 = time.perf_counter()
-                res = cross_validate(est, dev.X, dev.labels, folds, bar.update, classes, grid_of[h], groups,
-                                     cfg.inner_k)
+                res = cross_validate(
+                    est, dev.X, dev.labels, folds, bar.update, classes, grid_of[h], groups, cfg.inner_k
+                )
                 cv = evaluate(y, res.proba, folds.fold_of, classes, groups, cfg.positive, cfg.bootstrap, cfg.seed)
                 test_metrics = None
                 if len(test):
                     model = fit_one(est, dev.X, y, groups, grid_of[h], cfg.seed, cfg.inner_k)[0]
-                    test_metrics = metrics_with_ci(encode_labels(test.labels, classes)[1],
-                                                   proba_of(model, test.X, len(classes)), classes,
-                                                   test.subjects if folds.grouped else None, cfg.positive,
-                                                   cfg.bootstrap, cfg.seed)
+                    test_metrics = metrics_with_ci(
+                        encode_labels(test.labels, classes)[1],
+                        proba_of(model, test.X, len(classes)),
+                        classes,
+                        test.subjects if folds.grouped else None,
+                        cfg.positive,
+                        cfg.bootstrap,
+                        cfg.seed,
+                    )
                 fold_auc = fold_scores(y, res.proba, folds.fold_of, classes, cfg.positive)
-                cell = CellResult(feature_set=dev.name, head=h, kind=dev.provenance.get("kind", "?"),
-                                  n_features=int(dev.X.shape[1]), seconds=time.perf_counter() - t0, cv=cv,
-                                  fold_auc=tuple(fold_auc.tolist()), best_params=res.best_params, test=test_metrics)
+                cell = CellResult(
+                    feature_set=dev.name,
+                    head=h,
+                    kind=dev.provenance.get("kind", "?"),
+                    n_features=int(dev.X.shape[1]),
+                    seconds=time.perf_counter() - t0,
+                    cv=cv,
+                    fold_auc=tuple(fold_auc.tolist()),
+                    best_params=res.best_params,
+                    test=test_metrics,
+                )
                 out.append(Scored(cell, res.mean_proba(), fold_auc, res.proba))
     return out
 

@@ -39,8 +39,9 @@ def pairs_to_compare(cells: list[Scored]) -> list[tuple[Scored, Scored, str]]:
         pairs.append((anchor, rad[0], f"{label} vs best radiomics"))
     if others and not (pairs and others[0] is rad[0]):
         tuned_runner_up = others[0].cell.kind == "finetune" and deep
-        pairs.append((anchor, others[0], f"{label} vs runner-up" + (" (the best fine-tuned row)" if tuned_runner_up
-                                                                     else "")))
+        pairs.append(
+            (anchor, others[0], f"{label} vs runner-up" + (" (the best fine-tuned row)" if tuned_runner_up else ""))
+        )
     elif pairs:
         pairs[0] = (anchor, rad[0], f"{label} vs best radiomics (also the runner-up)")
     tuned = [c for c in cells if c.cell.kind == "finetune"]

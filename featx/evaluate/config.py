@@ -7,11 +7,12 @@ from pathlib import Path
 
 from featx.config import Choice, Config, setting
 from featx.errors import ConfigError
+from featx.evaluate.fusion import MODEL_FUSIONS
 from featx.evaluate.heads import HEADS
 
 SPLITS = Choice("split", ("cv", "fixed"))
 SPLIT_BY = Choice("split-by", ("subject", "image"))
-FUSE = Choice("fusion", ("vote", "mean", "concat"))
+FUSE = Choice("fusion", (*MODEL_FUSIONS, "concat"))
 
 
 def _fraction(value: float) -> float:
@@ -26,17 +27,26 @@ class SplitSettings(Config):
 
     cv: int = setting(10, "Folds per repeat: stratified, grouped by subject when the manifest has subjects.", minimum=2)
     repeats: int = setting(1, "Repeat the K-fold CV with re-shuffled folds (seeds derived from --seed).", minimum=1)
-    split: str = setting("cv", "cv (K-fold; manifest rows with split=test are held out and scored once) or fixed (one "
-                         "train/test split: the manifest's split column, or --test-size).", choice=SPLITS)
-    test_size: float | None = setting(None, "With --split fixed: draw this fraction of the subjects as test (e.g. 0.3).",
-                                      check=_fraction)
-    split_by: str = setting("subject", "subject (folds grouped by subject: the honest default) or image (slice-level "
-                            "random split that ignores the subjects: leaky, only to show what it would report).",
-                            choice=SPLIT_BY)
+    split: str = setting(
+        "cv",
+        "cv (K-fold; manifest rows with split=test are held out and scored once) or fixed (one "
+        "train/test split: the manifest's split column, or --test-size).",
+        choice=SPLITS,
+    )
+    test_size: float | None = setting(
+        None, "With --split fixed: draw this fraction of the subjects as test (e.g. 0.3).", check=_fraction
+    )
+    split_by: str = setting(
+        "subject",
+        "subject (folds grouped by subject: the honest default) or image (slice-level "
+        "random split that ignores the subjects: leaky, only to show what it would report).",
+        choice=SPLIT_BY,
+    )
     folds: Path | None = setting(None, "Reuse the folds of an earlier run (its folds.json or results.json).")
     seed: int = setting(0, "Seed of the folds, the heads and the bootstrap (recorded in the results).")
-    positive: str | None = setting(None, "Positive class for sensitivity/specificity (binary; default: the second "
-                                   "sorted class).")
+    positive: str | None = setting(
+        None, "Positive class for sensitivity/specificity (binary; default: the second sorted class)."
+    )
     bootstrap: int = setting(1000, "Bootstrap resamples (by subject) for the 95% CIs; 0: DeLong only.", minimum=0)
 
     def validate(self) -> None:
@@ -61,8 +71,12 @@ class FitConfig(HeadSettings):
     store: Path | None = setting(None, "HDF5 feature store written by 'featx extract' or 'featx radiomics'.")
     features: str | None = setting(None, "Feature-set name in the store (e.g. resnet18).")
     head: str = setting("logreg", "Classifier head.", choice=HEADS)
-    fuse: str | None = setting(None, "Multi-sequence fusion per subject: vote or mean (one model per sequence), or "
-                               "concat (sequences' features side by side).", choice=FUSE)
+    fuse: str | None = setting(
+        None,
+        "Multi-sequence fusion per subject: vote or mean (one model per sequence), or "
+        "concat (sequences' features side by side).",
+        choice=FUSE,
+    )
     out: Path | None = setting(None, "Folder for results.json, folds.json, prediction CSVs and report.html.")
     save: Path | None = setting(None, "Save the head refit on all non-test samples (.skops) for 'featx predict'.")
 

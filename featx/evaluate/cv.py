@@ -61,8 +61,11 @@ def tuner(estimator, grid: dict, y, groups, seed: int, inner_k: int = 5):
     """``GridSearchCV`` over ``grid`` with an inner stratified (grouped) K-fold, scored by (macro OvR) AUC."""
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 
-    inner = (StratifiedGroupKFold(inner_k, shuffle=True, random_state=seed) if groups is not None
-             else StratifiedKFold(inner_k, shuffle=True, random_state=seed))
+    inner = (
+        StratifiedGroupKFold(inner_k, shuffle=True, random_state=seed)
+        if groups is not None
+        else StratifiedKFold(inner_k, shuffle=True, random_state=seed)
+    )
     scoring = "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr"
     return GridSearchCV(estimator, grid, scoring=scoring, cv=inner, refit=True, n_jobs=1, error_score="raise")
 
@@ -77,8 +80,10 @@ def fit_one(estimator, X, y, groups=None, grid: dict | None = None, seed: int = 
     _, counts = np.unique(y if groups is None else _unit_labels(y, groups), return_counts=True)
     if counts.min() < inner_k:
         unit = "subjects" if groups is not None else "samples"
-        raise FitError(f"--tune: the inner {inner_k}-fold CV needs {inner_k} {unit} per class in each training "
-                       f"set; one has only {int(counts.min())}. Use fewer outer folds or drop --tune.")
+        raise FitError(
+            f"--tune: the inner {inner_k}-fold CV needs {inner_k} {unit} per class in each training "
+            f"set; one has only {int(counts.min())}. Use fewer outer folds or drop --tune."
+        )
     search = tuner(estimator, grid, y, groups, seed, inner_k).fit(X, y, groups=groups)
     return search.best_estimator_, {k: _jsonable(v) for k, v in search.best_params_.items()}
 
@@ -100,8 +105,17 @@ def proba_of(model, X, n_classes: int) -> np.ndarray:
     return p
 
 
-def cross_validate(estimator, X: np.ndarray, labels, folds: Folds, on_fold=None, classes=None,
-                   grid: dict | None = None, groups=None, inner_k: int = 5) -> CVResult:
+def cross_validate(
+    estimator,
+    X: np.ndarray,
+    labels,
+    folds: Folds,
+    on_fold=None,
+    classes=None,
+    grid: dict | None = None,
+    groups=None,
+    inner_k: int = 5,
+) -> CVResult:
     """Fit a clone of ``estimator`` per (repeat, fold) and collect out-of-fold probabilities.
 
     With ``grid``, each outer training set is tuned by its own inner CV (nested CV,
@@ -114,8 +128,15 @@ def cross_validate(estimator, X: np.ndarray, labels, folds: Folds, on_fold=None,
     groups = None if groups is None else np.asarray(groups)
     for r, _, train, test in folds.split():
         t = time.perf_counter()
-        model, best = fit_one(estimator, X[train], y[train], None if groups is None else groups[train], grid,
-                              seed=folds.seed + r, inner_k=inner_k)
+        model, best = fit_one(
+            estimator,
+            X[train],
+            y[train],
+            None if groups is None else groups[train],
+            grid,
+            seed=folds.seed + r,
+            inner_k=inner_k,
+        )
         proba[r, test] = proba_of(model, X[test], len(classes))
         seconds.append(time.perf_counter() - t)
         chosen.append(best)

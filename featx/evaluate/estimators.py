@@ -50,7 +50,9 @@ class Head(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"a classifier needs samples of at least 2 classes; only one class is present: {self.classes_[0]!r}")
+            raise ValueError(
+                f"a classifier needs samples of at least 2 classes; only one class is present: {self.classes_[0]!r}"
+            )
         clf = clone(self.clf) if self.clf is not None else LogisticRegression()
         params = clf.get_params()
         if params.get("n_neighbors", 0) > len(X):  # k-NN on a training set smaller than k
@@ -60,13 +62,17 @@ class Head(ClassifierMixin, BaseEstimator):
         steps = [("scale", StandardScaler())] if self.scale else []
         if self.pca is not None:
             if self.pca > min(X.shape):
-                raise ValueError(f"pca={self.pca} components asked for, but a training set of {X.shape[0]} samples "
-                                 f"x {X.shape[1]} features has at most {min(X.shape)}; choose a smaller --pca")
+                raise ValueError(
+                    f"pca={self.pca} components asked for, but a training set of {X.shape[0]} samples "
+                    f"x {X.shape[1]} features has at most {min(X.shape)}; choose a smaller --pca"
+                )
             steps.append(("pca", PCA(n_components=self.pca, random_state=self.random_state)))
         with warnings.catch_warnings():
             # SVC(probability=True) is Platt scaling on libsvm's internal 5-fold CV, as published with the
             # method; scikit-learn 1.9 deprecates the flag (removal in 1.11, hence the pin below 1.11)
-            warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
+            warnings.filterwarnings(
+                "ignore", message="The `probability` parameter was deprecated", category=FutureWarning
+            )
             self.pipeline_ = Pipeline(steps + [("clf", clf)]).fit(X, y)
         return self
 
@@ -90,8 +96,16 @@ class XGBHead(ClassifierMixin, BaseEstimator):
     fitted booster in ``model_``.
     """
 
-    def __init__(self, n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.8, colsample_bytree=0.5,
-                 n_jobs=None, random_state=0):
+    def __init__(
+        self,
+        n_estimators=300,
+        max_depth=4,
+        learning_rate=0.05,
+        subsample=0.8,
+        colsample_bytree=0.5,
+        n_jobs=None,
+        random_state=0,
+    ):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -111,9 +125,14 @@ class XGBHead(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"XGBHead needs samples of at least 2 classes; got 1 class: {self.classes_[0]!r}")
         self.model_ = XGBClassifier(
-            n_estimators=self.n_estimators, max_depth=self.max_depth, learning_rate=self.learning_rate,
-            subsample=self.subsample, colsample_bytree=self.colsample_bytree, tree_method="hist",
-            n_jobs=self.n_jobs, random_state=self.random_state,
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            tree_method="hist",
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
         ).fit(X, self._encoder.transform(y))
         return self
 

@@ -42,28 +42,47 @@ def read_finetuned(run: str | Path) -> FinetunedRun:
     return FinetunedRun(run, result, rows)
 
 
-def finetuned_cell(run: FinetunedRun, dev: FeatureSet, folds: Folds, classes: list, y, groups, positive,
-                   n_boot: int, seed: int, has_test: bool) -> Scored:
+def finetuned_cell(
+    run: FinetunedRun,
+    dev: FeatureSet,
+    folds: Folds,
+    classes: list,
+    y,
+    groups,
+    positive,
+    n_boot: int,
+    seed: int,
+    has_test: bool,
+) -> Scored:
     """The run's row, scored like the other cells. Its folds must be the bench's (same samples, same folds)."""
     res = run.result
     if list(res.classes) != classes:
         raise FitError(f"{run.folder}: classes {list(res.classes)} differ from the bench's {classes}.")
     theirs = Folds.from_dict(res.folds, dev.ids, where=f"{run.folder}/results.json")
     if theirs.fold_of.shape != folds.fold_of.shape or (theirs.fold_of != folds.fold_of).any():
-        raise FitError(f"{run.folder} was fine-tuned on other folds than this bench's ({res.protocol.folds}); rerun "
-                       f"it with --folds from this bench's folds.json, or bench with --folds {run.folder}/folds.json.")
+        raise FitError(
+            f"{run.folder} was fine-tuned on other folds than this bench's ({res.protocol.folds}); rerun "
+            f"it with --folds from this bench's folds.json, or bench with --folds {run.folder}/folds.json."
+        )
     index = {i: k for k, i in enumerate(dev.ids.tolist())}
     proba = np.full((folds.repeats, len(dev), len(classes)), np.nan)
     for row in run.rows:
         if row["id"] in index:
             proba[int(row["repeat"]), index[row["id"]]] = [float(row[f"p_{c}"]) for c in classes]
     if np.isnan(proba[folds.fold_of >= 0][:, 0]).any():
-        raise FitError(f"{run.folder}/oof_predictions.csv lacks predictions of some tested samples; rerun the "
-                       "fine-tuning.")
+        raise FitError(
+            f"{run.folder}/oof_predictions.csv lacks predictions of some tested samples; rerun the fine-tuning."
+        )
     fold_auc = fold_scores(y, proba, folds.fold_of, classes, positive)
-    cell = CellResult(feature_set=res.feature_set, head="fine-tuned", kind="finetune", n_features=res.n_features,
-                      seconds=res.finetune.seconds if res.finetune else 0.0,
-                      cv=evaluate(y, proba, folds.fold_of, classes, groups, positive, n_boot, seed),
-                      fold_auc=tuple(fold_auc.tolist()), test=res.test if has_test and res.n_test else None,
-                      run=str(run.folder))
+    cell = CellResult(
+        feature_set=res.feature_set,
+        head="fine-tuned",
+        kind="finetune",
+        n_features=res.n_features,
+        seconds=res.finetune.seconds if res.finetune else 0.0,
+        cv=evaluate(y, proba, folds.fold_of, classes, groups, positive, n_boot, seed),
+        fold_auc=tuple(fold_auc.tolist()),
+        test=res.test if has_test and res.n_test else None,
+        run=str(run.folder),
+    )
     return Scored(cell, CVResult(classes, y, proba, folds).mean_proba(), fold_auc, proba)

@@ -19,7 +19,7 @@ from featx.errors import FitError
 from featx.evaluate.config import FitConfig
 from featx.evaluate.cv import CVResult, cross_validate, encode_labels, fit_one, proba_of
 from featx.evaluate.folds import Folds
-from featx.evaluate.fusion import concat_by_subject, sequences_of
+from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, sequences_of
 from featx.evaluate.heads import build_head, check_pca, get_head
 from featx.evaluate.outputs import Predictions, versions, write_fit_outputs
 from featx.evaluate.saved_model import save_model
@@ -40,7 +40,7 @@ class _Units:
     test: dict  # name -> boolean mask over the test rows
 
     @classmethod
-    def of(cls, fs: FeatureSet, dev: FeatureSet, test: FeatureSet, sequences: list | None) -> "_Units":
+    def of(cls, fs: FeatureSet, dev: FeatureSet, test: FeatureSet, sequences: list | None) -> _Units:
         if sequences is None:
             return cls({fs.name: np.ones(len(dev), bool)}, {fs.name: np.ones(len(test), bool)})
         return cls({q: dev.sequences == q for q in sequences}, {q: test.sequences == q for q in sequences})
@@ -48,10 +48,21 @@ class _Units:
 
 def protocol_of(folds: Folds, s, held_out_test: bool, **more) -> Protocol:
     """The protocol record of a run with split settings ``s`` and folds ``folds``."""
-    return Protocol(split=s.split, cv=folds.k, repeats=folds.repeats, seed=s.seed, splitter=folds.splitter,
-                    grouped_by_subject=folds.grouped, test_size=folds.test_size, folds=folds.describe(),
-                    held_out_test=held_out_test, n_boot=s.bootstrap, split_by=s.split_by,
-                    folds_from=str(s.folds) if s.folds is not None else None, **more)
+    return Protocol(
+        split=s.split,
+        cv=folds.k,
+        repeats=folds.repeats,
+        seed=s.seed,
+        splitter=folds.splitter,
+        grouped_by_subject=folds.grouped,
+        test_size=folds.test_size,
+        folds=folds.describe(),
+        held_out_test=held_out_test,
+        n_boot=s.bootstrap,
+        split_by=s.split_by,
+        folds_from=str(s.folds) if s.folds is not None else None,
+        **more,
+    )
 
 
 def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None) -> FitResult:
@@ -83,7 +94,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     dev, test, folds = plan_split(fs, cfg)
     check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None)
     classes = split_classes(dev, test, cfg.positive)
-    units = _Units.of(fs, dev, test, sequences if cfg.fuse in ("vote", "mean") else None)
+    units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
     cvres = _cross_validate(estimator, grid, dev, folds, units, classes, cfg, progress)
     refit = _refit(estimator, grid, dev, units, classes, folds.grouped, cfg) if len(test) or cfg.save else {}
     test_proba = {q: proba_of(refit[q], test.X[m], len(classes)) for q, m in units.test.items()} if len(test) else {}
@@ -98,16 +109,27 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     return result
 
 
-def _cross_validate(estimator, grid, dev: FeatureSet, folds: Folds, units: _Units, classes, cfg: FitConfig,
-                    progress: bool) -> dict[str, CVResult]:
+def _cross_validate(
+    estimator, grid, dev: FeatureSet, folds: Folds, units: _Units, classes, cfg: FitConfig, progress: bool
+) -> dict[str, CVResult]:
     total = len(units.dev) * folds.repeats * folds.k
     out = {}
     with progress_bar(f"{folds.describe()}: {dev.name} + {cfg.head}", total=total, enabled=progress) as bar:
         for name, sel in units.dev.items():
-            sub = Folds(folds.fold_of[:, sel], folds.k, folds.seed, folds.splitter, folds.grouped, folds.kind,
-                        folds.test_size)
-            out[name] = cross_validate(estimator, dev.X[sel], dev.labels[sel], sub, bar.update, classes, grid,
-                                       dev.subjects[sel] if folds.grouped else None, cfg.inner_k)
+            sub = Folds(
+                folds.fold_of[:, sel], folds.k, folds.seed, folds.splitter, folds.grouped, folds.kind, folds.test_size
+            )
+            out[name] = cross_validate(
+                estimator,
+                dev.X[sel],
+                dev.labels[sel],
+                sub,
+                bar.update,
+                classes,
+                grid,
+                dev.subjects[sel] if folds.grouped else None,
+                cfg.inner_k,
+            )
     return out
 
 
@@ -116,41 +138,72 @@ def _refit(estimator, grid, dev: FeatureSet, units: _Units, classes, grouped: bo
     out = {}
     for name, sel in units.dev.items():
         y = encode_labels(dev.labels[sel], classes)[1]
-        out[name] = fit_one(estimator, dev.X[sel], y, dev.subjects[sel] if grouped else None, grid, cfg.seed,
-                            cfg.inner_k)[0]
+        out[name] = fit_one(
+            estimator, dev.X[sel], y, dev.subjects[sel] if grouped else None, grid, cfg.seed, cfg.inner_k
+        )[0]
     return out
 
 
-def _result(cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, units: _Units, test_proba: dict,
-            dropped, extra) -> tuple[FitResult, tuple | None]:
+def _result(
+    cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, units: _Units, test_proba: dict, dropped, extra
+) -> tuple[FitResult, tuple | None]:
     """The typed result (and the fused test predictions of a ``vote``/``mean`` fit, for their CSV)."""
-    subjects = lambda f, sel: f.subjects[sel] if folds.grouped else None  # noqa: E731
-    evals = {q: evaluate(r.y, r.proba, r.folds.fold_of, classes, subjects(dev, units.dev[q]), cfg.positive,
-                         cfg.bootstrap, cfg.seed) for q, r in cvres.items()}
-    sequences, fused = None, None
-    if cfg.fuse in ("vote", "mean"):
-        scores = score_fused(dev, test, classes, {q: r.proba for q, r in cvres.items()}, evals, units.dev, units.test,
-                             test_proba, folds, cfg.fuse, cfg.positive, cfg.bootstrap, cfg.seed)
-        cv, test_metrics, sequences, fused = scores.cv, scores.test, scores.sequences, scores.test_subjects
-    else:
-        cv = replace(evals[fs.name], level="subject (concatenated sequences)" if cfg.fuse == "concat" else "image")
-        test_metrics = None
-        if len(test):
-            test_metrics = metrics_with_ci(encode_labels(test.labels, classes)[1], test_proba[fs.name], classes,
-                                           subjects(test, slice(None)), cfg.positive, cfg.bootstrap, cfg.seed)
+    cv, test_metrics, sequences, fused = _scores(cfg, fs, dev, test, folds, classes, cvres, units, test_proba)
     first = next(iter(cvres.values()))
     best = first.best_params if len(cvres) == 1 else {q: r.best_params for q, r in cvres.items()}
     cv = replace(cv, fold_seconds=tuple(s for r in cvres.values() for s in r.fold_seconds), best_params=best)
-    estimator, grid = build_head(cfg.head, cfg.seed, cfg.pca)
-    spec = get_head(cfg.head)
-    head = HeadInfo(cfg.head, spec.description, repr(estimator), cfg.pca,
-                    {"grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
-                     "inner_k": cfg.inner_k} if cfg.tune else None)
     result = FitResult(
-        type="fit", featx_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        store=str(Path(cfg.store).resolve()), feature_set=cfg.features, provenance=fs.provenance, versions=versions(),
-        head=head, protocol=protocol_of(folds, cfg, bool(len(test)), fuse=cfg.fuse), classes=tuple(classes),
-        n_features=int(dev.X.shape[1]), dropped_features=tuple(dropped), n_dev=len(dev), n_test=len(test), cv=cv,
-        test=test_metrics, folds=folds.to_dict(dev.ids), sequences=sequences, config=cfg.record(),
-        extra=dict(extra or {}))
+        type="fit",
+        featx_version=__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        store=str(Path(cfg.store).resolve()),
+        feature_set=cfg.features,
+        provenance=fs.provenance,
+        versions=versions(),
+        head=head_info(cfg),
+        protocol=protocol_of(folds, cfg, bool(len(test)), fuse=cfg.fuse),
+        classes=tuple(classes),
+        n_features=int(dev.X.shape[1]),
+        dropped_features=tuple(dropped),
+        n_dev=len(dev),
+        n_test=len(test),
+        cv=cv,
+        test=test_metrics,
+        folds=folds.to_dict(dev.ids),
+        sequences=sequences,
+        config=cfg.record(),
+        extra=dict(extra or {}),
+    )
     return result, fused
+
+
+def _scores(cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, units: _Units, test_proba: dict):
+    """(CV scores, test metrics, per-sequence scores, fused test predictions) of one fit."""
+    subjects = lambda f, sel: f.subjects[sel] if folds.grouped else None  # noqa: E731
+    scoring = (cfg.positive, cfg.bootstrap, cfg.seed)
+    evals = {
+        q: evaluate(r.y, r.proba, r.folds.fold_of, classes, subjects(dev, units.dev[q]), *scoring)
+        for q, r in cvres.items()
+    }
+    if cfg.fuse in MODEL_FUSIONS:
+        proba = {q: r.proba for q, r in cvres.items()}
+        f = score_fused(dev, test, classes, proba, evals, units.dev, units.test, test_proba, folds, cfg.fuse, *scoring)
+        return f.cv, f.test, f.sequences, f.test_subjects
+    cv = replace(evals[fs.name], level="subject (concatenated sequences)" if cfg.fuse == "concat" else "image")
+    test_metrics = None
+    if len(test):
+        y_test = encode_labels(test.labels, classes)[1]
+        test_metrics = metrics_with_ci(y_test, test_proba[fs.name], classes, subjects(test, slice(None)), *scoring)
+    return cv, test_metrics, None, None
+
+
+def head_info(cfg) -> HeadInfo:
+    """The record of the head a fit (or bench cell) of ``cfg`` uses, with its grid when tuned."""
+    estimator, grid = build_head(cfg.head, cfg.seed, cfg.pca)
+    tuned = None
+    if cfg.tune:
+        tuned = {
+            "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
+            "inner_k": cfg.inner_k,
+        }
+    return HeadInfo(cfg.head, get_head(cfg.head).description, repr(estimator), cfg.pca, tuned)

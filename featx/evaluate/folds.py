@@ -6,17 +6,16 @@ scored on exactly the same split. Whenever subjects are known the split is
 grouped by subject: no patient is ever on both sides, and every constructor
 checks it.
 """
+
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from featx.errors import FitError
-from featx.errors import short_list
+from featx.errors import FitError, short_list
 
 TRAIN_ONLY = -1  # fold_of value of a sample that is never tested (the training side of a fixed split)
 
@@ -75,21 +74,37 @@ class Folds:
 
     def to_dict(self, ids) -> dict:
         """JSON-able, keyed by sample id."""
-        return {"kind": self.kind, "k": self.k, "repeats": self.repeats, "seed": self.seed,
-                "splitter": self.splitter, "grouped": self.grouped, "test_size": self.test_size,
-                "fold_of": {str(i): [int(v) for v in self.fold_of[:, j]] for j, i in enumerate(ids)}}
+        return {
+            "kind": self.kind,
+            "k": self.k,
+            "repeats": self.repeats,
+            "seed": self.seed,
+            "splitter": self.splitter,
+            "grouped": self.grouped,
+            "test_size": self.test_size,
+            "fold_of": {str(i): [int(v) for v in self.fold_of[:, j]] for j, i in enumerate(ids)},
+        }
 
     @classmethod
-    def from_dict(cls, d: dict, ids, where: str = "the saved folds") -> "Folds":
+    def from_dict(cls, d: dict, ids, where: str = "the saved folds") -> Folds:
         """Folds of ``ids`` from :meth:`to_dict` output; every id must be in it."""
         table = d["fold_of"]
         missing = [str(i) for i in ids if str(i) not in table]
         if missing:
-            raise FitError(f"{len(missing)} sample(s) are not in {where} ({short_list(missing)}): those folds were "
-                           "made for another set of samples. Drop --folds, or use folds made on this store.")
+            raise FitError(
+                f"{len(missing)} sample(s) are not in {where} ({short_list(missing)}): those folds were "
+                "made for another set of samples. Drop --folds, or use folds made on this store."
+            )
         rows = np.array([np.atleast_1d(table[str(i)]) for i in ids], dtype=np.int64).T
-        return cls(rows, int(d["k"]), int(d["seed"]), d["splitter"], bool(d["grouped"]), d.get("kind", "cv"),
-                   d.get("test_size"))
+        return cls(
+            rows,
+            int(d["k"]),
+            int(d["seed"]),
+            d["splitter"],
+            bool(d["grouped"]),
+            d.get("kind", "cv"),
+            d.get("test_size"),
+        )
 
 
 def load_folds(path: str | Path, ids, subjects=None) -> Folds:
@@ -98,10 +113,14 @@ def load_folds(path: str | Path, ids, subjects=None) -> Folds:
     try:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise FitError(f"Cannot read folds from {path}: {exc}. Give the folds.json or results.json of a fit or bench run.") from None
+        raise FitError(
+            f"Cannot read folds from {path}: {exc}. Give the folds.json or results.json of a fit or bench run."
+        ) from None
     d = d.get("folds", d)
     if "fold_of" not in d:
-        raise FitError(f"{path} holds no folds (no 'fold_of'); give the folds.json or results.json of a fit or bench run.")
+        raise FitError(
+            f"{path} holds no folds (no 'fold_of'); give the folds.json or results.json of a fit or bench run."
+        )
     folds = Folds.from_dict(d, ids, where=str(path))
     if subjects is not None:
         check_no_subject_leak(folds, subjects)
@@ -111,8 +130,10 @@ def load_folds(path: str | Path, ids, subjects=None) -> Folds:
 def _check_classes(labels, k_needed: int, unit_counts: dict, what: str) -> None:
     if len(unit_counts) < 2:
         only = str(next(iter(unit_counts), "none"))
-        raise FitError(f"Only one class ({only!r}) among the labels: a classifier needs at least two. "
-                       "Check the manifest's 'label' column.")
+        raise FitError(
+            f"Only one class ({only!r}) among the labels: a classifier needs at least two. "
+            "Check the manifest's 'label' column."
+        )
     small = {str(c): int(n) for c, n in unit_counts.items() if n < k_needed}
     if small:
         raise FitError(f"{what} needs at least {k_needed} per class; too few for {small}. Use fewer folds or add data.")
@@ -192,8 +213,15 @@ def make_holdout(labels, subjects=None, test_size: float = 0.3, seed: int = 0, r
     for r, s in enumerate(_repeat_seeds(seed, repeats)):
         _, test_units = train_test_split(names, test_size=test_size, random_state=s, stratify=unit_label)
         fold_of[r, np.isin(units, test_units)] = 0
-    folds = Folds(fold_of, 1, seed, "train_test_split by subject" if subjects is not None else "train_test_split",
-                  subjects is not None, kind="fixed", test_size=test_size)
+    folds = Folds(
+        fold_of,
+        1,
+        seed,
+        "train_test_split by subject" if subjects is not None else "train_test_split",
+        subjects is not None,
+        kind="fixed",
+        test_size=test_size,
+    )
     if subjects is not None:
         check_no_subject_leak(folds, subjects)
     return folds
@@ -203,10 +231,18 @@ def manifest_split(splits, subjects=None) -> Folds:
     """The manifest's split column as folds: ``test`` rows are tested, ``train``/``val``/empty rows train."""
     splits = np.asarray(splits).astype(str)
     if not (splits == "test").any():
-        raise FitError("--split fixed without --test-size uses the manifest's 'split' column, but no row is 'test'. "
-                       "Mark the test rows, or draw them with --test-size 0.3.")
-    folds = Folds(np.where(splits == "test", 0, TRAIN_ONLY)[None, :], 1, 0, "manifest split column",
-                  subjects is not None, kind="fixed")
+        raise FitError(
+            "--split fixed without --test-size uses the manifest's 'split' column, but no row is 'test'. "
+            "Mark the test rows, or draw them with --test-size 0.3."
+        )
+    folds = Folds(
+        np.where(splits == "test", 0, TRAIN_ONLY)[None, :],
+        1,
+        0,
+        "manifest split column",
+        subjects is not None,
+        kind="fixed",
+    )
     if subjects is not None:
         check_no_subject_leak(folds, subjects)
     return folds

@@ -7,19 +7,19 @@
 - ``concat``: per subject, each sequence's mean feature vector, concatenated in
   sorted sequence order, so one model sees all sequences at once.
 """
+
 from __future__ import annotations
 
 import logging
 
 import numpy as np
 
-from featx.errors import FitError
+from featx.errors import FitError, short_list
 from featx.store.feature_set import FeatureSet
-from featx.errors import short_list
 
 log = logging.getLogger(__name__)
 
-FUSE_CHOICES = ("vote", "mean", "concat")
+MODEL_FUSIONS = ("vote", "mean")  # one model per sequence, fused per subject (``concat`` fuses features)
 MIXED = -1  # subject label code when a subject's samples carry different labels
 
 
@@ -65,7 +65,7 @@ def fuse(per_sequence: dict, how: str) -> tuple[np.ndarray, np.ndarray]:
         Every subject seen by any sequence; fused probabilities (vote: share of the
         sequences' votes, plus 1e-6 x the mean probability to break ties).
     """
-    if how not in ("vote", "mean"):
+    if how not in MODEL_FUSIONS:
         raise FitError(f"Unknown fusion {how!r}; choose vote or mean (or concat, which fuses features).")
     names = np.unique(np.concatenate([n for n, _ in per_sequence.values()]))
     n_classes = next(iter(per_sequence.values()))[1].shape[1]
@@ -91,14 +91,18 @@ def sequences_of(fs: FeatureSet) -> list[str]:
     """The sorted sequences of a feature set; a FitError when some rows have none."""
     if (fs.sequences == "").any():
         n = int((fs.sequences == "").sum())
-        raise FitError(f"--fuse needs a 'sequence' column (T1, T2, FLAIR ...) on every row; {n} row(s) of "
-                       f"{fs.name!r} have none. Add it to the manifest and re-run extract (rows are reused).")
+        raise FitError(
+            f"--fuse needs a 'sequence' column (T1, T2, FLAIR ...) on every row; {n} row(s) of "
+            f"{fs.name!r} have none. Add it to the manifest and re-run extract (rows are reused)."
+        )
     if (fs.subjects == "").any():
         raise FitError("--fuse combines a subject's sequences, so every row needs a 'subject'. Add the column.")
     names, y, _ = subject_level(fs.subjects, np.unique(fs.labels, return_inverse=True)[1], np.zeros((len(fs), 1)))
     if (y == MIXED).any():
-        raise FitError(f"--fuse predicts one label per subject, but subject(s) {short_list(names[y == MIXED].tolist())} "
-                       "have rows with different labels. Fix the manifest's 'label' column.")
+        raise FitError(
+            f"--fuse predicts one label per subject, but subject(s) {short_list(names[y == MIXED].tolist())} "
+            "have rows with different labels. Fix the manifest's 'label' column."
+        )
     seqs = sorted(set(fs.sequences.tolist()))
     if len(seqs) < 2:
         raise FitError(f"--fuse needs at least two sequences; {fs.name!r} has only {seqs}.")
@@ -118,8 +122,10 @@ def concat_by_subject(fs: FeatureSet, sequences: list[str]) -> FeatureSet:
         mine = fs.subjects == s
         lab, spl = set(fs.labels[mine].tolist()), set(fs.splits[mine].tolist())
         if len(lab) > 1 or len(spl) > 1:
-            raise FitError(f"Subject {s!r} has rows with labels {sorted(lab)} / splits {sorted(spl)}; --fuse concat "
-                           "needs one label and one split per subject.")
+            raise FitError(
+                f"Subject {s!r} has rows with labels {sorted(lab)} / splits {sorted(spl)}; --fuse concat "
+                "needs one label and one split per subject."
+            )
         parts = []
         for q in sequences:
             sel = mine & (fs.sequences == q)
@@ -134,17 +140,29 @@ def concat_by_subject(fs: FeatureSet, sequences: list[str]) -> FeatureSet:
         labels.append(lab.pop())
         splits.append(spl.pop())
     if missing:
-        log.warning("--fuse concat: %d subject(s) lack one of the sequences %s and are left out (%s)",
-                    len(missing), sequences, short_list(missing))
+        log.warning(
+            "--fuse concat: %d subject(s) lack one of the sequences %s and are left out (%s)",
+            len(missing),
+            sequences,
+            short_list(missing),
+        )
     if not kept:
         raise FitError(f"No subject has all of the sequences {sequences}; --fuse concat has nothing to fit.")
     names = None
     if fs.feature_names:
         names = [f"{q}:{n}" for q in sequences for n in fs.feature_names]
     ids = np.array(kept)
-    return FeatureSet(f"{fs.name}[concat {'+'.join(sequences)}]", np.vstack(rows).astype(fs.X.dtype), ids,
-                      np.array(labels), ids.copy(), np.array(splits), np.full(len(kept), "+".join(sequences)),
-                      fs.provenance, names)
+    return FeatureSet(
+        f"{fs.name}[concat {'+'.join(sequences)}]",
+        np.vstack(rows).astype(fs.X.dtype),
+        ids,
+        np.array(labels),
+        ids.copy(),
+        np.array(splits),
+        np.full(len(kept), "+".join(sequences)),
+        fs.provenance,
+        names,
+    )
 
 
 def fuse_repeats(units: dict, how: str, names: np.ndarray) -> np.ndarray:

@@ -6,10 +6,11 @@ returns a fresh estimator, a ``Pipeline`` with scaling where the model needs it
 adds an optional PCA step. ``tests/test_heads.py`` runs scikit-learn's
 ``parametrize_with_checks`` over every registered head.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from featx.config import Choice
 from featx.errors import ConfigError, FitError
@@ -91,8 +92,10 @@ def check_pca(pca: int | None, folds, n_features: int, inner_k: int | None = Non
     if inner_k:
         smallest -= -(-smallest // inner_k)  # the inner CV holds out one of inner_k parts
     if pca > min(smallest, n_features):
-        raise FitError(f"--pca {pca}: the smallest training set has {smallest} samples x {n_features} features, so "
-                       f"PCA can give at most {min(smallest, n_features)} components; choose a smaller --pca.")
+        raise FitError(
+            f"--pca {pca}: the smallest training set has {smallest} samples x {n_features} features, so "
+            f"PCA can give at most {min(smallest, n_features)} components; choose a smaller --pca."
+        )
 
 
 @register_head(
@@ -167,8 +170,17 @@ def _knn(seed: int = 0):
 def _mlp(seed: int = 0):
     from sklearn.neural_network import MLPClassifier
 
-    return Head(random_state=seed, clf=MLPClassifier(hidden_layer_sizes=(256,), alpha=1e-2, max_iter=500, early_stopping=True,
-                                 n_iter_no_change=20, random_state=seed))
+    return Head(
+        random_state=seed,
+        clf=MLPClassifier(
+            hidden_layer_sizes=(256,),
+            alpha=1e-2,
+            max_iter=500,
+            early_stopping=True,
+            n_iter_no_change=20,
+            random_state=seed,
+        ),
+    )
 
 
 @register_head(
@@ -180,5 +192,3 @@ def _lda(seed: int = 0):
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     return Head(random_state=seed, clf=LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
-
-

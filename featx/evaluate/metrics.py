@@ -3,6 +3,7 @@
 Everything scikit-learn/scipy already computes is taken from them; DeLong's
 variance (DeLong et al. 1988, fast form of Sun & Xu 2014) is written out here.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -78,11 +79,15 @@ def classification_metrics(y, proba, classes, positive: str | None = None) -> di
     out: dict = {
         "n": int(len(y)),
         "accuracy": float(np.trace(cm) / cm.sum()) if cm.sum() else float("nan"),
-        "balanced_accuracy": float(rec[support > 0].mean()) if support.any() else float("nan"),  # = balanced_accuracy_score
+        "balanced_accuracy": float(rec[support > 0].mean())
+        if support.any()
+        else float("nan"),  # = balanced_accuracy_score
         "confusion_matrix": cm.tolist(),
         "classes": list(classes),
-        "per_class": {c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
-                          "support": int(support[i])} for i, c in enumerate(classes)},
+        "per_class": {
+            c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, c in enumerate(classes)
+        },
     }
     if len(classes) == 2:
         pos = classes.index(positive) if positive is not None else 1
@@ -169,8 +174,12 @@ def corrected_ttest(diffs, n_train: float, n_test: float) -> dict:
     mean, var = float(d.mean()), float(d.var(ddof=1)) if j > 1 else 0.0
     se = np.sqrt((1.0 / j + n_test / n_train) * var)
     if se == 0:
-        return {"mean_diff": mean, "t": 0.0 if mean == 0 else float("inf") * np.sign(mean), "df": j - 1,
-                "p": 1.0 if mean == 0 else 0.0}
+        return {
+            "mean_diff": mean,
+            "t": 0.0 if mean == 0 else float("inf") * np.sign(mean),
+            "df": j - 1,
+            "p": 1.0 if mean == 0 else 0.0,
+        }
     t = mean / se
     return {"mean_diff": mean, "t": float(t), "df": j - 1, "p": float(2 * t_dist.sf(abs(t), j - 1))}
 
@@ -209,7 +218,9 @@ def _weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.n
         acc = (tp + tn) / W.sum(axis=1)
         tps = np.cumsum(P[:, ::-1], axis=1) / m[:, None]  # thresholds descending: the ROC's points
         fps = np.cumsum(N[:, ::-1], axis=1) / n[:, None]
-    curves = [np.interp(ROC_GRID, np.r_[0.0, f], np.r_[0.0, r]) for f, r, a, b in zip(fps, tps, m, n) if a > 0 and b > 0]
+    curves = [
+        np.interp(ROC_GRID, np.r_[0.0, f], np.r_[0.0, r]) for f, r, a, b in zip(fps, tps, m, n) if a > 0 and b > 0
+    ]
     return np.stack([auc, acc, bal, sens, spec, prec, f1], axis=1), curves
 
 
@@ -231,8 +242,9 @@ def roc_on_grid(y, proba, classes, positive: str | None = None) -> dict | None:
     return {"fpr": ROC_GRID.tolist(), "tpr": _roc_on_grid(t, np.asarray(proba)[:, pos]).tolist()}
 
 
-def bootstrap(y, proba, classes, groups=None, positive: str | None = None, n_boot: int = 1000, seed: int = 0,
-              level: float = 0.95) -> dict:
+def bootstrap(
+    y, proba, classes, groups=None, positive: str | None = None, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Percentile bootstrap CIs of the summary metrics, resampling whole subjects.
 
     Resampling subjects (not images) keeps a patient's slices together, as they were
@@ -291,6 +303,10 @@ def bootstrap(y, proba, classes, groups=None, positive: str | None = None, n_boo
     if binary and curves:
         t = y == pos
         c = np.array(curves)
-        out["roc"] = {"fpr": ROC_GRID.tolist(), "tpr": _roc_on_grid(t, proba[:, pos]).tolist(),
-                      "lo": np.percentile(c, lo_q, axis=0).tolist(), "hi": np.percentile(c, hi_q, axis=0).tolist()}
+        out["roc"] = {
+            "fpr": ROC_GRID.tolist(),
+            "tpr": _roc_on_grid(t, proba[:, pos]).tolist(),
+            "lo": np.percentile(c, lo_q, axis=0).tolist(),
+            "hi": np.percentile(c, hi_q, axis=0).tolist(),
+        }
     return out

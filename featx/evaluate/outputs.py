@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from featx.report.write import write_report
-from featx.results.io import write_results
 from featx.results.bench import BenchResult
+from featx.results.io import write_results
 from featx.results.runs import FitResult
 from featx.store.feature_set import FeatureSet
 
@@ -77,8 +77,18 @@ def _write_oof(path: Path, preds: Predictions, classes: list) -> None:
                 for j, i in enumerate(sel):
                     p = res.proba[r, j]
                     if not np.isnan(p[0]):
-                        w.writerow([dev.ids[i], dev.labels[i], dev.subjects[i], dev.sequences[i], r,
-                                    int(res.folds.fold_of[r, j]), classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
+                        w.writerow(
+                            [
+                                dev.ids[i],
+                                dev.labels[i],
+                                dev.subjects[i],
+                                dev.sequences[i],
+                                r,
+                                int(res.folds.fold_of[r, j]),
+                                classes[int(p.argmax())],
+                            ]
+                            + [f"{v:.6f}" for v in p]
+                        )
 
 
 def _write_test(path: Path, preds: Predictions, classes: list) -> None:
@@ -87,8 +97,10 @@ def _write_test(path: Path, preds: Predictions, classes: list) -> None:
         for name, m in preds.test_units.items():
             for j, i in enumerate(np.flatnonzero(m)):
                 p = preds.test_proba[name][j]
-                w.writerow([test.ids[i], test.labels[i], test.subjects[i], test.sequences[i],
-                            classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
+                w.writerow(
+                    [test.ids[i], test.labels[i], test.subjects[i], test.sequences[i], classes[int(p.argmax())]]
+                    + [f"{v:.6f}" for v in p]
+                )
 
 
 class _csv:
@@ -113,8 +125,12 @@ BENCH_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificit
 def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: dict) -> BenchResult:
     """results.json, folds.json, bench.csv (one row per cell, ranked), oof_predictions.csv and the report."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"results": out / "results.json", "folds": out / "folds.json", "table": out / "bench.csv",
-             "oof": out / "oof_predictions.csv"}
+    paths = {
+        "results": out / "results.json",
+        "folds": out / "folds.json",
+        "table": out / "bench.csv",
+        "oof": out / "oof_predictions.csv",
+    }
     paths["folds"].write_text(json.dumps(result.folds))
     _write_bench_table(paths["table"], result)
     _write_bench_oof(paths["oof"], result, dev, oof)
@@ -128,17 +144,40 @@ def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: di
 def _write_bench_table(path: Path, result: BenchResult) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["rank", "feature_set", "head", "kind", "n_features"] + [f"cv_{k}" for k in BENCH_KEYS]
-                   + ["cv_auc_delong_lo", "cv_auc_delong_hi", "cv_auc_boot_lo", "cv_auc_boot_hi", "fold_auc_mean",
-                      "fold_auc_sd", "test_auc", "test_accuracy", "seconds"])
+        w.writerow(
+            ["rank", "feature_set", "head", "kind", "n_features"]
+            + [f"cv_{k}" for k in BENCH_KEYS]
+            + [
+                "cv_auc_delong_lo",
+                "cv_auc_delong_hi",
+                "cv_auc_boot_lo",
+                "cv_auc_boot_hi",
+                "fold_auc_mean",
+                "fold_auc_sd",
+                "test_auc",
+                "test_accuracy",
+                "seconds",
+            ]
+        )
         for c in result.cells:
             p, fold = c.cv.pooled, c.cv.per_fold.get("auc")
             lo, hi = p.auc_ci or (None, None)
             blo, bhi = p.interval("auc") or (None, None)
-            w.writerow([c.rank, c.feature_set, c.head, c.kind, c.n_features] + [_r(p.value(k)) for k in BENCH_KEYS]
-                       + [_r(lo), _r(hi), _r(blo), _r(bhi), _r(fold.mean if fold else None),
-                          _r(fold.sd if fold else None), _r(c.test.auc if c.test else None),
-                          _r(c.test.accuracy if c.test else None), f"{c.seconds:.2f}"])
+            w.writerow(
+                [c.rank, c.feature_set, c.head, c.kind, c.n_features]
+                + [_r(p.value(k)) for k in BENCH_KEYS]
+                + [
+                    _r(lo),
+                    _r(hi),
+                    _r(blo),
+                    _r(bhi),
+                    _r(fold.mean if fold else None),
+                    _r(fold.sd if fold else None),
+                    _r(c.test.auc if c.test else None),
+                    _r(c.test.accuracy if c.test else None),
+                    f"{c.seconds:.2f}",
+                ]
+            )
 
 
 def _write_bench_oof(path: Path, result: BenchResult, dev: FeatureSet, oof: dict) -> None:
@@ -149,12 +188,15 @@ def _write_bench_oof(path: Path, result: BenchResult, dev: FeatureSet, oof: dict
     fold_of = np.array([result.folds["fold_of"][str(i)] for i in dev.ids]).T
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "label", "subject", "repeat", "fold"]
-                   + [f"{cell}:p_{classes[k]}" for cell in oof for k in shown])
+        w.writerow(
+            ["id", "label", "subject", "repeat", "fold"] + [f"{cell}:p_{classes[k]}" for cell in oof for k in shown]
+        )
         for r in range(fold_of.shape[0]):
             for i in np.flatnonzero(fold_of[r] >= 0):
-                w.writerow([dev.ids[i], dev.labels[i], dev.subjects[i], r, int(fold_of[r, i])]
-                           + [f"{p[r, i, k]:.6f}" for p in oof.values() for k in shown])
+                w.writerow(
+                    [dev.ids[i], dev.labels[i], dev.subjects[i], r, int(fold_of[r, i])]
+                    + [f"{p[r, i, k]:.6f}" for p in oof.values() for k in shown]
+                )
 
 
 def _r(v) -> str:

@@ -7,6 +7,7 @@ fitted estimators it holds a JSON ``meta`` entry: the classes, the feature set's
 provenance (backbone, weights and ONNX sha256, or the pyradiomics settings), the
 feature columns used, the fusion and the CV/test figures of the fit that made it.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,20 +18,26 @@ from pathlib import Path
 import numpy as np
 
 from featx import __version__
+from featx.errors import FeatxError, short_list
 from featx.evaluate.cv import proba_of
-from featx.errors import FeatxError
+from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, fuse_images, subject_level
 from featx.results.codec import to_json
 from featx.results.runs import FitResult
 from featx.store.feature_set import FeatureSet
-from featx.evaluate.fusion import concat_by_subject, fuse_images, subject_level
-from featx.errors import short_list
 
 MODEL_FORMAT = 1
 TRUSTED_PREFIXES = ("featx.", "sklearn.", "xgboost.", "numpy.", "scipy.", "builtins.", "collections.")
 
 
-def save_model(path: str | Path, models: dict, result: FitResult, fs: FeatureSet, sequences: list | None,
-               fuse_how: str | None, feature_names: list | None = None) -> Path:
+def save_model(
+    path: str | Path,
+    models: dict,
+    result: FitResult,
+    fs: FeatureSet,
+    sequences: list | None,
+    fuse_how: str | None,
+    feature_names: list | None = None,
+) -> Path:
     """Write ``models`` (unit name -> fitted estimator) and their metadata to ``path`` (``.skops``).
 
     ``feature_names``: the named columns the heads were fitted on, in order (before any
@@ -57,8 +64,13 @@ def save_model(path: str | Path, models: dict, result: FitResult, fs: FeatureSet
         "n_features": result.n_features,
         "fuse": fuse_how,
         "sequences": sequences,
-        "trained_on": {"store": result.store, "n": result.n_dev, "protocol": result.protocol.folds,
-                       "cv_auc": result.cv.pooled.auc, "test_auc": result.test.auc if result.test else None},
+        "trained_on": {
+            "store": result.store,
+            "n": result.n_dev,
+            "protocol": result.protocol.folds,
+            "cv_auc": result.cv.pooled.auc,
+            "test_auc": result.test.auc if result.test else None,
+        },
     }
     tmp = path.with_name(path.name + ".part")
     sio.dump({"meta_json": json.dumps(meta), "models": models}, tmp)
@@ -101,8 +113,10 @@ class FeatxModel:
             index = {n: i for i, n in enumerate(fs.feature_names)}
             missing = [n for n in trained if n not in index]
             if missing:
-                raise FeatxError(f"{fs.name!r} lacks {len(missing)} feature(s) the model {self.path} was fitted on "
-                                 f"({short_list(missing)}): these are not the features it was trained on.")
+                raise FeatxError(
+                    f"{fs.name!r} lacks {len(missing)} feature(s) the model {self.path} was fitted on "
+                    f"({short_list(missing)}): these are not the features it was trained on."
+                )
             keep = np.array([index[n] for n in trained], dtype=np.int64)
         else:
             names = [f"f{i:04d}" for i in range(fs.X.shape[1])]
@@ -110,10 +124,21 @@ class FeatxModel:
             keep = np.array([i for i, n in enumerate(names) if n not in dropped], dtype=np.int64)
         width = len(keep) * (len(self.meta["sequences"]) if self.meta["fuse"] == "concat" else 1)
         if width != self.meta["n_features"]:
-            raise FeatxError(f"{fs.name!r} gives {width} features where the model {self.path} expects "
-                             f"{self.meta['n_features']}: these are not the features it was trained on.")
-        return FeatureSet(fs.name, fs.X[:, keep], fs.ids, fs.labels, fs.subjects, fs.splits, fs.sequences,
-                          fs.provenance, list(trained) if trained and fs.feature_names else None)
+            raise FeatxError(
+                f"{fs.name!r} gives {width} features where the model {self.path} expects "
+                f"{self.meta['n_features']}: these are not the features it was trained on."
+            )
+        return FeatureSet(
+            fs.name,
+            fs.X[:, keep],
+            fs.ids,
+            fs.labels,
+            fs.subjects,
+            fs.splits,
+            fs.sequences,
+            fs.provenance,
+            list(trained) if trained and fs.feature_names else None,
+        )
 
     def predict(self, fs: FeatureSet) -> Prediction:
         """Class probabilities for the (finite) rows of ``fs``; rows with NaN/inf are the caller's to report."""
@@ -123,17 +148,25 @@ class FeatxModel:
             fs = concat_by_subject(fs, self.meta["sequences"])
             proba = proba_of(next(iter(self.models.values())), fs.X, len(self.classes))
             return Prediction("subject", fs.ids, proba, self.classes)
-        if how in ("vote", "mean"):
+        if how in MODEL_FUSIONS:
             unknown = sorted(set(fs.sequences.tolist()) - set(self.models))
             if unknown:
-                raise FeatxError(f"Sequence(s) {unknown} have no model in {self.path} (it has {sorted(self.models)}); "
-                                 "give the manifest's 'sequence' column the names used in training.")
+                raise FeatxError(
+                    f"Sequence(s) {unknown} have no model in {self.path} (it has {sorted(self.models)}); "
+                    "give the manifest's 'sequence' column the names used in training."
+                )
             proba = np.zeros((len(fs), len(self.classes)))
             for q, model in self.models.items():
                 sel = fs.sequences == q
                 proba[sel] = proba_of(model, fs.X[sel], len(self.classes))
-            names, fused = fuse_images({q: (fs.subjects[fs.sequences == q], proba[fs.sequences == q])
-                                        for q in self.models if (fs.sequences == q).any()}, how)
+            names, fused = fuse_images(
+                {
+                    q: (fs.subjects[fs.sequences == q], proba[fs.sequences == q])
+                    for q in self.models
+                    if (fs.sequences == q).any()
+                },
+                how,
+            )
             return Prediction("image", fs.ids, proba, self.classes, names, fused)
         proba = proba_of(next(iter(self.models.values())), fs.X, len(self.classes))
         pred = Prediction("image", fs.ids, proba, self.classes)
@@ -161,8 +194,10 @@ def load_model(path: str | Path) -> FeatxModel:
         raise FeatxError(f"{path} is not a featx model file ({type(exc).__name__}: {exc}).") from None
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:
-        raise FeatxError(f"{path} contains types featx does not load ({', '.join(refused)}); only scikit-learn, "
-                         "XGBoost, NumPy, SciPy and featx objects are trusted. Refit the model with 'featx fit --save'.")
+        raise FeatxError(
+            f"{path} contains types featx does not load ({', '.join(refused)}); only scikit-learn, "
+            "XGBoost, NumPy, SciPy and featx objects are trusted. Refit the model with 'featx fit --save'."
+        )
     try:
         obj = sio.load(path, trusted=untrusted)
         meta = json.loads(obj["meta_json"])
@@ -170,6 +205,8 @@ def load_model(path: str | Path) -> FeatxModel:
     except Exception as exc:
         raise FeatxError(f"{path} is not a readable featx model ({type(exc).__name__}: {exc}).") from None
     if meta.get("format") != MODEL_FORMAT:
-        raise FeatxError(f"{path}: model format {meta.get('format')} is not the one this featx reads ({MODEL_FORMAT}); "
-                         f"it was written by featx {meta.get('featx_version')}. Refit it with this version.")
+        raise FeatxError(
+            f"{path}: model format {meta.get('format')} is not the one this featx reads ({MODEL_FORMAT}); "
+            f"it was written by featx {meta.get('featx_version')}. Refit it with this version."
+        )
     return FeatxModel(meta, models, path)

@@ -9,7 +9,7 @@ import numpy as np
 from featx.evaluate.fusion import MIXED, fuse_images, fuse_repeats, subject_level
 from featx.evaluate.metrics import SUMMARY_KEYS, bootstrap, classification_metrics, roc_on_grid
 from featx.results.codec import from_json
-from featx.results.metrics import CVScores, FoldStat, Metrics, Roc
+from featx.results.metrics import CVScores, FoldStat, Metrics
 from featx.results.runs import SequenceScores
 from featx.store.feature_set import FeatureSet
 
@@ -19,8 +19,9 @@ def metrics_of(d: dict) -> Metrics:
     return from_json(Metrics, d)
 
 
-def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: int = 1000, seed: int = 0,
-             level: str = "image") -> CVScores:
+def evaluate(
+    y, proba, fold_of, classes, subjects=None, positive=None, n_boot: int = 1000, seed: int = 0, level: str = "image"
+) -> CVScores:
     """Score out-of-fold probabilities of one model.
 
     Parameters
@@ -46,11 +47,22 @@ def evaluate(y, proba, fold_of, classes, subjects=None, positive=None, n_boot: i
     pooled = metrics_with_ci(yt, mean, classes, subj, positive, n_boot, seed)
     per_repeat = None
     if len(proba) > 1:
-        per_repeat = tuple({k: classification_metrics(y[~np.isnan(p[:, 0])], p[~np.isnan(p[:, 0])], classes,
-                                                      positive).get(k) for k in ("auc", "accuracy")} for p in proba)
-    return CVScores(n_tested=int(tested.sum()), pooled=_without_roc(pooled), roc=pooled.roc,
-                    per_fold=per_fold(y, proba, fold_of, classes, positive), per_repeat=per_repeat,
-                    subject=_subject_level(subj, yt, mean, classes, positive, n_boot, seed), level=level)
+        per_repeat = tuple(
+            {
+                k: classification_metrics(y[~np.isnan(p[:, 0])], p[~np.isnan(p[:, 0])], classes, positive).get(k)
+                for k in ("auc", "accuracy")
+            }
+            for p in proba
+        )
+    return CVScores(
+        n_tested=int(tested.sum()),
+        pooled=_without_roc(pooled),
+        roc=pooled.roc,
+        per_fold=per_fold(y, proba, fold_of, classes, positive),
+        per_repeat=per_repeat,
+        subject=_subject_level(subj, yt, mean, classes, positive, n_boot, seed),
+        level=level,
+    )
 
 
 def _without_roc(m: Metrics) -> Metrics:
@@ -99,8 +111,11 @@ def per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> di
         vals = np.array([r.get(key, np.nan) for r in rows], dtype=float)
         if len(vals) and key in rows[0]:
             finite = vals[~np.isnan(vals)]
-            out[key] = FoldStat(float(finite.mean()) if len(finite) else float("nan"),
-                                float(finite.std(ddof=1)) if len(finite) > 1 else 0.0, tuple(vals.tolist()))
+            out[key] = FoldStat(
+                float(finite.mean()) if len(finite) else float("nan"),
+                float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
+                tuple(vals.tolist()),
+            )
     return out
 
 
@@ -114,9 +129,21 @@ class FusedScores:
     test_subjects: tuple | None = None  # (subject names, fused probabilities) of the test split
 
 
-def score_fused(dev: FeatureSet, test: FeatureSet, classes: list, proba: dict, evals: dict, units: dict,
-                test_units: dict, test_proba: dict, folds, how: str, positive=None, n_boot: int = 1000,
-                seed: int = 0) -> FusedScores:
+def score_fused(
+    dev: FeatureSet,
+    test: FeatureSet,
+    classes: list,
+    proba: dict,
+    evals: dict,
+    units: dict,
+    test_units: dict,
+    test_proba: dict,
+    folds,
+    how: str,
+    positive=None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> FusedScores:
     """Score one model per sequence fused per subject: CV and test at subject level, and each sequence's own.
 
     ``proba``: sequence -> out-of-fold probabilities (R, n_q, C) of the rows ``units[sequence]`` of ``dev``;
@@ -126,8 +153,17 @@ def score_fused(dev: FeatureSet, test: FeatureSet, classes: list, proba: dict, e
     names, ys, _ = subject_level(dev.subjects, code(dev.labels), np.zeros((len(dev), 1)))
     fused = fuse_repeats({q: (dev.subjects[units[q]], p) for q, p in proba.items()}, how, names)
     fold_s = folds.fold_of[:, np.unique(dev.subjects, return_index=True)[1]]  # a subject's fold: its rows' fold
-    cv = evaluate(ys, fused, fold_s, classes, None, positive, n_boot, seed,
-                  level=f"subject ({how} of {len(units)} sequence models)")
+    cv = evaluate(
+        ys,
+        fused,
+        fold_s,
+        classes,
+        None,
+        positive,
+        n_boot,
+        seed,
+        level=f"subject ({how} of {len(units)} sequence models)",
+    )
     sequences = {}
     for q, e in evals.items():
         m = test_units.get(q)
@@ -139,6 +175,7 @@ def score_fused(dev: FeatureSet, test: FeatureSet, classes: list, proba: dict, e
         return FusedScores(cv, sequences)
     tn, tp = fuse_images({q: (test.subjects[m], test_proba[q]) for q, m in test_units.items()}, how)
     _, ty, _ = subject_level(test.subjects, code(test.labels), np.zeros((len(test), 1)))
-    test_metrics = metrics_with_ci(ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None, positive,
-                                   n_boot, seed)
+    test_metrics = metrics_with_ci(
+        ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None, positive, n_boot, seed
+    )
     return FusedScores(cv, sequences, test_metrics, (tn, tp))

@@ -8,7 +8,6 @@ stratified K-fold CV (x repeats; grouped by subject when subjects are known) run
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -27,8 +26,13 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
         fs = st.load(features)
     fs, dropped = fs.without_nonfinite_columns()
     if dropped:
-        log.warning("%s: left out %d feature(s) that are NaN/inf in some rows (%s); 'featx store export' shows "
-                    "them, each row's note says why", features, len(dropped), short_list(dropped))
+        log.warning(
+            "%s: left out %d feature(s) that are NaN/inf in some rows (%s); 'featx store export' shows "
+            "them, each row's note says why",
+            features,
+            len(dropped),
+            short_list(dropped),
+        )
     if fs.X.shape[1] == 0:
         raise FitError(f"Every feature of {features!r} is NaN/inf in some row; nothing to fit. Check the rows' notes.")
     labelled = fs.labels != ""
@@ -39,11 +43,15 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
         raise FitError(f"No labelled samples in feature set {features!r}. Give the manifest a 'label' column.")
     tuned = fs.provenance.get("finetune")
     if tuned:
-        log.warning("%s comes from a backbone fine-tuned on %s labelled samples (%s; run %s): scores on samples it was "
-                    "trained on are optimistic. Score these features on rows the fine-tuning never saw (its held-out "
-                    "test rows), and compare fine-tuning itself with 'featx bench --finetuned RUN'.", features,
-                    (tuned.get("trained_on") or {}).get("n", "?"), (tuned.get("trained_on") or {}).get("what", "?"),
-                    tuned.get("run"))
+        log.warning(
+            "%s comes from a backbone fine-tuned on %s labelled samples (%s; run %s): scores on samples it was "
+            "trained on are optimistic. Score these features on rows the fine-tuning never saw (its held-out "
+            "test rows), and compare fine-tuning itself with 'featx bench --finetuned RUN'.",
+            features,
+            (tuned.get("trained_on") or {}).get("n", "?"),
+            (tuned.get("trained_on") or {}).get("what", "?"),
+            tuned.get("run"),
+        )
     return fs, dropped
 
 
@@ -59,13 +67,17 @@ def plan_split(fs: FeatureSet, s: SplitSettings) -> tuple[FeatureSet, FeatureSet
     if not has_subjects:
         log.warning("no subject ids: each sample is its own group, so slices of one patient may leak across folds")
     elif split_by == "image":
-        log.warning("--split-by image: folds ignore the subjects, so one patient's slices sit on both sides of a "
-                    "split and every metric is optimistic (a slice-level leak, kept only for comparison)")
+        log.warning(
+            "--split-by image: folds ignore the subjects, so one patient's slices sit on both sides of a "
+            "split and every metric is optimistic (a slice-level leak, kept only for comparison)"
+        )
     if split == "fixed":
         dev, test = fs, fs.subset(np.zeros(len(fs), bool))
         if test_size is not None and (fs.splits == "test").any():
-            raise FitError("The manifest already marks 'test' rows; --test-size would draw another test set. Drop "
-                           "--test-size to use the manifest's split, or clear its 'split' column.")
+            raise FitError(
+                "The manifest already marks 'test' rows; --test-size would draw another test set. Drop "
+                "--test-size to use the manifest's split, or clear its 'split' column."
+            )
     else:
         is_test = fs.splits == "test"
         dev, test = fs.subset(~is_test), fs.subset(is_test)
@@ -73,16 +85,22 @@ def plan_split(fs: FeatureSet, s: SplitSettings) -> tuple[FeatureSet, FeatureSet
             raise FitError("Every sample is in the 'test' split: nothing to cross-validate on. Mark some as train/val.")
         both = sorted(set(dev.subjects.tolist()) & set(test.subjects.tolist())) if has_subjects else []
         if both:
-            raise FitError(f"Subject {both[0]!r}" + (f" (and {len(both) - 1} more)" if len(both) > 1 else "")
-                           + " has rows in the 'test' split and outside it: refusing a split that puts one patient "
-                           "on both sides (its slices would leak into the test side and inflate every metric). "
-                           "Give all of a subject's rows the same split.")
+            raise FitError(
+                f"Subject {both[0]!r}"
+                + (f" (and {len(both) - 1} more)" if len(both) > 1 else "")
+                + " has rows in the 'test' split and outside it: refusing a split that puts one patient "
+                "on both sides (its slices would leak into the test side and inflate every metric). "
+                "Give all of a subject's rows the same split."
+            )
     subjects = dev.subjects if has_subjects and split_by == "subject" else None
     if s.folds is not None:
         folds = load_folds(s.folds, dev.ids, subjects)
     elif split == "fixed":
-        folds = (make_holdout(dev.labels, subjects, test_size, s.seed, s.repeats) if test_size is not None
-                 else manifest_split(dev.splits, subjects))
+        folds = (
+            make_holdout(dev.labels, subjects, test_size, s.seed, s.repeats)
+            if test_size is not None
+            else manifest_split(dev.splits, subjects)
+        )
     else:
         folds = make_folds(dev.labels, subjects, k=s.cv, seed=s.seed, repeats=s.repeats)
     return dev, test, folds

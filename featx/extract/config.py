@@ -7,8 +7,8 @@ from pathlib import Path
 
 from featx.backbones.runtime import PRECISIONS, PROVIDERS, RUNTIMES
 from featx.config import Choice, Config, setting
-from featx.extract.pipeline import DEFAULT_LOOKAHEAD
 from featx.errors import ConfigError, FeatxError
+from featx.extract.pipeline import DEFAULT_LOOKAHEAD
 from featx.failures import DEFAULT_MAX_FAILURES, check_max_failures
 from featx.images.intensity import check_policy
 from featx.images.preprocess import INTERPOLATIONS
@@ -26,49 +26,84 @@ class ExtractConfig(Config):
     """
 
     section = "extract"
-    manifest: Path | None = setting(None, "Manifest CSV (columns path,label[,subject,split,id]) or a folder of class sub-folders.")
-    backbone: str | None = setting(None, "Backbone: a registered name (see 'featx backbones'), onnx:PATH, or ARCH.ft-RUN.",
-                                   identity=True)
+    manifest: Path | None = setting(
+        None, "Manifest CSV (columns path,label[,subject,split,id]) or a folder of class sub-folders."
+    )
+    backbone: str | None = setting(
+        None, "Backbone: a registered name (see 'featx backbones'), onnx:PATH, or ARCH.ft-RUN.", identity=True
+    )
     store: Path | None = setting(None, "HDF5 feature store (created if missing).")
-    weights: str = setting("imagenet", "'imagenet' (the standard cache, e.g. $TORCH_HOME), 'random' (tests only), or a weights file.",
-                           identity=True)
+    weights: str = setting(
+        "imagenet",
+        "'imagenet' (the standard cache, e.g. $TORCH_HOME), 'random' (tests only), or a weights file.",
+        identity=True,
+    )
     name: str | None = setting(None, "Feature-set name in the store (default: the backbone name).")
     batch_size: int = setting(32, "Images per inference batch.", minimum=1)
     workers: int | None = setting(None, "Image decoding workers (default: CPU count, max 8).", minimum=1)
     decode: str = setting("thread", "Decoding workers: thread (measured faster) or process.", choice=DECODE)
-    provider: str = setting("auto", "ONNX Runtime provider: auto (TensorRT, CUDA, CPU: the first that works), cpu, cuda, tensorrt.",
-                            choice=PROVIDERS)
-    runtime: str = setting("auto", "auto (ONNX Runtime; torch on a GPU whose ONNX Runtime lacks GPU providers), onnx or torch.",
-                           choice=RUNTIMES)
-    precision: str = setting("fp32", "fp32, fp16 (TensorRT, or torch on a GPU) or bf16 (torch).", choice=PRECISIONS,
-                             identity=True)
+    provider: str = setting(
+        "auto",
+        "ONNX Runtime provider: auto (TensorRT, CUDA, CPU: the first that works), cpu, cuda, tensorrt.",
+        choice=PROVIDERS,
+    )
+    runtime: str = setting(
+        "auto",
+        "auto (ONNX Runtime; torch on a GPU whose ONNX Runtime lacks GPU providers), onnx or torch.",
+        choice=RUNTIMES,
+    )
+    precision: str = setting(
+        "fp32", "fp32, fp16 (TensorRT, or torch on a GPU) or bf16 (torch).", choice=PRECISIONS, identity=True
+    )
     compile: bool = setting(False, "torch.compile the model (torch runtime; large GPU jobs).")
     models_dir: Path = setting(Path("models_onnx"), "Folder of cached ONNX exports.")
     overwrite: bool = setting(False, "Recompute all rows (and replace a feature set made with other settings).")
-    max_failures: str = setting(DEFAULT_MAX_FAILURES, "Abort after more than N (or P%) unreadable images.",
-                                check=check_max_failures)
-    window: str = setting("auto", "Intensity window for volumes/DICOM: auto, file, brain, lung, abdomen, bone, "
-                          "percentile[:LO:HI], minmax.", check=check_policy, identity=True)
-    layer: str | None = setting(None, "Where to cut the backbone (see 'featx backbones'): e.g. pool5 for VGG, or "
-                                "layer2+layer3+layer4 for pooled multi-layer features.", identity=True)
-    tta: str = setting("none", "Test-time augmentation: none, or hflip (mean of the image's and its mirror's features).",
-                       choice=TTA, identity=True)
-    interpolation: str | None = setting(None, "Resize filter instead of the weights' own: bilinear or bicubic.",
-                                        choice=INTERPOLATIONS, identity=True)
-    resize_to_input: bool = setting(False, "Resize the short side straight to the input size (e.g. 299) instead of "
-                                    "the weights' resize + centre crop.", identity=True)
-    ray: str | None = setting(None, "Run on a Ray cluster: auto (the running cluster, or $RAY_ADDRESS), local (start one "
-                              "here) or ray://head:10001. Needs featx[ray].")
+    max_failures: str = setting(
+        DEFAULT_MAX_FAILURES, "Abort after more than N (or P%) unreadable images.", check=check_max_failures
+    )
+    window: str = setting(
+        "auto",
+        "Intensity window for volumes/DICOM: auto, file, brain, lung, abdomen, bone, percentile[:LO:HI], minmax.",
+        check=check_policy,
+        identity=True,
+    )
+    layer: str | None = setting(
+        None,
+        "Where to cut the backbone (see 'featx backbones'): e.g. pool5 for VGG, or "
+        "layer2+layer3+layer4 for pooled multi-layer features.",
+        identity=True,
+    )
+    tta: str = setting(
+        "none",
+        "Test-time augmentation: none, or hflip (mean of the image's and its mirror's features).",
+        choice=TTA,
+        identity=True,
+    )
+    interpolation: str | None = setting(
+        None, "Resize filter instead of the weights' own: bilinear or bicubic.", choice=INTERPOLATIONS, identity=True
+    )
+    resize_to_input: bool = setting(
+        False,
+        "Resize the short side straight to the input size (e.g. 299) instead of the weights' resize + centre crop.",
+        identity=True,
+    )
+    ray: str | None = setting(
+        None,
+        "Run on a Ray cluster: auto (the running cluster, or $RAY_ADDRESS), local (start one "
+        "here) or ray://head:10001. Needs featx[ray].",
+    )
     lookahead: int = setting(DEFAULT_LOOKAHEAD, "Batches decoded ahead of the model (bounds memory).", minimum=1)
 
     def validate(self) -> None:
         if self.ray is not None and self.runtime == "torch":
-            raise ConfigError("runs the backbone on ONNX Runtime in Ray actors; use runtime onnx (or auto) with it.", "ray")
+            raise ConfigError(
+                "runs the backbone on ONNX Runtime in Ray actors; use runtime onnx (or auto) with it.", "ray"
+            )
         if self.precision == "bf16" and self.runtime == "onnx":
             raise ConfigError("bf16 runs on the torch runtime only; choose runtime torch.", "precision")
 
     @classmethod
-    def from_provenance(cls, prov: dict, **overrides) -> "ExtractConfig":
+    def from_provenance(cls, prov: dict, **overrides) -> ExtractConfig:
         """The config that made a feature set (its provenance's ``config``; ``args`` for sets made before configs
         were recorded), with only the settings that change the numbers, plus ``overrides``.
 
@@ -78,12 +113,14 @@ class ExtractConfig(Config):
             When the provenance records neither (made by a featx too old to repeat).
         """
         if prov.get("config"):
-            values = (prov["config"].get("values") or {})
+            values = prov["config"].get("values") or {}
         elif prov.get("args"):
             values = prov["args"]
         else:
-            raise FeatxError(f"the feature set's provenance does not record how it was extracted (made by featx "
-                             f"{prov.get('featx_version')}); re-extract and refit with this featx version.")
+            raise FeatxError(
+                f"the feature set's provenance does not record how it was extracted (made by featx "
+                f"{prov.get('featx_version')}); re-extract and refit with this featx version."
+            )
         identity = {k: values.get(k) for k in cls.identity_fields()}
         return cls.resolve(("argument", overrides), ("provenance", identity))
 

@@ -12,6 +12,7 @@ preprocessing are exactly those of ``featx extract``, so the features equal the
 store's. ``fit`` learns nothing from the data: it loads the weights and exports
 (or reuses) the ONNX model; the runtime session is rebuilt after unpickling.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,8 +52,16 @@ class FeatxEmbedder(TransformerMixin, BaseEstimator):
         Cache folder of ONNX exports.
     """
 
-    def __init__(self, backbone: str = "resnet18", weights: str = "imagenet", layer: str | None = None,
-                 window: str = "auto", provider: str = "auto", batch_size: int = 32, models_dir: str = "models_onnx"):
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        weights: str = "imagenet",
+        layer: str | None = None,
+        window: str = "auto",
+        provider: str = "auto",
+        batch_size: int = 32,
+        models_dir: str = "models_onnx",
+    ):
         self.backbone = backbone
         self.weights = weights
         self.layer = layer
@@ -90,9 +99,9 @@ class FeatxEmbedder(TransformerMixin, BaseEstimator):
         items = list(X)
         out = np.empty((len(items), self.n_features_out_), np.float32)
         for start in range(0, len(items), self.batch_size):
-            chunk = items[start:start + self.batch_size]
+            chunk = items[start : start + self.batch_size]
             batch = np.stack([pre(self._image(x, reader, start + i)) for i, x in enumerate(chunk)])
-            out[start:start + len(chunk)] = self._runtime().run(batch)
+            out[start : start + len(chunk)] = self._runtime().run(batch)
         return out
 
     @staticmethod
@@ -101,10 +110,12 @@ class FeatxEmbedder(TransformerMixin, BaseEstimator):
             return x if x.mode in ("RGB", "L") else x.convert("RGB")
         if isinstance(x, np.ndarray):
             if x.dtype != np.uint8 or x.ndim not in (2, 3):
-                raise FeatxError(f"input {i}: arrays must be uint8 (H, W) or (H, W, 3), got {x.dtype} {x.shape}; "
-                                 "window other data to 0-255 first, or pass the file path.")
+                raise FeatxError(
+                    f"input {i}: arrays must be uint8 (H, W) or (H, W, 3), got {x.dtype} {x.shape}; "
+                    "window other data to 0-255 first, or pass the file path."
+                )
             return Image.fromarray(x)
-        path, slice_ = (x if isinstance(x, tuple) else (x, None))
+        path, slice_ = x if isinstance(x, tuple) else (x, None)
         path = Path(path)
         if not path.exists():
             raise FeatxError(f"input {i}: {path} does not exist.")

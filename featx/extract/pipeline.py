@@ -11,6 +11,7 @@
 Every batch carries its row indices and sample ids; a failing sample is recorded
 with its reason and the run goes on, up to a limit.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,8 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -9,6 +9,7 @@ a single-machine run's.
 The workers must see the image paths and the featx/torch/onnxruntime versions this
 process has (a shared file system and the same environment; see the README).
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,8 @@ import time
 
 import numpy as np
 
-from featx.errors import FeatxError
 from featx.backbones.runtime import OrtRuntime
+from featx.errors import FeatxError
 from featx.extract.tta import with_tta
 from featx.failures import RunStats, aborted, failure_reason
 from featx.progress import progress_bar
@@ -40,8 +41,9 @@ class OrtFactory:
         with os.fdopen(fd, "wb") as f:
             f.write(self.onnx_bytes)
         try:
-            return OrtRuntime(path, provider=self.requested, precision=self.precision, threads=threads,
-                              cache_dir=self.cache_dir)
+            return OrtRuntime(
+                path, provider=self.requested, precision=self.precision, threads=threads, cache_dir=self.cache_dir
+            )
         finally:
             os.unlink(path)  # the session holds the model in memory
 
@@ -59,8 +61,13 @@ def _decode(batch: dict, loader) -> dict:
             xs.append(None), shas.append(""), errors.append(failure_reason(exc, s))
     shape = shape or (3, 1, 1)
     x = np.stack([v if v is not None else np.zeros(shape, np.float32) for v in xs])
-    return {"row": batch["row"], "sample_id": batch["sample_id"], "x": x,
-            "sha256": np.array(shas, dtype=object), "error": np.array(errors, dtype=object)}
+    return {
+        "row": batch["row"],
+        "sample_id": batch["sample_id"],
+        "x": x,
+        "sha256": np.array(shas, dtype=object),
+        "error": np.array(errors, dtype=object),
+    }
 
 
 class _Backbone:
@@ -75,27 +82,43 @@ class _Backbone:
         out = np.zeros((len(ok), self.dim), np.float32)  # failed rows: zeros, never written (error is set)
         if ok.any():
             out[ok] = self.compute(batch["x"][ok])
-        return {"row": batch["row"], "sample_id": batch["sample_id"], "sha256": batch["sha256"],
-                "error": batch["error"], "features": out}
+        return {
+            "row": batch["row"],
+            "sample_id": batch["sample_id"],
+            "sha256": batch["sha256"],
+            "error": batch["error"],
+            "features": out,
+        }
 
 
 def _init(address: str):
     try:
         import ray
     except ImportError:
-        raise FeatxError("--ray needs Ray: pip install 'featx[ray]' (on this machine and every cluster node).") from None
+        raise FeatxError(
+            "--ray needs Ray: pip install 'featx[ray]' (on this machine and every cluster node)."
+        ) from None
     if not ray.is_initialized():
         target = None if address in ("", "local") else address
         try:
-            ray.init(address=target, include_dashboard=False, logging_level=logging.WARNING,
-                     log_to_driver=False, ignore_reinit_error=True)
+            ray.init(
+                address=target,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise FeatxError(f"--ray {address}: cannot reach the Ray cluster ({exc}). Start it with 'ray start "
-                             "--head' and pass its address, or use --ray local.") from None
+            raise FeatxError(
+                f"--ray {address}: cannot reach the Ray cluster ({exc}). Start it with 'ray start "
+                "--head' and pass its address, or use --ray local."
+            ) from None
     return ray
 
 
-def run_on_ray(address, todo, loader, factory, sink, *, dim, batch_size, limit, label, progress, tta, where) -> RunStats:
+def run_on_ray(
+    address, todo, loader, factory, sink, *, dim, batch_size, limit, label, progress, tta, where
+) -> RunStats:
     """Run ``todo`` on Ray; ``sink`` gets the same (ok, X, failed) batches as :func:`featx.extract.pipeline.run_pipeline`."""
     ray = _init(address)
     res = ray.cluster_resources()
@@ -109,10 +132,15 @@ def run_on_ray(address, todo, loader, factory, sink, *, dim, batch_size, limit, 
     log.info("Ray: %d CPU, %d GPU; %d backbone actor(s) %s", cpus, gpus, actors, actor_res)
     items = [{"row": int(r), "sample_id": s.sample_id, "sample": pickle.dumps(s)} for r, s in todo]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // batch_size, 4 * cpus)))
-    ds = ds.map_batches(_decode, fn_kwargs={"loader": loader}, batch_size=batch_size, batch_format="numpy",
-                        num_cpus=1)
-    ds = ds.map_batches(_Backbone, fn_constructor_args=(factory, threads, tta, dim), batch_size=batch_size,
-                        batch_format="numpy", concurrency=actors, **actor_res)
+    ds = ds.map_batches(_decode, fn_kwargs={"loader": loader}, batch_size=batch_size, batch_format="numpy", num_cpus=1)
+    ds = ds.map_batches(
+        _Backbone,
+        fn_constructor_args=(factory, threads, tta, dim),
+        batch_size=batch_size,
+        batch_format="numpy",
+        concurrency=actors,
+        **actor_res,
+    )
     stats = RunStats()
     t0 = time.perf_counter()
     with progress_bar(label, total=len(todo), enabled=progress) as bar:

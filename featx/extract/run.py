@@ -143,8 +143,9 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
     spec = backbone.spec
     interpolation, interpolation_from = cfg.effective("interpolation", spec.interpolation)
     if cfg.interpolation is not None or cfg.resize_to_input:  # preprocessing only: the network is unchanged
-        spec = replace(spec, interpolation=interpolation,
-                       resize_size=spec.crop_size if cfg.resize_to_input else spec.resize_size)
+        spec = replace(
+            spec, interpolation=interpolation, resize_size=spec.crop_size if cfg.resize_to_input else spec.resize_size
+        )
     layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
     plain = cfg.weights == "imagenet" and backbone.source == "registry"
     name = cfg.name or (spec.arch + layer_suffix if plain else spec.name)
@@ -171,28 +172,45 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if backbone.finetune is not None:  # fit/bench warn when these features are cross-validated on their training rows
-        provenance["finetune"] = {k: backbone.finetune.get(k) for k in ("run", "trained_on", "base_weights", "freeze",
-                                                                        "classes")}
+        provenance["finetune"] = {
+            k: backbone.finetune.get(k) for k in ("run", "trained_on", "base_weights", "freeze", "classes")
+        }
     # fp16/bf16 change the numbers slightly: such features never mix with fp32 rows under one name
-    identity = hashlib.sha256((spec.to_json() + "|window=" + cfg.window
-                               + ("" if cfg.precision == "fp32" else f"|precision={cfg.precision}")).encode()).hexdigest()
+    identity = hashlib.sha256(
+        (
+            spec.to_json()
+            + "|window="
+            + cfg.window
+            + ("" if cfg.precision == "fp32" else f"|precision={cfg.precision}")
+        ).encode()
+    ).hexdigest()
     if cfg.tta != "none":
         provenance["tta"] = HFLIP_PROVENANCE
         identity = hashlib.sha256(f"{identity}|tta={cfg.tta}".encode()).hexdigest()
     return FeatureSetPlan(name, spec, identity, provenance)
 
 
-def _extract_rows(manifest: Manifest, cfg: ExtractConfig, plan: FeatureSetPlan, runner: _Runner, limit: int,
-                  progress: bool) -> ExtractSummary:
+def _extract_rows(
+    manifest: Manifest, cfg: ExtractConfig, plan: FeatureSetPlan, runner: _Runner, limit: int, progress: bool
+) -> ExtractSummary:
     """Register the samples and the feature set, then compute the rows still to do through the journal."""
     spec = plan.spec
     loader = SampleLoader(SampleReader(cfg.window, keep_grey=True), Preprocessor.from_spec(spec))
     with store_writer(cfg.store) as w:
-        todo, removed = w.register(manifest, plan.name, spec.feature_dim, plan.provenance, plan.identity, "cnn",
-                                   cfg.overwrite)
-        summary = ExtractSummary(plan.name, Path(cfg.store), spec.name, runner.provider,
-                                 runner.exported.onnx_path if runner.exported else None, n_samples=len(manifest),
-                                 n_already=len(manifest) - len(todo), n_extracted=0, n_removed=removed)
+        todo, removed = w.register(
+            manifest, plan.name, spec.feature_dim, plan.provenance, plan.identity, "cnn", cfg.overwrite
+        )
+        summary = ExtractSummary(
+            plan.name,
+            Path(cfg.store),
+            spec.name,
+            runner.provider,
+            runner.exported.onnx_path if runner.exported else None,
+            n_samples=len(manifest),
+            n_already=len(manifest) - len(todo),
+            n_extracted=0,
+            n_removed=removed,
+        )
         if not todo:
             return summary
         journal = w.start_journal(plan.name, plan.identity, spec.feature_dim)
@@ -200,13 +218,35 @@ def _extract_rows(manifest: Manifest, cfg: ExtractConfig, plan: FeatureSetPlan, 
         label, where = f"extract {plan.name}", str(cfg.store)
         try:
             if cfg.ray is not None:
-                stats = run_on_ray(cfg.ray, todo, loader, runner.run, journal.append, dim=spec.feature_dim,
-                                   batch_size=cfg.batch_size, limit=limit, label=f"{label} (ray)", progress=progress,
-                                   tta=cfg.tta, where=where)
+                stats = run_on_ray(
+                    cfg.ray,
+                    todo,
+                    loader,
+                    runner.run,
+                    journal.append,
+                    dim=spec.feature_dim,
+                    batch_size=cfg.batch_size,
+                    limit=limit,
+                    label=f"{label} (ray)",
+                    progress=progress,
+                    tta=cfg.tta,
+                    where=where,
+                )
             else:
-                stats = run_pipeline(todo, loader, with_tta(runner.run, cfg.tta), journal.append,
-                                     batch_size=cfg.batch_size, limit=limit, label=label, workers=cfg.workers,
-                                     mode=cfg.decode, lookahead=cfg.lookahead, progress=progress, where=where)
+                stats = run_pipeline(
+                    todo,
+                    loader,
+                    with_tta(runner.run, cfg.tta),
+                    journal.append,
+                    batch_size=cfg.batch_size,
+                    limit=limit,
+                    label=label,
+                    workers=cfg.workers,
+                    mode=cfg.decode,
+                    lookahead=cfg.lookahead,
+                    progress=progress,
+                    where=where,
+                )
             summary.failures = stats.failures
             summary.compute_s, summary.wait_s = stats.compute_s, stats.wait_s
         finally:

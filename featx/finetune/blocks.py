@@ -20,6 +20,7 @@ mobilenet_v3_large            ``features`` 0-1 (112 px), 2-3 (56), 4-6 (28), 7-1
 
 ``--freeze all`` freezes every block: only the new head trains (the linear probe).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,36 +46,76 @@ def _seq(prefix: str, groups) -> tuple:
     return tuple((name, tuple(f"{prefix}{i}." for i in idx)) for name, idx in groups)
 
 
-_RESNET = BlockMap((("stem", ("conv1.", "bn1.")), ("layer1", ("layer1.",)), ("layer2", ("layer2.",)),
-                    ("layer3", ("layer3.",)), ("layer4", ("layer4.",))), "layer4")
+_RESNET = BlockMap(
+    (
+        ("stem", ("conv1.", "bn1.")),
+        ("layer1", ("layer1.",)),
+        ("layer2", ("layer2.",)),
+        ("layer3", ("layer3.",)),
+        ("layer4", ("layer4.",)),
+    ),
+    "layer4",
+)
 _LITE = ((0,), (1, 2), (3, 4), tuple(range(5, 11)), tuple(range(11, 16)))
 
 BLOCK_MAPS: dict[str, BlockMap] = {
     "resnet18": _RESNET,
     "resnet50": _RESNET,
-    "googlenet": BlockMap((("stem", ("conv1.", "conv2.", "conv3.")),
-                           ("inception3", ("inception3a.", "inception3b.")),
-                           ("inception4", tuple(f"inception4{c}." for c in "abcde")),
-                           ("inception5", ("inception5a.", "inception5b."))), "inception5b"),
-    "inception_v3": BlockMap((("stem", ("Conv2d_1a_3x3.", "Conv2d_2a_3x3.", "Conv2d_2b_3x3.", "Conv2d_3b_1x1.",
-                                        "Conv2d_4a_3x3.")),
-                              ("Mixed_5", ("Mixed_5b.", "Mixed_5c.", "Mixed_5d.")),
-                              ("Mixed_6", tuple(f"Mixed_6{c}." for c in "abcde")),
-                              ("Mixed_7", ("Mixed_7a.", "Mixed_7b.", "Mixed_7c."))), "Mixed_7c"),
-    "densenet121": BlockMap((("stem", ("features.conv0.", "features.norm0.")),
-                             *((f"denseblock{i}", (f"features.denseblock{i}.", f"features.transition{i}."))
-                               for i in (1, 2, 3)),
-                             ("denseblock4", ("features.denseblock4.", "features.norm5."))), "features"),
+    "googlenet": BlockMap(
+        (
+            ("stem", ("conv1.", "conv2.", "conv3.")),
+            ("inception3", ("inception3a.", "inception3b.")),
+            ("inception4", tuple(f"inception4{c}." for c in "abcde")),
+            ("inception5", ("inception5a.", "inception5b.")),
+        ),
+        "inception5b",
+    ),
+    "inception_v3": BlockMap(
+        (
+            ("stem", ("Conv2d_1a_3x3.", "Conv2d_2a_3x3.", "Conv2d_2b_3x3.", "Conv2d_3b_1x1.", "Conv2d_4a_3x3.")),
+            ("Mixed_5", ("Mixed_5b.", "Mixed_5c.", "Mixed_5d.")),
+            ("Mixed_6", tuple(f"Mixed_6{c}." for c in "abcde")),
+            ("Mixed_7", ("Mixed_7a.", "Mixed_7b.", "Mixed_7c.")),
+        ),
+        "Mixed_7c",
+    ),
+    "densenet121": BlockMap(
+        (
+            ("stem", ("features.conv0.", "features.norm0.")),
+            *((f"denseblock{i}", (f"features.denseblock{i}.", f"features.transition{i}.")) for i in (1, 2, 3)),
+            ("denseblock4", ("features.denseblock4.", "features.norm5.")),
+        ),
+        "features",
+    ),
     "efficientnet_lite0": BlockMap(
-        (("stem+stage1", ("m._conv_stem.", "m._bn0.", "m._blocks.0.")),
-         *((f"stage{n}", tuple(f"m._blocks.{i}." for i in idx)) for n, idx in zip(("2", "3", "4-5"), _LITE[1:4])),
-         ("stage6-7+head", tuple(f"m._blocks.{i}." for i in _LITE[4]) + ("m._conv_head.", "m._bn1."))),
-        "m._bn1", state_prefix="m."),
-    "efficientnet_b0": BlockMap(_seq("features.", (("stem+stage1", (0, 1)), ("stage2", (2,)), ("stage3", (3,)),
-                                                   ("stage4-5", (4, 5)), ("stage6-7+head", (6, 7, 8)))), "features"),
+        (
+            ("stem+stage1", ("m._conv_stem.", "m._bn0.", "m._blocks.0.")),
+            *((f"stage{n}", tuple(f"m._blocks.{i}." for i in idx)) for n, idx in zip(("2", "3", "4-5"), _LITE[1:4])),
+            ("stage6-7+head", tuple(f"m._blocks.{i}." for i in _LITE[4]) + ("m._conv_head.", "m._bn1.")),
+        ),
+        "m._bn1",
+        state_prefix="m.",
+    ),
+    "efficientnet_b0": BlockMap(
+        _seq(
+            "features.",
+            (
+                ("stem+stage1", (0, 1)),
+                ("stage2", (2,)),
+                ("stage3", (3,)),
+                ("stage4-5", (4, 5)),
+                ("stage6-7+head", (6, 7, 8)),
+            ),
+        ),
+        "features",
+    ),
     "mobilenet_v3_large": BlockMap(
-        _seq("features.", (("stem+112px", (0, 1)), ("56px", (2, 3)), ("28px", (4, 5, 6)), ("14px", tuple(range(7, 13)))))
-        + (("7px+pre-logits", tuple(f"features.{i}." for i in range(13, 17)) + ("classifier.",)),), "features"),
+        _seq(
+            "features.", (("stem+112px", (0, 1)), ("56px", (2, 3)), ("28px", (4, 5, 6)), ("14px", tuple(range(7, 13))))
+        )
+        + (("7px+pre-logits", tuple(f"features.{i}." for i in range(13, 17)) + ("classifier.",)),),
+        "features",
+    ),
 }
 
 
@@ -91,8 +132,10 @@ def block_map(arch: str, features=None) -> BlockMap:
             features = load_backbone(arch, "random")[1]
         return _vgg_map(features)
     if arch not in BLOCK_MAPS:
-        raise FeatxError(f"featx has no block map for {arch!r}, so it cannot fine-tune it; fine-tunable backbones: "
-                         f"{', '.join(sorted([*BLOCK_MAPS, 'vgg11_bn', 'vgg16']))}.")
+        raise FeatxError(
+            f"featx has no block map for {arch!r}, so it cannot fine-tune it; fine-tunable backbones: "
+            f"{', '.join(sorted([*BLOCK_MAPS, 'vgg11_bn', 'vgg16']))}."
+        )
     return BLOCK_MAPS[arch]
 
 
@@ -118,8 +161,10 @@ def parse_freeze(value: str | int, bmap: BlockMap) -> int:
     except (TypeError, ValueError):
         n = -1
     if not 0 <= n <= n_blocks:
-        raise FeatxError(f"--freeze {value!r}: give 0..{n_blocks} (blocks: {', '.join(bmap.names)}) or 'all' "
-                         "(train only the new head).")
+        raise FeatxError(
+            f"--freeze {value!r}: give 0..{n_blocks} (blocks: {', '.join(bmap.names)}) or 'all' "
+            "(train only the new head)."
+        )
     return n
 
 

@@ -9,6 +9,7 @@ shear in one ``affine_grid``/``grid_sample`` call (the border is filled with 0, 
 ImageNet mean colour after normalisation), then intensity jitter (contrast ``x * c``
 and brightness ``x + b`` in units of the normalisation's std).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,11 +19,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from featx.errors import FeatxError
-from featx.images.preprocess import Preprocessor
-from featx.images.loader import SampleReader
-from featx.errors import short_list
+from featx.errors import FeatxError, short_list
 from featx.extract.pipeline import failure_reason
+from featx.images.loader import SampleReader
+from featx.images.preprocess import Preprocessor
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,18 @@ class Augment:
     jitter: float = 0.0
 
     def describe(self) -> str:
-        parts = [p for p, on in (("horizontal flips", self.hflip), ("vertical flips", self.vflip),
-                                 (f"rotation +-{self.rotate:g} deg", self.rotate), (f"shift +-{self.shift:g}", self.shift),
-                                 (f"shear +-{self.shear:g} deg", self.shear), (f"intensity jitter {self.jitter:g}", self.jitter)) if on]
+        parts = [
+            p
+            for p, on in (
+                ("horizontal flips", self.hflip),
+                ("vertical flips", self.vflip),
+                (f"rotation +-{self.rotate:g} deg", self.rotate),
+                (f"shift +-{self.shift:g}", self.shift),
+                (f"shear +-{self.shear:g} deg", self.shear),
+                (f"intensity jitter {self.jitter:g}", self.jitter),
+            )
+            if on
+        ]
         return ", ".join(parts) or "none"
 
     def to_dict(self) -> dict:
@@ -76,8 +85,9 @@ class Augment:
             a, s = u() * math.radians(self.rotate), u() * math.radians(self.shear)
             t = torch.stack([u(), u()], 1) * (2 * self.shift)  # grid units: the image spans [-1, 1]
             cos, sin, tan = torch.cos(a), torch.sin(a), torch.tan(s)
-            theta = torch.stack([torch.stack([cos, cos * tan - sin, t[:, 0]], 1),
-                                 torch.stack([sin, sin * tan + cos, t[:, 1]], 1)], 1)
+            theta = torch.stack(
+                [torch.stack([cos, cos * tan - sin, t[:, 0]], 1), torch.stack([sin, sin * tan + cos, t[:, 1]], 1)], 1
+            )
             grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid.to(x.device), mode="bilinear", padding_mode="zeros", align_corners=False)
         if self.jitter:
@@ -110,7 +120,7 @@ class ImageBank:
         self.mean = np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(spec.std, np.float32).reshape(1, 3, 1, 1)
         self.workers = workers or min(8, os.cpu_count() or 1)
-        need_gb = len(self.samples) * spec.crop_size ** 2 * 3 / 1e9
+        need_gb = len(self.samples) * spec.crop_size**2 * 3 / 1e9
         self.cache: list | None = None
         if need_gb <= cache_gb:
             self.cache = self._decode(range(len(self.samples)))
@@ -132,8 +142,10 @@ class ImageBank:
             got = list(pool.map(self._one, index))
         bad = [why for _, why in got if why is not None]
         if bad:
-            raise FeatxError(f"{len(bad)} image(s) cannot be read for fine-tuning ({short_list([f'{i}: {w}' for i, w in bad])}); "
-                             "fix them or leave them out of the manifest ('featx manifest check' lists them).")
+            raise FeatxError(
+                f"{len(bad)} image(s) cannot be read for fine-tuning ({short_list([f'{i}: {w}' for i, w in bad])}); "
+                "fix them or leave them out of the manifest ('featx manifest check' lists them)."
+            )
         return [a for a, _ in got] if keep else []
 
     def crops(self, index) -> list:

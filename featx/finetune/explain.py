@@ -1,6 +1,7 @@
 """``featx gradcam``: overlays for new images, by a fine-tuned model (``model.pt``) or by a frozen
 backbone with the linear head of a ``featx fit --save`` model (``.skops``), each exactly the
 model that predicts them."""
+
 from __future__ import annotations
 
 import csv
@@ -46,10 +47,19 @@ def explainer(model_path: str | Path, models_dir: str | Path = "models_onnx") ->
             with torch.inference_mode():
                 return torch.softmax(ln.net(x), 1).numpy()
 
-        return Explainer(ln.net, proba, submodule(ln.net.features, ln.bmap.gradcam_layer), ln.spec, ln.classes,
-                         ln.meta.get("window", "auto"), f"fine-tuned {ln.spec.arch} ({path})")
+        return Explainer(
+            ln.net,
+            proba,
+            submodule(ln.net.features, ln.bmap.gradcam_layer),
+            ln.spec,
+            ln.classes,
+            ln.meta.get("window", "auto"),
+            f"fine-tuned {ln.spec.arch} ({path})",
+        )
     if path.suffix != ".skops":
-        raise FeatxError(f"{path}: give a fine-tuned model.pt ('featx finetune') or a .skops model ('featx fit --save').")
+        raise FeatxError(
+            f"{path}: give a fine-tuned model.pt ('featx finetune') or a .skops model ('featx fit --save')."
+        )
     return _from_fit_model(path, models_dir)
 
 
@@ -59,22 +69,30 @@ def _from_fit_model(path: Path, models_dir) -> Explainer:
     model = load_model(path)
     prov = model.meta["provenance"]
     if model.meta.get("kind") != "cnn":
-        raise FeatxError(f"{path}: Grad-CAM needs a model fitted on CNN features ('featx extract'); this one is "
-                         f"{model.meta.get('kind')}.")
+        raise FeatxError(
+            f"{path}: Grad-CAM needs a model fitted on CNN features ('featx extract'); this one is "
+            f"{model.meta.get('kind')}."
+        )
     cfg = ExtractConfig.from_provenance(prov, models_dir=models_dir)
     if len(model.models) != 1:
-        raise FeatxError(f"{path} holds {len(model.models)} sequence models (--fuse); Grad-CAM explains one model. "
-                         "Fit one sequence without --fuse to explain it.")
+        raise FeatxError(
+            f"{path} holds {len(model.models)} sequence models (--fuse); Grad-CAM explains one model. "
+            "Fit one sequence without --fuse to explain it."
+        )
     if cfg.backbone.startswith("onnx:") or cfg.tta != "none":
-        raise FeatxError(f"{path}: Grad-CAM needs the torch backbone; features from a user ONNX model or with TTA "
-                         "cannot be traced back.")
+        raise FeatxError(
+            f"{path}: Grad-CAM needs the torch backbone; features from a user ONNX model or with TTA "
+            "cannot be traced back."
+        )
     if cfg.layer:
         raise FeatxError(f"{path}: features from layer {cfg.layer!r}; Grad-CAM through a head needs the default layer.")
     resolved = resolve_backbone(cfg.backbone, cfg.weights, None, models_dir)
     spec, features = resolved.spec, resolved.model
     if spec.weights_sha256 != prov["spec"].get("weights_sha256"):
-        raise FeatxError(f"{path}: the backbone weights found here (sha256 {str(spec.weights_sha256)[:12]}) are not "
-                         "the ones the model was trained on; put the training weights back.")
+        raise FeatxError(
+            f"{path}: the backbone weights found here (sha256 {str(spec.weights_sha256)[:12]}) are not "
+            "the ones the model was trained on; put the training weights back."
+        )
     classes = model.classes
     head = next(iter(model.models.values()))
     w = linear_weights(head, len(classes))
@@ -89,12 +107,20 @@ def _from_fit_model(path: Path, models_dir) -> Explainer:
         with torch.inference_mode():
             return head.predict_proba(features(x).numpy()[:, keep])
 
-    return Explainer(lambda x: features(x) @ weight.T, proba, submodule(features, layer_name), spec, classes,
-                     cfg.window, f"{spec.name} + {model.meta['head']['name']} head ({path})")
+    return Explainer(
+        lambda x: features(x) @ weight.T,
+        proba,
+        submodule(features, layer_name),
+        spec,
+        classes,
+        cfg.window,
+        f"{spec.name} + {model.meta['head']['name']} head ({path})",
+    )
 
 
-def run_gradcam(model_path, source, out, *, target: str | None = None, models_dir="models_onnx",
-                batch_size: int = 16) -> list[tuple]:
+def run_gradcam(
+    model_path, source, out, *, target: str | None = None, models_dir="models_onnx", batch_size: int = 16
+) -> list[tuple]:
     """Write ``out/<id>.png`` overlays and ``out/gradcam.csv``; returns (id, predicted, explained class, path)."""
     import torch
 
@@ -136,7 +162,7 @@ def fold_overlays(run, bank, ids, y, te, classes, bmap, k: int, out: Path, devic
     wrong = [i for i in np.argsort(-conf) if pred[i] != y[te[i]]]
     right = [i for i in np.argsort(-conf) if pred[i] == y[te[i]]]
     n_wrong = min(len(wrong), (k + fold % 2) // 2)
-    chosen = wrong[:n_wrong] + right[:k - n_wrong]
+    chosen = wrong[:n_wrong] + right[: k - n_wrong]
     if not chosen:
         return []
     pos = te[np.array(chosen)]
@@ -147,5 +173,7 @@ def fold_overlays(run, bank, ids, y, te, classes, bmap, k: int, out: Path, devic
     for j, (i, p) in enumerate(zip(pos, pred[chosen])):
         verdict = "right" if p == y[i] else "wrong"
         title = f"{ids[i]}: {classes[y[i]]} -> {classes[p]} ({run.proba[chosen[j], p]:.2f})"
-        paths.append(overlay(bank.crops([i])[0], maps[j], out / "gradcam" / f"{verdict}_{safe_name(ids[i])}.png", title))
+        paths.append(
+            overlay(bank.crops([i])[0], maps[j], out / "gradcam" / f"{verdict}_{safe_name(ids[i])}.png", title)
+        )
     return paths

@@ -13,6 +13,7 @@ Two kinds of model:
   vector on the backbone's features, so the score is ``features(x) @ w`` and
   Grad-CAM reduces to CAM through the head's weights on the last stage.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -110,8 +111,11 @@ def linear_weights(model, n_classes: int) -> np.ndarray:
     clf = pipe.named_steps["clf"] if pipe is not None else None
     coef = getattr(clf, "coef_", None) if clf is not None and getattr(clf, "kernel", "linear") == "linear" else None
     if coef is None or (clf.__class__.__name__ == "SVC" and n_classes > 2):
-        raise FeatxError("Grad-CAM through a fit model's head needs a linear head (" + ", ".join(LINEAR_HEADS)
-                         + ", binary for svm-linear); refit with one of them, or fine-tune ('featx finetune').")
+        raise FeatxError(
+            "Grad-CAM through a fit model's head needs a linear head ("
+            + ", ".join(LINEAR_HEADS)
+            + ", binary for svm-linear); refit with one of them, or fine-tune ('featx finetune')."
+        )
     w = np.asarray(coef.toarray() if hasattr(coef, "toarray") else coef, dtype=np.float64)
     if "pca" in pipe.named_steps:
         w = w @ pipe.named_steps["pca"].components_

@@ -1,4 +1,5 @@
 """Finished folds of a fine-tuning run on disk, so an interrupted run resumes where it stopped."""
+
 from __future__ import annotations
 
 from pathlib import Path

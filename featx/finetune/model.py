@@ -3,6 +3,7 @@
 A saved model (``model.pt``) is a plain dict of tensors and one JSON string, so it
 loads with ``torch.load(weights_only=True)``: no pickled code runs on loading.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,13 @@ def make_head(cfg: HeadConfig, dim: int, n_classes: int):
         raise ConfigError(f"give a fraction in [0, 1), got {cfg.dropout}.", "dropout")
     if cfg.kind == "linear":
         return nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(dim, n_classes))
-    return nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(dim, cfg.hidden), nn.ReLU(inplace=True),
-                         nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, n_classes))
+    return nn.Sequential(
+        nn.Dropout(cfg.dropout),
+        nn.Linear(dim, cfg.hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(cfg.dropout),
+        nn.Linear(cfg.hidden, n_classes),
+    )
 
 
 def _net_class():
@@ -75,8 +81,14 @@ def with_input_size(spec: BackboneSpec, size: int | None) -> BackboneSpec:
     return spec.evolve(crop_size=int(size), resize_size=int(round(size * spec.resize_size / spec.crop_size)))
 
 
-def build_net(backbone: str, weights: str, n_classes: int, head: HeadConfig, input_size: int | None = None,
-              models_dir="models_onnx"):
+def build_net(
+    backbone: str,
+    weights: str,
+    n_classes: int,
+    head: HeadConfig,
+    input_size: int | None = None,
+    models_dir="models_onnx",
+):
     """``(spec, block map, net)``: the backbone (its default layer) with ``weights`` and a new head."""
     import torch
 
@@ -101,8 +113,10 @@ def check_input_size(net, spec: BackboneSpec) -> None:
         with torch.inference_mode():
             net(torch.zeros(1, *spec.input_shape))
     except RuntimeError as exc:
-        raise FeatxError(f"{spec.arch} does not run on {spec.crop_size}x{spec.crop_size} inputs "
-                         f"({str(exc).splitlines()[0][:120]}); choose a larger --input-size.") from None
+        raise FeatxError(
+            f"{spec.arch} does not run on {spec.crop_size}x{spec.crop_size} inputs "
+            f"({str(exc).splitlines()[0][:120]}); choose a larger --input-size."
+        ) from None
 
 
 def save_net(path: str | Path, net, meta: dict) -> Path:
@@ -113,7 +127,9 @@ def save_net(path: str | Path, net, meta: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": MODEL_FORMAT, "featx_version": __version__, **meta}
     tmp = path.with_name(path.name + ".part")
-    torch.save({"meta_json": json.dumps(meta), "state": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, tmp)
+    torch.save(
+        {"meta_json": json.dumps(meta), "state": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, tmp
+    )
     tmp.replace(path)
     return path
 

@@ -19,12 +19,25 @@ def write_finetune(result: FitResult, dev, cvres, test, test_proba: dict, out: P
     """Write everything under ``out``; returns the result with its outputs recorded."""
     out.mkdir(parents=True, exist_ok=True)
     curves = out / "curves.json"
-    curves.write_text(json.dumps([{"repeat": r.repeat, "fold": r.fold, "best_epoch": r.best_epoch,
-                                   "history": to_json(r.history), "summary": to_json(r.summary)}
-                                  for r in result.finetune.runs], indent=1))
+    curves.write_text(
+        json.dumps(
+            [
+                {
+                    "repeat": r.repeat,
+                    "fold": r.fold,
+                    "best_epoch": r.best_epoch,
+                    "history": to_json(r.history),
+                    "summary": to_json(r.summary),
+                }
+                for r in result.finetune.runs
+            ],
+            indent=1,
+        )
+    )
     name = result.feature_set
-    preds = Predictions(dev, {name: cvres}, {name: np.ones(len(dev), bool)}, test, test_proba,
-                        {name: np.ones(len(test), bool)})
+    preds = Predictions(
+        dev, {name: cvres}, {name: np.ones(len(dev), bool)}, test, test_proba, {name: np.ones(len(test), bool)}
+    )
     result = write_fit_outputs(result, preds, out)
     result = replace(result, outputs={**result.outputs, "curves_json": str(curves)})
     write_results(result, out / "results.json")

@@ -37,8 +37,15 @@ def manifest_set(manifest: Manifest) -> FeatureSet:
     if not rows:
         raise FitError("No labelled samples in the manifest. Give it a 'label' column.")
     col = lambda attr: np.array([str(getattr(s, attr) or "") for s in rows])  # noqa: E731
-    fs = FeatureSet("manifest", np.zeros((len(rows), 0), np.float32), col("sample_id"), col("label"), col("subject"),
-                    col("split"), col("sequence"))
+    fs = FeatureSet(
+        "manifest",
+        np.zeros((len(rows), 0), np.float32),
+        col("sample_id"),
+        col("label"),
+        col("subject"),
+        col("split"),
+        col("sequence"),
+    )
     fs.samples = {s.sample_id: s for s in rows}
     return fs
 
@@ -54,8 +61,9 @@ def pick_device(device: str) -> str:
     return device
 
 
-def run_finetune(cfg: FinetuneConfig, manifest: Manifest | None = None, *,
-                 progress: bool = True) -> FitResult | SequenceRuns:
+def run_finetune(
+    cfg: FinetuneConfig, manifest: Manifest | None = None, *, progress: bool = True
+) -> FitResult | SequenceRuns:
     """Fine-tune ``cfg.backbone`` on every training fold; write results, curves and overlays to ``cfg.out``.
 
     With ``cfg.sequence`` ``each`` (or ``cfg.fuse``), one model per sequence is trained into
@@ -71,8 +79,14 @@ def run_finetune(cfg: FinetuneConfig, manifest: Manifest | None = None, *,
     manifest = manifest if manifest is not None else Manifest.load(cfg.manifest)
     fs = manifest_set(manifest)
     dev, test, folds = plan_split(fs, cfg)
-    ctx = Context(cfg, fs, split_classes(dev, test, cfg.positive), pick_device(cfg.device),
-                  str(getattr(manifest, "source", "") or "manifest"), progress)
+    ctx = Context(
+        cfg,
+        fs,
+        split_classes(dev, test, cfg.positive),
+        pick_device(cfg.device),
+        str(getattr(manifest, "source", "") or "manifest"),
+        progress,
+    )
     seqs = pick_sequences(fs, cfg.sequence, cfg.fuse)
     out = Path(cfg.out)
     if seqs is None:

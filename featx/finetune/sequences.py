@@ -5,6 +5,7 @@ The folds are planned once on every sequence's rows (grouped by subject), then e
 sequence model trains and tests on its own rows of those folds: the T1 and the T2 model
 of a fold see the same patients, exactly as ``featx fit --fuse`` does with frozen features.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,17 +35,23 @@ def pick_sequences(fs: FeatureSet, sequence: str | None, fuse: str | None) -> li
         return sequences_of(fs)
     if sequence is None:
         if len(present) > 1:
-            log.warning("the manifest has %d sequences (%s): one model is trained on all their rows together; "
-                        "--sequence each trains one model per sequence, --fuse vote also fuses them per subject",
-                        len(present), ", ".join(present))
+            log.warning(
+                "the manifest has %d sequences (%s): one model is trained on all their rows together; "
+                "--sequence each trains one model per sequence, --fuse vote also fuses them per subject",
+                len(present),
+                ", ".join(present),
+            )
         return None
     if sequence == "each":
         if not present or (fs.sequences == "").any():
             raise FitError("sequence 'each' needs a 'sequence' column (T1, T2, FLAIR ...) on every manifest row.")
         return present
     if sequence not in present:
-        raise ConfigError(f"{sequence!r} is not in the manifest's 'sequence' column (it has: "
-                          f"{', '.join(present) or 'no sequences'}).", "sequence")
+        raise ConfigError(
+            f"{sequence!r} is not in the manifest's 'sequence' column (it has: "
+            f"{', '.join(present) or 'no sequences'}).",
+            "sequence",
+        )
     return [sequence]
 
 
@@ -73,15 +80,18 @@ class SequenceRuns:
         return {"type": "finetune-sequences", "sequences": self.sequences, "seconds": self.seconds}
 
 
-def run_per_sequence(ctx: Context, seqs: list[str], dev: FeatureSet, test: FeatureSet, folds: Folds, out: Path,
-                     t_start: float) -> FitResult | SequenceRuns:
+def run_per_sequence(
+    ctx: Context, seqs: list[str], dev: FeatureSet, test: FeatureSet, folds: Folds, out: Path, t_start: float
+) -> FitResult | SequenceRuns:
     """Train one model per sequence into ``out/<sequence>/``; with ``ctx.cfg.fuse``, score their per-subject
     fusion in ``out`` (the same files as a fit). Returns the fused result, or the index of the sequence runs."""
     names = [folder_name(q) for q in seqs]
     if len(set(names)) < len(names):
         raise FitError(f"Sequences {seqs} share a folder name; rename them in the manifest's 'sequence' column.")
-    per = {q: train_unit(ctx, *restrict(dev, test, folds, q), out / name, q, time.perf_counter(), keep_journal=True)
-           for q, name in zip(seqs, names)}
+    per = {
+        q: train_unit(ctx, *restrict(dev, test, folds, q), out / name, q, time.perf_counter(), keep_journal=True)
+        for q, name in zip(seqs, names)
+    }
     for name in names:  # every sequence finished: their fold journals are no longer needed
         shutil.rmtree(out / name / ".partial", ignore_errors=True)
     index = SequenceRuns({q: str(out / n) for q, n in zip(seqs, names)}, time.perf_counter() - t_start)
@@ -92,24 +102,58 @@ def run_per_sequence(ctx: Context, seqs: list[str], dev: FeatureSet, test: Featu
     return _fused(ctx, per, seqs, dev, test, folds, out, index)
 
 
-def _fused(ctx: Context, per: dict[str, UnitRun], seqs: list, dev, test, folds: Folds, out: Path,
-           index: SequenceRuns) -> FitResult:
+def _fused(
+    ctx: Context, per: dict[str, UnitRun], seqs: list, dev, test, folds: Folds, out: Path, index: SequenceRuns
+) -> FitResult:
     cfg, fuse = ctx.cfg, ctx.cfg.fuse
     first = per[seqs[0]].result
     units = {q: dev.sequences == q for q in seqs}
     test_units = {q: test.sequences == q for q in seqs}
     test_proba = {q: next(iter(per[q].test_proba.values())) for q in seqs if per[q].test_proba}
-    scores = score_fused(dev, test, list(first.classes), {q: per[q].cvres.proba for q in seqs},
-                         {q: per[q].result.cv for q in seqs}, units, test_units, test_proba, folds, fuse, cfg.positive,
-                         cfg.bootstrap, cfg.seed)
+    scores = score_fused(
+        dev,
+        test,
+        list(first.classes),
+        {q: per[q].cvres.proba for q in seqs},
+        {q: per[q].result.cv for q in seqs},
+        units,
+        test_units,
+        test_proba,
+        folds,
+        fuse,
+        cfg.positive,
+        cfg.bootstrap,
+        cfg.seed,
+    )
     sequences = {q: replace(v, run=index.sequences[q]) for q, v in scores.sequences.items()}
-    ft = replace(first.finetune, model=None, exported=None, gradcam=(), seconds=index.seconds,
-                 sequence_runs=index.sequences, runs=tuple(r for q in seqs for r in per[q].result.finetune.runs))
-    head = HeadInfo(first.head.name, first.head.description + f"; one model per sequence ({', '.join(seqs)}), {fuse} "
-                    "per subject", first.head.estimator)
-    result = replace(first, feature_set=first.feature_set + f"[{fuse}]", sequence=None, head=head,
-                     protocol=replace(first.protocol, fuse=fuse, folds=folds.describe()), n_dev=len(dev),
-                     n_test=len(test), cv=scores.cv, test=scores.test, folds=folds.to_dict(dev.ids),
-                     sequences=sequences, finetune=ft, outputs=None)
+    ft = replace(
+        first.finetune,
+        model=None,
+        exported=None,
+        gradcam=(),
+        seconds=index.seconds,
+        sequence_runs=index.sequences,
+        runs=tuple(r for q in seqs for r in per[q].result.finetune.runs),
+    )
+    head = HeadInfo(
+        first.head.name,
+        first.head.description + f"; one model per sequence ({', '.join(seqs)}), {fuse} per subject",
+        first.head.estimator,
+    )
+    result = replace(
+        first,
+        feature_set=first.feature_set + f"[{fuse}]",
+        sequence=None,
+        head=head,
+        protocol=replace(first.protocol, fuse=fuse, folds=folds.describe()),
+        n_dev=len(dev),
+        n_test=len(test),
+        cv=scores.cv,
+        test=scores.test,
+        folds=folds.to_dict(dev.ids),
+        sequences=sequences,
+        finetune=ft,
+        outputs=None,
+    )
     preds = Predictions(dev, {q: per[q].cvres for q in seqs}, units, test, test_proba, test_units, scores.test_subjects)
     return write_fit_outputs(result, preds, out)

@@ -6,6 +6,7 @@ Each epoch records the training loss and accuracy, the inner validation's, and t
 held-out fold's (reported only: no choice ever looks at it), the learning rate and the
 wall time. The weights of the epoch with the lowest validation loss are the fold's model.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,12 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featx.evaluate.folds import make_holdout
 from featx.errors import FitError
+from featx.evaluate.folds import make_holdout
 from featx.finetune.blocks import apply_freeze, set_train_mode
 from featx.finetune.config import TrainConfig
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainedModel:
@@ -45,76 +47,64 @@ def inner_split(labels, subjects, frac: float, seed: int) -> tuple[np.ndarray, n
     try:
         f = make_holdout(labels, subjects, frac, seed).fold_of[0]
     except FitError as exc:
-        raise FitError(f"Cannot draw the inner validation split for early stopping: {exc} Use a larger data set, "
-                       "or --val-fraction 0 (no early stopping: the last epoch is kept).") from None
+        raise FitError(
+            f"Cannot draw the inner validation split for early stopping: {exc} Use a larger data set, "
+            "or --val-fraction 0 (no early stopping: the last epoch is kept)."
+        ) from None
     return np.flatnonzero(f != 0), np.flatnonzero(f == 0)
 
 
-def train_fold(net, bmap, n_freeze: int, bank, y: np.ndarray, subjects, train_idx, test_idx, cfg: TrainConfig,
-               seed: int, device: str = "cpu", on_epoch=None) -> TrainedModel:
+def train_fold(
+    net,
+    bmap,
+    n_freeze: int,
+    bank,
+    y: np.ndarray,
+    subjects,
+    train_idx,
+    test_idx,
+    cfg: TrainConfig,
+    seed: int,
+    device: str = "cpu",
+    on_epoch=None,
+) -> TrainedModel:
     """Train ``net`` on ``train_idx`` (bank positions) and predict ``test_idx``.
 
     ``y`` holds the class index of every bank position; ``subjects`` their subject (or None).
     ``on_epoch(record)`` is called after each epoch.
     """
     import torch
-    import torch.nn.functional as F
 
     t_start = time.perf_counter()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    n_classes = net.head[-1].out_features
     tr, va = inner_split(y[train_idx], None if subjects is None else subjects[train_idx], cfg.val_fraction, seed)
     tr, va = np.asarray(train_idx)[tr], np.asarray(train_idx)[va]
-    counts = np.bincount(y[tr], minlength=n_classes).astype(np.float64)
-    if (counts == 0).any():
-        raise FitError("A training fold lacks a class after the inner validation split; use fewer folds or "
-                       "--val-fraction 0.")
-    weight = torch.tensor(len(tr) / (n_classes * counts), dtype=torch.float32, device=device) if cfg.class_weight else None
+    weight = _class_weight(y[tr], net.head[-1].out_features, cfg.class_weight, device)
     apply_freeze(net.features, bmap, n_freeze)
     net.to(device)
-    head_params = list(net.head.parameters())
-    body_params = [p for p in net.features.parameters() if p.requires_grad]
-    groups = [{"params": head_params, "lr": cfg.lr}] + ([{"params": body_params, "lr": cfg.lr_backbone}] if body_params else [])
-    if cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = _optimizer(net, cfg)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    amp = cfg.amp and device.startswith("cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    best = (math.inf, 0, None)
-    augment = cfg.augment
-    history, stopped = [], False
+    step = _Step(net, opt, cfg, device, weight, gen)
+    best, history, stopped = (math.inf, 0, None), [], False
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         set_train_mode(net.features, bmap, n_freeze)
         net.head.train()
-        order = tr[torch.randperm(len(tr), generator=gen).numpy()]
-        loss_sum, correct = 0.0, 0
-        for i in range(0, len(order), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            if len(idx) == 1 and len(order) > 1:
-                continue  # batch norm cannot train on a batch of one
-            x = augment(torch.from_numpy(bank.batch(idx)), gen).to(device, non_blocking=True)
-            target = torch.from_numpy(y[idx]).to(device)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                logits = net(x)
-                loss = F.cross_entropy(logits.float(), target, weight=weight)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == target).sum())
-        lr = opt.param_groups[0]["lr"]
+        loss_sum, correct = step.epoch(bank, y, tr[torch.randperm(len(tr), generator=gen).numpy()])
+        rec = {
+            "epoch": epoch,
+            "train_loss": loss_sum / len(tr),
+            "train_acc": correct / len(tr),
+            "lr_head": opt.param_groups[0]["lr"],
+        }
         sched.step()
         train_s = time.perf_counter() - t0
-        rec = {"epoch": epoch, "train_loss": loss_sum / len(tr), "train_acc": correct / len(tr), "lr_head": lr}
-        if len(va):
-            rec["val_loss"], rec["val_acc"], _ = evaluate(net, bank, y, va, cfg.batch_size, device, amp, weight)
-        if len(test_idx):
-            rec["test_loss"], rec["test_acc"], _ = evaluate(net, bank, y, test_idx, cfg.batch_size, device, amp, weight)
+        for part, index in (("val", va), ("test", test_idx)):
+            if len(index):
+                rec[f"{part}_loss"], rec[f"{part}_acc"], _ = evaluate(
+                    net, bank, y, index, cfg.batch_size, device, step.amp, weight
+                )
         rec["train_seconds"], rec["seconds"] = train_s, time.perf_counter() - t0
         history.append(rec)
         if on_epoch is not None:
@@ -126,8 +116,67 @@ def train_fold(net, bmap, n_freeze: int, bank, y: np.ndarray, subjects, train_id
             stopped = True
             break
     net.load_state_dict(best[2])
-    proba = evaluate(net, bank, y, test_idx, cfg.batch_size, device, amp, weight)[2] if len(test_idx) else None
+    proba = evaluate(net, bank, y, test_idx, cfg.batch_size, device, step.amp, weight)[2] if len(test_idx) else None
     return TrainedModel(history, best[1], proba, net, time.perf_counter() - t_start, len(tr), len(va), stopped)
+
+
+def _class_weight(y_train, n_classes: int, on: bool, device: str):
+    """Inverse class frequencies as the loss weights (None when off); a class missing from training is an error."""
+    import torch
+
+    counts = np.bincount(y_train, minlength=n_classes).astype(np.float64)
+    if (counts == 0).any():
+        raise FitError(
+            "A training fold lacks a class after the inner validation split; use fewer folds or --val-fraction 0."
+        )
+    return torch.tensor(len(y_train) / (n_classes * counts), dtype=torch.float32, device=device) if on else None
+
+
+def _optimizer(net, cfg: TrainConfig):
+    """AdamW or SGD over the head (``lr``) and the unfrozen backbone blocks (``lr_backbone``)."""
+    import torch
+
+    body = [p for p in net.features.parameters() if p.requires_grad]
+    groups = [{"params": list(net.head.parameters()), "lr": cfg.lr}]
+    groups += [{"params": body, "lr": cfg.lr_backbone}] if body else []
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+class _Step:
+    """One training epoch over shuffled batches: augmentation, (mixed-precision) forward, loss, update."""
+
+    def __init__(self, net, opt, cfg: TrainConfig, device: str, weight, gen):
+        import torch
+
+        self.net, self.opt, self.cfg, self.device, self.weight, self.gen = net, opt, cfg, device, weight, gen
+        self.amp = cfg.amp and device.startswith("cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.augment = cfg.augment
+
+    def epoch(self, bank, y, order) -> tuple[float, int]:
+        """(summed loss, correct predictions) over the batches of ``order``."""
+        import torch
+        import torch.nn.functional as F
+
+        loss_sum, correct = 0.0, 0
+        for i in range(0, len(order), self.cfg.batch_size):
+            idx = order[i : i + self.cfg.batch_size]
+            if len(idx) == 1 and len(order) > 1:
+                continue  # batch norm cannot train on a batch of one
+            x = self.augment(torch.from_numpy(bank.batch(idx)), self.gen).to(self.device, non_blocking=True)
+            target = torch.from_numpy(y[idx]).to(self.device)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                logits = self.net(x)
+                loss = F.cross_entropy(logits.float(), target, weight=self.weight)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == target).sum())
+        return loss_sum, correct
 
 
 def evaluate(net, bank, y, index, batch_size: int, device: str, amp: bool = False, weight=None):
@@ -139,7 +188,7 @@ def evaluate(net, bank, y, index, batch_size: int, device: str, amp: bool = Fals
     probs, loss_sum = [], 0.0
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
         for i in range(0, len(index), batch_size):
-            idx = index[i:i + batch_size]
+            idx = index[i : i + batch_size]
             logits = net(torch.from_numpy(bank.batch(idx)).to(device)).float()
             target = torch.from_numpy(y[idx]).to(device)
             loss_sum += float(F.cross_entropy(logits, target, weight=weight, reduction="sum"))
@@ -159,8 +208,14 @@ def summarize(history: list, key: str, converged_from: float) -> dict:
     tail = acc[start:]
     mean = float(tail.mean())
     reach = np.flatnonzero(acc >= mean - 1e-12)
-    return {"curve": key, "best_acc": float(acc.max()), "best_epoch": int(acc.argmax()) + 1,
-            "converged_from_epoch": start + 1, "mean_acc_after_convergence": mean,
-            "var_acc_after_convergence": float(tail.var(ddof=1)) if len(tail) > 1 else 0.0,
-            "first_epoch_reaching_mean": int(reach[0]) + 1, "epochs_run": int(len(acc)),
-            "seconds_per_epoch": float(np.median([h["seconds"] for h in history]))}
+    return {
+        "curve": key,
+        "best_acc": float(acc.max()),
+        "best_epoch": int(acc.argmax()) + 1,
+        "converged_from_epoch": start + 1,
+        "mean_acc_after_convergence": mean,
+        "var_acc_after_convergence": float(tail.var(ddof=1)) if len(tail) > 1 else 0.0,
+        "first_epoch_reaching_mean": int(reach[0]) + 1,
+        "epochs_run": int(len(acc)),
+        "seconds_per_epoch": float(np.median([h["seconds"] for h in history])),
+    }

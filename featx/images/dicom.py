@@ -4,6 +4,7 @@ Values are rescaled (RescaleSlope/Intercept, e.g. to HU) and MONOCHROME1 is inve
 so that higher always means brighter. Slices of a series are ordered by their position
 along the slice normal (ImagePositionPatient . normal), falling back to InstanceNumber.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -62,12 +63,21 @@ def read_dicom(path: str | Path) -> Volume:
     first = items[0][1]
     spacing, origin, direction, uniform = _geometry(first, items)
     notes = [] if uniform else ["non-uniform slice spacing (gaps between slices differ by more than 1%)"]
-    return Volume(arr.astype(np.float32), spacing, origin, direction, path=path, file_window=_file_window(first),
-                  modality=str(first.get("Modality", "")), notes=notes)
+    return Volume(
+        arr.astype(np.float32),
+        spacing,
+        origin,
+        direction,
+        path=path,
+        file_window=_file_window(first),
+        modality=str(first.get("Modality", "")),
+        notes=notes,
+    )
 
 
 def _ordered(items):
     """Sort by position along the slice normal; InstanceNumber when positions are missing."""
+
     def normal(h):
         iop = h.get("ImageOrientationPatient")
         if iop is None:
@@ -86,7 +96,9 @@ def _read_pixels(f: Path):
 
     ds = pydicom.dcmread(f)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise ImageReadError(f"{f}: DICOM file without pixel data (a report or structured set?). Remove it from the manifest.")
+        raise ImageReadError(
+            f"{f}: DICOM file without pixel data (a report or structured set?). Remove it from the manifest."
+        )
     return ds
 
 

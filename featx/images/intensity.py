@@ -10,6 +10,7 @@ Policies (``--window``):
   (default 0.5..99.5), so every slice of a volume shares one scale;
 - ``minmax``: the volume's min..max.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ def check_policy(policy: str) -> str:
     if name not in POLICIES:
         raise ConfigError(
             f"unknown value {policy!r}.{did_you_mean(name, POLICIES)} Choose auto, file, percentile[:LO:HI], "
-            f"minmax or a CT preset ({', '.join(PRESETS)}).", "window"
+            f"minmax or a CT preset ({', '.join(PRESETS)}).",
+            "window",
         )
     if name == "percentile" and ":" in policy:
         _percentiles(policy)
@@ -85,8 +87,9 @@ def choose_window(policy: str, volume: np.ndarray, file_window: tuple[float, flo
         c, w = file_window
         return Window(c - w / 2, c + w / 2, f"file WindowCenter/Width (C={c:g}, W={w:g})")
     if name == "file":
-        raise ImageReadError(f"{where}: window 'file', but the file has no WindowCenter/WindowWidth. Use a preset or "
-                             "percentile.")
+        raise ImageReadError(
+            f"{where}: window 'file', but the file has no WindowCenter/WindowWidth. Use a preset or percentile."
+        )
     if name == "minmax":
         return Window(float(volume.min()), float(volume.max()), "volume min..max")
     lo_p, hi_p = _percentiles(policy) if ":" in policy else DEFAULT_PERCENTILES

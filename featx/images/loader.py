@@ -3,6 +3,7 @@
 Volumes are cached (a few at a time, thread-safe) because consecutive samples are
 usually slices of the same volume, and each volume is windowed once as a whole.
 """
+
 from __future__ import annotations
 
 import functools

@@ -7,6 +7,7 @@ shorter side resized to ``resize_size`` with PIL's antialiased filter, centre cr
 ``(x - mean) / std`` in float32. ``tests/test_preprocess.py`` checks equality with
 torchvision itself.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,7 +50,7 @@ class Preprocessor:
         self.std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
 
     @classmethod
-    def from_spec(cls, spec) -> "Preprocessor":
+    def from_spec(cls, spec) -> Preprocessor:
         """Build from a :class:`featx.backbones.spec.BackboneSpec`."""
         return cls(spec.resize_size, spec.crop_size, spec.interpolation, spec.mean, spec.std)
 

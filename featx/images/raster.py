@@ -5,6 +5,7 @@ Grey images go into 3-channel ImageNet networks by replicating the grey channel
 min..max to 0..255 before that. Both policies are written into every feature
 set's provenance.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

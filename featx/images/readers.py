@@ -9,9 +9,9 @@ raster file has an ``image`` reader (8-bit, for the networks); every format has 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from featx.errors import ImageReadError
 from featx.images.dicom import is_dicom_file, read_dicom

@@ -5,6 +5,7 @@
 ``around-max:N`` (N consecutive slices centred on the largest lesion slice, shifted
 to stay inside the volume).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -105,5 +106,9 @@ def bbox(mask2d: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
     if len(rows) == 0:
         return None
     h, w = mask2d.shape
-    return (max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, h),
-            max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, w))
+    return (
+        max(int(rows[0]) - margin, 0),
+        min(int(rows[-1]) + 1 + margin, h),
+        max(int(cols[0]) - margin, 0),
+        min(int(cols[-1]) + 1 + margin, w),
+    )

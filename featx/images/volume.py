@@ -7,6 +7,7 @@ coronal or sagittal axis is chosen in the image's own orientation: the array axi
 whose direction is closest to the patient's S-I (axial), A-P (coronal) or L-R
 (sagittal) axis.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ wrong becomes a :class:`CaseError` naming the files (missing mask label, geometr
 mismatch, a slice out of range, a feature that raised); values pyradiomics returns
 as NaN, or features it skips, are named in the case's note, never left silent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,16 +102,19 @@ def vector(result: dict, messages: list[tuple[int, str]], names: list[str], wher
     known = set(names)
     extra = [k for k in result if k not in known]
     if extra:
-        raise CaseError(f"{where}: pyradiomics returned features this feature set does not have ({_short(extra)}); "
-                        "its settings changed? Use another --name or --overwrite.")
+        raise CaseError(
+            f"{where}: pyradiomics returned features this feature set does not have ({_short(extra)}); "
+            "its settings changed? Use another --name or --overwrite."
+        )
     notes = []
     if bad:
         notes.append(f"pyradiomics returned NaN/inf for {len(bad)} feature(s): {_short(bad)}")
     missing = [n for n in names if n not in result]
     if missing:
         said = "; ".join(dict.fromkeys(text for level, text in messages if level >= logging.WARNING))
-        notes.append(f"pyradiomics skipped {len(missing)} feature(s): {_short(missing)}"
-                     + (f" ({said[:300]})" if said else ""))
+        notes.append(
+            f"pyradiomics skipped {len(missing)} feature(s): {_short(missing)}" + (f" ({said[:300]})" if said else "")
+        )
     return values, "; ".join(notes)
 
 
@@ -145,8 +149,10 @@ def _read_2d_file(path: Path, is_mask: bool) -> np.ndarray:
             if im.mode in ("1", "L", "P", "I", "F") or im.mode.startswith("I;16"):
                 return np.array(im)
             if is_mask:
-                raise CaseError(f"mask {path} is a {im.mode} colour image; save it as a one-channel label image "
-                                "(0 background, 1 lesion).")
+                raise CaseError(
+                    f"mask {path} is a {im.mode} colour image; save it as a one-channel label image "
+                    "(0 background, 1 lesion)."
+                )
             return np.array(im.convert("L"))
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise CaseError(f"{path}: cannot read image ({exc})") from None
@@ -164,9 +170,11 @@ def _volume_plane(vol, sample) -> tuple[np.ndarray, tuple]:
     """The sample's 2D plane of ``vol`` (raw values) and its in-plane spacing (columns, rows)."""
     if sample.slice is None:
         if vol.array.shape[0] != 1:
-            raise CaseError(f"{vol.path}: a volume of {vol.array.shape[0]} slices has no slice index in the "
-                            "manifest; --mode 2d needs one row per slice (featx manifest build --volumes ... "
-                            "--slices ...), or use --mode 3d.")
+            raise CaseError(
+                f"{vol.path}: a volume of {vol.array.shape[0]} slices has no slice index in the "
+                "manifest; --mode 2d needs one row per slice (featx manifest build --volumes ... "
+                "--slices ...), or use --mode 3d."
+            )
         plane, k = vol.array[0], 0
     else:
         axis = sample.axis or "axial"
@@ -188,8 +196,10 @@ def load_case(sample, mode: str, auto_mask: str | None, label: int):
     native_2d = not is_volume_path(path) and sample.slice is None
     if mode == "3d":
         if native_2d or sample.slice is not None:
-            raise CaseError(f"{sample.sample_id}: --mode 3d needs a volume per row, this row is a 2D "
-                            f"{'slice' if sample.slice is not None else 'image'}; use --mode 2d.")
+            raise CaseError(
+                f"{sample.sample_id}: --mode 3d needs a volume per row, this row is a 2D "
+                f"{'slice' if sample.slice is not None else 'image'}; use --mode 2d."
+            )
         vol = read_volume(path)
         if vol.array.shape[0] == 1:
             raise CaseError(f"{path}: one slice only; use --mode 2d for 2D images.")
@@ -204,8 +214,10 @@ def load_case(sample, mode: str, auto_mask: str | None, label: int):
         if mask_path:
             m = _read_2d_file(mask_path, True) if not is_volume_path(mask_path) else read_volume(mask_path).array[0]
             if m.shape != sitk.GetArrayViewFromImage(image).shape:
-                raise CaseError(f"mask {mask_path} ({m.shape[1]}x{m.shape[0]}) does not match image {path} "
-                                f"({image.GetWidth()}x{image.GetHeight()}); fix the pairing or resize the mask.")
+                raise CaseError(
+                    f"mask {mask_path} ({m.shape[1]}x{m.shape[0]}) does not match image {path} "
+                    f"({image.GetWidth()}x{image.GetHeight()}); fix the pairing or resize the mask."
+                )
             mask = _plane_image(m, (1.0, 1.0))
     else:
         vol = read_volume(path)
@@ -230,8 +242,9 @@ def _auto_mask(image, policy: str | None, label: int, sample):
     elif policy == "otsu":
         arr = (sitk.GetArrayFromImage(sitk.OtsuThreshold(image, 0, 1)) > 0).astype(np.int32) * label
     else:
-        raise CaseError(f"{sample.sample_id}: no mask in the manifest; add a 'mask' column or choose "
-                        "--auto-mask whole or otsu.")
+        raise CaseError(
+            f"{sample.sample_id}: no mask in the manifest; add a 'mask' column or choose --auto-mask whole or otsu."
+        )
     mask = sitk.GetImageFromArray(arr)
     mask.CopyInformation(image)
     return mask
@@ -246,8 +259,11 @@ def _check_label(mask, label: int, where) -> None:
     found = [int(v) for v in np.unique(arr) if v != 0]  # only on failure: unique sorts every voxel
     raise CaseError(
         f"mask {where} has no voxel labelled {label} in this sample"
-        + (f" (it has labels {found[:8]}): pass --label {found[0]}, or fix the mask." if found
-           else " (it is empty): fix the mask or drop the row.")
+        + (
+            f" (it has labels {found[:8]}): pass --label {found[0]}, or fix the mask."
+            if found
+            else " (it is empty): fix the mask or drop the row."
+        )
     )
 
 
@@ -278,6 +294,8 @@ class CaseComputer:
         try:
             features, messages = compute_features(self._extractor, image, mask)
         except (ValueError, RuntimeError, AssertionError, IndexError, MemoryError) as exc:
-            raise CaseError(f"{where}: pyradiomics failed: {type(exc).__name__}: {_last_line(str(exc))[:300]}") from None
+            raise CaseError(
+                f"{where}: pyradiomics failed: {type(exc).__name__}: {_last_line(str(exc))[:300]}"
+            ) from None
         mask_sha = content_hash(sample.mask) if sample.mask else ""
         return CaseOutput(where, features, messages, content_hash(sample.path), mask_sha)

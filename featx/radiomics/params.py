@@ -7,6 +7,7 @@ pyradiomics' per-case diagnostics (featx records versions, settings and file
 hashes itself), and runs the settings once on a synthetic image: that checks they
 run at all and gives the feature names, which every case must then match.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,14 @@ class RadiomicsParams:
         """What defines the numbers (identity and provenance)."""
         import radiomics
 
-        return {"imageType": self.image_types, "featureClass": self.features, "setting": self.settings,
-                "mode": self.mode, "auto_mask": self.auto_mask, "pyradiomics": radiomics.__version__}
+        return {
+            "imageType": self.image_types,
+            "featureClass": self.features,
+            "setting": self.settings,
+            "mode": self.mode,
+            "auto_mask": self.auto_mask,
+            "pyradiomics": radiomics.__version__,
+        }
 
     def identity(self) -> str:
         return hashlib.sha256(json.dumps(self.config(), sort_keys=True, default=str).encode()).hexdigest()
@@ -111,8 +118,10 @@ def load_params(params: str, mode: str, auto_mask: str | None = None, label: int
     else:
         path = Path(params)
         if not path.is_file():
-            raise FeatxError(f"--params {params!r} is neither a preset ({', '.join(PRESETS)}) nor an existing "
-                             "pyradiomics parameter file (.yaml or .json).")
+            raise FeatxError(
+                f"--params {params!r} is neither a preset ({', '.join(PRESETS)}) nor an existing "
+                "pyradiomics parameter file (.yaml or .json)."
+            )
     quiet_radiomics()
     try:
         ex = RadiomicsFeatureExtractor(str(path))
@@ -164,8 +173,10 @@ def probe_names(p: RadiomicsParams) -> list[str]:
     try:
         result, _ = compute_features(p.extractor(), image, mask)
     except Exception as exc:
-        raise FeatxError(f"the radiomics settings {p.source!r} fail on a synthetic {p.mode} test image: "
-                         f"{type(exc).__name__}: {exc}. Check the parameter file.") from None
+        raise FeatxError(
+            f"the radiomics settings {p.source!r} fail on a synthetic {p.mode} test image: "
+            f"{type(exc).__name__}: {exc}. Check the parameter file."
+        ) from None
     return list(result)
 
 
@@ -179,12 +190,21 @@ def describe(p: RadiomicsParams) -> dict:
         "kind": "radiomics",
         "params": p.config(),
         "params_source": p.source if p.preset else str(Path(p.source).resolve()),
-        "versions": {"pyradiomics": radiomics.__version__, "SimpleITK": sitk.Version.VersionString(),
-                     "numpy": np.__version__, "PyWavelets": pywt.__version__},
-        "intensity": ("raw values as stored (volumes, DICOM with rescale slope/intercept; 2D files: grey levels, "
-                      "colour converted to luma); integer types below 32 bits widened to int32, which pyradiomics "
-                      "needs to discretise without overflow"),
-        "mask": {None: "the manifest's mask column", "whole": "the whole image where the manifest has no mask",
-                 "otsu": "Otsu foreground (voxels above Otsu's threshold) where the manifest has no mask"}[p.auto_mask],
+        "versions": {
+            "pyradiomics": radiomics.__version__,
+            "SimpleITK": sitk.Version.VersionString(),
+            "numpy": np.__version__,
+            "PyWavelets": pywt.__version__,
+        },
+        "intensity": (
+            "raw values as stored (volumes, DICOM with rescale slope/intercept; 2D files: grey levels, "
+            "colour converted to luma); integer types below 32 bits widened to int32, which pyradiomics "
+            "needs to discretise without overflow"
+        ),
+        "mask": {
+            None: "the manifest's mask column",
+            "whole": "the whole image where the manifest has no mask",
+            "otsu": "Otsu foreground (voxels above Otsu's threshold) where the manifest has no mask",
+        }[p.auto_mask],
         "n_features": len(p.names),
     }

@@ -13,9 +13,9 @@ import multiprocessing
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Sequence
 
 from featx.failures import RunStats, aborted, failure_reason
 from featx.progress import progress_bar
@@ -46,8 +46,12 @@ def _ready() -> None:
 def start_pool(computer: Callable, width: int) -> ProcessPoolExecutor:
     """A pool of ``width`` worker processes, started now (forkserver: no runtime threads are forked)."""
     threads = max(1, (os.cpu_count() or 1) // width)
-    pool = ProcessPoolExecutor(width, mp_context=multiprocessing.get_context("forkserver"),
-                               initializer=_init_worker, initargs=(computer, threads))
+    pool = ProcessPoolExecutor(
+        width,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_init_worker,
+        initargs=(computer, threads),
+    )
     for _ in range(width):
         pool.submit(_ready)
     return pool
@@ -78,59 +82,77 @@ def run_cases(
     ExtractionAborted
         When more than ``limit`` cases failed; what the sink got is kept.
     """
-    stats = RunStats()
-    queue, suspects = deque(todo), deque()
-    t0 = time.perf_counter()
-
-    def record(row, sample, result, why):
-        sink(row, sample, result, why)
-        if why is None:
-            stats.done += 1
-        else:
-            stats.failures.append((sample.sample_id, why))
-            log.warning("failed: %s", why)
-        bar.update(1, rate=(stats.done + len(stats.failures)) / (time.perf_counter() - t0))
-        if len(stats.failures) > limit:
-            raise aborted(stats, limit, where)
-
-    with progress_bar(label, total=len(todo), enabled=progress) as bar:
+    run = _Cases(computer, sink, limit, where, finish)
+    with progress_bar(label, total=len(todo), enabled=progress) as run.bar:
+        queue, suspects = deque(todo), run.suspects
         while queue or suspects:
             alone = bool(suspects)  # after a worker died: its cases, one at a time, to find the culprit
             source, width, depth = (suspects, 1, 1) if alone else (queue, jobs, 2 * jobs)
-            if pool is None:
-                pool = start_pool(computer, width)
-            inflight: dict = {}
-            try:
-                broken = False
-                while (source or inflight) and not broken:
-                    while source and len(inflight) < depth:
-                        row, sample = source.popleft()
-                        inflight[pool.submit(_run_one, sample)] = (row, sample)
-                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        row, sample = inflight.pop(fut)
-                        try:
-                            result = fut.result()
-                            if finish is not None:
-                                result = finish(result)
-                        except BrokenProcessPool:
-                            broken = True
-                            if alone:
-                                record(row, sample, None, f"{sample.sample_id} ({sample.path}): the worker process "
-                                       "died computing it (killed by the OS, most often out of memory); run it with "
-                                       "fewer --jobs or smaller settings (resampling, filters)")
-                            else:
-                                suspects.append((row, sample))
-                        except Exception as exc:  # a case's failure is recorded, never fatal
-                            record(row, sample, None, failure_reason(exc, sample))
-                        else:
-                            record(row, sample, result, None)
-                if broken:
-                    suspects.extend(inflight.values())
-                    inflight.clear()
-            finally:
-                for fut in inflight:
-                    fut.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
-                pool = None
-    return stats
+            run.round(pool or start_pool(computer, width), source, depth, alone)
+            pool = None
+    return run.stats
+
+
+_DIED = (
+    "the worker process died computing it (killed by the OS, most often out of memory); run it with fewer "
+    "--jobs or smaller settings (resampling, filters)"
+)
+
+
+class _Cases:
+    """The bookkeeping of :func:`run_cases`: every finished case to the sink, the suspects of a dead worker."""
+
+    def __init__(self, computer, sink, limit: int, where: str, finish):
+        self.computer, self.sink, self.limit, self.where, self.finish = computer, sink, limit, where, finish
+        self.stats, self.suspects, self.bar, self.t0 = RunStats(), deque(), None, time.perf_counter()
+
+    def record(self, row, sample, result, why) -> None:
+        self.sink(row, sample, result, why)
+        if why is None:
+            self.stats.done += 1
+        else:
+            self.stats.failures.append((sample.sample_id, why))
+            log.warning("failed: %s", why)
+        self.bar.update(1, rate=(self.stats.done + len(self.stats.failures)) / (time.perf_counter() - self.t0))
+        if len(self.stats.failures) > self.limit:
+            raise aborted(self.stats, self.limit, self.where)
+
+    def round(self, pool: ProcessPoolExecutor, source: deque, depth: int, alone: bool) -> None:
+        """Run cases from ``source`` (at most ``depth`` in flight) until it is empty or a worker dies; the cases
+        in flight when one dies become suspects. The pool is shut down at the end."""
+        inflight: dict = {}
+        try:
+            broken = False
+            while (source or inflight) and not broken:
+                while source and len(inflight) < depth:
+                    row, sample = source.popleft()
+                    inflight[pool.submit(_run_one, sample)] = (row, sample)
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    row, sample = inflight.pop(fut)
+                    broken |= self._finished(fut, row, sample, alone)
+            if broken:
+                self.suspects.extend(inflight.values())
+                inflight.clear()
+        finally:
+            for fut in inflight:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _finished(self, fut, row, sample, alone: bool) -> bool:
+        """Record one finished case; True when its worker died."""
+        try:
+            result = fut.result()
+            if self.finish is not None:
+                result = self.finish(result)
+        except BrokenProcessPool:
+            if alone:
+                self.record(row, sample, None, f"{sample.sample_id} ({sample.path}): {_DIED}")
+            else:
+                self.suspects.append((row, sample))
+            return True
+        except Exception as exc:  # a case's failure is recorded, never fatal
+            self.record(row, sample, None, failure_reason(exc, sample))
+        else:
+            self.record(row, sample, result, None)
+        return False

@@ -61,13 +61,21 @@ def choose_mode(manifest: Manifest, mode: str) -> str:
     if mode == "auto":
         return "2d" if flat else "3d"
     if mode == "3d" and flat:
-        raise ConfigError(f"3d computes one vector per volume, but {len(flat)} row(s) are 2D images or slices "
-                          f"({short_list(flat)}); give a manifest of volumes (one row each) or use mode 2d.", "mode")
+        raise ConfigError(
+            f"3d computes one vector per volume, but {len(flat)} row(s) are 2D images or slices "
+            f"({short_list(flat)}); give a manifest of volumes (one row each) or use mode 2d.",
+            "mode",
+        )
     return mode
 
 
-def run_radiomics(cfg: RadiomicsConfig, manifest: Manifest | None = None, *, params: RadiomicsParams | None = None,
-                  progress: bool = True) -> RadiomicsSummary:
+def run_radiomics(
+    cfg: RadiomicsConfig,
+    manifest: Manifest | None = None,
+    *,
+    params: RadiomicsParams | None = None,
+    progress: bool = True,
+) -> RadiomicsSummary:
     """Compute pyradiomics features for every sample of ``manifest`` (default: ``cfg.manifest``) into ``cfg.store``.
 
     Parameters
@@ -91,8 +99,10 @@ def run_radiomics(cfg: RadiomicsConfig, manifest: Manifest | None = None, *, par
     if auto_mask is None:
         no_mask = [s.sample_id for s in manifest if not s.mask]
         if no_mask:
-            raise FeatxError(f"{len(no_mask)} sample(s) have no mask ({short_list(no_mask)}): add a 'mask' column to "
-                             "the manifest, or choose --auto-mask whole (the whole image) or otsu (Otsu foreground).")
+            raise FeatxError(
+                f"{len(no_mask)} sample(s) have no mask ({short_list(no_mask)}): add a 'mask' column to "
+                "the manifest, or choose --auto-mask whole (the whole image) or otsu (Otsu foreground)."
+            )
     p = params if params is not None else load_params(cfg.params, mode, auto_mask, cfg.label)
     computer = CaseComputer(p)
     pool = start_pool(computer, jobs)  # workers import pyradiomics while this process prepares the store
@@ -104,22 +114,44 @@ def run_radiomics(cfg: RadiomicsConfig, manifest: Manifest | None = None, *, par
     return summary
 
 
-def _run(manifest, cfg: RadiomicsConfig, p: RadiomicsParams, name: str, pool, computer, jobs: int, limit: int,
-         progress: bool) -> RadiomicsSummary:
+def _run(
+    manifest, cfg: RadiomicsConfig, p: RadiomicsParams, name: str, pool, computer, jobs: int, limit: int, progress: bool
+) -> RadiomicsSummary:
     """Probe (unless the store knows the names), register the samples, run the cases through the journal."""
     identity = p.identity()
     p.names = _known_names(cfg.store, name, identity, cfg.overwrite)
     if not p.names:
         with spinner(f"checking the radiomics settings ({p.source}, {p.mode})", enabled=progress):
             p.names = probe_names(p)
-    provenance = describe(p) | {"config": cfg.record(), "featx_version": __version__,
-                                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    provenance = describe(p) | {
+        "config": cfg.record(),
+        "featx_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     with store_writer(cfg.store) as w:
-        todo, removed = w.register(manifest, name, len(p.names), provenance, identity, "radiomics", cfg.overwrite,
-                                   dtype="float64", feature_names=p.names)
+        todo, removed = w.register(
+            manifest,
+            name,
+            len(p.names),
+            provenance,
+            identity,
+            "radiomics",
+            cfg.overwrite,
+            dtype="float64",
+            feature_names=p.names,
+        )
         todo.sort(key=lambda rs: -_cost(rs[1]))  # largest first: no big case left alone at the end
-        summary = RadiomicsSummary(name, Path(cfg.store), p.source, p.mode, jobs, len(p.names), len(manifest),
-                                   len(manifest) - len(todo), n_removed=removed)
+        summary = RadiomicsSummary(
+            name,
+            Path(cfg.store),
+            p.source,
+            p.mode,
+            jobs,
+            len(p.names),
+            len(manifest),
+            len(manifest) - len(todo),
+            n_removed=removed,
+        )
         if not todo:
             return summary
         journal = w.start_journal(name, identity, len(p.names), dtype="<f8")
@@ -127,17 +159,29 @@ def _run(manifest, cfg: RadiomicsConfig, p: RadiomicsParams, name: str, pool, co
 
         def sink(row, sample, result, why):
             if why is None:
-                journal.append([(row, sample.sample_id, result.image_sha, result.mask_sha, result.note)],
-                               result.values[None, :], [])
+                journal.append(
+                    [(row, sample.sample_id, result.image_sha, result.mask_sha, result.note)],
+                    result.values[None, :],
+                    [],
+                )
                 if result.note:
                     summary.notes.append((sample.sample_id, result.note))
             else:
                 journal.append([], np.zeros((0, len(p.names))), [(row, sample.sample_id, why, "", "")])
 
         try:
-            stats = run_cases(todo, computer, sink, jobs=jobs, limit=limit, label=f"radiomics {name}",
-                              progress=progress, where=str(cfg.store), finish=lambda out: to_row(out, p.names),
-                              pool=pool)
+            stats = run_cases(
+                todo,
+                computer,
+                sink,
+                jobs=jobs,
+                limit=limit,
+                label=f"radiomics {name}",
+                progress=progress,
+                where=str(cfg.store),
+                finish=lambda out: to_row(out, p.names),
+                pool=pool,
+            )
             summary.failures = stats.failures
         finally:
             summary.n_computed = journal.rows_ok

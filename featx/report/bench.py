@@ -11,8 +11,12 @@ from featx.results.codec import to_json
 from featx.results.metrics import Metrics, finite
 
 TOP_ROC = 5
-TABLE_KEYS = (("auc", "CV AUC"), ("balanced_accuracy", "bal. accuracy"), ("sensitivity", "sensitivity"),
-              ("specificity", "specificity"))  # precision and F1: bench.csv
+TABLE_KEYS = (
+    ("auc", "CV AUC"),
+    ("balanced_accuracy", "bal. accuracy"),
+    ("sensitivity", "sensitivity"),
+    ("specificity", "specificity"),
+)  # precision and F1: bench.csv
 
 
 def bench_images(r: BenchResult, out: Path) -> dict:
@@ -40,8 +44,15 @@ def comparison_rows(r: BenchResult) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for c in r.comparisons:
         d, t = c.delong, c.corrected_t
-        rows.append((c.why, c.a, c.b, f"{d.diff:+.3f}, z {d.z:.2f}, p {p_value(d.p)}" if d else "- (multi-class)",
-                     f"{t.mean_diff:+.3f}, t {t.t:.2f}, p {p_value(t.p)}" if t else "-"))
+        rows.append(
+            (
+                c.why,
+                c.a,
+                c.b,
+                f"{d.diff:+.3f}, z {d.z:.2f}, p {p_value(d.p)}" if d else "- (multi-class)",
+                f"{t.mean_diff:+.3f}, t {t.t:.2f}, p {p_value(t.p)}" if t else "-",
+            )
+        )
     return rows
 
 
@@ -56,40 +67,64 @@ def _cell(m: Metrics | None, key: str) -> str:
 
 def _ranked_table(r: BenchResult) -> str:
     has_test = r.protocol.held_out_test
-    header = (["rank", "feature set", "head", "features"] + [label for _, label in TABLE_KEYS] + ["AUC per fold"]
-              + (["test AUC"] if has_test else []) + ["seconds"])
+    header = (
+        ["rank", "feature set", "head", "features"]
+        + [label for _, label in TABLE_KEYS]
+        + ["AUC per fold"]
+        + (["test AUC"] if has_test else [])
+        + ["seconds"]
+    )
     rows = []
     for c in r.cells:
         fold = c.cv.per_fold.get("auc")
-        cells = ([str(c.rank), e(c.feature_set), e(c.head), str(c.n_features)]
-                 + [_cell(c.cv.pooled, k) for k, _ in TABLE_KEYS] + [f"{fold.mean:.3f} ± {fold.sd:.3f}" if fold else "-"]
-                 + ([_cell(c.test, "auc")] if has_test else []) + [f"{c.seconds:.1f}"])
+        cells = (
+            [str(c.rank), e(c.feature_set), e(c.head), str(c.n_features)]
+            + [_cell(c.cv.pooled, k) for k, _ in TABLE_KEYS]
+            + [f"{fold.mean:.3f} ± {fold.sd:.3f}" if fold else "-"]
+            + ([_cell(c.test, "auc")] if has_test else [])
+            + [f"{c.seconds:.1f}"]
+        )
         rows.append("<tr>" + "".join(f"<td>{v}</td>" for v in cells) + "</tr>")
-    return ("<table class='bench'><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(rows)
-            + "</table>")
+    return (
+        "<table class='bench'><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(rows) + "</table>"
+    )
 
 
 def render_bench(r: BenchResult, images: dict) -> str:
     proto = r.protocol
     unit = next((c.cv.pooled.ci_unit for c in r.cells if c.cv.pooled.ci_unit), "sample")
-    body = [f"""<p class="note">{r.n_dev} samples (those present in every feature set) in {e(proto.folds)};
-{r.n_test} in the held-out test split; classes {e(', '.join(r.classes))}; positive class
+    body = [
+        f"""<p class="note">{r.n_dev} samples (those present in every feature set) in {e(proto.folds)};
+{r.n_test} in the held-out test split; classes {e(", ".join(r.classes))}; positive class
 <b>{e(str(r.positive))}</b>. Every cell is scored on the same folds. Small grey figures: 95% interval
 (AUC: DeLong; others: percentile bootstrap, {proto.n_boot} resamples by {e(unit)}; the bootstrap AUC
-intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""", _ranked_table(r)]
+intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""",
+        _ranked_table(r),
+    ]
     if r.comparisons:
-        body.append("<h2>Pairwise comparisons</h2><p class='note'>a - b. DeLong's paired test on the out-of-fold "
-                    "scores (averaged over repeats); corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold "
-                    "AUCs, which allows for folds sharing training data. Neither corrects for having picked the best "
-                    "of many cells.</p>"
-                    + table(["comparison", "a", "b", "DeLong: ΔAUC", "corrected t-test: mean Δ fold AUC"],
-                            comparison_rows(r)))
+        body.append(
+            "<h2>Pairwise comparisons</h2><p class='note'>a - b. DeLong's paired test on the out-of-fold "
+            "scores (averaged over repeats); corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold "
+            "AUCs, which allows for folds sharing training data. Neither corrects for having picked the best "
+            "of many cells.</p>"
+            + table(["comparison", "a", "b", "DeLong: ΔAUC", "corrected t-test: mean Δ fold AUC"], comparison_rows(r))
+        )
     body.append(figures(images))
     body.append("<h2>Provenance</h2>")
     for name, prov in r.provenance.items():
         body.append(f"<h3>{e(name)}</h3>" + provenance_table(prov, r.dropped_features.get(name, ())))
     folds = proto.folds + (f" (loaded from {proto.folds_from})" if proto.folds_from else "")
-    body.append(key_values({"featx version": r.featx_version, "store": r.store, "seed": proto.seed, "folds": folds,
-                            "versions": versions_line(r.versions), "created": r.created}))
+    body.append(
+        key_values(
+            {
+                "featx version": r.featx_version,
+                "store": r.store,
+                "seed": proto.seed,
+                "folds": folds,
+                "versions": versions_line(r.versions),
+                "created": r.created,
+            }
+        )
+    )
     body.append(raw_json(to_json(r)))
     return page(r.title, "\n".join(body))

@@ -6,6 +6,7 @@ cell for a bench, with the fine-tuning runs' per-epoch summaries (best accuracy 
 epoch, mean and variance after convergence, first epoch reaching that mean), the spread
 over folds/repeats and the wall time. It never refits anything: it only reads.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,19 +22,69 @@ from featx.results.io import NotAResult, load_results
 from featx.results.metrics import CVScores, Metrics
 from featx.results.runs import FitResult, FoldRun, Protocol
 
-COLUMNS = ("run", "model", "sequence", "split", "level", "n", "accuracy", "sensitivity", "specificity", "f1", "auc",
-           "auc_ci", "auc_fold_mean", "auc_fold_var", "acc_fold_mean", "acc_fold_var", "test_auc", "test_accuracy",
-           "best_acc", "best_epoch", "mean_acc_after_convergence", "var_acc_after_convergence",
-           "first_epoch_reaching_mean", "seconds")
-SHOWN = {"run": "run", "model": "model", "sequence": "sequence", "split": "split", "n": "n", "accuracy": "acc",
-         "sensitivity": "sens", "specificity": "spec", "f1": "F1", "auc": "AUC", "auc_ci": "AUC 95% CI",
-         "auc_fold_mean": "AUC mean (folds)", "auc_fold_var": "AUC var", "best_acc": "best acc",
-         "best_epoch": "epoch", "mean_acc_after_convergence": "mean acc conv.", "var_acc_after_convergence": "var conv.",
-         "first_epoch_reaching_mean": "1st epoch", "seconds": "s"}
+COLUMNS = (
+    "run",
+    "model",
+    "sequence",
+    "split",
+    "level",
+    "n",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "f1",
+    "auc",
+    "auc_ci",
+    "auc_fold_mean",
+    "auc_fold_var",
+    "acc_fold_mean",
+    "acc_fold_var",
+    "test_auc",
+    "test_accuracy",
+    "best_acc",
+    "best_epoch",
+    "mean_acc_after_convergence",
+    "var_acc_after_convergence",
+    "first_epoch_reaching_mean",
+    "seconds",
+)
+SHOWN = {
+    "run": "run",
+    "model": "model",
+    "sequence": "sequence",
+    "split": "split",
+    "n": "n",
+    "accuracy": "acc",
+    "sensitivity": "sens",
+    "specificity": "spec",
+    "f1": "F1",
+    "auc": "AUC",
+    "auc_ci": "AUC 95% CI",
+    "auc_fold_mean": "AUC mean (folds)",
+    "auc_fold_var": "AUC var",
+    "best_acc": "best acc",
+    "best_epoch": "epoch",
+    "mean_acc_after_convergence": "mean acc conv.",
+    "var_acc_after_convergence": "var conv.",
+    "first_epoch_reaching_mean": "1st epoch",
+    "seconds": "s",
+}
 
 #: the columns printed to the terminal (the .md and .csv have all of them)
-TERMINAL = ("run", "model", "sequence", "split", "n", "accuracy", "f1", "auc", "auc_fold_var", "best_acc",
-            "mean_acc_after_convergence", "seconds")
+TERMINAL = (
+    "run",
+    "model",
+    "sequence",
+    "split",
+    "n",
+    "accuracy",
+    "f1",
+    "auc",
+    "auc_fold_var",
+    "best_acc",
+    "mean_acc_after_convergence",
+    "seconds",
+)
 
 
 def find_results(paths: list) -> list[Path]:
@@ -52,8 +103,10 @@ def find_results(paths: list) -> list[Path]:
             seen.add(f.resolve())
             unique.append(f)
     if not unique:
-        raise FitError(f"No results.json under {', '.join(map(str, paths))}: give the --out folders of fit, bench or "
-                       "finetune runs.")
+        raise FitError(
+            f"No results.json under {', '.join(map(str, paths))}: give the --out folders of fit, bench or "
+            "finetune runs."
+        )
     return unique
 
 
@@ -88,7 +141,7 @@ def _rows_of(res: FitResult | BenchResult, run: str) -> list[dict]:
     if res.sequences and not (ft and ft.sequence_runs):
         for q, v in res.sequences.items():  # fit --fuse: each sequence model's own scores
             rows.append(_row(run, model, q, split, v.cv, v.test, None))
-    seq = f"fused ({fuse})" if fuse in ("vote", "mean") else ("concat" if fuse == "concat" else res.sequence or "")
+    seq = ("concat" if fuse == "concat" else f"fused ({fuse})") if fuse else res.sequence or ""
     row = _row(run, model, seq, split, res.cv, res.test, seconds)
     if ft:
         row.update(_summaries([r for r in ft.runs if not r.is_final]))
@@ -133,8 +186,16 @@ def _summaries(runs: list[FoldRun]) -> dict:
     if not s:
         return {}
     mean = lambda k: float(np.mean([getattr(x, k) for x in s]))  # noqa: E731
-    return {k: mean(k) for k in ("best_acc", "best_epoch", "mean_acc_after_convergence", "var_acc_after_convergence",
-                                 "first_epoch_reaching_mean")}
+    return {
+        k: mean(k)
+        for k in (
+            "best_acc",
+            "best_epoch",
+            "mean_acc_after_convergence",
+            "var_acc_after_convergence",
+            "first_epoch_reaching_mean",
+        )
+    }
 
 
 def write_compare(rows: list[dict], out: Path) -> dict:

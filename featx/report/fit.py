@@ -40,28 +40,43 @@ def render_fit(r: FitResult, images: dict) -> str:
     """The page of one run."""
     proto, cv = r.protocol, r.cv
     pos, unit = cv.pooled.positive, cv.pooled.ci_unit or "sample"
-    body = [f"""<p class="note">{r.n_dev} samples in {e(proto.folds)}; {r.n_test} in the held-out test split;
-classes {e(', '.join(r.classes))}{f'; positive class <b>{e(pos)}</b>' if pos else ''}. Level: {e(cv.level)}.
+    body = [
+        f"""<p class="note">{r.n_dev} samples in {e(proto.folds)}; {r.n_test} in the held-out test split;
+classes {e(", ".join(r.classes))}{f"; positive class <b>{e(pos)}</b>" if pos else ""}. Level: {e(cv.level)}.
 AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({proto.n_boot} resamples by {e(unit)}).</p>""",
-            table(["metric", "CV (pooled out-of-fold)", "CV per fold (mean ± sd)", "held-out test"],
-                  summary_rows(cv, r.test))]
+        table(
+            ["metric", "CV (pooled out-of-fold)", "CV per fold (mean ± sd)", "held-out test"], summary_rows(cv, r.test)
+        ),
+    ]
     if cv.subject is not None:
         s = cv.subject
-        body.append(f"<h2>Subject level</h2><p class='note'>{s.n_subjects} subjects; mean probability over each "
-                    "subject's images.</p>"
-                    + table(["metric", "CV subject level"], [(METRIC_LABELS[k], fmt(s, k)) for k in s.shown()]))
+        body.append(
+            f"<h2>Subject level</h2><p class='note'>{s.n_subjects} subjects; mean probability over each "
+            "subject's images.</p>"
+            + table(["metric", "CV subject level"], [(METRIC_LABELS[k], fmt(s, k)) for k in s.shown()])
+        )
     if r.sequences:
         body.append(_sequences_table(r))
     body.append(figures(images))
     if r.finetune is not None:
         body.append(finetune_section(r.finetune))
     if cv.best_params:
-        body.append(f"<h2>Tuning (nested CV)</h2><p class='note'>grid {e(json.dumps(r.head.tuned))}; "
-                    f"chosen per outer fold:</p><pre>{e(json.dumps(cv.best_params))}</pre>")
+        body.append(
+            f"<h2>Tuning (nested CV)</h2><p class='note'>grid {e(json.dumps(r.head.tuned))}; "
+            f"chosen per outer fold:</p><pre>{e(json.dumps(cv.best_params))}</pre>"
+        )
     folds = proto.folds + (f" (loaded from {proto.folds_from})" if proto.folds_from else "")
-    prov = {"featx version": r.featx_version, "store": r.store, "feature set": r.feature_set,
-            **FeatureProvenance.of(r.provenance).rows(r.dropped_features), "head": r.head.estimator, "folds": folds,
-            "seed": proto.seed, "versions": versions_line(r.versions), "created": r.created}
+    prov = {
+        "featx version": r.featx_version,
+        "store": r.store,
+        "feature set": r.feature_set,
+        **FeatureProvenance.of(r.provenance).rows(r.dropped_features),
+        "head": r.head.estimator,
+        "folds": folds,
+        "seed": proto.seed,
+        "versions": versions_line(r.versions),
+        "created": r.created,
+    }
     body.append("<h2>Provenance</h2>" + key_values(prov))
     body.append(raw_json(to_json(r)))
     return page(f"featx: {r.title}", "\n".join(body))
@@ -69,9 +84,27 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
 
 def _sequences_table(r: FitResult) -> str:
     keys = [k for k in ("accuracy", "sensitivity", "specificity", "f1") if r.cv.pooled.value(k) is not None]
-    rows = [(q, v.n, fmt(v.cv.pooled, "auc"), *(fmt(v.cv.pooled, k) for k in keys), fmt(v.cv.subject, "auc"),
-             fmt(v.test, "auc")) for q, v in r.sequences.items()]
-    rows.append((f"fused ({r.protocol.fuse})", "-", fmt(r.cv.pooled, "auc"), *(fmt(r.cv.pooled, k) for k in keys), "-",
-                 fmt(r.test, "auc")))
-    return ("<h2>Per-sequence models and the fused one</h2>"
-            + table(["model", "images", "CV AUC", *keys, "CV AUC (subject)", "test AUC"], rows))
+    rows = [
+        (
+            q,
+            v.n,
+            fmt(v.cv.pooled, "auc"),
+            *(fmt(v.cv.pooled, k) for k in keys),
+            fmt(v.cv.subject, "auc"),
+            fmt(v.test, "auc"),
+        )
+        for q, v in r.sequences.items()
+    ]
+    rows.append(
+        (
+            f"fused ({r.protocol.fuse})",
+            "-",
+            fmt(r.cv.pooled, "auc"),
+            *(fmt(r.cv.pooled, k) for k in keys),
+            "-",
+            fmt(r.test, "auc"),
+        )
+    )
+    return "<h2>Per-sequence models and the fused one</h2>" + table(
+        ["model", "images", "CV AUC", *keys, "CV AUC (subject)", "test AUC"], rows
+    )

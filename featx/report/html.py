@@ -35,8 +35,14 @@ def summary_rows(cv: CVScores, test: Metrics | None) -> list[tuple[str, str, str
     rows = []
     for key in cv.pooled.shown():
         stat = cv.per_fold.get(key)
-        rows.append((METRIC_LABELS[key], fmt(cv.pooled, key), f"{stat.mean:.3f} ± {stat.sd:.3f}" if stat else "-",
-                     fmt(test, key)))
+        rows.append(
+            (
+                METRIC_LABELS[key],
+                fmt(cv.pooled, key),
+                f"{stat.mean:.3f} ± {stat.sd:.3f}" if stat else "-",
+                fmt(test, key),
+            )
+        )
     return rows
 
 
@@ -46,8 +52,11 @@ def provenance_table(prov, dropped=()) -> str:
 
 
 def key_values(info: dict) -> str:
-    return "<table>" + "".join(f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>"
-                               for k, v in info.items()) + "</table>"
+    return (
+        "<table>"
+        + "".join(f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in info.items())
+        + "</table>"
+    )
 
 
 def versions_line(versions) -> str:
@@ -63,7 +72,10 @@ def table(header: list, rows: list) -> str:
 def figures(images: dict) -> str:
     return "".join(
         f'<figure><img src="data:image/png;base64,{base64.b64encode(Path(p).read_bytes()).decode()}" alt="{e(k)}">'
-        "</figure>" for k, p in images.items() if str(p).endswith(".png"))
+        "</figure>"
+        for k, p in images.items()
+        if str(p).endswith(".png")
+    )
 
 
 def raw_json(data: dict) -> str:

@@ -34,8 +34,13 @@ def roc_png(curves: list[tuple[str, Metrics, Roc | None]], positive: str, path: 
         if roc.has_band:
             ax.fill_between(roc.fpr, roc.lo, roc.hi, color=line.get_color(), alpha=0.15, lw=0)
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=f"ROC, positive = {positive} (band: 95% bootstrap)",
-           xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="1 - specificity",
+        ylabel="sensitivity",
+        title=f"ROC, positive = {positive} (band: 95% bootstrap)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.title.set_fontsize(9)
     ax.legend(loc="lower right", fontsize=6.5)
     fig.tight_layout()
@@ -54,8 +59,14 @@ def confusion_png(panels: list[tuple[str, Metrics]], classes, path: Path) -> Pat
         ax.imshow(cm, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-        ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
-               xlabel="predicted", ylabel="true")
+        ax.set(
+            xticks=range(len(classes)),
+            yticks=range(len(classes)),
+            xticklabels=classes,
+            yticklabels=classes,
+            xlabel="predicted",
+            ylabel="true",
+        )
         ax.set_title(title, fontsize=8)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
         ax.tick_params(axis="y", labelsize=7)
@@ -86,7 +97,11 @@ def strip_png(series: dict, title: str, path: Path) -> Path:
 
 
 _CURVE_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
-_CURVE_LABELS = {"train": "training", "val": "inner validation (early stopping)", "test": "held-out fold (reported only)"}
+_CURVE_LABELS = {
+    "train": "training",
+    "val": "inner validation (early stopping)",
+    "test": "held-out fold (reported only)",
+}
 
 
 def curves_png(runs: tuple[FoldRun, ...], path: Path) -> Path:

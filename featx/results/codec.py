@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections import abc
 import typing
-from functools import lru_cache
-from typing import Any, Mapping
+from collections import abc
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
 
 
 def extra_field() -> Any:
@@ -58,7 +59,7 @@ def from_json(cls, data: Mapping):
     return cls(**kwargs)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
 

@@ -42,8 +42,9 @@ def result_from_json(data: dict, where: str = "results") -> FitResult | BenchRes
         raise FeatxError(f"{where}: not a featx results file (a JSON object with a 'type' is expected).")
     fmt = data.get("format", "featx-results/1")
     if fmt not in _READABLE:
-        raise FeatxError(f"{where}: results format {fmt!r} is newer than this featx reads ({FORMAT}); upgrade featx "
-                         "to read it.")
+        raise FeatxError(
+            f"{where}: results format {fmt!r} is newer than this featx reads ({FORMAT}); upgrade featx to read it."
+        )
     kind = data.get("type")
     if kind not in _TYPES:
         raise NotAResult(f"{where}: not a fit, bench or finetune result (type {kind!r}).")
@@ -60,8 +61,9 @@ def load_results(path: str | Path) -> FitResult | BenchResult:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise FeatxError(f"Cannot read {path}: {exc}. Give the results.json that 'featx fit', 'bench' or "
-                         "'finetune' wrote.") from None
+        raise FeatxError(
+            f"Cannot read {path}: {exc}. Give the results.json that 'featx fit', 'bench' or 'finetune' wrote."
+        ) from None
     return result_from_json(data, str(path))
 
 

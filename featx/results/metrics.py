@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 #: The summary metrics, in the order every table shows them, with their labels
 METRIC_LABELS = {
-    "auc": "AUC", "accuracy": "Accuracy", "balanced_accuracy": "Bal. accuracy", "sensitivity": "Sensitivity",
-    "specificity": "Specificity", "precision": "Precision", "f1": "F1",
+    "auc": "AUC",
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Bal. accuracy",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+    "precision": "Precision",
+    "f1": "F1",
 }
 
 

@@ -6,8 +6,9 @@ reads the entries a report shows, from any featx version (absent entries are Non
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,15 +32,26 @@ class FeatureProvenance:
     n_features: int | None = None
 
     @classmethod
-    def of(cls, prov: Mapping[str, Any]) -> "FeatureProvenance":
+    def of(cls, prov: Mapping[str, Any]) -> FeatureProvenance:
         spec = prov.get("spec") or {}
         params = prov.get("params") or {}
-        return cls(kind=str(prov.get("kind", "?")), backbone=spec.get("name"), weights_id=spec.get("weights_id"),
-                   weights_sha256=spec.get("weights_sha256"), onnx_sha256=prov.get("onnx_sha256"),
-                   runtime=prov.get("runtime"), provider=prov.get("provider"), preprocessing=prov.get("preprocessing"),
-                   intensity=prov.get("intensity"), mask=prov.get("mask"), params_source=prov.get("params_source"),
-                   radiomics_mode=params.get("mode"), radiomics_settings=params or None, versions=prov.get("versions"),
-                   n_features=prov.get("n_features"))
+        return cls(
+            kind=str(prov.get("kind", "?")),
+            backbone=spec.get("name"),
+            weights_id=spec.get("weights_id"),
+            weights_sha256=spec.get("weights_sha256"),
+            onnx_sha256=prov.get("onnx_sha256"),
+            runtime=prov.get("runtime"),
+            provider=prov.get("provider"),
+            preprocessing=prov.get("preprocessing"),
+            intensity=prov.get("intensity"),
+            mask=prov.get("mask"),
+            params_source=prov.get("params_source"),
+            radiomics_mode=params.get("mode"),
+            radiomics_settings=params or None,
+            versions=prov.get("versions"),
+            n_features=prov.get("n_features"),
+        )
 
     def rows(self, dropped: tuple | list = ()) -> dict[str, str]:
         """The provenance table of a report: what made the features, one line per entry."""

@@ -1,4 +1,5 @@
 """FeatureSet: the filled rows of one feature set, in memory, as the heads take them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def without_nonfinite_columns(self) -> tuple["FeatureSet", list[str]]:
+    def without_nonfinite_columns(self) -> tuple[FeatureSet, list[str]]:
         """The set without columns that hold NaN/inf in any row, and the names of those columns.
 
         Radiomics can return NaN for a feature on some regions (recorded in the row's
@@ -44,13 +45,29 @@ class FeatureSet:
         names = self.feature_names or [f"f{i:04d}" for i in range(self.X.shape[1])]
         keep = ~bad
         kept = [n for n, k in zip(names, keep) if k]
-        out = FeatureSet(self.name, self.X[:, keep], self.ids, self.labels, self.subjects, self.splits,
-                         self.sequences, self.provenance, kept if self.feature_names else None)
+        out = FeatureSet(
+            self.name,
+            self.X[:, keep],
+            self.ids,
+            self.labels,
+            self.subjects,
+            self.splits,
+            self.sequences,
+            self.provenance,
+            kept if self.feature_names else None,
+        )
         return out, [n for n, b in zip(names, bad) if b]
 
-    def subset(self, mask: np.ndarray) -> "FeatureSet":
+    def subset(self, mask: np.ndarray) -> FeatureSet:
         """Rows where ``mask`` is true."""
         return FeatureSet(
-            self.name, self.X[mask], self.ids[mask], self.labels[mask], self.subjects[mask],
-            self.splits[mask], self.sequences[mask], self.provenance, self.feature_names,
+            self.name,
+            self.X[mask],
+            self.ids[mask],
+            self.labels[mask],
+            self.subjects[mask],
+            self.splits[mask],
+            self.sequences[mask],
+            self.provenance,
+            self.feature_names,
         )

@@ -22,13 +22,14 @@ out of order. The store knows nothing of backbones: provenance is an opaque dict
 Writing in place is not crash-safe (HDF5's nature); :mod:`featx.store.writer` wraps this
 class with a lock, a journal and atomic replacement.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 import h5py
 import numpy as np
@@ -45,8 +46,13 @@ _HASH_COLUMNS = ("sha256", "mask_sha256")  # set when a row is computed, kept by
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 64
 TODO, OK, FAILED, REMOVED, ABSENT = 0, 1, 2, 3, 4
-STATUS_NAMES = {TODO: "to do", OK: "ok", FAILED: "failed", REMOVED: "removed from the manifest",
-                ABSENT: "never in this set's manifest (a sample of another feature set)"}
+STATUS_NAMES = {
+    TODO: "to do",
+    OK: "ok",
+    FAILED: "failed",
+    REMOVED: "removed from the manifest",
+    ABSENT: "never in this set's manifest (a sample of another feature set)",
+}
 
 
 def _now() -> str:
@@ -109,7 +115,7 @@ class FeatureStore:
             self.h5.close()
             raise StoreError(f"{self.path}: not a featx store (format {fmt!r}, expected {FORMAT}).")
 
-    def __enter__(self) -> "FeatureStore":
+    def __enter__(self) -> FeatureStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -200,8 +206,15 @@ class FeatureStore:
         return self.h5["features"][name]
 
     def create_feature_set(
-        self, name: str, dim: int, provenance: dict, identity: str, kind: str, overwrite: bool = False,
-        dtype: str = "float32", feature_names: list[str] | None = None,
+        self,
+        name: str,
+        dim: int,
+        provenance: dict,
+        identity: str,
+        kind: str,
+        overwrite: bool = False,
+        dtype: str = "float32",
+        feature_names: list[str] | None = None,
     ) -> None:
         """Create a feature set, or accept an existing one made with the same ``identity``.
 
@@ -217,7 +230,9 @@ class FeatureStore:
         if name in self.feature_names():
             g = self.h5["features"][name]
             if g.attrs.get("feature_dim") != dim and g.attrs.get("identity") == identity:
-                raise StoreError(f"{self.path}: feature set {name!r} has dimension {g.attrs.get('feature_dim')}, not {dim}.")
+                raise StoreError(
+                    f"{self.path}: feature set {name!r} has dimension {g.attrs.get('feature_dim')}, not {dim}."
+                )
             if overwrite:
                 del self.h5["features"][name]
             elif g.attrs.get("identity") != identity:
@@ -230,13 +245,26 @@ class FeatureStore:
                 return
         n = self.n_samples
         g = self.h5.require_group("features").create_group(name)
-        g.create_dataset("X", shape=(n, dim), maxshape=(None, dim), dtype=np.dtype(dtype), chunks=(_CHUNK_ROWS, dim), fillvalue=np.nan)
+        g.create_dataset(
+            "X",
+            shape=(n, dim),
+            maxshape=(None, dim),
+            dtype=np.dtype(dtype),
+            chunks=(_CHUNK_ROWS, dim),
+            fillvalue=np.nan,
+        )
         g.create_dataset("filled", shape=(n,), maxshape=(None,), dtype=bool, chunks=(4096,))
         g.create_dataset("status", shape=(n,), maxshape=(None,), dtype=np.uint8, chunks=(4096,))
         g.create_dataset("error", shape=(n,), maxshape=(None,), dtype=_STR, chunks=(4096,))
         g.attrs.update(
-            {"provenance": json.dumps(provenance, sort_keys=True), "identity": identity, "kind": kind,
-             "feature_dim": dim, "created": _now(), "updated": _now()}
+            {
+                "provenance": json.dumps(provenance, sort_keys=True),
+                "identity": identity,
+                "kind": kind,
+                "feature_dim": dim,
+                "created": _now(),
+                "updated": _now(),
+            }
         )
         if feature_names is not None:
             g.attrs["feature_names"] = json.dumps(list(feature_names))
@@ -354,6 +382,13 @@ class FeatureStore:
         X = g["X"][:][rows]
         cols = {c: self._column(c)[rows] for c in ("id", "label", "subject", "split", "sequence")}
         return FeatureSet(
-            name, X, cols["id"], cols["label"], cols["subject"], cols["split"], cols["sequence"],
-            self.provenance(name), self.column_names(name),
+            name,
+            X,
+            cols["id"],
+            cols["label"],
+            cols["subject"],
+            cols["split"],
+            cols["sequence"],
+            self.provenance(name),
+            self.column_names(name),
         )

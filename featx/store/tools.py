@@ -1,4 +1,5 @@
 """``featx store info`` and ``featx store export``: a store summarised, a feature set as CSV or Parquet."""
+
 from __future__ import annotations
 
 import csv
@@ -29,17 +30,30 @@ def describe_store(path: str | Path) -> dict:
             g = st.h5["features"][name]
             status = st.status(name)
             prov = st.provenance(name)
-            sets.append({
-                "name": name, "kind": g.attrs.get("kind", ""), "dim": int(g.attrs["feature_dim"]),
-                "ok": int((status == OK).sum()), "failed": int((status == FAILED).sum()),
-                "to_do": int((status == TODO).sum()), "removed": int((status == REMOVED).sum()),
-                "made_with": _made_with(prov), "noted": int((st.notes(name) != "").sum()),
-                "created": g.attrs.get("created", ""), "updated": g.attrs.get("updated", ""),
-            })
+            sets.append(
+                {
+                    "name": name,
+                    "kind": g.attrs.get("kind", ""),
+                    "dim": int(g.attrs["feature_dim"]),
+                    "ok": int((status == OK).sum()),
+                    "failed": int((status == FAILED).sum()),
+                    "to_do": int((status == TODO).sum()),
+                    "removed": int((status == REMOVED).sum()),
+                    "made_with": _made_with(prov),
+                    "noted": int((st.notes(name) != "").sum()),
+                    "created": g.attrs.get("created", ""),
+                    "updated": g.attrs.get("updated", ""),
+                }
+            )
         info = {
-            "path": str(path), "size_mb": round(path.stat().st_size / 1e6, 2), "format": st.h5.attrs.get("format"),
-            "featx_version": st.h5.attrs.get("featx_version"), "created": st.h5.attrs.get("created"),
-            "samples": st.n_samples, "labels": dict(sorted(labels.items())), "subjects": len(subjects),
+            "path": str(path),
+            "size_mb": round(path.stat().st_size / 1e6, 2),
+            "format": st.h5.attrs.get("format"),
+            "featx_version": st.h5.attrs.get("featx_version"),
+            "created": st.h5.attrs.get("created"),
+            "samples": st.n_samples,
+            "labels": dict(sorted(labels.items())),
+            "subjects": len(subjects),
             "feature_sets": sets,
         }
     lock = path.with_name(path.name + ".lock")
@@ -54,7 +68,9 @@ def _made_with(prov: dict) -> str:
     """One line on what computed a feature set: backbone spec and provider, or pyradiomics settings."""
     if prov.get("kind") == "radiomics":
         params = prov.get("params", {})
-        return f"pyradiomics {params.get('pyradiomics', '?')}, {prov.get('params_source', '?')}, {params.get('mode', '?')}"
+        return (
+            f"pyradiomics {params.get('pyradiomics', '?')}, {prov.get('params_source', '?')}, {params.get('mode', '?')}"
+        )
     return ", ".join(x for x in ((prov.get("spec") or {}).get("name", ""), prov.get("provider", "")) if x)
 
 
@@ -72,8 +88,9 @@ def _writer_state(lock: Path) -> str:
         os.close(fd)
 
 
-def export_feature_set(path: str | Path, name: str, out: str | Path, fmt: str | None = None,
-                       include_removed: bool = False) -> tuple[Path, int]:
+def export_feature_set(
+    path: str | Path, name: str, out: str | Path, fmt: str | None = None, include_removed: bool = False
+) -> tuple[Path, int]:
     """Write the computed rows of feature set ``name`` with their ids and labels; returns (file, rows).
 
     Columns: id, label, subject, sequence, split, slice, path, then one column per
@@ -82,8 +99,11 @@ def export_feature_set(path: str | Path, name: str, out: str | Path, fmt: str | 
     out = Path(out)
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"{out}: unknown format {fmt!r}; give an --out ending in .csv or .parquet, or a format: "
-                          f"{', '.join(EXPORT_FORMATS)}.", "format")
+        raise ConfigError(
+            f"{out}: unknown format {fmt!r}; give an --out ending in .csv or .parquet, or a format: "
+            f"{', '.join(EXPORT_FORMATS)}.",
+            "format",
+        )
     with FeatureStore(path) as st:
         g = st._group(name)
         filled = g["filled"][:]

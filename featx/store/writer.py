@@ -17,6 +17,7 @@ leave metadata half written and the file unreadable. So a writer never modifies
 The next writer applies a journal left by a killed run before it does anything else,
 so a rerun continues where the killed one stopped. Readers open ``STORE`` at any time.
 """
+
 from __future__ import annotations
 
 import errno
@@ -27,9 +28,9 @@ import shutil
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def read_journal(path: Path) -> tuple[dict, Iterator[tuple[list, np.ndarray, lis
     if len(head) < len(_MAGIC) + 4 or not head.startswith(_MAGIC):
         f.close()
         return {}, iter(())
-    (n,) = struct.unpack("<I", head[len(_MAGIC):])
+    (n,) = struct.unpack("<I", head[len(_MAGIC) :])
     try:
         header = json.loads(f.read(n))
     except ValueError:
@@ -186,7 +187,7 @@ class StoreWriter:
         self.journal: Journal | None = None
 
     # -------------------------------------------------------------- lifetime
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> StoreWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock()
         for stale in self.path.parent.glob(self.path.name + ".tmp*"):  # copies a killed transaction left
@@ -277,8 +278,17 @@ class StoreWriter:
                 f"{self._unchanged()} Free space (or choose another --store) and rerun."
             )
 
-    def register(self, manifest, name: str, dim: int, provenance: dict, identity: str, kind: str,
-                 overwrite: bool = False, **create) -> tuple[list, int]:
+    def register(
+        self,
+        manifest,
+        name: str,
+        dim: int,
+        provenance: dict,
+        identity: str,
+        kind: str,
+        overwrite: bool = False,
+        **create,
+    ) -> tuple[list, int]:
         """Add the manifest's samples and the feature set in one transaction.
 
         Returns the (row, sample) pairs still to compute and how many rows of ``name``
@@ -291,17 +301,29 @@ class StoreWriter:
             removed = st.mark_membership(name, rows)
             filled = st.filled(name)
         if removed:
-            log.warning("%s: %d sample(s) of %s are no longer in the manifest: kept, flagged 'removed', "
-                        "left out by fit", self.path, removed, name)
+            log.warning(
+                "%s: %d sample(s) of %s are no longer in the manifest: kept, flagged 'removed', left out by fit",
+                self.path,
+                removed,
+                name,
+            )
         return [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]], removed
 
     # --------------------------------------------------------------- journal
     def start_journal(self, feature_set: str, identity: str, dim: int, dtype: str = "<f4") -> Journal:
         """Begin recording rows of ``feature_set`` (committed by :meth:`commit` or on exit)."""
         try:
-            self.journal = Journal(self.journal_path, {"feature_set": feature_set, "identity": identity, "dim": dim,
-                                                       "dtype": dtype, "pid": os.getpid(),
-                                                       "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+            self.journal = Journal(
+                self.journal_path,
+                {
+                    "feature_set": feature_set,
+                    "identity": identity,
+                    "dim": dim,
+                    "dtype": dtype,
+                    "pid": os.getpid(),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                },
+            )
         except OSError as exc:
             raise _no_space(exc, self.journal_path, f"{self.path} is unchanged.") from None
         return self.journal
