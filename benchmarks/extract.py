@@ -3,7 +3,7 @@
 All from one run, on the same PNG files (512x512 8-bit grey, generated once, seeded):
 
 * ``bare``   : ONNX Runtime alone on pre-decoded, preprocessed tensors (the ceiling);
-* ``featx``  : ``featx.extract.extract`` end to end: decode, preprocess, infer, journal, commit
+* ``featx``  : ``featx.api.extract`` end to end: decode, preprocess, infer, journal, commit
                (the loop time; model set-up is reported apart as ``setup_s``);
 * ``plain``  : ``benchmarks/plain_torch.py``, the script a user writes today: a Dataset that opens
                each file with PIL, torchvision transforms, ``DataLoader(num_workers=CPUs)``,
@@ -90,8 +90,8 @@ def child_bare(a) -> dict:
     from featx.backbones.runtime import OrtRuntime
     from featx.backbones.weights import load_backbone
     from featx.dataset.manifest import Manifest
-    from featx.images import Preprocessor
     from featx.images.loader import SampleReader
+    from featx.images.preprocess import Preprocessor
 
     spec, model = load_backbone(a.backbone, a.weights)
     exported = export_onnx(spec, model, a.models_dir)
@@ -114,8 +114,8 @@ def child_bare(a) -> dict:
 
 
 def child_featx(a) -> dict:
+    from featx.api import extract
     from featx.dataset.manifest import Manifest
-    from featx.extract.run import extract
 
     store = Path(a.tmp) / f"featx_{os.getpid()}.h5"
     m = Manifest.load(a.manifest)
@@ -129,7 +129,6 @@ def child_featx(a) -> dict:
         decode=a.decode,
         lookahead=a.lookahead,
         models_dir=a.models_dir,
-        progress=False,
     )
     for p in store.parent.glob(store.name + "*"):
         p.unlink()

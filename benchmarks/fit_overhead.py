@@ -11,7 +11,7 @@ in 32 columns, seeded). Per round, interleaved, each in the same warmed process:
               folds, cross-validate (out-of-fold probabilities), pooled + per-fold + subject-level
               metrics, DeLong CIs, 1,000 subject bootstrap resamples with the ROC band, and (with
               ``--out``) results.json, folds.json, the out-of-fold CSV, the plots and the HTML page;
-* ``featx_noboot`` : the same with ``n_boot=0`` (DeLong CIs only), to show where the time goes.
+* ``featx_noboot`` : the same with ``bootstrap=0`` (DeLong CIs only), to show where the time goes.
 
 Ratios are of medians over ``--repeats`` rounds.
 
@@ -67,7 +67,7 @@ def main() -> None:
 
     from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
-    from featx.evaluate.fit import run_fit
+    from featx.api import fit as run_fit
     from featx.evaluate.heads import build_head
     from featx.store.store import FeatureStore
 
@@ -76,8 +76,8 @@ def main() -> None:
         make_store(store, args.n, args.dim)
         with FeatureStore(store) as st:
             fs = st.load("emb")
-        first = run_fit(store, "emb", cv=args.cv, progress=False, n_boot=0)  # warm-up; gives the folds
-        fold_of = np.array([first["folds"]["fold_of"][i][0] for i in fs.ids])
+        first = run_fit(store, "emb", cv=args.cv, bootstrap=0)  # warm-up; gives the folds
+        fold_of = np.array([first.folds["fold_of"][i][0] for i in fs.ids])
         splits = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(args.cv)]
         y = (fs.labels == "b").astype(int)
         est, _ = build_head("logreg", 0)
@@ -90,9 +90,7 @@ def main() -> None:
         assert all(np.array_equal(a, b) for (_, a), b in zip(splits, got)), "featx's folds differ from the splitter's"
 
         def featx(n_boot, out):
-            return run_fit(store, "emb", cv=args.cv, progress=False, n_boot=n_boot, out=out)["cv"]["per_fold"]["auc"][
-                "mean"
-            ]
+            return run_fit(store, "emb", cv=args.cv, bootstrap=n_boot, out=out).cv.per_fold["auc"].mean
 
         runs = {
             "bare": lambda: bare(),
