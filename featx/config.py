@@ -18,6 +18,7 @@ goes into provenance with :meth:`Config.record`, and :meth:`Config.from_record` 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -223,7 +224,12 @@ def _constrain(value, f: dataclasses.Field, source: str):
 
 # ----------------------------------------------------------------------------------------- value types
 def _hint(cls, name: str):
-    return typing.get_type_hints(cls)[name]
+    return _hints(cls)[name]
+
+
+@functools.cache
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
 
 
 def _type_name(t) -> str:
