@@ -71,5 +71,7 @@ def short_list(items: Sequence, n: int = MAX_LISTED) -> str:
 
 def did_you_mean(value: str, options: Iterable[str]) -> str:
     """`` Did you mean 'x'?`` (or ``'x' or 'y'``) for the options closest to ``value``; ``""`` when none is close."""
-    close = difflib.get_close_matches(str(value), [str(o) for o in options], n=3, cutoff=0.6)
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    close = [repr(c) for c in difflib.get_close_matches(str(value), [str(o) for o in options], n=3, cutoff=0.6)]
+    if not close:
+        return ""
+    return f" Did you mean {close[0] if len(close) == 1 else ', '.join(close[:-1]) + ' or ' + close[-1]}?"

@@ -16,7 +16,10 @@ None of this is medical data: never report a number measured on it as a finding.
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +169,6 @@ def xray(out: str | Path, per_class: int = 30, seed: int = 0) -> Path:
     """Chest X-ray stand-in: real greyscale BreastMNIST images (28 px, CC BY 4.0) in class folders
     ``effusion/`` (BreastMNIST 'malignant') and ``normal/`` (benign + normal). Returns the folder
     (for ``featx manifest build --folder``)."""
-    from importlib import resources
-
     out, rng = Path(out), np.random.default_rng(seed)
     with resources.files("featx.demo").joinpath("data", "breastmnist.npz").open("rb") as fh:
         data = dict(np.load(fh))
@@ -229,9 +230,6 @@ def recipe_dir() -> Path:
 def run_recipe(name: str, out: str | Path, models_dir: str | Path = "models_onnx", **overrides):
     """Build ``name``'s stand-in under ``out/data`` and run ``docs/recipes/<name>.sh`` on it with the small
     settings of :data:`RECIPES` (plus ``overrides``) into ``out/study``; returns the finished process."""
-    import os
-    import subprocess
-
     builder, kwargs, var, settings = RECIPES[name]
     out = Path(out)
     data = builder(out / "data", **kwargs)

@@ -16,6 +16,7 @@ Two kinds of model:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +71,6 @@ def submodule(net, path: str):
 def safe_name(sample_id) -> str:
     """A sample id as a file name: letters, digits, '-', '_' and '.' kept, anything else '_'; an image
     suffix in the id (ids of folder manifests are file names) is dropped, the overlay adds '.png'."""
-    import re
-
     stem = re.sub(r"\.(png|jpe?g|tiff?|bmp|dcm|nii(\.gz)?|nrrd)$", "", str(sample_id), flags=re.IGNORECASE)
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
 

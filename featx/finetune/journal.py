@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from pathlib import Path
 
 
@@ -12,9 +15,6 @@ class FoldJournal:
     """
 
     def __init__(self, out: Path, settings: dict):
-        import hashlib
-        import json
-
         key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.dir = out / ".partial" / key
         self.done = {}
@@ -31,14 +31,10 @@ class FoldJournal:
         return self.done.get((r, f))
 
     def put(self, r: int, f: int, proba, record: dict) -> None:
-        import json
-
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f"r{r}_f{f}.json.part"
         tmp.write_text(json.dumps({"proba": proba.tolist(), "record": record}))
         tmp.replace(self.dir / f"r{r}_f{f}.json")
 
     def clear(self) -> None:
-        import shutil
-
         shutil.rmtree(self.dir.parent, ignore_errors=True)

@@ -65,14 +65,32 @@ def to_rgb8(im: Image.Image, keep_grey: bool = False) -> Image.Image:
     return im.convert("RGB")
 
 
-def read_values(path: str | Path):
-    """A 2D file's grey values as stored (16-bit kept; colour -> luma), as a one-slice Volume in pixel units."""
+def grey_values(path: str | Path, mask: bool = False) -> np.ndarray:
+    """A 2D file's grey values as stored (16-bit kept): colour becomes luma, or, for a ``mask``, is refused.
+
+    Raises
+    ------
+    ImageReadError
+        Missing or undecodable file, or a colour mask (a label image has one channel).
+    """
     try:
         with Image.open(path) as im:
             im.load()
-            a = np.array(im if im.mode in ("1", "L", "P", "I", "F") or im.mode.startswith("I;16") else im.convert("L"))
+            if im.mode in ("1", "L", "P", "I", "F") or im.mode.startswith("I;16"):
+                return np.array(im)
+            if mask:
+                raise ImageReadError(
+                    f"mask {path} is a {im.mode} colour image; save it as a one-channel label image "
+                    "(0 background, 1 lesion)."
+                )
+            return np.array(im.convert("L"))
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
         raise ImageReadError(f"{path}: cannot read image ({exc})") from None
+
+
+def read_values(path: str | Path) -> Volume:
+    """A 2D file's grey values (:func:`grey_values`) as a one-slice Volume in pixel units."""
+    a = grey_values(path)
     return Volume(a[None], (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0), Path(path))

@@ -16,6 +16,7 @@ import numpy as np
 
 from featx.errors import FeatxError
 from featx.images.loader import content_hash
+from featx.images.raster import grey_values
 from featx.images.readers import is_volume_path, read_volume
 from featx.images.volume import check_geometry
 
@@ -139,25 +140,6 @@ def _widen(img):
     return img
 
 
-def _read_2d_file(path: Path, is_mask: bool) -> np.ndarray:
-    """A PNG/JPEG/TIFF/BMP's grey values as stored (16-bit kept; colour -> luma for images)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("1", "L", "P", "I", "F") or im.mode.startswith("I;16"):
-                return np.array(im)
-            if is_mask:
-                raise CaseError(
-                    f"mask {path} is a {im.mode} colour image; save it as a one-channel label image "
-                    "(0 background, 1 lesion)."
-                )
-            return np.array(im.convert("L"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise CaseError(f"{path}: cannot read image ({exc})") from None
-
-
 def _plane_image(plane: np.ndarray, spacing):
     import SimpleITK as sitk
 
@@ -209,10 +191,10 @@ def load_case(sample, mode: str, auto_mask: str | None, label: int):
         image = _sitk_from_volume(vol)
         mask = _sitk_from_volume(mvol) if mvol is not None else None
     elif native_2d:
-        image = _plane_image(_read_2d_file(path, False), (1.0, 1.0))
+        image = _plane_image(grey_values(path), (1.0, 1.0))
         mask = None
         if mask_path:
-            m = _read_2d_file(mask_path, True) if not is_volume_path(mask_path) else read_volume(mask_path).array[0]
+            m = grey_values(mask_path, mask=True) if not is_volume_path(mask_path) else read_volume(mask_path).array[0]
             if m.shape != sitk.GetArrayViewFromImage(image).shape:
                 raise CaseError(
                     f"mask {mask_path} ({m.shape[1]}x{m.shape[0]}) does not match image {path} "
