@@ -94,16 +94,12 @@ ConfigOption = typer.Option(
 )
 
 
-def settings(ctx: typer.Context, config_cls, config: Path | None, **derived):
-    """The command's config: the options given on the command line, then ``featx.toml``'s section, then defaults.
-
-    ``derived``: values the command computed from its options (None: not given), recorded as given on the
-    command line.
-    """
+def settings(ctx: typer.Context, config_cls, config: Path | None):
+    """The command's config: the options given on the command line, then ``featx.toml``'s section (or
+    ``--config``'s), then the defaults. An option left at its default counts as not given."""
     project = load_project(config, SECTIONS)
     names = {f.name for f in settings_of(config_cls)}
     given = {k: v for k, v in ctx.params.items() if k in names and _given(ctx, k)}
-    given.update({k: v for k, v in derived.items() if v is not None})
     return config_cls.resolve((COMMAND_LINE, given), project.layer(config_cls.section))
 
 
