@@ -82,6 +82,7 @@ def test_outputs_curves_and_summaries(run):
         assert s["best_acc"] == max(h["test_acc"] for h in r["history"])
         assert 1 <= s["first_epoch_reaching_mean"] <= 2 and s["seconds_per_epoch"] > 0
     assert json.loads((out / "curves.json").read_text())[0]["history"] == runs[0]["history"]
+    assert res["outputs"]["curves_json"] == str(out / "curves.json") and "report" in res["outputs"]
     with open(out / "oof_predictions.csv", newline="") as fh:
         oof = list(csv.DictReader(fh))
     assert len(oof) == 60 and {"p_malignant", "p_normal_benign", "fold"} <= set(oof[0])

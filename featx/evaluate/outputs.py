@@ -46,8 +46,11 @@ class Predictions:
     fused: tuple | None = None  # (subjects, probabilities) of a fused test split
 
 
-def write_fit_outputs(result: FitResult, preds: Predictions, out: Path) -> FitResult:
-    """Write everything under ``out``; returns the result with ``outputs`` (the paths) filled in."""
+def write_fit_outputs(result: FitResult, preds: Predictions, out: Path, written: dict | None = None) -> FitResult:
+    """Write everything under ``out``; returns the result with ``outputs`` (the paths) filled in.
+
+    ``written``: files the caller already wrote under ``out`` (name -> path), recorded with the others.
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": out / "results.json", "folds": out / "folds.json", "oof": out / "oof_predictions.csv"}
     paths["folds"].write_text(json.dumps(result.folds))
@@ -61,6 +64,11 @@ def write_fit_outputs(result: FitResult, preds: Predictions, out: Path) -> FitRe
             with _csv(paths["test_fused"], ["subject", "predicted"], classes) as w:
                 for s, p in zip(*preds.fused):
                     w.writerow([s, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
+    return _report_and_results(result, out, {**paths, **(written or {})})
+
+
+def _report_and_results(result, out: Path, paths: dict):
+    """The result with ``paths`` and the report's files as its outputs; the report, then results.json, written."""
     result = replace(result, outputs={k: str(v) for k, v in paths.items()})
     report = write_report(result, out)
     result = replace(result, outputs={**result.outputs, **{k: str(v) for k, v in report.items()}})
@@ -134,11 +142,7 @@ def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: di
     paths["folds"].write_text(json.dumps(result.folds))
     _write_bench_table(paths["table"], result)
     _write_bench_oof(paths["oof"], result, dev, oof)
-    result = replace(result, outputs={k: str(v) for k, v in paths.items()})
-    report = write_report(result, out)
-    result = replace(result, outputs={**result.outputs, **{k: str(v) for k, v in report.items()}})
-    write_results(result, paths["results"])
-    return result
+    return _report_and_results(result, out, paths)
 
 
 def _write_bench_table(path: Path, result: BenchResult) -> None:

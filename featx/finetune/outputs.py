@@ -4,14 +4,12 @@ curves.json; the report draws curves.png from the result alone."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from featx.evaluate.outputs import Predictions, write_fit_outputs
 from featx.results.codec import to_json
-from featx.results.io import write_results
 from featx.results.runs import FitResult
 
 
@@ -38,7 +36,4 @@ def write_finetune(result: FitResult, dev, cvres, test, test_proba: dict, out: P
     preds = Predictions(
         dev, {name: cvres}, {name: np.ones(len(dev), bool)}, test, test_proba, {name: np.ones(len(test), bool)}
     )
-    result = write_fit_outputs(result, preds, out)
-    result = replace(result, outputs={**result.outputs, "curves_json": str(curves)})
-    write_results(result, out / "results.json")
-    return result
+    return write_fit_outputs(result, preds, out, written={"curves_json": curves})
