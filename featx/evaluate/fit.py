@@ -116,14 +116,11 @@ def _cross_validate(
     out = {}
     with progress_bar(f"{folds.describe()}: {dev.name} + {cfg.head}", total=total, enabled=progress) as bar:
         for name, sel in units.dev.items():
-            sub = Folds(
-                folds.fold_of[:, sel], folds.k, folds.seed, folds.splitter, folds.grouped, folds.kind, folds.test_size
-            )
             out[name] = cross_validate(
                 estimator,
                 dev.X[sel],
                 dev.labels[sel],
-                sub,
+                folds.subset(sel),
                 bar.update,
                 classes,
                 grid,

@@ -10,7 +10,7 @@ checks it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,10 @@ class Folds:
     @property
     def repeats(self) -> int:
         return self.fold_of.shape[0]
+
+    def subset(self, sel) -> Folds:
+        """The same folds for the samples ``sel`` selects (a boolean mask or indices)."""
+        return replace(self, fold_of=self.fold_of[:, sel])
 
     def split(self):
         """Yield ``(repeat, fold, train_idx, test_idx)``."""

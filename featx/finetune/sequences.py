@@ -60,8 +60,7 @@ def restrict(dev: FeatureSet, test: FeatureSet, folds: Folds, sequence: str) -> 
     sel = dev.sequences == sequence
     if not sel.any():
         raise FitError(f"Sequence {sequence!r} has no development rows (all its rows are in the test split).")
-    sub = Folds(folds.fold_of[:, sel], folds.k, folds.seed, folds.splitter, folds.grouped, folds.kind, folds.test_size)
-    return dev.subset(sel), test.subset(test.sequences == sequence), sub
+    return dev.subset(sel), test.subset(test.sequences == sequence), folds.subset(sel)
 
 
 def folder_name(sequence: str) -> str:
