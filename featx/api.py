@@ -90,11 +90,12 @@ def fit(store, features: str, *, progress: bool = False, **settings) -> FitResul
     return run_fit(_config(FitConfig, store=store, features=features, **settings), progress=progress)
 
 
-def bench(store, features: list[str], heads: list[str] = (), *, progress: bool = False, **settings) -> BenchResult:
-    """``featx bench``: ``settings`` are :class:`~featx.evaluate.config.BenchConfig` fields. Cells come ranked."""
-    return run_bench(
-        _config(BenchConfig, store=store, features=tuple(features), heads=tuple(heads), **settings), progress=progress
-    )
+def bench(
+    store, features: list[str] | str, heads: list[str] | str = (), *, progress: bool = False, **settings
+) -> BenchResult:
+    """``featx bench``: ``settings`` are :class:`~featx.evaluate.config.BenchConfig` fields (a list setting takes
+    a list or a comma-separated text). Cells come ranked."""
+    return run_bench(_config(BenchConfig, store=store, features=features, heads=heads, **settings), progress=progress)
 
 
 def finetune(manifest, backbone: str, out, *, progress: bool = False, **settings):

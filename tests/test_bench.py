@@ -101,3 +101,23 @@ def test_bench_refuses_unknown_heads_and_sets(two_sets):
         "Did you mean 'svm-rbf'?",
     )
     assert_one_line_error(featx("bench", "-s", two_sets, "-f", "deep,nope"), "nope")
+
+
+def test_fit_and_bench_refuse_a_label_seen_only_in_the_test_split(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = np.array(["a", "b"] * 20)
+    labels[-1] = "c"  # only in the test split: no model can learn it
+    store = tmp_path / "s.h5"
+    make_store(store, "deep", rng.normal(size=(40, 4)), labels, splits=["train"] * 36 + ["test"] * 4)
+    for argv in (("fit", "-s", store, "-f", "deep"), ("bench", "-s", store, "-f", "deep", "--heads", "logreg")):
+        assert_one_line_error(featx(*argv, "--cv", "3"), "Test labels ['c'] never occur outside the test split")
+
+
+def test_bench_api_takes_comma_separated_lists(two_sets):
+    res = run_bench(two_sets, "deep,rad", "logreg,lda", cv=3, bootstrap=0)
+    assert sorted((c.feature_set, c.head) for c in res.cells) == [
+        ("deep", "lda"),
+        ("deep", "logreg"),
+        ("rad", "lda"),
+        ("rad", "logreg"),
+    ]

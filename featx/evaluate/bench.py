@@ -26,7 +26,7 @@ from featx.evaluate.folds import Folds
 from featx.evaluate.heads import build_head, check_pca
 from featx.evaluate.outputs import versions, write_bench_outputs
 from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
-from featx.evaluate.split import load_for_fit, plan_split
+from featx.evaluate.split import load_for_fit, plan_split, split_classes
 from featx.progress import progress_bar
 from featx.results.bench import BenchResult, CellResult
 from featx.store.feature_set import FeatureSet
@@ -73,9 +73,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     dev0, test0, folds = plan_split(sets[0], cfg)
     is_test = np.isin(sets[0].ids, test0.ids)
     pairs = [(fs.subset(~is_test), fs.subset(is_test)) for fs in sets]
-    classes = sorted(set(dev0.labels))
-    if cfg.positive is not None and cfg.positive not in classes:
-        raise FitError(f"--positive {cfg.positive!r} is not a label (labels: {', '.join(classes)}).")
+    classes = split_classes(dev0, test0, cfg.positive)
     for dev, _ in pairs:
         check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None)
     y = encode_labels(dev0.labels, classes)[1]
@@ -118,7 +116,6 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
 
 def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y, groups, progress: bool) -> list:
     """Every feature set x head: cross-validated on ``folds``, refit for the test split, scored alike."""
-    grid_of = {}
     total = len(pairs) * len(heads) * folds.repeats * folds.k
     out = []
     with progress_bar(
@@ -127,15 +124,13 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
         for dev, test in pairs:
             for h in heads:
                 est, grid = build_head(h, cfg.seed, cfg.pca)
-                grid_of[h] = grid if cfg.tune else None
+                grid = grid if cfg.tune else None
                 t0 = time.perf_counter()
-                res = cross_validate(
-                    est, dev.X, dev.labels, folds, bar.update, classes, grid_of[h], groups, cfg.inner_k
-                )
+                res = cross_validate(est, dev.X, dev.labels, folds, bar.update, classes, grid, groups, cfg.inner_k)
                 cv = evaluate(y, res.proba, folds.fold_of, classes, groups, cfg.positive, cfg.bootstrap, cfg.seed)
                 test_metrics = None
                 if len(test):
-                    model = fit_one(est, dev.X, y, groups, grid_of[h], cfg.seed, cfg.inner_k)[0]
+                    model = fit_one(est, dev.X, y, groups, grid, cfg.seed, cfg.inner_k)[0]
                     test_metrics = metrics_with_ci(
                         encode_labels(test.labels, classes)[1],
                         proba_of(model, test.X, len(classes)),
