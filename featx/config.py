@@ -203,16 +203,10 @@ def _constrain(value, f: dataclasses.Field, source: str):
     meta = f.metadata
     if value is None:
         return None
-    if meta.get("choice") is not None:
-        try:
-            return (
-                tuple(meta["choice"].check(v) for v in value)
-                if isinstance(value, tuple)
-                else meta["choice"].check(value)
-            )
-        except ConfigError as exc:
-            raise ConfigError(exc.message, f.name, source) from None
     try:
+        if meta.get("choice") is not None:
+            check = meta["choice"].check
+            return tuple(check(v) for v in value) if isinstance(value, tuple) else check(value)
         if meta.get("minimum") is not None and value < meta["minimum"]:
             raise ConfigError(f"must be at least {meta['minimum']:g}, got {value!r}.")
         if meta.get("check") is not None:
