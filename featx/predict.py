@@ -118,16 +118,8 @@ def _radiomics(prov: dict, manifest: Manifest, store: Path, name: str, progress:
             radiomics.__version__,
             params.get("pyradiomics"),
         )
-    p = RadiomicsParams(
-        prov.get("params_source", "model"),
-        params["imageType"],
-        params["featureClass"],
-        params["setting"],
-        params["mode"],
-        params.get("auto_mask"),
-    )
     cfg = RadiomicsConfig(store=store, name=name, max_failures="100%")
-    return run_radiomics(cfg, manifest, params=p, progress=progress).failures
+    return run_radiomics(cfg, manifest, params=RadiomicsParams.from_provenance(prov), progress=progress).failures
 
 
 def run_predict(

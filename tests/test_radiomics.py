@@ -18,6 +18,7 @@ from featx.api import radiomics as run_radiomics
 from featx.dataset.ingest import expand_volumes
 from featx.dataset.manifest import Manifest, Sample
 from featx.errors import ExtractionAborted, FeatxError
+from featx.evaluate.saved_model import load_model
 from featx.radiomics.params import load_params, preset_path
 from featx.store.store import ABSENT, FAILED, OK, FeatureStore
 
@@ -275,7 +276,20 @@ def test_cli_radiomics_then_fit_end_to_end_on_volumes_with_masks(tmp_path):
     proc = featx("radiomics", "--manifest", volumes, "--store", store, "--jobs", "2")
     assert proc.returncode == 0, proc.stderr
     assert "radiomics.default (107 features, 3d, 2 job(s)): 12 samples, 12 computed" in proc.stdout
-    proc = featx("fit", "--store", store, "--features", "radiomics.default", "--cv", "3", "--out", tmp_path / "res")
+    model = tmp_path / "model.skops"
+    proc = featx(
+        "fit",
+        "--store",
+        store,
+        "--features",
+        "radiomics.default",
+        "--cv",
+        "3",
+        "--out",
+        tmp_path / "res",
+        "--save",
+        model,
+    )
     assert proc.returncode == 0, proc.stderr
     res = json.loads((tmp_path / "res" / "results.json").read_text())
     assert res["protocol"]["grouped_by_subject"] and res["cv"]["pooled"]["auc"] > 0.9
@@ -284,6 +298,16 @@ def test_cli_radiomics_then_fit_end_to_end_on_volumes_with_masks(tmp_path):
     assert "pyradiomics (" in page and "pyradiomics v3" in page and "binWidth" in page and "efficientnet" not in page
     info = featx("store", "info", store)
     assert "radiomics.default (radiomics, 107-d, pyradiomics" in info.stdout and "12 ok" in info.stdout
+    # predict computes the features again from the images, with the training settings read from the model
+    proc = featx("predict", volumes, "--model", model, "--out", tmp_path / "p.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert "12 input(s), 12 predicted" in proc.stdout and "0 failed" in proc.stdout
+    with FeatureStore(store) as st:
+        want = load_model(model).predict(st.load("radiomics.default"))
+    with open(tmp_path / "p.csv", newline="") as fh:
+        got = {r["id"]: r for r in csv.DictReader(fh)}
+    for sid, p in zip(want.ids, want.proba):
+        assert [float(got[str(sid)][f"p_{c}"]) for c in want.classes] == pytest.approx(p.tolist(), abs=1e-6)
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -63,6 +63,19 @@ class RadiomicsParams:
             "pyradiomics": radiomics.__version__,
         }
 
+    @classmethod
+    def from_provenance(cls, prov: dict) -> RadiomicsParams:
+        """The parameters a radiomics feature set was computed with (its :func:`describe` provenance)."""
+        cfg = prov["params"]
+        return cls(
+            prov.get("params_source", "model"),
+            cfg["imageType"],
+            cfg["featureClass"],
+            cfg["setting"],
+            cfg["mode"],
+            cfg.get("auto_mask"),
+        )
+
     def identity(self) -> str:
         return hashlib.sha256(json.dumps(self.config(), sort_keys=True, default=str).encode()).hexdigest()
 
