@@ -120,7 +120,7 @@ def test_incremental_manifest_adds_new_and_flags_removed(demo_subset, models_dir
         assert fs.ids.tolist() == ref_ids[10:40].tolist()
         np.testing.assert_allclose(fs.X, ref_X[10:40], rtol=0, atol=1e-5)  # batch size 32 here, 8 there
         assert len(st.load(LITE0, include_removed=True)) == 40
-        assert all(len(h) == 64 for h in st._column("sha256"))
+        assert all(len(h) == 64 for h in st.sources(LITE0)["sha256"])
 
 
 def test_tta_hflip_is_the_mean_of_image_and_mirror(demo_subset, models_dir, lite0, tmp_path):

@@ -76,8 +76,8 @@ def test_3d_values_equal_pyradiomics_extractor_to_the_last_bit(tmp_path, preset)
 
     with FeatureStore(tmp_path / "f.h5") as st:
         prov = st.provenance(s.feature_set)
-        sha = dict(zip(st.sample_ids(), st._column("sha256")))
-        mask_sha = dict(zip(st.sample_ids(), st._column("mask_sha256")))
+        sha = dict(zip(st.sample_ids(), st.sources(s.feature_set)["sha256"]))
+        mask_sha = dict(zip(st.sample_ids(), st.sources(s.feature_set)["mask_sha256"]))
     assert prov["versions"]["pyradiomics"] == radiomics.__version__ and prov["params"]["mode"] == "3d"
     assert prov["params"]["setting"]["binWidth"] == 25 and "Original" in prov["params"]["imageType"]
     for case in CASES:

@@ -32,7 +32,7 @@ def test_ray_store_equals_single_process_store(local_ray, reference, demo_subset
         g = st.h5[f"features/{LITE0}"]
         np.testing.assert_array_equal(g["X"][:120], ref_X)
         assert g["filled"][:120].all() and not g["filled"][120] and g["status"][120] == FAILED
-        assert st._column("sha256")[:120].tolist() == ref["samples/sha256"].asstr()[:].tolist()
+        assert st.sources(LITE0)["sha256"][:120].tolist() == ref[f"features/{LITE0}/sha256"].asstr()[:].tolist()
         prov = st.provenance(LITE0)
         assert prov["spec"] == FeatureStore(ref_store).provenance(LITE0)["spec"]
     # a rerun on Ray resumes like a local one: only the broken sample is retried

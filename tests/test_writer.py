@@ -47,7 +47,7 @@ def test_journal_rows_reach_store_on_commit(tmp_path):
         assert st.filled("f").tolist() == [False, True, False, True, False, False]
         np.testing.assert_array_equal(st.load("f").X, X[[1, 3]])
         assert st.status("f")[:2].tolist() == [FAILED, OK] and st.errors("f")[0] == "a.png: bad"
-        assert st._column("sha256")[[1, 3]].tolist() == ["h1", "h3"]
+        assert st.sources("f")["sha256"][[1, 3]].tolist() == ["h1", "h3"]
     assert not w.journal_path.exists()
 
 
@@ -217,5 +217,5 @@ def test_float64_journal_of_a_killed_radiomics_run_is_recovered_bit_for_bit(tmp_
         fs = st.load("r")
         assert fs.X.dtype == np.float64 and np.array_equal(fs.X, X) and fs.feature_names == ["f1", "f2"]
         assert st.notes("r").tolist() == ["", "", "pyradiomics returned NaN/inf for 1 feature(s): f2"]
-        assert st._column("mask_sha256").tolist() == ["ma", "mb", "mc"]
+        assert st.sources("r")["mask_sha256"].tolist() == ["ma", "mb", "mc"]
         assert st.status("r").tolist() == [OK, FAILED, OK]

@@ -176,4 +176,5 @@ def print_problems(items: list[tuple[str, str]], what: str, column: str, n: int 
     for sid, why in items[:n]:
         out_console.print(f"  {what} {sid}: {why}", highlight=False)
     if len(items) > n:
-        out_console.print(f"  ... and {len(items) - n} more (all are in the store's {column})")
+        where = f" (all are in the store's {column})" if column else ""
+        out_console.print(f"  ... and {len(items) - n} more{where}")

@@ -48,20 +48,23 @@ def extract(
 ) -> None:
     """Extract frozen backbone features for every image of a manifest into an HDF5 store.
 
-    Resumable and crash-safe: a rerun computes only rows not yet in the store, also after a kill.
+    Resumable and crash-safe: a rerun computes only rows not yet in the store, also after a kill, and
+    recomputes (and names) rows whose image changed since, or whose id now names another file.
 
     Example: [bold]featx extract --manifest m.csv --backbone resnet18 --store features.h5[/]
     """
     s = run_extract(settings(ctx, ExtractConfig, config))
     out_console.print(
-        f"{s.feature_set} ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted, "
-        f"{s.n_already} already in the store, {len(s.failures)} failed"
+        f"{s.feature_set} ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted"
+        + (f" (of which {len(s.stale)} recomputed: their files changed)" if s.stale else "")
+        + f", {s.n_already} already in the store, {len(s.failures)} failed"
         + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "")
         + f"; {s.wall_s:.1f} s"
         + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "")
         + f" -> {s.store}"
     )
     print_problems(s.failures, "failed", "error column")
+    print_problems([(x.sample_id, x.reason) for x in s.stale], "recomputed", "")
 
 
 def radiomics(
@@ -80,14 +83,17 @@ def radiomics(
 ) -> None:
     """Compute pyradiomics features for every sample into the store, next to the CNN features.
 
-    Resumable and crash-safe like extract; a failing case is recorded with its reason, NaN values are named.
+    Resumable and crash-safe like extract (a changed image or mask is recomputed); a failing case is
+    recorded with its reason, NaN values are named.
 
     Example: [bold]featx radiomics --manifest volumes.csv --store features.h5 --params default --jobs 4[/]
     """
     s = run_radiomics(settings(ctx, RadiomicsConfig, config))
     out_console.print(
         f"{s.feature_set} ({s.n_features} features, {s.mode}, {s.jobs} job(s)): {s.n_samples} samples, "
-        f"{s.n_computed} computed, {s.n_already} already in the store, {len(s.failures)} failed"
+        f"{s.n_computed} computed"
+        + (f" (of which {len(s.stale)} recomputed: their files changed)" if s.stale else "")
+        + f", {s.n_already} already in the store, {len(s.failures)} failed"
         + (f", {len(s.notes)} with NaN or skipped features (noted)" if s.notes else "")
         + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "")
         + f"; {s.wall_s:.1f} s"
@@ -96,6 +102,7 @@ def radiomics(
         highlight=False,
     )
     print_problems(s.failures, "failed", "error column")
+    print_problems([(x.sample_id, x.reason) for x in s.stale], "recomputed", "")
     print_problems(s.notes, "note", "note column")
 
 

@@ -30,6 +30,7 @@ from featx.images.loader import SampleReader
 from featx.images.loader import describe as describe_window
 from featx.images.preprocess import Preprocessor
 from featx.progress import spinner
+from featx.store.freshness import Stale
 from featx.store.writer import store_writer
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class ExtractSummary:
     n_already: int
     n_extracted: int
     n_removed: int = 0  # rows of the feature set no longer in the manifest (kept, flagged)
+    stale: list[Stale] = field(default_factory=list)  # computed rows redone: their files changed since
     failures: list[tuple[str, str]] = field(default_factory=list)
     wall_s: float = 0.0  # whole call: model load, export check, extraction
     loop_s: float = 0.0  # decoding + inference + writing + commit
@@ -197,7 +199,7 @@ def _extract_rows(
     spec = plan.spec
     loader = SampleLoader(SampleReader(cfg.window, keep_grey=True), Preprocessor.from_spec(spec))
     with store_writer(cfg.store) as w:
-        todo, removed = w.register(
+        todo, removed, stale = w.register(
             manifest, plan.name, spec.feature_dim, plan.provenance, plan.identity, "cnn", cfg.overwrite
         )
         summary = ExtractSummary(
@@ -210,6 +212,7 @@ def _extract_rows(
             n_already=len(manifest) - len(todo),
             n_extracted=0,
             n_removed=removed,
+            stale=stale,
         )
         if not todo:
             return summary

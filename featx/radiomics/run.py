@@ -25,6 +25,7 @@ from featx.radiomics.case import CaseComputer, to_row
 from featx.radiomics.config import RadiomicsConfig
 from featx.radiomics.params import RadiomicsParams, describe, load_params, probe_names
 from featx.radiomics.pool import run_cases, start_pool
+from featx.store.freshness import Stale
 from featx.store.store import FeatureStore
 from featx.store.writer import store_writer
 
@@ -45,6 +46,7 @@ class RadiomicsSummary:
     n_already: int
     n_computed: int = 0
     n_removed: int = 0
+    stale: list[Stale] = field(default_factory=list)  # computed rows redone: their image or mask changed since
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (sample id, note) of computed rows
     wall_s: float = 0.0
@@ -129,7 +131,7 @@ def _run(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     with store_writer(cfg.store) as w:
-        todo, removed = w.register(
+        todo, removed, stale = w.register(
             manifest,
             name,
             len(p.names),
@@ -137,6 +139,7 @@ def _run(
             identity,
             "radiomics",
             cfg.overwrite,
+            with_mask=p.auto_mask is None,
             dtype="float64",
             feature_names=p.names,
         )
@@ -151,6 +154,7 @@ def _run(
             len(manifest),
             len(manifest) - len(todo),
             n_removed=removed,
+            stale=stale,
         )
         if not todo:
             return summary

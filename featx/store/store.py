@@ -6,14 +6,17 @@ Layout (readable with plain h5py)::
     /samples/id             (n,) utf-8 strings: the row key of every feature set
     /samples/path|label|subject|sequence|split   (n,) utf-8 strings, "" when absent
     /samples/slice          (n,) int32, -1 when absent
-    /samples/sha256         (n,) utf-8: sha256 of the image file as read when computed, "" before
-    /samples/mask_sha256    (n,) utf-8: sha256 of the mask file a radiomics row was computed with
-    /features/<name>/X      (n, D) float32 (float64 for radiomics), row i belongs to /samples/id[i]
+        /features/<name>/X      (n, D) float32 (float64 for radiomics), row i belongs to /samples/id[i]
     /features/<name>/filled (n,) bool: row computed
     /features/<name>/status (n,) uint8: 0 to do, 1 ok, 2 failed, 3 removed from the manifest (kept),
                             4 never in this set's manifest (a row another feature set added)
     /features/<name>/error  (n,) utf-8 strings: why a row failed, "" otherwise
     /features/<name>/note   (n,) utf-8 strings, optional: what to know about a computed row (NaN features)
+    /features/<name>/source (n,) utf-8: the file(s) a row was computed from (image path, ``|mask path``)
+    /features/<name>/stat   (n,) utf-8: their size and mtime then (the cheap check of a rerun)
+    /features/<name>/sha256, mask_sha256   (n,) utf-8: sha256 of the image (DICOM folder: its files)
+                            and of the mask a row was computed from; a rerun recomputes a row whose
+                            files changed (:mod:`featx.store.freshness`)
     /features/<name>        attrs: provenance (JSON), identity, kind, feature_dim, created, updated,
                             feature_names (JSON list, when the columns have names: radiomics)
 
@@ -41,8 +44,9 @@ from featx.store.feature_set import FeatureSet
 log = logging.getLogger(__name__)
 
 FORMAT = "featx-store/1"
-_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split", "sha256", "mask_sha256")
-_HASH_COLUMNS = ("sha256", "mask_sha256")  # set when a row is computed, kept by add_samples
+_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split")
+#: per feature set: what each row was computed from (stores before featx 0.6 kept the hashes in /samples)
+SOURCE_COLUMNS = ("source", "stat", "sha256", "mask_sha256")
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 64
 TODO, OK, FAILED, REMOVED, ABSENT = 0, 1, 2, 3, 4
@@ -174,18 +178,22 @@ class FeatureStore:
             cols["slice"][r] = -1 if s.slice is None else s.slice
         for c, values in cols.items():
             g[c].resize((n,))
-            if c not in _HASH_COLUMNS:  # hashes are kept: set when a row is computed
-                g[c][:] = values
+            g[c][:] = values
         for name in self.feature_names():
             self._grow(name, n)
         return rows
 
-    def set_hashes(self, rows, hashes, column: str = "sha256") -> None:
-        """Record the sha256 of the files (``column`` mask_sha256: the masks) the given rows were computed from."""
-        ds = self.h5["samples"][column]
-        for r, h in zip(rows, hashes):
-            if h:
-                ds[int(r)] = h
+    def set_sources(self, name: str, rows, values, column: str) -> None:
+        """Record what rows of ``name`` were computed from: ``column`` is one of :data:`SOURCE_COLUMNS`."""
+        ds = self._group(name)[column]
+        for r, v in zip(rows, values):
+            if v:
+                ds[int(r)] = v
+
+    def sources(self, name: str) -> dict[str, np.ndarray]:
+        """Per-row source, stat, sha256 and mask_sha256 of ``name`` (``""`` where not recorded)."""
+        g = self._group(name)
+        return {c: g[c].asstr()[:].astype(object) for c in SOURCE_COLUMNS}
 
     # ------------------------------------------------------------- feature sets
     def feature_names(self) -> list[str]:
@@ -255,7 +263,8 @@ class FeatureStore:
         )
         g.create_dataset("filled", shape=(n,), maxshape=(None,), dtype=bool, chunks=(4096,))
         g.create_dataset("status", shape=(n,), maxshape=(None,), dtype=np.uint8, chunks=(4096,))
-        g.create_dataset("error", shape=(n,), maxshape=(None,), dtype=_STR, chunks=(4096,))
+        for c in ("error", *SOURCE_COLUMNS):
+            g.create_dataset(c, shape=(n,), maxshape=(None,), dtype=_STR, chunks=(4096,))
         g.attrs.update(
             {
                 "provenance": json.dumps(provenance, sort_keys=True),
@@ -273,7 +282,14 @@ class FeatureStore:
         g = self.h5["features"][name]
         if "status" not in g:  # made by an earlier featx: derive it
             g.create_dataset("status", data=_live_status(g), maxshape=(None,), chunks=(4096,))
-        for ds in ("X", "filled", "status", "error", "note"):
+        for c in SOURCE_COLUMNS:
+            if c not in g:  # made by an earlier featx: the hashes were per sample, the paths the manifest's
+                old = self.h5["samples"].get(c if c != "source" else "path")
+                m = g["filled"].shape[0]
+                values = old.asstr()[: min(m, old.shape[0])].astype(object) if old is not None else []
+                data = np.array(list(values) + [""] * (m - len(values)), dtype=object)
+                g.create_dataset(c, data=data, dtype=_STR, maxshape=(None,), chunks=(4096,))
+        for ds in ("X", "filled", "status", "error", "note", *SOURCE_COLUMNS):
             if ds in g and g[ds].shape[0] < n:
                 g[ds].resize(n, axis=0)
 
@@ -336,6 +352,18 @@ class FeatureStore:
                 g["error"][r] = ""
                 if "note" in g:
                     g["note"][r] = ""
+        g.attrs["updated"] = _now()
+
+    def invalidate(self, name: str, rows) -> None:
+        """Forget computed rows (their files changed): NaN, not filled, to do."""
+        g = self._group(name)
+        for r in np.asarray(rows, dtype=np.int64):
+            g["X"][r] = np.nan
+            g["filled"][r] = False
+            g["status"][r] = TODO
+            g["error"][r] = ""
+            if "note" in g:
+                g["note"][r] = ""
         g.attrs["updated"] = _now()
 
     def set_notes(self, name: str, rows: Iterable[int], notes: Iterable[str]) -> None:

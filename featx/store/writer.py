@@ -31,10 +31,12 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from featx.errors import StoreError
+from featx.store.freshness import Stale, check_rows
 from featx.store.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -149,20 +151,29 @@ def apply_journal(st: FeatureStore, path: Path) -> int:
         if keep:
             rows = np.array([index[ok[j][1]] for j in keep])
             st.write(name, rows, X[keep])
-            st.set_hashes(rows, [ok[j][2] for j in keep])
+            st.set_sources(name, rows, [ok[j][2] for j in keep], "sha256")
             extra = [(r, ok[j][3], ok[j][4]) for r, j in zip(rows, keep) if len(ok[j]) > 3]  # radiomics rows
             if extra:
-                st.set_hashes([e[0] for e in extra], [e[1] for e in extra], column="mask_sha256")
+                st.set_sources(name, [e[0] for e in extra], [e[1] for e in extra], "mask_sha256")
                 noted = [(e[0], e[2]) for e in extra if e[2]]
                 if noted:
                     st.set_notes(name, [n[0] for n in noted], [n[1] for n in noted])
         bad = [(index[f[1]], f[2], f[3], f[4] if len(f) > 4 else "") for f in failed if f[1] in index]
         if bad:
             st.mark_failed(name, [b[0] for b in bad], [b[1] for b in bad])
-            st.set_hashes([b[0] for b in bad], [b[2] for b in bad])
-            st.set_hashes([b[0] for b in bad], [b[3] for b in bad], column="mask_sha256")
+            st.set_sources(name, [b[0] for b in bad], [b[2] for b in bad], "sha256")
+            st.set_sources(name, [b[0] for b in bad], [b[3] for b in bad], "mask_sha256")
         applied += len(keep) + len(bad)
     return applied
+
+
+class Registered(NamedTuple):
+    """What :meth:`StoreWriter.register` found: the (row, sample) pairs to compute, the rows that left
+    the manifest (kept, flagged removed), and the computed rows recomputed because their files changed."""
+
+    todo: list
+    removed: int
+    stale: list[Stale]
 
 
 class StoreWriter:
@@ -287,18 +298,20 @@ class StoreWriter:
         identity: str,
         kind: str,
         overwrite: bool = False,
+        with_mask: bool = False,
         **create,
-    ) -> tuple[list, int]:
+    ) -> Registered:
         """Add the manifest's samples and the feature set in one transaction.
 
-        Returns the (row, sample) pairs still to compute and how many rows of ``name``
-        left the manifest (kept, flagged removed). ``create``: more arguments of
+        Computed rows whose files changed since (``with_mask``: the mask too) are forgotten and
+        recomputed (:mod:`featx.store.freshness`). ``create``: more arguments of
         :meth:`FeatureStore.create_feature_set` (dtype, feature_names).
         """
         with self.transaction() as st:
             rows = st.add_samples(manifest)
             st.create_feature_set(name, dim, provenance, identity, kind=kind, overwrite=overwrite, **create)
             removed = st.mark_membership(name, rows)
+            stale = check_rows(st, name, rows, manifest, with_mask=with_mask)
             filled = st.filled(name)
         if removed:
             log.warning(
@@ -307,7 +320,8 @@ class StoreWriter:
                 removed,
                 name,
             )
-        return [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]], removed
+        todo = [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]]
+        return Registered(todo, removed, stale)
 
     # --------------------------------------------------------------- journal
     def start_journal(self, feature_set: str, identity: str, dim: int, dtype: str = "<f4") -> Journal:
