@@ -37,6 +37,7 @@ class RunStats:
 
     done: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (sample id, what to know) of computed rows
     compute_s: float = 0.0  # time in the model
     wait_s: float = 0.0  # time the model waited for decoded images
 

@@ -34,7 +34,7 @@ def test_multi_sequence_summary_and_warnings(tmp_path):
     assert rep.images_per_subject == (1, 1.5, 2) and rep.sequences == {"T1": 3, "T2": 3}
     assert rep.sequences_per_subject == {1: 2, 2: 2}
     assert any("2 subject(s) miss a sequence: p3 lacks T2; p4 lacks T1" in w for w in rep.warnings)
-    assert any("1 subject(s) have disagreeing labels: p1: hgg, lgg" in w for w in rep.warnings)
+    assert any("1 subject(s) have images of more than one label: p1: hgg, lgg" in w for w in rep.warnings)
 
 
 def test_every_problem_in_one_run(tmp_path):
@@ -56,10 +56,10 @@ def test_every_problem_in_one_run(tmp_path):
     text = " | ".join(rep.problems)
     for fragment in (
         "1 bad row(s): line 8: 'slice' must be an integer",
-        "1 duplicate sample id(s), e.g. a",
+        "1 duplicate sample id(s): 'a' on lines 2, 3",
         "1 file(s) not found, e.g.",
         "gone.png",
-        "1 sample(s) without a label, e.g. d",
+        "1 row(s) without a label (line(s) 6)",
         "unknown label(s) ['y']",
         "fewer subjects than 3-fold CV needs: {'y': 1}",
         "1 unreadable file(s):",

@@ -170,7 +170,7 @@ def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
     """A resample as weights (how often each sample was drawn) gives the metrics of the resample itself."""
     from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, roc_auc_score, roc_curve
 
-    from featx.evaluate.metrics import ROC_GRID, _weighted_binary
+    from featx.evaluate.metrics import ROC_GRID, weighted_binary
 
     rng = np.random.default_rng(5)
     n = 300
@@ -179,7 +179,7 @@ def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
     pred = score > 0.5
     draws = rng.integers(0, n, (20, n))
     W = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(float)
-    stats, curves = _weighted_binary(W, t, score, pred)
+    stats, curves = weighted_binary(W, t, score, pred)
     for b, d in enumerate(draws):
         tt, ss, pp = t[d], score[d], pred[d]
         want = [

@@ -156,7 +156,9 @@ def predict(
 def print_results(r: FitResult) -> None:
     """The metrics table of a fit or finetune run, subject and sequence lines, where its files are."""
     table = Table(title=f"{r.title}: {r.protocol.folds}" + (" and held-out test" if r.test else ""))
-    for col in ("metric", "CV pooled (DeLong) [bootstrap]", "CV per fold", "test"):
+    on = r.protocol.scored_on
+    pooled = "CV pooled" if on == "CV" else "test split (fixed)"
+    for col in ("metric", f"{pooled} (DeLong) [bootstrap]", f"{on} {r.protocol.per_unit}", "held-out test"):
         table.add_column(col, no_wrap=col == "metric", overflow="fold")
     for row in summary_rows(r.cv, r.test):
         table.add_row(*row)
@@ -166,7 +168,7 @@ def print_results(r: FitResult) -> None:
             f"subject level ({r.cv.subject.n_subjects} subjects): AUC {fmt(r.cv.subject, 'auc')}", highlight=False
         )
     for q, v in (r.sequences or {}).items():
-        out_console.print(f"sequence {q}: CV AUC {fmt(v.cv.pooled, 'auc')}", highlight=False)
+        out_console.print(f"sequence {q}: {on} AUC {fmt(v.cv.pooled, 'auc')}", highlight=False)
     if r.saved_model:
         out_console.print(f"model: {r.saved_model}")
     if r.outputs:
@@ -176,7 +178,9 @@ def print_results(r: FitResult) -> None:
 def print_bench(res: BenchResult) -> None:
     """The ranked table of a bench run and its pairwise comparisons."""
     table = Table(title=f"featx bench: {res.protocol.folds}", caption="bootstrap CIs: report.html and bench.csv")
-    cols = ["rank", "feature set", "head", "CV AUC (DeLong 95% CI)", "bal. acc"] + (["test AUC"] if res.n_test else [])
+    on = res.protocol.scored_on
+    cols = ["rank", "feature set", "head", f"{on} AUC (DeLong 95% CI)", "bal. acc"]
+    cols += ["held-out test AUC"] if res.n_test else []
     for c in cols + ["s"]:  # names never truncated: they wrap in narrow terminals
         table.add_column(c, no_wrap=c in ("rank", "head", "s"), overflow="fold")
     for c in res.cells:
@@ -191,7 +195,11 @@ def print_bench(res: BenchResult) -> None:
             f"{c.seconds:.1f}",
         )
     out_console.print(table)
-    for why, a, b, delong, t in comparison_rows(res):
-        out_console.print(f"{why}: {a} vs {b}: DeLong {delong}; corrected t-test {t}", highlight=False)
+    for why, a, b, delong, boot, t in comparison_rows(res):
+        out_console.print(
+            f"{why}: {a} vs {b} ({res.comparisons[0].scope}): DeLong {delong}; paired bootstrap {boot}; "
+            f"corrected t-test {t}",
+            highlight=False,
+        )
     if res.outputs:
         out_console.print(f"report: {res.outputs['report']}\nresults: {res.outputs['results']}")

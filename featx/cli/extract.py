@@ -58,6 +58,7 @@ def extract(
         f"{s.feature_set} ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted"
         + (f" (of which {len(s.stale)} recomputed: their files changed)" if s.stale else "")
         + f", {s.n_already} already in the store, {len(s.failures)} failed"
+        + (f", {len(s.notes)} with a note (see below)" if s.notes else "")
         + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "")
         + f"; {s.wall_s:.1f} s"
         + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "")
@@ -65,6 +66,7 @@ def extract(
     )
     print_problems(s.failures, "failed", "error column")
     print_problems([(x.sample_id, x.reason) for x in s.stale], "recomputed", "")
+    print_problems(s.notes, "note", "note column")
 
 
 def radiomics(

@@ -48,11 +48,14 @@ def check_manifest(
     read_files : bool
         Open every image and mask (headers for images, whole masks) to find unreadable files and empty masks.
     """
-    samples, problems = parse_csv(Path(csv_path), check_files=True)
+    samples, lines, problems = parse_csv(Path(csv_path), check_files=True)
     rep = CheckReport(n_samples=len(samples), problems=list(problems))
-    unlabelled = [s.sample_id for s in samples if s.label is None]
+    unlabelled = [str(line) for s, line in zip(samples, lines) if s.label is None]
     if unlabelled:
-        rep.problems.append(f"{len(unlabelled)} sample(s) without a label, e.g. {short_list(unlabelled)}")
+        rep.problems.append(
+            f"{len(unlabelled)} row(s) without a label (line(s) {short_list(unlabelled)}): fit leaves them out; "
+            "give them a label, or list them in a manifest of their own for 'featx predict'"
+        )
     labelled = [s for s in samples if s.label is not None]
     if labels is not None:
         unknown = sorted({s.label for s in labelled} - set(labels))
@@ -114,7 +117,11 @@ def _check_subjects(rep: CheckReport, samples: list[Sample]) -> None:
     mixed = {p: sorted(v) for p, v in labels.items() if len(v) > 1}
     if mixed:
         shown = [f"{p}: {', '.join(v)}" for p, v in sorted(mixed.items())]
-        rep.warnings.append(f"{len(mixed)} subject(s) have disagreeing labels: {short_list(shown)}")
+        rep.warnings.append(
+            f"{len(mixed)} subject(s) have images of more than one label: {short_list(shown)}. A paired design "
+            "(left/right organs, pre/post scans) is fine: fit keeps each subject's images in one fold, so both "
+            "labels of a subject are tested together; otherwise fix the labels"
+        )
 
 
 def _check_readable(rep: CheckReport, samples: list[Sample], progress: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,9 +24,16 @@ from featx.progress import progress_bar
 log = logging.getLogger(__name__)
 
 
-def slice_id(volume: Sample, index: int) -> str:
-    """``subject/sequence/file#slice`` (parts that are absent are left out)."""
+def slice_id(volume: Sample, index: int, per_mask: bool = False) -> str:
+    """``subject/sequence/file#slice`` (parts that are absent are left out).
+
+    ``per_mask``: the volume is listed once per mask (one ROI each), so ``@mask`` is added (the tag its
+    row's id has, ``file@mask``, or the mask's file name).
+    """
     name = volume.path.name
+    if per_mask and volume.mask is not None:
+        tag = volume.sample_id.split("@", 1)[1] if "@" in volume.sample_id else volume.mask.name
+        name = f"{name}@{tag}"
     parts = [p for p in (volume.subject, volume.sequence) if p] + [name]
     return "/".join(parts) + f"#{index}"
 
@@ -73,10 +81,11 @@ def expand_volumes(
         raise ManifestError("--crop-margin must be >= 0 pixels.")
     out: list[Sample] = []
     problems: list[str] = []
+    rows_per_image = Counter(v.path for v in volumes)
     with progress_bar(f"slicing volumes ({policy})", total=len(volumes), enabled=progress) as bar:
         for vol in volumes:
             try:
-                out += _expand_one(vol, policy, axis, crop_margin, label_value)
+                out += _expand_one(vol, policy, axis, crop_margin, label_value, rows_per_image[vol.path] > 1)
             except FeatxError as exc:
                 if skipped is None:
                     problems.append(str(exc))
@@ -91,7 +100,9 @@ def expand_volumes(
     return Manifest(out, source=volumes.source)
 
 
-def _expand_one(vol: Sample, policy: SlicePolicy, axis: str, crop_margin, label_value) -> list[Sample]:
+def _expand_one(
+    vol: Sample, policy: SlicePolicy, axis: str, crop_margin, label_value, per_mask: bool = False
+) -> list[Sample]:
     needs_mask = policy.needs_mask or crop_margin is not None
     if needs_mask and vol.mask is None:
         raise ManifestError(f"{vol.path}: slice policy {policy} (or cropping) needs a mask, and this row has none")
@@ -124,7 +135,7 @@ def _expand_one(vol: Sample, policy: SlicePolicy, axis: str, crop_margin, label_
             plane = mask.plane(i, axis)
             plane = plane != 0 if label_value is None else plane == label_value
             crop = bbox(plane, crop_margin) or volume_box
-        samples.append(replace(vol, sample_id=slice_id(vol, i), slice=i, axis=axis, crop=crop))
+        samples.append(replace(vol, sample_id=slice_id(vol, i, per_mask), slice=i, axis=axis, crop=crop))
     return samples
 
 

@@ -26,7 +26,7 @@ from featx.evaluate.folds import Folds
 from featx.evaluate.heads import build_head, check_pca
 from featx.evaluate.outputs import versions, write_bench_outputs
 from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
-from featx.evaluate.split import load_for_fit, plan_split, split_classes
+from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
 from featx.progress import progress_bar
 from featx.results.bench import BenchResult, CellResult
 from featx.store.feature_set import FeatureSet
@@ -74,6 +74,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     is_test = np.isin(sets[0].ids, test0.ids)
     pairs = [(fs.subset(~is_test), fs.subset(is_test)) for fs in sets]
     classes = split_classes(dev0, test0, cfg.positive)
+    check_design(dev0, test0, folds)
     for dev, _ in pairs:
         check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None)
     y = encode_labels(dev0.labels, classes)[1]
@@ -85,7 +86,9 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     ]
     scored.sort(key=lambda c: -_auc(c.cell))
     scored = [replace(c, cell=replace(c.cell, rank=rank)) for rank, c in enumerate(scored, 1)]
-    comparisons = tuple(compare(a, b, why, y, classes, folds) for a, b, why in pairs_to_compare(scored))
+    comparisons = tuple(
+        compare(a, b, why, y, classes, folds, groups, cfg.bootstrap, cfg.seed) for a, b, why in pairs_to_compare(scored)
+    )
     result = BenchResult(
         type="bench",
         featx_version=__version__,
@@ -127,7 +130,17 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
                 grid = grid if cfg.tune else None
                 t0 = time.perf_counter()
                 res = cross_validate(est, dev.X, dev.labels, folds, bar.update, classes, grid, groups, cfg.inner_k)
-                cv = evaluate(y, res.proba, folds.fold_of, classes, groups, cfg.positive, cfg.bootstrap, cfg.seed)
+                cv = evaluate(
+                    y,
+                    res.proba,
+                    folds.fold_of,
+                    classes,
+                    groups,
+                    cfg.positive,
+                    cfg.bootstrap,
+                    cfg.seed,
+                    scope=folds.scope,
+                )
                 test_metrics = None
                 if len(test):
                     model = fit_one(est, dev.X, y, groups, grid, cfg.seed, cfg.inner_k)[0]

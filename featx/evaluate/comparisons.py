@@ -1,8 +1,10 @@
-"""Which bench cells are compared, and how: DeLong's paired test and the corrected resampled t-test.
+"""Which bench cells are compared, and how: DeLong's paired test, a paired bootstrap, the corrected t-test.
 
-DeLong's test runs on the out-of-fold scores averaged over repeats (binary problems); the
-corrected resampled t-test (Nadeau & Bengio) on the per-fold AUCs accounts for folds sharing
-training data. Neither corrects for having picked the best of many cells.
+All run on the predictions both cells made: the out-of-fold scores of a CV (averaged over
+repeats), or the test side of a fixed split. DeLong's test covers binary problems; the paired
+bootstrap of the (macro) AUC difference resamples subjects for both cells at once and covers
+multi-class ones; the corrected resampled t-test (Nadeau & Bengio) on the per-fold AUCs accounts
+for folds sharing training data. None corrects for having picked the best of many cells.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from featx.evaluate.folds import Folds
-from featx.evaluate.metrics import corrected_ttest, delong_paired
-from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest
+from featx.evaluate.metrics import BOOT_CHUNK, corrected_ttest, delong_paired, weighted_binary
+from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest, PairedBootstrap
 
 
 @dataclass(frozen=True)
@@ -50,15 +52,101 @@ def pairs_to_compare(cells: list[Scored]) -> list[tuple[Scored, Scored, str]]:
     return pairs
 
 
-def compare(a: Scored, b: Scored, why: str, y, classes, folds: Folds) -> Comparison:
-    """DeLong (binary: repeat-averaged out-of-fold scores) and the corrected t-test on per-fold AUCs, a - b."""
+def compare(
+    a: Scored, b: Scored, why: str, y, classes, folds: Folds, groups=None, n_boot: int = 1000, seed: int = 0
+) -> Comparison:
+    """a - b on the predictions both cells made (out-of-fold, or the test side of a fixed split).
+
+    DeLong's paired test (binary) on the repeat-averaged scores; a paired bootstrap of the (macro) AUC
+    difference, resampling ``groups`` (subjects) jointly for both cells, which also covers multi-class
+    problems; the corrected resampled t-test on per-fold AUCs (needs two folds or draws). A test that
+    cannot run is left out with the reason, so no NaN ever reaches a p-value.
+    """
+    tested = ~np.isnan(a.mean_proba[:, 0]) & ~np.isnan(b.mean_proba[:, 0])
+    yt, pa, pb = np.asarray(y)[tested], a.mean_proba[tested], b.mean_proba[tested]
+    gt = None if groups is None else np.asarray(groups)[tested]
+    missing: dict[str, str] = {}
     delong = None
-    if len(classes) == 2:
+    if len(classes) != 2:
+        missing["delong"] = "DeLong's test compares two binary AUCs: see the paired bootstrap of the macro AUC"
+    else:
         pos = classes.index(a.cell.cv.pooled.positive)
-        delong = DeLongTest(**delong_paired(y == pos, a.mean_proba[:, pos], b.mean_proba[:, pos]))
+        t = yt == pos
+        if min(t.sum(), (~t).sum()) < 2:
+            missing["delong"] = f"needs 2 samples of each class; these {len(t)} have {int(t.sum())} {classes[pos]}"
+        else:
+            d = delong_paired(t, pa[:, pos], pb[:, pos])
+            if all(np.isfinite([d["z"], d["p"]])):
+                delong = DeLongTest(**d)
+            else:
+                missing["delong"] = "the AUC difference has zero variance (one cell ranks every pair the same way)"
+    boot = None
+    if not n_boot:
+        missing["bootstrap"] = "--bootstrap 0"
+    else:
+        boot, reason = paired_bootstrap(yt, pa, pb, classes, a.cell.cv.pooled.positive, gt, n_boot, seed)
+        if reason:
+            missing["bootstrap"] = reason
     diffs = a.fold_auc - b.fold_auc
-    sizes = [(len(tr), len(te)) for _, _, tr, te in folds.split()]
-    n_train, n_test = np.mean(sizes, axis=0)
     ok = ~np.isnan(diffs)
-    t = CorrectedTTest(**corrected_ttest(diffs[ok], n_train, n_test)) if ok.sum() > 1 else None
-    return Comparison(a.cell.title, b.cell.title, why, delong, t)
+    corrected = None
+    if ok.sum() > 1:
+        sizes = [(len(tr), len(te)) for _, _, tr, te in folds.split()]
+        n_train, n_test = np.mean(sizes, axis=0)
+        res = corrected_ttest(diffs[ok], n_train, n_test)
+        if all(np.isfinite([res["t"], res["p"]])):
+            corrected = CorrectedTTest(**res)
+        else:
+            missing["corrected_t"] = "the per-fold AUC differences do not vary (zero variance)"
+    elif len(diffs) <= 1:
+        missing["corrected_t"] = "one split has no fold-to-fold variation (--repeats N draws N splits)"
+    else:
+        missing["corrected_t"] = f"the AUC is computable in {int(ok.sum())} of {len(diffs)} folds; it needs 2"
+    return Comparison(a.cell.title, b.cell.title, why, delong, corrected, boot, folds.scope, missing)
+
+
+def paired_bootstrap(y, pa, pb, classes, positive, groups=None, n_boot: int = 1000, seed: int = 0):
+    """(PairedBootstrap, "") of AUC(a) - AUC(b) (macro one-vs-rest when multi-class), or (None, why not).
+
+    Both cells are scored on the same resamples of units (subjects when given). Resamples that lose a
+    class are skipped. The two-sided p is twice the smaller tail of the differences around 0.
+    """
+    absent = [c for i, c in enumerate(classes) if not (np.asarray(y) == i).any()]
+    if absent:
+        return None, f"the {len(y)} predictions hold no {' or '.join(map(repr, absent))}"
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    units, unit_of = np.unique(groups, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    binary = len(classes) == 2
+    pos = classes.index(positive) if binary and positive is not None else 1
+    diffs = []
+    for start in range(0, n_boot, BOOT_CHUNK):
+        draws = rng.integers(0, len(units), (min(BOOT_CHUNK, n_boot - start), len(units)))
+        W = np.stack([np.bincount(d, minlength=len(units)) for d in draws]).astype(float)[:, unit_of]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sa, sb = (_weighted_auc(W, y, p, pos if binary else None) for p in (pa, pb))
+        diffs.extend((sa - sb)[np.isfinite(sa - sb)])  # NaN: a resample that lost a class
+    if len(diffs) < max(20, n_boot // 10):
+        return None, f"too few resamples hold every class ({len(diffs)} of {n_boot}): the split is too small"
+    d = np.asarray(diffs)
+    full = _macro_auc(y, pa, classes, pos) - _macro_auc(y, pb, classes, pos)
+    p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    unit = "subject" if len(units) < len(y) else "sample"
+    return PairedBootstrap(float(full), float(lo), float(hi), float(p), int(len(d)), unit), ""
+
+
+def _weighted_auc(W, y, proba, pos: int | None) -> np.ndarray:
+    """The AUC of every resample (row of weights ``W``): of class ``pos``, or the macro one-vs-rest AUC."""
+    if pos is not None:
+        return weighted_binary(W, y == pos, proba[:, pos], proba.argmax(1) == pos)[0][:, 0]
+    per_class = [weighted_binary(W, y == c, proba[:, c], proba.argmax(1) == c)[0][:, 0] for c in range(proba.shape[1])]
+    return np.mean(per_class, axis=0)
+
+
+def _macro_auc(y, proba, classes, pos: int = 1) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if len(classes) == 2:
+        return float(roc_auc_score(y == pos, proba[:, pos]))
+    return float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=list(range(len(classes)))))

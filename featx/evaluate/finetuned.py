@@ -80,7 +80,7 @@ def finetuned_cell(
         kind="finetune",
         n_features=res.n_features,
         seconds=res.finetune.seconds if res.finetune else 0.0,
-        cv=evaluate(y, proba, folds.fold_of, classes, groups, positive, n_boot, seed),
+        cv=evaluate(y, proba, folds.fold_of, classes, groups, positive, n_boot, seed, scope=folds.scope),
         fold_auc=tuple(fold_auc.tolist()),
         test=res.test if has_test and res.n_test else None,
         run=str(run.folder),

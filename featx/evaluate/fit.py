@@ -24,7 +24,7 @@ from featx.evaluate.heads import build_head, check_pca, get_head
 from featx.evaluate.outputs import Predictions, versions, write_fit_outputs
 from featx.evaluate.saved_model import save_model
 from featx.evaluate.scoring import evaluate, metrics_with_ci, score_fused
-from featx.evaluate.split import load_for_fit, plan_split, split_classes
+from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
 from featx.progress import progress_bar
 from featx.results.runs import FitResult, HeadInfo, Protocol
 from featx.store.feature_set import FeatureSet
@@ -94,6 +94,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     dev, test, folds = plan_split(fs, cfg)
     check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None)
     classes = split_classes(dev, test, cfg.positive)
+    check_design(dev, test, folds, fuse=cfg.fuse)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
     cvres = _cross_validate(estimator, grid, dev, folds, units, classes, cfg, progress)
     refit = _refit(estimator, grid, dev, units, classes, folds.grouped, cfg) if len(test) or cfg.save else {}
@@ -179,7 +180,7 @@ def _scores(cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, u
     subjects = lambda f, sel: f.subjects[sel] if folds.grouped else None  # noqa: E731
     scoring = (cfg.positive, cfg.bootstrap, cfg.seed)
     evals = {
-        q: evaluate(r.y, r.proba, r.folds.fold_of, classes, subjects(dev, units.dev[q]), *scoring)
+        q: evaluate(r.y, r.proba, r.folds.fold_of, classes, subjects(dev, units.dev[q]), *scoring, scope=folds.scope)
         for q, r in cvres.items()
     }
     if cfg.fuse in MODEL_FUSIONS:

@@ -66,6 +66,13 @@ class Folds:
                 row = self.fold_of[r]
                 yield r, f, np.flatnonzero(row != f), np.flatnonzero(row == f)
 
+    @property
+    def scope(self) -> str:
+        """What the predictions scored on these folds are (:attr:`featx.results.metrics.CVScores.scope`)."""
+        if self.kind == "fixed":
+            return "the test side of the fixed split" + (f" ({self.repeats} draws)" if self.repeats > 1 else "")
+        return "out-of-fold predictions of cross-validation"
+
     def describe(self) -> str:
         """One line for reports."""
         unit = "grouped by subject" if self.grouped else "NOT grouped (no subject ids)"

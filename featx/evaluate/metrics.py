@@ -89,6 +89,11 @@ def classification_metrics(y, proba, classes, positive: str | None = None) -> di
             for i, c in enumerate(classes)
         },
     }
+    missing = out["not_computable"] = {}
+    absent = [c for i, c in enumerate(classes) if support[i] == 0]
+    if not len(y):
+        missing.update(dict.fromkeys(("auc", "accuracy", "balanced_accuracy"), "no samples"))
+        out["accuracy"] = out["balanced_accuracy"] = None
     if len(classes) == 2:
         pos = classes.index(positive) if positive is not None else 1
         t = (y == pos).astype(int)
@@ -97,17 +102,26 @@ def classification_metrics(y, proba, classes, positive: str | None = None) -> di
             auc, lo, hi = auc_ci(t, proba[:, pos])
             out["auc"], out["auc_ci"] = auc, [lo, hi]
         else:
-            out["auc"], out["auc_ci"] = float("nan"), [float("nan"), float("nan")]
-        out["sensitivity"] = float(rec[pos])
-        out["specificity"] = float(rec[1 - pos])
+            out["auc"] = None
+            missing.setdefault(
+                "auc", f"needs both classes, and none of the {len(y)} is {' or '.join(map(repr, absent))}"
+            )
+        out["sensitivity"] = float(rec[pos]) if support[pos] else None
+        out["specificity"] = float(rec[1 - pos]) if support[1 - pos] else None
+        if not support[pos]:
+            missing["sensitivity"] = f"no {classes[pos]} (positive) sample"
+        if not support[1 - pos]:
+            missing["specificity"] = f"no {classes[1 - pos]} (negative) sample"
         out["precision"] = float(prec[pos])
         out["f1"] = float(f1[pos])
     else:
-        present = np.unique(y)
-        if len(present) == len(classes):
+        if not absent:
             out["auc"] = float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels))
         else:
-            out["auc"] = float("nan")
+            out["auc"] = None
+            missing.setdefault(
+                "auc", f"needs every class, and none of the {len(y)} is {' or '.join(map(repr, absent))}"
+            )
         out["sensitivity"] = float(rec.mean())  # macro over all classes, as average="macro" with labels=
         out["precision"] = float(prec.mean())
         out["f1"] = float(f1.mean())
@@ -189,7 +203,7 @@ BOOT_CHUNK = 100
 ROC_GRID = np.linspace(0, 1, 101)
 
 
-def _weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, list]:
+def weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, list]:
     """BOOT_KEYS and ROC-on-grid of a binary problem for many resamples at once.
 
     A resample is a weight per sample (how often it was drawn), row ``b`` of ``W``; the
@@ -283,7 +297,7 @@ def bootstrap(
         for start in range(0, n_boot, BOOT_CHUNK):  # weights of BOOT_CHUNK resamples at a time (bounded memory)
             draws = rng.integers(0, len(sizes), (min(BOOT_CHUNK, n_boot - start), len(sizes)))
             counts = np.stack([np.bincount(d, minlength=len(sizes)) for d in draws]).astype(float)
-            chunk, c = _weighted_binary(counts[:, unit_of], t, score, pred)
+            chunk, c = weighted_binary(counts[:, unit_of], t, score, pred)
             stats.extend(chunk)
             curves.extend(c)
     for _ in range(0 if binary else n_boot):
@@ -291,7 +305,7 @@ def bootstrap(
         lens = sizes[pick]
         idx = order[np.repeat(starts[pick] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(lens.sum())]
         m = classification_metrics(y[idx], proba[idx], classes)
-        stats.append(np.array([m.get(k, np.nan) for k in BOOT_KEYS], float))
+        stats.append(np.array([np.nan if m.get(k) is None else m[k] for k in BOOT_KEYS], float))
     stats = np.array(stats)
     lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
     out = {"n_boot": n_boot, "unit": "subject" if len(sizes) < len(y) else "sample", "level": level, "ci": {}}

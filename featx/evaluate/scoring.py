@@ -20,7 +20,16 @@ def metrics_of(d: dict) -> Metrics:
 
 
 def evaluate(
-    y, proba, fold_of, classes, subjects=None, positive=None, n_boot: int = 1000, seed: int = 0, level: str = "image"
+    y,
+    proba,
+    fold_of,
+    classes,
+    subjects=None,
+    positive=None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: str = "image",
+    scope: str = "out-of-fold predictions of cross-validation",
 ) -> CVScores:
     """Score out-of-fold probabilities of one model.
 
@@ -37,6 +46,8 @@ def evaluate(
         Bootstrap resamples for the CIs (0: DeLong only).
     level : str
         What a row is (``image``, or a subject-level description for fused runs).
+    scope : str
+        Which predictions these are (:attr:`featx.evaluate.folds.Folds.scope`).
     """
     y = np.asarray(y)
     proba = np.asarray(proba, float)
@@ -62,6 +73,7 @@ def evaluate(
         per_repeat=per_repeat,
         subject=_subject_level(subj, yt, mean, classes, positive, n_boot, seed),
         level=level,
+        scope=scope,
     )
 
 
@@ -75,6 +87,15 @@ def _subject_level(subj, yt, mean, classes, positive, n_boot, seed) -> Metrics |
         return None
     _, ys, ps = subject_level(subj, yt, mean)
     ok = ys != MIXED
+    if not ok.any():  # a paired design: every subject has images of several labels
+        why = "every subject has images of more than one label (a paired design): the scores are per image"
+        return Metrics(
+            n=0,
+            classes=tuple(classes),
+            n_subjects=0,
+            mixed_label_subjects=int(len(ys)),
+            not_computable={k: why for k in ("auc", "accuracy", "balanced_accuracy")},
+        )
     m = classification_metrics(ys[ok], ps[ok], classes, positive)
     if n_boot:
         m["ci"] = bootstrap(ys[ok], ps[ok], classes, None, positive, n_boot=n_boot, seed=seed)["ci"]
@@ -96,7 +117,7 @@ def metrics_with_ci(y, proba, classes, groups=None, positive=None, n_boot: int =
 def fold_scores(y, proba, fold_of, classes, positive=None, key: str = "auc") -> np.ndarray:
     """``key`` in each (repeat, fold), in repeat-major order (for paired fold-wise tests)."""
     stat = per_fold(y, proba, fold_of, classes, positive, keys=(key,)).get(key)
-    return np.array(stat.values if stat else [], dtype=float)
+    return np.array([np.nan if v is None else v for v in stat.values] if stat else [], dtype=float)
 
 
 def per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> dict[str, FoldStat]:
@@ -108,14 +129,16 @@ def per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> di
             rows.append(classification_metrics(y[sel], proba[r][sel], classes, positive))
     out = {}
     for key in keys:
-        vals = np.array([r.get(key, np.nan) for r in rows], dtype=float)
-        if len(vals) and key in rows[0]:
-            finite = vals[~np.isnan(vals)]
-            out[key] = FoldStat(
-                float(finite.mean()) if len(finite) else float("nan"),
-                float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
-                tuple(vals.tolist()),
-            )
+        if not rows or not any(key in r for r in rows):
+            continue
+        vals = np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+        finite = vals[~np.isnan(vals)]
+        out[key] = FoldStat(
+            float(finite.mean()) if len(finite) else None,
+            float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
+            tuple(None if np.isnan(v) else float(v) for v in vals),
+            int(np.isnan(vals).sum()),
+        )
     return out
 
 
@@ -163,6 +186,7 @@ def score_fused(
         n_boot,
         seed,
         level=f"subject ({how} of {len(units)} sequence models)",
+        scope=folds.scope,
     )
     sequences = {}
     for q, e in evals.items():

@@ -8,6 +8,7 @@ stratified K-fold CV (x repeats; grouped by subject when subjects are known) run
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import numpy as np
 
@@ -104,6 +105,62 @@ def plan_split(fs: FeatureSet, s: SplitSettings) -> tuple[FeatureSet, FeatureSet
     else:
         folds = make_folds(dev.labels, subjects, k=s.cv, seed=s.seed, repeats=s.repeats)
     return dev, test, folds
+
+
+def check_design(dev: FeatureSet, test: FeatureSet, folds: Folds, *, fuse: str | None = None) -> None:
+    """Refuse, before any fitting, a design no head can be trained on; say what a split cannot score.
+
+    * every training side (each fold's, or the fixed split's) needs two classes, else a FitError names it;
+    * a test side with one class (the fixed split's, or the held-out test rows): AUC, sensitivity or
+      specificity are not computable there; they are reported as such, and a warning says so now;
+    * ``fuse`` scores one label per subject: a paired design (subjects with images of several labels,
+      e.g. left and right organs) is refused with the subjects named. Without ``--fuse`` a paired
+      design is fine: folds keep a subject's images together and scores are per image.
+    """
+    y = np.asarray(dev.labels)
+    fixed = folds.kind == "fixed"
+    warned = False
+    for r, f, train, held in folds.split():
+        counts = Counter(y[train].tolist())
+        if len(counts) < 2:
+            only, n = next(iter(counts.items())) if counts else ("none", 0)
+            where = "The training side of the fixed split" if fixed else f"The training folds of fold {f + 1}"
+            where += f" (draw {r + 1})" if folds.repeats > 1 else ""
+            fix = (
+                "Put rows of every class outside the test split (the manifest's 'split' column), or use --test-size."
+                if fixed
+                else "Use fewer folds (--cv) or add samples of the other classes."
+            )
+            raise FitError(
+                f"{where} holds only class {only!r} ({n} rows): a classifier needs two classes to learn. {fix}"
+            )
+        if fixed and not warned and len(set(y[held].tolist())) < 2:
+            warned = True
+            log.warning(
+                "The test side of the fixed split%s holds only class %s (%d rows): AUC, sensitivity or "
+                "specificity are not computable on it (reported as such). Put rows of every class in the test split.",
+                f" (draw {r + 1})" if folds.repeats > 1 else "",
+                ", ".join(repr(c) for c in sorted(set(y[held].tolist()))) or "none",
+                len(held),
+            )
+    if len(test) and len(set(test.labels.tolist())) < 2:
+        log.warning(
+            "The held-out test split holds only class %r (%d rows): AUC, sensitivity or specificity are not "
+            "computable on it (reported as such).",
+            test.labels[0],
+            len(test),
+        )
+    if fuse:
+        labels: dict[str, set] = {}
+        for subject, label in zip(np.concatenate([dev.subjects, test.subjects]), np.concatenate([y, test.labels])):
+            labels.setdefault(subject, set()).add(label)
+        paired = sorted(s for s, v in labels.items() if len(v) > 1)
+        if paired:
+            raise FitError(
+                f"--fuse {fuse} scores one label per subject, but {len(paired)} subject(s) have images of more than "
+                f"one label ({short_list(paired)}): a paired design (left/right, pre/post). Fit without --fuse "
+                "(folds still keep each subject's images together), or give each such image its own subject."
+            )
 
 
 def split_classes(dev: FeatureSet, test: FeatureSet, positive: str | None) -> list[str]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from featx.failures import RunStats, aborted, failure_reason
 from featx.images.loader import content_hash
+from featx.images.raster import image_notes
 from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,22 @@ DEFAULT_LOOKAHEAD = 3  # batches decoding ahead of the model (benchmarks/extract
 
 
 class SampleLoader:
-    """Picklable ``loader(sample) -> (preprocessed CHW float32, sha256 of its file)``."""
+    """Picklable ``loader(sample) -> (preprocessed CHW float32, sha256 of its file, note)``.
+
+    The note says what to know of an image that decodes but may mislead (:func:`image_notes`), else "".
+    """
 
     def __init__(self, reader, preprocess):
         self.reader, self.preprocess = reader, preprocess
 
     def __call__(self, sample):
-        x = self.preprocess(self.reader(sample))
-        return x, content_hash(sample.path)
+        im = self.reader(sample)
+        return self.preprocess(im), content_hash(sample.path), image_notes(im, sample.path)
+
+
+def ok_entry(row: int, sample_id: str, sha: str, note: str) -> tuple:
+    """A journal ``ok`` entry: (row, id, sha256), with (no mask sha256, note) when there is a note."""
+    return (row, sample_id, sha, "", note) if note else (row, sample_id, sha)
 
 
 def _pool(mode: str, workers: int) -> Executor:
@@ -97,8 +106,8 @@ def run_pipeline(
 ) -> RunStats:
     """Run ``todo`` ((row, sample) pairs) through ``load`` -> ``compute`` -> ``sink``.
 
-    ``sink(ok, X, failed)`` gets ``ok`` = [(row, sample_id, sha256)], the feature
-    rows ``X``, and ``failed`` = [(row, sample_id, reason, sha256)].
+    ``sink(ok, X, failed)`` gets ``ok`` = [:func:`ok_entry`], the feature rows ``X``, and
+    ``failed`` = [(row, sample_id, reason, sha256)].
 
     Raises
     ------
@@ -123,9 +132,12 @@ def run_pipeline(
                 t_wait = time.perf_counter()
                 for r, s, fut in pending.popleft():
                     try:
-                        x, sha = fut.result()
-                        ok.append((int(r), s.sample_id, sha))
+                        x, sha, note = fut.result()
+                        ok.append(ok_entry(int(r), s.sample_id, sha, note))
                         xs.append(x)
+                        if note:
+                            stats.notes.append((s.sample_id, note))
+                            log.warning("note: %s: %s", s.sample_id, note)
                     except Exception as exc:  # any per-image failure is recorded, never fatal
                         why = failure_reason(exc, s)
                         failed.append((int(r), s.sample_id, why, ""))

@@ -22,6 +22,7 @@ import numpy as np
 
 from featx.backbones.runtime import OrtRuntime
 from featx.errors import FeatxError
+from featx.extract.pipeline import ok_entry
 from featx.extract.tta import with_tta
 from featx.failures import RunStats, aborted, failure_reason
 from featx.progress import progress_bar
@@ -50,15 +51,15 @@ class OrtFactory:
 
 def _decode(batch: dict, loader) -> dict:
     """Ray Data task: pickled samples -> preprocessed tensors (zeros + reason where a sample fails)."""
-    xs, shas, errors, shape = [], [], [], None
+    xs, shas, notes, errors, shape = [], [], [], [], None
     for blob in batch["sample"]:
         s = pickle.loads(blob)
         try:
-            x, sha = loader(s)
+            x, sha, note = loader(s)
             shape = x.shape
-            xs.append(x), shas.append(sha), errors.append("")
+            xs.append(x), shas.append(sha), notes.append(note), errors.append("")
         except Exception as exc:  # recorded per sample, like the local pipeline
-            xs.append(None), shas.append(""), errors.append(failure_reason(exc, s))
+            xs.append(None), shas.append(""), notes.append(""), errors.append(failure_reason(exc, s))
     shape = shape or (3, 1, 1)
     x = np.stack([v if v is not None else np.zeros(shape, np.float32) for v in xs])
     return {
@@ -66,6 +67,7 @@ def _decode(batch: dict, loader) -> dict:
         "sample_id": batch["sample_id"],
         "x": x,
         "sha256": np.array(shas, dtype=object),
+        "note": np.array(notes, dtype=object),
         "error": np.array(errors, dtype=object),
     }
 
@@ -86,6 +88,7 @@ class _Backbone:
             "row": batch["row"],
             "sample_id": batch["sample_id"],
             "sha256": batch["sha256"],
+            "note": batch["note"],
             "error": batch["error"],
             "features": out,
         }
@@ -147,7 +150,8 @@ def run_on_ray(
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
             err = b["error"]
             ok_idx = np.flatnonzero(err == "")
-            ok = [(int(b["row"][i]), str(b["sample_id"][i]), str(b["sha256"][i])) for i in ok_idx]
+            ok = [ok_entry(int(b["row"][i]), str(b["sample_id"][i]), str(b["sha256"][i]), b["note"][i]) for i in ok_idx]
+            stats.notes += [(entry[1], entry[4]) for entry in ok if len(entry) > 3]
             failed = [(int(b["row"][i]), str(b["sample_id"][i]), str(err[i]), "") for i in np.flatnonzero(err != "")]
             for _, sid, why, _ in failed:
                 stats.failures.append((sid, why))

@@ -51,6 +51,7 @@ class ExtractSummary:
     n_removed: int = 0  # rows of the feature set no longer in the manifest (kept, flagged)
     stale: list[Stale] = field(default_factory=list)  # computed rows redone: their files changed since
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (sample id, note): animated, tiny, constant images
     wall_s: float = 0.0  # whole call: model load, export check, extraction
     loop_s: float = 0.0  # decoding + inference + writing + commit
     compute_s: float = 0.0  # time in the model
@@ -250,7 +251,7 @@ def _extract_rows(
                     progress=progress,
                     where=where,
                 )
-            summary.failures = stats.failures
+            summary.failures, summary.notes = stats.failures, stats.notes
             summary.compute_s, summary.wait_s = stats.compute_s, stats.wait_s
         finally:
             summary.n_extracted = journal.rows_ok  # what reached the journal, also when the run stops early

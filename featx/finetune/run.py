@@ -19,7 +19,7 @@ import numpy as np
 
 from featx.dataset.manifest import Manifest
 from featx.errors import ConfigError, FitError
-from featx.evaluate.split import plan_split, split_classes
+from featx.evaluate.split import check_design, plan_split, split_classes
 from featx.finetune.config import FinetuneConfig
 from featx.finetune.sequences import SequenceRuns, pick_sequences, restrict, run_per_sequence
 from featx.finetune.unit import Context, train_unit
@@ -79,6 +79,7 @@ def run_finetune(
     manifest = manifest if manifest is not None else Manifest.load(cfg.manifest)
     fs = manifest_set(manifest)
     dev, test, folds = plan_split(fs, cfg)
+    check_design(dev, test, folds, fuse=cfg.fuse)
     ctx = Context(
         cfg,
         fs,

@@ -309,6 +309,7 @@ def _result(
         cfg.positive,
         cfg.bootstrap,
         cfg.seed,
+        scope=folds.scope,
     )
     cv = replace(cv, fold_seconds=tuple(cvres.fold_seconds))
     test_metrics = None

@@ -54,6 +54,7 @@ def read_dicom(path: str | Path) -> Volume:
             "Put each series in its own folder and list each folder as a volume."
         )
     items = _ordered(next(iter(series.values())))
+    gap = _check_slices(path, items)
     planes, positions = [], []
     for f, _ in items:
         ds = _read_pixels(f)
@@ -62,7 +63,7 @@ def read_dicom(path: str | Path) -> Volume:
     arr = np.concatenate([p if p.ndim == 3 else p[None] for p in planes], axis=0)
     first = items[0][1]
     spacing, origin, direction, uniform = _geometry(first, items)
-    notes = [] if uniform else ["non-uniform slice spacing (gaps between slices differ by more than 1%)"]
+    notes = [] if uniform else [f"{IRREGULAR} (gaps between slices differ by more than 1%{gap})"]
     return Volume(
         arr.astype(np.float32),
         spacing,
@@ -77,18 +78,52 @@ def read_dicom(path: str | Path) -> Volume:
 
 def _ordered(items):
     """Sort by position along the slice normal; InstanceNumber when positions are missing."""
-
-    def normal(h):
-        iop = h.get("ImageOrientationPatient")
-        if iop is None:
-            return None
-        r, c = np.array(iop[:3], float), np.array(iop[3:], float)
-        return np.cross(r, c)
-
-    n = normal(items[0][1])
+    n = _normal(items[0][1])
     if n is not None and all(h.get("ImagePositionPatient") is not None for _, h in items):
         return sorted(items, key=lambda it: float(np.dot(n, np.array(it[1].ImagePositionPatient, float))))
     return sorted(items, key=lambda it: int(it[1].get("InstanceNumber", 0) or 0))
+
+
+IRREGULAR = "non-uniform slice spacing"
+
+
+def _check_slices(path: Path, items) -> str:
+    """Refuse a series with a duplicated slice; name the files around the largest gap (a missing slice?).
+
+    Returns "" or ``; the largest, G between A and B, where the others are S: a missing slice?``.
+    """
+    if len(items) < 2:
+        return ""
+    n = _normal(items[0][1])
+    if n is not None and all(h.get("ImagePositionPatient") is not None for _, h in items):
+        where = [float(np.dot(n, np.array(h.ImagePositionPatient, float))) for _, h in items]
+        unit = " mm"
+    else:
+        where = [float(h.get("InstanceNumber", 0) or 0) for _, h in items]
+        unit = " (InstanceNumber)"
+    gaps = np.diff(where)
+    step = float(np.median(gaps[gaps > 1e-6])) if (gaps > 1e-6).any() else 0.0
+    for i, gap in enumerate(gaps):
+        if gap <= 1e-3 * max(step, 1e-3):
+            raise ImageReadError(
+                f"{path}: {items[i][0].name} and {items[i + 1][0].name} are the same slice (position "
+                f"{where[i]:g}{unit}): a duplicated slice. Remove one of them from the series folder."
+            )
+    i = int(np.argmax(gaps))
+    if step and gaps[i] > 1.5 * step:
+        return (
+            f"; the largest, {gaps[i]:g}{unit} between {items[i][0].name} and {items[i + 1][0].name}, where the "
+            f"others are {step:g}: a missing slice?"
+        )
+    return ""
+
+
+def _normal(h):
+    iop = h.get("ImageOrientationPatient")
+    if iop is None:
+        return None
+    r, c = np.array(iop[:3], float), np.array(iop[3:], float)
+    return np.cross(r, c)
 
 
 def _read_pixels(f: Path):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from featx.errors import ImageReadError
 from featx.images.intensity import Window, check_policy, choose_window
 from featx.images.readers import is_volume_path, read_2d_image, read_volume
 from featx.images.volume import Volume
@@ -48,13 +49,34 @@ class SampleReader:
         self.__init__(state["window"], state["_size"], state["keep_grey"])
 
     def __call__(self, sample) -> Image.Image:
+        """The sample's 8-bit image.
+
+        Raises
+        ------
+        ImageReadError
+            Unreadable file, a ``crop`` box outside the image, or a row of a multi-slice volume
+            that names no slice (featx never guesses one).
+        """
         path = Path(sample.path)
         if sample.slice is None and not is_volume_path(path):
-            return _cropped(read_2d_image(path, self.keep_grey), sample.crop)
+            im = read_2d_image(path, self.keep_grey)
+            if sample.crop is None:
+                return im
+            check_crop(sample, im.height, im.width)
+            r0, r1, c0, c1 = sample.crop
+            return im.crop((c0, r0, c1, r1))
         volume, window = self._volume(path)
-        index = 0 if sample.slice is None else sample.slice
-        plane = volume.plane(index, sample.axis or "axial")
+        axis = sample.axis or "axial"
+        n = volume.n_slices(axis)
+        if sample.slice is None and n > 1:
+            raise ImageReadError(
+                f"{path} is a volume of {n} {axis} slices and row {sample.sample_id!r} names no 'slice': add a "
+                f"'slice' column (0..{n - 1}), or let 'featx manifest build --volumes ... --slices POLICY' "
+                "write one row per slice."
+            )
+        plane = volume.plane(0 if sample.slice is None else sample.slice, axis)
         if sample.crop is not None:
+            check_crop(sample, *plane.shape)
             r0, r1, c0, c1 = sample.crop
             plane = plane[r0:r1, c0:c1]
         im = Image.fromarray(window.apply(plane), mode="L")
@@ -100,11 +122,15 @@ def _hash(path: str, mtime_ns: int, size: int) -> str:
     return h.hexdigest()
 
 
-def _cropped(im: Image.Image, crop) -> Image.Image:
-    if crop is None:
-        return im
-    r0, r1, c0, c1 = crop
-    return im.crop((c0, r0, c1, r1))
+def check_crop(sample, height: int, width: int) -> None:
+    """Refuse a crop box that leaves the image: Pillow would pad it with black, numpy would shrink it."""
+    r0, r1, c0, c1 = sample.crop
+    if r1 > height or c1 > width:
+        raise ImageReadError(
+            f"{sample.path}: the crop of row {sample.sample_id!r} (rows {r0}:{r1}, columns {c0}:{c1}) reaches "
+            f"outside the image ({height} rows x {width} columns): fix the row's 'crop' (r0:r1,c0:c1, "
+            "half-open pixel indices from the top-left corner)."
+        )
 
 
 def describe(window: str) -> str:

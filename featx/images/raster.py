@@ -8,6 +8,7 @@ set's provenance.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,11 @@ from featx.errors import ImageReadError
 from featx.images.volume import Volume
 
 CHANNEL_POLICY = "grey->RGB by replication; alpha dropped; 16-bit/float min-max scaled per image to 0..255"
+#: Pillow refuses larger images (a decompression-bomb guard); FEATX_MAX_IMAGE_PIXELS raises it, 0 lifts it
+MAX_PIXELS_ENV = "FEATX_MAX_IMAGE_PIXELS"
+if os.environ.get(MAX_PIXELS_ENV, "").strip().isdigit():
+    Image.MAX_IMAGE_PIXELS = int(os.environ[MAX_PIXELS_ENV]) or None
+FRAMES = "featx_frames"  # info key: how many frames the file had (only the first is read)
 
 
 def read_image(path: str | Path, keep_grey: bool = False) -> Image.Image:
@@ -40,13 +46,44 @@ def read_image(path: str | Path, keep_grey: bool = False) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return to_rgb8(im, keep_grey)
+            out = to_rgb8(im, keep_grey)
+            out.info[FRAMES] = getattr(im, "n_frames", 1)
+            return out
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(_too_large(path, exc)) from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
+
+
+def _too_large(path: Path, exc: Exception) -> str:
+    return (
+        f"{path}: {exc} If the file is yours and trusted, allow it: set {MAX_PIXELS_ENV} to a larger number "
+        f"of pixels (0: no limit) in the environment, e.g. '{MAX_PIXELS_ENV}=0 featx ...'."
+    )
+
+
+def image_notes(im: Image.Image, path) -> str:
+    """What to know about an image that decodes but may not carry what the user thinks ("" when nothing).
+
+    An animated file (only its first frame is used), a tiny image (upscaled to the network's input), or
+    a constant one (its features describe no content).
+    """
+    notes = []
+    frames = im.info.get(FRAMES, 1)
+    if frames > 1:
+        notes.append(f"{Path(path).name} has {frames} frames: only the first is used (give one file per frame)")
+    if min(im.size) < 8:
+        notes.append(f"{Path(path).name} is {im.size[0]}x{im.size[1]} pixels: upscaled, it carries almost no detail")
+    extrema = im.getextrema()
+    bands = [extrema] if im.mode in ("L", "I", "F") else list(extrema)
+    if all(lo == hi for lo, hi in bands):
+        value = bands[0][0] if len(bands) == 1 else tuple(lo for lo, _ in bands)
+        notes.append(f"every pixel of {Path(path).name} is {value}: a constant image, its features describe no content")
+    return "; ".join(notes)
 
 
 def to_rgb8(im: Image.Image, keep_grey: bool = False) -> Image.Image:
@@ -86,6 +123,8 @@ def grey_values(path: str | Path, mask: bool = False) -> np.ndarray:
             return np.array(im.convert("L"))
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(_too_large(path, exc)) from None
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
         raise ImageReadError(f"{path}: cannot read image ({exc})") from None
 

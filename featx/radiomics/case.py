@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.images.loader import content_hash
+from featx.images.dicom import IRREGULAR
+from featx.images.loader import check_crop, content_hash
 from featx.images.raster import grey_values
 from featx.images.readers import is_volume_path, read_volume
 from featx.images.volume import check_geometry
@@ -162,6 +163,7 @@ def _volume_plane(vol, sample) -> tuple[np.ndarray, tuple]:
         axis = sample.axis or "axial"
         plane, k = vol.plane(sample.slice, axis), vol.slice_axis(axis)
     if sample.crop is not None:
+        check_crop(sample, *plane.shape)
         r0, r1, c0, c1 = sample.crop
         plane = plane[r0:r1, c0:c1]
     kept = [i for i in (2, 1, 0) if i != k]  # array axes left, as SimpleITK's (x, y) = (columns, rows)
@@ -185,6 +187,9 @@ def load_case(sample, mode: str, auto_mask: str | None, label: int):
         vol = read_volume(path)
         if vol.array.shape[0] == 1:
             raise CaseError(f"{path}: one slice only; use --mode 2d for 2D images.")
+        irregular = [n for n in vol.notes if n.startswith(IRREGULAR)]
+        if irregular:
+            raise CaseError(f"{path}: 3D radiomics needs a regular grid, and {irregular[0]}; use --mode 2d on slices.")
         mvol = read_volume(mask_path) if mask_path else None
         if mvol is not None:
             check_geometry(vol, mvol)
@@ -236,6 +241,14 @@ def _check_label(mask, label: int, where) -> None:
     import SimpleITK as sitk
 
     arr = sitk.GetArrayViewFromImage(mask)
+    if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+        values = np.unique(arr)
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (" ..." if len(values) > 6 else "")
+        raise CaseError(
+            f"mask {where} is not a label map: it holds non-integer values ({shown}), like a probability map "
+            "or an interpolated mask. Save it as an integer label image (0 background, 1 lesion), e.g. "
+            "thresholded at 0.5, or pass --auto-mask."
+        )
     if (arr == label).any():
         return
     found = [int(v) for v in np.unique(arr) if v != 0]  # only on failure: unique sorts every voxel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from featx.report.html import e, figures, key_values, page, provenance_table, raw_json, table, versions_line
+from featx.report.html import e, figures, fold_stat, key_values, page, provenance_table, raw_json, table, versions_line
 from featx.report.plots import confusion_png, roc_png, strip_png
 from featx.results.bench import BenchResult
 from featx.results.codec import to_json
@@ -12,7 +12,7 @@ from featx.results.metrics import Metrics, finite
 
 TOP_ROC = 5
 TABLE_KEYS = (
-    ("auc", "CV AUC"),
+    ("auc", "AUC"),
     ("balanced_accuracy", "bal. accuracy"),
     ("sensitivity", "sensitivity"),
     ("specificity", "specificity"),
@@ -33,24 +33,33 @@ def bench_images(r: BenchResult, out: Path) -> dict:
 
 
 def p_value(v) -> str:
-    """A p-value for tables: two significant digits, ``<0.001`` below that, ``-`` when not computed."""
-    if not finite(v):
-        return "-"
+    """A p-value for tables: two significant digits, ``<0.001`` below that; ``not computable`` for anything
+    that is not a number in [0, 1] (None, NaN, inf): a NaN is never shown as a p-value."""
+    if not finite(v) or not 0 <= v <= 1:
+        return "not computable"
     return f"{v:.2g}" if v >= 0.001 else "<0.001"
 
 
-def comparison_rows(r: BenchResult) -> list[tuple[str, str, str, str, str]]:
-    """(why, a, b, DeLong, corrected t) per comparison."""
+def _test(c, name: str, shown: str | None) -> str:
+    if shown is not None:
+        return shown
+    why = c.not_computable.get(name)
+    return f"not computable: {why}" if why else "-"
+
+
+def comparison_rows(r: BenchResult) -> list[tuple[str, str, str, str, str, str]]:
+    """(why, a, b, DeLong, paired bootstrap, corrected t) per comparison; a test that did not run says why."""
     rows = []
     for c in r.comparisons:
-        d, t = c.delong, c.corrected_t
+        d, t, b = c.delong, c.corrected_t, c.bootstrap
         rows.append(
             (
                 c.why,
                 c.a,
                 c.b,
-                f"{d.diff:+.3f}, z {d.z:.2f}, p {p_value(d.p)}" if d else "- (multi-class)",
-                f"{t.mean_diff:+.3f}, t {t.t:.2f}, p {p_value(t.p)}" if t else "-",
+                _test(c, "delong", f"{d.diff:+.3f}, z {d.z:.2f}, p {p_value(d.p)}" if d else None),
+                _test(c, "bootstrap", f"{b.diff:+.3f} [{b.lo:+.3f}, {b.hi:+.3f}], p {p_value(b.p)}" if b else None),
+                _test(c, "corrected_t", f"{t.mean_diff:+.3f}, t {t.t:.2f}, p {p_value(t.p)}" if t else None),
             )
         )
     return rows
@@ -66,12 +75,12 @@ def _cell(m: Metrics | None, key: str) -> str:
 
 
 def _ranked_table(r: BenchResult) -> str:
-    has_test = r.protocol.held_out_test
+    has_test, on = r.protocol.held_out_test, r.protocol.scored_on
     header = (
         ["rank", "feature set", "head", "features"]
-        + [label for _, label in TABLE_KEYS]
-        + ["AUC per fold"]
-        + (["test AUC"] if has_test else [])
+        + [f"{on} {label}" for _, label in TABLE_KEYS]
+        + [f"AUC {r.protocol.per_unit}"]
+        + (["held-out test AUC"] if has_test else [])
         + ["seconds"]
     )
     rows = []
@@ -80,7 +89,7 @@ def _ranked_table(r: BenchResult) -> str:
         cells = (
             [str(c.rank), e(c.feature_set), e(c.head), str(c.n_features)]
             + [_cell(c.cv.pooled, k) for k, _ in TABLE_KEYS]
-            + [f"{fold.mean:.3f} ± {fold.sd:.3f}" if fold else "-"]
+            + [fold_stat(fold)]
             + ([_cell(c.test, "auc")] if has_test else [])
             + [f"{c.seconds:.1f}"]
         )
@@ -96,18 +105,24 @@ def render_bench(r: BenchResult, images: dict) -> str:
     body = [
         f"""<p class="note">{r.n_dev} samples (those present in every feature set) in {e(proto.folds)};
 {r.n_test} in the held-out test split; classes {e(", ".join(r.classes))}; positive class
-<b>{e(str(r.positive))}</b>. Every cell is scored on the same folds. Small grey figures: 95% interval
+<b>{e(str(r.positive))}</b>. Every cell is scored on the same folds;
+the scores are {e(r.cells[0].cv.scope)}. Small grey figures: 95% interval
 (AUC: DeLong; others: percentile bootstrap, {proto.n_boot} resamples by {e(unit)}; the bootstrap AUC
 intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""",
         _ranked_table(r),
     ]
     if r.comparisons:
         body.append(
-            "<h2>Pairwise comparisons</h2><p class='note'>a - b. DeLong's paired test on the out-of-fold "
-            "scores (averaged over repeats); corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold "
-            "AUCs, which allows for folds sharing training data. Neither corrects for having picked the best "
-            "of many cells.</p>"
-            + table(["comparison", "a", "b", "DeLong: ΔAUC", "corrected t-test: mean Δ fold AUC"], comparison_rows(r))
+            "<h2>Pairwise comparisons</h2><p class='note'>a - b, on "
+            + e(r.comparisons[0].scope)
+            + ". DeLong's paired test on the scores (averaged over repeats; binary problems); a paired "
+            "bootstrap of the (macro) AUC difference, resampling subjects for both cells at once [95% interval]; "
+            "corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold AUCs, which allows for folds "
+            "sharing training data. None corrects for having picked the best of many cells.</p>"
+            + table(
+                ["comparison", "a", "b", "DeLong: ΔAUC", "paired bootstrap: ΔAUC", "corrected t-test: mean Δ fold AUC"],
+                comparison_rows(r),
+            )
         )
     body.append(figures(images))
     body.append("<h2>Provenance</h2>")

@@ -19,18 +19,22 @@ FOLD_PLOT_KEYS = ("auc", "accuracy", "balanced_accuracy", "f1")
 def fit_images(r: FitResult, out: Path) -> dict:
     """ROC (with bootstrap band), confusion matrices, per-fold scores and the fine-tuning curves of one run."""
     paths = {}
-    curves = [(f"CV ({r.cv.level})", r.cv.pooled, r.cv.roc)]
+    on = r.protocol.scored_on
+    curves = [(f"{on} ({r.cv.level})", r.cv.pooled, r.cv.roc)]
     if r.test is not None:
         curves.append(("held-out test", r.test, r.test.roc))
     for q, v in (r.sequences or {}).items():  # each sequence model's own curve beside the fused one
-        curves.append((f"CV, {q} model (image)", v.cv.pooled, v.cv.roc))
+        curves.append((f"{on}, {q} model (image)", v.cv.pooled, v.cv.roc))
     if any(c[2] for c in curves):
         paths["roc"] = roc_png(curves, r.positive or "", out / "roc.png")
-    panels = [("cross-validation", r.cv.pooled)] + ([("held-out test", r.test)] if r.test is not None else [])
+    panels = [("cross-validation" if on == "CV" else on, r.cv.pooled)] + (
+        [("held-out test", r.test)] if r.test is not None else []
+    )
     paths["confusion"] = confusion_png(panels, r.classes, out / "confusion.png")
     folds = {k: r.cv.fold_values(k) for k in FOLD_PLOT_KEYS if r.cv.fold_values(k)}
     if folds and len(next(iter(folds.values()))) > 1:
-        paths["folds_plot"] = strip_png(folds, "score per fold (every repeat x fold)", out / "folds.png")
+        title = "score per fold (every repeat x fold)" if on == "CV" else "score per draw of the test split"
+        paths["folds_plot"] = strip_png(folds, title, out / "folds.png")
     if r.finetune is not None and r.finetune.runs:
         paths["curves"] = curves_png(r.finetune.runs, out / "curves.png")
     return paths
@@ -45,7 +49,13 @@ def render_fit(r: FitResult, images: dict) -> str:
 classes {e(", ".join(r.classes))}{f"; positive class <b>{e(pos)}</b>" if pos else ""}. Level: {e(cv.level)}.
 AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({proto.n_boot} resamples by {e(unit)}).</p>""",
         table(
-            ["metric", "CV (pooled out-of-fold)", "CV per fold (mean ± sd)", "held-out test"], summary_rows(cv, r.test)
+            [
+                "metric",
+                "CV (pooled out-of-fold)" if proto.split == "cv" else "test split (fixed)",
+                f"{proto.scored_on} {proto.per_unit} (mean ± sd)",
+                "held-out test",
+            ],
+            summary_rows(cv, r.test),
         ),
     ]
     if cv.subject is not None:
@@ -53,7 +63,7 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
         body.append(
             f"<h2>Subject level</h2><p class='note'>{s.n_subjects} subjects; mean probability over each "
             "subject's images.</p>"
-            + table(["metric", "CV subject level"], [(METRIC_LABELS[k], fmt(s, k)) for k in s.shown()])
+            + table(["metric", f"{proto.scored_on} subject level"], [(METRIC_LABELS[k], fmt(s, k)) for k in s.shown()])
         )
     if r.sequences:
         body.append(_sequences_table(r))
@@ -83,6 +93,7 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
 
 
 def _sequences_table(r: FitResult) -> str:
+    on = r.protocol.scored_on
     keys = [k for k in ("accuracy", "sensitivity", "specificity", "f1") if r.cv.pooled.value(k) is not None]
     rows = [
         (
@@ -106,5 +117,5 @@ def _sequences_table(r: FitResult) -> str:
         )
     )
     return "<h2>Per-sequence models and the fused one</h2>" + table(
-        ["model", "images", "CV AUC", *keys, "CV AUC (subject)", "test AUC"], rows
+        ["model", "images", f"{on} AUC", *keys, f"{on} AUC (subject)", "test AUC"], rows
     )

@@ -20,7 +20,8 @@ def fmt(m: Metrics | None, key: str, boot: bool = True) -> str:
         return "-"
     v = m.value(key)
     if not finite(v):
-        return "-"
+        why = m.not_computable.get(key)
+        return f"not computable: {why}" if why else "-"
     s = f"{v:.3f}"
     if key == "auc" and m.auc_ci and finite(m.auc_ci[0]):
         s += f" ({m.auc_ci[0]:.3f}-{m.auc_ci[1]:.3f})"
@@ -30,19 +31,22 @@ def fmt(m: Metrics | None, key: str, boot: bool = True) -> str:
     return s
 
 
+def fold_stat(stat) -> str:
+    """``mean ± sd`` over the folds that have the metric (how many lack it, when some do)."""
+    if stat is None:
+        return "-"
+    if stat.mean is None or not finite(stat.mean):
+        return "not computable in any fold"
+    lacking = f" ({stat.n_missing} of {len(stat.values)} not computable)" if stat.n_missing else ""
+    return f"{stat.mean:.3f} ± {stat.sd:.3f}{lacking}"
+
+
 def summary_rows(cv: CVScores, test: Metrics | None) -> list[tuple[str, str, str, str]]:
     """(metric, pooled CV, per-fold mean ± sd, test) rows for text and HTML tables."""
     rows = []
     for key in cv.pooled.shown():
         stat = cv.per_fold.get(key)
-        rows.append(
-            (
-                METRIC_LABELS[key],
-                fmt(cv.pooled, key),
-                f"{stat.mean:.3f} ± {stat.sd:.3f}" if stat else "-",
-                fmt(test, key),
-            )
-        )
+        rows.append((METRIC_LABELS[key], fmt(cv.pooled, key), fold_stat(stat), fmt(test, key)))
     return rows
 
 

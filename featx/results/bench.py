@@ -54,14 +54,34 @@ class CorrectedTTest:
 
 
 @dataclass(frozen=True)
+class PairedBootstrap:
+    """A paired bootstrap of the (macro) AUC difference a - b: both cells on the same resamples of units."""
+
+    diff: float
+    lo: float
+    hi: float
+    p: float
+    n_boot: int
+    unit: str  # subject | sample
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """Two cells compared: why these two, and both tests (DeLong: binary problems only)."""
+    """Two cells compared: why these two, on which predictions, the tests, and why a test could not run.
+
+    ``scope``: the predictions both tests use (a CV's out-of-fold ones, or the test side of a fixed split).
+    ``not_computable``: test name (``delong``, ``bootstrap``, ``corrected_t``) -> why it was not run; a
+    test's figures are always finite where present.
+    """
 
     a: str
     b: str
     why: str
     delong: DeLongTest | None = None
     corrected_t: CorrectedTTest | None = None
+    bootstrap: PairedBootstrap | None = None
+    scope: str = "out-of-fold predictions of cross-validation"
+    not_computable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

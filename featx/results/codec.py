@@ -9,6 +9,7 @@ Keys a file lacks (written by an older featx) take the field's default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections import abc
@@ -38,7 +39,9 @@ def to_json(obj) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_json(v) for v in obj]
     if hasattr(obj, "item") and hasattr(obj, "dtype"):  # a numpy scalar
-        return obj.item()
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None  # results never hold a bare NaN: what cannot be computed is null (and said why elsewhere)
     return obj
 
 

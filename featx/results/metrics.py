@@ -75,6 +75,8 @@ class Metrics:
     roc: Roc | None = None
     n_subjects: int | None = None
     mixed_label_subjects: int | None = None
+    #: metric -> why it cannot be computed on these predictions (e.g. AUC on a split with one class)
+    not_computable: Mapping[str, str] = field(default_factory=dict)
 
     def value(self, key: str) -> float | None:
         """The metric ``key`` (one of :data:`METRIC_LABELS`), None when this problem has none."""
@@ -87,17 +89,22 @@ class Metrics:
         return self.ci.get(key)
 
     def shown(self) -> list[str]:
-        """The metrics this problem has, in table order."""
-        return [k for k in METRIC_LABELS if self.value(k) is not None]
+        """The metrics this problem has (computed, or not computable with a reason), in table order."""
+        return [k for k in METRIC_LABELS if self.value(k) is not None or k in self.not_computable]
 
 
 @dataclass(frozen=True)
 class FoldStat:
-    """One metric over every (repeat, fold): mean, sd and the values in repeat-major order."""
+    """One metric over every (repeat, fold): mean, sd and the values in repeat-major order.
 
-    mean: float
+    Folds where the metric is not computable (e.g. AUC of a fold with one class) hold None and are
+    left out of the mean and sd (``n_missing`` of them); mean is None when no fold had it.
+    """
+
+    mean: float | None
     sd: float
-    values: tuple[float, ...]
+    values: tuple[float | None, ...]
+    n_missing: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,9 @@ class CVScores:
         The same at subject level (mean probability over a subject's images), when subjects have several.
     level : str
         What a row is: ``image``, or ``subject (...)`` for fused or concatenated sequences.
+    scope : str
+        Which predictions: ``out-of-fold predictions of cross-validation``, or with ``--split fixed``
+        ``the test side of the fixed split`` (the field keeps the name ``cv`` in results.json).
     fold_seconds : tuple of float
         Fit + predict wall time of every fold.
     best_params : any
@@ -134,6 +144,8 @@ class CVScores:
     level: str = "image"
     fold_seconds: tuple[float, ...] = ()
     best_params: Any = None
+    #: what these predictions are: the out-of-fold ones of a CV, or the test side of a fixed split
+    scope: str = "out-of-fold predictions of cross-validation"
 
     def fold_values(self, key: str) -> tuple[float, ...]:
         """``key`` in every fold (empty when not computed)."""

@@ -54,6 +54,16 @@ class Protocol:
     def leaky(self) -> bool:
         return self.split_by == "image"
 
+    @property
+    def scored_on(self) -> str:
+        """What the ``cv`` scores of a run describe, for labels: ``CV``, or ``test split`` for a fixed split."""
+        return "test split" if self.split == "fixed" else "CV"
+
+    @property
+    def per_unit(self) -> str:
+        """``per fold``, or ``per draw`` (of the fixed split)."""
+        return "per draw" if self.split == "fixed" else "per fold"
+
 
 @dataclass(frozen=True)
 class HeadInfo:

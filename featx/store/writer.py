@@ -199,7 +199,10 @@ class StoreWriter:
 
     # -------------------------------------------------------------- lifetime
     def __enter__(self) -> StoreWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._cannot_write(self.path.parent, exc) from None
         self._lock()
         for stale in self.path.parent.glob(self.path.name + ".tmp*"):  # copies a killed transaction left
             stale.unlink(missing_ok=True)
@@ -227,7 +230,10 @@ class StoreWriter:
     def _lock(self) -> None:
         import fcntl
 
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise self._cannot_write(self.lock_path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -239,6 +245,15 @@ class StoreWriter:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"featx pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         self._lock_fd = fd
+
+    def _cannot_write(self, what: Path, exc: OSError) -> StoreError:
+        if exc.errno in _NO_SPACE:
+            return _no_space(exc, what, f"{self.path} is unchanged.")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return StoreError(
+            f"cannot write {what}: {reason.lower()} (a read-only folder or disk?). A store's folder must be "
+            f"writable (the store, its .lock and .journal live there): fix the permissions or choose another --store."
+        )
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -253,11 +268,17 @@ class StoreWriter:
         self._check_space()
         try:
             if self.path.exists():
+                FeatureStore(self.path).close()  # a damaged store is named as itself, not as its copy
                 shutil.copyfile(self.path, tmp)
             st = FeatureStore(tmp, "a")
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _no_space(exc, tmp, self._unchanged()) from None
+            if exc.errno in _NO_SPACE:
+                raise _no_space(exc, tmp, self._unchanged()) from None
+            raise self._cannot_write(tmp, exc) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         try:
             yield st
             st.close()

@@ -1,0 +1,110 @@
+"""Broken stores and folders each get their own one-line message naming the file and what to do, and a failed
+open leaves nothing behind: truncated, not HDF5, damaged layout, locked, read-only folder."""
+
+import errno
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import make_store
+from helpers import assert_one_line_error, featx
+
+from featx.dataset.manifest import Manifest, Sample
+from featx.errors import StoreError
+from featx.store.store import FeatureStore
+from featx.store.writer import store_writer
+
+
+@pytest.fixture
+def good(tmp_path):
+    return make_store(tmp_path / "good.h5", "f", np.random.default_rng(0).random((20, 4)), ["a", "b"] * 10)
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if ".tmp" in p.name or p.name.endswith(".journal"))
+
+
+def _write_something(path):
+    man = Manifest([Sample(sample_id="x", path=path.parent / "x.png", label="a")])
+    with store_writer(path) as w:
+        w.register(man, "g", 2, {}, "id", "cnn")
+
+
+def test_a_truncated_store_is_named_truncated_not_locked(good, tmp_path):
+    cut = tmp_path / "cut.h5"
+    data = good.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    proc = featx("fit", "-s", cut, "-f", "f", "--out", tmp_path / "out")
+    assert_one_line_error(proc, f"{cut} is truncated ({len(data) // 2:,} of {len(data):,} bytes)")
+    assert "locked" not in proc.stderr and "Restore it from a copy" in proc.stderr
+    with pytest.raises(StoreError, match="is truncated"):  # the writer names the store, and copies nothing
+        _write_something(cut)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_file_that_is_not_hdf5_and_a_damaged_layout(good, tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(os.urandom(4096))
+    assert_one_line_error(featx("store", "info", junk), f"{junk} is not an HDF5 file")
+    import h5py
+
+    with h5py.File(good, "a") as h5:
+        del h5["features/f/filled"]
+    proc = featx("fit", "-s", good, "-f", "f", "--out", tmp_path / "out")
+    assert_one_line_error(proc, f"{good}: a damaged featx store (missing features/f/filled)")
+    assert "internal error" not in proc.stderr
+    with pytest.raises(StoreError, match="damaged featx store"):
+        _write_something(good)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_store_open_for_writing_elsewhere_is_named_locked(good):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import h5py, time; f = h5py.File({str(good)!r}, 'a'); print('open', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match="open for writing by another process"):
+            FeatureStore(good)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_read_only_folder_says_so(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).startswith(str(tmp_path)) and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)  # root ignores chmod: refuse writes the way a read-only mount does
+    with pytest.raises(StoreError, match=r"cannot write .*s\.h5\.lock: permission denied \(a read-only folder"):
+        _write_something(tmp_path / "s.h5")
+    monkeypatch.undo()
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_failed_transaction_open_leaves_no_copy(good, tmp_path, monkeypatch):
+    import featx.store.writer as writer
+
+    real = writer.FeatureStore
+
+    def failing(path, mode="r"):
+        if mode == "a":
+            raise StoreError(f"{path}: cannot open")
+        return real(path, mode)
+
+    monkeypatch.setattr(writer, "FeatureStore", failing)
+    with pytest.raises(StoreError, match="cannot open"):
+        _write_something(good)
+    assert _leftovers(tmp_path) == []
