@@ -17,6 +17,7 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FitError, short_list
+from featx.evaluate.checkpoint import finished, partial_dir
 from featx.evaluate.comparisons import Scored, compare, pairs_to_compare
 from featx.evaluate.config import BenchConfig
 from featx.evaluate.cv import cross_validate, encode_labels, fit_one, proba_of
@@ -114,6 +115,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         result = write_bench_outputs(
             result, Path(cfg.out), dev0, {c.cell.title.replace(" + ", "+"): c.oof for c in scored}
         )
+        finished(cfg.out)
     return result
 
 
@@ -129,7 +131,9 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
                 est, grid = build_head(h, cfg.seed, cfg.pca)
                 grid = grid if cfg.tune else None
                 t0 = time.perf_counter()
-                res = cross_validate(est, dev.X, dev.labels, folds, bar.update, classes, grid, groups, cfg.inner_k)
+                res = cross_validate(
+                    est, dev.X, dev.labels, folds, bar.update, classes, grid, groups, cfg.inner_k, partial_dir(cfg.out)
+                )
                 cv = evaluate(
                     y,
                     res.proba,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
 
 from featx.errors import FitError
+from featx.evaluate.checkpoint import FoldCache
 from featx.evaluate.folds import Folds
 
 
@@ -115,18 +117,30 @@ def cross_validate(
     grid: dict | None = None,
     groups=None,
     inner_k: int = 5,
+    keep: Path | None = None,
 ) -> CVResult:
     """Fit a clone of ``estimator`` per (repeat, fold) and collect out-of-fold probabilities.
 
     With ``grid``, each outer training set is tuned by its own inner CV (nested CV,
     grouped by ``groups``); the outer test fold is never seen by the tuner.
     ``on_fold()``, when given, is called after each fold (progress reporting).
+    ``keep``: a folder where finished folds are kept, so a rerun after a stop takes them from
+    there (:mod:`featx.evaluate.checkpoint`).
     """
     classes, y = encode_labels(labels, classes)
     proba = np.full((folds.repeats, len(y), len(classes)), np.nan)
     seconds, chosen = [], []
     groups = None if groups is None else np.asarray(groups)
-    for r, _, train, test in folds.split():
+    cache = FoldCache(keep, X, y, folds.fold_of, estimator, grid, groups, inner_k, folds.seed)
+    for r, f, train, test in folds.split():
+        done = cache.get(r, f)
+        if done is not None and done[0].shape == (len(test), len(classes)):
+            proba[r, test], s, best = done
+            seconds.append(s)
+            chosen.append(best)
+            if on_fold is not None:
+                on_fold()
+            continue
         t = time.perf_counter()
         model, best = fit_one(
             estimator,
@@ -140,6 +154,8 @@ def cross_validate(
         proba[r, test] = proba_of(model, X[test], len(classes))
         seconds.append(time.perf_counter() - t)
         chosen.append(best)
+        cache.put(r, f, proba[r, test], seconds[-1], best)
         if on_fold is not None:
             on_fold()
+    cache.report(f"{type(estimator).__name__} cross-validation")
     return CVResult(classes, y, proba, folds, seconds, chosen if grid else None)

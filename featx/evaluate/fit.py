@@ -16,6 +16,7 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FitError
+from featx.evaluate.checkpoint import finished, partial_dir
 from featx.evaluate.config import FitConfig
 from featx.evaluate.cv import CVResult, cross_validate, encode_labels, fit_one, proba_of
 from featx.evaluate.folds import Folds
@@ -94,7 +95,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     dev, test, folds = plan_split(fs, cfg)
     check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None)
     classes = split_classes(dev, test, cfg.positive)
-    check_design(dev, test, folds, fuse=cfg.fuse)
+    check_design(dev, test, folds)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
     cvres = _cross_validate(estimator, grid, dev, folds, units, classes, cfg, progress)
     refit = _refit(estimator, grid, dev, units, classes, folds.grouped, cfg) if len(test) or cfg.save else {}
@@ -107,6 +108,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     if cfg.out is not None:
         preds = Predictions(dev, cvres, units.dev, test, test_proba, units.test, fused)
         result = write_fit_outputs(result, preds, Path(cfg.out))
+        finished(cfg.out)
     return result
 
 
@@ -127,6 +129,7 @@ def _cross_validate(
                 grid,
                 dev.subjects[sel] if folds.grouped else None,
                 cfg.inner_k,
+                keep=partial_dir(cfg.out),
             )
     return out
 

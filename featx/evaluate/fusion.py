@@ -101,7 +101,8 @@ def sequences_of(fs: FeatureSet) -> list[str]:
     if (y == MIXED).any():
         raise FitError(
             f"--fuse predicts one label per subject, but subject(s) {short_list(names[y == MIXED].tolist())} "
-            "have rows with different labels. Fix the manifest's 'label' column."
+            "have rows with different labels. A paired design (left/right, pre/post) cannot be fused per subject: "
+            "fit it without --fuse (folds still keep each subject's images together); otherwise fix the labels."
         )
     seqs = sorted(set(fs.sequences.tolist()))
     if len(seqs) < 2:

@@ -107,15 +107,16 @@ def plan_split(fs: FeatureSet, s: SplitSettings) -> tuple[FeatureSet, FeatureSet
     return dev, test, folds
 
 
-def check_design(dev: FeatureSet, test: FeatureSet, folds: Folds, *, fuse: str | None = None) -> None:
+def check_design(dev: FeatureSet, test: FeatureSet, folds: Folds) -> None:
     """Refuse, before any fitting, a design no head can be trained on; say what a split cannot score.
 
     * every training side (each fold's, or the fixed split's) needs two classes, else a FitError names it;
     * a test side with one class (the fixed split's, or the held-out test rows): AUC, sensitivity or
       specificity are not computable there; they are reported as such, and a warning says so now;
-    * ``fuse`` scores one label per subject: a paired design (subjects with images of several labels,
-      e.g. left and right organs) is refused with the subjects named. Without ``--fuse`` a paired
-      design is fine: folds keep a subject's images together and scores are per image.
+
+    A paired design (subjects with images of several labels: left/right organs, pre/post scans) is
+    fine: folds keep a subject's images together, scores are per image, and the subject-level scores
+    say why they are not computable. ``--fuse`` (one label per subject) refuses it, naming the subjects.
     """
     y = np.asarray(dev.labels)
     fixed = folds.kind == "fixed"
@@ -150,17 +151,6 @@ def check_design(dev: FeatureSet, test: FeatureSet, folds: Folds, *, fuse: str |
             test.labels[0],
             len(test),
         )
-    if fuse:
-        labels: dict[str, set] = {}
-        for subject, label in zip(np.concatenate([dev.subjects, test.subjects]), np.concatenate([y, test.labels])):
-            labels.setdefault(subject, set()).add(label)
-        paired = sorted(s for s, v in labels.items() if len(v) > 1)
-        if paired:
-            raise FitError(
-                f"--fuse {fuse} scores one label per subject, but {len(paired)} subject(s) have images of more than "
-                f"one label ({short_list(paired)}): a paired design (left/right, pre/post). Fit without --fuse "
-                "(folds still keep each subject's images together), or give each such image its own subject."
-            )
 
 
 def split_classes(dev: FeatureSet, test: FeatureSet, positive: str | None) -> list[str]:

@@ -79,7 +79,7 @@ def run_finetune(
     manifest = manifest if manifest is not None else Manifest.load(cfg.manifest)
     fs = manifest_set(manifest)
     dev, test, folds = plan_split(fs, cfg)
-    check_design(dev, test, folds, fuse=cfg.fuse)
+    check_design(dev, test, folds)
     ctx = Context(
         cfg,
         fs,
