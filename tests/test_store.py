@@ -76,7 +76,7 @@ def test_missing_store_and_feature_set(tmp_path):
 
 def test_not_a_store(tmp_path):
     (tmp_path / "x.h5").write_bytes(b"hello")
-    with pytest.raises(StoreError, match="not a readable featx store"):
+    with pytest.raises(StoreError, match="x.h5 is not an HDF5 file"):
         FeatureStore(tmp_path / "x.h5")
 
 
