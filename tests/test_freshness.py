@@ -119,3 +119,28 @@ def test_radiomics_recomputes_a_row_whose_mask_changed(tmp_path):
 def first_volume(lab) -> float:
     spacing = np.prod(lab.GetSpacing())
     return float((sitk.GetArrayFromImage(lab) == 1).sum() * spacing)
+
+
+def test_predict_with_a_kept_store_scores_the_changed_image_not_its_old_features(
+    demo_subset, models_dir, lite0, tmp_path
+):
+    import csv
+
+    from featx.api import fit, predict
+
+    train = _site(demo_subset, tmp_path / "train", 0)
+    extract(train, LITE0, tmp_path / "train.h5", models_dir=models_dir)
+    fit(tmp_path / "train.h5", LITE0, cv=2, save=tmp_path / "m.skops", bootstrap=0)
+    new = _site(demo_subset, tmp_path / "new", 30)
+    kept = tmp_path / "kept.h5"
+
+    def scores(out):
+        predict(tmp_path / "m.skops", new, tmp_path / out, store=kept, models_dir=models_dir)
+        with open(tmp_path / out) as fh:
+            return {r["id"]: r["p_y"] for r in csv.DictReader(fh)}
+
+    before = scores("p1.csv")
+    shutil.copyfile(tmp_path / "new" / "f.png", tmp_path / "new" / "a.png")  # a.png now shows f's image
+    after = scores("p2.csv")
+    assert after["a"] == after["f"] == before["f"] and after["a"] != before["a"]
+    assert {k: v for k, v in after.items() if k != "a"} == {k: v for k, v in before.items() if k != "a"}

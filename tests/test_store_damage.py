@@ -108,3 +108,15 @@ def test_a_failed_transaction_open_leaves_no_copy(good, tmp_path, monkeypatch):
     with pytest.raises(StoreError, match="cannot open"):
         _write_something(good)
     assert _leftovers(tmp_path) == []
+
+
+def test_a_damaged_block_of_features_is_an_error_not_wrong_values(good, tmp_path):
+    import h5py
+
+    with h5py.File(good) as h5:
+        info = h5["features/f/X"].id.get_chunk_info(0)
+    data = bytearray(good.read_bytes())
+    data[info.byte_offset + 5] ^= 0xFF  # one flipped byte inside the first block of features
+    good.write_bytes(bytes(data))
+    proc = featx("fit", "-s", good, "-f", "f", "--out", tmp_path / "out")
+    assert_one_line_error(proc, f"{good}: feature set 'f' cannot be read, the file is damaged")

@@ -293,6 +293,7 @@ class FeatureStore:
             dtype=np.dtype(dtype),
             chunks=(_CHUNK_ROWS, dim),
             fillvalue=np.nan,
+            fletcher32=True,  # a checksum per chunk: a damaged block of features is an error, never wrong values
         )
         g.create_dataset("filled", shape=(n,), maxshape=(None,), dtype=bool, chunks=(4096,))
         g.create_dataset("status", shape=(n,), maxshape=(None,), dtype=np.uint8, chunks=(4096,))
@@ -428,8 +429,18 @@ class FeatureStore:
         Raises
         ------
         StoreError
-            When the set is missing or has no filled row.
+            When the set is missing, has no filled row, or cannot be read (a damaged file: the
+            feature blocks carry checksums).
         """
+        try:
+            return self._load(name, include_removed)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: feature set {name!r} cannot be read, the file is damaged ({exc}). Restore it "
+                "from a copy, or compute the features again into a new --store."
+            ) from None
+
+    def _load(self, name: str, include_removed: bool) -> FeatureSet:
         g = self._group(name)
         filled = g["filled"][:]
         if not include_removed and "status" in g:
