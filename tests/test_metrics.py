@@ -225,3 +225,22 @@ def test_summary_metrics_are_scikit_learns(n_classes):
         assert m["f1"] == pytest.approx(f1_score(y, pred, zero_division=0, **avg))
         if n_classes == 2:
             assert m["specificity"] == pytest.approx(recall_score(1 - y, 1 - pred, zero_division=0))
+
+
+def test_weighted_multiclass_rows_equal_classification_metrics_on_the_duplicated_samples():
+    from featx.evaluate.metrics import BOOT_KEYS, weighted_multiclass
+
+    rng = np.random.default_rng(7)
+    n, classes = 90, ["a", "b", "c", "d"]
+    y = rng.integers(0, 4, n)
+    proba = rng.dirichlet(np.ones(4), n)
+    proba[np.arange(n), y] += rng.random(n) * 0.5
+    proba /= proba.sum(1, keepdims=True)
+    draws = rng.integers(0, n, (30, n))
+    draws[0, :] = np.flatnonzero(y != 3)[0]  # a resample with one sample only: several metrics undefined
+    W = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(float)
+    stats = weighted_multiclass(W, y, proba)
+    for b, d in enumerate(draws):
+        m = classification_metrics(y[d], proba[d], classes)
+        want = [np.nan if m.get(k) is None else m[k] for k in BOOT_KEYS]
+        np.testing.assert_allclose(stats[b], want, rtol=1e-12, atol=1e-12, err_msg=f"resample {b}")

@@ -238,6 +238,30 @@ def weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.nd
     return np.stack([auc, acc, bal, sens, spec, prec, f1], axis=1), curves
 
 
+def weighted_multiclass(W: np.ndarray, y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """BOOT_KEYS of a multi-class problem for many resamples at once (rows of weights ``W``).
+
+    The same definitions as :func:`classification_metrics` (macro one-vs-rest AUC, NaN when a resample
+    lacks a class; macro sensitivity, precision and F1 with 0 for an empty class; balanced accuracy
+    over the classes present; no specificity), computed from weighted confusion counts.
+    """
+    n_classes = proba.shape[1]
+    pred = proba.argmax(1)
+    Y = (y[:, None] == np.arange(n_classes)).astype(float)
+    P = (pred[:, None] == np.arange(n_classes)).astype(float)
+    tp, support, predicted = W @ (Y * P), W @ Y, W @ P
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rec = np.where(support > 0, tp / support, 0.0)
+        prec = np.where(predicted > 0, tp / predicted, 0.0)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
+        present = support > 0
+        bal = (rec * present).sum(1) / present.sum(1)
+        acc = tp.sum(1) / W.sum(1)
+        auc = np.mean([weighted_binary(W, y == c, proba[:, c], pred == c)[0][:, 0] for c in range(n_classes)], axis=0)
+    nan = np.full(len(W), np.nan)
+    return np.stack([auc, acc, bal, rec.mean(1), nan, prec.mean(1), f1.mean(1)], axis=1)
+
+
 def _roc_on_grid(t: np.ndarray, score: np.ndarray) -> np.ndarray:
     from sklearn.metrics import roc_curve
 
@@ -285,27 +309,21 @@ def bootstrap(
     proba = np.asarray(proba, float)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     _, unit_of = np.unique(groups, return_inverse=True)
-    order = np.argsort(unit_of, kind="stable")
     sizes = np.bincount(unit_of)
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
     rng = np.random.default_rng(seed)
     binary = len(classes) == 2
     pos = (classes.index(positive) if positive is not None else 1) if binary else None
     stats, curves = [], []
-    if binary:
-        t, score, pred = y == pos, proba[:, pos], proba.argmax(1) == pos
-        for start in range(0, n_boot, BOOT_CHUNK):  # weights of BOOT_CHUNK resamples at a time (bounded memory)
-            draws = rng.integers(0, len(sizes), (min(BOOT_CHUNK, n_boot - start), len(sizes)))
-            counts = np.stack([np.bincount(d, minlength=len(sizes)) for d in draws]).astype(float)
-            chunk, c = weighted_binary(counts[:, unit_of], t, score, pred)
-            stats.extend(chunk)
+    t, score, pred = (y == pos, proba[:, pos], proba.argmax(1) == pos) if binary else (None, None, None)
+    for start in range(0, n_boot, BOOT_CHUNK):  # weights of BOOT_CHUNK resamples at a time (bounded memory)
+        draws = rng.integers(0, len(sizes), (min(BOOT_CHUNK, n_boot - start), len(sizes)))
+        W = np.stack([np.bincount(d, minlength=len(sizes)) for d in draws]).astype(float)[:, unit_of]
+        if binary:
+            chunk, c = weighted_binary(W, t, score, pred)
             curves.extend(c)
-    for _ in range(0 if binary else n_boot):
-        pick = rng.integers(0, len(sizes), len(sizes))
-        lens = sizes[pick]
-        idx = order[np.repeat(starts[pick] - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(lens.sum())]
-        m = classification_metrics(y[idx], proba[idx], classes)
-        stats.append(np.array([np.nan if m.get(k) is None else m[k] for k in BOOT_KEYS], float))
+        else:
+            chunk = weighted_multiclass(W, y, proba)
+        stats.extend(chunk)
     stats = np.array(stats)
     lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
     out = {"n_boot": n_boot, "unit": "subject" if len(sizes) < len(y) else "sample", "level": level, "ci": {}}
