@@ -94,7 +94,7 @@ def test_second_writer_refused(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
-        with pytest.raises(StoreError, match="locked|another process"):
+        with pytest.raises(StoreError, match="s.h5 is open for writing by another process"):
             FeatureStore(path, "a")
     finally:
         holder.kill()

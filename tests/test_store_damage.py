@@ -1,10 +1,8 @@
 """Broken stores and folders each get their own one-line message naming the file and what to do, and a failed
-open leaves nothing behind: truncated, not HDF5, damaged layout, locked, read-only folder."""
+open leaves nothing behind: truncated, not HDF5, damaged layout or block, read-only folder (locked: tests/test_store.py)."""
 
 import errno
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,6 @@ from helpers import assert_one_line_error, featx
 
 from featx.dataset.manifest import Manifest, Sample
 from featx.errors import StoreError
-from featx.store.store import FeatureStore
 from featx.store.writer import store_writer
 
 
@@ -58,25 +55,6 @@ def test_a_file_that_is_not_hdf5_and_a_damaged_layout(good, tmp_path):
     with pytest.raises(StoreError, match="damaged featx store"):
         _write_something(good)
     assert _leftovers(tmp_path) == []
-
-
-def test_a_store_open_for_writing_elsewhere_is_named_locked(good):
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import h5py, time; f = h5py.File({str(good)!r}, 'a'); print('open', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(StoreError, match="open for writing by another process"):
-            FeatureStore(good)
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_read_only_folder_says_so(tmp_path, monkeypatch):

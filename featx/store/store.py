@@ -64,6 +64,16 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _set_row(g: h5py.Group, r: int, x, status: int) -> None:
+    """One row of a feature set: its values, computed (ok) or to do, no error, no note."""
+    g["X"][r] = x
+    g["filled"][r] = status == OK
+    g["status"][r] = status
+    g["error"][r] = ""
+    if "note" in g:
+        g["note"][r] = ""
+
+
 def _live_status(g: h5py.Group) -> np.ndarray:
     """Status from the filled mask and error text alone: ok, failed, or to do."""
     errs = g["error"].asstr()[:]
@@ -380,24 +390,14 @@ class FeatureStore:
                 g["note"][sl] = [""] * len(rows)
         else:
             for r, x in zip(rows, X):
-                g["X"][r] = x
-                g["filled"][r] = True
-                g["status"][r] = OK
-                g["error"][r] = ""
-                if "note" in g:
-                    g["note"][r] = ""
+                _set_row(g, r, x, OK)
         g.attrs["updated"] = _now()
 
     def invalidate(self, name: str, rows) -> None:
         """Forget computed rows (their files changed): NaN, not filled, to do."""
         g = self._group(name)
         for r in np.asarray(rows, dtype=np.int64):
-            g["X"][r] = np.nan
-            g["filled"][r] = False
-            g["status"][r] = TODO
-            g["error"][r] = ""
-            if "note" in g:
-                g["note"][r] = ""
+            _set_row(g, r, np.nan, TODO)
         g.attrs["updated"] = _now()
 
     def set_notes(self, name: str, rows: Iterable[int], notes: Iterable[str]) -> None:
