@@ -161,6 +161,7 @@ def _write_bench_table(path: Path, result: BenchResult) -> None:
                 "test_auc",
                 "test_accuracy",
                 "seconds",
+                "not_computable",
             ]
         )
         for c in result.cells:
@@ -180,6 +181,7 @@ def _write_bench_table(path: Path, result: BenchResult) -> None:
                     _r(c.test.auc if c.test else None),
                     _r(c.test.accuracy if c.test else None),
                     f"{c.seconds:.2f}",
+                    "; ".join(f"{k}: {why}" for k, why in p.not_computable.items()),
                 ]
             )
 
