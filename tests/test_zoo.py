@@ -31,6 +31,8 @@ def test_zoo_has_the_required_backbones():
         "mobilenet_v3_large",
         "efficientnet_b0",
         "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
     }
     assert required <= {e.arch for e in list_entries()}
 

