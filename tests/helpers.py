@@ -28,9 +28,16 @@ def featx(*args, cwd=None) -> SimpleNamespace:
     return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
-def featx_process(*args, cwd=None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``featx ARGS`` as the installed console script in a subprocess."""
-    return subprocess.run([FEATX, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+def featx_process(*args, cwd=None, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``featx ARGS`` as the installed console script in a subprocess (``env``: variables added to this one's)."""
+    return subprocess.run(
+        [FEATX, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
+    )
 
 
 @contextlib.contextmanager

@@ -79,7 +79,7 @@ def export_onnx(
         When the export fails, ``onnx.checker`` rejects it or parity fails.
     """
     models_dir = Path(models_dir)
-    onnx_path = models_dir / f"{spec.name}.onnx"
+    onnx_path = models_dir / f"{spec.name.replace(':', '-')}.onnx"  # timm:NAME: no colon in a file name
     side_path = onnx_path.with_suffix(".json")
     key = cache_key(spec, opset)
     cached = _cached(onnx_path, side_path, key)

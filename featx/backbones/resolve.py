@@ -6,7 +6,9 @@ Sources, by the name's form:
   ``random`` (tests only) or a weights file, and an optional ``layer``;
 - ``onnx:PATH``: a user's ONNX model with its JSON sidecar (:mod:`featx.backbones.external`);
 - ``arch.ft-RUN``: a backbone exported by ``featx finetune --export`` into the models folder
-  (:mod:`featx.backbones.finetuned`).
+  (:mod:`featx.backbones.finetuned`);
+- ``timm:NAME``: any timm model, ``hf_hub:`` names included, with its own preprocessing and the
+  pooling of ``pool`` (:mod:`featx.backbones.timm_source`).
 
 ``extract``, ``export``, ``predict``, ``finetune`` and the Ray workers all go through :func:`resolve_backbone`.
 """
@@ -21,6 +23,7 @@ from featx.backbones.export import ExportedModel
 from featx.backbones.external import is_onnx_ref, load_onnx_backbone
 from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
 from featx.backbones.spec import BackboneSpec
+from featx.backbones.timm_source import is_timm_ref, load_timm
 from featx.backbones.weights import load_backbone
 from featx.errors import ConfigError
 
@@ -36,7 +39,7 @@ class ResolvedBackbone:
         The feature module (eval mode); None when the source is an ONNX file.
     exported : ExportedModel or None
         The ONNX file when the source is one (``onnx:``); else exported on demand.
-    source : {'registry', 'onnx', 'finetuned'}
+    source : {'registry', 'onnx', 'finetuned', 'timm'}
     finetune : dict or None
         The record of a fine-tuned entry (what it was trained on).
     """
@@ -54,9 +57,18 @@ class ResolvedBackbone:
 
 
 def resolve_backbone(
-    name: str, weights: str = "imagenet", layer: str | None = None, models_dir: str | Path = "models_onnx"
+    name: str,
+    weights: str = "imagenet",
+    layer: str | None = None,
+    models_dir: str | Path = "models_onnx",
+    *,
+    pool: str | None = None,
+    input_size: int | None = None,
 ) -> ResolvedBackbone:
     """Resolve ``name`` (see the module docstring).
+
+    ``pool`` and ``input_size`` apply to the sources that build a transformer (``timm:``); a
+    registered CNN takes ``pool`` ``avg`` (its own) only.
 
     Raises
     ------
@@ -65,6 +77,18 @@ def resolve_backbone(
     BackboneError
         Unknown name (with the closest ones), missing files, weights that do not fit.
     """
+    if is_timm_ref(name):
+        if layer is not None:
+            raise ConfigError(f"{name}: --layers is not supported for timm: sources yet; drop it.", "layer")
+        spec, model = load_timm(name, weights, pool, input_size)
+        return ResolvedBackbone(spec, model, None, "timm")
+    if pool not in (None, "avg") or input_size is not None:
+        which = "pool" if pool not in (None, "avg") else "input_size"
+        raise ConfigError(
+            f"{name} is a registered CNN with a fixed input and a global average pool: {which} applies to "
+            "timm: backbones.",
+            which,
+        )
     if is_onnx_ref(name):
         _own_weights(name, weights, layer, "an ONNX model")
         exported = load_onnx_backbone(name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 
+_LATER_FIELDS = ("fit", "pool", "source")
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -40,6 +42,13 @@ class BackboneSpec:
         GoogLeNet and Inception v3 do with their original weights.
     weights_sha256 : str or None
         sha256 of the weights file; None for random init.
+    fit : str
+        How an image meets the square input (:data:`featx.images.preprocess.FITS`); ``crop`` by default.
+    pool : str or None
+        How a transformer's tokens become the vector (``cls``, ``mean``, ``cls+mean``), or ``avg``;
+        None: the source's own pooling (a registered CNN's global average pool).
+    source : str
+        Where the architecture comes from: ``registry``, ``timm``.
     """
 
     name: str
@@ -55,6 +64,9 @@ class BackboneSpec:
     channel_policy: str = ""
     weights_sha256: str | None = None
     transform_input: bool = False
+    fit: str = "crop"
+    pool: str | None = None
+    source: str = "registry"
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -62,9 +74,13 @@ class BackboneSpec:
         return (3, self.crop_size, self.crop_size)
 
     def to_dict(self) -> dict:
-        """Plain JSON-able dict."""
+        """Plain JSON-able dict. Fields added after featx 0.5 are left out at their defaults, so the specs
+        (and the identities of the feature sets) made before them are unchanged."""
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        for f in fields(self):
+            if f.name in _LATER_FIELDS and d[f.name] == f.default:
+                del d[f.name]
         return d
 
     def to_json(self) -> str:

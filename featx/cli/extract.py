@@ -43,6 +43,9 @@ def extract(
     tta: str = opt(E, "tta"),
     interpolation: str | None = opt(E, "interpolation"),
     resize_to_input: bool = opt(E, "resize_to_input"),
+    pool: str | None = opt(E, "pool"),
+    input_size: int | None = opt(E, "input_size", min=32),
+    fit: str | None = opt(E, "fit"),
     ray: str | None = opt(E, "ray", metavar="ADDRESS"),
     config: Path | None = ConfigOption,
 ) -> None:
@@ -112,6 +115,8 @@ def export(
     backbone: str = typer.Option(..., "--backbone", "-b", help="Backbone; see 'featx backbones'."),
     weights: str = opt(E, "weights"),
     layer: str | None = opt(E, "layer", "--layer", "--layers"),
+    pool: str | None = opt(E, "pool"),
+    input_size: int | None = opt(E, "input_size", min=32),
     opset: int = typer.Option(18, help="ONNX opset."),
     models_dir: Path = opt(E, "models_dir"),
 ) -> None:
@@ -120,8 +125,9 @@ def export(
     Cached by content: the same spec, weights, opset and torch version reuse the file.
 
     Example: [bold]featx export --backbone resnet18 --opset 18[/]
+    and [bold]featx export -b timm:vit_small_patch14_dinov2 --weights dino_folder/ --input-size 224 --pool cls+mean[/]
     """
-    resolved = resolve_backbone(backbone, weights, layer, models_dir)
+    resolved = resolve_backbone(backbone, weights, layer, models_dir, pool=pool, input_size=input_size)
     if resolved.exported is not None:
         raise ConfigError(f"{backbone} is an ONNX model already; nothing to export.", "backbone")
     ex = export_onnx(resolved.spec, resolved.model, models_dir, opset=opset)

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featx.backbones.runtime import PRECISIONS, PROVIDERS, RUNTIMES
+from featx.backbones.timm_source import POOLS
 from featx.config import Choice, Config, setting
 from featx.errors import ConfigError, FeatxError
 from featx.extract.pipeline import DEFAULT_LOOKAHEAD
 from featx.failures import DEFAULT_MAX_FAILURES, check_max_failures
 from featx.images.intensity import check_policy
-from featx.images.preprocess import INTERPOLATIONS
+from featx.images.preprocess import FITS, INTERPOLATIONS
 
 TTA = Choice("test-time augmentation", ("none", "hflip"))
 DECODE = Choice("decoding worker kind", ("thread", "process"))
@@ -30,12 +31,15 @@ class ExtractConfig(Config):
         None, "Manifest CSV (columns path,label[,subject,split,id]) or a folder of class sub-folders."
     )
     backbone: str | None = setting(
-        None, "Backbone: a registered name (see 'featx backbones'), onnx:PATH, or ARCH.ft-RUN.", identity=True
+        None,
+        "Backbone: a registered name (see 'featx backbones'), timm:NAME (any timm model), onnx:PATH, or ARCH.ft-RUN.",
+        identity=True,
     )
     store: Path | None = setting(None, "HDF5 feature store (created if missing).")
     weights: str = setting(
         "imagenet",
-        "'imagenet' (the standard cache, e.g. $TORCH_HOME), 'random' (tests only), or a weights file.",
+        "'imagenet'/'pretrained' (the standard cache: $TORCH_HOME, the Hugging Face cache), 'random' (tests "
+        "only), a weights file, or (timm:) a folder written by save_for_hf or a Hugging Face snapshot.",
         identity=True,
     )
     name: str | None = setting(None, "Feature-set name in the store (default: the backbone name).")
@@ -81,6 +85,26 @@ class ExtractConfig(Config):
     )
     interpolation: str | None = setting(
         None, "Resize filter instead of the weights' own: bilinear or bicubic.", choice=INTERPOLATIONS, identity=True
+    )
+    pool: str | None = setting(
+        None,
+        "How a transformer's tokens become the vector: cls, mean (patch tokens), cls+mean (DINOv2's linear "
+        "probe); avg for CNNs (default: the source's own).",
+        choice=Choice("pool", POOLS),
+        identity=True,
+    )
+    input_size: int | None = setting(
+        None,
+        "Build the model at this input side (a ViT's position embeddings are interpolated by timm; timm: only).",
+        minimum=32,
+        identity=True,
+    )
+    fit: str | None = setting(
+        None,
+        "How an image meets the square input: crop (resize + centre crop, the weights' own), pad (the whole "
+        "image letterboxed, aspect kept: lesions at the border stay) or stretch.",
+        choice=FITS,
+        identity=True,
     )
     resize_to_input: bool = setting(
         False,

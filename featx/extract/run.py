@@ -104,7 +104,9 @@ def run_extract(cfg: ExtractConfig, manifest: Manifest | None = None, *, progres
     manifest = manifest if manifest is not None else Manifest.load(cfg.manifest)
     kind = choose_runtime(cfg.runtime, cfg.provider, cfg.precision)  # refuse what cannot run before model work
     limit = max_failures(cfg.max_failures, len(manifest))
-    backbone = resolve_backbone(cfg.backbone, cfg.weights, cfg.layer, cfg.models_dir)
+    backbone = resolve_backbone(
+        cfg.backbone, cfg.weights, cfg.layer, cfg.models_dir, pool=cfg.pool, input_size=cfg.input_size
+    )
     runner = _runner(backbone, kind, cfg, progress)
     plan = plan_feature_set(cfg, backbone, runner)
     summary = _extract_rows(manifest, cfg, plan, runner, limit, progress)
@@ -149,9 +151,13 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
         spec = replace(
             spec, interpolation=interpolation, resize_size=spec.crop_size if cfg.resize_to_input else spec.resize_size
         )
+    if cfg.fit is not None and cfg.fit != spec.fit:  # pad and stretch fill the input with the whole image
+        spec = replace(spec, fit=cfg.fit, resize_size=spec.crop_size if cfg.fit != "crop" else spec.resize_size)
     layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
     plain = cfg.weights == "imagenet" and backbone.source == "registry"
     name = cfg.name or (spec.arch + layer_suffix if plain else spec.name)
+    if cfg.fit is not None and cfg.fit != "crop" and not cfg.name:
+        name += f"~{cfg.fit}"  # the same network on other pixels: another feature set
     exported = runner.exported
     provenance = {
         "kind": "cnn",
@@ -163,10 +169,7 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
         "runtime": runner.runtime_version,
         "provider": runner.provider,
         "precision": cfg.precision,
-        "preprocessing": (
-            f"resize short side {spec.resize_size} ({spec.interpolation}, antialiased), centre crop "
-            f"{spec.crop_size}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
-        ),
+        "preprocessing": _describe_preprocessing(spec),
         "intensity": describe_window(cfg.window),
         # the whole config, and where each setting in force came from ('featx predict' rebuilds it)
         "config": cfg.record(),
@@ -191,6 +194,17 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
         provenance["tta"] = HFLIP_PROVENANCE
         identity = hashlib.sha256(f"{identity}|tta={cfg.tta}".encode()).hexdigest()
     return FeatureSetPlan(name, spec, identity, provenance)
+
+
+def _describe_preprocessing(spec: BackboneSpec) -> str:
+    how = {
+        "crop": f"resize short side {spec.resize_size} ({spec.interpolation}, antialiased), centre crop {spec.crop_size}",
+        "pad": f"longer side resized to {spec.crop_size} ({spec.interpolation}, antialiased), aspect kept, "
+        f"letterboxed with black to {spec.crop_size} x {spec.crop_size}",
+        "stretch": f"resized to {spec.resize_size} x {spec.resize_size} ({spec.interpolation}, antialiased, aspect "
+        f"not kept), centre crop {spec.crop_size}",
+    }[spec.fit]
+    return f"{how}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
 
 
 def _extract_rows(

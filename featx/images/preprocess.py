@@ -23,6 +23,10 @@ _PIL_INTERPOLATION = {
 }
 #: The resize filters a user may choose instead of the weights' own (``interpolation``)
 INTERPOLATIONS = Choice("interpolation", ("bilinear", "bicubic"))
+#: How an image is fitted to the square input: ``crop`` (shorter side resized, centre crop: the
+#: weights' own), ``pad`` (the whole image, aspect kept, letterboxed with black: MedMNIST+'s protocol,
+#: safe for lesions at the border), ``stretch`` (both sides resized, aspect lost)
+FITS = Choice("fit", ("crop", "pad", "stretch"))
 
 
 class Preprocessor:
@@ -38,11 +42,16 @@ class Preprocessor:
         One of ``nearest``, ``bilinear``, ``bicubic``, ``lanczos``.
     mean, std : sequence of 3 floats
         Per-channel normalisation on the 0..1 scale.
+    fit : {'crop', 'pad', 'stretch'}
+        :data:`FITS`. ``stretch`` resizes both sides to ``resize_size`` and centre-crops ``crop_size``
+        (timm's ``squash`` crop mode; a pure stretch when they are equal); ``pad`` ignores ``resize_size``.
     """
 
-    def __init__(self, resize_size: int, crop_size: int, interpolation: str, mean, std):
+    def __init__(self, resize_size: int, crop_size: int, interpolation: str, mean, std, fit: str = "crop"):
         if interpolation not in _PIL_INTERPOLATION:
             raise ValueError(f"interpolation must be one of {sorted(_PIL_INTERPOLATION)}, got {interpolation!r}")
+        FITS.check(fit)
+        self.fit = fit
         self.resize_size = int(resize_size)
         self.crop_size = int(crop_size)
         self.resample = _PIL_INTERPOLATION[interpolation]
@@ -52,7 +61,7 @@ class Preprocessor:
     @classmethod
     def from_spec(cls, spec) -> Preprocessor:
         """Build from a :class:`featx.backbones.spec.BackboneSpec`."""
-        return cls(spec.resize_size, spec.crop_size, spec.interpolation, spec.mean, spec.std)
+        return cls(spec.resize_size, spec.crop_size, spec.interpolation, spec.mean, spec.std, spec.fit)
 
     def __call__(self, im: Image.Image) -> np.ndarray:
         a = self.crop(im)
@@ -64,7 +73,25 @@ class Preprocessor:
         """The resized, centre-cropped 8-bit image, ``(H, W)`` grey or ``(H, W, 3)``, before scaling."""
         if im.mode not in ("RGB", "L"):
             raise ValueError(f"expected an RGB or L (grey) image, got mode {im.mode}")
+        if self.fit == "pad":
+            return np.asarray(self._letterbox(im), dtype=np.uint8)
+        if self.fit == "stretch":
+            r = self.resize_size
+            im = im if im.size == (r, r) else im.resize((r, r), self.resample)
+            return np.asarray(self._center_crop(im), dtype=np.uint8)
         return np.asarray(self._center_crop(self._resize(im)), dtype=np.uint8)
+
+    def _letterbox(self, im: Image.Image) -> Image.Image:
+        """The whole image, its longer side resized to the input side, centred on a black square."""
+        c = self.crop_size
+        w, h = im.size
+        scale = c / max(w, h)
+        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+        if (new_w, new_h) != (w, h):
+            im = im.resize((new_w, new_h), self.resample)
+        canvas = Image.new(im.mode, (c, c))
+        canvas.paste(im, ((c - new_w) // 2, (c - new_h) // 2))
+        return canvas
 
     def _resize(self, im: Image.Image) -> Image.Image:
         w, h = im.size

@@ -1,0 +1,171 @@
+"""timm: sources, offline, with random weights saved into real files: a save_for_hf folder (DINOv2 ViT-S built at
+224, ConvNeXt, EfficientNet) loads through --weights DIR and featx's stored features equal timm's own forward on
+timm's own create_transform of the same real images; ONNX parity; ViT pooling; --input-size; --fit pad; the Hugging
+Face cache offline; a missing-weights error that names what to fetch."""
+
+import shutil
+
+import numpy as np
+import pytest
+import timm
+import torch
+from helpers import assert_one_line_error, featx_process
+from PIL import Image
+
+from featx.api import extract
+from featx.backbones.resolve import resolve_backbone
+from featx.dataset.manifest import Manifest
+from featx.errors import ConfigError
+from featx.images.preprocess import Preprocessor
+from featx.store.store import FeatureStore
+
+MODELS = {  # name -> create_model arguments of the saved model
+    "vit_small_patch14_dinov2": {"img_size": 224},
+    "convnext_atto": {},
+    "efficientnet_b0": {},
+}
+
+
+@pytest.fixture(scope="session")
+def timm_folders(tmp_path_factory):
+    """One save_for_hf folder per model, seeded random weights (real files, the real offline path)."""
+    from timm.models import save_for_hf
+
+    root = tmp_path_factory.mktemp("timm")
+    out = {}
+    for name, kw in MODELS.items():
+        torch.manual_seed(3)
+        model = timm.create_model(name, pretrained=False, num_classes=0, **kw).eval()
+        save_for_hf(model, str(root / name), model_args=kw, safe_serialization=True)
+        out[name] = root / name
+    return out
+
+
+def _timm_reference(folder, images):
+    """timm's own: the model from the folder, its data config, create_transform, forward."""
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True, num_classes=0).eval()
+    tf = timm.data.create_transform(**timm.data.resolve_model_data_config(model), is_training=False)
+    with torch.inference_mode():
+        return np.stack([model(tf(Image.open(p).convert("RGB"))[None])[0].numpy() for p in images])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MODELS))
+def test_stored_features_equal_timms_own_forward_on_its_own_transform(
+    name, timm_folders, demo_subset, models_dir, tmp_path
+):
+    man = Manifest.load(demo_subset / "subset.csv")
+    man = Manifest(list(man)[:6])
+    s = extract(man, f"timm:{name}", tmp_path / "f.h5", weights=str(timm_folders[name]), models_dir=models_dir)
+    assert s.n_extracted == 6 and s.failures == []
+    with FeatureStore(tmp_path / "f.h5") as st:
+        fs = st.load(s.feature_set)
+        prov = st.provenance(s.feature_set)
+    ref = _timm_reference(timm_folders[name], [smp.path for smp in man])
+    cos = (fs.X * ref).sum(1) / np.linalg.norm(fs.X, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() >= 0.9999, cos
+    spec = prov["spec"]
+    assert spec["source"] == "timm" and spec["weights_id"] == f"dir:{name}" and len(spec["weights_sha256"]) == 64
+    assert prov["onnx_file"] and s.provider == "CPUExecutionProvider"  # features came through the ONNX export
+    if name.startswith("vit"):  # the model as built (224), not the pretrained config's 518
+        assert (spec["crop_size"], spec["resize_size"], spec["pool"], spec["feature_dim"]) == (224, 224, "cls", 384)
+    else:
+        assert (spec["crop_size"], spec["resize_size"], spec["interpolation"]) == (224, 256, "bicubic")
+
+
+def test_vit_pools_give_the_documented_shapes_and_register_tokens_are_left_out(timm_folders):
+    folder = timm_folders["vit_small_patch14_dinov2"]
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32))
+    out = {}
+    for pool in ("cls", "mean", "cls+mean"):
+        r = resolve_backbone("timm:vit_small_patch14_dinov2", str(folder), pool=pool)
+        with torch.inference_mode():
+            out[pool] = r.model(x).numpy()
+        assert r.spec.feature_dim == out[pool].shape[1] == (768 if pool == "cls+mean" else 384)
+        assert r.spec.pool == pool and ("@" in r.spec.name) == (pool != "cls")
+    np.testing.assert_allclose(out["cls+mean"], np.concatenate([out["cls"], out["mean"]], 1), atol=1e-6)
+    # DINOv2 with 4 register tokens: mean pools the 256 patch tokens only
+    reg = resolve_backbone("timm:vit_small_patch14_reg4_dinov2", "random", pool="mean", input_size=56)
+    m = reg.model.m
+    assert m.num_prefix_tokens == 5
+    with torch.inference_mode():
+        tokens = m.forward_features(x[:, :, :56, :56])
+        np.testing.assert_allclose(reg.model(x[:, :, :56, :56]), tokens[:, 5:].mean(1), atol=1e-6)
+    with pytest.raises(ConfigError, match="a transformer: choose cls, mean or cls"):
+        resolve_backbone("timm:vit_small_patch14_dinov2", str(folder), pool="avg")
+    with pytest.raises(ConfigError, match="a CNN: its pool is avg"):
+        resolve_backbone("timm:convnext_atto", str(timm_folders["convnext_atto"]), pool="cls")
+    with pytest.raises(ConfigError, match="applies to timm: backbones"):
+        resolve_backbone("resnet18", "random", pool="cls")
+
+
+def test_input_size_builds_the_vit_at_that_side_and_names_it():
+    r = resolve_backbone("timm:vit_small_patch14_dinov2", "random", input_size=98)
+    assert (r.spec.crop_size, r.spec.name) == (98, "timm:vit_small_patch14_dinov2.random-98")
+    with torch.inference_mode():
+        assert r.model(torch.zeros(1, 3, 98, 98)).shape == (1, 384)
+
+
+def test_fit_pad_keeps_the_whole_image_and_crop_does_not():
+    wide = np.full((50, 200, 3), 128, np.uint8)
+    wide[:, :10] = 255  # a lesion at the left border
+    im = Image.fromarray(wide)
+    mean, std = (0.0,) * 3, (1.0,) * 3
+    crop = Preprocessor(64, 64, "bilinear", mean, std).crop(im)
+    pad = Preprocessor(64, 64, "bilinear", mean, std, fit="pad").crop(im)
+    stretch = Preprocessor(64, 64, "bilinear", mean, std, fit="stretch").crop(im)
+    assert crop.shape == pad.shape == stretch.shape == (64, 64, 3)
+    assert crop.max() < 200  # the border column is cropped away
+    assert pad[32, 0].min() > 200 and pad[0].max() == 0 and pad[-1].max() == 0  # whole image, black bars
+    rows = np.flatnonzero(pad[:, 32, 0] > 0)
+    assert len(rows) == 16  # 200x50 -> 64x16: the aspect kept
+    assert stretch[:, 0].min() > 200 and stretch.min() > 0  # whole image, no bars, aspect lost
+
+
+def test_fit_is_part_of_the_feature_sets_identity(demo_subset, models_dir, lite0, tmp_path):
+    man = Manifest(list(Manifest.load(demo_subset / "subset.csv"))[:4])
+    a = extract(man, "efficientnet_lite0", tmp_path / "f.h5", models_dir=models_dir)
+    b = extract(man, "efficientnet_lite0", tmp_path / "f.h5", models_dir=models_dir, fit="pad")
+    assert (a.feature_set, b.feature_set) == ("efficientnet_lite0", "efficientnet_lite0~pad")
+    with FeatureStore(tmp_path / "f.h5") as st:
+        assert not np.allclose(st.load(a.feature_set).X, st.load(b.feature_set).X)
+        assert "letterboxed with black to 224 x 224" in st.provenance(b.feature_set)["preprocessing"]
+
+
+def test_the_hugging_face_cache_works_offline(timm_folders, tmp_path):
+    """Weights in the standard cache layout (as 'huggingface-cli download' leaves them), HF_HUB_OFFLINE=1."""
+    repo = "timm/convnext_atto.d2_in1k"
+    snap = tmp_path / "hf" / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    for f in ("model.safetensors", "config.json"):
+        shutil.copyfile(timm_folders["convnext_atto"] / f, snap / f)
+    (snap.parents[1] / "refs").mkdir()
+    (snap.parents[1] / "refs" / "main").write_text("0123abcd")
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "onnx"
+    proc = featx_process("export", "-b", "timm:convnext_atto.d2_in1k", "--models-dir", out, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "timm-convnext_atto.d2_in1k.onnx" in proc.stdout and "parity max" in proc.stdout
+
+
+def test_missing_weights_offline_name_what_to_fetch_and_where(tmp_path):
+    env = {"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
+    proc = featx_process("export", "-b", "timm:vit_small_patch14_dinov2.lvd142m", "--models-dir", tmp_path, env=env)
+    assert_one_line_error(
+        proc,
+        "the pretrained weights are not on this machine",
+        "timm/vit_small_patch14_dinov2.lvd142m",
+        "huggingface-cli download",
+        str(tmp_path / "empty" / "hub"),
+        "--weights DIR",
+    )
+    assert not any(p.suffix == ".onnx" for p in tmp_path.iterdir())  # never random weights instead
+
+
+def test_a_folder_of_another_architecture_is_refused(timm_folders):
+    from featx.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="holds a convnext_atto model, not efficientnet_b0"):
+        resolve_backbone("timm:efficientnet_b0", str(timm_folders["convnext_atto"]))
+    with pytest.raises(ConfigError, match="timm has no model 'convnext_attto'"):
+        resolve_backbone("timm:convnext_attto", "random")
