@@ -169,3 +169,47 @@ def test_a_folder_of_another_architecture_is_refused(timm_folders):
         resolve_backbone("timm:efficientnet_b0", str(timm_folders["convnext_atto"]))
     with pytest.raises(ConfigError, match="timm has no model 'convnext_attto'"):
         resolve_backbone("timm:convnext_attto", "random")
+
+
+def test_backbones_search_and_describe():
+    from helpers import featx
+
+    found = featx("backbones", "--search", "small_patch14_dinov2")
+    assert found.returncode == 0, found.stderr
+    text = " ".join(found.stdout.split())
+    assert "lvd142m" in text and "timm:vit_small" in text
+    assert "518" in text and "384" in text and "apache-2.0" in text
+    shown = featx(
+        "backbones", "--describe", "timm:vit_small_patch14_dinov2", "--weights", "random", "--input-size", "112"
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        '"crop_size": 112' in shown.stdout and '"pool": "cls"' in shown.stdout and '"feature_dim": 384' in shown.stdout
+    )
+    assert featx("backbones", "--search", "no_such_model_xyz").returncode == 2
+
+
+def test_layers_on_a_vit_concatenate_the_pooled_tokens_of_those_blocks(timm_folders):
+    folder = timm_folders["vit_small_patch14_dinov2"]
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((2, 3, 224, 224)).astype(np.float32))
+    four = resolve_backbone("timm:vit_small_patch14_dinov2", str(folder), layer="-4:")
+    one = resolve_backbone("timm:vit_small_patch14_dinov2", str(folder))
+    assert four.spec.feature_dim == 4 * 384 and four.spec.name.endswith("@blocks8-11")
+    assert four.spec.cut_layer == "blocks [8, 9, 10, 11] (cls)"
+    with torch.inference_mode():
+        v, last = four.model(x).numpy(), one.model(x).numpy()
+        m = four.model.m  # the blocks run by hand: each chosen block's output, normed, its class token
+        t = m.norm_pre(m.patch_drop(m._pos_embed(m.patch_embed(x))))
+        want = []
+        for i, blk in enumerate(m.blocks):
+            t = blk(t)
+            if i >= 8:
+                want.append(m.norm(t)[:, 0].numpy())
+    np.testing.assert_allclose(v, np.concatenate(want, 1), atol=1e-5)
+    np.testing.assert_allclose(v[:, -384:], last, atol=1e-5)  # the last block, normed: the model's own output
+    both = resolve_backbone("timm:vit_small_patch14_dinov2", str(folder), layer="8,11", pool="cls+mean")
+    assert both.spec.feature_dim == 2 * 768 and both.spec.name.endswith("@cls+mean@blocks8+11")
+    with pytest.raises(ConfigError, match="give block indices of the 12 blocks"):
+        resolve_backbone("timm:vit_small_patch14_dinov2", str(folder), layer="12")
+    with pytest.raises(ConfigError, match="this is a CNN"):
+        resolve_backbone("timm:convnext_atto", str(timm_folders["convnext_atto"]), layer="-2:")

@@ -78,9 +78,7 @@ def resolve_backbone(
         Unknown name (with the closest ones), missing files, weights that do not fit.
     """
     if is_timm_ref(name):
-        if layer is not None:
-            raise ConfigError(f"{name}: --layers is not supported for timm: sources yet; drop it.", "layer")
-        spec, model = load_timm(name, weights, pool, input_size)
+        spec, model = load_timm(name, weights, pool, input_size, layer)
         return ResolvedBackbone(spec, model, None, "timm")
     if pool not in (None, "avg") or input_size is not None:
         which = "pool" if pool not in (None, "avg") else "input_size"

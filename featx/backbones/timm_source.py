@@ -37,8 +37,18 @@ def is_timm_ref(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
-def load_timm(name: str, weights: str = "imagenet", pool: str | None = None, input_size: int | None = None):
+def load_timm(
+    name: str,
+    weights: str = "imagenet",
+    pool: str | None = None,
+    input_size: int | None = None,
+    layer: str | None = None,
+):
     """(spec, feature module in eval mode) of ``timm:NAME`` (see the module docstring).
+
+    ``layer`` on a ViT: block indices, a Python slice (``-4:``: the last four blocks) or a comma list
+    (``8,11``); each block's tokens (final norm applied, as DINOv2's linear evaluation does) are pooled
+    by ``pool`` and the vectors concatenated in block order.
 
     Raises
     ------
@@ -70,7 +80,12 @@ def load_timm(name: str, weights: str = "imagenet", pool: str | None = None, inp
         raise ConfigError(f"{name} is {kind} (got {pool!r}).", "pool")
     if pool in ("cls", "cls+mean") and getattr(model, "cls_token", None) is None:
         raise ConfigError(f"{name} has no class token: choose pool mean.", "pool")
-    features = TimmFeatures(model, pool, own_pool, int(getattr(model, "num_prefix_tokens", 0)))
+    blocks = None
+    if layer is not None:
+        if own_pool not in VIT_POOLS:
+            raise ConfigError(f"{name}: --layers takes a transformer's block indices; this is a CNN.", "layer")
+        blocks = parse_blocks(layer, len(model.blocks))
+    features = TimmFeatures(model, pool, own_pool, int(getattr(model, "num_prefix_tokens", 0)), blocks)
     for p in features.parameters():
         p.requires_grad_(False)
     with torch.inference_mode():
@@ -81,7 +96,8 @@ def load_timm(name: str, weights: str = "imagenet", pool: str | None = None, inp
         raise ConfigError(f"{name}: timm crop mode {mode!r} is not supported by featx (center, squash).", "backbone")
     tag = model.pretrained_cfg.get("tag") if weights in _PRETRAINED else None
     spec = BackboneSpec(
-        name=_spec_name(model_name, weights, sha, tag, side, cfg, input_size, pool, own_pool),
+        name=_spec_name(model_name, weights, sha, tag, side, cfg, input_size, pool, own_pool)
+        + (f"@blocks{_blocks_label(blocks)}" if blocks else ""),
         arch=f"{PREFIX}{model_name.split('.')[0]}",
         weights_id=weights_id,
         resize_size=math.floor(side / crop_pct),
@@ -89,7 +105,7 @@ def load_timm(name: str, weights: str = "imagenet", pool: str | None = None, inp
         interpolation=cfg.get("interpolation", "bicubic"),
         mean=tuple(float(v) for v in cfg["mean"]),
         std=tuple(float(v) for v in cfg["std"]),
-        cut_layer=f"pre-logits ({pool})",
+        cut_layer=f"blocks {blocks} ({pool})" if blocks else f"pre-logits ({pool})",
         feature_dim=dim,
         channel_policy=CHANNEL_POLICY,
         weights_sha256=sha,
@@ -241,8 +257,35 @@ def _spec_name(model_name, weights, sha, tag, side, cfg, input_size, pool, own_p
     return re.sub(r"[^A-Za-z0-9_.:@+-]", "-", name.replace("hf_hub:", "hf_hub-").replace("/", "--"))
 
 
-def TimmFeatures(model, pool: str, own_pool: str, prefix: int):
-    """The feature module: timm's own pre-logits output for the model's own pool, else pooled tokens."""
+def _blocks_label(blocks: list[int]) -> str:
+    contiguous = blocks == list(range(blocks[0], blocks[-1] + 1))
+    return f"{blocks[0]}-{blocks[-1]}" if contiguous and len(blocks) > 1 else "+".join(map(str, blocks))
+
+
+def parse_blocks(text: str, depth: int) -> list[int]:
+    """``-4:`` (a slice), ``8,11`` or ``-1`` -> sorted block indices in ``0..depth-1``."""
+    try:
+        if ":" in text:
+            parts = [int(p) if p.strip() else None for p in text.split(":")]
+            if len(parts) > 3:
+                raise ValueError
+            chosen = list(range(depth))[slice(*parts)]
+        else:
+            chosen = sorted({int(p) % depth if -depth <= int(p) < depth else depth for p in text.split(",")})
+    except ValueError:
+        chosen = []
+    if not chosen or max(chosen) >= depth:
+        raise ConfigError(
+            f"--layers {text!r}: give block indices of the {depth} blocks, a slice such as -4: (the last four) or "
+            "a list such as 8,11.",
+            "layer",
+        )
+    return chosen
+
+
+def TimmFeatures(model, pool: str, own_pool: str, prefix: int, blocks: list[int] | None = None):
+    """The feature module: timm's own pre-logits output for the model's own pool, else pooled tokens
+    (of the last block, or of each of ``blocks``, concatenated)."""
     import torch
     import torch.nn as nn
 
@@ -250,17 +293,51 @@ def TimmFeatures(model, pool: str, own_pool: str, prefix: int):
         def __init__(self):
             super().__init__()
             self.m = model
-            self.pool, self.own, self.prefix = pool, own_pool, prefix
+            self.pool, self.own, self.prefix, self.blocks = pool, own_pool, prefix, blocks
 
-        def forward(self, x):
-            if self.pool == self.own:
-                return self.m(x).flatten(1)
-            tokens = self.m.forward_features(x)
-            cls, patches = tokens[:, 0], tokens[:, self.prefix :].mean(dim=1)
+        def _pooled(self, cls, patches):
             if self.pool == "cls":
                 return cls
             if self.pool == "mean":
-                return patches
-            return torch.cat([cls, patches], dim=1)
+                return patches.mean(dim=1)
+            return torch.cat([cls, patches.mean(dim=1)], dim=1)
+
+        def forward(self, x):
+            if self.blocks is not None:
+                out = self.m.forward_intermediates(
+                    x, self.blocks, return_prefix_tokens=True, norm=True, output_fmt="NLC", intermediates_only=True
+                )
+                return torch.cat([self._pooled(prefix[:, 0], spatial) for spatial, prefix in out], dim=1)
+            if self.pool == self.own:
+                return self.m(x).flatten(1)
+            tokens = self.m.forward_features(x)
+            return self._pooled(tokens[:, 0], tokens[:, self.prefix :])
 
     return _TimmFeatures()
+
+
+def search_timm(pattern: str, limit: int = 50) -> list[dict]:
+    """timm's pretrained names matching ``*pattern*``: input size, feature dim (built on the meta device:
+    nothing allocated, no weights read), licence and Hugging Face repo where the pretrained config gives them."""
+    import timm
+    import torch
+
+    rows = []
+    for name in timm.list_models(f"*{pattern}*", pretrained=True)[:limit]:
+        cfg = timm.models.get_pretrained_cfg(name)
+        dim = None
+        try:
+            with torch.device("meta"):
+                dim = int(timm.create_model(name, pretrained=False, num_classes=0).num_features)
+        except Exception:  # some models cannot be built on the meta device: the dim is left out
+            dim = None
+        rows.append(
+            {
+                "name": f"{PREFIX}{name}",
+                "input": int(cfg.input_size[-1]) if cfg and cfg.input_size else None,
+                "dim": dim,
+                "license": (cfg.license if cfg else None) or "",
+                "weights": (cfg.hf_hub_id or cfg.url or "") if cfg else "",
+            }
+        )
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from featx.backbones.export import export_onnx
 from featx.backbones.registry import list_entries
 from featx.backbones.resolve import resolve_backbone
 from featx.backbones.status import local_status
+from featx.backbones.timm_source import search_timm
 from featx.cli.common import ConfigOption, opt, out_console, print_problems, settings
 from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
@@ -140,11 +142,42 @@ def export(
     )
 
 
-def backbones(models_dir: Path = opt(E, "models_dir")) -> None:
+def _search(text: str) -> None:
+    rows = search_timm(text)
+    if not rows:
+        raise ConfigError(f"no timm pretrained model name contains {text!r}.", "search")
+    table = Table(title=f"timm pretrained models matching {text!r}", caption="use as --backbone NAME")
+    for col in ("backbone", "input", "dim", "licence", "weights (Hugging Face repo or URL)"):
+        table.add_column(col, no_wrap=col in ("input", "dim"), overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], str(r["input"] or "-"), str(r["dim"] or "-"), r["license"] or "-", r["weights"])
+    out_console.print(table)
+
+
+def backbones(
+    models_dir: Path = opt(E, "models_dir"),
+    search: str | None = typer.Option(
+        None, "--search", metavar="TEXT", help="Search timm's pretrained models whose names contain TEXT."
+    ),
+    describe: str | None = typer.Option(
+        None, "--describe", metavar="NAME", help="Print the resolved spec of a backbone (any source)."
+    ),
+    weights: str = opt(E, "weights"),
+    pool: str | None = opt(E, "pool"),
+    input_size: int | None = opt(E, "input_size", min=32),
+) -> None:
     """List registered backbones: input size, feature dim, weights, and what is present locally.
 
-    Example: [bold]featx backbones[/]
+    Example: [bold]featx backbones[/], [bold]featx backbones --search dinov2[/] and
+    [bold]featx backbones --describe timm:convnext_tiny --weights random[/]
     """
+    if search is not None:
+        _search(search)
+        return
+    if describe is not None:
+        r = resolve_backbone(describe, weights, None, models_dir, pool=pool, input_size=input_size)
+        out_console.print_json(json.dumps(r.spec.to_dict() | {"source": r.spec.source}))
+        return
     table = Table(
         title="featx backbones", caption="weights/export: present locally (yes) or fetched/exported on first use (no)"
     )
