@@ -34,6 +34,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
@@ -224,6 +227,7 @@ def main() -> None:
         "batch_size": a.batch_size,
         "lookahead": a.lookahead,
         "cpus": os.cpu_count(),
+        "cpu": cpu_info(),
         "machine": platform.machine(),
         "python": platform.python_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

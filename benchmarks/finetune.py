@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402
+
 FEATX = str(Path(sys.executable).with_name("featx"))
 ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 
@@ -118,6 +121,7 @@ def main() -> None:
         rows.append(row)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "cpu": cpu_info(),
         "backbone": a.backbone,
         "epochs": a.epochs,
         "cv": a.cv,

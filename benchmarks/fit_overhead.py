@@ -24,12 +24,16 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -112,6 +116,7 @@ def main() -> None:
     result = {
         "benchmark": "fit_overhead",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_info(),
         "machine": {
             "cpus": __import__("os").cpu_count(),
             "python": platform.python_version(),

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import h5py
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BRAIN = ROOT / "tests" / "data" / "pyradiomics_brain"
@@ -149,6 +152,7 @@ def main() -> None:
     report = {
         "benchmark": "radiomics",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_info(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "case_files": "copies of pyradiomics' brain1 (256x256x25) and breast1 (45x120x21), alternating",
         "params": args.params,

@@ -5,6 +5,12 @@ torch eager fp32 measured in the same run, so machine noise cancels out.
 
     python benchmarks/runtime.py --device cpu --backbones resnet18,googlenet,inception_v3,densenet121
     python benchmarks/runtime.py --device cuda --backbones resnet50 --batch 256
+    python benchmarks/runtime.py --device cpu --input-size 224 --out-name runtime_cpu_vit \
+        --backbones resnet50,timm:vit_small_patch14_dinov2,timm:vit_base_patch16_224
+
+Any backbone name featx resolves works (``timm:NAME`` included; ``--input-size`` builds a ViT at
+that side). Each figure also gets its ratio to the first backbone's same runtime in the same run
+(``ratio_vs_first``), e.g. a ViT against resnet50. The CPU model and its speed flags are recorded.
 
 On CPU the torch baseline is tuned first: glibc's malloc trims and unmaps large blocks
 after every batch unless MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ are raised, which
@@ -24,6 +30,9 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
@@ -78,14 +87,23 @@ def _runtimes(spec, model, onnx_path, device: str, compile_: bool):
 
 
 def bench_backbone(
-    name: str, device: str, batch: int, repeats: int, min_seconds: float, compile_: bool, models_dir: Path
+    name: str,
+    device: str,
+    batch: int,
+    repeats: int,
+    min_seconds: float,
+    compile_: bool,
+    models_dir: Path,
+    input_size: int | None = None,
 ) -> dict:
     import torch
 
     from featx.backbones.export import export_onnx
-    from featx.backbones.weights import load_backbone
+    from featx.backbones.resolve import resolve_backbone
 
-    spec, model = load_backbone(name, "random")  # speed does not depend on the weights' values
+    # speed does not depend on the weights' values; a registered CNN has a fixed input
+    r = resolve_backbone(name, "random", input_size=input_size if name.startswith("timm:") else None)
+    spec, model = r.spec, r.model
     exported = export_onnx(spec, model, models_dir)
     runtimes, x1 = _runtimes(spec, model, exported.onnx_path, device, compile_)
     xb = x1.repeat(batch, 1, 1, 1) if isinstance(x1, torch.Tensor) else x1.repeat(batch, axis=0)
@@ -121,9 +139,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds; the median is reported")
     ap.add_argument("--min-seconds", type=float, default=2.0, help="length of one timed run")
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (CUDA)")
-    ap.add_argument(
-        "--out", type=Path, default=None, help="JSON file (default benchmarks/results/runtime_<device>.json)"
-    )
+    ap.add_argument("--input-size", type=int, default=None, help="build timm: ViTs at this side (e.g. 224)")
+    ap.add_argument("--out-name", default=None, help="results/<name>.json (default runtime_<device>)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file (overrides --out-name)")
     args = ap.parse_args()
     if args.device == "cpu":
         _reexec_with_malloc_tuning()
@@ -135,13 +153,25 @@ def main() -> None:
         for name in args.backbones.split(","):
             for batch in args.batch:
                 print(f"{name} batch {batch} ...", flush=True)
-                r = bench_backbone(name, args.device, batch, args.repeats, args.min_seconds, args.compile, Path(tmp))
+                r = bench_backbone(
+                    name, args.device, batch, args.repeats, args.min_seconds, args.compile, Path(tmp), args.input_size
+                )
                 results.append(r)
                 for k, v in r["runtimes"].items():
                     print(f"  {k:38s} {v['img_per_s']:10.1f} img/s  x{v['ratio_vs_torch_eager']:.2f}", flush=True)
+    first = {(r["batch"], k): v["img_per_s"] for r in results[:1] for k, v in r["runtimes"].items()}
+    for r in results:
+        for k, v in r["runtimes"].items():
+            base = first.get((r["batch"], k))
+            v["ratio_vs_first"] = v["img_per_s"] / base if base else None
+    print(f"ratio to {results[0]['backbone']} (same runtime, same run):")
+    for r in results[1:]:
+        ratios = ", ".join(f"{k} x{v['ratio_vs_first']:.2f}" for k, v in r["runtimes"].items() if v["ratio_vs_first"])
+        print(f"  {r['backbone']} batch {r['batch']}: {ratios}")
     env = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": args.device,
+        "cpu": cpu_info(),
         "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
@@ -154,7 +184,7 @@ def main() -> None:
         "min_seconds": args.min_seconds,
         "note": "pure inference on a pre-made batch; median of interleaved runs; ratio vs torch eager fp32 (NCHW)",
     }
-    out = args.out or Path(__file__).parent / "results" / f"runtime_{args.device}.json"
+    out = args.out or Path(__file__).parent / "results" / f"{args.out_name or 'runtime_' + args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"environment": env, "results": results}, indent=2))
     print(f"wrote {out}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHUNKS = (64, 256, 1024)
@@ -93,6 +97,7 @@ def main() -> None:
         "dim": int(X.shape[1]),
         "source": a.store,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_info(),
         "median": {f"{c}/{z}": m for (c, z), m in med.items()},
     }
     dest = HERE / "results" / "store_cpu.json"
