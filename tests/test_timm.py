@@ -213,3 +213,39 @@ def test_layers_on_a_vit_concatenate_the_pooled_tokens_of_those_blocks(timm_fold
         resolve_backbone("timm:vit_small_patch14_dinov2", str(folder), layer="12")
     with pytest.raises(ConfigError, match="this is a CNN"):
         resolve_backbone("timm:convnext_atto", str(timm_folders["convnext_atto"]), layer="-2:")
+
+
+@pytest.fixture(scope="session")
+def clip_file(tmp_path_factory):
+    """A whole OpenCLIP ViT-S-32 (seeded random weights) saved as a checkpoint file."""
+    import open_clip
+
+    torch.manual_seed(5)
+    model = open_clip.create_model("ViT-S-32", pretrained=None)
+    path = tmp_path_factory.mktemp("clip") / "vit_s_32.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.mark.slow
+def test_open_clip_tower_features_equal_open_clips_own_and_export(clip_file, demo_subset, models_dir, tmp_path):
+    import open_clip
+
+    man = Manifest(list(Manifest.load(demo_subset / "subset.csv"))[:4])
+    s = extract(man, "open_clip:ViT-S-32", tmp_path / "f.h5", weights=str(clip_file), models_dir=models_dir)
+    assert s.n_extracted == 4 and s.provider == "CPUExecutionProvider"
+    with FeatureStore(tmp_path / "f.h5") as st:
+        fs, prov = st.load(s.feature_set), st.provenance(s.feature_set)
+    model, _, preprocess = open_clip.create_model_and_transforms("ViT-S-32", pretrained=str(clip_file))
+    with torch.inference_mode():
+        ref = np.stack(
+            [model.eval().encode_image(preprocess(Image.open(p))[None])[0].numpy() for p in [x.path for x in man]]
+        )
+    cos = (fs.X * ref).sum(1) / np.linalg.norm(fs.X, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() >= 0.9999, cos
+    spec = prov["spec"]
+    assert spec["source"] == "open_clip" and spec["feature_dim"] == 384 and spec["mean"][0] == pytest.approx(0.48145466)
+    with pytest.raises(Exception, match="not a pretrained tag of ViT-S-32"):
+        resolve_backbone("open_clip:ViT-S-32", "no_such_tag")
+    with pytest.raises(ConfigError, match="OpenCLIP has no model 'ViT-Q-99'"):
+        resolve_backbone("open_clip:ViT-Q-99", "random")

@@ -8,7 +8,9 @@ Sources, by the name's form:
 - ``arch.ft-RUN``: a backbone exported by ``featx finetune --export`` into the models folder
   (:mod:`featx.backbones.finetuned`);
 - ``timm:NAME``: any timm model, ``hf_hub:`` names included, with its own preprocessing and the
-  pooling of ``pool`` (:mod:`featx.backbones.timm_source`).
+  pooling of ``pool`` (:mod:`featx.backbones.timm_source`);
+- ``open_clip:NAME``: the image tower of an OpenCLIP model, ``hf-hub:`` names included (the ``clip``
+  extra; :mod:`featx.backbones.open_clip_source`).
 
 ``extract``, ``export``, ``predict``, ``finetune`` and the Ray workers all go through :func:`resolve_backbone`.
 """
@@ -22,6 +24,7 @@ from typing import Any
 from featx.backbones.export import ExportedModel
 from featx.backbones.external import is_onnx_ref, load_onnx_backbone
 from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
+from featx.backbones.open_clip_source import is_open_clip_ref, load_open_clip
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.timm_source import is_timm_ref, load_timm
 from featx.backbones.weights import load_backbone
@@ -39,7 +42,7 @@ class ResolvedBackbone:
         The feature module (eval mode); None when the source is an ONNX file.
     exported : ExportedModel or None
         The ONNX file when the source is one (``onnx:``); else exported on demand.
-    source : {'registry', 'onnx', 'finetuned', 'timm'}
+    source : {'registry', 'onnx', 'finetuned', 'timm', 'open_clip'}
     finetune : dict or None
         The record of a fine-tuned entry (what it was trained on).
     """
@@ -77,6 +80,11 @@ def resolve_backbone(
     BackboneError
         Unknown name (with the closest ones), missing files, weights that do not fit.
     """
+    if is_open_clip_ref(name):
+        if layer is not None:
+            raise ConfigError(f"{name}: an OpenCLIP tower is used whole (its image embedding); drop --layers.", "layer")
+        spec, model = load_open_clip(name, weights, pool, input_size)
+        return ResolvedBackbone(spec, model, None, "open_clip")
     if is_timm_ref(name):
         spec, model = load_timm(name, weights, pool, input_size, layer)
         return ResolvedBackbone(spec, model, None, "timm")
