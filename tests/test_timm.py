@@ -249,3 +249,70 @@ def test_open_clip_tower_features_equal_open_clips_own_and_export(clip_file, dem
         resolve_backbone("open_clip:ViT-S-32", "no_such_tag")
     with pytest.raises(ConfigError, match="OpenCLIP has no model 'ViT-Q-99'"):
         resolve_backbone("open_clip:ViT-Q-99", "random")
+
+
+@pytest.fixture(scope="session")
+def rad_dino_like(tmp_path_factory):
+    """A small transformers Dinov2 model (RAD-DINO's class) with 2 register tokens and RAD-DINO's kind of image
+    processor, saved with save_pretrained: seeded random weights in real files."""
+    from transformers import BitImageProcessor, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    cfg = Dinov2WithRegistersConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        image_size=112,
+        patch_size=14,
+        num_register_tokens=2,
+    )
+    torch.manual_seed(7)
+    folder = tmp_path_factory.mktemp("hf") / "rad-dino-like"
+    Dinov2WithRegistersModel(cfg).eval().save_pretrained(folder)
+    BitImageProcessor(
+        size={"shortest_edge": 128},
+        crop_size={"height": 112, "width": 112},
+        do_center_crop=True,
+        resample=3,
+        image_mean=[0.5307, 0.5307, 0.5307],
+        image_std=[0.2583, 0.2583, 0.2583],
+    ).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_hf_model_features_equal_transformers_own_forward_on_its_processor(
+    rad_dino_like, demo_subset, models_dir, tmp_path
+):
+    from transformers import AutoImageProcessor, AutoModel
+
+    man = Manifest(list(Manifest.load(demo_subset / "subset.csv"))[:4])
+    s = extract(man, "hf:microsoft/rad-dino", tmp_path / "f.h5", weights=str(rad_dino_like), models_dir=models_dir)
+    assert s.n_extracted == 4 and s.provider == "CPUExecutionProvider"
+    with FeatureStore(tmp_path / "f.h5") as st:
+        fs, spec = st.load(s.feature_set), st.provenance(s.feature_set)["spec"]
+    model, proc = AutoModel.from_pretrained(rad_dino_like).eval(), AutoImageProcessor.from_pretrained(rad_dino_like)
+    with torch.inference_mode():
+        ref = np.stack(
+            [
+                model(**proc(Image.open(x.path).convert("RGB"), return_tensors="pt")).pooler_output[0].numpy()
+                for x in man
+            ]
+        )
+    cos = (fs.X * ref).sum(1) / np.linalg.norm(fs.X, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() >= 0.9999, cos
+    assert (spec["resize_size"], spec["crop_size"], spec["interpolation"], spec["pool"]) == (128, 112, "bicubic", "cls")
+    assert spec["mean"] == [0.5307] * 3 and spec["source"] == "hf"
+    mean = resolve_backbone("hf:microsoft/rad-dino", str(rad_dino_like), pool="mean")
+    x = torch.zeros(1, 3, 112, 112)
+    with torch.inference_mode():
+        h = model(pixel_values=x).last_hidden_state
+        np.testing.assert_allclose(mean.model(x), h[:, 3:].mean(1), atol=1e-6)  # cls + 2 registers left out
+
+
+def test_hf_model_missing_offline_names_what_to_fetch(tmp_path):
+    env = {"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
+    proc = featx_process("export", "-b", "hf:microsoft/rad-dino", "--models-dir", tmp_path, env=env)
+    assert_one_line_error(
+        proc, "hf:microsoft/rad-dino: the model is not on this machine", "huggingface-cli download microsoft/rad-dino"
+    )

@@ -10,7 +10,9 @@ Sources, by the name's form:
 - ``timm:NAME``: any timm model, ``hf_hub:`` names included, with its own preprocessing and the
   pooling of ``pool`` (:mod:`featx.backbones.timm_source`);
 - ``open_clip:NAME``: the image tower of an OpenCLIP model, ``hf-hub:`` names included (the ``clip``
-  extra; :mod:`featx.backbones.open_clip_source`).
+  extra; :mod:`featx.backbones.open_clip_source`);
+- ``hf:REPO``: a Hugging Face transformers vision model such as RAD-DINO (the ``hf`` extra;
+  :mod:`featx.backbones.hf_source`).
 
 ``extract``, ``export``, ``predict``, ``finetune`` and the Ray workers all go through :func:`resolve_backbone`.
 """
@@ -24,6 +26,7 @@ from typing import Any
 from featx.backbones.export import ExportedModel
 from featx.backbones.external import is_onnx_ref, load_onnx_backbone
 from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
+from featx.backbones.hf_source import is_hf_ref, load_hf
 from featx.backbones.open_clip_source import is_open_clip_ref, load_open_clip
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.timm_source import is_timm_ref, load_timm
@@ -42,7 +45,7 @@ class ResolvedBackbone:
         The feature module (eval mode); None when the source is an ONNX file.
     exported : ExportedModel or None
         The ONNX file when the source is one (``onnx:``); else exported on demand.
-    source : {'registry', 'onnx', 'finetuned', 'timm', 'open_clip'}
+    source : {'registry', 'onnx', 'finetuned', 'timm', 'open_clip', 'hf'}
     finetune : dict or None
         The record of a fine-tuned entry (what it was trained on).
     """
@@ -80,6 +83,11 @@ def resolve_backbone(
     BackboneError
         Unknown name (with the closest ones), missing files, weights that do not fit.
     """
+    if is_hf_ref(name):
+        if layer is not None:
+            raise ConfigError(f"{name}: --layers is not supported for hf: sources; drop it.", "layer")
+        spec, model = load_hf(name, weights, pool, input_size)
+        return ResolvedBackbone(spec, model, None, "hf")
     if is_open_clip_ref(name):
         if layer is not None:
             raise ConfigError(f"{name}: an OpenCLIP tower is used whole (its image embedding); drop --layers.", "layer")
