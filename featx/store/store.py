@@ -6,7 +6,7 @@ Layout (readable with plain h5py)::
     /samples/id             (n,) utf-8 strings: the row key of every feature set
     /samples/path|label|subject|sequence|split   (n,) utf-8 strings, "" when absent
     /samples/slice          (n,) int32, -1 when absent
-        /features/<name>/X      (n, D) float32 (float64 for radiomics), row i belongs to /samples/id[i]
+    /features/<name>/X      (n, D) float32 (float64 for radiomics), row i belongs to /samples/id[i]
     /features/<name>/filled (n,) bool: row computed
     /features/<name>/status (n,) uint8: 0 to do, 1 ok, 2 failed, 3 removed from the manifest (kept),
                             4 never in this set's manifest (a row another feature set added)
@@ -229,9 +229,12 @@ class FeatureStore:
     def set_sources(self, name: str, rows, values, column: str) -> None:
         """Record what rows of ``name`` were computed from: ``column`` is one of :data:`SOURCE_COLUMNS`."""
         ds = self._group(name)[column]
-        for r, v in zip(rows, values):
-            if v:
-                ds[int(r)] = v
+        kept = sorted((int(r), v) for r, v in zip(rows, values) if v)  # "" records nothing
+        start = 0
+        for i in range(1, len(kept) + 1):  # one slab write per run of consecutive rows (HDF5: per call cost)
+            if i == len(kept) or kept[i][0] != kept[i - 1][0] + 1:
+                ds[kept[start][0] : kept[i - 1][0] + 1] = [v for _, v in kept[start:i]]
+                start = i
 
     def sources(self, name: str) -> dict[str, np.ndarray]:
         """Per-row source, stat, sha256 and mask_sha256 of ``name`` (``""`` where not recorded)."""
