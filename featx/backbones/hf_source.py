@@ -15,19 +15,15 @@ Needs the ``hf`` extra: ``pip install "featx[hf]"``.
 
 from __future__ import annotations
 
-import logging
-import re
 from pathlib import Path
 
+from featx.backbones.sources import check_pool, file_safe, hf_fetch_hint, pool_tokens
 from featx.backbones.spec import BackboneSpec
-from featx.backbones.weights import RANDOM_SEED, sha256_file
+from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
 from featx.errors import ConfigError, WeightsError
 from featx.images.raster import CHANNEL_POLICY
 
-log = logging.getLogger(__name__)
-
 PREFIX = "hf:"
-VIT_POOLS = ("cls", "mean", "cls+mean")
 _RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 
@@ -56,21 +52,14 @@ def load_hf(name: str, weights: str = "imagenet", pool: str | None = None, input
         processor = transformers.AutoImageProcessor.from_pretrained(source)
         if weights == "random":
             config = transformers.AutoConfig.from_pretrained(source)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(RANDOM_SEED)
-                model = transformers.AutoModel.from_config(config)
-            log.warning("%s: random weights (explicitly requested): features carry no pretrained knowledge", repo)
+            model = seeded_random(lambda: transformers.AutoModel.from_config(config), repo)
         else:
             model = transformers.AutoModel.from_pretrained(source)
     except OSError as exc:
-        from huggingface_hub.constants import HF_HUB_CACHE
-
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise WeightsError(
-            f"{name}: the model is not on this machine ({first.split('. ')[0][:160]}). To run offline, fetch "
-            f"Hugging Face repo {repo} on a connected machine ('huggingface-cli download {repo}' fills "
-            f"{HF_HUB_CACHE}; copy that folder here, or set HF_HOME), or save it with save_pretrained and pass "
-            "that folder as --weights DIR."
+            f"{name}: the model is not on this machine ({first.split('. ')[0][:160]}). To run offline, "
+            f"{hf_fetch_hint(repo)}, or save it with save_pretrained and pass that folder as --weights DIR."
         ) from None
     model.eval()
     for p in model.parameters():
@@ -85,22 +74,22 @@ def load_hf(name: str, weights: str = "imagenet", pool: str | None = None, input
     vit = getattr(out, "last_hidden_state", None) is not None and out.last_hidden_state.dim() == 3
     own = "cls" if vit else "avg"
     pool = pool or own
-    if (pool in VIT_POOLS) != vit:
-        kind = "a transformer: choose cls, mean or cls+mean" if vit else "a CNN: its pool is avg"
-        raise ConfigError(f"{name} is {kind} (got {pool!r}).", "pool")
+    check_pool(name, pool, vit)
     features.pool = pool
     with torch.inference_mode():
         dim = int(features(torch.zeros(1, 3, crop, crop)).shape[1])
     files = [f for f in ("model.safetensors", "pytorch_model.bin") if folder is not None and (folder / f).is_file()]
     sha = sha256_file(folder / files[0]) if files else None
     label = "random" if weights == "random" else (f"dir-{sha[:8]}" if sha else "pretrained")
-    base = re.sub(r"[^A-Za-z0-9_.:@+-]", "-", repo.replace("/", "--"))
+    base = file_safe(repo)
     spec = BackboneSpec(
         name=f"{PREFIX}{base}.{label}"
         + (f"-{crop}" if input_size is not None else "")
         + (f"@{pool}" if pool != own else ""),
         arch=f"{PREFIX}{repo}",
-        weights_id="random" if weights == "random" else (f"dir:{folder.name}" if folder is not None else f"hf:{repo}"),
+        weights_id=f"random(seed={RANDOM_SEED})"
+        if weights == "random"
+        else (f"dir:{folder.name}" if folder is not None else f"hf:{repo}"),
         resize_size=resize,
         crop_size=crop,
         interpolation=_RESAMPLE.get(int(getattr(processor, "resample", 3) or 3), "bicubic"),
@@ -136,7 +125,6 @@ def _geometry(processor, name: str) -> tuple[int, int, str]:
 
 def HfFeatures(model, pool: str | None, prefix: int):
     """The feature module: pooled tokens of the last hidden state, or a CNN's pooled output."""
-    import torch
     import torch.nn as nn
 
     class _HfFeatures(nn.Module):
@@ -149,11 +137,6 @@ def HfFeatures(model, pool: str | None, prefix: int):
             if self.pool == "avg":
                 return out.pooler_output.flatten(1)
             h = out.last_hidden_state
-            cls, patches = h[:, 0], h[:, self.prefix :].mean(dim=1)
-            if self.pool == "cls":
-                return cls
-            if self.pool == "mean":
-                return patches
-            return torch.cat([cls, patches], dim=1)
+            return pool_tokens(self.pool, h[:, 0], h[:, self.prefix :])
 
     return _HfFeatures()

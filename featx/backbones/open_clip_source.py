@@ -14,16 +14,13 @@ Needs the ``clip`` extra: ``pip install "featx[clip]"``.
 
 from __future__ import annotations
 
-import logging
-import re
 from pathlib import Path
 
+from featx.backbones.sources import file_safe
 from featx.backbones.spec import BackboneSpec
-from featx.backbones.weights import RANDOM_SEED, sha256_file
+from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
 from featx.errors import ConfigError, WeightsError
 from featx.images.raster import CHANNEL_POLICY
-
-log = logging.getLogger(__name__)
 
 PREFIX = "open_clip:"
 _FITS = {"shortest": "crop", "longest": "pad", "squash": "stretch"}
@@ -50,10 +47,7 @@ def load_open_clip(name: str, weights: str = "imagenet", pool: str | None = None
     extra = {"force_image_size": input_size} if input_size is not None else {}
     tags = [] if model_name.startswith("hf-hub:") else open_clip.list_pretrained_tags_by_model(model_name)
     if weights == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_SEED)
-            model = open_clip.create_model(model_name, pretrained=None, **extra)
-        log.warning("%s: random weights (explicitly requested): features carry no pretrained knowledge", model_name)
+        model = seeded_random(lambda: open_clip.create_model(model_name, pretrained=None, **extra), model_name)
         weights_id, sha, label = f"random(seed={RANDOM_SEED})", None, "random"
     elif Path(weights).expanduser().is_file():
         path = Path(weights).expanduser()
@@ -95,7 +89,7 @@ def load_open_clip(name: str, weights: str = "imagenet", pool: str | None = None
         raise ConfigError(f"{name}: OpenCLIP resize mode {mode!r} is not supported by featx.", "backbone")
     with torch.inference_mode():
         dim = int(tower(torch.zeros(1, 3, side, side)).shape[1])
-    base = re.sub(r"[^A-Za-z0-9_.:@+-]", "-", model_name.replace("hf-hub:", "hf-hub-").replace("/", "--"))
+    base = file_safe(model_name.replace("hf-hub:", "hf-hub-"))
     spec = BackboneSpec(
         name=f"{PREFIX}{base}.{label}" + (f"-{side}" if input_size is not None else ""),
         arch=f"{PREFIX}{model_name}",

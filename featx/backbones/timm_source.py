@@ -15,21 +15,16 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import re
 from pathlib import Path
 
+from featx.backbones.sources import VIT_POOLS, check_pool, file_safe, hf_fetch_hint, pool_tokens
 from featx.backbones.spec import BackboneSpec
-from featx.backbones.weights import RANDOM_SEED, sha256_file
+from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
 from featx.errors import ConfigError, WeightsError
 from featx.images.raster import CHANNEL_POLICY
 
-log = logging.getLogger(__name__)
-
 PREFIX = "timm:"
-VIT_POOLS = ("cls", "mean", "cls+mean")
-POOLS = (*VIT_POOLS, "avg")
 _PRETRAINED = ("imagenet", "pretrained")
 
 
@@ -73,11 +68,7 @@ def load_timm(
     side = _built_side(model, cfg, input_size)
     own_pool = _own_pool(model)
     pool = pool or own_pool
-    if pool not in POOLS:
-        raise ConfigError(f"unknown pool {pool!r}; choose one of {', '.join(POOLS)}.", "pool")
-    if (pool in VIT_POOLS) != (own_pool in VIT_POOLS):
-        kind = "a transformer: choose cls, mean or cls+mean" if own_pool in VIT_POOLS else "a CNN: its pool is avg"
-        raise ConfigError(f"{name} is {kind} (got {pool!r}).", "pool")
+    check_pool(name, pool, own_pool in VIT_POOLS)
     if pool in ("cls", "cls+mean") and getattr(model, "cls_token", None) is None:
         raise ConfigError(f"{name} has no class token: choose pool mean.", "pool")
     blocks = None
@@ -119,10 +110,7 @@ def load_timm(
 def _create(timm, torch, model_name: str, weights: str, kwargs: dict):
     """(model, weights id, weights sha256 or None) for one ``--weights`` value."""
     if weights == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_SEED)
-            model = _build(timm, model_name, False, kwargs)
-        log.warning("%s: random weights (explicitly requested): features carry no pretrained knowledge", model_name)
+        model = seeded_random(lambda: _build(timm, model_name, False, kwargs), model_name)
         return model, f"random(seed={RANDOM_SEED})", None
     if weights in _PRETRAINED:
         try:
@@ -177,8 +165,6 @@ def _build(timm, model_name: str, pretrained: bool, kwargs: dict):
 
 def _missing(timm, model_name: str, exc: Exception) -> str:
     """What to fetch, and where to put it, when pretrained weights are not on this machine."""
-    from huggingface_hub.constants import HF_HUB_CACHE
-
     try:
         cfg = timm.models.get_pretrained_cfg(model_name.removeprefix("hf_hub:"))
         repo = getattr(cfg, "hf_hub_id", None) or (model_name.removeprefix("hf_hub:") if "/" in model_name else None)
@@ -188,10 +174,7 @@ def _missing(timm, model_name: str, exc: Exception) -> str:
     first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
     first = first.split(". ")[0].rstrip(".")[:160]
     if repo:
-        where = (
-            f"fetch Hugging Face repo {repo} (model.safetensors and config.json) on a connected machine "
-            f"('huggingface-cli download {repo}' fills {HF_HUB_CACHE}; copy that folder here, or set HF_HOME), "
-        )
+        where = hf_fetch_hint(repo, "model.safetensors and config.json") + ", "
     elif url:
         where = f"download {url} on a connected machine, "
     else:
@@ -254,7 +237,7 @@ def _spec_name(model_name, weights, sha, tag, side, cfg, input_size, pool, own_p
         name += f"-{side}"
     if pool != own_pool:
         name += f"@{pool}"
-    return re.sub(r"[^A-Za-z0-9_.:@+-]", "-", name.replace("hf_hub:", "hf_hub-").replace("/", "--"))
+    return file_safe(name.replace("hf_hub:", "hf_hub-"))
 
 
 def _blocks_label(blocks: list[int]) -> str:
@@ -295,23 +278,16 @@ def TimmFeatures(model, pool: str, own_pool: str, prefix: int, blocks: list[int]
             self.m = model
             self.pool, self.own, self.prefix, self.blocks = pool, own_pool, prefix, blocks
 
-        def _pooled(self, cls, patches):
-            if self.pool == "cls":
-                return cls
-            if self.pool == "mean":
-                return patches.mean(dim=1)
-            return torch.cat([cls, patches.mean(dim=1)], dim=1)
-
         def forward(self, x):
             if self.blocks is not None:
                 out = self.m.forward_intermediates(
                     x, self.blocks, return_prefix_tokens=True, norm=True, output_fmt="NLC", intermediates_only=True
                 )
-                return torch.cat([self._pooled(prefix[:, 0], spatial) for spatial, prefix in out], dim=1)
+                return torch.cat([pool_tokens(self.pool, prefix[:, 0], spatial) for spatial, prefix in out], dim=1)
             if self.pool == self.own:
                 return self.m(x).flatten(1)
             tokens = self.m.forward_features(x)
-            return self._pooled(tokens[:, 0], tokens[:, self.prefix :])
+            return pool_tokens(self.pool, tokens[:, 0], tokens[:, self.prefix :])
 
     return _TimmFeatures()
 

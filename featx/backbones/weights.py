@@ -30,6 +30,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def seeded_random(build, what: str, knowledge: str = "pretrained"):
+    """``build()`` under the seeded RNG of ``--weights random`` (tests only), said so in a warning."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        model = build()
+    log.warning("%s: random weights (explicitly requested): features carry no %s knowledge", what, knowledge)
+    return model
+
+
 def load_backbone(name: str, weights: str = "imagenet", layer: str | None = None):
     """Build a backbone's feature extractor with its weights.
 
@@ -59,11 +70,8 @@ def load_backbone(name: str, weights: str = "imagenet", layer: str | None = None
     if layer_name != entry.default_layer:
         base = base.evolve(name=f"{base.name}@{layer_name}", cut_layer=layer_name, feature_dim=cut.dim)
     if weights == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_SEED)
-            model = entry.build()
+        model = seeded_random(entry.build, name, "ImageNet")
         spec = base.retagged("random", weights_id=f"random(seed={RANDOM_SEED})", weights_sha256=None)
-        log.warning("%s: random weights (explicitly requested): features carry no ImageNet knowledge", name)
     elif weights == "imagenet":
         weights_id, source = entry.imagenet_weights()
         path = _local_copy(entry.arch, source)

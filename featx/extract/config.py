@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featx.backbones.runtime import PRECISIONS, PROVIDERS, RUNTIMES
-from featx.backbones.timm_source import POOLS
+from featx.backbones.sources import POOLS
 from featx.config import Choice, Config, setting
 from featx.errors import ConfigError, FeatxError
 from featx.extract.pipeline import DEFAULT_LOOKAHEAD
