@@ -7,7 +7,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featx.dataset.manifest import Sample, parse_csv
+from featx.dataset.csv_reader import parse_csv
+from featx.dataset.manifest import Sample
 from featx.errors import FeatxError, short_list
 from featx.images.loader import SampleReader
 from featx.images.readers import read_volume

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import StoreError
+from featx.store.diagnose import differences, layout_damage, open_failure
 from featx.store.feature_set import FeatureSet
 
 log = logging.getLogger(__name__)
@@ -80,39 +80,6 @@ def _live_status(g: h5py.Group) -> np.ndarray:
     return np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO)).astype(np.uint8)
 
 
-def open_failure(path: Path, exc: OSError) -> str:
-    """One line on why HDF5 could not open ``path``, and what to do."""
-    text = str(exc)
-    if isinstance(exc, BlockingIOError) or "unable to lock file" in text.lower() or "errno = 11" in text:
-        return f"{path} is open for writing by another process (file locked). Wait for it to finish, or use another --store."
-    if isinstance(exc, PermissionError) or "Permission denied" in text or "errno = 13" in text:
-        return (
-            f"{path}: permission denied. Make the file (and its folder) readable and writable, or use another --store."
-        )
-    if "truncated file" in text:
-        sizes = dict(re.findall(r"\b(eof|stored_eof) = (\d+)", text))
-        cut = f" ({int(sizes['eof']):,} of {int(sizes['stored_eof']):,} bytes)" if len(sizes) == 2 else ""
-        return (
-            f"{path} is truncated{cut}: a copy cut short, or a disk that filled while another program wrote it. "
-            "Restore it from a copy, or compute the features again into a new --store."
-        )
-    if "file signature not found" in text:
-        return f"{path} is not an HDF5 file (a featx store is one): pass the .h5 store 'featx extract' wrote."
-    return f"{path}: not a readable featx store ({text}). Restore it from a copy, or use another --store."
-
-
-def _differences(old: dict, new: dict, keys=("spec", "intensity", "params")) -> str:
-    """``field: old -> new`` for the settings that define a feature set."""
-    out = []
-    for k in keys:
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += [f"{k}.{f}: {a.get(f)!r} -> {b.get(f)!r}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
-        elif a != b:
-            out.append(f"{k}: {a!r} -> {b!r}")
-    return "; ".join(out) or "other settings"
-
-
 class FeatureStore:
     """An HDF5 feature store; use as a context manager.
 
@@ -141,26 +108,13 @@ class FeatureStore:
             fmt = self.h5.attrs.get("format")
             self.h5.close()
             raise StoreError(f"{self.path}: not a featx store (format {fmt!r}, expected {FORMAT}).")
-        damaged = self._damage()
+        damaged = layout_damage(self.h5)
         if damaged:
             self.h5.close()
             raise StoreError(
                 f"{self.path}: a damaged featx store ({damaged}). Restore it from a copy, or compute the "
                 "features again into a new --store."
             )
-
-    def _damage(self) -> str:
-        """What a readable file lacks of a featx store's layout ("" when nothing): objects lost to damage."""
-        missing = []
-        if "samples" in self.h5:
-            missing += [f"samples/{c}" for c in ("id", "path", "label") if c not in self.h5["samples"]]
-        for name in self.h5.get("features", {}):
-            g = self.h5["features"][name]
-            missing += [f"features/{name}/{d}" for d in ("X", "filled", "error") if d not in g]
-            missing += [f"features/{name} attribute {a}" for a in ("provenance", "identity") if a not in g.attrs]
-        if "features" in self.h5 and len(self.h5["features"]) and "samples" not in self.h5:
-            missing.append("samples")
-        return f"missing {', '.join(missing)}" if missing else ""
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -290,7 +244,7 @@ class FeatureStore:
             if overwrite:
                 del self.h5["features"][name]
             elif g.attrs.get("identity") != identity:
-                changed = _differences(json.loads(g.attrs["provenance"]), provenance)
+                changed = differences(json.loads(g.attrs["provenance"]), provenance)
                 raise StoreError(
                     f"{self.path}: feature set {name!r} was made with different settings ({changed}). "
                     "Use another --name, or --overwrite to recompute it."
