@@ -316,3 +316,19 @@ def test_hf_model_missing_offline_names_what_to_fetch(tmp_path):
     assert_one_line_error(
         proc, "hf:microsoft/rad-dino: the model is not on this machine", "huggingface-cli download microsoft/rad-dino"
     )
+
+
+def test_a_broken_weights_file_is_named_for_every_source(tmp_path, rad_dino_like):
+    from featx.errors import WeightsError
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors")
+    with pytest.raises(WeightsError, match="bad.safetensors: not readable weights for timm convnext_atto"):
+        resolve_backbone("timm:convnext_atto", str(bad))
+    with pytest.raises(WeightsError, match="bad.safetensors: not readable weights for OpenCLIP ViT-S-32"):
+        resolve_backbone("open_clip:ViT-S-32", str(bad))
+    broken = tmp_path / "broken"
+    shutil.copytree(rad_dino_like, broken)
+    (broken / "model.safetensors").write_bytes(b"cut")
+    with pytest.raises(WeightsError, match="broken: not readable weights for microsoft/rad-dino"):
+        resolve_backbone("hf:microsoft/rad-dino", str(broken))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from featx.backbones.sources import check_pool, file_safe, hf_fetch_hint, pool_tokens
+from featx.backbones.sources import check_pool, file_safe, hf_fetch_hint, load_user_weights, pool_tokens
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
 from featx.errors import ConfigError, WeightsError
@@ -53,6 +53,8 @@ def load_hf(name: str, weights: str = "imagenet", pool: str | None = None, input
         if weights == "random":
             config = transformers.AutoConfig.from_pretrained(source)
             model = seeded_random(lambda: transformers.AutoModel.from_config(config), repo)
+        elif folder is not None:
+            model = load_user_weights(lambda: transformers.AutoModel.from_pretrained(source), folder, repo)
         else:
             model = transformers.AutoModel.from_pretrained(source)
     except OSError as exc:

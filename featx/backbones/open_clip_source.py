@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from featx.backbones.sources import file_safe
+from featx.backbones.sources import file_safe, load_user_weights
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
 from featx.errors import ConfigError, WeightsError
@@ -51,11 +51,9 @@ def load_open_clip(name: str, weights: str = "imagenet", pool: str | None = None
         weights_id, sha, label = f"random(seed={RANDOM_SEED})", None, "random"
     elif Path(weights).expanduser().is_file():
         path = Path(weights).expanduser()
-        try:
-            model = open_clip.create_model(model_name, pretrained=str(path), **extra)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0][:160]
-            raise WeightsError(f"{path}: weights do not fit OpenCLIP {model_name} ({first}).") from None
+        model = load_user_weights(
+            lambda: open_clip.create_model(model_name, pretrained=str(path), **extra), path, f"OpenCLIP {model_name}"
+        )
         sha = sha256_file(path)
         weights_id, label = f"file:{path.name}", f"file-{sha[:8]}"
     else:

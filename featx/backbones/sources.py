@@ -33,6 +33,25 @@ def pool_tokens(pool: str, cls, patches):
     return torch.cat([cls, patches.mean(dim=1)], dim=1)
 
 
+def load_user_weights(load, path, what: str):
+    """``load()`` of a weights file or folder the user named; a file that cannot be read is a WeightsError naming it
+    (safetensors, pickle and zip errors come in many types), one whose tensors do not fit says so."""
+    from featx.errors import FeatxError, WeightsError
+
+    try:
+        return load()
+    except FeatxError:
+        raise
+    except Exception as exc:
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:160]
+        if "size mismatch" in str(exc) or "Missing key" in str(exc) or "Unexpected key" in str(exc):
+            raise WeightsError(f"{path}: weights do not fit {what} ({first}).") from None
+        raise WeightsError(
+            f"{path}: not readable weights for {what} ({type(exc).__name__}: {first}). Pass a .safetensors or .pth "
+            "file (or a folder) saved from this architecture."
+        ) from None
+
+
 def file_safe(name: str) -> str:
     """A spec name usable as a file and an HDF5 name: ``org/repo`` -> ``org--repo``, odd characters -> ``-``."""
     return re.sub(r"[^A-Za-z0-9_.:@+-]", "-", name.replace("/", "--"))

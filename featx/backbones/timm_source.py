@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from featx.backbones.sources import VIT_POOLS, check_pool, file_safe, hf_fetch_hint, pool_tokens
+from featx.backbones.sources import VIT_POOLS, check_pool, file_safe, hf_fetch_hint, load_user_weights, pool_tokens
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
 from featx.errors import ConfigError, WeightsError
@@ -132,10 +132,11 @@ def _create(timm, torch, model_name: str, weights: str, kwargs: dict):
         arch = json.loads((path / "config.json").read_text()).get("architecture")
         if arch and arch != model_name.split(".")[0] and not model_name.startswith("hf_hub:"):
             raise WeightsError(f"{path} holds a {arch} model, not {model_name.split('.')[0]}: name timm:{arch}.")
-        model = _build(timm, f"local-dir:{path}", True, kwargs)
+        model = load_user_weights(lambda: _build(timm, f"local-dir:{path}", True, kwargs), path, f"timm {model_name}")
         return model, f"dir:{path.name}", sha256_file(files[0])
     if path.is_file():
-        model = _build(timm, model_name, True, {**kwargs, "pretrained_cfg_overlay": {"file": str(path)}})
+        overlay = {**kwargs, "pretrained_cfg_overlay": {"file": str(path)}}
+        model = load_user_weights(lambda: _build(timm, model_name, True, overlay), path, f"timm {model_name}")
         return model, f"file:{path.name}", sha256_file(path)
     raise WeightsError(
         f"Weights not found: {path}. Pass --weights pretrained (the Hugging Face cache), a folder written by "
