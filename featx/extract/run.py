@@ -151,12 +151,13 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
         spec = replace(
             spec, interpolation=interpolation, resize_size=spec.crop_size if cfg.resize_to_input else spec.resize_size
         )
-    if cfg.fit is not None and cfg.fit != spec.fit:  # pad and stretch fill the input with the whole image
+    refit = cfg.fit is not None and cfg.fit != spec.fit  # another fit than the source's own
+    if refit:  # pad and stretch fill the input with the whole image
         spec = replace(spec, fit=cfg.fit, resize_size=spec.crop_size if cfg.fit != "crop" else spec.resize_size)
     layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
     plain = cfg.weights == "imagenet" and backbone.source == "registry"
     name = cfg.name or (spec.arch + layer_suffix if plain else spec.name)
-    if cfg.fit is not None and cfg.fit != "crop" and not cfg.name:
+    if refit and not cfg.name:
         name += f"~{cfg.fit}"  # the same network on other pixels: another feature set
     exported = runner.exported
     provenance = {

@@ -76,11 +76,19 @@ def read_dicom(path: str | Path) -> Volume:
     )
 
 
+def _positions(items) -> list[float] | None:
+    """Each slice's position along the slice normal (mm), or None when the headers do not give them all."""
+    n = _normal(items[0][1])
+    if n is None or any(h.get("ImagePositionPatient") is None for _, h in items):
+        return None
+    return [float(np.dot(n, np.array(h.ImagePositionPatient, float))) for _, h in items]
+
+
 def _ordered(items):
     """Sort by position along the slice normal; InstanceNumber when positions are missing."""
-    n = _normal(items[0][1])
-    if n is not None and all(h.get("ImagePositionPatient") is not None for _, h in items):
-        return sorted(items, key=lambda it: float(np.dot(n, np.array(it[1].ImagePositionPatient, float))))
+    pos = _positions(items)
+    if pos is not None:
+        return [it for _, it in sorted(zip(pos, items), key=lambda pi: pi[0])]
     return sorted(items, key=lambda it: int(it[1].get("InstanceNumber", 0) or 0))
 
 
@@ -94,13 +102,9 @@ def _check_slices(path: Path, items) -> str:
     """
     if len(items) < 2:
         return ""
-    n = _normal(items[0][1])
-    if n is not None and all(h.get("ImagePositionPatient") is not None for _, h in items):
-        where = [float(np.dot(n, np.array(h.ImagePositionPatient, float))) for _, h in items]
-        unit = " mm"
-    else:
-        where = [float(h.get("InstanceNumber", 0) or 0) for _, h in items]
-        unit = " (InstanceNumber)"
+    where, unit = _positions(items), " mm"
+    if where is None:
+        where, unit = [float(h.get("InstanceNumber", 0) or 0) for _, h in items], " (InstanceNumber)"
     gaps = np.diff(where)
     step = float(np.median(gaps[gaps > 1e-6])) if (gaps > 1e-6).any() else 0.0
     for i, gap in enumerate(gaps):
