@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from featx.evaluate.folds import Folds
-from featx.evaluate.metrics import BOOT_CHUNK, corrected_ttest, delong_paired, weighted_binary
+from featx.evaluate.metrics import corrected_ttest, delong_paired, resample_weights, weighted_auc
 from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest, PairedBootstrap
 
 
@@ -114,39 +114,18 @@ def paired_bootstrap(y, pa, pb, classes, positive, groups=None, n_boot: int = 10
     absent = [c for i, c in enumerate(classes) if not (np.asarray(y) == i).any()]
     if absent:
         return None, f"the {len(y)} predictions hold no {' or '.join(map(repr, absent))}"
-    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-    units, unit_of = np.unique(groups, return_inverse=True)
-    rng = np.random.default_rng(seed)
     binary = len(classes) == 2
-    pos = classes.index(positive) if binary and positive is not None else 1
+    pos = (classes.index(positive) if positive is not None else 1) if binary else None
+    weights, unit = resample_weights(len(y) if groups is None else groups, n_boot, seed)
     diffs = []
-    for start in range(0, n_boot, BOOT_CHUNK):
-        draws = rng.integers(0, len(units), (min(BOOT_CHUNK, n_boot - start), len(units)))
-        W = np.stack([np.bincount(d, minlength=len(units)) for d in draws]).astype(float)[:, unit_of]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sa, sb = (_weighted_auc(W, y, p, pos if binary else None) for p in (pa, pb))
-        diffs.extend((sa - sb)[np.isfinite(sa - sb)])  # NaN: a resample that lost a class
+    for W in weights:
+        d = weighted_auc(W, y, pa, pos) - weighted_auc(W, y, pb, pos)
+        diffs.extend(d[np.isfinite(d)])  # NaN: a resample that lost a class
     if len(diffs) < max(20, n_boot // 10):
         return None, f"too few resamples hold every class ({len(diffs)} of {n_boot}): the split is too small"
     d = np.asarray(diffs)
-    full = _macro_auc(y, pa, classes, pos) - _macro_auc(y, pb, classes, pos)
+    once = np.ones((1, len(y)))  # the predictions themselves
+    full = float(weighted_auc(once, y, pa, pos)[0] - weighted_auc(once, y, pb, pos)[0])
     p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
     lo, hi = np.percentile(d, [2.5, 97.5])
-    unit = "subject" if len(units) < len(y) else "sample"
-    return PairedBootstrap(float(full), float(lo), float(hi), float(p), int(len(d)), unit), ""
-
-
-def _weighted_auc(W, y, proba, pos: int | None) -> np.ndarray:
-    """The AUC of every resample (row of weights ``W``): of class ``pos``, or the macro one-vs-rest AUC."""
-    if pos is not None:
-        return weighted_binary(W, y == pos, proba[:, pos], proba.argmax(1) == pos)[0][:, 0]
-    per_class = [weighted_binary(W, y == c, proba[:, c], proba.argmax(1) == c)[0][:, 0] for c in range(proba.shape[1])]
-    return np.mean(per_class, axis=0)
-
-
-def _macro_auc(y, proba, classes, pos: int = 1) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if len(classes) == 2:
-        return float(roc_auc_score(y == pos, proba[:, pos]))
-    return float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=list(range(len(classes)))))
+    return PairedBootstrap(full, float(lo), float(hi), float(p), int(len(d)), unit), ""

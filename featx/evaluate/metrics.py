@@ -238,6 +238,34 @@ def weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.nd
     return np.stack([auc, acc, bal, sens, spec, prec, f1], axis=1), curves
 
 
+def resample_weights(groups, n_boot: int, seed: int = 0):
+    """``(W, unit)``: the weights of ``n_boot`` resamples of whole units (``groups``; default each sample its own),
+    ``BOOT_CHUNK`` rows at a time (row b: how often each sample was drawn), and ``subject``/``sample``."""
+    groups = np.arange(groups) if isinstance(groups, int) else np.asarray(groups)
+    _, unit_of = np.unique(groups, return_inverse=True)
+    n_units = int(unit_of.max()) + 1 if len(unit_of) else 0
+    rng = np.random.default_rng(seed)
+
+    def chunks():
+        for start in range(0, n_boot, BOOT_CHUNK):  # bounded memory
+            draws = rng.integers(0, n_units, (min(BOOT_CHUNK, n_boot - start), n_units))
+            yield np.stack([np.bincount(d, minlength=n_units) for d in draws]).astype(float)[:, unit_of]
+
+    return chunks(), "subject" if n_units < len(groups) else "sample"
+
+
+def weighted_auc(W: np.ndarray, y: np.ndarray, proba: np.ndarray, pos: int | None) -> np.ndarray:
+    """The AUC of every resample (row of ``W``): of class ``pos``, or (``pos`` None) the macro one-vs-rest AUC,
+    NaN where a resample lacks a class. With one row of ones: the AUC of the predictions themselves."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if pos is not None:
+            return weighted_binary(W, y == pos, proba[:, pos], proba.argmax(1) == pos)[0][:, 0]
+        pred = proba.argmax(1)
+        return np.mean(
+            [weighted_binary(W, y == c, proba[:, c], pred == c)[0][:, 0] for c in range(proba.shape[1])], axis=0
+        )
+
+
 def weighted_multiclass(W: np.ndarray, y: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """BOOT_KEYS of a multi-class problem for many resamples at once (rows of weights ``W``).
 
@@ -257,7 +285,7 @@ def weighted_multiclass(W: np.ndarray, y: np.ndarray, proba: np.ndarray) -> np.n
         present = support > 0
         bal = (rec * present).sum(1) / present.sum(1)
         acc = tp.sum(1) / W.sum(1)
-        auc = np.mean([weighted_binary(W, y == c, proba[:, c], pred == c)[0][:, 0] for c in range(n_classes)], axis=0)
+        auc = weighted_auc(W, y, proba, None)
     nan = np.full(len(W), np.nan)
     return np.stack([auc, acc, bal, rec.mean(1), nan, prec.mean(1), f1.mean(1)], axis=1)
 
@@ -307,17 +335,12 @@ def bootstrap(
     """
     y = np.asarray(y)
     proba = np.asarray(proba, float)
-    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-    _, unit_of = np.unique(groups, return_inverse=True)
-    sizes = np.bincount(unit_of)
-    rng = np.random.default_rng(seed)
     binary = len(classes) == 2
     pos = (classes.index(positive) if positive is not None else 1) if binary else None
     stats, curves = [], []
     t, score, pred = (y == pos, proba[:, pos], proba.argmax(1) == pos) if binary else (None, None, None)
-    for start in range(0, n_boot, BOOT_CHUNK):  # weights of BOOT_CHUNK resamples at a time (bounded memory)
-        draws = rng.integers(0, len(sizes), (min(BOOT_CHUNK, n_boot - start), len(sizes)))
-        W = np.stack([np.bincount(d, minlength=len(sizes)) for d in draws]).astype(float)[:, unit_of]
+    weights, unit = resample_weights(len(y) if groups is None else groups, n_boot, seed)
+    for W in weights:
         if binary:
             chunk, c = weighted_binary(W, t, score, pred)
             curves.extend(c)
@@ -326,7 +349,7 @@ def bootstrap(
         stats.extend(chunk)
     stats = np.array(stats)
     lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
-    out = {"n_boot": n_boot, "unit": "subject" if len(sizes) < len(y) else "sample", "level": level, "ci": {}}
+    out = {"n_boot": n_boot, "unit": unit, "level": level, "ci": {}}
     with np.errstate(invalid="ignore"):
         for i, key in enumerate(BOOT_KEYS):
             col = stats[:, i][~np.isnan(stats[:, i])]
