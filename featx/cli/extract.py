@@ -36,6 +36,7 @@ def extract(
     provider: str = opt(E, "provider"),
     runtime: str = opt(E, "runtime"),
     precision: str = opt(E, "precision"),
+    min_fidelity: float = opt(E, "min_fidelity"),
     compile: bool = opt(E, "compile", "--compile"),
     models_dir: Path = opt(E, "models_dir"),
     overwrite: bool = opt(E, "overwrite"),
@@ -69,6 +70,13 @@ def extract(
         + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "")
         + f" -> {s.store}"
     )
+    if s.fidelity and "mean_cosine" in s.fidelity:
+        f = s.fidelity
+        out_console.print(
+            f"{f['engine']} against {f['reference']} on {f['n']} calibration images: mean cosine "
+            f"{f['mean_cosine']:.4f}, lowest {f['min_cosine']:.4f} (gate: mean >= {f['min_fidelity']}, each >= "
+            f"{f['row_floor']:.3g})"
+        )
     print_problems(s.failures, "failed", "error column")
     print_problems([(x.sample_id, x.reason) for x in s.stale], "recomputed", "")
     print_problems(s.notes, "note", "note column")
@@ -108,6 +116,13 @@ def radiomics(
         + f" -> {s.store}",
         highlight=False,
     )
+    if s.fidelity and "mean_cosine" in s.fidelity:
+        f = s.fidelity
+        out_console.print(
+            f"{f['engine']} against {f['reference']} on {f['n']} calibration images: mean cosine "
+            f"{f['mean_cosine']:.4f}, lowest {f['min_cosine']:.4f} (gate: mean >= {f['min_fidelity']}, each >= "
+            f"{f['row_floor']:.3g})"
+        )
     print_problems(s.failures, "failed", "error column")
     print_problems([(x.sample_id, x.reason) for x in s.stale], "recomputed", "")
     print_problems(s.notes, "note", "note column")

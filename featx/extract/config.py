@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from featx.backbones.fidelity import DEFAULT_MIN_FIDELITY, check_min_fidelity
 from featx.backbones.runtime import PRECISIONS, PROVIDERS, RUNTIMES
 from featx.backbones.sources import POOLS
 from featx.config import Choice, Config, setting
@@ -58,6 +59,12 @@ class ExtractConfig(Config):
     )
     precision: str = setting(
         "fp32", "fp32, fp16 (TensorRT, or torch on a GPU) or bf16 (torch).", choice=PRECISIONS, identity=True
+    )
+    min_fidelity: float = setting(
+        DEFAULT_MIN_FIDELITY,
+        "fp16/bf16 gate: the mean cosine to fp32's features on 32 calibration images that the reduced "
+        "precision must reach (every image: 1 - 10 x the shortfall; 0.99 -> 0.9), else it is refused.",
+        check=check_min_fidelity,
     )
     compile: bool = setting(False, "torch.compile the model (torch runtime; large GPU jobs).")
     models_dir: Path = setting(Path("models_onnx"), "Folder of cached ONNX exports.")

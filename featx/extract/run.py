@@ -22,6 +22,7 @@ from featx.backbones.spec import BackboneSpec
 from featx.dataset.manifest import Manifest
 from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
+from featx.extract.fidelity import gate
 from featx.extract.pipeline import SampleLoader, run_pipeline
 from featx.extract.ray import OrtFactory, run_on_ray
 from featx.extract.tta import HFLIP_PROVENANCE, with_tta
@@ -52,6 +53,7 @@ class ExtractSummary:
     stale: list[Stale] = field(default_factory=list)  # computed rows redone: their files changed since
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (sample id, note): animated, tiny, constant images
+    fidelity: dict | None = None  # the reduced precision's gate against fp32 (featx.backbones.fidelity)
     wall_s: float = 0.0  # whole call: model load, export check, extraction
     loop_s: float = 0.0  # decoding + inference + writing + commit
     compute_s: float = 0.0  # time in the model
@@ -71,6 +73,7 @@ class _Runner:
     provider: str
     runtime_version: str
     exported: ExportedModel | None
+    device: str = "cpu"  # where the torch runtime runs
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,13 @@ def run_extract(cfg: ExtractConfig, manifest: Manifest | None = None, *, progres
     )
     runner = _runner(backbone, kind, cfg, progress)
     plan = plan_feature_set(cfg, backbone, runner)
+    fidelity = None
+    if cfg.precision != "fp32":  # a reduced-precision engine computes nothing before it passes the gate
+        with spinner(f"checking {cfg.precision} against fp32 on calibration images", enabled=progress):
+            fidelity = gate(cfg, manifest, _loader(cfg, plan.spec), backbone, runner)
+        plan.provenance["fidelity"] = fidelity
     summary = _extract_rows(manifest, cfg, plan, runner, limit, progress)
+    summary.fidelity = fidelity
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -126,7 +135,7 @@ def _runner(backbone: ResolvedBackbone, kind: str, cfg: ExtractConfig, progress:
         if device == "cuda":
             with spinner(f"warming up {rt.provider}", enabled=progress):
                 rt.warm_up(cfg.batch_size, backbone.spec.input_shape)
-        return _Runner(rt.run, rt.provider, f"torch {torch.__version__}", None)
+        return _Runner(rt.run, rt.provider, f"torch {torch.__version__}", None, device)
     import onnxruntime
 
     exported = backbone.exported
@@ -208,12 +217,16 @@ def _describe_preprocessing(spec: BackboneSpec) -> str:
     return f"{how}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
 
 
+def _loader(cfg: ExtractConfig, spec: BackboneSpec) -> SampleLoader:
+    return SampleLoader(SampleReader(cfg.window, keep_grey=True), Preprocessor.from_spec(spec))
+
+
 def _extract_rows(
     manifest: Manifest, cfg: ExtractConfig, plan: FeatureSetPlan, runner: _Runner, limit: int, progress: bool
 ) -> ExtractSummary:
     """Register the samples and the feature set, then compute the rows still to do through the journal."""
     spec = plan.spec
-    loader = SampleLoader(SampleReader(cfg.window, keep_grey=True), Preprocessor.from_spec(spec))
+    loader = _loader(cfg, spec)
     with store_writer(cfg.store) as w:
         todo, removed, stale = w.register(
             manifest, plan.name, spec.feature_dim, plan.provenance, plan.identity, "cnn", cfg.overwrite

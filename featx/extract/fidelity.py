@@ -1,0 +1,65 @@
+"""The fidelity gate of ``featx extract`` (see :mod:`featx.backbones.fidelity`): a calibration batch of the
+manifest's own images, an fp32 reference of the same model, and the check before any row is computed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from featx.backbones.fidelity import CALIBRATION_IMAGES, Calibration, compare, run_batches
+from featx.backbones.runtime import OrtRuntime, TorchRuntime, provider_candidates
+from featx.dataset.manifest import Manifest
+from featx.errors import FeatxError
+
+
+def calibration_batch(manifest: Manifest, loader, n: int = CALIBRATION_IMAGES) -> tuple[np.ndarray, list[str]]:
+    """Up to ``n`` preprocessed images spread evenly over the manifest (unreadable ones are skipped)."""
+    rows = np.unique(np.linspace(0, len(manifest) - 1, min(n, len(manifest))).round().astype(int))
+    xs, ids = [], []
+    for i in rows:
+        sample = manifest[int(i)]
+        try:
+            xs.append(loader(sample)[0])
+        except Exception:  # noqa: BLE001 - the extraction names it; the gate needs readable images only
+            continue
+        ids.append(sample.sample_id)
+    if not xs:
+        raise FeatxError(
+            f"none of the {len(rows)} calibration images of the manifest could be read, so the fidelity of the "
+            "reduced precision cannot be checked; fix the images (featx extract --precision fp32 names each) first."
+        )
+    return np.stack(xs), ids
+
+
+def fp32_reference(backbone, runner) -> tuple:
+    """``(run, name)``: fp32 of the same model where the engine runs (torch), or ONNX Runtime fp32 on the export
+    (CUDA when it starts, else CPU: never a TensorRT fp32 engine build just for the check)."""
+    if runner.exported is None:
+        rt = TorchRuntime(backbone.model, device=runner.device, precision="fp32")
+        return rt.run, f"fp32 ({rt.provider})"
+    provider = "cuda" if "cuda" in provider_candidates("auto", "fp32") else "cpu"
+    rt = OrtRuntime(runner.exported.onnx_path, provider=provider)
+    return rt.run, f"fp32 (ONNX Runtime {rt.provider})"
+
+
+def gate(cfg, manifest: Manifest, loader, backbone, runner) -> dict:
+    """Check the reduced-precision engine of ``runner`` against fp32 before it computes any row.
+
+    Returns the figures for the provenance; raises :class:`~featx.backbones.fidelity.FidelityError`
+    when the gate fails. On Ray the engines are built in the actors: the batch and its fp32 features
+    travel with the actor factory, and each actor checks its own engine before its first batch.
+    """
+    batch, ids = calibration_batch(manifest, loader)
+    ref_run, ref_name = fp32_reference(backbone, runner)
+    want = run_batches(ref_run, batch, cfg.batch_size)
+    if cfg.ray is not None:
+        runner.run.calibration = Calibration(batch, want, tuple(ids), ref_name, cfg.min_fidelity, cfg.batch_size)
+        return {
+            "engine": f"{cfg.precision} in each Ray actor",
+            "reference": ref_name,
+            "n": len(ids),
+            "min_fidelity": cfg.min_fidelity,
+            "checked": "by each actor before its first batch",
+        }
+    got = run_batches(runner.run, batch, cfg.batch_size)
+    fid = compare(got, want, ids, engine=runner.provider, reference=ref_name, min_fidelity=cfg.min_fidelity)
+    return fid.check().to_dict()
