@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from featx.backbones.spec import BackboneSpec
-from featx.backbones.weights import load_backbone, sha256_file
+from featx.backbones.weights import load_backbone, match_spec, sha256_file
 from featx.errors import BackboneError
 
 FORMAT = "featx-finetuned-backbone/1"
@@ -51,4 +51,5 @@ def load_finetuned(name: str, models_dir: str | Path = "models_onnx"):
             "export). Export the fine-tuned model again."
         )
     _, features = load_backbone(record["arch"], str(weights_path))
-    return BackboneSpec.from_dict(record["spec"]), features, record
+    spec = BackboneSpec.from_dict(record["spec"])
+    return spec, match_spec(features, spec), record

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from featx.backbones.registry import get_entry
 from featx.backbones.spec import BackboneSpec
+from featx.backbones.variants import get_variant, sequential_keys, variant_file
 from featx.backbones.zoo import weights_filename
 from featx.errors import WeightsError
 
@@ -67,9 +68,18 @@ def load_backbone(name: str, weights: str = "imagenet", layer: str | None = None
     entry = get_entry(name)
     layer_name, cut = entry.layer(layer)
     base: BackboneSpec = entry.spec()
+    variant = get_variant(name, base.name.partition(".")[2])
     if layer_name != entry.default_layer:
         base = base.evolve(name=f"{base.name}@{layer_name}", cut_layer=layer_name, feature_dim=cut.dim)
-    if weights == "random":
+    if variant is not None:  # other published weights of this architecture (RadImageNet)
+        path = variant_file(variant, weights)
+        model = entry.build()
+        if variant.transform_input is not None:
+            base = base.evolve(transform_input=variant.transform_input)
+            match_spec(model, base)
+        _load_into(model, path, entry, remap=sequential_keys)
+        spec = base.retagged(variant.tag, weights_id=f"{variant.tag}:{path.name}", weights_sha256=sha256_file(path))
+    elif weights == "random":
         model = seeded_random(entry.build, name, "ImageNet")
         spec = base.retagged("random", weights_id=f"random(seed={RANDOM_SEED})", weights_sha256=None)
     elif weights == "imagenet":
@@ -98,6 +108,14 @@ def load_backbone(name: str, weights: str = "imagenet", layer: str | None = None
     return spec, features
 
 
+def match_spec(features, spec: BackboneSpec):
+    """``features`` rebuilt from its entry, made to compute what ``spec`` says: a torchvision Inception/GoogLeNet
+    re-normalises its input only when the spec's weights were trained that way (RadImageNet's were not)."""
+    if hasattr(features, "transform_input"):
+        features.transform_input = spec.transform_input
+    return features
+
+
 def _local_copy(arch: str, source: str) -> Path:
     """A local path for ``source`` (a path already, or a URL fetched into torch hub's cache)."""
     if not source.startswith(("http://", "https://")):
@@ -123,7 +141,7 @@ def _local_copy(arch: str, source: str) -> Path:
     return dst
 
 
-def _load_into(model, path: Path, entry) -> None:
+def _load_into(model, path: Path, entry, remap=None) -> None:
     """Load a state dict or checkpoint into ``model``; only the classifier (and auxiliary heads) may be missing."""
     arch = entry.arch
     import torch
@@ -146,6 +164,8 @@ def _load_into(model, path: Path, entry) -> None:
             f"{path}: expected a state dict (or a checkpoint with 'state_dict'), got {type(obj).__name__}."
         )
     state = {k.removeprefix("module."): v for k, v in obj.items()}
+    if remap is not None:
+        state = remap(state, model)
     if entry.fix_state is not None:
         state = entry.fix_state(state)
     try:

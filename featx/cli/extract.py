@@ -13,6 +13,7 @@ from featx.backbones.registry import list_entries
 from featx.backbones.resolve import resolve_backbone
 from featx.backbones.status import local_status
 from featx.backbones.timm_source import search_timm
+from featx.backbones.variants import present, variants_of, weights_dir
 from featx.cli.common import ConfigOption, opt, out_console, print_problems, settings
 from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
@@ -212,6 +213,15 @@ def backbones(
         )
         layers = ", ".join(f"{k} ({v.dim}-d)" for k, v in entry.layers.items())
         notes.append(f"  {entry.arch}: {entry.description}. Layers: {layers}")
+        for v in variants_of(entry.arch):
+            table.add_row(
+                v.name,
+                f"{spec.crop_size}x{spec.crop_size}",
+                str(spec.feature_dim),
+                "yes" if present(v) else "no",
+                "-",
+                f"{v.tag}: {v.files[0]} in {weights_dir()} (you download it)",
+            )
     out_console.print(table)
     out_console.print("\n".join(notes), highlight=False)
     tuned = sorted(models_dir.glob("*.finetune.json")) if models_dir.is_dir() else []

@@ -19,6 +19,7 @@ from featx.backbones.export import ExportedModel, export_onnx
 from featx.backbones.resolve import ResolvedBackbone, resolve_backbone
 from featx.backbones.runtime import OrtRuntime, TorchRuntime, choose_runtime
 from featx.backbones.spec import BackboneSpec
+from featx.backbones.variants import is_variant
 from featx.dataset.manifest import Manifest
 from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
@@ -164,7 +165,8 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
     if refit:  # pad and stretch fill the input with the whole image
         spec = replace(spec, fit=cfg.fit, resize_size=spec.crop_size if cfg.fit != "crop" else spec.resize_size)
     layer_suffix = f"@{spec.cut_layer}" if "@" in spec.name else ""  # non-default layers are named in the spec
-    plain = cfg.weights == "imagenet" and backbone.source == "registry"
+    # the architecture's own default weights: named by the arch alone (other weights carry their tag)
+    plain = cfg.weights == "imagenet" and backbone.source == "registry" and not is_variant(cfg.backbone)
     name = cfg.name or (spec.arch + layer_suffix if plain else spec.name)
     if refit and not cfg.name:
         name += f"~{cfg.fit}"  # the same network on other pixels: another feature set

@@ -14,6 +14,7 @@ from featx import __version__
 from featx.backbones.registry import get_entry
 from featx.backbones.resolve import resolve_backbone
 from featx.backbones.spec import BackboneSpec
+from featx.backbones.weights import match_spec
 from featx.config import Choice
 from featx.errors import ConfigError, FeatxError
 from featx.finetune.blocks import BlockMap, block_map
@@ -162,7 +163,7 @@ def load_net(path: str | Path) -> LoadedNet:
         raise FeatxError(f"{path}: format {meta.get('format')!r} is not a featx fine-tuned model ({MODEL_FORMAT}).")
     spec = BackboneSpec.from_dict(meta["spec"])
     entry = get_entry(spec.arch)
-    features = entry.layer(None)[1].cut(entry.build())
+    features = match_spec(entry.layer(None)[1].cut(entry.build()), spec)
     net = _net_class()(features, make_head(HeadConfig(**meta["head"]), spec.feature_dim, len(meta["classes"])))
     net.load_state_dict(obj["state"])
     return LoadedNet(net.eval(), spec, block_map(spec.arch, features), meta)
