@@ -12,7 +12,9 @@ Sources, by the name's form:
 - ``open_clip:NAME``: the image tower of an OpenCLIP model, ``hf-hub:`` names included (the ``clip``
   extra; :mod:`featx.backbones.open_clip_source`);
 - ``hf:REPO``: a Hugging Face transformers vision model such as RAD-DINO (the ``hf`` extra;
-  :mod:`featx.backbones.hf_source`).
+  :mod:`featx.backbones.hf_source`);
+- ``xrv:NAME``: a TorchXRayVision chest X-ray network with its own 1-channel preprocessing (the ``xrv``
+  extra; :mod:`featx.backbones.xrv_source`).
 
 ``extract``, ``export``, ``predict``, ``finetune`` and the Ray workers all go through :func:`resolve_backbone`.
 """
@@ -31,6 +33,7 @@ from featx.backbones.open_clip_source import is_open_clip_ref, load_open_clip
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.timm_source import is_timm_ref, load_timm
 from featx.backbones.weights import load_backbone
+from featx.backbones.xrv_source import is_xrv_ref, load_xrv
 from featx.errors import ConfigError
 
 
@@ -45,7 +48,7 @@ class ResolvedBackbone:
         The feature module (eval mode); None when the source is an ONNX file.
     exported : ExportedModel or None
         The ONNX file when the source is one (``onnx:``); else exported on demand.
-    source : {'registry', 'onnx', 'finetuned', 'timm', 'open_clip', 'hf'}
+    source : {'registry', 'onnx', 'finetuned', 'timm', 'open_clip', 'hf', 'xrv'}
     finetune : dict or None
         The record of a fine-tuned entry (what it was trained on).
     """
@@ -93,6 +96,11 @@ def resolve_backbone(
             raise ConfigError(f"{name}: an OpenCLIP tower is used whole (its image embedding); drop --layers.", "layer")
         spec, model = load_open_clip(name, weights, pool, input_size)
         return ResolvedBackbone(spec, model, None, "open_clip")
+    if is_xrv_ref(name):
+        if layer is not None:
+            raise ConfigError(f"{name}: TorchXRayVision's features are its pooled last map; drop --layers.", "layer")
+        spec, model = load_xrv(name, weights, pool, input_size)
+        return ResolvedBackbone(spec, model, None, "xrv")
     if is_timm_ref(name):
         spec, model = load_timm(name, weights, pool, input_size, layer)
         return ResolvedBackbone(spec, model, None, "timm")
