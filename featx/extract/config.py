@@ -33,7 +33,8 @@ class ExtractConfig(Config):
     )
     backbone: str | None = setting(
         None,
-        "Backbone: a registered name (see 'featx backbones'), timm:NAME, open_clip:NAME, hf:REPO, xrv:NAME, onnx:PATH or ARCH.ft-RUN.",
+        "Backbone: a registered name (see 'featx backbones'), timm:NAME, open_clip:NAME, hf:REPO, xrv:NAME, "
+        "onnx:PATH or ARCH.ft-RUN.",
         identity=True,
     )
     store: Path | None = setting(None, "HDF5 feature store (created if missing).")
