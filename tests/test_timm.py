@@ -187,6 +187,11 @@ def test_backbones_search_and_describe():
         '"crop_size": 112' in shown.stdout and '"pool": "cls"' in shown.stdout and '"feature_dim": 384' in shown.stdout
     )
     assert featx("backbones", "--search", "no_such_model_xyz").returncode == 2
+    from featx.backbones.open_clip_source import search_open_clip
+
+    clip = {(r["name"], r["weights"]): r for r in search_open_clip("laion2b_s34b_b88k")}
+    row = clip[("open_clip:ViT-B-16", "--weights laion2b_s34b_b88k")]  # matched by its tag
+    assert row["input"] == 224 and row["dim"] == 512
 
 
 def test_layers_on_a_vit_concatenate_the_pooled_tokens_of_those_blocks(timm_folders):

@@ -106,3 +106,28 @@ def load_open_clip(name: str, weights: str = "imagenet", pool: str | None = None
         source="open_clip",
     )
     return spec, tower
+
+
+def search_open_clip(pattern: str, limit: int = 50) -> list[dict]:
+    """OpenCLIP's pretrained (model, tag) pairs whose model or tag contains ``pattern`` (case-insensitive), with
+    input size and embedding dim from the model's config; [] when OpenCLIP is not installed."""
+    try:
+        import open_clip
+    except ImportError:
+        return []
+    rows, text = [], pattern.lower()
+    for model, tag in open_clip.list_pretrained():
+        if text not in model.lower() and text not in tag.lower():
+            continue
+        cfg = open_clip.get_model_config(model) or {}
+        size = (cfg.get("vision_cfg") or {}).get("image_size")
+        rows.append(
+            {
+                "name": f"{PREFIX}{model}",
+                "input": int(size if isinstance(size, int) else size[-1]) if size else None,
+                "dim": cfg.get("embed_dim"),
+                "license": "",
+                "weights": f"--weights {tag}",
+            }
+        )
+    return rows[:limit]

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from featx.backbones.export import export_onnx
+from featx.backbones.open_clip_source import search_open_clip
 from featx.backbones.registry import list_entries
 from featx.backbones.resolve import resolve_backbone
 from featx.backbones.status import local_status
@@ -159,11 +160,11 @@ def export(
 
 
 def _search(text: str) -> None:
-    rows = search_timm(text)
+    rows = search_timm(text) + search_open_clip(text)
     if not rows:
-        raise ConfigError(f"no timm pretrained model name contains {text!r}.", "search")
-    table = Table(title=f"timm pretrained models matching {text!r}", caption="use as --backbone NAME")
-    for col in ("backbone", "input", "dim", "licence", "weights (Hugging Face repo or URL)"):
+        raise ConfigError(f"no timm or OpenCLIP pretrained model name contains {text!r}.", "search")
+    table = Table(title=f"pretrained models matching {text!r}", caption="use as --backbone NAME [--weights TAG]")
+    for col in ("backbone", "input", "dim", "licence", "weights (Hugging Face repo, URL or OpenCLIP tag)"):
         table.add_column(col, no_wrap=col in ("input", "dim"), overflow="fold")
     for r in rows:
         table.add_row(r["name"], str(r["input"] or "-"), str(r["dim"] or "-"), r["license"] or "-", r["weights"])
@@ -173,7 +174,10 @@ def _search(text: str) -> None:
 def backbones(
     models_dir: Path = opt(E, "models_dir"),
     search: str | None = typer.Option(
-        None, "--search", metavar="TEXT", help="Search timm's pretrained models whose names contain TEXT."
+        None,
+        "--search",
+        metavar="TEXT",
+        help="Search timm's (and OpenCLIP's, when installed) pretrained models whose names contain TEXT.",
     ),
     describe: str | None = typer.Option(
         None, "--describe", metavar="NAME", help="Print the resolved spec of a backbone (any source)."
