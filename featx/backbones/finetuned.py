@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from featx.backbones.spec import BackboneSpec
+from featx.backbones.timm_source import load_timm
 from featx.backbones.weights import load_backbone, match_spec, sha256_file
 from featx.errors import BackboneError
 
@@ -50,6 +51,9 @@ def load_finetuned(name: str, models_dir: str | Path = "models_onnx"):
             f"{weights_path}: sha256 differs from {record_path.name} (the file changed since the "
             "export). Export the fine-tuned model again."
         )
-    _, features = load_backbone(record["arch"], str(weights_path))
     spec = BackboneSpec.from_dict(record["spec"])
+    if spec.source == "timm":  # timm's own state-dict keys, loaded as a --weights file of that architecture
+        features = load_timm(record["arch"], str(weights_path), pool=spec.pool, input_size=spec.crop_size)[1]
+    else:
+        features = load_backbone(record["arch"], str(weights_path))[1]
     return spec, match_spec(features, spec), record

@@ -86,6 +86,10 @@ def resolve_backbone(
     BackboneError
         Unknown name (with the closest ones), missing files, weights that do not fit.
     """
+    if is_finetuned_ref(name):  # first: timm:NAME.ft-RUN is a fine-tuned timm model
+        _own_weights(name, weights, layer, "a fine-tuned backbone")
+        spec, model, record = load_finetuned(name, models_dir)
+        return ResolvedBackbone(spec, model, None, "finetuned", record)
     if is_hf_ref(name):
         if layer is not None:
             raise ConfigError(f"{name}: --layers is not supported for hf: sources; drop it.", "layer")
@@ -115,10 +119,6 @@ def resolve_backbone(
         _own_weights(name, weights, layer, "an ONNX model")
         exported = load_onnx_backbone(name)
         return ResolvedBackbone(exported.spec, None, exported, "onnx")
-    if is_finetuned_ref(name):
-        _own_weights(name, weights, layer, "a fine-tuned backbone")
-        spec, model, record = load_finetuned(name, models_dir)
-        return ResolvedBackbone(spec, model, None, "finetuned", record)
     spec, model = load_backbone(name, weights, layer=layer)
     return ResolvedBackbone(spec, model, None, "registry")
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from featx.backbones.sources import VIT_POOLS, check_pool, file_safe, hf_fetch_hint, load_user_weights, pool_tokens
@@ -265,6 +266,39 @@ def parse_blocks(text: str, depth: int) -> list[int]:
             "layer",
         )
     return chosen
+
+
+def rebuild_timm(spec: BackboneSpec):
+    """The feature module ``spec`` describes (a ``timm:`` spec), randomly initialised and without the warning of
+    ``--weights random``: for loading a fine-tuned model's own weights into it."""
+    import timm
+
+    model_name = spec.arch[len(PREFIX) :]
+    model = _build(timm, model_name, False, {"num_classes": 0, "img_size": spec.crop_size})
+    return TimmFeatures(model, spec.pool, _own_pool(model), int(getattr(model, "num_prefix_tokens", 0)))
+
+
+def timm_blocks(features) -> tuple[tuple, str]:
+    """``(blocks, Grad-CAM layer)`` of a timm feature module for fine-tuning: timm's own coarse parameter groups
+    (``group_matcher``: the stem, each stage or transformer block, the final norm), lowest first, as
+    ``(name, parameter names)``; Grad-CAM looks at the last block (a ViT's tokens) or the last stage."""
+    from timm.models import group_parameters
+
+    model = features.m
+    groups = group_parameters(model, model.group_matcher(coarse=True))
+    names = []
+    for i, (_, params) in enumerate(sorted(groups.items())):
+        # module paths ('m.stages.0.'), so frozen batch norms also stay in eval mode; a parameter of the model
+        # itself (a ViT's cls_token, pos_embed) is named whole
+        mods = dict.fromkeys(f"m.{p.rsplit('.', 1)[0]}." if "." in p else f"m.{p}" for p in params)
+        common = os.path.commonprefix([p.split(".")[:-1] for p in params])
+        label = ".".join(common[:2]) if common else ".".join(params[0].split(".")[:2]) + "+"  # '+': and more
+        names.append(("stem" if i == 0 else label, tuple(mods)))
+    if hasattr(model, "blocks") and getattr(model, "num_prefix_tokens", None) is not None:
+        layer = f"m.blocks.{len(model.blocks) - 1}"
+    else:
+        layer = "m." + model.feature_info[-1]["module"]
+    return tuple(names), layer
 
 
 def TimmFeatures(model, pool: str, own_pool: str, prefix: int, blocks: list[int] | None = None):

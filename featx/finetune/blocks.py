@@ -16,6 +16,8 @@ densenet121                   stem (conv0), denseblock1+transition1 .. densebloc
 efficientnet_lite0            stem + stage 1 (112 px), stage 2 (56), stage 3 (28), stages 4-5 (14), stages 6-7 + head conv (7)
 efficientnet_b0               same stages as Lite0 (torchvision ``features`` 0-1, 2, 3, 4-5, 6-8)
 mobilenet_v3_large            ``features`` 0-1 (112 px), 2-3 (56), 4-6 (28), 7-12 (14), 13-16 + pre-logits (7)
+timm:NAME                     timm's own coarse parameter groups (``group_matcher``): the stem, each stage
+                              (CNNs) or transformer block (ViTs; the last with the final norm)
 ============================  ==================================================================
 
 ``--freeze all`` freezes every block: only the new head trains (the linear probe).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from featx.backbones.timm_source import timm_blocks
 from featx.backbones.weights import load_backbone
 from featx.errors import FeatxError
 
@@ -127,6 +130,10 @@ def block_map(arch: str, features=None) -> BlockMap:
     FeatxError
         For a backbone with no block map (fine-tuning is not defined for it).
     """
+    if arch.startswith("timm:"):  # timm's own parameter groups (group_matcher)
+        if features is None:
+            raise FeatxError(f"{arch}: its block map is read from the model; build it first.")
+        return BlockMap(*timm_blocks(features), state_prefix="m.")
     if arch in ("vgg11_bn", "vgg16"):
         if features is None:
             features = load_backbone(arch, "random")[1]
@@ -134,7 +141,7 @@ def block_map(arch: str, features=None) -> BlockMap:
     if arch not in BLOCK_MAPS:
         raise FeatxError(
             f"featx has no block map for {arch!r}, so it cannot fine-tune it; fine-tunable backbones: "
-            f"{', '.join(sorted([*BLOCK_MAPS, 'vgg11_bn', 'vgg16']))}."
+            f"{', '.join(sorted([*BLOCK_MAPS, 'vgg11_bn', 'vgg16']))}, and any timm:NAME."
         )
     return BLOCK_MAPS[arch]
 

@@ -16,6 +16,7 @@ Two kinds of model:
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -54,11 +55,21 @@ def gradcam(score_fn, module, x, classes) -> tuple[np.ndarray, np.ndarray]:
             grads = torch.autograd.grad(picked.sum(), act)[0]
     finally:
         handle.remove()
+    if act.dim() == 3:  # a transformer's tokens (N, L, D): the patch tokens on their square grid
+        act, grads = token_grid(act), token_grid(grads)
     cam = F.relu((grads.mean(dim=(2, 3), keepdim=True) * act).sum(1, keepdim=True))
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     cam = cam - cam.amin(dim=(1, 2), keepdim=True)
     cam = cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
     return cam.detach().cpu().numpy(), scores.detach().cpu().numpy()
+
+
+def token_grid(tokens):
+    """(N, L, D) tokens -> (N, D, h, h): the last h*h tokens (the patches of a square input, h*h the largest
+    square <= L), the prefix tokens (class, registers) before them left out."""
+    side = int(math.isqrt(tokens.shape[1]))
+    patches = tokens[:, tokens.shape[1] - side * side :]
+    return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], side, side)
 
 
 def submodule(net, path: str):

@@ -14,6 +14,7 @@ from featx import __version__
 from featx.backbones.registry import get_entry
 from featx.backbones.resolve import resolve_backbone
 from featx.backbones.spec import BackboneSpec
+from featx.backbones.timm_source import is_timm_ref, rebuild_timm
 from featx.backbones.weights import match_spec
 from featx.config import Choice
 from featx.errors import ConfigError, FeatxError
@@ -93,11 +94,12 @@ def build_net(
     """``(spec, block map, net)``: the backbone (its default layer) with ``weights`` and a new head."""
     import torch
 
-    resolved = resolve_backbone(backbone, weights, models_dir=models_dir)
+    timm_model = is_timm_ref(backbone)  # a timm ViT is built at the input size (position embeddings interpolated)
+    resolved = resolve_backbone(backbone, weights, models_dir=models_dir, input_size=input_size if timm_model else None)
     if not resolved.trainable:
         raise FeatxError(f"{backbone} is an ONNX model: it cannot be fine-tuned; give a registered backbone.")
     spec, features = resolved.spec, resolved.model
-    spec = with_input_size(spec, input_size)
+    spec = spec if timm_model else with_input_size(spec, input_size)
     bmap = block_map(spec.arch, features)
     torch.manual_seed(0)  # the head's init does not depend on what ran before
     net = _net_class()(features, make_head(head, spec.feature_dim, n_classes))
@@ -147,6 +149,14 @@ class LoadedNet:
         return self.meta["classes"]
 
 
+def rebuild_features(spec: BackboneSpec):
+    """The feature module ``spec`` describes, randomly initialised, for loading trained weights into."""
+    if spec.source == "timm":
+        return rebuild_timm(spec)
+    entry = get_entry(spec.arch)
+    return match_spec(entry.layer(None)[1].cut(entry.build()), spec)
+
+
 def load_net(path: str | Path) -> LoadedNet:
     """A model saved by :func:`save_net`, rebuilt (architecture from the registry) and in eval mode."""
     import torch
@@ -162,8 +172,7 @@ def load_net(path: str | Path) -> LoadedNet:
     if meta.get("format") != MODEL_FORMAT:
         raise FeatxError(f"{path}: format {meta.get('format')!r} is not a featx fine-tuned model ({MODEL_FORMAT}).")
     spec = BackboneSpec.from_dict(meta["spec"])
-    entry = get_entry(spec.arch)
-    features = match_spec(entry.layer(None)[1].cut(entry.build()), spec)
+    features = rebuild_features(spec)
     net = _net_class()(features, make_head(HeadConfig(**meta["head"]), spec.feature_dim, len(meta["classes"])))
     net.load_state_dict(obj["state"])
     return LoadedNet(net.eval(), spec, block_map(spec.arch, features), meta)
