@@ -118,13 +118,6 @@ def radiomics(
         + f" -> {s.store}",
         highlight=False,
     )
-    if s.fidelity and "mean_cosine" in s.fidelity:
-        f = s.fidelity
-        out_console.print(
-            f"{f['engine']} against {f['reference']} on {f['n']} calibration images: mean cosine "
-            f"{f['mean_cosine']:.4f}, lowest {f['min_cosine']:.4f} (gate: mean >= {f['min_fidelity']}, each >= "
-            f"{f['row_floor']:.3g})"
-        )
     print_problems(s.failures, "failed", "error column")
     print_problems([(x.sample_id, x.reason) for x in s.stale], "recomputed", "")
     print_problems(s.notes, "note", "note column")

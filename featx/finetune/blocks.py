@@ -13,7 +13,7 @@ vgg11_bn, vgg16               conv stages 1-5 (each ending in its max-pool), fc6
 googlenet                     stem (conv1-conv3), inception3, inception4, inception5
 inception_v3                  stem (Conv2d_1a..Conv2d_4a), Mixed_5, Mixed_6, Mixed_7
 densenet121                   stem (conv0), denseblock1+transition1 .. denseblock3+transition3, denseblock4+norm5
-efficientnet_lite0            stem + stage 1 (112 px), stage 2 (56), stage 3 (28), stages 4-5 (14), stages 6-7 + head conv (7)
+efficientnet_lite0/1/2        stem + stage 1 (112 px), stage 2 (56), stage 3 (28), stages 4-5 (14), stages 6-7 + head conv (7)
 efficientnet_b0               same stages as Lite0 (torchvision ``features`` 0-1, 2, 3, 4-5, 6-8)
 mobilenet_v3_large            ``features`` 0-1 (112 px), 2-3 (56), 4-6 (28), 7-12 (14), 13-16 + pre-logits (7)
 timm:NAME                     timm's own coarse parameter groups (``group_matcher``): the stem, each stage
@@ -59,7 +59,24 @@ _RESNET = BlockMap(
     ),
     "layer4",
 )
+#: EfficientNet-Lite blocks by output resolution (112, 56, 28, 14, 7 px): the stride-2 blocks start a group
+#: (Lite0: blocks 1, 3, 5, 11 of 16; Lite1/2: 1, 4, 7, 15 of 21)
 _LITE = ((0,), (1, 2), (3, 4), tuple(range(5, 11)), tuple(range(11, 16)))
+_LITE12 = ((0,), (1, 2, 3), (4, 5, 6), tuple(range(7, 15)), tuple(range(15, 21)))
+_LITE_GROUPS = {0: _LITE, 1: _LITE12, 2: _LITE12}
+
+
+def _lite_map(groups) -> BlockMap:
+    return BlockMap(
+        (
+            ("stem+stage1", ("m._conv_stem.", "m._bn0.", "m._blocks.0.")),
+            *((f"stage{n}", tuple(f"m._blocks.{i}." for i in idx)) for n, idx in zip(("2", "3", "4-5"), groups[1:4])),
+            ("stage6-7+head", tuple(f"m._blocks.{i}." for i in groups[4]) + ("m._conv_head.", "m._bn1.")),
+        ),
+        "m._bn1",
+        state_prefix="m.",
+    )
+
 
 BLOCK_MAPS: dict[str, BlockMap] = {
     "resnet18": _RESNET,
@@ -90,15 +107,7 @@ BLOCK_MAPS: dict[str, BlockMap] = {
         ),
         "features",
     ),
-    "efficientnet_lite0": BlockMap(
-        (
-            ("stem+stage1", ("m._conv_stem.", "m._bn0.", "m._blocks.0.")),
-            *((f"stage{n}", tuple(f"m._blocks.{i}." for i in idx)) for n, idx in zip(("2", "3", "4-5"), _LITE[1:4])),
-            ("stage6-7+head", tuple(f"m._blocks.{i}." for i in _LITE[4]) + ("m._conv_head.", "m._bn1.")),
-        ),
-        "m._bn1",
-        state_prefix="m.",
-    ),
+    **{f"efficientnet_lite{k}": _lite_map(groups) for k, groups in _LITE_GROUPS.items()},
     "efficientnet_b0": BlockMap(
         _seq(
             "features.",
