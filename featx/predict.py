@@ -74,9 +74,10 @@ def compute_features(
         )  # every failure is a CSV row
     except FeatxError as exc:
         raise FeatxError(f"{model.path}: {exc}") from None
-    if cfg.precision == "bf16":
-        cfg = cfg.replace(runtime="torch")
-    summary = run_extract(cfg, manifest, progress=progress)
+    engine = prov.get("engine") or {"runtime": "torch" if cfg.precision == "bf16" else "auto"}
+    if prov.get("precision", cfg.precision) != "fp32":  # the same engine at the same precision (auto: its choice)
+        cfg = cfg.replace(precision=prov.get("precision", cfg.precision), runtime=engine["runtime"])
+    summary = run_extract(cfg, manifest, progress=progress, made_like=prov)
     with FeatureStore(store) as st:
         now = st.provenance(name)
     _check_same_backbone(model, prov, now, allow_export_change)

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from featx.backbones.cpu import omp_threads
 from featx.config import Choice
 from featx.errors import ConfigError, FeatxError, RuntimeUnavailableError
 
 log = logging.getLogger(__name__)
 
 PROVIDERS = Choice("provider", ("auto", "cpu", "cuda", "tensorrt"))
-RUNTIMES = Choice("runtime", ("auto", "onnx", "torch"))
-PRECISIONS = Choice("precision", ("fp32", "fp16", "bf16"))
-ORT_PRECISIONS = ("fp32", "fp16")  # fp16: TensorRT's own engine
+RUNTIMES = Choice("runtime", ("auto", "onnx", "torch", "openvino"))
+PRECISIONS = Choice("precision", ("fp32", "fp16", "bf16", "int8", "auto"))
+ORT_PRECISIONS = ("fp32", "fp16", "int8")  # fp16: TensorRT's own engine; int8: the QDQ model on the CPU
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16")  # autocast; fp16 on a GPU only
 _EP = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
@@ -54,6 +54,10 @@ def provider_candidates(provider: str, precision: str = "fp32") -> list[str]:
 
     PROVIDERS.check(provider)
     PRECISIONS.check(precision)
+    if precision == "int8":  # a statically quantized (QDQ) model: ONNX Runtime's CPU kernels
+        if provider not in ("auto", "cpu"):
+            raise RuntimeUnavailableError(f"--precision int8 runs on the CPU; --provider {provider} does not.")
+        return ["cpu"]
     if precision not in ORT_PRECISIONS:
         raise RuntimeUnavailableError(
             f"precision {precision} runs on the torch runtime only (ONNX Runtime: {', '.join(ORT_PRECISIONS)})."
@@ -126,7 +130,7 @@ class OrtRuntime:
         # Measured on 2 cores, batch 32 (img/s, basic / extended / all): resnet18 15.9 / 15.8 / 20.6,
         # googlenet 20.0 / 20.2 / 23.6; "all" adds the NCHWc layout transform.
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = threads or _omp_threads()
+        threads = threads or omp_threads()
         if threads:
             opts.intra_op_num_threads = int(threads)
         if any(c != "cpu" for c in candidates) and hasattr(ort, "preload_dlls"):
@@ -251,24 +255,40 @@ class TorchRuntime:
         return self.run_tensor(x).cpu().numpy()
 
 
-def _omp_threads() -> int | None:
-    """``OMP_NUM_THREADS`` when set (torch honours it too): the thread budget of shared machines and of
-    parallel test workers; None lets ONNX Runtime use every core."""
-    try:
-        return int(os.environ.get("OMP_NUM_THREADS", "")) or None
-    except ValueError:
-        return None
-
-
 def choose_runtime(runtime: str, provider: str, precision: str) -> str:
-    """``auto``/``onnx``/``torch`` -> ``onnx`` or ``torch``, refusing combinations that cannot run here.
+    """``auto``/``onnx``/``torch``/``openvino`` -> the runtime kind, refusing combinations that cannot run here.
 
-    ``auto`` is ONNX Runtime, except on a GPU machine whose ONNX Runtime has no GPU provider: there
-    torch runs on the GPU instead.
+    ``auto`` is ONNX Runtime, except: on a GPU machine whose ONNX Runtime has no GPU provider, torch
+    runs on the GPU; bf16 and int8 on a CPU run on OpenVINO when it is installed. ``--precision auto``
+    returns ``auto``: the fastest (runtime, precision) that passes the fidelity gate is measured later.
     """
+    from featx.backbones.openvino_runtime import OPENVINO_PRECISIONS, openvino_available
+
     RUNTIMES.check(runtime)
+    PRECISIONS.check(precision)
+    if precision == "auto":
+        if runtime == "torch" or provider not in ("auto", "cpu") or gpu_present():
+            raise ConfigError(
+                "--precision auto chooses among ONNX Runtime and OpenVINO precisions on a CPU; on a GPU or with "
+                "--runtime torch give the precision.",
+                "precision",
+            )
+        return "auto"
     if runtime == "torch":
+        if precision == "int8":
+            raise ConfigError("int8 runs on ONNX Runtime or OpenVINO (a calibrated QDQ model), not torch.", "precision")
         return "torch"
+    if runtime == "openvino":
+        if not openvino_available():
+            raise RuntimeUnavailableError("--runtime openvino needs OpenVINO: pip install openvino.")
+        if precision not in OPENVINO_PRECISIONS or provider not in ("auto", "cpu"):
+            raise ConfigError(
+                f"OpenVINO runs {', '.join(OPENVINO_PRECISIONS)} on the CPU (got --precision {precision}, --provider "
+                f"{provider}).",
+                "runtime",
+            )
+        return "openvino"
+    on_gpu = False
     if runtime == "auto" and provider == "auto" and gpu_present():
         try:
             on_gpu = provider_candidates("auto", "fp32")[0] != "cpu"
@@ -280,7 +300,9 @@ def choose_runtime(runtime: str, provider: str, precision: str) -> str:
                 "(pip install onnxruntime-gpu to use ONNX Runtime there)"
             )
             return "torch"
+    if runtime == "auto" and precision in ("bf16", "int8") and not on_gpu and openvino_available():
+        return "openvino"
     if precision == "bf16":
-        raise ConfigError("bf16 runs on the torch runtime only; choose runtime torch.", "precision")
+        raise ConfigError("bf16 runs on OpenVINO (pip install openvino) or torch; choose one of them.", "precision")
     provider_candidates(provider, precision)
     return "onnx"

@@ -39,6 +39,7 @@ def extract(
     runtime: str = opt(E, "runtime"),
     precision: str = opt(E, "precision"),
     min_fidelity: float = opt(E, "min_fidelity"),
+    calibration: int = opt(E, "calibration", min=8),
     compile: bool = opt(E, "compile", "--compile"),
     models_dir: Path = opt(E, "models_dir"),
     overwrite: bool = opt(E, "overwrite"),

@@ -55,11 +55,20 @@ class ExtractConfig(Config):
     )
     runtime: str = setting(
         "auto",
-        "auto (ONNX Runtime; torch on a GPU whose ONNX Runtime lacks GPU providers), onnx or torch.",
+        "auto (ONNX Runtime; OpenVINO for bf16/int8 on a CPU; torch on a GPU whose ONNX Runtime lacks GPU "
+        "providers), onnx, openvino or torch.",
         choice=RUNTIMES,
     )
     precision: str = setting(
-        "fp32", "fp32, fp16 (TensorRT, or torch on a GPU) or bf16 (torch).", choice=PRECISIONS, identity=True
+        "fp32",
+        "fp32; fp16 (TensorRT, or torch on a GPU); bf16 (OpenVINO on CPUs with native bf16, or torch); int8 "
+        "(calibrated on the manifest's images; OpenVINO or ONNX Runtime); auto: the fastest that passes the "
+        "fidelity gate on this machine.",
+        choice=PRECISIONS,
+        identity=True,
+    )
+    calibration: int = setting(
+        128, "int8: images of the manifest its quantization is calibrated on (spread evenly).", minimum=8
     )
     min_fidelity: float = setting(
         DEFAULT_MIN_FIDELITY,
@@ -127,12 +136,16 @@ class ExtractConfig(Config):
     lookahead: int = setting(DEFAULT_LOOKAHEAD, "Batches decoded ahead of the model (bounds memory).", minimum=1)
 
     def validate(self) -> None:
-        if self.ray is not None and self.runtime == "torch":
+        if self.ray is not None and (self.runtime in ("torch", "openvino") or self.precision in ("int8", "auto")):
             raise ConfigError(
-                "runs the backbone on ONNX Runtime in Ray actors; use runtime onnx (or auto) with it.", "ray"
+                "runs the backbone on ONNX Runtime in Ray actors, at fp32 or fp16; use runtime onnx (or auto) and "
+                "one of those precisions with it.",
+                "ray",
             )
         if self.precision == "bf16" and self.runtime == "onnx":
-            raise ConfigError("bf16 runs on the torch runtime only; choose runtime torch.", "precision")
+            raise ConfigError("bf16 runs on OpenVINO or torch; choose runtime openvino or torch.", "precision")
+        if self.precision == "int8" and self.runtime == "torch":
+            raise ConfigError("int8 runs on ONNX Runtime or OpenVINO; choose runtime onnx or openvino.", "precision")
 
     @classmethod
     def from_provenance(cls, prov: dict, **overrides) -> ExtractConfig:

@@ -11,23 +11,33 @@ from featx.dataset.manifest import Manifest
 from featx.errors import FeatxError
 
 
-def calibration_batch(manifest: Manifest, loader, n: int = CALIBRATION_IMAGES) -> tuple[np.ndarray, list[str]]:
-    """Up to ``n`` preprocessed images spread evenly over the manifest (unreadable ones are skipped)."""
-    rows = np.unique(np.linspace(0, len(manifest) - 1, min(n, len(manifest))).round().astype(int))
-    xs, ids = [], []
+def calibration_batch(
+    manifest: Manifest, loader, n: int = CALIBRATION_IMAGES, offset: float = 0.0, ids=None
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """``(batch, sample ids, file sha256s)``: up to ``n`` preprocessed images spread evenly over the manifest
+    (``offset`` of a step along, so two samples of one manifest differ), unreadable ones skipped; or the
+    rows ``ids`` (those still in the manifest) when given."""
+    if ids:
+        where = {s.sample_id: i for i, s in enumerate(manifest)}
+        rows = np.array([where[i] for i in ids if i in where], dtype=int)
+    else:
+        k = min(n, len(manifest))
+        step = len(manifest) / k
+        rows = np.unique(np.minimum(len(manifest) - 1, (np.arange(k) * step + offset * step).astype(int)))
+    xs, names, shas = [], [], []
     for i in rows:
         sample = manifest[int(i)]
         try:
-            xs.append(loader(sample)[0])
-        except Exception:  # noqa: BLE001 - the extraction names it; the gate needs readable images only
+            x, sha, _ = loader(sample)
+        except Exception:  # noqa: BLE001 - the extraction names it; calibration needs readable images only
             continue
-        ids.append(sample.sample_id)
+        xs.append(x), names.append(sample.sample_id), shas.append(sha)
     if not xs:
         raise FeatxError(
-            f"none of the {len(rows)} calibration images of the manifest could be read, so the fidelity of the "
-            "reduced precision cannot be checked; fix the images (featx extract --precision fp32 names each) first."
+            f"none of the {len(rows)} calibration images of the manifest could be read, so the reduced precision "
+            "cannot be calibrated or checked; fix the images (featx extract --precision fp32 names each) first."
         )
-    return np.stack(xs), ids
+    return np.stack(xs), names, shas
 
 
 def fp32_reference(backbone, runner) -> tuple:
@@ -48,7 +58,7 @@ def gate(cfg, manifest: Manifest, loader, backbone, runner) -> dict:
     when the gate fails. On Ray the engines are built in the actors: the batch and its fp32 features
     travel with the actor factory, and each actor checks its own engine before its first batch.
     """
-    batch, ids = calibration_batch(manifest, loader)
+    batch, ids, _ = calibration_batch(manifest, loader)
     ref_run, ref_name = fp32_reference(backbone, runner)
     want = run_batches(ref_run, batch, cfg.batch_size)
     if cfg.ray is not None:

@@ -15,17 +15,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from featx import __version__
-from featx.backbones.export import ExportedModel, export_onnx
 from featx.backbones.resolve import ResolvedBackbone, resolve_backbone
-from featx.backbones.runtime import OrtRuntime, TorchRuntime, choose_runtime
+from featx.backbones.runtime import choose_runtime
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.variants import is_variant
 from featx.dataset.manifest import Manifest
-from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
-from featx.extract.fidelity import gate
+from featx.extract.engines import Engine, build_engine
+from featx.extract.fidelity import calibration_batch, gate
 from featx.extract.pipeline import SampleLoader, run_pipeline
-from featx.extract.ray import OrtFactory, run_on_ray
+from featx.extract.ray import run_on_ray
 from featx.extract.tta import HFLIP_PROVENANCE, with_tta
 from featx.failures import max_failures
 from featx.images.loader import SampleReader
@@ -33,6 +32,7 @@ from featx.images.loader import describe as describe_window
 from featx.images.preprocess import Preprocessor
 from featx.progress import spinner
 from featx.store.freshness import Stale
+from featx.store.store import FeatureStore
 from featx.store.writer import store_writer
 
 log = logging.getLogger(__name__)
@@ -66,17 +66,6 @@ class ExtractSummary:
         return self.n_extracted / self.loop_s if self.loop_s > 0 else 0.0
 
 
-@dataclass
-class _Runner:
-    """The model, ready to run: ``run(batch) -> features``, where it runs, and what it is."""
-
-    run: object
-    provider: str
-    runtime_version: str
-    exported: ExportedModel | None
-    device: str = "cpu"  # where the torch runtime runs
-
-
 @dataclass(frozen=True)
 class FeatureSetPlan:
     """The feature set a run writes: its name, what defines its numbers, and its provenance."""
@@ -87,7 +76,9 @@ class FeatureSetPlan:
     provenance: dict
 
 
-def run_extract(cfg: ExtractConfig, manifest: Manifest | None = None, *, progress: bool = True) -> ExtractSummary:
+def run_extract(
+    cfg: ExtractConfig, manifest: Manifest | None = None, *, progress: bool = True, made_like: dict | None = None
+) -> ExtractSummary:
     """Compute backbone features for every sample of ``manifest`` (default: ``cfg.manifest``) into ``cfg.store``.
 
     Parameters
@@ -98,6 +89,9 @@ def run_extract(cfg: ExtractConfig, manifest: Manifest | None = None, *, progres
         The samples; their ids key the store rows.
     progress : bool
         Show progress bars.
+    made_like : dict, optional
+        The provenance of a feature set whose numbers to reproduce on new images (``featx predict``):
+        its engine, and its int8 model, are used again.
 
     Returns
     -------
@@ -111,12 +105,19 @@ def run_extract(cfg: ExtractConfig, manifest: Manifest | None = None, *, progres
     backbone = resolve_backbone(
         cfg.backbone, cfg.weights, cfg.layer, cfg.models_dir, pool=cfg.pool, input_size=cfg.input_size
     )
-    runner = _runner(backbone, kind, cfg, progress)
+    name, spec = feature_set_name(cfg, backbone)
+    loader = _loader(cfg, spec)
+
+    def images(n, offset=0.0, ids=None):
+        return calibration_batch(manifest, loader, n, offset, ids)
+
+    runner = build_engine(backbone, kind, cfg, progress, images, _previous(cfg.store, name) or made_like)
     plan = plan_feature_set(cfg, backbone, runner)
-    fidelity = None
-    if cfg.precision != "fp32":  # a reduced-precision engine computes nothing before it passes the gate
-        with spinner(f"checking {cfg.precision} against fp32 on calibration images", enabled=progress):
-            fidelity = gate(cfg, manifest, _loader(cfg, plan.spec), backbone, runner)
+    fidelity = runner.fidelity
+    if runner.precision != "fp32" and fidelity is None:  # a reduced precision computes nothing before the gate
+        with spinner(f"checking {runner.precision} against fp32 on calibration images", enabled=progress):
+            fidelity = gate(cfg, manifest, loader, backbone, runner)
+    if fidelity is not None:
         plan.provenance["fidelity"] = fidelity
     summary = _extract_rows(manifest, cfg, plan, runner, limit, progress)
     summary.fidelity = fidelity
@@ -124,37 +125,23 @@ def run_extract(cfg: ExtractConfig, manifest: Manifest | None = None, *, progres
     return summary
 
 
-def _runner(backbone: ResolvedBackbone, kind: str, cfg: ExtractConfig, progress: bool) -> _Runner:
-    """ONNX Runtime on the (cached) export, a Ray actor factory, or torch."""
-    if kind == "torch":
-        import torch
-
-        if not backbone.trainable:
-            raise ConfigError(f"{cfg.backbone}: a user ONNX model runs on runtime onnx only.", "runtime")
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        rt = TorchRuntime(backbone.model, device=device, precision=cfg.precision, compile=cfg.compile)
-        if device == "cuda":
-            with spinner(f"warming up {rt.provider}", enabled=progress):
-                rt.warm_up(cfg.batch_size, backbone.spec.input_shape)
-        return _Runner(rt.run, rt.provider, f"torch {torch.__version__}", None, device)
-    import onnxruntime
-
-    exported = backbone.exported
-    if exported is None:
-        with spinner(f"ONNX export of {backbone.spec.name} (reused when cached)", enabled=progress):
-            exported = export_onnx(backbone.spec, backbone.model, cfg.models_dir)
-        backbone.model = None  # the session holds the model from here on
-    cache_dir = Path(cfg.models_dir) / "tensorrt_cache"
-    version = f"onnxruntime {onnxruntime.__version__}"
-    if cfg.ray is not None:  # the actors build their own sessions; nothing runs here
-        factory = OrtFactory(exported.onnx_path.read_bytes(), cfg.provider, cfg.precision, str(cache_dir))
-        return _Runner(factory, factory.provider, version, exported)
-    rt = OrtRuntime(exported.onnx_path, provider=cfg.provider, precision=cfg.precision, cache_dir=cache_dir)
-    return _Runner(rt.run, rt.provider, version, exported)
+def _previous(store, name: str) -> dict | None:
+    """The provenance of feature set ``name`` when ``store`` holds it already (the engine it was made with)."""
+    if store is None or not Path(store).is_file():
+        return None
+    try:
+        with FeatureStore(store) as st:
+            return st.provenance(name) if name in st.feature_names() else None
+    except Exception:  # noqa: BLE001 - a damaged store is named by the writer, with what to do
+        return None
 
 
-def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Runner) -> FeatureSetPlan:
-    """The feature set's name, effective spec (preprocessing overrides applied), identity and provenance."""
+def feature_set_name(cfg: ExtractConfig, backbone: ResolvedBackbone) -> tuple[str, BackboneSpec]:
+    """The feature set's name and its effective spec (preprocessing overrides applied)."""
+    return _name_and_spec(cfg, backbone)[:2]
+
+
+def _name_and_spec(cfg: ExtractConfig, backbone: ResolvedBackbone):
     spec = backbone.spec
     interpolation, interpolation_from = cfg.effective("interpolation", spec.interpolation)
     if cfg.interpolation is not None or cfg.resize_to_input:  # preprocessing only: the network is unchanged
@@ -170,6 +157,12 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
     name = cfg.name or (spec.arch + layer_suffix if plain else spec.name)
     if refit and not cfg.name:
         name += f"~{cfg.fit}"  # the same network on other pixels: another feature set
+    return name, spec, interpolation, interpolation_from
+
+
+def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: Engine) -> FeatureSetPlan:
+    """The feature set's name, effective spec (preprocessing overrides applied), identity and provenance."""
+    name, spec, interpolation, interpolation_from = _name_and_spec(cfg, backbone)
     exported = runner.exported
     provenance = {
         "kind": "cnn",
@@ -180,7 +173,10 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
         "exporter": exported.sidecar["exporter"] if exported else None,
         "runtime": runner.runtime_version,
         "provider": runner.provider,
-        "precision": cfg.precision,
+        "precision": runner.precision,
+        "engine": {"runtime": runner.kind, "precision": runner.precision},
+        **({"precision_requested": cfg.precision} if cfg.precision != runner.precision else {}),
+        **runner.details,
         "preprocessing": _describe_preprocessing(spec),
         "intensity": describe_window(cfg.window),
         # the whole config, and where each setting in force came from ('featx predict' rebuilds it)
@@ -199,7 +195,7 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: _Ru
             spec.to_json()
             + "|window="
             + cfg.window
-            + ("" if cfg.precision == "fp32" else f"|precision={cfg.precision}")
+            + ("" if runner.precision == "fp32" else f"|precision={runner.precision}{runner.identity_extra}")
         ).encode()
     ).hexdigest()
     if cfg.tta != "none":
@@ -224,7 +220,7 @@ def _loader(cfg: ExtractConfig, spec: BackboneSpec) -> SampleLoader:
 
 
 def _extract_rows(
-    manifest: Manifest, cfg: ExtractConfig, plan: FeatureSetPlan, runner: _Runner, limit: int, progress: bool
+    manifest: Manifest, cfg: ExtractConfig, plan: FeatureSetPlan, runner: Engine, limit: int, progress: bool
 ) -> ExtractSummary:
     """Register the samples and the feature set, then compute the rows still to do through the journal."""
     spec = plan.spec
