@@ -13,9 +13,15 @@ in 32 columns, seeded). Per round, interleaved, each in the same warmed process:
               ``--out``) results.json, folds.json, the out-of-fold CSV, the plots and the HTML page;
 * ``featx_noboot`` : the same with ``bootstrap=0`` (DeLong CIs only), to show where the time goes.
 
-Ratios are of medians over ``--repeats`` rounds.
+Ratios are of medians over ``--repeats`` rounds. featx runs with ``jobs=1`` here, like the bare
+script: this measures its overhead, not its parallelism.
+
+``--jobs-scaling`` measures that instead: ``featx bench`` of all 8 heads on one feature set
+(``--n`` x ``--dim``, 10-fold CV), ``jobs=1`` against ``jobs=`` every usable core, interleaved, and
+checks that every cell's numbers are identical.
 
     python benchmarks/fit_overhead.py                  # 10 folds, 3 rounds
+    python benchmarks/fit_overhead.py --jobs-scaling --n 2000 --dim 256 --out-name bench_jobs
 """
 
 from __future__ import annotations
@@ -67,7 +73,10 @@ def main() -> None:
     ap.add_argument("--cv", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out-name", default="fit_overhead")
+    ap.add_argument("--jobs-scaling", action="store_true", help="bench of 8 heads: --jobs 1 vs every core")
     args = ap.parse_args()
+    if args.jobs_scaling:
+        return jobs_scaling(args)
 
     from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
@@ -80,7 +89,7 @@ def main() -> None:
         make_store(store, args.n, args.dim)
         with FeatureStore(store) as st:
             fs = st.load("emb")
-        first = run_fit(store, "emb", cv=args.cv, bootstrap=0)  # warm-up; gives the folds
+        first = run_fit(store, "emb", cv=args.cv, bootstrap=0, jobs=1)  # warm-up; gives the folds
         fold_of = np.array([first.folds["fold_of"][i][0] for i in fs.ids])
         splits = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(args.cv)]
         y = (fs.labels == "b").astype(int)
@@ -94,7 +103,7 @@ def main() -> None:
         assert all(np.array_equal(a, b) for (_, a), b in zip(splits, got)), "featx's folds differ from the splitter's"
 
         def featx(n_boot, out):
-            return run_fit(store, "emb", cv=args.cv, bootstrap=n_boot, out=out).cv.per_fold["auc"].mean
+            return run_fit(store, "emb", cv=args.cv, bootstrap=n_boot, out=out, jobs=1).cv.per_fold["auc"].mean
 
         runs = {
             "bare": lambda: bare(),
@@ -134,6 +143,44 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps({"median_s": med, "ratio_vs_bare": ratios, "mean_fold_auc": scores}, indent=1))
     print(f"featx fit / bare cross_validate: {ratios['featx']:.2f}x (goal <= 1.2x); wrote {out}")
+
+
+def jobs_scaling(args) -> None:
+    from featx.api import bench
+    from featx.evaluate.parallel import usable_cores
+
+    cores = usable_cores()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "f.h5"
+        make_store(store, args.n, args.dim)
+        times, cells = {1: [], cores: []}, {}
+        for r in range(args.repeats):
+            for jobs in times:
+                t0 = time.perf_counter()
+                res = bench(store, "emb", cv=args.cv, bootstrap=200, jobs=jobs)
+                times[jobs].append(time.perf_counter() - t0)
+                cells[jobs] = [(c.head, c.cv.pooled.auc, c.fold_auc) for c in res.cells]
+            print(f"round {r + 1}: " + ", ".join(f"jobs {j} {v[-1]:.1f}s" for j, v in times.items()), flush=True)
+    identical = cells[1] == cells[cores]
+    med = {j: statistics.median(v) for j, v in times.items()}
+    result = {
+        "benchmark": "bench_jobs",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_info(),
+        "usable_cores": cores,
+        "data": {"n": args.n, "dim": args.dim, "cv": args.cv, "heads": 8, "bootstrap": 200},
+        "seconds": {str(j): v for j, v in times.items()},
+        "median_s": {str(j): v for j, v in med.items()},
+        "speedup": med[1] / med[cores],
+        "identical_numbers": identical,
+        "goal": ">= 1.7x on 2 cores, identical numbers",
+        "cells": [{"head": h, "cv_auc": a} for h, a, _ in cells[1]],
+        "command": f"python benchmarks/fit_overhead.py --jobs-scaling --n {args.n} --dim {args.dim} --repeats "
+        f"{args.repeats} --out-name {args.out_name}",
+    }
+    out = HERE / "results" / f"{args.out_name}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"bench of 8 heads, jobs {cores} vs 1: {result['speedup']:.2f}x, identical numbers: {identical}; wrote {out}")
 
 
 if __name__ == "__main__":

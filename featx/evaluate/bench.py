@@ -7,8 +7,8 @@ are scored on the same images and the same folds. The comparisons are in
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,12 +20,13 @@ from featx.errors import FitError, short_list
 from featx.evaluate.checkpoint import finished, partial_dir
 from featx.evaluate.comparisons import Scored, compare, pairs_to_compare
 from featx.evaluate.config import BenchConfig
-from featx.evaluate.cv import cross_validate, encode_labels, fit_one, proba_of
+from featx.evaluate.cv import CVPlan, encode_labels, proba_of, timed_fit
 from featx.evaluate.finetuned import finetuned_cell, read_finetuned
 from featx.evaluate.fit import protocol_of
 from featx.evaluate.folds import Folds
 from featx.evaluate.heads import build_head, check_pca
 from featx.evaluate.outputs import versions, write_bench_outputs
+from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
 from featx.progress import progress_bar
@@ -120,9 +121,12 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
 
 
 def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y, groups, progress: bool) -> list:
-    """Every feature set x head: cross-validated on ``folds``, refit for the test split, scored alike."""
+    """Every feature set x head: cross-validated on ``folds``, refit for the test split, scored alike.
+
+    Every fold fit and refit of every cell is one task of one parallel run (``--jobs``), so the cores stay busy
+    to the end; the results are assembled per cell in order, identical to one fit at a time."""
     total = len(pairs) * len(heads) * folds.repeats * folds.k
-    out = []
+    cells, tasks = [], []
     with progress_bar(
         f"bench {len(pairs)} feature set(s) x {len(heads)} head(s), {folds.describe()}", total=total, enabled=progress
     ) as bar:
@@ -130,47 +134,50 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
             for h in heads:
                 est, grid = build_head(h, cfg.seed, cfg.pca)
                 grid = grid if cfg.tune else None
-                t0 = time.perf_counter()
-                res = cross_validate(
-                    est, dev.X, dev.labels, folds, bar.update, classes, grid, groups, cfg.inner_k, partial_dir(cfg.out)
+                plan = CVPlan(
+                    est, dev.X, dev.labels, folds, classes, grid, groups, cfg.inner_k, partial_dir(cfg.out), bar.update
                 )
-                cv = evaluate(
-                    y,
-                    res.proba,
-                    folds.fold_of,
-                    classes,
-                    groups,
-                    cfg.positive,
-                    cfg.bootstrap,
-                    cfg.seed,
-                    scope=folds.scope,
-                )
-                test_metrics = None
+                cell = {"dev": dev, "test": test, "head": h, "plan": plan, "refit": None}
+                tasks += plan.tasks()
                 if len(test):
-                    model = fit_one(est, dev.X, y, groups, grid, cfg.seed, cfg.inner_k)[0]
-                    test_metrics = metrics_with_ci(
-                        encode_labels(test.labels, classes)[1],
-                        proba_of(model, test.X, len(classes)),
-                        classes,
-                        test.subjects if folds.grouped else None,
-                        cfg.positive,
-                        cfg.bootstrap,
-                        cfg.seed,
-                    )
-                fold_auc = fold_scores(y, res.proba, folds.fold_of, classes, cfg.positive)
-                cell = CellResult(
-                    feature_set=dev.name,
-                    head=h,
-                    kind=dev.provenance.get("kind", "?"),
-                    n_features=int(dev.X.shape[1]),
-                    seconds=time.perf_counter() - t0,
-                    cv=cv,
-                    fold_auc=tuple(fold_auc.tolist()),
-                    best_params=res.best_params,
-                    test=test_metrics,
-                )
-                out.append(Scored(cell, res.mean_proba(), fold_auc, res.proba))
-    return out
+                    args = (est, dev.X, y, groups, grid, cfg.seed, cfg.inner_k)
+                    tasks.append((timed_fit, args, functools.partial(cell.__setitem__, "refit")))
+                cells.append(cell)
+        with ray_backend(cfg.ray) as backend:
+            run_tasks(tasks, resolve_jobs(cfg.jobs), backend)
+    return [_score(cfg, c, folds, classes, y, groups) for c in cells]
+
+
+def _score(cfg: BenchConfig, c: dict, folds: Folds, classes: list, y, groups) -> Scored:
+    dev, test, res = c["dev"], c["test"], c["plan"].result(f"{c['head']} cross-validation")
+    cv = evaluate(
+        y, res.proba, folds.fold_of, classes, groups, cfg.positive, cfg.bootstrap, cfg.seed, scope=folds.scope
+    )
+    test_metrics, refit_s = None, 0.0
+    if c["refit"] is not None:
+        model, refit_s = c["refit"]
+        test_metrics = metrics_with_ci(
+            encode_labels(test.labels, classes)[1],
+            proba_of(model, test.X, len(classes)),
+            classes,
+            test.subjects if folds.grouped else None,
+            cfg.positive,
+            cfg.bootstrap,
+            cfg.seed,
+        )
+    fold_auc = fold_scores(y, res.proba, folds.fold_of, classes, cfg.positive)
+    cell = CellResult(
+        feature_set=dev.name,
+        head=c["head"],
+        kind=dev.provenance.get("kind", "?"),
+        n_features=int(dev.X.shape[1]),
+        seconds=sum(res.fold_seconds) + refit_s,
+        cv=cv,
+        fold_auc=tuple(fold_auc.tolist()),
+        best_params=res.best_params,
+        test=test_metrics,
+    )
+    return Scored(cell, res.mean_proba(), fold_auc, res.proba)
 
 
 def _auc(cell: CellResult) -> float:

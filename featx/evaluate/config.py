@@ -61,6 +61,14 @@ class HeadSettings(SplitSettings):
     tune: bool = setting(False, "Nested CV: tune each head's grid by an inner grouped CV on the training folds only.")
     pca: int | None = setting(None, "PCA components before the classifier (fit inside each training fold).", minimum=1)
     inner_k: int = setting(5, "Folds of the inner CV that tunes a head (with --tune).", minimum=2)
+    jobs: int | None = setting(
+        None,
+        "Fits at once in worker processes (default: every core this process may use; the numbers do not change).",
+        minimum=1,
+    )
+    ray: str | None = setting(
+        None, "Run the fits on a Ray cluster (auto, local or ray://head:10001) through joblib. Needs featx[ray]."
+    )
 
 
 @dataclass(frozen=True)

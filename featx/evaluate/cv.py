@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from sklearn.base import clone
 from featx.errors import FitError
 from featx.evaluate.checkpoint import FoldCache
 from featx.evaluate.folds import Folds
+from featx.evaluate.parallel import run_tasks
 
 
 @dataclass
@@ -107,6 +109,71 @@ def proba_of(model, X, n_classes: int) -> np.ndarray:
     return p
 
 
+def timed_fit(estimator, X, y, groups, grid, seed: int, inner_k: int):
+    """``(model fitted on all of X, seconds)``: a refit, as a task for a worker process."""
+    t = time.perf_counter()
+    model = fit_one(estimator, X, y, groups, grid, seed=seed, inner_k=inner_k)[0]
+    return model, time.perf_counter() - t
+
+
+def fold_fit(estimator, X, y, groups, grid, seed: int, inner_k: int, train, test, n_classes: int):
+    """One fold: fit on ``train`` (tuned by its own inner CV with ``grid``), predict ``test``.
+    Returns ``(test probabilities, seconds, chosen parameters)``; a plain function, so worker processes run it."""
+    t = time.perf_counter()
+    model, best = fit_one(
+        estimator, X[train], y[train], None if groups is None else groups[train], grid, seed=seed, inner_k=inner_k
+    )
+    return proba_of(model, X[test], n_classes), time.perf_counter() - t, best
+
+
+class CVPlan:
+    """A cross-validation split into its fold fits: the ones a stopped run already finished come from the
+    fold cache, the others are ``calls`` (arguments of :func:`fold_fit`) for whoever runs them; ``accept``
+    takes each result as it arrives (and keeps it in the cache), ``result`` assembles the CVResult."""
+
+    def __init__(self, estimator, X, labels, folds: Folds, classes, grid, groups, inner_k: int, keep, on_fold):
+        self.classes, self.y = encode_labels(labels, classes)
+        self.folds, self.grid, self.on_fold = folds, grid, on_fold
+        self.proba = np.full((folds.repeats, len(self.y), len(self.classes)), np.nan)
+        groups = None if groups is None else np.asarray(groups)
+        self.cache = FoldCache(keep, X, self.y, folds.fold_of, estimator, grid, groups, inner_k, folds.seed)
+        self.order, self.done, self.pending, self.calls = [], {}, [], []
+        for r, f, train, test in folds.split():
+            self.order.append((r, f))
+            hit = self.cache.get(r, f)
+            if hit is not None and hit[0].shape == (len(test), len(self.classes)):
+                self.proba[r, test] = hit[0]
+                self.done[(r, f)] = hit[1:]
+                self._tick()
+                continue
+            self.pending.append((r, f, test))
+            self.calls.append(
+                (estimator, X, self.y, groups, grid, folds.seed + r, inner_k, train, test, len(self.classes))
+            )
+
+    def _tick(self) -> None:
+        if self.on_fold is not None:
+            self.on_fold()
+
+    def tasks(self) -> list[tuple]:
+        """The fold fits still to do, as :func:`~featx.evaluate.parallel.run_tasks` tasks."""
+        return [(fold_fit, call, functools.partial(self.accept, i)) for i, call in enumerate(self.calls)]
+
+    def accept(self, i: int, out) -> None:
+        """The result of ``calls[i]``."""
+        r, f, test = self.pending[i]
+        self.proba[r, test] = out[0]
+        self.done[(r, f)] = out[1:]
+        self.cache.put(r, f, out[0], out[1], out[2])
+        self._tick()
+
+    def result(self, what: str) -> CVResult:
+        self.cache.report(what)
+        seconds = [self.done[k][0] for k in self.order]
+        chosen = [self.done[k][1] for k in self.order]
+        return CVResult(self.classes, self.y, self.proba, self.folds, seconds, chosen if self.grid else None)
+
+
 def cross_validate(
     estimator,
     X: np.ndarray,
@@ -118,6 +185,8 @@ def cross_validate(
     groups=None,
     inner_k: int = 5,
     keep: Path | None = None,
+    jobs: int = 1,
+    backend: str | None = None,
 ) -> CVResult:
     """Fit a clone of ``estimator`` per (repeat, fold) and collect out-of-fold probabilities.
 
@@ -125,37 +194,9 @@ def cross_validate(
     grouped by ``groups``); the outer test fold is never seen by the tuner.
     ``on_fold()``, when given, is called after each fold (progress reporting).
     ``keep``: a folder where finished folds are kept, so a rerun after a stop takes them from
-    there (:mod:`featx.evaluate.checkpoint`).
+    there (:mod:`featx.evaluate.checkpoint`). ``jobs``: folds fitted at once in worker processes
+    (:mod:`featx.evaluate.parallel`; the same numbers as one at a time).
     """
-    classes, y = encode_labels(labels, classes)
-    proba = np.full((folds.repeats, len(y), len(classes)), np.nan)
-    seconds, chosen = [], []
-    groups = None if groups is None else np.asarray(groups)
-    cache = FoldCache(keep, X, y, folds.fold_of, estimator, grid, groups, inner_k, folds.seed)
-    for r, f, train, test in folds.split():
-        done = cache.get(r, f)
-        if done is not None and done[0].shape == (len(test), len(classes)):
-            proba[r, test], s, best = done
-            seconds.append(s)
-            chosen.append(best)
-            if on_fold is not None:
-                on_fold()
-            continue
-        t = time.perf_counter()
-        model, best = fit_one(
-            estimator,
-            X[train],
-            y[train],
-            None if groups is None else groups[train],
-            grid,
-            seed=folds.seed + r,
-            inner_k=inner_k,
-        )
-        proba[r, test] = proba_of(model, X[test], len(classes))
-        seconds.append(time.perf_counter() - t)
-        chosen.append(best)
-        cache.put(r, f, proba[r, test], seconds[-1], best)
-        if on_fold is not None:
-            on_fold()
-    cache.report(f"{type(estimator).__name__} cross-validation")
-    return CVResult(classes, y, proba, folds, seconds, chosen if grid else None)
+    plan = CVPlan(estimator, X, labels, folds, classes, grid, groups, inner_k, keep, on_fold)
+    run_tasks(plan.tasks(), jobs, backend)
+    return plan.result(f"{type(estimator).__name__} cross-validation")

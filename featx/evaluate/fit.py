@@ -6,6 +6,7 @@ all non-test samples, scored once on the test samples, and that refit is what ``
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -18,11 +19,12 @@ from featx import __version__
 from featx.errors import FitError
 from featx.evaluate.checkpoint import finished, partial_dir
 from featx.evaluate.config import FitConfig
-from featx.evaluate.cv import CVResult, cross_validate, encode_labels, fit_one, proba_of
+from featx.evaluate.cv import CVPlan, CVResult, encode_labels, proba_of, timed_fit
 from featx.evaluate.folds import Folds
 from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, sequences_of
 from featx.evaluate.heads import build_head, check_pca, get_head
 from featx.evaluate.outputs import Predictions, versions, write_fit_outputs
+from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.saved_model import save_model
 from featx.evaluate.scoring import evaluate, metrics_with_ci, score_fused
 from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
@@ -97,8 +99,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     classes = split_classes(dev, test, cfg.positive)
     check_design(dev, test, folds)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
-    cvres = _cross_validate(estimator, grid, dev, folds, units, classes, cfg, progress)
-    refit = _refit(estimator, grid, dev, units, classes, folds.grouped, cfg) if len(test) or cfg.save else {}
+    cvres, refit = _fit_all(estimator, grid, dev, folds, units, classes, cfg, bool(len(test) or cfg.save), progress)
     test_proba = {q: proba_of(refit[q], test.X[m], len(classes)) for q, m in units.test.items()} if len(test) else {}
     result, fused = _result(cfg, fs, dev, test, folds, classes, cvres, units, test_proba, dropped, extra)
     result = replace(result, seconds=time.perf_counter() - t_start)
@@ -112,37 +113,37 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     return result
 
 
-def _cross_validate(
-    estimator, grid, dev: FeatureSet, folds: Folds, units: _Units, classes, cfg: FitConfig, progress: bool
-) -> dict[str, CVResult]:
+def _fit_all(
+    estimator, grid, dev: FeatureSet, folds: Folds, units: _Units, classes, cfg: FitConfig, refit: bool, progress: bool
+) -> tuple[dict[str, CVResult], dict]:
+    """Each unit's cross-validation and, with ``refit``, its head fitted on all its development rows (for the test
+    split and the saved model): every fit one task of one parallel run (``--jobs``; the same numbers)."""
     total = len(units.dev) * folds.repeats * folds.k
-    out = {}
+    plans, refits, tasks = {}, {}, []
     with progress_bar(f"{folds.describe()}: {dev.name} + {cfg.head}", total=total, enabled=progress) as bar:
         for name, sel in units.dev.items():
-            out[name] = cross_validate(
+            groups = dev.subjects[sel] if folds.grouped else None
+            plans[name] = CVPlan(
                 estimator,
                 dev.X[sel],
                 dev.labels[sel],
                 folds.subset(sel),
-                bar.update,
                 classes,
                 grid,
-                dev.subjects[sel] if folds.grouped else None,
+                groups,
                 cfg.inner_k,
-                keep=partial_dir(cfg.out),
+                partial_dir(cfg.out),
+                bar.update,
             )
-    return out
-
-
-def _refit(estimator, grid, dev: FeatureSet, units: _Units, classes, grouped: bool, cfg: FitConfig) -> dict:
-    """Each unit's head fitted on all its development rows (for the test split and the saved model)."""
-    out = {}
-    for name, sel in units.dev.items():
-        y = encode_labels(dev.labels[sel], classes)[1]
-        out[name] = fit_one(
-            estimator, dev.X[sel], y, dev.subjects[sel] if grouped else None, grid, cfg.seed, cfg.inner_k
-        )[0]
-    return out
+            tasks += plans[name].tasks()
+            if refit:
+                y = encode_labels(dev.labels[sel], classes)[1]
+                args = (estimator, dev.X[sel], y, groups, grid, cfg.seed, cfg.inner_k)
+                tasks.append((timed_fit, args, functools.partial(refits.__setitem__, name)))
+        with ray_backend(cfg.ray) as backend:
+            run_tasks(tasks, resolve_jobs(cfg.jobs), backend)
+    what = f"{type(estimator).__name__} cross-validation"
+    return {name: p.result(what) for name, p in plans.items()}, {name: m for name, (m, _) in refits.items()}
 
 
 def _result(

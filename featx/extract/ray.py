@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from featx.backbones.runtime import OrtRuntime
-from featx.errors import FeatxError
+from featx.cluster import connect_ray
 from featx.extract.pipeline import ok_entry
 from featx.extract.tta import with_tta
 from featx.failures import RunStats, aborted, failure_reason
@@ -99,28 +99,7 @@ class _Backbone:
 
 
 def _init(address: str):
-    try:
-        import ray
-    except ImportError:
-        raise FeatxError(
-            "--ray needs Ray: pip install 'featx[ray]' (on this machine and every cluster node)."
-        ) from None
-    if not ray.is_initialized():
-        target = None if address in ("", "local") else address
-        try:
-            ray.init(
-                address=target,
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-                ignore_reinit_error=True,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise FeatxError(
-                f"--ray {address}: cannot reach the Ray cluster ({exc}). Start it with 'ray start "
-                "--head' and pass its address, or use --ray local."
-            ) from None
-    return ray
+    return connect_ray(address)
 
 
 def run_on_ray(
