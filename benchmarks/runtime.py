@@ -7,9 +7,13 @@ torch eager fp32 measured in the same run, so machine noise cancels out.
     python benchmarks/runtime.py --device cuda --backbones resnet50 --batch 256
     python benchmarks/runtime.py --device cpu --input-size 224 --out-name runtime_cpu_vit \
         --backbones resnet50,timm:vit_small_patch14_dinov2,timm:vit_base_patch16_224
+    python benchmarks/runtime.py --device cpu --reduced --input-size 224 --out-name runtime_cpu_reduced \
+        --backbones resnet18,resnet50,efficientnet_lite0,inception_v3,densenet121,timm:vit_small_patch14_dinov2
 
 Any backbone name featx resolves works (``timm:NAME`` included; ``--input-size`` builds a ViT at
-that side). Each figure also gets its ratio to the first backbone's same runtime in the same run
+that side). ``--reduced`` adds OpenVINO f32/bf16 and int8 (ONNX Runtime and OpenVINO), each with its
+fidelity (cosine per row against ONNX Runtime fp32 on the benchmark batch) and its ratio to ONNX
+Runtime fp32. Each figure also gets its ratio to the first backbone's same runtime in the same run
 (``ratio_vs_first``), e.g. a ViT against resnet50. The CPU model and its speed flags are recorded.
 
 On CPU the torch baseline is tuned first: glibc's malloc trims and unmaps large blocks
@@ -54,7 +58,27 @@ def _time_runtime(run, batch, min_seconds: float) -> float:
             return n * len(batch) / dt
 
 
-def _runtimes(spec, model, onnx_path, device: str, compile_: bool):
+def _reduced(spec, onnx_path, models_dir) -> dict:
+    """OpenVINO f32/bf16 and int8 (ONNX Runtime and OpenVINO on featx's QDQ model, calibrated on 32 seeded
+    random-normal inputs), as featx builds them."""
+    import numpy as np
+
+    from featx.backbones.openvino_runtime import OpenVinoRuntime, cpu_capabilities
+    from featx.backbones.quantize import quantize_int8
+    from featx.backbones.runtime import OrtRuntime
+    from featx.backbones.weights import sha256_file
+
+    out = {"openvino fp32": OpenVinoRuntime(onnx_path, "fp32").run}
+    if "BF16" in cpu_capabilities():
+        out["openvino bf16"] = OpenVinoRuntime(onnx_path, "bf16").run
+    cal = np.random.default_rng(1).standard_normal((32, *spec.input_shape)).astype(np.float32)
+    q, _ = quantize_int8(onnx_path, sha256_file(onnx_path), cal, [f"random-{i}" for i in range(32)], models_dir)
+    out["onnxruntime int8"] = OrtRuntime(q, provider="cpu", precision="int8").run
+    out["openvino int8"] = OpenVinoRuntime(q, "int8").run
+    return out
+
+
+def _runtimes(spec, model, onnx_path, device: str, compile_: bool, reduced: bool = False, models_dir=None):
     """Name -> (callable, input) for every runtime to measure on this device."""
     import numpy as np
     import torch
@@ -68,6 +92,8 @@ def _runtimes(spec, model, onnx_path, device: str, compile_: bool):
         out["torch eager fp32"] = eager.run
         out["torch eager fp32 channels_last"] = TorchRuntime(model, "cpu", "fp32", channels_last=True).run
         out["onnxruntime cpu"] = OrtRuntime(onnx_path, provider="cpu").run
+        if reduced:
+            out.update(_reduced(spec, onnx_path, models_dir))
         return out, x
     eager = TorchRuntime(model, "cuda", "fp32", channels_last=False)
     on_device = lambda rt: lambda b: rt.run_tensor(b)  # noqa: E731  (pure inference: input already on GPU)
@@ -95,6 +121,7 @@ def bench_backbone(
     compile_: bool,
     models_dir: Path,
     input_size: int | None = None,
+    reduced: bool = False,
 ) -> dict:
     import torch
 
@@ -105,7 +132,7 @@ def bench_backbone(
     r = resolve_backbone(name, "random", input_size=input_size if name.startswith("timm:") else None)
     spec, model = r.spec, r.model
     exported = export_onnx(spec, model, models_dir)
-    runtimes, x1 = _runtimes(spec, model, exported.onnx_path, device, compile_)
+    runtimes, x1 = _runtimes(spec, model, exported.onnx_path, device, compile_, reduced, models_dir)
     xb = x1.repeat(batch, 1, 1, 1) if isinstance(x1, torch.Tensor) else x1.repeat(batch, axis=0)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
@@ -124,8 +151,26 @@ def bench_backbone(
         for k, run in runtimes.items():
             samples[k].append(_time_runtime(timed(run), xb, min_seconds))
     base = statistics.median(samples["torch eager fp32"])
+    fidelity = {}
+    if reduced:  # every runtime's features on the benchmark batch against ONNX Runtime fp32
+        import numpy as np
+
+        from featx.backbones.fidelity import row_cosines
+
+        ref = np.asarray(runtimes["onnxruntime cpu"](xb))
+        for k, run in runtimes.items():
+            cos = row_cosines(np.asarray(run(xb)), ref)
+            fidelity[k] = {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min())}
     rows = {
-        k: {"img_per_s": statistics.median(v), "runs": v, "ratio_vs_torch_eager": statistics.median(v) / base}
+        k: {
+            "img_per_s": statistics.median(v),
+            "runs": v,
+            "ratio_vs_torch_eager": statistics.median(v) / base,
+            "ratio_vs_onnxruntime": statistics.median(v) / statistics.median(samples["onnxruntime cpu"])
+            if "onnxruntime cpu" in samples
+            else None,
+            **({"fidelity": fidelity[k]} if k in fidelity else {}),
+        }
         for k, v in samples.items()
     }
     return {"backbone": name, "spec": spec.name, "input": list(spec.input_shape), "batch": batch, "runtimes": rows}
@@ -141,6 +186,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (CUDA)")
     ap.add_argument("--input-size", type=int, default=None, help="build timm: ViTs at this side (e.g. 224)")
     ap.add_argument("--out-name", default=None, help="results/<name>.json (default runtime_<device>)")
+    ap.add_argument(
+        "--reduced", action="store_true", help="CPU: also OpenVINO f32/bf16 and int8 (ONNX Runtime, OpenVINO)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="JSON file (overrides --out-name)")
     args = ap.parse_args()
     if args.device == "cpu":
@@ -154,11 +202,24 @@ def main() -> None:
             for batch in args.batch:
                 print(f"{name} batch {batch} ...", flush=True)
                 r = bench_backbone(
-                    name, args.device, batch, args.repeats, args.min_seconds, args.compile, Path(tmp), args.input_size
+                    name,
+                    args.device,
+                    batch,
+                    args.repeats,
+                    args.min_seconds,
+                    args.compile,
+                    Path(tmp),
+                    args.input_size,
+                    args.reduced,
                 )
                 results.append(r)
                 for k, v in r["runtimes"].items():
-                    print(f"  {k:38s} {v['img_per_s']:10.1f} img/s  x{v['ratio_vs_torch_eager']:.2f}", flush=True)
+                    fid = f"  cos mean {v['fidelity']['mean_cosine']:.5f}" if "fidelity" in v else ""
+                    ort = f"  x{v['ratio_vs_onnxruntime']:.2f} vs ORT" if v.get("ratio_vs_onnxruntime") else ""
+                    print(
+                        f"  {k:38s} {v['img_per_s']:10.1f} img/s  x{v['ratio_vs_torch_eager']:.2f}{ort}{fid}",
+                        flush=True,
+                    )
     first = {(r["batch"], k): v["img_per_s"] for r in results[:1] for k, v in r["runtimes"].items()}
     for r in results:
         for k, v in r["runtimes"].items():
