@@ -18,6 +18,10 @@ threads vs processes and the look-ahead depth.
 
     python benchmarks/extract.py                       # lite0 (real weights), 2,000 PNGs, 3 rounds
     python benchmarks/extract.py --backbone resnet50 --weights random --n 500 --out-name extract_cpu_resnet50
+    python benchmarks/extract.py --precision auto --n 1000 --out-name extract_cpu_auto   # + auto, its engine bare
+
+With ``--precision auto`` (or bf16, int8) the rounds are: bare ONNX Runtime fp32, featx fp32, the bare
+rate of the engine featx chose (run on pre-decoded tensors like ``bare``), and featx at that precision.
 """
 
 from __future__ import annotations
@@ -104,6 +108,14 @@ def child_bare(a) -> dict:
     x = np.stack([pre(read(s)) for s in samples[: a.batch_size * 4]])  # cycled: memory stays small
     decode_ms = (time.perf_counter() - t0) * 1000 / len(x)  # one thread: what each image costs before the model
     ort = OrtRuntime(exported.onnx_path, provider="cpu")
+    if getattr(a, "engine", None):  # the engine --precision auto chose: (runtime, precision, model file)
+        runtime, precision, path = a.engine
+        if runtime == "openvino":
+            from featx.backbones.openvino_runtime import OpenVinoRuntime
+
+            ort = OpenVinoRuntime(path, precision)
+        else:
+            ort = OrtRuntime(path, provider="cpu", precision=precision)
     ort.run(x[: a.batch_size])  # warm-up, as featx's first batch is not excluded either way
     t0 = time.perf_counter()
     done = 0
@@ -132,7 +144,17 @@ def child_featx(a) -> dict:
         decode=a.decode,
         lookahead=a.lookahead,
         models_dir=a.models_dir,
+        precision=getattr(a, "precision", "fp32"),
     )
+    engine = None
+    if getattr(a, "keep", False):  # the warm-up of --precision: which engine was chosen, and its model file
+        from featx.store.store import FeatureStore
+
+        with FeatureStore(store) as st:
+            prov = st.provenance(s.feature_set)
+        e = prov["engine"]
+        model = Path(a.models_dir) / ("int8/" + prov["int8"]["model"] if "int8" in prov else prov["onnx_file"])
+        engine = [e["runtime"], e["precision"], str(model)]
     for p in store.parent.glob(store.name + "*"):
         p.unlink()
     return {
@@ -144,6 +166,8 @@ def child_featx(a) -> dict:
         "wait_s": s.wait_s,
         "failures": len(s.failures),
         "peak_rss_mb": _peak_rss_mb(),
+        "provider": s.provider,
+        "engine": engine,
     }
 
 
@@ -199,6 +223,9 @@ def main() -> None:
     p.add_argument("--data", default=str(HERE / ".data"))
     p.add_argument("--models-dir", default="models_onnx")
     p.add_argument("--out-name", default="extract_cpu")
+    p.add_argument(
+        "--precision", default="fp32", help="also featx at this precision (e.g. auto) and its chosen engine bare"
+    )
     p.add_argument("--child")
     p.add_argument("--child-args")
     a = p.parse_args()
@@ -212,11 +239,22 @@ def main() -> None:
     Path(a.tmp).mkdir(parents=True, exist_ok=True)
     manifest = make_pngs(Path(a.data) / "png512", a.n)
     spawn("bare", a, manifest)  # exports (or finds) the ONNX model once, outside the timed rounds
-    rounds = {k: [] for k in ("bare", "featx", "plain")}
+    kinds = {k: (k, {}) for k in ("bare", "featx", "plain")}
+    chosen = None
+    if a.precision != "fp32":  # featx at --precision P, and the bare rate of the engine it chose
+        chosen = spawn("featx", a, manifest, precision=a.precision, keep=True)["engine"]  # measures, calibrates
+        print(f"  --precision {a.precision} chose {chosen[0]} {chosen[1]}", flush=True)
+        kinds = {
+            "bare": ("bare", {}),
+            "featx": ("featx", {}),
+            f"bare_{a.precision}": ("bare", {"engine": chosen}),
+            f"featx_{a.precision}": ("featx", {"precision": a.precision}),
+        }
+    rounds = {k: [] for k in kinds}
     for r in range(a.repeats):
         print(f"round {r + 1}/{a.repeats}", flush=True)
-        for kind in rounds:
-            rounds[kind].append(spawn(kind, a, manifest))
+        for name, (kind, over) in kinds.items():
+            rounds[name].append(spawn(kind, a, manifest, **over))
     med = {k: statistics.median(x["img_s"] for x in v) for k, v in rounds.items()}
     out = {
         "benchmark": "extract",
@@ -233,7 +271,17 @@ def main() -> None:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "median_img_s": med,
         "featx_vs_bare": med["featx"] / med["bare"],
-        "featx_vs_plain": med["featx"] / med["plain"],
+        **({"featx_vs_plain": med["featx"] / med["plain"]} if "plain" in med else {}),
+        **(
+            {
+                "precision": a.precision,
+                "chosen_engine": chosen[:2],
+                f"featx_{a.precision}_vs_featx_fp32": med[f"featx_{a.precision}"] / med["featx"],
+                f"featx_{a.precision}_vs_its_bare_engine": med[f"featx_{a.precision}"] / med[f"bare_{a.precision}"],
+            }
+            if chosen
+            else {}
+        ),
         "featx_model_wait_share": statistics.median(x["wait_s"] / x["seconds"] for x in rounds["featx"]),
         # profile: decode+preprocess costs decode_ms of one core per image; the model costs cpus/bare
         # core-seconds per image. With both on the same cores the best possible rate is:

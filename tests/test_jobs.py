@@ -63,3 +63,15 @@ def test_bench_on_a_local_ray_equals_one_process(tmp_path):
     one = fx.bench(store, "emb", "logreg,knn", cv=3, bootstrap=20, jobs=1)
     on_ray = fx.bench(store, "emb", "logreg,knn", cv=3, bootstrap=20, ray="local")
     assert _cells(one) == _cells(on_ray)
+
+
+@pytest.mark.slow
+def test_the_numbers_do_not_depend_on_blas_threads(tmp_path):
+    """A multi-threaded BLAS sums in another order: every fit runs on one thread, whatever the caller's pool."""
+    from threadpoolctl import threadpool_limits
+
+    store = _store(tmp_path, n=600, d=128, seed=3)
+    with threadpool_limits(2):  # the caller's BLAS at 2 threads, the workers' at 1
+        one = fx.bench(store, "emb", "mlp,xgb", cv=5, bootstrap=0, jobs=1)
+    two = fx.bench(store, "emb", "mlp,xgb", cv=5, bootstrap=0, jobs=2)
+    assert _cells(one) == _cells(two)
