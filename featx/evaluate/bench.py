@@ -126,7 +126,7 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
     Every fold fit and refit of every cell is one task of one parallel run (``--jobs``), so the cores stay busy
     to the end; the results are assembled per cell in order, identical to one fit at a time."""
     total = len(pairs) * len(heads) * folds.repeats * folds.k
-    cells, tasks = [], []
+    cells, tasks, scored = [], [], {}
     with progress_bar(
         f"bench {len(pairs)} feature set(s) x {len(heads)} head(s), {folds.describe()}", total=total, enabled=progress
     ) as bar:
@@ -138,14 +138,32 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
                     est, dev.X, dev.labels, folds, classes, grid, groups, cfg.inner_k, partial_dir(cfg.out), bar.update
                 )
                 cell = {"dev": dev, "test": test, "head": h, "plan": plan, "refit": None}
-                tasks += plan.tasks()
+                own = plan.tasks()
                 if len(test):
                     args = (est, dev.X, y, groups, grid, cfg.seed, cfg.inner_k)
-                    tasks.append((timed_fit, args, functools.partial(cell.__setitem__, "refit")))
+                    own.append((timed_fit, args, functools.partial(cell.__setitem__, "refit")))
+
+                # scored as soon as its last fit is in, while the workers fit the next cells
+                score = functools.partial(_score_into, scored, len(cells), cfg, cell, folds, classes, y, groups)
+                if not own:  # every fold kept from a stopped run
+                    score()
+                else:
+                    fn, args, done = own[-1]
+                    own[-1] = (fn, args, functools.partial(_then, done, score))
+                tasks += own
                 cells.append(cell)
         with ray_backend(cfg.ray) as backend:
             run_tasks(tasks, resolve_jobs(cfg.jobs), backend)
-    return [_score(cfg, c, folds, classes, y, groups) for c in cells]
+    return [scored[i] for i in range(len(cells))]
+
+
+def _then(first, second, result) -> None:
+    first(result)
+    second()
+
+
+def _score_into(out: dict, i: int, *args) -> None:
+    out[i] = _score(*args)
 
 
 def _score(cfg: BenchConfig, c: dict, folds: Folds, classes: list, y, groups) -> Scored:
