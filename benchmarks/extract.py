@@ -310,13 +310,17 @@ def main() -> None:
     out["versions"] = {"onnxruntime": onnxruntime.__version__, "torch": torch.__version__}
     dest = HERE / "results" / f"{a.out_name}.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"\nmedian img/s: {', '.join(f'{k} {v:.1f}' for k, v in med.items())}")
     print(
-        f"\nmedian img/s: bare ONNX Runtime {med['bare']:.1f}, featx end-to-end {med['featx']:.1f}, "
-        f"plain torch script {med['plain']:.1f}"
-    )
-    print(
-        f"featx / bare = {out['featx_vs_bare']:.2f}x (goal >= 0.9x); featx / plain = {out['featx_vs_plain']:.2f}x "
-        f"(goal >= 1.8x)"
+        f"featx / bare = {out['featx_vs_bare']:.2f}x"
+        + (f"; featx / plain = {out['featx_vs_plain']:.2f}x" if "plain" in med else "")
+        + (
+            f"; featx {a.precision} ({chosen[0]} {chosen[1]}) / featx fp32 = "
+            f"{out[f'featx_{a.precision}_vs_featx_fp32']:.2f}x, / its bare engine = "
+            f"{out[f'featx_{a.precision}_vs_its_bare_engine']:.2f}x"
+            if chosen
+            else ""
+        )
     )
     print(
         f"profile: decode+preprocess {out['decode_ms_per_image']:.1f} ms of one core per image; sharing {cpus} "
