@@ -59,9 +59,15 @@ def test_usable_cores_honour_omp_num_threads(monkeypatch):
 
 @pytest.mark.slow
 def test_bench_on_a_local_ray_equals_one_process(tmp_path):
+    import ray
+
     store = _store(tmp_path)
     one = fx.bench(store, "emb", "logreg,knn", cv=3, bootstrap=20, jobs=1)
-    on_ray = fx.bench(store, "emb", "logreg,knn", cv=3, bootstrap=20, ray="local")
+    try:
+        on_ray = fx.bench(store, "emb", "logreg,knn", cv=3, bootstrap=20, ray="local")  # featx starts Ray here
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()  # other tests in this worker start their own
     assert _cells(one) == _cells(on_ray)
 
 

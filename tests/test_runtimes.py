@@ -42,8 +42,11 @@ def test_provider_order_and_refusals(monkeypatch):
     assert provider_candidates("auto") == ["cpu"]
     with pytest.raises(RuntimeUnavailableError, match="--provider tensorrt: no NVIDIA GPU"):
         provider_candidates("tensorrt")
-    with pytest.raises(ConfigError, match="precision: unknown value 'int8'. Choose one of: fp32, fp16, bf16"):
-        provider_candidates("cpu", "int8")
+    with pytest.raises(ConfigError, match="precision: unknown value 'int4'. Did you mean 'int8'"):
+        provider_candidates("cpu", "int4")
+    assert provider_candidates("auto", "int8") == ["cpu"]  # the QDQ model runs on the CPU kernels
+    with pytest.raises(RuntimeUnavailableError, match="int8 runs on the CPU"):
+        provider_candidates("cuda", "int8")
 
 
 def test_listed_gpu_provider_that_cannot_start_falls_back(monkeypatch, resnet18_random, caplog):
