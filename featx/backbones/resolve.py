@@ -65,6 +65,19 @@ class ResolvedBackbone:
         return self.model is not None
 
 
+#: the sources whose network is used whole: (is it one, its loader, its name, why --layers does not apply)
+_USED_WHOLE = (
+    (is_hf_ref, load_hf, "hf", "--layers is not supported for hf: sources; drop it"),
+    (
+        is_open_clip_ref,
+        load_open_clip,
+        "open_clip",
+        "an OpenCLIP tower is used whole (its image embedding); drop --layers",
+    ),
+    (is_xrv_ref, load_xrv, "xrv", "TorchXRayVision's features are its pooled last map; drop --layers"),
+)
+
+
 def resolve_backbone(
     name: str,
     weights: str = "imagenet",
@@ -90,21 +103,12 @@ def resolve_backbone(
         _own_weights(name, weights, layer, "a fine-tuned backbone")
         spec, model, record = load_finetuned(name, models_dir)
         return ResolvedBackbone(spec, model, None, "finetuned", record)
-    if is_hf_ref(name):
-        if layer is not None:
-            raise ConfigError(f"{name}: --layers is not supported for hf: sources; drop it.", "layer")
-        spec, model = load_hf(name, weights, pool, input_size)
-        return ResolvedBackbone(spec, model, None, "hf")
-    if is_open_clip_ref(name):
-        if layer is not None:
-            raise ConfigError(f"{name}: an OpenCLIP tower is used whole (its image embedding); drop --layers.", "layer")
-        spec, model = load_open_clip(name, weights, pool, input_size)
-        return ResolvedBackbone(spec, model, None, "open_clip")
-    if is_xrv_ref(name):
-        if layer is not None:
-            raise ConfigError(f"{name}: TorchXRayVision's features are its pooled last map; drop --layers.", "layer")
-        spec, model = load_xrv(name, weights, pool, input_size)
-        return ResolvedBackbone(spec, model, None, "xrv")
+    for is_ref, load, source, whole in _USED_WHOLE:
+        if is_ref(name):
+            if layer is not None:
+                raise ConfigError(f"{name}: {whole}.", "layer")
+            spec, model = load(name, weights, pool, input_size)
+            return ResolvedBackbone(spec, model, None, source)
     if is_timm_ref(name):
         spec, model = load_timm(name, weights, pool, input_size, layer)
         return ResolvedBackbone(spec, model, None, "timm")

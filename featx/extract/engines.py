@@ -15,6 +15,7 @@ feature set calibrates on the images recorded in its provenance, so the same mod
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -25,12 +26,13 @@ from pathlib import Path
 
 from featx.backbones.cpu import cpu_signature, omp_threads
 from featx.backbones.export import ExportedModel, export_onnx
-from featx.backbones.fidelity import CALIBRATION_IMAGES, compare, run_batches
+from featx.backbones.fidelity import CALIBRATION_IMAGES, run_batches
 from featx.backbones.openvino_runtime import OpenVinoRuntime, cpu_capabilities, openvino_available
 from featx.backbones.quantize import METHOD, int8_path, quantize_int8
 from featx.backbones.runtime import OrtRuntime, TorchRuntime
 from featx.backbones.weights import sha256_file
 from featx.errors import ConfigError, FeatxError
+from featx.extract.fidelity import fidelity_of, fp32_reference
 from featx.extract.ray import OrtFactory
 from featx.progress import spinner
 
@@ -118,7 +120,7 @@ def _int8(exported, cfg, progress: bool, images: Images, previous) -> tuple[Path
     if kept.is_file() and sha256_file(kept) == made.get("sha256"):  # the very model the feature set was made with
         return kept, {"int8": made}, f"|int8={kept.stem.rsplit('-', 1)[-1]}"
     recorded = made.get("calibration_ids")
-    batch, ids, shas = images(cfg.calibration, 0.5, recorded)
+    batch, ids, shas = images(cfg.calibration, 0.5, tuple(recorded) if recorded else None)
     if made and ids != list(recorded or []):
         raise FeatxError(
             f"this feature set's int8 model ({made.get('model')}) is not in {kept.parent}, and its calibration "
@@ -167,23 +169,17 @@ def _auto(exported, cfg, progress: bool, images: Images, previous) -> Engine:
         candidates, source = [tuple(json.loads(cache.read_text())["chosen"])], f"measured before ({cache.name})"
     else:
         candidates, source = _candidates(), "measured now"
+    images = functools.lru_cache(maxsize=None)(images)  # the int8 candidates share one calibration decode
     batch, ids, _ = images(CALIBRATION_IMAGES, 0.0, None)
-    reference = OrtRuntime(exported.onnx_path, provider="cpu")
-    want = run_batches(reference.run, batch, cfg.batch_size)
+    reference, ref_name = fp32_reference(None, exported)
+    want = run_batches(reference, batch, cfg.batch_size)
     rows, best = [], None
     for kind, precision in candidates:
         row = {"runtime": kind, "precision": precision}
         with spinner(f"--precision auto: timing {kind} {precision} on {len(ids)} images", enabled=progress):
             try:
                 engine = _engine(exported, kind, precision, cfg, False, images, previous)
-                fid = compare(
-                    run_batches(engine.run, batch, cfg.batch_size),
-                    want,
-                    ids,
-                    engine=engine.provider,
-                    reference="fp32 (ONNX Runtime CPUExecutionProvider)",
-                    min_fidelity=cfg.min_fidelity,
-                )
+                fid = fidelity_of(engine.run, engine.provider, batch, want, ids, ref_name, cfg)
                 t0 = time.perf_counter()
                 for _ in range(2):
                     run_batches(engine.run, batch, cfg.batch_size)

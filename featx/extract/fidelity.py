@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featx.backbones.fidelity import CALIBRATION_IMAGES, Calibration, compare, run_batches
+from featx.backbones.fidelity import CALIBRATION_IMAGES, Calibration, Fidelity, compare, run_batches
 from featx.backbones.runtime import OrtRuntime, TorchRuntime, provider_candidates
 from featx.dataset.manifest import Manifest
 from featx.errors import FeatxError
@@ -40,15 +40,22 @@ def calibration_batch(
     return np.stack(xs), names, shas
 
 
-def fp32_reference(backbone, runner) -> tuple:
-    """``(run, name)``: fp32 of the same model where the engine runs (torch), or ONNX Runtime fp32 on the export
-    (CUDA when it starts, else CPU: never a TensorRT fp32 engine build just for the check)."""
-    if runner.exported is None:
-        rt = TorchRuntime(backbone.model, device=runner.device, precision="fp32")
+def fp32_reference(model, exported, device: str = "cpu") -> tuple:
+    """``(run, name)``: fp32 of the same model where the engine runs (torch ``model`` on ``device``, when there is
+    no ``exported`` file), or ONNX Runtime fp32 on the export (CUDA when it starts, else CPU: never a TensorRT
+    fp32 engine build just for the check)."""
+    if exported is None:
+        rt = TorchRuntime(model, device=device, precision="fp32")
         return rt.run, f"fp32 ({rt.provider})"
     provider = "cuda" if "cuda" in provider_candidates("auto", "fp32") else "cpu"
-    rt = OrtRuntime(runner.exported.onnx_path, provider=provider)
+    rt = OrtRuntime(exported.onnx_path, provider=provider)
     return rt.run, f"fp32 (ONNX Runtime {rt.provider})"
+
+
+def fidelity_of(run, engine: str, batch: np.ndarray, want: np.ndarray, ids, reference: str, cfg) -> Fidelity:
+    """The engine ``run``'s features of ``batch`` against the fp32 ones ``want``, under ``cfg``'s gate."""
+    got = run_batches(run, batch, cfg.batch_size)
+    return compare(got, want, ids, engine=engine, reference=reference, min_fidelity=cfg.min_fidelity)
 
 
 def gate(cfg, manifest: Manifest, loader, backbone, runner) -> dict:
@@ -59,7 +66,7 @@ def gate(cfg, manifest: Manifest, loader, backbone, runner) -> dict:
     travel with the actor factory, and each actor checks its own engine before its first batch.
     """
     batch, ids, _ = calibration_batch(manifest, loader)
-    ref_run, ref_name = fp32_reference(backbone, runner)
+    ref_run, ref_name = fp32_reference(backbone.model, runner.exported, runner.device)
     want = run_batches(ref_run, batch, cfg.batch_size)
     if cfg.ray is not None:
         runner.run.calibration = Calibration(batch, want, tuple(ids), ref_name, cfg.min_fidelity, cfg.batch_size)
@@ -70,6 +77,4 @@ def gate(cfg, manifest: Manifest, loader, backbone, runner) -> dict:
             "min_fidelity": cfg.min_fidelity,
             "checked": "by each actor before its first batch",
         }
-    got = run_batches(runner.run, batch, cfg.batch_size)
-    fid = compare(got, want, ids, engine=runner.provider, reference=ref_name, min_fidelity=cfg.min_fidelity)
-    return fid.check().to_dict()
+    return fidelity_of(runner.run, runner.provider, batch, want, ids, ref_name, cfg).check().to_dict()
