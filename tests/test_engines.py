@@ -152,3 +152,33 @@ def test_impossible_combinations_are_refused(runtime, precision, match):
     with pytest.raises((ConfigError, FeatxError), match=match):
         ExtractConfig(backbone=LITE, store="s.h5", runtime=runtime, precision=precision)
         choose_runtime(runtime, "auto", precision)
+
+
+def test_openvino_takes_8bit_pixels_normalised_in_its_graph(demo_subset, models_dir, lite0):
+    """The compiled graph scales and normalises uint8 NHWC pixels: the float path's numbers, a quarter of the bytes."""
+    from featx.backbones.openvino_runtime import OpenVinoRuntime
+    from featx.images.loader import SampleReader
+    from featx.images.preprocess import Preprocessor
+
+    spec, _, exported = lite0
+    pre, reader = Preprocessor.from_spec(spec), SampleReader(keep_grey=True)
+    ims = [reader(s) for s in list(Manifest.load(demo_subset / "subset.csv"))[:6]]
+    floats, pixels = np.stack([pre(im) for im in ims]), np.stack([pre.pixels(im) for im in ims])
+    assert pixels.dtype == np.uint8 and pixels.shape == (6, 224, 224, 3)
+    plain = OpenVinoRuntime(exported.onnx_path, threads=1).run(floats)
+    rt = OpenVinoRuntime(exported.onnx_path, threads=1, pixels=(spec.mean, spec.std))
+    via_pixels = rt.run_pixels(pixels)
+    np.testing.assert_allclose(via_pixels, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
+    np.testing.assert_array_equal(rt.run(floats), via_pixels)  # the gate's float batch: back to the same pixels
+    with pytest.raises(ValueError, match="not normalised 8-bit pixels"):
+        rt.run(floats + 0.003)
+
+
+def test_pixel_engines_mirror_the_width_axis_for_tta(demo_subset, models_dir, lite0, tmp_path):
+    """OpenVINO's batches are NHWC: hflip TTA must mirror their width (axis 2), as ONNX Runtime's NCHW axis 3."""
+    ov = _extract(demo_subset / "subset.csv", tmp_path / "ov.h5", models_dir, runtime="openvino", tta="hflip")
+    ort = _extract(demo_subset / "subset.csv", tmp_path / "ort.h5", models_dir, runtime="onnx", tta="hflip")
+    assert ov.n_extracted == ort.n_extracted == 120
+    (_, X_ov), (_, X_ort) = _prov(tmp_path / "ov.h5", ov.feature_set), _prov(tmp_path / "ort.h5", ort.feature_set)
+    cos = (X_ov * X_ort).sum(1) / np.linalg.norm(X_ov, axis=1) / np.linalg.norm(X_ort, axis=1)
+    assert cos.min() > 0.99999

@@ -9,14 +9,18 @@ import numpy as np
 HFLIP_PROVENANCE = "mean of the features of the image and of its horizontal mirror"
 
 
-def with_tta(run: Callable[[np.ndarray], np.ndarray], tta: str) -> Callable[[np.ndarray], np.ndarray]:
+def with_tta(
+    run: Callable[[np.ndarray], np.ndarray], tta: str, layout: str = "NCHW"
+) -> Callable[[np.ndarray], np.ndarray]:
     """``run`` itself (``none``), or the mean of its features of each image and of its mirror (``hflip``),
-    computed as one batch of 2n."""
+    computed as one batch of 2n. ``layout``: the batch's, ``NCHW`` (float) or ``NHWC`` (8-bit pixels)."""
     if tta == "none":
         return run
 
+    width = layout.index("W")
+
     def compute(x: np.ndarray) -> np.ndarray:
-        y = run(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]))
+        y = run(np.concatenate([x, np.ascontiguousarray(np.flip(x, axis=width))]))
         n = len(x)
         return (y[:n] + y[n:]) / 2
 

@@ -69,6 +69,12 @@ class Preprocessor:
         x = (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).astype(np.float32) / np.float32(255.0)
         return (x - self.mean) / self.std
 
+    def pixels(self, im: Image.Image) -> np.ndarray:
+        """The resized, centre-cropped 8-bit image as ``(H, W, 3)`` uint8 (grey replicated), for an engine that
+        scales and normalises inside its compiled graph (:meth:`__call__`'s numbers, computed there)."""
+        a = self.crop(im)
+        return np.broadcast_to(a[..., None], (*a.shape, 3)) if a.ndim == 2 else a
+
     def crop(self, im: Image.Image) -> np.ndarray:
         """The resized, centre-cropped 8-bit image, ``(H, W)`` grey or ``(H, W, 3)``, before scaling."""
         if im.mode not in ("RGB", "L"):
