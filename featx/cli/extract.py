@@ -52,6 +52,7 @@ def extract(
     pool: str | None = opt(E, "pool"),
     input_size: int | None = opt(E, "input_size", min=32),
     fit: str | None = opt(E, "fit"),
+    jpeg_draft: bool = opt(E, "jpeg_draft"),
     ray: str | None = opt(E, "ray", metavar="ADDRESS"),
     config: Path | None = ConfigOption,
 ) -> None:

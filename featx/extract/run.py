@@ -157,6 +157,8 @@ def _name_and_spec(cfg: ExtractConfig, backbone: ResolvedBackbone):
     name = cfg.name or (spec.arch + layer_suffix if plain else spec.name)
     if refit and not cfg.name:
         name += f"~{cfg.fit}"  # the same network on other pixels: another feature set
+    if cfg.jpeg_draft and not cfg.name:
+        name += "~draft"
     return name, spec, interpolation, interpolation_from
 
 
@@ -177,7 +179,7 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: Eng
         "engine": {"runtime": runner.kind, "precision": runner.precision},
         **({"precision_requested": cfg.precision} if cfg.precision != runner.precision else {}),
         **runner.details,
-        "preprocessing": _describe_preprocessing(spec),
+        "preprocessing": _describe_preprocessing(spec, cfg.jpeg_draft),
         "intensity": describe_window(cfg.window),
         # the whole config, and where each setting in force came from ('featx predict' rebuilds it)
         "config": cfg.record(),
@@ -195,6 +197,7 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: Eng
             spec.to_json()
             + "|window="
             + cfg.window
+            + ("|jpeg_draft" if cfg.jpeg_draft else "")
             + ("" if runner.precision == "fp32" else f"|precision={runner.precision}{runner.identity_extra}")
         ).encode()
     ).hexdigest()
@@ -204,7 +207,7 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: Eng
     return FeatureSetPlan(name, spec, identity, provenance)
 
 
-def _describe_preprocessing(spec: BackboneSpec) -> str:
+def _describe_preprocessing(spec: BackboneSpec, jpeg_draft: bool = False) -> str:
     how = {
         "crop": f"resize short side {spec.resize_size} ({spec.interpolation}, antialiased), centre crop {spec.crop_size}",
         "pad": f"longer side resized to {spec.crop_size} ({spec.interpolation}, antialiased), aspect kept, "
@@ -212,11 +215,28 @@ def _describe_preprocessing(spec: BackboneSpec) -> str:
         "stretch": f"resized to {spec.resize_size} x {spec.resize_size} ({spec.interpolation}, antialiased, aspect "
         f"not kept), centre crop {spec.crop_size}",
     }[spec.fit]
-    return f"{how}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
+    side = draft_side(spec)
+    draft = (
+        f"JPEG files decoded at the smallest DCT scale keeping both sides >= {side} (Pillow draft; not for rows "
+        "with a crop box), then "
+        if jpeg_draft
+        else ""
+    )
+    return f"{draft}{how}, /255, normalise mean {list(spec.mean)} std {list(spec.std)}; {spec.channel_policy}"
 
 
-def _loader(cfg: ExtractConfig, spec: BackboneSpec) -> SampleLoader:
-    return SampleLoader(SampleReader(cfg.window, keep_grey=True), Preprocessor.from_spec(spec))
+def draft_side(spec: BackboneSpec) -> int:
+    """The side a drafted JPEG keeps at least: what the resize (or the letterbox) reads."""
+    return max(spec.resize_size, spec.crop_size)
+
+
+def _loader(cfg: ExtractConfig, spec: BackboneSpec, pixels: bool = False) -> SampleLoader:
+    """Decoding and preprocessing to the float input, or (``pixels``) to the 8-bit pixels an engine normalises."""
+    reader = SampleReader(
+        cfg.window, keep_grey=True, draft=max(spec.resize_size, spec.crop_size) if cfg.jpeg_draft else None
+    )
+    pre = Preprocessor.from_spec(spec)
+    return SampleLoader(reader, pre.pixels if pixels else pre)
 
 
 def _extract_rows(
@@ -224,7 +244,8 @@ def _extract_rows(
 ) -> ExtractSummary:
     """Register the samples and the feature set, then compute the rows still to do through the journal."""
     spec = plan.spec
-    loader = _loader(cfg, spec)
+    pixels = runner.run_pixels is not None and cfg.ray is None  # the engine scales and normalises in its graph
+    loader = _loader(cfg, spec, pixels)
     with store_writer(cfg.store) as w:
         todo, removed, stale = w.register(
             manifest, plan.name, spec.feature_dim, plan.provenance, plan.identity, "cnn", cfg.overwrite
@@ -266,7 +287,7 @@ def _extract_rows(
                 stats = run_pipeline(
                     todo,
                     loader,
-                    with_tta(runner.run, cfg.tta),
+                    with_tta(runner.run_pixels, cfg.tta, "NHWC") if pixels else with_tta(runner.run, cfg.tta),
                     journal.append,
                     batch_size=cfg.batch_size,
                     limit=limit,

@@ -31,22 +31,26 @@ class SampleReader:
     cache_volumes : int
         How many decoded volumes to keep.
     keep_grey : bool
-        Return grey images as ``L`` (see :func:`featx.images.readers.read_image`).
+        Return grey images as ``L`` (see :func:`featx.images.raster.read_image`).
+    draft : int, optional
+        Decode JPEG files at a reduced DCT scale, both sides still >= ``draft`` pixels
+        (:func:`featx.images.raster.read_image`); not for rows with a ``crop`` box, which names full-size pixels.
     """
 
-    def __init__(self, window: str = "auto", cache_volumes: int = 4, keep_grey: bool = False):
+    def __init__(self, window: str = "auto", cache_volumes: int = 4, keep_grey: bool = False, draft: int | None = None):
         self.window = check_policy(window)
         self.keep_grey = keep_grey
+        self.draft = draft
         self._cache: OrderedDict[Path, tuple[Volume, Window]] = OrderedDict()
         self._size = cache_volumes
         self._lock = threading.Lock()
         self._loading: dict[Path, threading.Lock] = {}
 
     def __getstate__(self) -> dict:  # for process workers: each builds its own cache and locks
-        return {"window": self.window, "_size": self._size, "keep_grey": self.keep_grey}
+        return {"window": self.window, "_size": self._size, "keep_grey": self.keep_grey, "draft": self.draft}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["window"], state["_size"], state["keep_grey"])
+        self.__init__(state["window"], state["_size"], state["keep_grey"], state.get("draft"))
 
     def __call__(self, sample) -> Image.Image:
         """The sample's 8-bit image.
@@ -59,7 +63,7 @@ class SampleReader:
         """
         path = Path(sample.path)
         if sample.slice is None and not is_volume_path(path):
-            im = read_2d_image(path, self.keep_grey)
+            im = read_2d_image(path, self.keep_grey, self.draft if sample.crop is None else None)
             if sample.crop is None:
                 return im
             check_crop(sample, im.height, im.width)

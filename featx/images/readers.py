@@ -37,7 +37,7 @@ class Reader:
     volume : callable
         ``path -> Volume`` of the stored values.
     image : callable, optional
-        ``(path, keep_grey) -> PIL image`` (8-bit), for 2D raster formats.
+        ``(path, keep_grey, draft) -> PIL image`` (8-bit), for 2D raster formats.
     """
 
     format: str
@@ -97,9 +97,9 @@ def read_volume(path: str | Path) -> Volume:
     return reader_for(path).volume(path)
 
 
-def read_2d_image(path: str | Path, keep_grey: bool = False):
-    """A 2D raster file as an 8-bit RGB (or grey ``L``) PIL image."""
+def read_2d_image(path: str | Path, keep_grey: bool = False, draft: int | None = None):
+    """A 2D raster file as an 8-bit RGB (or grey ``L``) PIL image (``draft``: :func:`~featx.images.raster.read_image`)."""
     reader = reader_for(path)
     if reader.image is None:
         raise ImageReadError(f"{path}: a {reader.format} volume has no single 2D image; give a slice index.")
-    return reader.image(path, keep_grey)
+    return reader.image(path, keep_grey, draft)
