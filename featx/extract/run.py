@@ -232,9 +232,7 @@ def draft_side(spec: BackboneSpec) -> int:
 
 def _loader(cfg: ExtractConfig, spec: BackboneSpec, pixels: bool = False) -> SampleLoader:
     """Decoding and preprocessing to the float input, or (``pixels``) to the 8-bit pixels an engine normalises."""
-    reader = SampleReader(
-        cfg.window, keep_grey=True, draft=max(spec.resize_size, spec.crop_size) if cfg.jpeg_draft else None
-    )
+    reader = SampleReader(cfg.window, keep_grey=True, draft=draft_side(spec) if cfg.jpeg_draft else None)
     pre = Preprocessor.from_spec(spec)
     return SampleLoader(reader, pre.pixels if pixels else pre)
 
