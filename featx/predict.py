@@ -21,12 +21,14 @@ import numpy as np
 from featx.dataset.inputs import input_manifest
 from featx.dataset.manifest import Manifest
 from featx.errors import FeatxError
+from featx.evaluate.combined import KIND, combine
 from featx.evaluate.saved_model import FeatxModel, Prediction, load_model
 from featx.extract.config import ExtractConfig
 from featx.extract.run import run_extract
 from featx.radiomics.config import RadiomicsConfig
 from featx.radiomics.params import RadiomicsParams
 from featx.radiomics.run import run_radiomics
+from featx.store.feature_set import FeatureSet
 from featx.store.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -57,19 +59,49 @@ def compute_features(
     """Compute the model's features for ``manifest`` into ``store``; returns (feature-set name, failures).
 
     The extraction is rebuilt from the config recorded in the features' provenance: every setting that
-    changes the numbers is the training one; where and how fast it runs is this call's.
+    changes the numbers is the training one; where and how fast it runs is this call's. A combined model
+    (``A+B``) computes every part; a sample that fails in any part fails, with each part's reason.
     """
-    prov, name = model.meta["provenance"], model.meta["feature_set"]
-    if model.meta["kind"] == "radiomics":
-        return name, _radiomics(prov, manifest, store, name, progress)
+    name = model.meta["feature_set"]
+    how = dict(models_dir=models_dir, provider=provider, batch_size=batch_size, progress=progress)
+    if model.meta["kind"] != KIND:
+        return name, _compute_part(model, name, model.meta["provenance"], manifest, store, allow_export_change, how)
+    reasons: dict[str, list] = {}
+    for part, prov in model.meta["provenance"]["parts"].items():
+        for sample, why in _compute_part(model, part, prov, manifest, store, allow_export_change, how):
+            reasons.setdefault(sample, []).append(f"{part}: {why}")
+    return name, [(sample, "; ".join(whys)) for sample, whys in reasons.items()]
+
+
+def load_features(model: FeatxModel, store: Path) -> FeatureSet:
+    """The model's feature set from ``store`` (a combined one joined from its parts, as in training)."""
+    with FeatureStore(store) as st:
+        if model.meta["kind"] != KIND:
+            return st.load(model.meta["feature_set"])
+        sets = [st.load(part) for part in model.meta["provenance"]["parts"]]
+    for part in sets:
+        if part.feature_names is None:
+            part.feature_names = [f"f{i:04d}" for i in range(part.X.shape[1])]
+    return combine(sets, "prediction")
+
+
+def _compute_part(
+    model: FeatxModel, name: str, prov: dict, manifest: Manifest, store: Path, allow_export_change: bool, how: dict
+) -> list:
+    """Compute one feature set the model takes (``name``, made as ``prov`` says); returns the failures."""
+    if prov.get("kind") == "radiomics":
+        try:
+            return _radiomics(prov, manifest, store, name, how["progress"])
+        except FeatxError as exc:
+            raise FeatxError(f"{model.path} takes radiomics features ({name}): {exc}") from None
     try:
         cfg = ExtractConfig.from_provenance(
             prov,
             store=store,
             name=name,
-            models_dir=models_dir,
-            provider=provider,
-            batch_size=batch_size,
+            models_dir=how["models_dir"],
+            provider=how["provider"],
+            batch_size=how["batch_size"],
             max_failures="100%",
         )  # every failure is a CSV row
     except FeatxError as exc:
@@ -77,11 +109,11 @@ def compute_features(
     engine = prov.get("engine") or {"runtime": "torch" if cfg.precision == "bf16" else "auto"}
     if prov.get("precision", cfg.precision) != "fp32":  # the same engine at the same precision (auto: its choice)
         cfg = cfg.replace(precision=prov.get("precision", cfg.precision), runtime=engine["runtime"])
-    summary = run_extract(cfg, manifest, progress=progress, made_like=prov)
+    summary = run_extract(cfg, manifest, progress=how["progress"], made_like=prov)
     with FeatureStore(store) as st:
         now = st.provenance(name)
     _check_same_backbone(model, prov, now, allow_export_change)
-    return name, summary.failures
+    return summary.failures
 
 
 def _check_same_backbone(model: FeatxModel, then: dict, now: dict, allow_export_change: bool = False) -> None:
@@ -170,8 +202,7 @@ def run_predict(
         )
         failed = dict(failures)
         try:
-            with FeatureStore(store_path) as st:
-                fs = st.load(name)
+            fs = load_features(model, store_path)
         except FeatxError:
             fs = None
     if fs is not None:

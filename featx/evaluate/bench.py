@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from featx import __version__
-from featx.errors import FitError, short_list
 from featx.evaluate.checkpoint import finished, partial_dir
+from featx.evaluate.combined import blocks_of, common_rows
 from featx.evaluate.comparisons import Scored, compare, pairs_to_compare
 from featx.evaluate.config import BenchConfig
 from featx.evaluate.cv import CVPlan, encode_labels, proba_of, timed_fit
@@ -31,35 +31,8 @@ from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
 from featx.progress import progress_bar
 from featx.results.bench import BenchResult, CellResult
-from featx.store.feature_set import FeatureSet
 
 log = logging.getLogger(__name__)
-
-
-def common_rows(sets: list[FeatureSet]) -> list[FeatureSet]:
-    """Each set restricted to the samples every set has, in the first set's order."""
-    common = set(sets[0].ids.tolist())
-    for fs in sets[1:]:
-        common &= set(fs.ids.tolist())
-    if not common:
-        raise FitError(
-            f"The feature sets {[fs.name for fs in sets]} share no labelled sample; bench compares "
-            "feature sets computed on the same manifest."
-        )
-    out = []
-    order = [i for i in sets[0].ids.tolist() if i in common]
-    for fs in sets:
-        left = len(fs) - len(common)
-        if left:
-            log.warning(
-                "%s: %d sample(s) not in every feature set are left out of the bench (%s)",
-                fs.name,
-                left,
-                short_list(sorted(set(fs.ids.tolist()) - common)),
-            )
-        pos = {v: i for i, v in enumerate(fs.ids.tolist())}
-        out.append(fs.subset(np.array([pos[i] for i in order], dtype=np.int64)))
-    return out
 
 
 def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
@@ -78,7 +51,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     classes = split_classes(dev0, test0, cfg.positive)
     check_design(dev0, test0, folds)
     for dev, _ in pairs:
-        check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None)
+        check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None, blocks_of(dev))
     y = encode_labels(dev0.labels, classes)[1]
     groups = dev0.subjects if folds.grouped else None
     scored = _cells(cfg, pairs, heads, folds, classes, y, groups, progress)
@@ -132,7 +105,7 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
     ) as bar:
         for dev, test in pairs:
             for h in heads:
-                est, grid = build_head(h, cfg.seed, cfg.pca)
+                est, grid = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))
                 grid = grid if cfg.tune else None
                 plan = CVPlan(
                     est, dev.X, dev.labels, folds, classes, grid, groups, cfg.inner_k, partial_dir(cfg.out), bar.update

@@ -10,7 +10,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -36,13 +37,18 @@ class Head(ClassifierMixin, BaseEstimator):
         Number of principal components kept (after scaling).
     random_state : int
         Seed of the PCA.
+    blocks : tuple of int, optional
+        Widths of the column blocks of an early-fusion feature set (``A+B``), in order: each block is
+        standardised, reduced to ``min(pca, its width)`` components, and weighted to unit total variance
+        (:class:`BlockWeight`) on its own; tree heads (no scaling) only get the per-block PCA.
     """
 
-    def __init__(self, clf=None, scale=True, pca=None, random_state=0):
+    def __init__(self, clf=None, scale=True, pca=None, random_state=0, blocks=None):
         self.clf = clf
         self.scale = scale
         self.pca = pca
         self.random_state = random_state
+        self.blocks = blocks
 
     def fit(self, X, y):
         """Fit on features ``X`` (n, d) and labels ``y``."""
@@ -59,14 +65,17 @@ class Head(ClassifierMixin, BaseEstimator):
             clf.set_params(n_neighbors=len(X))
         if params.get("early_stopping") and len(X) < 100:  # a 10% validation split of < 10 samples is noise
             clf.set_params(early_stopping=False)
-        steps = [("scale", StandardScaler())] if self.scale else []
-        if self.pca is not None:
-            if self.pca > min(X.shape):
-                raise ValueError(
-                    f"pca={self.pca} components asked for, but a training set of {X.shape[0]} samples "
-                    f"x {X.shape[1]} features has at most {min(X.shape)}; choose a smaller --pca"
-                )
-            steps.append(("pca", PCA(n_components=self.pca, random_state=self.random_state)))
+        if self.blocks:
+            if sum(self.blocks) != X.shape[1]:
+                raise ValueError(f"blocks {tuple(self.blocks)} cover {sum(self.blocks)} columns, X has {X.shape[1]}")
+            edges = np.cumsum((0, *self.blocks))
+            per_block = [
+                (f"block{i}", self._prepare(X.shape[0], int(w), cap=True) or "passthrough", np.arange(a, b))
+                for i, (w, a, b) in enumerate(zip(self.blocks, edges[:-1], edges[1:]))
+            ]
+            steps = [("blocks", ColumnTransformer(per_block))]
+        else:
+            steps = self._prepare(*X.shape)
         with warnings.catch_warnings():
             # SVC(probability=True) is Platt scaling on libsvm's internal 5-fold CV, as published with the
             # method; scikit-learn 1.9 deprecates the flag (removal in 1.11, hence the pin below 1.11)
@@ -75,6 +84,22 @@ class Head(ClassifierMixin, BaseEstimator):
             )
             self.pipeline_ = Pipeline(steps + [("clf", clf)]).fit(X, y)
         return self
+
+    def _prepare(self, n: int, d: int, cap: bool = False):
+        """The steps before the classifier for ``n`` samples x ``d`` features (``cap``: one block of several, PCA
+        to at most ``d`` and weighted like every other block)."""
+        steps = [("scale", StandardScaler())] if self.scale else []
+        if self.pca is not None:
+            k = min(self.pca, d) if cap else self.pca
+            if k > min(n, d):
+                raise ValueError(
+                    f"pca={self.pca} components asked for, but a training set of {n} samples "
+                    f"x {d} features has at most {min(n, d)}; choose a smaller --pca"
+                )
+            steps.append(("pca", PCA(n_components=k, random_state=self.random_state)))
+        if cap and self.scale:  # a block of an early-fusion set: unit total variance, whatever its width
+            steps.append(("weight", BlockWeight(target=sum(self.blocks) / len(self.blocks))))
+        return Pipeline(steps) if cap and steps else steps
 
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order."""
@@ -86,6 +111,27 @@ class Head(ClassifierMixin, BaseEstimator):
         """Most probable class (consistent with ``predict_proba``)."""
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class BlockWeight(TransformerMixin, BaseEstimator):
+    """Scale a block of columns to the total variance ``target`` (on the training data): after
+    standardisation every block of an early-fusion set weighs the same in a penalised or distance-based
+    head, 102 radiomics columns as much as 1,280 CNN columns (the block scaling of multiblock methods).
+    The head gives each block the mean block width as target, so the whole set keeps the total variance
+    of its standardised columns and a head's penalty means what it means on one feature set."""
+
+    def __init__(self, target=1.0):
+        self.target = target
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X)
+        total = float(np.var(X, axis=0).sum())
+        self.scale_ = np.sqrt(total / self.target) if total > 0 else 1.0
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False) / self.scale_
 
 
 class XGBHead(ClassifierMixin, BaseEstimator):

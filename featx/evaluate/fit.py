@@ -18,6 +18,7 @@ import numpy as np
 from featx import __version__
 from featx.errors import FitError
 from featx.evaluate.checkpoint import finished, partial_dir
+from featx.evaluate.combined import blocks_of
 from featx.evaluate.config import FitConfig
 from featx.evaluate.cv import CVPlan, CVResult, encode_labels, proba_of, timed_fit
 from featx.evaluate.folds import Folds
@@ -86,22 +87,23 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     """
     cfg.require("store", "features")
     fs, dropped = load_for_fit(cfg.store, cfg.features)
-    estimator, grid = build_head(cfg.head, cfg.seed, cfg.pca)
+    feature_names, sequences = fs.feature_names, (sequences_of(fs) if cfg.fuse else None)
+    blocks = blocks_of(fs, len(sequences) if cfg.fuse == "concat" else 1)
+    estimator, grid = build_head(cfg.head, cfg.seed, cfg.pca, blocks)
     if cfg.tune and not grid:
         raise FitError(f"Head {cfg.head!r} has no tuning grid; drop --tune.")
     grid = grid if cfg.tune else None
-    feature_names, sequences = fs.feature_names, (sequences_of(fs) if cfg.fuse else None)
     if cfg.fuse == "concat":
         fs = concat_by_subject(fs, sequences)
     t_start = time.perf_counter()
     dev, test, folds = plan_split(fs, cfg)
-    check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None)
+    check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None, blocks)
     classes = split_classes(dev, test, cfg.positive)
     check_design(dev, test, folds)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
     cvres, refit = _fit_all(estimator, grid, dev, folds, units, classes, cfg, bool(len(test) or cfg.save), progress)
     test_proba = {q: proba_of(refit[q], test.X[m], len(classes)) for q, m in units.test.items()} if len(test) else {}
-    result, fused = _result(cfg, fs, dev, test, folds, classes, cvres, units, test_proba, dropped, extra)
+    result, fused = _result(cfg, fs, dev, test, folds, classes, cvres, units, test_proba, dropped, extra, estimator)
     result = replace(result, seconds=time.perf_counter() - t_start)
     if cfg.save is not None:
         path = save_model(cfg.save, refit, result, fs, sequences, cfg.fuse, feature_names)
@@ -147,7 +149,18 @@ def _fit_all(
 
 
 def _result(
-    cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, units: _Units, test_proba: dict, dropped, extra
+    cfg: FitConfig,
+    fs,
+    dev,
+    test,
+    folds: Folds,
+    classes,
+    cvres: dict,
+    units: _Units,
+    test_proba: dict,
+    dropped,
+    extra,
+    estimator,
 ) -> tuple[FitResult, tuple | None]:
     """The typed result (and the fused test predictions of a ``vote``/``mean`` fit, for their CSV)."""
     cv, test_metrics, sequences, fused = _scores(cfg, fs, dev, test, folds, classes, cvres, units, test_proba)
@@ -162,7 +175,7 @@ def _result(
         feature_set=cfg.features,
         provenance=fs.provenance,
         versions=versions(),
-        head=head_info(cfg),
+        head=head_info(cfg, estimator),
         protocol=protocol_of(folds, cfg, bool(len(test)), fuse=cfg.fuse),
         classes=tuple(classes),
         n_features=int(dev.X.shape[1]),
@@ -199,9 +212,9 @@ def _scores(cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, u
     return cv, test_metrics, None, None
 
 
-def head_info(cfg) -> HeadInfo:
-    """The record of the head a fit (or bench cell) of ``cfg`` uses, with its grid when tuned."""
-    estimator, grid = build_head(cfg.head, cfg.seed, cfg.pca)
+def head_info(cfg, estimator) -> HeadInfo:
+    """The record of the head ``estimator`` a fit (or bench cell) of ``cfg`` uses, with its grid when tuned."""
+    grid = get_head(cfg.head).grid
     tuned = None
     if cfg.tune:
         tuned = {

@@ -66,8 +66,9 @@ def list_heads() -> list[HeadSpec]:
     return [_HEADS[k] for k in sorted(_HEADS)]
 
 
-def build_head(name: str, seed: int = 0, pca: int | None = None):
+def build_head(name: str, seed: int = 0, pca: int | None = None, blocks: tuple[int, ...] | None = None):
     """A fresh :class:`Head` for ``name``; with ``pca``, a PCA to ``pca`` components goes before the classifier.
+    ``blocks``: the column widths of an early-fusion set, each standardised (and reduced) on its own.
 
     Returns
     -------
@@ -80,14 +81,19 @@ def build_head(name: str, seed: int = 0, pca: int | None = None):
     est = spec.factory(seed)
     if pca is not None:
         est.set_params(pca=pca)
+    if blocks:
+        est.set_params(blocks=tuple(blocks))
     return est, dict(spec.grid)
 
 
-def check_pca(pca: int | None, folds, n_features: int, inner_k: int | None = None) -> None:
+def check_pca(pca: int | None, folds, n_features: int, inner_k: int | None = None, blocks=None) -> None:
     """FitError, before any fitting, when ``pca`` exceeds what the smallest training set (of ``folds``, shrunk
-    by an inner ``inner_k``-fold CV when tuning) and ``n_features`` allow."""
+    by an inner ``inner_k``-fold CV when tuning) and ``n_features`` allow. With ``blocks`` (an early-fusion
+    set), each block keeps at most its width, so only the widest block's components must fit."""
     if pca is None:
         return
+    if blocks:
+        n_features = pca = max(min(pca, w) for w in blocks)
     smallest = min(len(train) for _, _, train, _ in folds.split())
     if inner_k:
         smallest -= -(-smallest // inner_k)  # the inner CV holds out one of inner_k parts

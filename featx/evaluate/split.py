@@ -13,6 +13,7 @@ from collections import Counter
 import numpy as np
 
 from featx.errors import FitError, short_list
+from featx.evaluate.combined import combine, parts_of
 from featx.evaluate.config import SplitSettings
 from featx.evaluate.folds import Folds, load_folds, make_folds, make_holdout, manifest_split
 from featx.store.feature_set import FeatureSet
@@ -22,9 +23,29 @@ log = logging.getLogger(__name__)
 
 
 def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
-    """The labelled rows of ``features``, without NaN/inf columns (named in the returned list)."""
+    """The labelled rows of ``features``, without NaN/inf columns (named in the returned list).
+
+    ``features`` may be an early-fusion expression ``A+B`` (:mod:`featx.evaluate.combined`): the parts
+    side by side on the rows they share, the dropped columns named ``part:column``.
+    """
     with FeatureStore(store) as st:
-        fs = st.load(features)
+        parts = parts_of(features, st.feature_names())
+        loaded = [st.load(p) for p in parts]
+    if len(parts) == 1:
+        fs, dropped = _finite_columns(loaded[0], features)
+    else:
+        dropped, kept = [], []
+        for part in loaded:
+            if part.feature_names is None:  # named now, so a dropped column keeps its place in the names
+                part.feature_names = [f"f{i:04d}" for i in range(part.X.shape[1])]
+            part, gone = _finite_columns(part, part.name)
+            dropped += [f"{part.name}:{n}" for n in gone]
+            kept.append(_labelled(part, part.name))
+        fs = combine(kept)
+    return _labelled(fs, features), dropped
+
+
+def _finite_columns(fs: FeatureSet, features: str) -> tuple[FeatureSet, list[str]]:
     fs, dropped = fs.without_nonfinite_columns()
     if dropped:
         log.warning(
@@ -36,6 +57,10 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
         )
     if fs.X.shape[1] == 0:
         raise FitError(f"Every feature of {features!r} is NaN/inf in some row; nothing to fit. Check the rows' notes.")
+    return fs, dropped
+
+
+def _labelled(fs: FeatureSet, features: str) -> FeatureSet:
     labelled = fs.labels != ""
     if not labelled.all():
         log.warning("%d sample(s) of %s have no label and are left out", int((~labelled).sum()), features)
@@ -53,7 +78,7 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
             (tuned.get("trained_on") or {}).get("what", "?"),
             tuned.get("run"),
         )
-    return fs, dropped
+    return fs
 
 
 def plan_split(fs: FeatureSet, s: SplitSettings) -> tuple[FeatureSet, FeatureSet, Folds]:
