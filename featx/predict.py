@@ -234,11 +234,12 @@ def _write(
         rows = {str(i): p for i, p in zip(pred.ids, pred.proba)}
     with open(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
+        decided = {} if pred is None else dict(zip((str(i) for i in pred.ids), pred.predicted()))
         if pred is not None and pred.level == "subject":  # concatenated sequences: one row per subject
             w.writerow(["subject", "predicted"] + [f"p_{c}" for c in classes])
             for s, p in rows.items():
-                w.writerow([s, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
-                summary.predictions.append((s, classes[int(p.argmax())]))
+                w.writerow([s, decided[s]] + [f"{v:.6f}" for v in p])
+                summary.predictions.append((s, decided[s]))
             return
         w.writerow(
             ["id", "path", "subject", "sequence", "label", "predicted"] + [f"p_{c}" for c in classes] + ["error"]
@@ -249,13 +250,13 @@ def _write(
             if p is None:
                 w.writerow(cells + [""] * (1 + len(classes)) + [failed.get(s.sample_id, "not predicted")])
             else:
-                w.writerow(cells + [classes[int(p.argmax())]] + [f"{v:.6f}" for v in p] + [""])
-                summary.predictions.append((s.sample_id, classes[int(p.argmax())]))
+                w.writerow(cells + [decided[s.sample_id]] + [f"{v:.6f}" for v in p] + [""])
+                summary.predictions.append((s.sample_id, decided[s.sample_id]))
     if pred is not None and pred.subject is not None:
         summary.subjects_out = out.with_name(out.stem + "_subjects.csv")
         how = model.meta["fuse"] or "mean over the subject's images"
         with open(summary.subjects_out, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(["subject", "predicted"] + [f"p_{c}" for c in classes] + ["aggregation"])
-            for s, p in zip(pred.subject, pred.subject_proba):
-                w.writerow([s, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p] + [how])
+            for s, c, p in zip(pred.subject, pred.predicted(pred.subject_proba), pred.subject_proba):
+                w.writerow([s, c] + [f"{v:.6f}" for v in p] + [how])

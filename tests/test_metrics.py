@@ -168,7 +168,14 @@ def test_bootstrap_multiclass_and_reproducible():
 
 def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
     """A resample as weights (how often each sample was drawn) gives the metrics of the resample itself."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score, precision_score, roc_auc_score, roc_curve
+    from sklearn.metrics import (
+        balanced_accuracy_score,
+        brier_score_loss,
+        f1_score,
+        precision_score,
+        roc_auc_score,
+        roc_curve,
+    )
 
     from featx.evaluate.metrics import ROC_GRID, weighted_binary
 
@@ -190,6 +197,7 @@ def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
             (~pp[~tt]).mean(),
             precision_score(tt, pp),
             f1_score(tt, pp),
+            brier_score_loss(tt, ss),
         ]
         np.testing.assert_allclose(stats[b], want, rtol=1e-12, atol=1e-12)
         fpr, tpr, _ = roc_curve(tt, ss)
@@ -228,6 +236,8 @@ def test_summary_metrics_are_scikit_learns(n_classes):
 
 
 def test_weighted_multiclass_rows_equal_classification_metrics_on_the_duplicated_samples():
+    from sklearn.metrics import roc_auc_score
+
     from featx.evaluate.metrics import BOOT_KEYS, weighted_multiclass
 
     rng = np.random.default_rng(7)
@@ -242,5 +252,8 @@ def test_weighted_multiclass_rows_equal_classification_metrics_on_the_duplicated
     stats = weighted_multiclass(W, y, proba)
     for b, d in enumerate(draws):
         m = classification_metrics(y[d], proba[d], classes)
-        want = [np.nan if m.get(k) is None else m[k] for k in BOOT_KEYS]
+        want = [np.nan if m.get(k) is None else m[k] for k in (*BOOT_KEYS, "weighted_auc")]
         np.testing.assert_allclose(stats[b], want, rtol=1e-12, atol=1e-12, err_msg=f"resample {b}")
+        if m.get("weighted_auc") is not None:  # scikit-learn's, on the resample itself
+            want = roc_auc_score(y[d], proba[d], multi_class="ovr", average="weighted")
+            assert stats[b, -1] == pytest.approx(want, abs=1e-12)

@@ -35,6 +35,9 @@ def fit(
     split_by: str = opt(F, "split_by"),
     tune: bool = opt(F, "tune"),
     pca: int | None = opt(F, "pca"),
+    inner_k: int = opt(F, "inner_k"),
+    threshold: str = opt(F, "threshold"),
+    calibrate: str = opt(F, "calibrate"),
     fuse: str | None = opt(F, "fuse"),
     folds: Path | None = opt(F, "folds"),
     seed: int = opt(F, "seed"),
@@ -65,6 +68,9 @@ def bench(
     split_by: str = opt(B, "split_by"),
     tune: bool = opt(B, "tune"),
     pca: int | None = opt(B, "pca"),
+    inner_k: int = opt(B, "inner_k"),
+    threshold: str = opt(B, "threshold"),
+    calibrate: str = opt(B, "calibrate"),
     folds: Path | None = opt(B, "folds"),
     seed: int = opt(B, "seed"),
     positive: str | None = opt(B, "positive"),
@@ -167,6 +173,13 @@ def print_results(r: FitResult) -> None:
     for row in summary_rows(r.cv, r.test):
         table.add_row(*row)
     out_console.print(table)
+    decided = r.protocol.decision + ("" if r.protocol.calibrate == "none" else f"; calibration {r.protocol.calibrate}")
+    for what, m in ((on, r.cv.pooled), ("test", r.test)):
+        if m is not None and m.calibration_slope is not None:
+            thr = f"threshold {m.threshold:.3f}, " if m.threshold is not None else ""
+            decided += f"; {what}: {thr}calibration slope {m.calibration_slope:.2f}"
+            decided += f", intercept {m.calibration_intercept:.2f}" if m.calibration_intercept is not None else ""
+    out_console.print(f"decision: {decided}", highlight=False)
     if r.cv.subject is not None:
         out_console.print(
             f"subject level ({r.cv.subject.n_subjects} subjects): AUC {fmt(r.cv.subject, 'auc')}", highlight=False

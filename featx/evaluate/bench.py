@@ -20,11 +20,12 @@ from featx.evaluate.checkpoint import finished, partial_dir
 from featx.evaluate.combined import blocks_of, common_rows
 from featx.evaluate.comparisons import Scored, compare, pairs_to_compare
 from featx.evaluate.config import BenchConfig
-from featx.evaluate.cv import CVPlan, encode_labels, proba_of, timed_fit
+from featx.evaluate.cv import CVPlan, encode_labels, proba_of, threshold_of, timed_fit
 from featx.evaluate.finetuned import finetuned_cell, read_finetuned
 from featx.evaluate.fit import protocol_of
 from featx.evaluate.folds import Folds
 from featx.evaluate.heads import build_head, check_pca
+from featx.evaluate.operating import operated
 from featx.evaluate.outputs import versions, write_bench_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
@@ -106,6 +107,7 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
         for dev, test in pairs:
             for h in heads:
                 est, grid = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))
+                est = operated(est, cfg, classes)
                 grid = grid if cfg.tune else None
                 plan = CVPlan(
                     est, dev.X, dev.labels, folds, classes, grid, groups, cfg.inner_k, partial_dir(cfg.out), bar.update
@@ -142,8 +144,18 @@ def _score_into(out: dict, i: int, *args) -> None:
 def _score(cfg: BenchConfig, c: dict, folds: Folds, classes: list, y, groups) -> Scored:
     dev, test, res = c["dev"], c["test"], c["plan"].result(f"{c['head']} cross-validation")
     cv = evaluate(
-        y, res.proba, folds.fold_of, classes, groups, cfg.positive, cfg.bootstrap, cfg.seed, scope=folds.scope
+        y,
+        res.proba,
+        folds.fold_of,
+        classes,
+        groups,
+        cfg.positive,
+        cfg.bootstrap,
+        cfg.seed,
+        scope=folds.scope,
+        thresholds=res.thresholds,
     )
+    cv = replace(cv, thresholds=res.fold_thresholds())
     test_metrics, refit_s = None, 0.0
     if c["refit"] is not None:
         model, refit_s = c["refit"]
@@ -155,6 +167,7 @@ def _score(cfg: BenchConfig, c: dict, folds: Folds, classes: list, y, groups) ->
             cfg.positive,
             cfg.bootstrap,
             cfg.seed,
+            threshold=threshold_of(model),
         )
     fold_auc = fold_scores(y, res.proba, folds.fold_of, classes, cfg.positive)
     cell = CellResult(

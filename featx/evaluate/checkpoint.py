@@ -1,7 +1,7 @@
 """Finished folds kept on disk, so a fit or bench that stops part-way does not start over.
 
 Each (repeat, fold) a cross-validation finishes is written to ``OUT/.featx-partial/<key>/`` (one small
-``.npz``: the test rows' probabilities, the fold's seconds, the tuned parameters), atomically. The key
+``.npz``: the test rows' probabilities, the fold's seconds, the tuned parameters, the threshold), atomically. The key
 hashes everything that decides a fold's numbers: the features, labels and groups, the fold assignment,
 the estimator as built, the tuning grid and inner folds, the seed. A rerun with the same inputs takes
 the finished folds from there and computes the others; anything changed gives another key, so a stale
@@ -54,25 +54,25 @@ class FoldCache:
         self.dir = root / h.hexdigest()[:24]
 
     def get(self, r: int, f: int):
-        """(probabilities of the fold's test rows, seconds, tuned parameters) of a finished fold, or None."""
+        """(probabilities of the fold's test rows, seconds, tuned parameters, threshold) of a finished fold, or None."""
         if self.dir is None:
             return None
         path = self.dir / f"r{r}_f{f}.npz"
         try:
             with np.load(path) as z:
-                out = z["proba"], float(z["seconds"]), json.loads(str(z["best"]))
+                out = z["proba"], float(z["seconds"]), json.loads(str(z["best"])), json.loads(str(z["threshold"]))
         except (OSError, KeyError, ValueError):  # not there, or torn: computed again
             return None
         self.resumed += 1
         return out
 
-    def put(self, r: int, f: int, proba, seconds: float, best) -> None:
+    def put(self, r: int, f: int, proba, seconds: float, best, threshold: float | None = None) -> None:
         if self.dir is None:
             return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             tmp = self.dir / f".r{r}_f{f}.{os.getpid()}.npz"
-            np.savez(tmp, proba=proba, seconds=seconds, best=json.dumps(best))
+            np.savez(tmp, proba=proba, seconds=seconds, best=json.dumps(best), threshold=json.dumps(threshold))
             os.replace(tmp, self.dir / f"r{r}_f{f}.npz")
         except OSError as exc:  # keeping folds is a convenience: the run goes on without it
             log.warning("cannot keep finished folds in %s (%s); a rerun would start over", self.dir, exc)

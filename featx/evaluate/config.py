@@ -9,6 +9,7 @@ from featx.config import Choice, Config, setting
 from featx.errors import ConfigError
 from featx.evaluate.fusion import MODEL_FUSIONS
 from featx.evaluate.heads import HEADS
+from featx.evaluate.operating import CALIBRATIONS, check_threshold
 
 SPLITS = Choice("split", ("cv", "fixed"))
 SPLIT_BY = Choice("split-by", ("subject", "image"))
@@ -60,7 +61,23 @@ class HeadSettings(SplitSettings):
 
     tune: bool = setting(False, "Nested CV: tune each head's grid by an inner grouped CV on the training folds only.")
     pca: int | None = setting(None, "PCA components before the classifier (fit inside each training fold).", minimum=1)
-    inner_k: int = setting(5, "Folds of the inner CV that tunes a head (with --tune).", minimum=2)
+    inner_k: int = setting(
+        5, "Folds of the inner CV that tunes a head (--tune), calibrates it and chooses its threshold.", minimum=2
+    )
+    threshold: str = setting(
+        "0.5",
+        "Decision threshold on the positive class's probability (binary): 0.5 (the most probable class), a "
+        "number, youden (max sensitivity + specificity - 1), sens:X or spec:X (e.g. sens:0.9: the most specific "
+        "threshold with sensitivity >= 0.9). Learned chooses it by an inner CV of each training set, never on "
+        "the rows it scores.",
+        check=check_threshold,
+    )
+    calibrate: str = setting(
+        "none",
+        "Calibrate the probabilities: none, sigmoid (Platt) or isotonic, fitted on an inner CV of each training "
+        "set (as CalibratedClassifierCV(ensemble=False)).",
+        choice=CALIBRATIONS,
+    )
     jobs: int | None = setting(
         None,
         "Fits at once in worker processes (default: every core this process may use; the numbers do not change).",

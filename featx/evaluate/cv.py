@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from featx.errors import FitError
 from featx.evaluate.checkpoint import FoldCache
 from featx.evaluate.folds import Folds
+from featx.evaluate.operating import Operated
 from featx.evaluate.parallel import run_tasks
 
 
@@ -33,6 +34,9 @@ class CVResult:
         Fit + predict wall time per (repeat, fold).
     best_params : list of dict, optional
         With tuning: the inner loop's choice per (repeat, fold).
+    thresholds : ndarray, shape (repeats, n), optional
+        The threshold each sample's fold chose on its training rows (``--threshold``); None: the most probable
+        class everywhere.
     """
 
     classes: list
@@ -41,11 +45,21 @@ class CVResult:
     folds: Folds
     fold_seconds: list = field(default_factory=list)
     best_params: list | None = None
+    thresholds: np.ndarray | None = None
 
     @property
     def tested(self) -> np.ndarray:
         """Samples tested at least once (all of them in CV; the test side of a fixed split)."""
         return ~np.isnan(self.proba[:, :, 0]).all(axis=0)
+
+    def fold_thresholds(self) -> tuple | None:
+        """The threshold of every (repeat, fold), in repeat-major order (None without thresholds)."""
+        if self.thresholds is None:
+            return None
+        out = []
+        for r, _f, _, test in self.folds.split():
+            out.append(float(self.thresholds[r, test[0]]) if len(test) else None)
+        return tuple(out)
 
     def mean_proba(self) -> np.ndarray:
         """Each sample's out-of-fold probability averaged over the repeats that tested it (NaN rows if none)."""
@@ -80,6 +94,9 @@ def fit_one(estimator, X, y, groups=None, grid: dict | None = None, seed: int = 
 
     Returns ``(model, best_params or None)``; the tuner never sees anything but (X, y).
     """
+    if isinstance(estimator, Operated):  # tune the head, then calibrate it and choose its threshold around it
+        model, best = fit_one(estimator.estimator, X, y, groups, grid, seed, inner_k)
+        return clone(estimator).around(model, X, y, groups), best
     if not grid:
         return clone(estimator).fit(X, y), None
     _, counts = np.unique(y if groups is None else _unit_labels(y, groups), return_counts=True)
@@ -120,7 +137,8 @@ def timed_fit(estimator, X, y, groups, grid, seed: int, inner_k: int):
 
 def fold_fit(estimator, X, y, groups, grid, seed: int, inner_k: int, train, test, n_classes: int):
     """One fold: fit on ``train`` (tuned by its own inner CV with ``grid``), predict ``test``.
-    Returns ``(test probabilities, seconds, chosen parameters)``; a plain function, so worker processes run it.
+    Returns ``(test probabilities, seconds, chosen parameters, threshold or None)``; a plain function, so worker
+    processes run it.
 
     Every fit runs on one thread (BLAS and OpenMP: XGBoost), whatever ``--jobs``: a multi-threaded BLAS sums
     in another order (an MLP's CV AUC moved by 1e-4 between 1 and 2 threads), and the numbers must not
@@ -131,7 +149,12 @@ def fold_fit(estimator, X, y, groups, grid, seed: int, inner_k: int, train, test
             estimator, X[train], y[train], None if groups is None else groups[train], grid, seed=seed, inner_k=inner_k
         )
         proba = proba_of(model, X[test], n_classes)
-    return proba, time.perf_counter() - t, best
+    return proba, time.perf_counter() - t, best, threshold_of(model)
+
+
+def threshold_of(model) -> float | None:
+    """The threshold a fitted model applies to its positive class (None: the most probable class)."""
+    return getattr(model, "threshold_", None)
 
 
 class CVPlan:
@@ -143,6 +166,7 @@ class CVPlan:
         self.classes, self.y = encode_labels(labels, classes)
         self.folds, self.grid, self.on_fold = folds, grid, on_fold
         self.proba = np.full((folds.repeats, len(self.y), len(self.classes)), np.nan)
+        self.thresholds = np.full((folds.repeats, len(self.y)), np.nan)
         groups = None if groups is None else np.asarray(groups)
         self.cache = FoldCache(keep, X, self.y, folds.fold_of, estimator, grid, groups, inner_k, folds.seed)
         self.order, self.done, self.pending, self.calls = [], {}, [], []
@@ -151,6 +175,7 @@ class CVPlan:
             hit = self.cache.get(r, f)
             if hit is not None and hit[0].shape == (len(test), len(self.classes)):
                 self.proba[r, test] = hit[0]
+                self.thresholds[r, test] = np.nan if hit[3] is None else hit[3]
                 self.done[(r, f)] = hit[1:]
                 self._tick()
                 continue
@@ -171,15 +196,19 @@ class CVPlan:
         """The result of ``calls[i]``."""
         r, f, test = self.pending[i]
         self.proba[r, test] = out[0]
+        self.thresholds[r, test] = np.nan if out[3] is None else out[3]
         self.done[(r, f)] = out[1:]
-        self.cache.put(r, f, out[0], out[1], out[2])
+        self.cache.put(r, f, out[0], out[1], out[2], out[3])
         self._tick()
 
     def result(self, what: str) -> CVResult:
         self.cache.report(what)
         seconds = [self.done[k][0] for k in self.order]
         chosen = [self.done[k][1] for k in self.order]
-        return CVResult(self.classes, self.y, self.proba, self.folds, seconds, chosen if self.grid else None)
+        thresholds = self.thresholds if any(self.done[k][2] is not None for k in self.order) else None
+        return CVResult(
+            self.classes, self.y, self.proba, self.folds, seconds, chosen if self.grid else None, thresholds
+        )
 
 
 def cross_validate(

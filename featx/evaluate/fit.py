@@ -20,10 +20,11 @@ from featx.errors import FitError
 from featx.evaluate.checkpoint import finished, partial_dir
 from featx.evaluate.combined import blocks_of
 from featx.evaluate.config import FitConfig
-from featx.evaluate.cv import CVPlan, CVResult, encode_labels, proba_of, timed_fit
+from featx.evaluate.cv import CVPlan, CVResult, encode_labels, proba_of, threshold_of, timed_fit
 from featx.evaluate.folds import Folds
 from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, sequences_of
 from featx.evaluate.heads import build_head, check_pca, get_head
+from featx.evaluate.operating import describe_decision, operated, parse_threshold
 from featx.evaluate.outputs import Predictions, versions, write_fit_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.saved_model import save_model
@@ -53,6 +54,8 @@ class _Units:
 def protocol_of(folds: Folds, s, held_out_test: bool, **more) -> Protocol:
     """The protocol record of a run with split settings ``s`` and folds ``folds``."""
     return Protocol(
+        decision=describe_decision(s),
+        calibrate=getattr(s, "calibrate", "none"),
         split=s.split,
         cv=folds.k,
         repeats=folds.repeats,
@@ -99,17 +102,26 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     dev, test, folds = plan_split(fs, cfg)
     check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None, blocks)
     classes = split_classes(dev, test, cfg.positive)
+    if cfg.fuse in MODEL_FUSIONS and not parse_threshold(cfg.threshold).default:
+        raise FitError(
+            f"--threshold {cfg.threshold} with --fuse {cfg.fuse}: a threshold of the fused subject-level "
+            "probabilities is not supported yet; use --fuse concat, or drop --threshold."
+        )
+    estimator = operated(estimator, cfg, classes)
     check_design(dev, test, folds)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
     cvres, refit = _fit_all(estimator, grid, dev, folds, units, classes, cfg, bool(len(test) or cfg.save), progress)
     test_proba = {q: proba_of(refit[q], test.X[m], len(classes)) for q, m in units.test.items()} if len(test) else {}
-    result, fused = _result(cfg, fs, dev, test, folds, classes, cvres, units, test_proba, dropped, extra, estimator)
+    thresholds = {q: threshold_of(m) for q, m in refit.items()}
+    result, fused = _result(
+        cfg, fs, dev, test, folds, classes, cvres, units, (test_proba, thresholds), dropped, extra, estimator
+    )
     result = replace(result, seconds=time.perf_counter() - t_start)
     if cfg.save is not None:
         path = save_model(cfg.save, refit, result, fs, sequences, cfg.fuse, feature_names)
         result = replace(result, saved_model=str(path))
     if cfg.out is not None:
-        preds = Predictions(dev, cvres, units.dev, test, test_proba, units.test, fused)
+        preds = Predictions(dev, cvres, units.dev, test, test_proba, units.test, fused, thresholds)
         result = write_fit_outputs(result, preds, Path(cfg.out))
         finished(cfg.out)
     return result
@@ -163,10 +175,15 @@ def _result(
     estimator,
 ) -> tuple[FitResult, tuple | None]:
     """The typed result (and the fused test predictions of a ``vote``/``mean`` fit, for their CSV)."""
-    cv, test_metrics, sequences, fused = _scores(cfg, fs, dev, test, folds, classes, cvres, units, test_proba)
+    cv, test_metrics, sequences, fused = _scores(cfg, fs, dev, test, folds, classes, cvres, units, *test_proba)
     first = next(iter(cvres.values()))
     best = first.best_params if len(cvres) == 1 else {q: r.best_params for q, r in cvres.items()}
-    cv = replace(cv, fold_seconds=tuple(s for r in cvres.values() for s in r.fold_seconds), best_params=best)
+    cv = replace(
+        cv,
+        fold_seconds=tuple(s for r in cvres.values() for s in r.fold_seconds),
+        best_params=best,
+        thresholds=first.fold_thresholds() if len(cvres) == 1 else None,
+    )
     result = FitResult(
         type="fit",
         featx_version=__version__,
@@ -192,12 +209,24 @@ def _result(
     return result, fused
 
 
-def _scores(cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, units: _Units, test_proba: dict):
-    """(CV scores, test metrics, per-sequence scores, fused test predictions) of one fit."""
+def _scores(
+    cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, units: _Units, test_proba: dict, thresholds
+):
+    """(CV scores, test metrics, per-sequence scores, fused test predictions) of one fit; ``thresholds``: the
+    one each refit model chose on the development rows, for its test rows."""
     subjects = lambda f, sel: f.subjects[sel] if folds.grouped else None  # noqa: E731
     scoring = (cfg.positive, cfg.bootstrap, cfg.seed)
     evals = {
-        q: evaluate(r.y, r.proba, r.folds.fold_of, classes, subjects(dev, units.dev[q]), *scoring, scope=folds.scope)
+        q: evaluate(
+            r.y,
+            r.proba,
+            r.folds.fold_of,
+            classes,
+            subjects(dev, units.dev[q]),
+            *scoring,
+            scope=folds.scope,
+            thresholds=r.thresholds,
+        )
         for q, r in cvres.items()
     }
     if cfg.fuse in MODEL_FUSIONS:
@@ -208,7 +237,9 @@ def _scores(cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, u
     test_metrics = None
     if len(test):
         y_test = encode_labels(test.labels, classes)[1]
-        test_metrics = metrics_with_ci(y_test, test_proba[fs.name], classes, subjects(test, slice(None)), *scoring)
+        test_metrics = metrics_with_ci(
+            y_test, test_proba[fs.name], classes, subjects(test, slice(None)), *scoring, threshold=thresholds[fs.name]
+        )
     return cv, test_metrics, None, None
 
 

@@ -48,8 +48,64 @@ def auc_ci(y_true, score, level: float = 0.95) -> tuple[float, float, float]:
     return auc, max(0.0, auc - half), min(1.0, auc + half)
 
 
-def classification_metrics(y, proba, classes, positive: str | None = None) -> dict:
-    """Metrics of predicted probabilities; the predicted class is the most probable one.
+def predicted_classes(proba, classes, positive: str | None = None, threshold=None) -> np.ndarray:
+    """The predicted class of each row: the positive class where its probability reaches ``threshold`` (a number,
+    or one per row; binary problems), else the most probable class."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if threshold is None or len(classes) != 2:
+        return proba.argmax(axis=1)
+    pos = classes.index(positive) if positive is not None else 1
+    thr = np.broadcast_to(np.asarray(threshold, float), (len(proba),))
+    at = np.where(np.isnan(thr), 0.5, thr)  # a row without a threshold: the most probable class
+    return np.where(proba[:, pos] >= at, pos, 1 - pos) if len(proba) else proba.argmax(axis=1)
+
+
+def calibration(t, p, bins: int = 10) -> dict:
+    """Brier score, calibration slope and intercept (calibration-in-the-large), and a reliability table.
+
+    ``t``: 1 for the positive class, ``p``: its predicted probability. The slope is ``b`` of the logistic
+    recalibration ``logit P(y) = a + b logit(p)``; the intercept is ``a`` with the slope fixed at 1 (the
+    logit as offset), as reporting guidelines (TRIPOD) ask. 1 and 0 are perfect; a slope below 1 says the
+    predictions are too extreme. Either is None when the data separate perfectly (no finite fit).
+    """
+    t, p = np.asarray(t, float), np.asarray(p, float)
+    out: dict = {"brier": float(np.mean((p - t) ** 2)) if len(t) else None}
+    lp = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1 - 1e-6))
+    out["calibration_slope"] = _logistic(t, np.column_stack([np.ones_like(lp), lp]), np.zeros_like(lp), 1)
+    out["calibration_intercept"] = _logistic(t, np.ones((len(lp), 1)), lp, 0)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    rel = [(float(p[m].mean()), float(t[m].mean()), int(m.sum())) for m in (which == b for b in range(bins)) if m.any()]
+    out["reliability"] = {"predicted": [r[0] for r in rel], "observed": [r[1] for r in rel], "n": [r[2] for r in rel]}
+    return out
+
+
+def _logistic(t, Z, offset, coef: int) -> float | None:
+    """Coefficient ``coef`` of the logistic regression of ``t`` on ``Z`` with ``offset`` (Newton's method), or None
+    when it does not converge to a finite value (separation, one class)."""
+    if len(t) < 2 or t.min() == t.max():
+        return None
+    beta = np.zeros(Z.shape[1])
+    for _ in range(50):
+        eta = np.clip(offset + Z @ beta, -30, 30)
+        mu = 1 / (1 + np.exp(-eta))
+        w = mu * (1 - mu)
+        H = Z.T @ (Z * w[:, None])
+        try:
+            step = np.linalg.solve(H + 1e-12 * np.eye(len(beta)), Z.T @ (t - mu))
+        except np.linalg.LinAlgError:
+            return None
+        beta += step
+        if np.abs(step).max() < 1e-10:
+            break
+    else:
+        return None
+    return float(beta[coef]) if np.isfinite(beta[coef]) and abs(beta[coef]) < 1e3 else None
+
+
+def classification_metrics(y, proba, classes, positive: str | None = None, threshold=None) -> dict:
+    """Metrics of predicted probabilities; the predicted class is the most probable one, or (binary, with
+    ``threshold``: one number, or one per row) the positive class where its probability reaches the threshold.
 
     Parameters
     ----------
@@ -65,13 +121,14 @@ def classification_metrics(y, proba, classes, positive: str | None = None) -> di
     dict
         Binary: ``auc`` (+ ``auc_ci``), ``accuracy``, ``balanced_accuracy``, ``sensitivity``,
         ``specificity``, ``precision``, ``f1``, ``confusion_matrix`` (rows true, columns
-        predicted, in ``classes`` order). Multi-class: macro one-vs-rest ``auc``, macro
-        ``f1``/``precision``/``sensitivity``, ``confusion_matrix``. Both: ``per_class``
-        precision, recall, F1 and support.
+        predicted, in ``classes`` order), ``threshold``, and :func:`calibration`'s figures.
+        Multi-class: macro and prevalence-weighted one-vs-rest ``auc`` (and each class's), macro
+        ``f1``/``precision``/``sensitivity``, ``confusion_matrix``, ``brier`` (summed over classes).
+        Both: ``per_class`` precision, recall, F1 and support.
     """
     y = np.asarray(y)
     proba = np.asarray(proba, dtype=np.float64)
-    pred = proba.argmax(axis=1)
+    pred = predicted_classes(proba, classes, positive, threshold)
     labels = list(range(len(classes)))
     cm = confusion_matrix(y, pred, labels=labels)
     # one pass gives every per-class value; the summaries are scikit-learn's definitions of them
@@ -114,9 +171,16 @@ def classification_metrics(y, proba, classes, positive: str | None = None) -> di
             missing["specificity"] = f"no {classes[1 - pos]} (negative) sample"
         out["precision"] = float(prec[pos])
         out["f1"] = float(f1[pos])
+        if threshold is not None:
+            thr = np.asarray(threshold, float)
+            out["threshold"] = float(np.nanmean(thr)) if np.isfinite(thr).any() else None
+        if len(y):
+            out.update(calibration(t, proba[:, pos]))
     else:
         if not absent:
             out["auc"] = float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels))
+            out["weighted_auc"] = float(roc_auc_score(y, proba, multi_class="ovr", average="weighted", labels=labels))
+            out["class_auc"] = {c: float(roc_auc_score(y == i, proba[:, i])) for i, c in enumerate(classes)}
         else:
             out["auc"] = None
             missing.setdefault(
@@ -125,10 +189,25 @@ def classification_metrics(y, proba, classes, positive: str | None = None) -> di
         out["sensitivity"] = float(rec.mean())  # macro over all classes, as average="macro" with labels=
         out["precision"] = float(prec.mean())
         out["f1"] = float(f1.mean())
+        if len(y):
+            out["brier"] = float(np.mean(((proba - (y[:, None] == np.arange(len(classes)))) ** 2).sum(axis=1)))
+        grades = ordinal_grades(classes)
+        if grades is not None and len(y):
+            from sklearn.metrics import cohen_kappa_score
+
+            out["qwk"] = float(cohen_kappa_score(grades[y], grades[pred], weights="quadratic", labels=sorted(grades)))
     return out
 
 
-SUMMARY_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1")
+def ordinal_grades(classes) -> np.ndarray | None:
+    """Each class's grade when every class is an integer (ordinal labels such as 0-4), else None."""
+    try:
+        return np.array([int(c) for c in classes])
+    except ValueError:
+        return None
+
+
+SUMMARY_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1", "brier")
 
 
 def delong_paired(y_true, score_a, score_b) -> dict:
@@ -211,6 +290,7 @@ def weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.nd
     counted half, as ``rankdata`` averaging gives), from one sort of the scores.
     """
     tf, pf = t.astype(float), pred.astype(float)
+    brier = (W @ (score - tf) ** 2) / W.sum(axis=1)
     tp, fn = W @ (tf * pf), W @ (tf * (1 - pf))
     fp, tn = W @ ((1 - tf) * pf), W @ ((1 - tf) * (1 - pf))
     m, n = tp + fn, tn + fp
@@ -235,7 +315,7 @@ def weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.nd
     curves = [
         np.interp(ROC_GRID, np.r_[0.0, f], np.r_[0.0, r]) for f, r, a, b in zip(fps, tps, m, n) if a > 0 and b > 0
     ]
-    return np.stack([auc, acc, bal, sens, spec, prec, f1], axis=1), curves
+    return np.stack([auc, acc, bal, sens, spec, prec, f1, brier], axis=1), curves
 
 
 def resample_weights(groups, n_boot: int, seed: int = 0):
@@ -270,8 +350,9 @@ def weighted_multiclass(W: np.ndarray, y: np.ndarray, proba: np.ndarray) -> np.n
     """BOOT_KEYS of a multi-class problem for many resamples at once (rows of weights ``W``).
 
     The same definitions as :func:`classification_metrics` (macro one-vs-rest AUC, NaN when a resample
-    lacks a class; macro sensitivity, precision and F1 with 0 for an empty class; balanced accuracy
-    over the classes present; no specificity), computed from weighted confusion counts.
+    lacks a class; macro sensitivity, precision and F1 with 0 for an empty class; balanced accuracy over
+    the classes present; no specificity; Brier summed over the classes), computed from weighted confusion
+    counts; after BOOT_KEYS, the prevalence-weighted one-vs-rest AUC.
     """
     n_classes = proba.shape[1]
     pred = proba.argmax(1)
@@ -285,9 +366,14 @@ def weighted_multiclass(W: np.ndarray, y: np.ndarray, proba: np.ndarray) -> np.n
         present = support > 0
         bal = (rec * present).sum(1) / present.sum(1)
         acc = tp.sum(1) / W.sum(1)
-        auc = weighted_auc(W, y, proba, None)
+        per_class = np.stack(
+            [weighted_binary(W, y == c, proba[:, c], pred == c)[0][:, 0] for c in range(n_classes)], axis=1
+        )
+        auc = per_class.mean(axis=1)  # NaN where a resample lacks a class
+        weighted = (per_class * support).sum(1) / support.sum(1)
     nan = np.full(len(W), np.nan)
-    return np.stack([auc, acc, bal, rec.mean(1), nan, prec.mean(1), f1.mean(1)], axis=1)
+    brier = (W @ ((proba - Y) ** 2).sum(axis=1)) / W.sum(1)
+    return np.stack([auc, acc, bal, rec.mean(1), nan, prec.mean(1), f1.mean(1), brier, weighted], axis=1)
 
 
 def _roc_on_grid(t: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -308,8 +394,26 @@ def roc_on_grid(y, proba, classes, positive: str | None = None) -> dict | None:
     return {"fpr": ROC_GRID.tolist(), "tpr": _roc_on_grid(t, np.asarray(proba)[:, pos]).tolist()}
 
 
+def class_rocs(y, proba, classes) -> dict:
+    """Each class's one-vs-rest ROC curve (TPR on the FPR grid), for the classes present with others."""
+    y = np.asarray(y)
+    return {
+        c: {"fpr": ROC_GRID.tolist(), "tpr": _roc_on_grid(y == i, np.asarray(proba)[:, i]).tolist()}
+        for i, c in enumerate(classes)
+        if 0 < (y == i).sum() < len(y)
+    }
+
+
 def bootstrap(
-    y, proba, classes, groups=None, positive: str | None = None, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    y,
+    proba,
+    classes,
+    groups=None,
+    positive: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    threshold=None,
 ) -> dict:
     """Percentile bootstrap CIs of the summary metrics, resampling whole subjects.
 
@@ -326,6 +430,8 @@ def bootstrap(
         Subject of each sample (default: each sample its own).
     n_boot : int
         Number of resamples.
+    threshold : float or array, optional
+        The threshold (binary) each prediction was decided by, as in :func:`classification_metrics`.
 
     Returns
     -------
@@ -338,7 +444,8 @@ def bootstrap(
     binary = len(classes) == 2
     pos = (classes.index(positive) if positive is not None else 1) if binary else None
     stats, curves = [], []
-    t, score, pred = (y == pos, proba[:, pos], proba.argmax(1) == pos) if binary else (None, None, None)
+    pred = predicted_classes(proba, classes, positive, threshold) == pos
+    t, score = (y == pos, proba[:, pos]) if binary else (None, None)
     weights, unit = resample_weights(len(y) if groups is None else groups, n_boot, seed)
     for W in weights:
         if binary:
@@ -351,7 +458,7 @@ def bootstrap(
     lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
     out = {"n_boot": n_boot, "unit": unit, "level": level, "ci": {}}
     with np.errstate(invalid="ignore"):
-        for i, key in enumerate(BOOT_KEYS):
+        for i, key in enumerate(BOOT_KEYS if binary else (*BOOT_KEYS, "weighted_auc")):
             col = stats[:, i][~np.isnan(stats[:, i])]
             if len(col):
                 out["ci"][key] = [float(np.percentile(col, lo_q)), float(np.percentile(col, hi_q))]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.evaluate.metrics import predicted_classes
 from featx.report.write import write_report
 from featx.results.bench import BenchResult
 from featx.results.io import write_results
@@ -44,6 +45,7 @@ class Predictions:
     test_proba: dict  # unit -> (n_unit_test, C)
     test_units: dict  # unit -> boolean mask over test
     fused: tuple | None = None  # (subjects, probabilities) of a fused test split
+    thresholds: dict | None = None  # unit -> the threshold its refit chose on the development rows (or None)
 
 
 def write_fit_outputs(result: FitResult, preds: Predictions, out: Path, written: dict | None = None) -> FitResult:
@@ -55,10 +57,11 @@ def write_fit_outputs(result: FitResult, preds: Predictions, out: Path, written:
     paths = {"results": out / "results.json", "folds": out / "folds.json", "oof": out / "oof_predictions.csv"}
     paths["folds"].write_text(json.dumps(result.folds))
     classes = list(result.classes)
-    _write_oof(paths["oof"], preds, classes)
+    positive = result.cv.pooled.positive
+    _write_oof(paths["oof"], preds, classes, positive)
     if len(preds.test):
         paths["test_predictions"] = out / "test_predictions.csv"
-        _write_test(paths["test_predictions"], preds, classes)
+        _write_test(paths["test_predictions"], preds, classes, positive)
         if preds.fused is not None:
             paths["test_fused"] = out / "test_predictions_fused.csv"
             with _csv(paths["test_fused"], ["subject", "predicted"], classes) as w:
@@ -76,12 +79,14 @@ def _report_and_results(result, out: Path, paths: dict):
     return result
 
 
-def _write_oof(path: Path, preds: Predictions, classes: list) -> None:
+def _write_oof(path: Path, preds: Predictions, classes: list, positive) -> None:
     dev = preds.dev
     with _csv(path, ["id", "label", "subject", "sequence", "repeat", "fold", "predicted"], classes) as w:
         for name, res in preds.cvres.items():
             sel = np.flatnonzero(preds.units[name])
             for r in range(res.proba.shape[0]):
+                thr = None if res.thresholds is None else res.thresholds[r]
+                decided = predicted_classes(res.proba[r], classes, positive, thr)
                 for j, i in enumerate(sel):
                     p = res.proba[r, j]
                     if not np.isnan(p[0]):
@@ -93,20 +98,22 @@ def _write_oof(path: Path, preds: Predictions, classes: list) -> None:
                                 dev.sequences[i],
                                 r,
                                 int(res.folds.fold_of[r, j]),
-                                classes[int(p.argmax())],
+                                classes[int(decided[j])],
                             ]
                             + [f"{v:.6f}" for v in p]
                         )
 
 
-def _write_test(path: Path, preds: Predictions, classes: list) -> None:
+def _write_test(path: Path, preds: Predictions, classes: list, positive) -> None:
     test = preds.test
     with _csv(path, ["id", "label", "subject", "sequence", "predicted"], classes) as w:
         for name, m in preds.test_units.items():
+            thr = (preds.thresholds or {}).get(name)
+            decided = predicted_classes(preds.test_proba[name], classes, positive, thr)
             for j, i in enumerate(np.flatnonzero(m)):
                 p = preds.test_proba[name][j]
                 w.writerow(
-                    [test.ids[i], test.labels[i], test.subjects[i], test.sequences[i], classes[int(p.argmax())]]
+                    [test.ids[i], test.labels[i], test.subjects[i], test.sequences[i], classes[int(decided[j])]]
                     + [f"{v:.6f}" for v in p]
                 )
 

@@ -19,8 +19,9 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FeatxError, short_list
-from featx.evaluate.cv import proba_of
+from featx.evaluate.cv import proba_of, threshold_of
 from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, fuse_images, subject_level
+from featx.evaluate.metrics import predicted_classes
 from featx.results.codec import to_json
 from featx.results.runs import FitResult
 from featx.store.feature_set import FeatureSet
@@ -64,6 +65,9 @@ def save_model(
         "n_features": result.n_features,
         "fuse": fuse_how,
         "sequences": sequences,
+        "threshold": {unit: threshold_of(m) for unit, m in models.items()},
+        "decision": result.protocol.decision,
+        "calibrate": result.protocol.calibrate,
         "trained_on": {
             "store": result.store,
             "n": result.n_dev,
@@ -88,10 +92,13 @@ class Prediction:
     classes: list
     subject: np.ndarray | None = None  # per-subject mean / fused probabilities, when subjects are known
     subject_proba: np.ndarray | None = None
+    threshold: float | None = None  # the training's threshold on the positive class (None: most probable class)
+    positive: str | None = None
 
     def predicted(self, proba=None) -> list[str]:
+        """The predicted class of each row of ``proba`` (default: this prediction's), by the training's threshold."""
         p = self.proba if proba is None else proba
-        return [self.classes[int(i)] for i in p.argmax(axis=1)]
+        return [self.classes[int(i)] for i in predicted_classes(p, self.classes, self.positive, self.threshold)]
 
 
 @dataclass
@@ -105,6 +112,10 @@ class FeatxModel:
     @property
     def classes(self) -> list:
         return self.meta["classes"]
+
+    @property
+    def positive(self) -> str | None:
+        return self.meta.get("positive")
 
     def columns(self, fs: FeatureSet) -> FeatureSet:
         """``fs``'s columns the model was fitted on, in the fit's order (by name when the set names them)."""
@@ -146,8 +157,11 @@ class FeatxModel:
         how = self.meta["fuse"]
         if how == "concat":
             fs = concat_by_subject(fs, self.meta["sequences"])
-            proba = proba_of(next(iter(self.models.values())), fs.X, len(self.classes))
-            return Prediction("subject", fs.ids, proba, self.classes)
+            model = next(iter(self.models.values()))
+            proba = proba_of(model, fs.X, len(self.classes))
+            return Prediction(
+                "subject", fs.ids, proba, self.classes, threshold=threshold_of(model), positive=self.positive
+            )
         if how in MODEL_FUSIONS:
             unknown = sorted(set(fs.sequences.tolist()) - set(self.models))
             if unknown:
@@ -168,8 +182,9 @@ class FeatxModel:
                 how,
             )
             return Prediction("image", fs.ids, proba, self.classes, names, fused)
-        proba = proba_of(next(iter(self.models.values())), fs.X, len(self.classes))
-        pred = Prediction("image", fs.ids, proba, self.classes)
+        model = next(iter(self.models.values()))
+        proba = proba_of(model, fs.X, len(self.classes))
+        pred = Prediction("image", fs.ids, proba, self.classes, threshold=threshold_of(model), positive=self.positive)
         if (fs.subjects != "").all() and len(set(fs.subjects.tolist())) < len(fs):
             pred.subject, _, pred.subject_proba = subject_level(fs.subjects, np.zeros(len(fs), int), proba)
         return pred

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from featx.evaluate.fusion import MIXED, fuse_images, fuse_repeats, subject_level
-from featx.evaluate.metrics import SUMMARY_KEYS, bootstrap, classification_metrics, roc_on_grid
+from featx.evaluate.metrics import SUMMARY_KEYS, bootstrap, class_rocs, classification_metrics, roc_on_grid
 from featx.results.codec import from_json
 from featx.results.metrics import CVScores, FoldStat, Metrics
 from featx.results.runs import SequenceScores
@@ -30,6 +31,7 @@ def evaluate(
     seed: int = 0,
     level: str = "image",
     scope: str = "out-of-fold predictions of cross-validation",
+    thresholds=None,
 ) -> CVScores:
     """Score out-of-fold probabilities of one model.
 
@@ -48,14 +50,22 @@ def evaluate(
         What a row is (``image``, or a subject-level description for fused runs).
     scope : str
         Which predictions these are (:attr:`featx.evaluate.folds.Folds.scope`).
+    thresholds : ndarray, shape (repeats, n), optional
+        The threshold each sample's fold chose on its training rows (binary; NaN: the most probable class);
+        a sample tested in several repeats is decided by their mean threshold.
     """
     y = np.asarray(y)
     proba = np.asarray(proba, float)
     tested = ~np.isnan(proba[:, :, 0]).all(axis=0)
     mean = np.nanmean(proba[:, tested], axis=0)  # each tested sample's probability averaged over its repeats
+    thr = None
+    if thresholds is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no threshold for that sample
+            thr = np.nanmean(np.asarray(thresholds, float)[:, tested], axis=0)
     yt = y[tested]
     subj = None if subjects is None else np.asarray(subjects).astype(str)[tested]
-    pooled = metrics_with_ci(yt, mean, classes, subj, positive, n_boot, seed)
+    pooled = metrics_with_ci(yt, mean, classes, subj, positive, n_boot, seed, threshold=thr)
     per_repeat = None
     if len(proba) > 1:
         per_repeat = tuple(
@@ -69,7 +79,7 @@ def evaluate(
         n_tested=int(tested.sum()),
         pooled=_without_roc(pooled),
         roc=pooled.roc,
-        per_fold=per_fold(y, proba, fold_of, classes, positive),
+        per_fold=per_fold(y, proba, fold_of, classes, positive, thresholds=thresholds),
         per_repeat=per_repeat,
         subject=_subject_level(subj, yt, mean, classes, positive, n_boot, seed),
         level=level,
@@ -103,14 +113,20 @@ def _subject_level(subj, yt, mean, classes, positive, n_boot, seed) -> Metrics |
     return metrics_of(m)
 
 
-def metrics_with_ci(y, proba, classes, groups=None, positive=None, n_boot: int = 1000, seed: int = 0) -> Metrics:
-    """Metrics of one set of predictions with their bootstrap CIs (``ci``, ``ci_unit``) and ``roc`` (with band)."""
-    m = classification_metrics(y, proba, classes, positive)
+def metrics_with_ci(
+    y, proba, classes, groups=None, positive=None, n_boot: int = 1000, seed: int = 0, threshold=None
+) -> Metrics:
+    """Metrics of one set of predictions with their bootstrap CIs (``ci``, ``ci_unit``) and ``roc`` (with band);
+    multi-class: each class's one-vs-rest ROC. ``threshold`` (binary; a number or one per row) decides the
+    predicted classes, as in :func:`~featx.evaluate.metrics.classification_metrics`."""
+    m = classification_metrics(y, proba, classes, positive, threshold)
     if n_boot:
-        boot = bootstrap(y, proba, classes, groups, positive, n_boot=n_boot, seed=seed)
+        boot = bootstrap(y, proba, classes, groups, positive, n_boot=n_boot, seed=seed, threshold=threshold)
         m["ci"], m["ci_unit"], m["roc"] = boot["ci"], boot["unit"], boot.get("roc")
     else:
         m["roc"] = roc_on_grid(y, proba, classes, positive)
+    if len(classes) > 2:
+        m["class_roc"] = class_rocs(y, proba, classes)
     return metrics_of(m)
 
 
@@ -120,13 +136,14 @@ def fold_scores(y, proba, fold_of, classes, positive=None, key: str = "auc") -> 
     return np.array([np.nan if v is None else v for v in stat.values] if stat else [], dtype=float)
 
 
-def per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS) -> dict[str, FoldStat]:
-    """Each metric in every (repeat, fold): mean, sd and the values."""
+def per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS, thresholds=None) -> dict[str, FoldStat]:
+    """Each metric in every (repeat, fold): mean, sd and the values (decided by each fold's threshold)."""
     rows = []
     for r in range(len(proba)):
         for f in np.unique(fold_of[r][fold_of[r] >= 0]):
             sel = fold_of[r] == f
-            rows.append(classification_metrics(y[sel], proba[r][sel], classes, positive))
+            thr = None if thresholds is None else thresholds[r][sel]
+            rows.append(classification_metrics(y[sel], proba[r][sel], classes, positive, thr))
     out = {}
     for key in keys:
         if not rows or not any(key in r for r in rows):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from featx.report.html import e, figures, fold_stat, key_values, page, provenance_table, raw_json, table, versions_line
-from featx.report.plots import confusion_png, roc_png, strip_png
+from featx.report.plots import confusion_png, reliability_png, roc_png, strip_png
 from featx.results.bench import BenchResult
 from featx.results.codec import to_json
 from featx.results.metrics import Metrics, finite
@@ -16,6 +16,7 @@ TABLE_KEYS = (
     ("balanced_accuracy", "bal. accuracy"),
     ("sensitivity", "sensitivity"),
     ("specificity", "specificity"),
+    ("brier", "Brier"),
 )  # precision and F1: bench.csv
 
 
@@ -24,6 +25,11 @@ def bench_images(r: BenchResult, out: Path) -> dict:
     curves = [(c.title, c.cv.pooled, c.cv.roc) for c in r.cells[:TOP_ROC]]
     if any(roc for _, _, roc in curves):
         paths["roc"] = roc_png(curves, r.positive or "", out / "roc.png")
+    curves = [(f"{c.title} ({r.protocol.scored_on})", c.cv.pooled) for c in r.cells[:TOP_ROC]]
+    curves += [(f"{c.title} (test)", c.test) for c in r.cells[:1] if c.test is not None]
+    made = reliability_png(curves, r.positive or "", out / "reliability.png")
+    if made is not None:
+        paths["reliability"] = made
     best = r.cells[0]
     paths["confusion"] = confusion_png([(f"best: {best.title} (CV)", best.cv.pooled)], r.classes, out / "confusion.png")
     series = {f"{c.feature_set}\n{c.head}": c.fold_auc for c in r.cells}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from featx.report.finetune import finetune_section
 from featx.report.html import e, figures, fmt, key_values, page, raw_json, summary_rows, table, versions_line
-from featx.report.plots import confusion_png, curves_png, roc_png, strip_png
+from featx.report.plots import class_roc_png, confusion_png, curves_png, reliability_png, roc_png, strip_png
 from featx.results.codec import to_json
 from featx.results.metrics import METRIC_LABELS
 from featx.results.provenance import FeatureProvenance
@@ -31,6 +31,12 @@ def fit_images(r: FitResult, out: Path) -> dict:
         [("held-out test", r.test)] if r.test is not None else []
     )
     paths["confusion"] = confusion_png(panels, r.classes, out / "confusion.png")
+    for name, made in (
+        ("reliability", reliability_png(panels, r.positive or "", out / "reliability.png")),
+        ("class_roc", class_roc_png(panels, out / "class_roc.png")),
+    ):
+        if made is not None:
+            paths[name] = made
     folds = {k: r.cv.fold_values(k) for k in FOLD_PLOT_KEYS if r.cv.fold_values(k)}
     if folds and len(next(iter(folds.values()))) > 1:
         title = "score per fold (every repeat x fold)" if on == "CV" else "score per draw of the test split"
@@ -58,6 +64,7 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
             summary_rows(cv, r.test),
         ),
     ]
+    body.append(operating_section(proto, [(f"{proto.scored_on}", cv.pooled), ("held-out test", r.test)], cv.thresholds))
     if cv.subject is not None:
         s = cv.subject
         body.append(
@@ -119,3 +126,50 @@ def _sequences_table(r: FitResult) -> str:
     return "<h2>Per-sequence models and the fused one</h2>" + table(
         ["model", "images", f"{on} AUC", *keys, f"{on} AUC (subject)", "test AUC"], rows
     )
+
+
+def operating_section(proto, panels: list, thresholds=None) -> str:
+    """How the classes were decided and how calibrated the probabilities are (binary), or the multi-class
+    extras (weighted AUC, each class's AUC, quadratic-weighted kappa), for (title, metrics) panels."""
+    panels = [(t, m) for t, m in panels if m is not None]
+    binary = panels and panels[0][1].positive is not None
+    note = f"Decision: {e(proto.decision)}. Calibration: {e(proto.calibrate)}."
+    if thresholds:
+        shown = [f"{v:.3f}" for v in thresholds if v is not None]
+        note += f" Threshold chosen per fold: {e(', '.join(shown))}."
+    if binary:
+        rows = [
+            (
+                t,
+                f"{m.threshold:.3f}" if m.threshold is not None else "most probable class",
+                fmt(m, "brier"),
+                f"{m.calibration_slope:.3f}" if m.calibration_slope is not None else "not computable",
+                f"{m.calibration_intercept:.3f}" if m.calibration_intercept is not None else "not computable",
+            )
+            for t, m in panels
+        ]
+        head = ["predictions", "threshold", "Brier", "calibration slope (1 ideal)", "calibration intercept (0 ideal)"]
+        return f"<h2>Operating point and calibration</h2><p class='note'>{note}</p>" + table(head, rows)
+    classes = list(panels[0][1].classes) if panels else []
+    rows = [
+        (
+            t,
+            _with_ci(m, "weighted_auc"),
+            *(f"{m.class_auc[c]:.3f}" if c in m.class_auc else "-" for c in classes),
+            f"{m.qwk:.3f}" if m.qwk is not None else "-",
+        )
+        for t, m in panels
+    ]
+    head = ["predictions", "weighted AUC", *(f"AUC {c} vs rest" for c in classes), "quadratic-weighted kappa"]
+    return (
+        f"<h2>Multi-class</h2><p class='note'>{note} The AUC above is the macro one-vs-rest AUC; the weighted one "
+        "weighs each class by its prevalence. The kappa is shown when every label is an integer (ordinal grades).</p>"
+        + table(head, rows)
+    )
+
+
+def _with_ci(m, key: str) -> str:
+    v, ci = getattr(m, key), m.ci.get(key)
+    if v is None:
+        return "-"
+    return f"{v:.3f}" + (f" [{ci[0]:.3f}-{ci[1]:.3f}]" if ci else "")

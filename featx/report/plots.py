@@ -49,6 +49,59 @@ def roc_png(curves: list[tuple[str, Metrics, Roc | None]], positive: str, path: 
     return path
 
 
+def reliability_png(curves: list[tuple[str, Metrics | None]], positive: str, path: Path) -> Path | None:
+    """A reliability diagram: observed fraction positive against mean predicted probability per bin, one line per
+    (title, metrics with ``reliability``); marker area follows the bin's count. None when no curve has one."""
+    curves = [(t, m) for t, m in curves if m is not None and m.reliability is not None]
+    if not curves:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.8), dpi=110)
+    for title, m in curves:
+        r = m.reliability
+        n = np.asarray(r.n, float)
+        label = f"{title}: Brier {fmt(m, 'brier', boot=False)}"
+        if m.calibration_slope is not None:
+            label += f", slope {m.calibration_slope:.2f}"
+        (line,) = ax.plot(r.predicted, r.observed, lw=1.2, marker=None, label=label)
+        ax.scatter(r.predicted, r.observed, s=8 + 120 * n / n.max(), color=line.get_color(), alpha=0.6)
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+    ax.set(
+        xlabel=f"mean predicted probability of {positive}",
+        ylabel="observed fraction",
+        title="reliability (10 bins; marker area: samples in the bin)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
+    ax.title.set_fontsize(9)
+    ax.legend(loc="upper left", fontsize=6.5)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def class_roc_png(panels: list[tuple[str, Metrics]], path: Path) -> Path | None:
+    """Each class's one-vs-rest ROC, one panel per (title, multi-class metrics with ``class_roc``)."""
+    panels = [(t, m) for t, m in panels if m is not None and m.class_roc]
+    if not panels:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.4), dpi=110, squeeze=False)
+    for ax, (title, m) in zip(axes[0], panels):
+        for c, roc in m.class_roc.items():
+            auc = m.class_auc.get(c)
+            ax.plot(roc.fpr, roc.tpr, lw=1.3, label=f"{c} vs rest" + (f": AUC {auc:.3f}" if auc is not None else ""))
+        ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+        ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
+        ax.set_title(f"{title}: one-vs-rest ROC", fontsize=8)
+        ax.legend(loc="lower right", fontsize=6.5)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def confusion_png(panels: list[tuple[str, Metrics]], classes, path: Path) -> Path:
     """One confusion matrix (rows true, columns predicted) per (title, metrics)."""
     plt = _pyplot()

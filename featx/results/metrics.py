@@ -16,7 +16,11 @@ METRIC_LABELS = {
     "specificity": "Specificity",
     "precision": "Precision",
     "f1": "F1",
+    "brier": "Brier",
 }
+
+#: metrics where lower is better (every other one: higher is better)
+LOWER_IS_BETTER = frozenset({"brier"})
 
 
 def finite(v) -> bool:
@@ -49,12 +53,29 @@ class Roc:
 
 
 @dataclass(frozen=True)
+class Reliability:
+    """A reliability diagram: per bin of predicted probability (ten of width 0.1, the empty ones left out), the
+    mean predicted probability of the positive class, the fraction observed positive, and the count."""
+
+    predicted: tuple[float, ...]
+    observed: tuple[float, ...]
+    n: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Metrics:
     """The metrics of one set of predictions (pooled out-of-fold, a test split, subject level ...).
 
     Binary problems have ``positive``, ``auc`` with its DeLong interval ``auc_ci``, ``sensitivity`` and
     ``specificity``; multi-class ones a macro one-vs-rest ``auc`` and macro ``sensitivity``/``precision``/
     ``f1``. ``ci`` holds the percentile-bootstrap intervals (metric -> (lo, hi)), resampled by ``ci_unit``.
+
+    ``threshold`` is the one the predicted classes were decided by (binary; chosen on training rows with
+    ``--threshold``; None: the most probable class). ``brier`` (binary: of the positive class; multi-class:
+    summed over the classes), ``calibration_slope`` and ``calibration_intercept`` (binary) and ``reliability``
+    say how calibrated the probabilities are. Multi-class problems also have the prevalence-``weighted_auc``,
+    each class's one-vs-rest ``class_auc`` and ``class_roc``, and, when every label is an integer (grades),
+    the quadratic-weighted kappa ``qwk``.
     """
 
     n: int
@@ -77,6 +98,15 @@ class Metrics:
     mixed_label_subjects: int | None = None
     #: metric -> why it cannot be computed on these predictions (e.g. AUC on a split with one class)
     not_computable: Mapping[str, str] = field(default_factory=dict)
+    threshold: float | None = None
+    brier: float | None = None
+    calibration_slope: float | None = None
+    calibration_intercept: float | None = None
+    reliability: Reliability | None = None
+    weighted_auc: float | None = None
+    class_auc: Mapping[str, float] = field(default_factory=dict)
+    class_roc: Mapping[str, Roc] = field(default_factory=dict)
+    qwk: float | None = None
 
     def value(self, key: str) -> float | None:
         """The metric ``key`` (one of :data:`METRIC_LABELS`), None when this problem has none."""
@@ -133,6 +163,8 @@ class CVScores:
         Fit + predict wall time of every fold.
     best_params : any
         With nested tuning: the inner loop's choice per fold (per sequence model for fused runs).
+    thresholds : tuple of float, or None
+        With ``--threshold``: the threshold each (repeat, fold) chose on its training rows.
     """
 
     n_tested: int
@@ -146,6 +178,7 @@ class CVScores:
     best_params: Any = None
     #: what these predictions are: the out-of-fold ones of a CV, or the test side of a fixed split
     scope: str = "out-of-fold predictions of cross-validation"
+    thresholds: tuple[float | None, ...] | None = None
 
     def fold_values(self, key: str) -> tuple[float, ...]:
         """``key`` in every fold (empty when not computed)."""

@@ -30,6 +30,7 @@ class FeatureProvenance:
     radiomics_settings: Mapping[str, Any] | None = None
     versions: Mapping[str, str] | None = None
     n_features: int | None = None
+    parts: Mapping[str, Any] | None = None  # kind ``combined`` (early fusion): each part's own provenance
 
     @classmethod
     def of(cls, prov: Mapping[str, Any]) -> FeatureProvenance:
@@ -51,10 +52,17 @@ class FeatureProvenance:
             radiomics_settings=params or None,
             versions=prov.get("versions"),
             n_features=prov.get("n_features"),
+            parts=prov.get("parts"),
         )
 
     def rows(self, dropped: tuple | list = ()) -> dict[str, str]:
         """The provenance table of a report: what made the features, one line per entry."""
+        if self.kind == "combined":
+            out = {"early fusion": " + ".join(self.parts or {}) + ", each block standardised on its own"}
+            for part, prov in (self.parts or {}).items():
+                own = [d.split(":", 1)[1] for d in dropped if d.startswith(part + ":")]
+                out.update({f"{part}: {k}": v for k, v in FeatureProvenance.of(prov).rows(own).items()})
+            return out
         if self.kind == "radiomics":
             s = self.radiomics_settings or {}
             versions = ", ".join(f"{k} {v}" for k, v in (self.versions or {}).items())

@@ -42,7 +42,8 @@ class Protocol:
     test_size: float | None
     folds: str
     held_out_test: bool
-    decision: str = "most probable class"
+    decision: str = "most probable class"  # or the --threshold rule and where it was chosen
+    calibrate: str = "none"  # or sigmoid/isotonic, fitted on an inner CV of each training set
     fuse: str | None = None
     n_boot: int = 0
     folds_from: str | None = None
