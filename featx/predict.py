@@ -64,13 +64,27 @@ def compute_features(
     """
     name = model.meta["feature_set"]
     how = dict(models_dir=models_dir, provider=provider, batch_size=batch_size, progress=progress)
-    if model.meta["kind"] != KIND:
-        return name, _compute_part(model, name, model.meta["provenance"], manifest, store, allow_export_change, how)
+    parts = feature_parts(model)
+    if len(parts) == 1 and model.meta["kind"] not in (KIND, "ensemble"):
+        part, prov = next(iter(parts.items()))
+        return name, _compute_part(model, part, prov, manifest, store, allow_export_change, how)
     reasons: dict[str, list] = {}
-    for part, prov in model.meta["provenance"]["parts"].items():
+    for part, prov in parts.items():
         for sample, why in _compute_part(model, part, prov, manifest, store, allow_export_change, how):
             reasons.setdefault(sample, []).append(f"{part}: {why}")
     return name, [(sample, "; ".join(whys)) for sample, whys in reasons.items()]
+
+
+def feature_parts(model: FeatxModel) -> dict:
+    """Every feature set predict computes for ``model`` (name -> provenance): a combined set's parts, an ensemble's
+    members' feature sets (each once)."""
+    out = {}
+    for m in model.members():
+        if m.meta["kind"] == KIND:
+            out.update(m.meta["provenance"]["parts"])
+        else:
+            out[m.meta["feature_set"]] = m.meta["provenance"]
+    return out
 
 
 def load_features(model: FeatxModel, store: Path) -> FeatureSet:
@@ -201,18 +215,21 @@ def run_predict(
             progress=progress,
         )
         failed = dict(failures)
-        try:
-            fs = load_features(model, store_path)
-        except FeatxError:
-            fs = None
-    if fs is not None:
-        wanted = {s.sample_id for s in manifest}
+        sets = []
+        for member in model.members():
+            try:
+                sets.append(load_features(member, store_path))
+            except FeatxError:
+                sets = None
+                break
+    wanted = {s.sample_id for s in manifest}
+    for i, (member, fs) in enumerate(zip(model.members(), sets or [])):
         fs = fs.subset(np.isin(fs.ids, list(wanted)))  # a kept store may hold other samples too
-        bad = ~np.isfinite(model.columns(fs).X).all(axis=1)
-        for i in np.flatnonzero(bad):
-            failed[str(fs.ids[i])] = "features have NaN/inf values (see the store's note for this row)"
-        fs = fs.subset(~bad)
-    pred = model.predict(fs) if fs is not None and len(fs) else None
+        bad = ~np.isfinite(member.columns(fs).X).all(axis=1)
+        for j in np.flatnonzero(bad):
+            failed[str(fs.ids[j])] = "features have NaN/inf values (see the store's note for this row)"
+        sets[i] = fs.subset(~bad)
+    pred = model.predict_all(sets) if sets and all(len(fs) for fs in sets) else None
     summary = PredictSummary(
         out,
         len(manifest),

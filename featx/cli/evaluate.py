@@ -79,6 +79,10 @@ def bench(
     ray: str | None = opt(B, "ray", metavar="ADDRESS"),
     out: Path | None = opt(B, "out"),
     finetuned: list[Path] | None = opt(B, "finetuned"),
+    select: str = opt(B, "select"),
+    ensemble: int | None = opt(B, "ensemble", metavar="K"),
+    save: Path | None = opt(B, "save"),
+    save_row: str | None = opt(B, "save_row", metavar="TITLE"),
     config: Path | None = ConfigOption,
 ) -> None:
     """Every feature set x every head on identical folds: ranked table with CIs and paired tests of the best.
@@ -218,5 +222,16 @@ def print_bench(res: BenchResult) -> None:
             f"corrected t-test {t}",
             highlight=False,
         )
+    sel = res.selection
+    if sel is not None:
+        counts = ", ".join(f"{t} {n}x" for t, n in sel.chosen_counts.items())
+        out_console.print(
+            f"nested selection (inner {sel.inner_k}-fold CV of each outer training fold; chosen: {counts}): "
+            f"AUC {fmt(sel.nested.pooled, 'auc', boot=False)}",
+            highlight=False,
+        )
+        out_console.print(sel.quote, highlight=False)
+    if res.saved_model:
+        out_console.print(f"model: {res.saved_model}")
     if res.outputs:
         out_console.print(f"report: {res.outputs['report']}\nresults: {res.outputs['results']}")

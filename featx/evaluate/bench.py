@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from featx import __version__
+from featx.errors import FitError
 from featx.evaluate.checkpoint import finished, partial_dir
 from featx.evaluate.combined import blocks_of, common_rows
 from featx.evaluate.comparisons import Scored, compare, pairs_to_compare
@@ -28,7 +29,9 @@ from featx.evaluate.heads import build_head, check_pca
 from featx.evaluate.operating import operated
 from featx.evaluate.outputs import versions, write_bench_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
+from featx.evaluate.saved_model import save_bench_model
 from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
+from featx.evaluate.selection import ENSEMBLE_HEADS, Member, check_ensemble, run_selection
 from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
 from featx.progress import progress_bar
 from featx.results.bench import BenchResult, CellResult
@@ -51,11 +54,26 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     pairs = [(fs.subset(~is_test), fs.subset(is_test)) for fs in sets]
     classes = split_classes(dev0, test0, cfg.positive)
     check_design(dev0, test0, folds)
+    check_ensemble(cfg.ensemble, len(pairs) * len(heads))
+    _check_row_to_save(cfg, [fs.name for fs in sets], heads)
     for dev, _ in pairs:
         check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None, blocks_of(dev))
     y = encode_labels(dev0.labels, classes)[1]
     groups = dev0.subjects if folds.grouped else None
-    scored = _cells(cfg, pairs, heads, folds, classes, y, groups, progress)
+    scored, made = _cells(cfg, pairs, heads, folds, classes, y, groups, progress)
+    selection, fitted = None, {}
+    if cfg.select == "nested" or cfg.ensemble:
+        base = sorted(zip(scored, made), key=lambda sc: -_auc(sc[0].cell))
+        members = [
+            Member(s.cell.title, c["dev"].X, c["est"], c["grid"], s.oof, (c["refit"] or (None,))[0], c["test"].X)
+            for s, c in base
+        ]
+        test = None
+        if is_test.any():
+            test = (encode_labels(test0.labels, classes)[1], test0.subjects if folds.grouped else None)
+        cells = {s.cell.title: s.cell for s, _ in base}
+        selection, rows, fitted = run_selection(cfg, members, cells, y, groups, folds, classes, test, progress)
+        scored += rows
     scored += [
         finetuned_cell(run, dev0, folds, classes, y, groups, cfg.positive, cfg.bootstrap, cfg.seed, bool(is_test.any()))
         for run in tuned
@@ -72,7 +90,9 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         store=str(Path(cfg.store).resolve()),
         feature_sets=tuple(fs.name for fs in sets),
         heads=tuple(heads),
-        protocol=protocol_of(folds, cfg, bool(is_test.any()), tuned=cfg.tune, pca=cfg.pca),
+        protocol=protocol_of(
+            folds, cfg, bool(is_test.any()), tuned=cfg.tune, pca=cfg.pca, select=cfg.select, ensemble=cfg.ensemble
+        ),
         classes=tuple(classes),
         n_dev=len(dev0),
         n_test=int(is_test.sum()),
@@ -85,7 +105,12 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         dropped_features={fs.name: tuple(d) for fs, d in loaded},
         folds=folds.to_dict(dev0.ids),
         config=cfg.record(),
+        selection=selection,
     )
+    if cfg.save is not None:
+        row = _row_to_save(cfg, result)
+        path = save_bench_model(cfg.save, result, row, made, fitted, {fs.name: fs for fs in sets}, loaded)
+        result = replace(result, saved_model=str(path))
     if cfg.out is not None:
         result = write_bench_outputs(
             result, Path(cfg.out), dev0, {c.cell.title.replace(" + ", "+"): c.oof for c in scored}
@@ -94,8 +119,11 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     return result
 
 
-def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y, groups, progress: bool) -> list:
-    """Every feature set x head: cross-validated on ``folds``, refit for the test split, scored alike.
+def _cells(
+    cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y, groups, progress: bool
+) -> tuple[list, list]:
+    """Every feature set x head: cross-validated on ``folds``, refit for the test split (and ``--save``), scored
+    alike. Returns the scored cells and, in the same order, what made them (features, estimator, refit).
 
     Every fold fit and refit of every cell is one task of one parallel run (``--jobs``), so the cores stay busy
     to the end; the results are assembled per cell in order, identical to one fit at a time."""
@@ -112,9 +140,9 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
                 plan = CVPlan(
                     est, dev.X, dev.labels, folds, classes, grid, groups, cfg.inner_k, partial_dir(cfg.out), bar.update
                 )
-                cell = {"dev": dev, "test": test, "head": h, "plan": plan, "refit": None}
+                cell = {"dev": dev, "test": test, "head": h, "plan": plan, "refit": None, "est": est, "grid": grid}
                 own = plan.tasks()
-                if len(test):
+                if len(test) or cfg.save is not None:
                     args = (est, dev.X, y, groups, grid, cfg.seed, cfg.inner_k)
                     own.append((timed_fit, args, functools.partial(cell.__setitem__, "refit")))
 
@@ -129,7 +157,27 @@ def _cells(cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y,
                 cells.append(cell)
         with ray_backend(cfg.ray) as backend:
             run_tasks(tasks, resolve_jobs(cfg.jobs), backend)
-    return [scored[i] for i in range(len(cells))]
+    return [scored[i] for i in range(len(cells))], cells
+
+
+def _check_row_to_save(cfg: BenchConfig, sets: list, heads) -> None:
+    """FitError, before any fitting, for a --save-row that no row of this bench will have."""
+    if cfg.save_row is None:
+        return
+    titles = [f"{f} + {h}" for f in sets for h in heads]
+    if cfg.ensemble:
+        titles += [f"top-{cfg.ensemble} cells + {h}" for h in ENSEMBLE_HEADS.values()]
+    if cfg.save_row not in titles:
+        raise FitError(f"--save-row {cfg.save_row!r} is no row of this bench; its rows: {', '.join(titles)}.")
+
+
+def _row_to_save(cfg: BenchConfig, result: BenchResult) -> CellResult:
+    if cfg.save_row is None:
+        return result.cells[0]
+    for c in result.cells:
+        if c.title == cfg.save_row:
+            return c
+    raise FitError(f"--save-row {cfg.save_row!r} is no row of this bench; its rows: {[c.title for c in result.cells]}.")
 
 
 def _then(first, second, result) -> None:
@@ -159,6 +207,7 @@ def _score(cfg: BenchConfig, c: dict, folds: Folds, classes: list, y, groups) ->
     test_metrics, refit_s = None, 0.0
     if c["refit"] is not None:
         model, refit_s = c["refit"]
+    if c["refit"] is not None and len(test):
         test_metrics = metrics_with_ci(
             encode_labels(test.labels, classes)[1],
             proba_of(model, test.X, len(classes)),

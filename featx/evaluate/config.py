@@ -14,6 +14,7 @@ from featx.evaluate.operating import CALIBRATIONS, check_threshold
 SPLITS = Choice("split", ("cv", "fixed"))
 SPLIT_BY = Choice("split-by", ("subject", "image"))
 FUSE = Choice("fusion", (*MODEL_FUSIONS, "concat"))
+SELECT = Choice("select", ("naive", "nested"))
 
 
 def _fraction(value: float) -> float:
@@ -116,6 +117,30 @@ class BenchConfig(HeadSettings):
     heads: tuple[str, ...] = setting((), "Heads, comma-separated (default: every registered head).", choice=HEADS)
     out: Path | None = setting(None, "Folder for results.json, bench.csv, folds.json and report.html.")
     finetuned: tuple[Path, ...] = setting((), "Output folders of 'featx finetune' runs on the same folds: a row each.")
+    select: str = setting(
+        "naive",
+        "naive (rank the cells) or nested (also estimate 'take the best cell' honestly: the cell an inner CV of "
+        "each outer training fold chooses, scored on the outer fold).",
+        choice=SELECT,
+    )
+    ensemble: int | None = setting(
+        None,
+        "Add rows combining the top-K cells by a soft vote and by stacking (logistic regression on their "
+        "out-of-fold probabilities), chosen and fitted inside each outer training fold.",
+        minimum=2,
+    )
+    save: Path | None = setting(
+        None, "Save the top-ranked row (a cell or an ensemble), refit on all non-test samples, for 'featx predict'."
+    )
+    save_row: str | None = setting(
+        None,
+        "With --save: the row to save instead, by its title (e.g. 'resnet50 + logreg', 'top-3 cells + soft vote').",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.save_row is not None and self.save is None:
+            raise ConfigError("names the row --save writes; give --save PATH too.", "save_row")
 
     @property
     def head_names(self) -> tuple[str, ...]:

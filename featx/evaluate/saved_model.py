@@ -22,11 +22,13 @@ from featx.errors import FeatxError, short_list
 from featx.evaluate.cv import proba_of, threshold_of
 from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, fuse_images, subject_level
 from featx.evaluate.metrics import predicted_classes
+from featx.evaluate.selection import combine as combine_ensemble
 from featx.results.codec import to_json
 from featx.results.runs import FitResult
 from featx.store.feature_set import FeatureSet
 
 MODEL_FORMAT = 1
+STACK = "__stacking__"  # an ensemble model's meta-learner, beside its members' models
 TRUSTED_PREFIXES = ("featx.", "sklearn.", "xgboost.", "numpy.", "scipy.", "builtins.", "collections.")
 
 
@@ -44,12 +46,7 @@ def save_model(
     ``feature_names``: the named columns the heads were fitted on, in order (before any
     concatenation across sequences); prediction selects the new features by these names.
     """
-    import skops.io as sio
-
-    path = Path(path)
-    if path.suffix != ".skops":
-        path = path.with_name(path.name + ".skops")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _model_path(path)
     meta = {
         "format": MODEL_FORMAT,
         "featx_version": __version__,
@@ -76,10 +73,88 @@ def save_model(
             "test_auc": result.test.auc if result.test else None,
         },
     }
+    return write_model(path, models, meta)
+
+
+def write_model(path: Path, models: dict, meta: dict) -> Path:
+    """``models`` and ``meta`` into ``path`` (``.skops``), atomically."""
+    import skops.io as sio
+
     tmp = path.with_name(path.name + ".part")
     sio.dump({"meta_json": json.dumps(meta), "models": models}, tmp)
     tmp.replace(path)
     return path
+
+
+def _model_path(path) -> Path:
+    path = Path(path)
+    if path.suffix != ".skops":
+        path = path.with_name(path.name + ".skops")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _features_meta(fs: FeatureSet, dropped) -> dict:
+    """What predict needs to compute a feature set again and select its columns."""
+    return {
+        "feature_set": fs.name,
+        "kind": fs.provenance.get("kind"),
+        "provenance": fs.provenance,
+        "dropped_features": list(dropped),
+        "feature_names": fs.feature_names,
+        "n_features": int(fs.X.shape[1]),
+        "fuse": None,
+        "sequences": None,
+    }
+
+
+def save_bench_model(path, result, row, made: list, fitted: dict, sets: dict, loaded: list) -> Path:
+    """The top-ranked row of a bench (``row``: a cell, or an ensemble of cells), refit on every development row,
+    as a model ``featx predict`` applies: a cell like ``fit --save``'s, an ensemble with each member's model
+    and features (and the stacking meta-learner)."""
+    if row.kind == "finetune":
+        raise FeatxError(
+            f"The top-ranked row of this bench is a fine-tuning run ({row.title}); --save keeps frozen-feature "
+            "cells and ensembles. Use the fine-tuning run's own model, or drop --finetuned."
+        )
+    dropped = {fs.name: d for fs, d in loaded}
+    by_title = {f"{c['dev'].name} + {c['head']}": c for c in made}
+    ens = fitted.get(row.title)
+    titles = [m.title for m in ens.members] if ens is not None else [row.title]
+    members, models = [], {}
+    for t in titles:
+        c = by_title[t]
+        fs = sets[c["dev"].name]
+        members.append({"title": t, "head": c["head"], **_features_meta(fs, dropped.get(fs.name, ()))})
+        models[t] = c["refit"][0]
+    meta = {
+        "format": MODEL_FORMAT,
+        "featx_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(result.classes),
+        "positive": result.positive,
+        "head": {"name": row.head},
+        "threshold": {t: threshold_of(m) for t, m in models.items()},
+        "decision": result.protocol.decision if ens is None else "most probable class",
+        "calibrate": result.protocol.calibrate,
+        "trained_on": {
+            "store": result.store,
+            "n": result.n_dev,
+            "protocol": result.protocol.folds,
+            "cv_auc": row.cv.pooled.auc,
+            "test_auc": row.test.auc if row.test else None,
+            "bench_row": row.title,
+        },
+    }
+    if ens is None:
+        meta.update({k: v for k, v in members[0].items() if k not in ("title", "head")})
+    else:
+        meta.update(
+            feature_set=row.title, kind="ensemble", ensemble={"how": ens.how, "members": members}, provenance={}
+        )
+        if ens.meta is not None:
+            models[STACK] = ens.meta
+    return write_model(_model_path(path), models, meta)
 
 
 @dataclass
@@ -116,6 +191,29 @@ class FeatxModel:
     @property
     def positive(self) -> str | None:
         return self.meta.get("positive")
+
+    def members(self) -> list[FeatxModel]:
+        """The models whose features predict computes: an ensemble's members, else the model itself."""
+        ens = self.meta.get("ensemble")
+        if not ens:
+            return [self]
+        return [
+            FeatxModel({**self.meta, **m, "ensemble": None}, {m["title"]: self.models[m["title"]]}, self.path)
+            for m in ens["members"]
+        ]
+
+    def predict_all(self, sets: list[FeatureSet]) -> Prediction:
+        """Predictions from the feature sets of :meth:`members` (in that order): an ensemble combines its members'
+        probabilities on the samples every member could predict."""
+        if not self.meta.get("ensemble"):
+            return self.predict(sets[0])
+        preds = [m.predict(fs) for m, fs in zip(self.members(), sets)]
+        common = set(preds[0].ids.tolist()).intersection(*(p.ids.tolist() for p in preds[1:]))
+        ids = np.array([i for i in preds[0].ids.tolist() if i in common], dtype=preds[0].ids.dtype)
+        probas = [p.proba[[list(p.ids).index(i) for i in ids]] for p in preds]
+        how, n = self.meta["ensemble"]["how"], len(self.classes)
+        proba = combine_ensemble(how, probas, self.models.get(STACK), n) if len(ids) else np.zeros((0, n))
+        return Prediction("image", ids, proba, self.classes, positive=self.positive)
 
     def columns(self, fs: FeatureSet) -> FeatureSet:
         """``fs``'s columns the model was fitted on, in the fit's order (by name when the set names them)."""

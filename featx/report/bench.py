@@ -130,6 +130,24 @@ intervals are in bench.csv and results.json). Seconds: cross-validation wall tim
                 comparison_rows(r),
             )
         )
+    if r.selection is not None:
+        body.append(selection_section(r))
+    ensembles = [c for c in r.cells if c.kind == "ensemble"]
+    if ensembles:
+        body.append(
+            "<h2>Ensembles</h2><p class='note'>Each outer fold's ensemble combines the top cells of an inner CV of "
+            "that fold's training rows (soft vote: mean probability; stacking: a logistic regression on their inner "
+            "out-of-fold probabilities), so no scored prediction chose its members or fitted its meta-learner. The "
+            "test split and the saved model use the top cells by the bench's CV, the meta-learner fitted on their "
+            "out-of-fold probabilities. Ensembles predict the most probable class.</p>"
+            + table(
+                ["row", "members (test split, saved model)", "members chosen per fold"],
+                [
+                    (c.title, "; ".join(c.members), "; ".join(f"{t} {n}x" for t, n in _counts(c.fold_members)))
+                    for c in ensembles
+                ],
+            )
+        )
     body.append(figures(images))
     body.append("<h2>Provenance</h2>")
     for name, prov in r.provenance.items():
@@ -149,3 +167,37 @@ intervals are in bench.csv and results.json). Seconds: cross-validation wall tim
     )
     body.append(raw_json(to_json(r)))
     return page(r.title, "\n".join(body))
+
+
+def _counts(fold_members) -> list:
+    out: dict = {}
+    for members in fold_members:
+        for t in members:
+            out[t] = out.get(t, 0) + 1
+    return sorted(out.items(), key=lambda kv: -kv[1])
+
+
+def selection_section(r: BenchResult) -> str:
+    """Nested selection: the honest estimate of taking the best cell, beside the naive best, and what to quote."""
+    s = r.selection
+    rows = [
+        ("naive: the best cell's CV AUC", s.naive_best, f"{s.naive_auc:.3f}" if finite(s.naive_auc) else "-"),
+        (
+            f"nested: the cell an inner {s.inner_k}-fold CV chose, on each outer fold",
+            "; ".join(f"{t} {n}x" for t, n in s.chosen_counts.items()),
+            _cell(s.nested.pooled, "auc"),
+        ),
+        ("gap (naive - nested)", "", f"{s.gap:+.3f}" if finite(s.gap) else "-"),
+    ]
+    if s.test is not None:
+        rows.append(("held-out test of the configuration chosen by CV (scored once)", s.selected, _cell(s.test, "auc")))
+    return (
+        "<h2>Model selection (nested)</h2><p class='note'>The best of "
+        f"{s.candidates} cells won on the folds it is scored on, so its CV AUC is optimistic. Nested selection "
+        "scores the whole procedure: in each outer fold, the cell chosen by an inner CV of the training rows only, "
+        "on the outer fold's rows.</p>"
+        + "<table class='bench'><tr><th>estimate</th><th>cell</th><th>AUC</th></tr>"
+        + "".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{c}</td></tr>" for a, b, c in rows)
+        + "</table>"
+        + f"<p><b>Which number to quote.</b> {e(s.quote)}</p>"
+    )

@@ -26,6 +26,10 @@ class CellResult:
     best_params: Any = None
     test: Metrics | None = None
     run: str | None = None  # a fine-tuning row: its run folder
+    #: an ensemble row (kind ``ensemble``): the K cells it combines for the test split and the saved model
+    #: (the top-K by CV), and the K chosen by the inner CV of each (repeat, fold)
+    members: tuple[str, ...] = ()
+    fold_members: tuple[tuple[str, ...], ...] = ()
 
     @property
     def title(self) -> str:
@@ -85,6 +89,37 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class NestedSelection:
+    """``--select nested``: an honest estimate of "run this bench and take its best cell".
+
+    ``naive_best`` is the cell with the best CV AUC and ``naive_auc`` that AUC, optimistic because the cell
+    won on the folds it is scored on. ``nested`` scores, in each outer fold, the cell an inner CV of that
+    fold's training rows chose (``chosen``, per repeat and fold), on the outer fold: the expected AUC of the
+    selected model, and ``gap`` = naive - nested. ``selected`` is the cell chosen by CV on every development
+    row (the naive best), and ``test`` its metrics on the held-out test split, scored once. ``quote`` says
+    which figure a reader may quote.
+    """
+
+    naive_best: str
+    naive_auc: float | None
+    nested: CVScores
+    gap: float | None
+    chosen: tuple[str, ...]
+    selected: str
+    inner_k: int
+    quote: str
+    test: Metrics | None = None
+    candidates: int = 0
+
+    @property
+    def chosen_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.chosen:
+            out[c] = out.get(c, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+@dataclass(frozen=True)
 class BenchResult:
     """Everything one ``featx bench`` run produced (``provenance``: per feature set)."""
 
@@ -108,6 +143,8 @@ class BenchResult:
     folds: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] | None = None
     outputs: Mapping[str, str] | None = None
+    selection: NestedSelection | None = None
+    saved_model: str | None = None
     extra: Mapping[str, Any] = extra_field()
 
     @property

@@ -50,6 +50,8 @@ class Protocol:
     split_by: str = "subject"
     tuned: bool | None = None  # bench: nested tuning of every cell
     pca: int | None = None  # bench: PCA components of every cell
+    select: str = "naive"  # bench: naive ranking, or nested selection
+    ensemble: int | None = None  # bench: the K of the top-K ensembles
 
     @property
     def leaky(self) -> bool:

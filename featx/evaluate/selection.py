@@ -1,0 +1,297 @@
+"""Honest model selection over bench cells: nested selection (``--select nested``) and ensembles (``--ensemble K``).
+
+Taking the bench's best cell is itself a procedure, and the best cell's CV AUC is an optimistic estimate of
+it: it won on the very folds it is scored on. Nested selection estimates the procedure. Inside each outer
+training fold, an inner stratified (grouped) CV scores every cell. The best cell there is the one chosen for
+that outer fold, and its predictions on the outer fold are the ones scored. The pooled result is the expected
+AUC of "run this bench and take the best cell", beside the naive best and the gap.
+
+The ensembles combine the top-K cells of the same inner CV, so no scored prediction ever chose its members:
+
+* **soft vote**: the mean of the K cells' probabilities;
+* **stacking**: a logistic regression (the meta-learner) on the K cells' inner out-of-fold probabilities
+  of the training rows, applied to their predictions of the outer fold.
+
+For the held-out test split, and for the saved model, the same is done once on the development rows: the
+top-K by the bench's CV, the meta-learner fitted on their out-of-fold probabilities (mean over repeats).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from featx.errors import FitError
+from featx.evaluate.cv import fold_fit
+from featx.evaluate.folds import Folds
+from featx.evaluate.operating import inner_splits
+
+ENSEMBLES = ("vote", "stack")
+ENSEMBLE_HEADS = {"vote": "soft vote", "stack": "stacking (logistic regression)"}  # the rows' "head" column
+
+
+@dataclass
+class Member:
+    """A bench cell as selection sees it: its features, its estimator, and its out-of-fold predictions."""
+
+    title: str
+    X: np.ndarray
+    estimator: object
+    grid: dict | None
+    oof: np.ndarray  # (repeats, n, C): the bench's out-of-fold probabilities
+    refit: object | None = None  # fitted on every development row (test split, saved model)
+    test_X: np.ndarray | None = None
+
+
+def inner_seed(seed: int, r: int, f: int) -> int:
+    """The seed of the inner folds of outer fold ``f`` of repeat ``r``."""
+    return seed + 7919 * (r + 1) + 104729 * (f + 1)
+
+
+class InnerCV:
+    """Every member's out-of-fold probabilities on each outer training fold, by an inner CV of that fold alone:
+    ``tasks()`` are :func:`~featx.evaluate.cv.fold_fit` calls for whoever runs them; ``proba[(r, f, i)]`` is
+    member ``i``'s (n, C) array, NaN outside outer fold ``(r, f)``'s training rows."""
+
+    def __init__(self, members: list[Member], y, groups, folds: Folds, n_classes: int, inner_k: int, seed: int):
+        self.members, self.folds, self.proba = members, folds, {}
+        self.calls = []
+        g = None if groups is None else np.asarray(groups)
+        for r, f, train, _ in folds.split():
+            splits = inner_splits(y[train], None if g is None else g[train], inner_k, inner_seed(seed, r, f))
+            for i, m in enumerate(members):
+                self.proba[(r, f, i)] = np.full((len(y), n_classes), np.nan)
+                for itr, ite in splits:
+                    args = (m.estimator, m.X, y, g, m.grid, seed + r, inner_k, train[itr], train[ite], n_classes)
+                    self.calls.append((args, (r, f, i), train[ite]))
+
+    def tasks(self, on_done=None) -> list[tuple]:
+        return [(fold_fit, args, functools.partial(self._accept, key, rows, on_done)) for args, key, rows in self.calls]
+
+    def _accept(self, key, rows, on_done, out) -> None:
+        self.proba[key][rows] = out[0]
+        if on_done is not None:
+            on_done()
+
+
+def auc_of(y, proba, positive: int | None) -> float:
+    """The AUC (binary: of class ``positive``; else macro one-vs-rest) of rows with predictions; -inf if none."""
+    from sklearn.metrics import roc_auc_score
+
+    ok = ~np.isnan(proba[:, 0])
+    y, p = np.asarray(y)[ok], proba[ok]
+    if len(np.unique(y)) < 2:
+        return -np.inf
+    if positive is not None:
+        return float(roc_auc_score(y == positive, p[:, positive]))
+    if len(np.unique(y)) < p.shape[1]:
+        return -np.inf
+    return float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(p.shape[1]))))
+
+
+class StackedMeta(ClassifierMixin, BaseEstimator):
+    """The stacking meta-learner: an L2 logistic regression on the members' probabilities (binary: the positive
+    class's, as log-odds; multi-class: every class's), one block per member in order."""
+
+    def __init__(self, positive=None, C=1.0):
+        self.positive = positive
+        self.C = C
+
+    def features(self, probas: list) -> np.ndarray:
+        if self.positive is not None:
+            p = np.clip(np.column_stack([q[:, self.positive] for q in probas]), 1e-6, 1 - 1e-6)
+            return np.log(p / (1 - p))
+        return np.hstack(probas)
+
+    def fit(self, probas: list, y):
+        from sklearn.linear_model import LogisticRegression
+
+        self.model_ = LogisticRegression(C=self.C, max_iter=5000).fit(self.features(probas), y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, probas: list) -> np.ndarray:
+        return self.model_.predict_proba(self.features(probas))
+
+
+def combine(how: str, probas: list, meta: StackedMeta | None, n_classes: int) -> np.ndarray:
+    """The ensemble's probabilities from its members' (a list of (n, C) arrays)."""
+    if how == "vote":
+        return np.mean(probas, axis=0)
+    out = np.zeros((len(probas[0]), n_classes))
+    out[:, meta.classes_] = meta.predict_proba(probas)
+    return out
+
+
+@dataclass
+class Selected:
+    """What the inner CV chose: the nested predictions, each outer fold's choice, the ensembles' predictions."""
+
+    nested: np.ndarray  # (repeats, n, C)
+    chosen: list  # the title chosen in each (repeat, fold), repeat-major
+    ensembles: dict  # "vote"/"stack" -> (repeats, n, C)
+    members: list  # the K titles in each (repeat, fold)
+
+
+def select(inner: InnerCV, y, n_classes: int, positive: int | None, k: int | None) -> Selected:
+    """Per outer fold: the member with the best inner-CV AUC (nested selection) and, with ``k``, the top-k's vote and
+    stack, each scored on the outer fold's rows by the models the bench fitted on its training rows."""
+    members, folds = inner.members, inner.folds
+    shape = (folds.repeats, len(y), n_classes)
+    nested = np.full(shape, np.nan)
+    ens = {how: np.full(shape, np.nan) for how in ENSEMBLES} if k else {}
+    chosen, tops = [], []
+    for r, f, train, test in folds.split():
+        scores = [auc_of(y[train], inner.proba[(r, f, i)][train], positive) for i in range(len(members))]
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        best = int(order[0])
+        nested[r, test] = members[best].oof[r, test]
+        chosen.append(members[best].title)
+        if not k:
+            continue
+        top = [int(i) for i in order[:k]]
+        tops.append([members[i].title for i in top])
+        outer = [members[i].oof[r, test] for i in top]
+        ens["vote"][r, test] = combine("vote", outer, None, n_classes)
+        meta = StackedMeta(positive).fit([inner.proba[(r, f, i)][train] for i in top], y[train])
+        ens["stack"][r, test] = combine("stack", outer, meta, n_classes)
+    return Selected(nested, chosen, ens, tops)
+
+
+def check_ensemble(k: int | None, n_members: int) -> None:
+    """FitError, before any fitting, for an ensemble of more cells than the bench has (or of one)."""
+    if k is not None and not 2 <= k <= n_members:
+        raise FitError(
+            f"--ensemble {k}: an ensemble combines 2 to {n_members} cells (this bench has {n_members}: feature "
+            "sets x heads). Choose a K in that range."
+        )
+
+
+def final_ensemble(how: str, members: list[Member], y, n_classes: int, positive: int | None):
+    """(meta-learner or None, its members' mean out-of-fold probabilities): the ensemble of ``members`` (already
+    the top-K by the bench's CV) for the test split and the saved model, fitted on the development rows only."""
+    oof = [np.nanmean(m.oof, axis=0) for m in members]
+    meta = StackedMeta(positive).fit(oof, y) if how == "stack" else None
+    return meta, oof
+
+
+@dataclass
+class Ensemble:
+    """An ensemble as the test split and the saved model use it: members fitted on every development row."""
+
+    how: str
+    members: list[Member]
+    meta: StackedMeta | None
+
+    def proba(self, probas: list, n_classes: int) -> np.ndarray:
+        return combine(self.how, probas, self.meta, n_classes)
+
+
+def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Folds, classes, test, progress):
+    """The inner CV of every member, nested selection and the ensemble rows of one bench.
+
+    ``members``: the base cells; ``cells``: their CellResults by title, best first by the bench's CV; ``test``:
+    (class codes, groups) of the held-out test rows, or None. Returns (NestedSelection or None, the ensemble rows as
+    :class:`~featx.evaluate.comparisons.Scored`, the fitted :class:`Ensemble` per row title).
+    """
+    from featx.evaluate.comparisons import Scored
+    from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
+    from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
+    from featx.progress import progress_bar
+    from featx.results.bench import CellResult
+
+    check_ensemble(cfg.ensemble, len(members))
+    n_classes = len(classes)
+    positive = (classes.index(cfg.positive) if cfg.positive is not None else 1) if n_classes == 2 else None
+    inner = InnerCV(members, y, groups, folds, n_classes, cfg.inner_k, cfg.seed)
+    what = f"inner {cfg.inner_k}-fold CV of {len(members)} cell(s) in each outer training fold"
+    with progress_bar(what, total=len(inner.calls), enabled=progress) as bar:
+        with ray_backend(cfg.ray) as backend:
+            run_tasks(inner.tasks(bar.update), resolve_jobs(cfg.jobs), backend)
+    sel = select(inner, y, n_classes, positive, cfg.ensemble)
+    scoring = dict(positive=cfg.positive, n_boot=cfg.bootstrap, seed=cfg.seed)
+
+    def score(proba):
+        return evaluate(y, proba, folds.fold_of, classes, groups, scope=folds.scope, **scoring)
+
+    def on_test(proba):
+        return None if test is None else metrics_with_ci(test[0], proba, classes, test[1], **scoring)
+
+    by_title = {m.title: m for m in members}
+    ranked = list(cells)
+    rows, fitted = [], {}
+    for how in sel.ensembles:
+        proba = sel.ensembles[how]
+        top = [by_title[t] for t in ranked[: cfg.ensemble]]
+        meta, _ = final_ensemble(how, top, y, n_classes, positive)
+        ens = Ensemble(how, top, meta)
+        test_metrics = None
+        if test is not None and all(m.refit is not None for m in top):
+            probas = [_proba(m.refit, m.test_X, n_classes) for m in top]
+            test_metrics = on_test(ens.proba(probas, n_classes))
+        fold_auc = fold_scores(y, proba, folds.fold_of, classes, cfg.positive)
+        cell = CellResult(
+            feature_set=f"top-{cfg.ensemble} cells",
+            head=ENSEMBLE_HEADS[how],
+            kind="ensemble",
+            n_features=cfg.ensemble,
+            seconds=0.0,
+            cv=score(proba),
+            fold_auc=tuple(fold_auc.tolist()),
+            test=test_metrics,
+            members=tuple(m.title for m in top),
+            fold_members=tuple(tuple(t) for t in sel.members),
+        )
+        mean = np.full(proba.shape[1:], np.nan)
+        tested = ~np.isnan(proba[:, :, 0]).all(axis=0)
+        mean[tested] = np.nanmean(proba[:, tested], axis=0)
+        rows.append(Scored(cell, mean, fold_auc, proba))
+        fitted[cell.title] = ens
+    selection = None
+    if cfg.select == "nested":
+        selection = _nested(score(sel.nested), sel, cells[ranked[0]], cfg, len(members), test is not None)
+    return selection, rows, fitted
+
+
+def _proba(model, X, n_classes: int) -> np.ndarray:
+    from featx.evaluate.cv import proba_of
+
+    return proba_of(model, X, n_classes)
+
+
+def _nested(nested, sel: Selected, best, cfg, candidates: int, has_test: bool):
+    """The NestedSelection record, with the sentence that says which figure to quote."""
+    from featx.results.bench import NestedSelection
+
+    naive = best.cv.pooled.auc
+    honest = nested.pooled.auc
+    gap = None if naive is None or honest is None else naive - honest
+    ci = nested.pooled.auc_ci
+    quote = (
+        f"Quote the nested estimate, AUC {honest:.3f}"
+        + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+        + f", for the model this bench selects among its {candidates} cells; the best cell's own CV AUC "
+        f"({naive:.3f}) won on the folds it is scored on and is optimistic by {gap:+.3f}."
+        if honest is not None and naive is not None and gap is not None
+        else "The nested estimate is not computable on these folds; no CV figure of the best cell is unbiased."
+    )
+    if has_test and best.test is not None and best.test.auc is not None:
+        quote += (
+            f" On the held-out test split, scored once, the configuration chosen by CV ({best.title}) has AUC "
+            f"{best.test.auc:.3f}: the figure to quote for it as a test result."
+        )
+    return NestedSelection(
+        naive_best=best.title,
+        naive_auc=naive,
+        nested=nested,
+        gap=gap,
+        chosen=tuple(sel.chosen),
+        selected=best.title,
+        inner_k=cfg.inner_k,
+        quote=quote,
+        test=best.test if has_test else None,
+        candidates=candidates,
+    )
