@@ -21,7 +21,9 @@ def _noise_store(path, n_sets=6, n=80, d=20, signal=None, seed=0):
     """Sets ``noise0..`` of pure noise over n samples (``signal``: the index of one informative set)."""
     rng = np.random.default_rng(seed)
     labels = np.array(["neg", "pos"] * (n // 2))
-    man = Manifest([Sample(sample_id=f"s{i:03d}", path=path.parent / f"{i}.png", label=lab) for i, lab in enumerate(labels)])
+    man = Manifest(
+        [Sample(sample_id=f"s{i:03d}", path=path.parent / f"{i}.png", label=lab) for i, lab in enumerate(labels)]
+    )
     with store_writer(path) as w, w.transaction() as st:
         rows = st.add_samples(man)
         for k in range(n_sets):
@@ -82,11 +84,11 @@ def test_the_inner_cv_never_sees_the_outer_fold_and_the_choice_ignores_its_predi
     from featx.evaluate.parallel import run_tasks
 
     run_tasks(inner.tasks(), 1)
-    for (args, (r, f, _i), rows) in inner.calls:
+    for args, (r, f, _i), _rows in inner.calls:
         train_rows, test_rows = args[7], args[8]
         outer_test = np.flatnonzero(folds.fold_of[r] == f)
         assert not set(train_rows) & set(outer_test) and not set(test_rows) & set(outer_test)
-    for (r, f, i), p in inner.proba.items():
+    for (r, f, _i), p in inner.proba.items():
         outer_test = folds.fold_of[r] == f
         assert np.isnan(p[outer_test]).all() and not np.isnan(p[~outer_test]).any()
     first = select(inner, y, 2, 1, k=2)
