@@ -38,3 +38,16 @@ def test_demo_runs_offline_and_matches_readme(tmp_path):
     assert quoted, "README must quote the radiomics row's test AUC and accuracy"
     assert abs(rad["test"]["auc"] - float(quoted.group(1))) < 0.005
     assert abs(rad["test"]["accuracy"] - float(quoted.group(2))) < 0.01
+    # the combined row: CNN + radiomics side by side, the same head, folds and test split
+    both = res["combined"]
+    assert both["feature_set"] == "efficientnet_lite0+radiomics.default" and both["n_features"] == 1280 + 102
+    both_res = json.loads((tmp_path / "demo" / "results_combined" / "results.json").read_text())
+    assert both_res["folds"] == res["folds"] and set(both_res["provenance"]["parts"]) == {
+        "efficientnet_lite0",
+        "radiomics.default",
+    }
+    assert "combined row" in proc.stdout
+    quoted = re.search(r"\| featx demo, combined row\b[^|\n]*\| *([0-9.]+) *\| *([0-9.]+) *\|", README.read_text())
+    assert quoted, "README must quote the combined row's test AUC and accuracy"
+    assert abs(both["test"]["auc"] - float(quoted.group(1))) < 0.005
+    assert abs(both["test"]["accuracy"] - float(quoted.group(2))) < 0.01

@@ -13,7 +13,8 @@ from featx.demo.demo import REFERENCE, run_demo
 
 def demo(out: Path = typer.Option(Path("featx-demo"), help="Output folder for images, manifest, store and report.")):
     """Run the offline demo on BreastMNIST: PNGs + manifest -> EfficientNet-Lite0 (ONNX Runtime) -> logistic regression,
-    and a radiomics row (pyradiomics, whole-image masks) through the same head and folds.
+    a radiomics row (pyradiomics, whole-image masks) and a combined row (both, early fusion) through the same head
+    and folds.
 
     Example: [bold]featx demo --out featx-demo[/]
     """
@@ -27,6 +28,16 @@ def demo(out: Path = typer.Option(Path("featx-demo"), help="Output folder for im
             f"{result.head.name}: CV AUC {rad['cv_auc']:.3f}, test AUC {t['auc']:.3f} "
             f"({t['auc_ci'][0]:.3f}-{t['auc_ci'][1]:.3f}), ACC {t['accuracy']:.3f}; report: "
             f"{Path(rad['results']).parent / 'report.html'}",
+            highlight=False,
+        )
+    both = result.extra.get("combined")
+    if both:
+        t = both["test"]
+        out_console.print(
+            f"combined row, {both['feature_set']} ({both['n_features']} features, each block standardised on its own) "
+            f"+ {result.head.name}: CV AUC {both['cv_auc']:.3f}, test AUC {t['auc']:.3f} "
+            f"({t['auc_ci'][0]:.3f}-{t['auc_ci'][1]:.3f}), ACC {t['accuracy']:.3f}; report: "
+            f"{Path(both['results']).parent / 'report.html'}",
             highlight=False,
         )
     for name, ref in REFERENCE.items():

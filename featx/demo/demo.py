@@ -72,7 +72,8 @@ def run_demo(
 
     With ``radiomics``, pyradiomics features of the same images (whole-image masks:
     BreastMNIST has no lesion masks) go through the same head and folds into
-    ``out/results_radiomics``; the CNN result gets a ``radiomics`` entry summarising them.
+    ``out/results_radiomics``, and the combined model (CNN + radiomics, early fusion) into
+    ``out/results_combined``; the CNN result gets ``radiomics`` and ``combined`` entries summarising them.
     """
     out = Path(out)
     manifest = write_demo_images(out, limit_per_split)
@@ -93,13 +94,28 @@ def run_demo(
     )
     if radiomics:
         row = run_radiomics_row(manifest, store, out / "results_radiomics", progress)
-        result = replace(result, extra={**result.extra, "radiomics": row})
-        write_results(result, result.outputs["results"])  # the row beside the CNN's
+        combined = run_combined_row(
+            store, f"{summary.feature_set}+{row['feature_set']}", out / "results_combined", progress
+        )
+        result = replace(result, extra={**result.extra, "radiomics": row, "combined": combined})
+        write_results(result, result.outputs["results"])  # the rows beside the CNN's
     return result
 
 
 def _fit_config(store: Path, features: str, out: Path) -> FitConfig:
     return FitConfig(store=store, features=features, head=HEAD, cv=CV_FOLDS, seed=SEED, out=out, positive=POSITIVE)
+
+
+def run_combined_row(store: Path, features: str, out: Path, progress: bool) -> dict:
+    """The CNN and radiomics features side by side (``A+B``), each block standardised on its own, same head and folds."""
+    res = run_fit(_fit_config(store, features, out), progress=progress)
+    return {
+        "feature_set": features,
+        "n_features": res.n_features,
+        "cv_auc": res.cv.pooled.auc,
+        "test": to_json(res.test),
+        "results": str(out / "results.json"),
+    }
 
 
 def run_radiomics_row(manifest: Manifest, store: Path, out: Path, progress: bool) -> dict:
