@@ -78,6 +78,22 @@ def resnet18_random(models_dir):
     return exported(models_dir, "resnet18", "random")
 
 
+@pytest.fixture(scope="session")
+def lite0_radiomics(demo_subset, models_dir, lite0, tmp_path_factory):
+    """(store, [EfficientNet-Lite0 set, radiomics set], test-rows manifest CSV) of the 120-image subset: real Lite0
+    features and pyradiomics ``default`` (2D, whole-image masks), for combined models and ensembles."""
+    from featx import api
+    from featx.dataset.manifest import Manifest
+
+    tmp = tmp_path_factory.mktemp("lite0_radiomics")
+    store = tmp / "f.h5"
+    e = api.extract(demo_subset / "subset.csv", "efficientnet_lite0", store, models_dir=models_dir)
+    r = api.radiomics(demo_subset / "subset.csv", store, auto_mask="whole", mode="2d", jobs=1)
+    test_csv = tmp / "test.csv"
+    Manifest([s for s in Manifest.from_csv(demo_subset / "subset.csv") if s.split == "test"]).to_csv(test_csv)
+    return store, [e.feature_set, r.feature_set], test_csv
+
+
 def make_store(
     path,
     name,

@@ -111,23 +111,11 @@ def test_bench_ranks_a_combined_row_beside_its_parts_on_the_same_rows(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def combined_model(demo_subset, models_dir, lite0, tmp_path_factory):
-    """(fit result, model path, test manifest) of logreg on EfficientNet-Lite0 + radiomics of 80 images."""
+def combined_model(lite0_radiomics, tmp_path_factory):
+    """(fit result, model path, test manifest, store) of logreg on EfficientNet-Lite0 + radiomics of 80 images."""
+    store, sets, test_csv = lite0_radiomics
     tmp = tmp_path_factory.mktemp("combined")
-    store = tmp / "f.h5"
-    e = api.extract(demo_subset / "subset.csv", "efficientnet_lite0", store, models_dir=models_dir)
-    r = api.radiomics(demo_subset / "subset.csv", store, auto_mask="whole", mode="2d", jobs=1)
-    res = api.fit(
-        store,
-        f"{e.feature_set}+{r.feature_set}",
-        cv=5,
-        bootstrap=0,
-        out=tmp / "res",
-        save=tmp / "m.skops",
-        positive="malignant",
-    )
-    test_csv = tmp / "test.csv"
-    Manifest([s for s in Manifest.from_csv(demo_subset / "subset.csv") if s.split == "test"]).to_csv(test_csv)
+    res = api.fit(store, "+".join(sets), cv=5, bootstrap=0, out=tmp / "res", save=tmp / "m.skops", positive="malignant")
     return res, tmp / "m.skops", test_csv, store
 
 

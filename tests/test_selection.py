@@ -111,21 +111,10 @@ def test_ensemble_settings_are_checked_before_any_fitting(tmp_path):
         api.bench(store, ["noise0", "noise1"], heads=["logreg"], cv=3, save_row="noise0 + logreg")
 
 
-@pytest.fixture(scope="module")
-def two_sets(demo_subset, models_dir, lite0, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ens")
-    store = tmp / "f.h5"
-    e = api.extract(demo_subset / "subset.csv", "efficientnet_lite0", store, models_dir=models_dir)
-    r = api.radiomics(demo_subset / "subset.csv", store, auto_mask="whole", mode="2d", jobs=1)
-    test_csv = tmp / "test.csv"
-    Manifest([s for s in Manifest.from_csv(demo_subset / "subset.csv") if s.split == "test"]).to_csv(test_csv)
-    return store, [e.feature_set, r.feature_set], test_csv, tmp
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("row", ["top-3 cells + stacking (logistic regression)", "top-3 cells + soft vote"])
-def test_a_saved_ensemble_predicts_the_test_split_as_the_bench_scored_it(two_sets, models_dir, tmp_path, row):
-    store, sets, test_csv, _ = two_sets
+def test_a_saved_ensemble_predicts_the_test_split_as_the_bench_scored_it(lite0_radiomics, models_dir, tmp_path, row):
+    store, sets, test_csv = lite0_radiomics
     res = api.bench(
         store,
         sets,
@@ -147,3 +136,27 @@ def test_a_saved_ensemble_predicts_the_test_split_as_the_bench_scored_it(two_set
         rows = list(csv.DictReader(fh))
     auc = roc_auc_score([r["label"] == "malignant" for r in rows], [float(r["p_malignant"]) for r in rows])
     assert auc == pytest.approx(cell.test.auc, abs=1e-4)  # six decimals in the CSV
+
+
+def test_the_report_says_which_number_to_quote_and_shows_the_ensembles(tmp_path):
+    store = _noise_store(tmp_path / "f.h5", n_sets=3, n=80, signal=0)
+    res = api.bench(
+        store,
+        ["noise0", "noise1", "noise2"],
+        heads=["logreg"],
+        cv=4,
+        bootstrap=50,
+        select="nested",
+        ensemble=2,
+        threshold="youden",
+        positive="pos",
+        out=tmp_path / "b",
+    )
+    html = (tmp_path / "b" / "report.html").read_text()
+    assert "Model selection (nested)" in html and "Which number to quote" in html and "Ensembles" in html
+    assert (tmp_path / "b" / "reliability.png").is_file()
+    assert api.load_results(tmp_path / "b" / "results.json") == res  # the selection survives its JSON
+    assert {c.title for c in res.cells if c.kind == "ensemble"} == {
+        "top-2 cells + soft vote",
+        "top-2 cells + stacking (logistic regression)",
+    }

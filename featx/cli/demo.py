@@ -20,25 +20,23 @@ def demo(out: Path = typer.Option(Path("featx-demo"), help="Output folder for im
     """
     result = run_demo(out)
     print_results(result)
-    rad = result.extra.get("radiomics")
+    rad, both = result.extra.get("radiomics"), result.extra.get("combined")
     if rad:
-        t = rad["test"]
-        out_console.print(
-            f"radiomics row, {rad['feature_set']} ({rad['n_features']} pyradiomics features, {rad['masks']}) + "
-            f"{result.head.name}: CV AUC {rad['cv_auc']:.3f}, test AUC {t['auc']:.3f} "
-            f"({t['auc_ci'][0]:.3f}-{t['auc_ci'][1]:.3f}), ACC {t['accuracy']:.3f}; report: "
-            f"{Path(rad['results']).parent / 'report.html'}",
-            highlight=False,
-        )
-    both = result.extra.get("combined")
+        what = f"{rad['n_features']} pyradiomics features, {rad['masks']}"
+        _row("radiomics row", rad, what, result.head.name)
     if both:
-        t = both["test"]
-        out_console.print(
-            f"combined row, {both['feature_set']} ({both['n_features']} features, each block standardised on its own) "
-            f"+ {result.head.name}: CV AUC {both['cv_auc']:.3f}, test AUC {t['auc']:.3f} "
-            f"({t['auc_ci'][0]:.3f}-{t['auc_ci'][1]:.3f}), ACC {t['accuracy']:.3f}; report: "
-            f"{Path(both['results']).parent / 'report.html'}",
-            highlight=False,
+        _row(
+            "combined row", both, f"{both['n_features']} features, each block standardised on its own", result.head.name
         )
     for name, ref in REFERENCE.items():
         out_console.print(f"published reference, {name}: test AUC {ref['auc']:.3f}, ACC {ref['accuracy']:.3f}")
+
+
+def _row(label: str, row: dict, what: str, head: str) -> None:
+    t = row["test"]
+    out_console.print(
+        f"{label}, {row['feature_set']} ({what}) + {head}: CV AUC {row['cv_auc']:.3f}, test AUC {t['auc']:.3f} "
+        f"({t['auc_ci'][0]:.3f}-{t['auc_ci'][1]:.3f}), ACC {t['accuracy']:.3f}; report: "
+        f"{Path(row['results']).parent / 'report.html'}",
+        highlight=False,
+    )

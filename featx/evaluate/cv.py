@@ -63,9 +63,16 @@ class CVResult:
 
     def mean_proba(self) -> np.ndarray:
         """Each sample's out-of-fold probability averaged over the repeats that tested it (NaN rows if none)."""
-        out = np.full(self.proba.shape[1:], np.nan)
-        out[self.tested] = np.nanmean(self.proba[:, self.tested], axis=0)
-        return out
+        return mean_over_repeats(self.proba)
+
+
+def mean_over_repeats(proba: np.ndarray) -> np.ndarray:
+    """(repeats, n, C) out-of-fold probabilities -> (n, C): each sample's mean over the repeats that tested it
+    (NaN rows for a sample no repeat tested)."""
+    out = np.full(proba.shape[1:], np.nan)
+    tested = ~np.isnan(proba[:, :, 0]).all(axis=0)
+    out[tested] = np.nanmean(proba[:, tested], axis=0)
+    return out
 
 
 def encode_labels(labels, classes=None) -> tuple[list, np.ndarray]:

@@ -25,9 +25,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from featx.errors import FitError
-from featx.evaluate.cv import fold_fit
+from featx.evaluate.comparisons import Scored
+from featx.evaluate.cv import fold_fit, mean_over_repeats, proba_of
 from featx.evaluate.folds import Folds
 from featx.evaluate.operating import inner_splits
+from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
+from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
+from featx.progress import progress_bar
+from featx.results.bench import CellResult, NestedSelection
 
 ENSEMBLES = ("vote", "stack")
 ENSEMBLE_HEADS = {"vote": "soft vote", "stack": "stacking (logistic regression)"}  # the rows' "head" column
@@ -173,7 +178,7 @@ def check_ensemble(k: int | None, n_members: int) -> None:
 def final_ensemble(how: str, members: list[Member], y, n_classes: int, positive: int | None):
     """(meta-learner or None, its members' mean out-of-fold probabilities): the ensemble of ``members`` (already
     the top-K by the bench's CV) for the test split and the saved model, fitted on the development rows only."""
-    oof = [np.nanmean(m.oof, axis=0) for m in members]
+    oof = [mean_over_repeats(m.oof) for m in members]
     meta = StackedMeta(positive).fit(oof, y) if how == "stack" else None
     return meta, oof
 
@@ -197,12 +202,6 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
     (class codes, groups) of the held-out test rows, or None. Returns (NestedSelection or None, the ensemble rows as
     :class:`~featx.evaluate.comparisons.Scored`, the fitted :class:`Ensemble` per row title).
     """
-    from featx.evaluate.comparisons import Scored
-    from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
-    from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
-    from featx.progress import progress_bar
-    from featx.results.bench import CellResult
-
     check_ensemble(cfg.ensemble, len(members))
     n_classes = len(classes)
     positive = (classes.index(cfg.positive) if cfg.positive is not None else 1) if n_classes == 2 else None
@@ -230,7 +229,7 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
         ens = Ensemble(how, top, meta)
         test_metrics = None
         if test is not None and all(m.refit is not None for m in top):
-            probas = [_proba(m.refit, m.test_X, n_classes) for m in top]
+            probas = [proba_of(m.refit, m.test_X, n_classes) for m in top]
             test_metrics = on_test(ens.proba(probas, n_classes))
         fold_auc = fold_scores(y, proba, folds.fold_of, classes, cfg.positive)
         cell = CellResult(
@@ -245,10 +244,7 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
             members=tuple(m.title for m in top),
             fold_members=tuple(tuple(t) for t in sel.members),
         )
-        mean = np.full(proba.shape[1:], np.nan)
-        tested = ~np.isnan(proba[:, :, 0]).all(axis=0)
-        mean[tested] = np.nanmean(proba[:, tested], axis=0)
-        rows.append(Scored(cell, mean, fold_auc, proba))
+        rows.append(Scored(cell, mean_over_repeats(proba), fold_auc, proba))
         fitted[cell.title] = ens
     selection = None
     if cfg.select == "nested":
@@ -256,16 +252,8 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
     return selection, rows, fitted
 
 
-def _proba(model, X, n_classes: int) -> np.ndarray:
-    from featx.evaluate.cv import proba_of
-
-    return proba_of(model, X, n_classes)
-
-
 def _nested(nested, sel: Selected, best, cfg, candidates: int, has_test: bool):
     """The NestedSelection record, with the sentence that says which figure to quote."""
-    from featx.results.bench import NestedSelection
-
     naive = best.cv.pooled.auc
     honest = nested.pooled.auc
     gap = None if naive is None or honest is None else naive - honest

@@ -33,16 +33,17 @@ def roc_png(curves: list[tuple[str, Metrics, Roc | None]], positive: str, path: 
         (line,) = ax.plot(roc.fpr, roc.tpr, lw=1.6, label=f"{title}: AUC {fmt(m, 'auc')}")
         if roc.has_band:
             ax.fill_between(roc.fpr, roc.lo, roc.hi, color=line.get_color(), alpha=0.15, lw=0)
-    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-    ax.set(
-        xlabel="1 - specificity",
-        ylabel="sensitivity",
-        title=f"ROC, positive = {positive} (band: 95% bootstrap)",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+    return _unit_square(
+        plt, fig, ax, path, "1 - specificity", "sensitivity", f"ROC, positive = {positive} (band: 95% bootstrap)"
     )
+
+
+def _unit_square(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str, legend: str = "lower right") -> Path:
+    """Finish a plot of rates on [0, 1] x [0, 1] with its diagonal, and save it to ``path``."""
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.title.set_fontsize(9)
-    ax.legend(loc="lower right", fontsize=6.5)
+    ax.legend(loc=legend, fontsize=6.5)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -65,20 +66,10 @@ def reliability_png(curves: list[tuple[str, Metrics | None]], positive: str, pat
             label += f", slope {m.calibration_slope:.2f}"
         (line,) = ax.plot(r.predicted, r.observed, lw=1.2, marker=None, label=label)
         ax.scatter(r.predicted, r.observed, s=8 + 120 * n / n.max(), color=line.get_color(), alpha=0.6)
-    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-    ax.set(
-        xlabel=f"mean predicted probability of {positive}",
-        ylabel="observed fraction",
-        title="reliability (10 bins; marker area: samples in the bin)",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+    title = "reliability (10 bins; marker area: samples in the bin)"
+    return _unit_square(
+        plt, fig, ax, path, f"mean predicted probability of {positive}", "observed fraction", title, "upper left"
     )
-    ax.title.set_fontsize(9)
-    ax.legend(loc="upper left", fontsize=6.5)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def class_roc_png(panels: list[tuple[str, Metrics]], path: Path) -> Path | None:
