@@ -134,7 +134,7 @@ class _csv:
         self.fh.close()
 
 
-BENCH_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1")
+BENCH_KEYS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier")
 
 
 def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: dict) -> BenchResult:
@@ -165,8 +165,14 @@ def _write_bench_table(path: Path, result: BenchResult) -> None:
                 "cv_auc_boot_hi",
                 "fold_auc_mean",
                 "fold_auc_sd",
+                "cv_calibration_slope",
+                "cv_calibration_intercept",
+                "cv_threshold",
                 "test_auc",
                 "test_accuracy",
+                "test_brier",
+                "test_calibration_slope",
+                "test_threshold",
                 "seconds",
                 "not_computable",
             ]
@@ -185,8 +191,14 @@ def _write_bench_table(path: Path, result: BenchResult) -> None:
                     _r(bhi),
                     _r(fold.mean if fold else None),
                     _r(fold.sd if fold else None),
+                    _r(p.calibration_slope),
+                    _r(p.calibration_intercept),
+                    _r(p.threshold),
                     _r(c.test.auc if c.test else None),
                     _r(c.test.accuracy if c.test else None),
+                    _r(c.test.brier if c.test else None),
+                    _r(c.test.calibration_slope if c.test else None),
+                    _r(c.test.threshold if c.test else None),
                     f"{c.seconds:.2f}",
                     "; ".join(f"{k}: {why}" for k, why in p.not_computable.items()),
                 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from featx.report.html import e, figures, fold_stat, key_values, page, provenance_table, raw_json, table, versions_line
-from featx.report.plots import confusion_png, reliability_png, roc_png, strip_png
+from featx.report.plots import confusion_png, reliability_grid_png, reliability_png, roc_png, strip_png
 from featx.results.bench import BenchResult
 from featx.results.codec import to_json
 from featx.results.metrics import Metrics, finite
@@ -27,9 +27,19 @@ def bench_images(r: BenchResult, out: Path) -> dict:
         paths["roc"] = roc_png(curves, r.positive or "", out / "roc.png")
     curves = [(f"{c.title} ({r.protocol.scored_on})", c.cv.pooled) for c in r.cells[:TOP_ROC]]
     curves += [(f"{c.title} (test)", c.test) for c in r.cells[:1] if c.test is not None]
-    made = reliability_png(curves, r.positive or "", out / "reliability.png")
-    if made is not None:
-        paths["reliability"] = made
+    for name, made in (
+        ("reliability", reliability_png(curves, r.positive or "", out / "reliability.png")),
+        (
+            "reliability_cells",
+            reliability_grid_png(
+                [(f"{c.rank}. {c.title}", c.cv.pooled, c.test) for c in r.cells],
+                r.positive or "",
+                out / "reliability_cells.png",
+            ),
+        ),
+    ):
+        if made is not None:
+            paths[name] = made
     best = r.cells[0]
     paths["confusion"] = confusion_png([(f"best: {best.title} (CV)", best.cv.pooled)], r.classes, out / "confusion.png")
     series = {f"{c.feature_set}\n{c.head}": c.fold_auc for c in r.cells}

@@ -72,6 +72,47 @@ def reliability_png(curves: list[tuple[str, Metrics | None]], positive: str, pat
     )
 
 
+def reliability_grid_png(cells: list[tuple[str, Metrics | None, Metrics | None]], positive: str, path: Path):
+    """One small reliability diagram per (title, CV metrics, test metrics): every bench cell, its CV and its
+    held-out test predictions. None when no cell has a reliability table."""
+    cells = [c for c in cells if c[1] is not None and c[1].reliability is not None]
+    if not cells:
+        return None
+    plt = _pyplot()
+    cols = min(4, len(cells))
+    rows = -(-len(cells) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.9 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat[len(cells) :]:
+        ax.axis("off")
+    for ax, (title, cv, test) in zip(axes.flat, cells):
+        for what, m, colour in (("CV", cv, "tab:blue"), ("test", test, "tab:orange")):
+            if m is None or m.reliability is None:
+                continue
+            r = m.reliability
+            slope = f", slope {m.calibration_slope:.2f}" if m.calibration_slope is not None else ""
+            ax.plot(
+                r.predicted,
+                r.observed,
+                marker="o",
+                ms=3,
+                lw=1,
+                color=colour,
+                label=f"{what}: Brier {m.brier:.3f}{slope}",
+            )
+        ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+        ax.set(xlim=(0, 1), ylim=(0, 1.01))
+        ax.set_title(title, fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=5.5, loc="upper left")
+    fig.suptitle(
+        f"reliability of every cell (x: mean predicted probability of {positive}; y: observed fraction)", fontsize=8
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (2.9 * rows)))
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def class_roc_png(panels: list[tuple[str, Metrics]], path: Path) -> Path | None:
     """Each class's one-vs-rest ROC, one panel per (title, multi-class metrics with ``class_roc``)."""
     panels = [(t, m) for t, m in panels if m is not None and m.class_roc]
