@@ -210,7 +210,8 @@ class FeatxModel:
         preds = [m.predict(fs) for m, fs in zip(self.members(), sets)]
         common = set(preds[0].ids.tolist()).intersection(*(p.ids.tolist() for p in preds[1:]))
         ids = np.array([i for i in preds[0].ids.tolist() if i in common], dtype=preds[0].ids.dtype)
-        probas = [p.proba[[list(p.ids).index(i) for i in ids]] for p in preds]
+        where = [{v: k for k, v in enumerate(p.ids.tolist())} for p in preds]
+        probas = [p.proba[np.array([w[i] for i in ids.tolist()], dtype=np.int64)] for p, w in zip(preds, where)]
         how, n = self.meta["ensemble"]["how"], len(self.classes)
         proba = combine_ensemble(how, probas, self.models.get(STACK), n) if len(ids) else np.zeros((0, n))
         return Prediction("image", ids, proba, self.classes, positive=self.positive)

@@ -35,6 +35,7 @@ COLUMNS = (
     "f1",
     "auc",
     "auc_ci",
+    "brier",
     "auc_fold_mean",
     "auc_fold_var",
     "acc_fold_mean",
@@ -60,6 +61,7 @@ SHOWN = {
     "f1": "F1",
     "auc": "AUC",
     "auc_ci": "AUC 95% CI",
+    "brier": "Brier",
     "auc_fold_mean": "AUC mean (folds)",
     "auc_fold_var": "AUC var",
     "best_acc": "best acc",
@@ -166,7 +168,7 @@ def _split(protocol: Protocol) -> str:
 def _row(run: str, model: str, sequence: str, split: str, cv: CVScores, test: Metrics | None, seconds) -> dict:
     pooled = cv.pooled
     row = {"run": run, "model": model, "sequence": sequence, "split": split, "level": cv.level, "n": cv.n_tested}
-    for k in ("accuracy", "sensitivity", "specificity", "f1", "auc"):
+    for k in ("accuracy", "sensitivity", "specificity", "f1", "auc", "brier"):
         row[k] = pooled.value(k)
     ci = pooled.auc_ci
     row["auc_ci"] = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci and all(_finite(v) for v in ci) else ""
