@@ -26,7 +26,7 @@ from featx.evaluate.finetuned import finetuned_cell, read_finetuned
 from featx.evaluate.fit import protocol_of
 from featx.evaluate.folds import Folds
 from featx.evaluate.heads import build_head, check_pca
-from featx.evaluate.operating import operated
+from featx.evaluate.operating import Operated, operated
 from featx.evaluate.outputs import versions, write_bench_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.saved_model import save_bench_model
@@ -65,7 +65,15 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     if cfg.select == "nested" or cfg.ensemble:
         base = sorted(zip(scored, made), key=lambda sc: -_auc(sc[0].cell))
         members = [
-            Member(s.cell.title, c["dev"].X, c["est"], c["grid"], s.oof, (c["refit"] or (None,))[0], c["test"].X)
+            Member(
+                s.cell.title,
+                c["dev"].X,
+                _for_inner_cv(c["est"]),
+                c["grid"],
+                s.oof,
+                (c["refit"] or (None,))[0],
+                c["test"].X,
+            )
             for s, c in base
         ]
         test = None
@@ -158,6 +166,14 @@ def _cells(
         with ray_backend(cfg.ray) as backend:
             run_tasks(tasks, resolve_jobs(cfg.jobs), backend)
     return [scored[i] for i in range(len(cells))], cells
+
+
+def _for_inner_cv(est):
+    """The estimator selection's inner CV fits for a cell: its head alone when the cell only adds a threshold (the
+    probabilities, all selection and stacking use, are the head's own), saving a CV per inner fit."""
+    if isinstance(est, Operated) and est.calibrate == "none":
+        return est.estimator
+    return est
 
 
 def _check_row_to_save(cfg: BenchConfig, sets: list, heads) -> None:
