@@ -112,8 +112,12 @@ def test_ensemble_settings_are_checked_before_any_fitting(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("row", ["top-3 cells + stacking (logistic regression)", "top-3 cells + soft vote"])
-def test_a_saved_ensemble_predicts_the_test_split_as_the_bench_scored_it(lite0_radiomics, models_dir, tmp_path, row):
+@pytest.mark.parametrize(
+    "row, threshold", [("top-3 cells + stacking (logistic regression)", "0.5"), ("top-3 cells + soft vote", "youden")]
+)
+def test_a_saved_ensemble_predicts_the_test_split_as_the_bench_scored_it(
+    lite0_radiomics, models_dir, tmp_path, row, threshold
+):
     store, sets, test_csv = lite0_radiomics
     res = api.bench(
         store,
@@ -125,6 +129,7 @@ def test_a_saved_ensemble_predicts_the_test_split_as_the_bench_scored_it(lite0_r
         positive="malignant",
         save=tmp_path / "m.skops",
         save_row=row,
+        threshold=threshold,
     )
     cell = next(c for c in res.cells if c.title == row)
     assert cell.kind == "ensemble" and len(cell.members) == 3 and len(cell.fold_members) == 4
@@ -136,6 +141,13 @@ def test_a_saved_ensemble_predicts_the_test_split_as_the_bench_scored_it(lite0_r
         rows = list(csv.DictReader(fh))
     auc = roc_auc_score([r["label"] == "malignant" for r in rows], [float(r["p_malignant"]) for r in rows])
     assert auc == pytest.approx(cell.test.auc, abs=1e-4)  # six decimals in the CSV
+    if threshold == "youden":  # chosen per fold on the training rows, and once on the development rows
+        assert len(cell.cv.thresholds) == 4 and cell.test.threshold == meta["ensemble"]["threshold"] is not None
+        assert all((r["predicted"] == "malignant") == (float(r["p_malignant"]) >= cell.test.threshold) for r in rows)
+        sens = np.mean([r["predicted"] == "malignant" for r in rows if r["label"] == "malignant"])
+        assert sens == pytest.approx(cell.test.sensitivity, abs=1e-9)
+    else:
+        assert cell.test.threshold is None and meta["ensemble"]["threshold"] is None
 
 
 def test_the_report_says_which_number_to_quote_and_shows_the_ensembles(tmp_path):

@@ -135,7 +135,7 @@ def save_bench_model(path, result, row, made: list, fitted: dict, sets: dict, lo
         "positive": result.positive,
         "head": {"name": row.head},
         "threshold": {t: threshold_of(m) for t, m in models.items()},
-        "decision": result.protocol.decision if ens is None else "most probable class",
+        "decision": result.protocol.decision if ens is None or ens.threshold is not None else "most probable class",
         "calibrate": result.protocol.calibrate,
         "trained_on": {
             "store": result.store,
@@ -150,7 +150,10 @@ def save_bench_model(path, result, row, made: list, fitted: dict, sets: dict, lo
         meta.update({k: v for k, v in members[0].items() if k not in ("title", "head")})
     else:
         meta.update(
-            feature_set=row.title, kind="ensemble", ensemble={"how": ens.how, "members": members}, provenance={}
+            feature_set=row.title,
+            kind="ensemble",
+            ensemble={"how": ens.how, "members": members, "threshold": ens.threshold},
+            provenance={},
         )
         if ens.meta is not None:
             models[STACK] = ens.meta
@@ -214,7 +217,8 @@ class FeatxModel:
         probas = [p.proba[np.array([w[i] for i in ids.tolist()], dtype=np.int64)] for p, w in zip(preds, where)]
         how, n = self.meta["ensemble"]["how"], len(self.classes)
         proba = combine_ensemble(how, probas, self.models.get(STACK), n) if len(ids) else np.zeros((0, n))
-        return Prediction("image", ids, proba, self.classes, positive=self.positive)
+        threshold = self.meta["ensemble"].get("threshold")
+        return Prediction("image", ids, proba, self.classes, threshold=threshold, positive=self.positive)
 
     def columns(self, fs: FeatureSet) -> FeatureSet:
         """``fs``'s columns the model was fitted on, in the fit's order (by name when the set names them)."""

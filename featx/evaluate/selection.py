@@ -19,7 +19,7 @@ top-K by the bench's CV, the meta-learner fitted on their out-of-fold probabilit
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -28,7 +28,7 @@ from featx.errors import FitError
 from featx.evaluate.comparisons import Scored
 from featx.evaluate.cv import fold_fit, mean_over_repeats, proba_of
 from featx.evaluate.folds import Folds
-from featx.evaluate.operating import inner_splits
+from featx.evaluate.operating import inner_splits, parse_threshold
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.progress import progress_bar
@@ -139,15 +139,20 @@ class Selected:
     chosen: list  # the title chosen in each (repeat, fold), repeat-major
     ensembles: dict  # "vote"/"stack" -> (repeats, n, C)
     members: list  # the K titles in each (repeat, fold)
+    thresholds: dict = field(default_factory=dict)  # "vote"/"stack" -> (repeats, n), with a learned threshold
 
 
-def select(inner: InnerCV, y, n_classes: int, positive: int | None, k: int | None) -> Selected:
+def select(inner: InnerCV, y, n_classes: int, positive: int | None, k: int | None, rule=None) -> Selected:
     """Per outer fold: the member with the best inner-CV AUC (nested selection) and, with ``k``, the top-k's vote and
-    stack, each scored on the outer fold's rows by the models the bench fitted on its training rows."""
+    stack, each scored on the outer fold's rows by the models the bench fitted on its training rows. With a learned
+    threshold ``rule`` (binary; a fixed one is just applied), each ensemble's threshold is chosen on the training
+    rows: the vote's on its inner out-of-fold probabilities, the stack's on its meta-learner's probabilities of
+    the rows it was fitted on (a logistic regression on K inputs: little to overfit)."""
     members, folds = inner.members, inner.folds
     shape = (folds.repeats, len(y), n_classes)
     nested = np.full(shape, np.nan)
     ens = {how: np.full(shape, np.nan) for how in ENSEMBLES} if k else {}
+    thresholds = {how: np.full(shape[:2], np.nan) for how in ens} if rule is not None else {}
     chosen, tops = [], []
     for r, f, train, test in folds.split():
         scores = [auc_of(y[train], inner.proba[(r, f, i)][train], positive) for i in range(len(members))]
@@ -160,10 +165,15 @@ def select(inner: InnerCV, y, n_classes: int, positive: int | None, k: int | Non
         top = [int(i) for i in order[:k]]
         tops.append([members[i].title for i in top])
         outer = [members[i].oof[r, test] for i in top]
-        ens["vote"][r, test] = combine("vote", outer, None, n_classes)
-        meta = StackedMeta(positive).fit([inner.proba[(r, f, i)][train] for i in top], y[train])
-        ens["stack"][r, test] = combine("stack", outer, meta, n_classes)
-    return Selected(nested, chosen, ens, tops)
+        own = [inner.proba[(r, f, i)][train] for i in top]
+        meta = StackedMeta(positive).fit(own, y[train])
+        for how, m in (("vote", None), ("stack", meta)):
+            ens[how][r, test] = combine(how, outer, m, n_classes)
+            if rule is not None:
+                thresholds[how][r, test] = rule.choose(
+                    y[train] == positive, combine(how, own, m, n_classes)[:, positive]
+                )
+    return Selected(nested, chosen, ens, tops, thresholds)
 
 
 def check_ensemble(k: int | None, n_members: int) -> None:
@@ -175,14 +185,6 @@ def check_ensemble(k: int | None, n_members: int) -> None:
         )
 
 
-def final_ensemble(how: str, members: list[Member], y, n_classes: int, positive: int | None):
-    """(meta-learner or None, its members' mean out-of-fold probabilities): the ensemble of ``members`` (already
-    the top-K by the bench's CV) for the test split and the saved model, fitted on the development rows only."""
-    oof = [mean_over_repeats(m.oof) for m in members]
-    meta = StackedMeta(positive).fit(oof, y) if how == "stack" else None
-    return meta, oof
-
-
 @dataclass
 class Ensemble:
     """An ensemble as the test split and the saved model use it: members fitted on every development row."""
@@ -190,9 +192,22 @@ class Ensemble:
     how: str
     members: list[Member]
     meta: StackedMeta | None
+    threshold: float | None = None  # on the positive class's probability (None: the most probable class)
 
     def proba(self, probas: list, n_classes: int) -> np.ndarray:
         return combine(self.how, probas, self.meta, n_classes)
+
+
+def final_ensemble(how: str, members: list[Member], y, n_classes: int, positive: int | None, rule=None) -> Ensemble:
+    """The ensemble of ``members`` (already the top-K by the bench's CV) for the test split and the saved model:
+    the meta-learner fitted on their out-of-fold probabilities of the development rows (mean over repeats), and
+    with a learned threshold ``rule``, the threshold chosen on the ensemble's probabilities of those rows."""
+    oof = [mean_over_repeats(m.oof) for m in members]
+    meta = StackedMeta(positive).fit(oof, y) if how == "stack" else None
+    ens = Ensemble(how, members, meta)
+    if rule is not None:
+        ens.threshold = rule.choose(y == positive, ens.proba(oof, oof[0].shape[1])[:, positive])
+    return ens
 
 
 def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Folds, classes, test, progress):
@@ -210,14 +225,22 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
     with progress_bar(what, total=len(inner.calls), enabled=progress) as bar:
         with ray_backend(cfg.ray) as backend:
             run_tasks(inner.tasks(bar.update), resolve_jobs(cfg.jobs), backend)
-    sel = select(inner, y, n_classes, positive, cfg.ensemble)
+    rule = parse_threshold(cfg.threshold)
+    rule = None if rule.default or n_classes != 2 else rule
+    sel = select(inner, y, n_classes, positive, cfg.ensemble, rule)
     scoring = dict(positive=cfg.positive, n_boot=cfg.bootstrap, seed=cfg.seed)
 
-    def score(proba):
-        return evaluate(y, proba, folds.fold_of, classes, groups, scope=folds.scope, **scoring)
+    def score(proba, thresholds=None):
+        cv = evaluate(y, proba, folds.fold_of, classes, groups, scope=folds.scope, thresholds=thresholds, **scoring)
+        if thresholds is None:
+            return cv
+        per_fold = tuple(float(thresholds[r, test[0]]) for r, _f, _, test in folds.split() if len(test))
+        return replace(cv, thresholds=per_fold)
 
-    def on_test(proba):
-        return None if test is None else metrics_with_ci(test[0], proba, classes, test[1], **scoring)
+    def on_test(proba, threshold=None):
+        return (
+            None if test is None else metrics_with_ci(test[0], proba, classes, test[1], threshold=threshold, **scoring)
+        )
 
     by_title = {m.title: m for m in members}
     ranked = list(cells)
@@ -225,12 +248,11 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
     for how in sel.ensembles:
         proba = sel.ensembles[how]
         top = [by_title[t] for t in ranked[: cfg.ensemble]]
-        meta, _ = final_ensemble(how, top, y, n_classes, positive)
-        ens = Ensemble(how, top, meta)
+        ens = final_ensemble(how, top, y, n_classes, positive, rule)
         test_metrics = None
         if test is not None and all(m.refit is not None for m in top):
             probas = [proba_of(m.refit, m.test_X, n_classes) for m in top]
-            test_metrics = on_test(ens.proba(probas, n_classes))
+            test_metrics = on_test(ens.proba(probas, n_classes), ens.threshold)
         fold_auc = fold_scores(y, proba, folds.fold_of, classes, cfg.positive)
         cell = CellResult(
             feature_set=f"top-{cfg.ensemble} cells",
@@ -238,7 +260,7 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
             kind="ensemble",
             n_features=cfg.ensemble,
             seconds=0.0,
-            cv=score(proba),
+            cv=score(proba, sel.thresholds.get(how)),
             fold_auc=tuple(fold_auc.tolist()),
             test=test_metrics,
             members=tuple(m.title for m in top),

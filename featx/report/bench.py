@@ -149,7 +149,9 @@ intervals are in bench.csv and results.json). Seconds: cross-validation wall tim
             "that fold's training rows (soft vote: mean probability; stacking: a logistic regression on their inner "
             "out-of-fold probabilities), so no scored prediction chose its members or fitted its meta-learner. The "
             "test split and the saved model use the top cells by the bench's CV, the meta-learner fitted on their "
-            "out-of-fold probabilities. Ensembles predict the most probable class.</p>"
+            "out-of-fold probabilities. With --threshold, each fold's ensemble chooses its threshold on its own inner "
+            "out-of-fold probabilities of the training rows (the test split's and the saved model's: on the "
+            "development rows).</p>"
             + table(
                 ["row", "members (test split, saved model)", "members chosen per fold"],
                 [
