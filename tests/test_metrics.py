@@ -119,7 +119,7 @@ def test_corrected_ttest_formula_and_plain_limit():
 
 def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
     """Five identical slices per patient carry one patient's information: resampling subjects says so."""
-    from featx.evaluate.metrics import bootstrap
+    from featx.evaluate.resampling import bootstrap
 
     rng = np.random.default_rng(0)
     y = (rng.random(80) < 0.5).astype(int)
@@ -141,7 +141,7 @@ def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
 def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
     from scipy.stats import bootstrap as scipy_bootstrap
 
-    from featx.evaluate.metrics import bootstrap
+    from featx.evaluate.resampling import bootstrap
 
     rng = np.random.default_rng(5)
     y = (rng.random(200) < 0.4).astype(int)
@@ -153,7 +153,7 @@ def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
 
 
 def test_bootstrap_multiclass_and_reproducible():
-    from featx.evaluate.metrics import bootstrap
+    from featx.evaluate.resampling import bootstrap
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 20)
@@ -177,7 +177,7 @@ def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
         roc_curve,
     )
 
-    from featx.evaluate.metrics import ROC_GRID, weighted_binary
+    from featx.evaluate.resampling import ROC_GRID, weighted_binary
 
     rng = np.random.default_rng(5)
     n = 300
@@ -238,7 +238,7 @@ def test_summary_metrics_are_scikit_learns(n_classes):
 def test_weighted_multiclass_rows_equal_classification_metrics_on_the_duplicated_samples():
     from sklearn.metrics import roc_auc_score
 
-    from featx.evaluate.metrics import BOOT_KEYS, weighted_multiclass
+    from featx.evaluate.resampling import BOOT_KEYS, weighted_multiclass
 
     rng = np.random.default_rng(7)
     n, classes = 90, ["a", "b", "c", "d"]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from featx.evaluate.fusion import MIXED, fuse_images, fuse_repeats, subject_level
-from featx.evaluate.metrics import SUMMARY_KEYS, bootstrap, class_rocs, classification_metrics, roc_on_grid
+from featx.evaluate.metrics import SUMMARY_KEYS, classification_metrics
+from featx.evaluate.resampling import bootstrap, class_rocs, roc_on_grid
 from featx.results.codec import from_json
 from featx.results.metrics import CVScores, FoldStat, Metrics
 from featx.results.runs import SequenceScores
