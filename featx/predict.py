@@ -92,10 +92,7 @@ def load_features(model: FeatxModel, store: Path) -> FeatureSet:
     with FeatureStore(store) as st:
         if model.meta["kind"] != KIND:
             return st.load(model.meta["feature_set"])
-        sets = [st.load(part) for part in model.meta["provenance"]["parts"]]
-    for part in sets:
-        if part.feature_names is None:
-            part.feature_names = [f"f{i:04d}" for i in range(part.X.shape[1])]
+        sets = [st.load(part).named() for part in model.meta["provenance"]["parts"]]
     return combine(sets, "prediction")
 
 

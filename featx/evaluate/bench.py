@@ -31,10 +31,10 @@ from featx.evaluate.outputs import versions, write_bench_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.saved_model import save_bench_model
 from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
-from featx.evaluate.selection import ENSEMBLE_HEADS, Member, check_ensemble, run_selection
+from featx.evaluate.selection import ENSEMBLE_HEADS, Member, check_ensemble, ensemble_name, run_selection
 from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
 from featx.progress import progress_bar
-from featx.results.bench import BenchResult, CellResult
+from featx.results.bench import BenchResult, CellResult, cell_title
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +180,9 @@ def _check_row_to_save(cfg: BenchConfig, sets: list, heads) -> None:
     """FitError, before any fitting, for a --save-row that no row of this bench will have."""
     if cfg.save_row is None:
         return
-    titles = [f"{f} + {h}" for f in sets for h in heads]
+    titles = [cell_title(f, h) for f in sets for h in heads]
     if cfg.ensemble:
-        titles += [f"top-{cfg.ensemble} cells + {h}" for h in ENSEMBLE_HEADS.values()]
+        titles += [cell_title(ensemble_name(cfg.ensemble), h) for h in ENSEMBLE_HEADS.values()]
     if cfg.save_row not in titles:
         raise FitError(f"--save-row {cfg.save_row!r} is no row of this bench; its rows: {', '.join(titles)}.")
 

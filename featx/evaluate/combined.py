@@ -80,7 +80,7 @@ def combine(sets: list[FeatureSet], what: str = "combined feature set") -> Featu
                     f"{getattr(fs, col)[i]!r} in {fs.name!r} ({len(differ)} sample(s) differ): the parts were "
                     "computed from different manifests. Compute them again from one manifest."
                 )
-    names = [f"{fs.name}:{n}" for fs in sets for n in (fs.feature_names or [f"f{i:04d}" for i in range(fs.X.shape[1])])]
+    names = [f"{fs.name}:{n}" for fs in sets for n in fs.names]
     provenance = {
         "kind": KIND,
         "parts": {fs.name: fs.provenance for fs in sets},

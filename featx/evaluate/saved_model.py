@@ -22,10 +22,11 @@ from featx.errors import FeatxError, short_list
 from featx.evaluate.cv import proba_of, threshold_of
 from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, fuse_images, subject_level
 from featx.evaluate.metrics import predicted_classes
-from featx.evaluate.selection import combine as combine_ensemble
+from featx.evaluate.selection import ensemble_proba
+from featx.results.bench import cell_title
 from featx.results.codec import to_json
 from featx.results.runs import FitResult
-from featx.store.feature_set import FeatureSet
+from featx.store.feature_set import FeatureSet, default_names
 
 MODEL_FORMAT = 1
 STACK = "__stacking__"  # an ensemble model's meta-learner, beside its members' models
@@ -118,7 +119,7 @@ def save_bench_model(path, result, row, made: list, fitted: dict, sets: dict, lo
             "cells and ensembles. Use the fine-tuning run's own model, or drop --finetuned."
         )
     dropped = {fs.name: d for fs, d in loaded}
-    by_title = {f"{c['dev'].name} + {c['head']}": c for c in made}
+    by_title = {cell_title(c["dev"].name, c["head"]): c for c in made}
     ens = fitted.get(row.title)
     titles = [m.title for m in ens.members] if ens is not None else [row.title]
     members, models = [], {}
@@ -216,7 +217,7 @@ class FeatxModel:
         where = [{v: k for k, v in enumerate(p.ids.tolist())} for p in preds]
         probas = [p.proba[np.array([w[i] for i in ids.tolist()], dtype=np.int64)] for p, w in zip(preds, where)]
         how, n = self.meta["ensemble"]["how"], len(self.classes)
-        proba = combine_ensemble(how, probas, self.models.get(STACK), n) if len(ids) else np.zeros((0, n))
+        proba = ensemble_proba(how, probas, self.models.get(STACK), n) if len(ids) else np.zeros((0, n))
         threshold = self.meta["ensemble"].get("threshold")
         return Prediction("image", ids, proba, self.classes, threshold=threshold, positive=self.positive)
 
@@ -233,7 +234,7 @@ class FeatxModel:
                 )
             keep = np.array([index[n] for n in trained], dtype=np.int64)
         else:
-            names = [f"f{i:04d}" for i in range(fs.X.shape[1])]
+            names = default_names(fs.X.shape[1])
             dropped = set(self.meta["dropped_features"])
             keep = np.array([i for i, n in enumerate(names) if n not in dropped], dtype=np.int64)
         width = len(keep) * (len(self.meta["sequences"]) if self.meta["fuse"] == "concat" else 1)

@@ -122,7 +122,7 @@ class StackedMeta(ClassifierMixin, BaseEstimator):
         return self.model_.predict_proba(self.features(probas))
 
 
-def combine(how: str, probas: list, meta: StackedMeta | None, n_classes: int) -> np.ndarray:
+def ensemble_proba(how: str, probas: list, meta: StackedMeta | None, n_classes: int) -> np.ndarray:
     """The ensemble's probabilities from its members' (a list of (n, C) arrays)."""
     if how == "vote":
         return np.mean(probas, axis=0)
@@ -168,12 +168,17 @@ def select(inner: InnerCV, y, n_classes: int, positive: int | None, k: int | Non
         own = [inner.proba[(r, f, i)][train] for i in top]
         meta = StackedMeta(positive).fit(own, y[train])
         for how, m in (("vote", None), ("stack", meta)):
-            ens[how][r, test] = combine(how, outer, m, n_classes)
+            ens[how][r, test] = ensemble_proba(how, outer, m, n_classes)
             if rule is not None:
                 thresholds[how][r, test] = rule.choose(
-                    y[train] == positive, combine(how, own, m, n_classes)[:, positive]
+                    y[train] == positive, ensemble_proba(how, own, m, n_classes)[:, positive]
                 )
     return Selected(nested, chosen, ens, tops, thresholds)
+
+
+def ensemble_name(k: int) -> str:
+    """The feature-set column of the ensemble rows of ``--ensemble k``."""
+    return f"top-{k} cells"
 
 
 def check_ensemble(k: int | None, n_members: int) -> None:
@@ -195,7 +200,7 @@ class Ensemble:
     threshold: float | None = None  # on the positive class's probability (None: the most probable class)
 
     def proba(self, probas: list, n_classes: int) -> np.ndarray:
-        return combine(self.how, probas, self.meta, n_classes)
+        return ensemble_proba(self.how, probas, self.meta, n_classes)
 
 
 def final_ensemble(how: str, members: list[Member], y, n_classes: int, positive: int | None, rule=None) -> Ensemble:
@@ -255,7 +260,7 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
             test_metrics = on_test(ens.proba(probas, n_classes), ens.threshold)
         fold_auc = fold_scores(y, proba, folds.fold_of, classes, cfg.positive)
         cell = CellResult(
-            feature_set=f"top-{cfg.ensemble} cells",
+            feature_set=ensemble_name(cfg.ensemble),
             head=ENSEMBLE_HEADS[how],
             kind="ensemble",
             n_features=cfg.ensemble,

@@ -35,10 +35,8 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
         fs, dropped = _finite_columns(loaded[0], features)
     else:
         dropped, kept = [], []
-        for part in loaded:
-            if part.feature_names is None:  # named now, so a dropped column keeps its place in the names
-                part.feature_names = [f"f{i:04d}" for i in range(part.X.shape[1])]
-            part, gone = _finite_columns(part, part.name)
+        for part in loaded:  # named first, so a dropped column keeps its place in the names
+            part, gone = _finite_columns(part.named(), part.name)
             dropped += [f"{part.name}:{n}" for n in gone]
             kept.append(_labelled(part, part.name))
         fs = combine(kept)

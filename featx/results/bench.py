@@ -11,6 +11,11 @@ from featx.results.metrics import CVScores, Metrics
 from featx.results.runs import Protocol
 
 
+def cell_title(feature_set: str, head: str) -> str:
+    """How a bench row is named (tables, ``--save-row``, saved ensembles): ``resnet50 + logreg``."""
+    return f"{feature_set} + {head}"
+
+
 @dataclass(frozen=True)
 class CellResult:
     """One feature set x one head (or a fine-tuning run's row), ranked by pooled CV AUC."""
@@ -33,7 +38,7 @@ class CellResult:
 
     @property
     def title(self) -> str:
-        return f"{self.feature_set} + {self.head}"
+        return cell_title(self.feature_set, self.head)
 
 
 @dataclass(frozen=True)

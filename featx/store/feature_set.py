@@ -32,6 +32,26 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def names(self) -> list[str]:
+        """The column names: the set's own, or ``f0000``, ``f0001`` ... for an unnamed (CNN) set."""
+        return self.feature_names or default_names(self.X.shape[1])
+
+    def named(self) -> FeatureSet:
+        """The same rows with :attr:`names` as the set's own names (so a column keeps its name when others are
+        left out)."""
+        return FeatureSet(
+            self.name,
+            self.X,
+            self.ids,
+            self.labels,
+            self.subjects,
+            self.splits,
+            self.sequences,
+            self.provenance,
+            self.names,
+        )
+
     def without_nonfinite_columns(self) -> tuple[FeatureSet, list[str]]:
         """The set without columns that hold NaN/inf in any row, and the names of those columns.
 
@@ -42,7 +62,7 @@ class FeatureSet:
         bad = ~np.isfinite(self.X).all(axis=0)
         if not bad.any():
             return self, []
-        names = self.feature_names or [f"f{i:04d}" for i in range(self.X.shape[1])]
+        names = self.names
         keep = ~bad
         kept = [n for n, k in zip(names, keep) if k]
         out = FeatureSet(
@@ -71,3 +91,8 @@ class FeatureSet:
             self.provenance,
             self.feature_names,
         )
+
+
+def default_names(n: int) -> list[str]:
+    """The names of the columns of an unnamed feature set of ``n`` columns."""
+    return [f"f{i:04d}" for i in range(n)]
