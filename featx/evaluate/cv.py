@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from featx.errors import FitError
 from featx.evaluate.checkpoint import FoldCache
 from featx.evaluate.folds import Folds
-from featx.evaluate.operating import Operated
+from featx.evaluate.operating import Operated, inner_splitter
 from featx.evaluate.parallel import run_tasks
 
 
@@ -85,13 +85,9 @@ def encode_labels(labels, classes=None) -> tuple[list, np.ndarray]:
 
 def tuner(estimator, grid: dict, y, groups, seed: int, inner_k: int = 5):
     """``GridSearchCV`` over ``grid`` with an inner stratified (grouped) K-fold, scored by (macro OvR) AUC."""
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import GridSearchCV
 
-    inner = (
-        StratifiedGroupKFold(inner_k, shuffle=True, random_state=seed)
-        if groups is not None
-        else StratifiedKFold(inner_k, shuffle=True, random_state=seed)
-    )
+    inner = inner_splitter(inner_k, seed, groups is not None)
     scoring = "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr"
     return GridSearchCV(estimator, grid, scoring=scoring, cv=inner, refit=True, n_jobs=1, error_score="raise")
 

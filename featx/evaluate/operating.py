@@ -98,8 +98,6 @@ def check_threshold(text: str) -> str:
 def inner_splits(y, groups, k: int, seed: int) -> list:
     """The (train, test) index pairs of a stratified K-fold over ``y`` (grouped by ``groups`` when given), with
     K lowered to the smallest class's count of units when that is fewer (FitError below 2)."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
     y = np.asarray(y)
     units = y if groups is None else y[np.unique(groups, return_index=True)[1]]
     smallest = int(np.unique(units, return_counts=True)[1].min())
@@ -110,12 +108,15 @@ def inner_splits(y, groups, k: int, seed: int) -> list:
             f"{'subjects' if groups is not None else 'samples'} of each class in every training set; one has "
             f"{smallest}. Use fewer outer folds, or the default --threshold 0.5 --calibrate none."
         )
-    cv = (
-        StratifiedGroupKFold(k, shuffle=True, random_state=seed)
-        if groups is not None
-        else StratifiedKFold(k, shuffle=True, random_state=seed)
-    )
-    return list(cv.split(np.zeros((len(y), 1)), y, groups))
+    return list(inner_splitter(k, seed, groups is not None).split(np.zeros((len(y), 1)), y, groups))
+
+
+def inner_splitter(k: int, seed: int, grouped: bool):
+    """The splitter of every inner CV (tuning, thresholds, calibration, selection): stratified K-fold, shuffled
+    with ``seed``, grouped by subject when ``grouped``."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    return (StratifiedGroupKFold if grouped else StratifiedKFold)(k, shuffle=True, random_state=seed)
 
 
 class Operated(ClassifierMixin, BaseEstimator):
