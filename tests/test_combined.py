@@ -160,3 +160,13 @@ def test_a_combined_model_with_lesion_mask_radiomics_refuses_images_without_mask
     api.fit(store, f"efficientnet_lite0+{r.feature_set}", cv=4, bootstrap=0, save=tmp_path / "m.skops")
     with pytest.raises(FeatxError, match=r"m\.skops takes radiomics features \(radiomics.lesion\).*mask"):
         api.predict(tmp_path / "m.skops", test_csv, tmp_path / "p.csv")
+
+
+def test_per_block_pca_is_checked_against_the_smallest_training_set_before_fitting():
+    from featx.evaluate.folds import make_folds
+    from featx.evaluate.heads import check_pca
+
+    folds = make_folds(np.array(["a", "b"] * 10), None, k=5)  # training sets of 16
+    check_pca(50, folds, 15, None, (3, 12))  # blocks of 3 and 12 keep at most 12 components
+    with pytest.raises(FitError, match="--pca 20: the widest block keeps 20 components.*16 samples"):
+        check_pca(20, folds, 33, None, (3, 30))

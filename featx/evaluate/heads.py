@@ -92,11 +92,17 @@ def check_pca(pca: int | None, folds, n_features: int, inner_k: int | None = Non
     set), each block keeps at most its width, so only the widest block's components must fit."""
     if pca is None:
         return
-    if blocks:
-        n_features = pca = max(min(pca, w) for w in blocks)
     smallest = min(len(train) for _, _, train, _ in folds.split())
     if inner_k:
         smallest -= -(-smallest // inner_k)  # the inner CV holds out one of inner_k parts
+    if blocks:
+        needed = max(min(pca, w) for w in blocks)
+        if needed > smallest:
+            raise FitError(
+                f"--pca {pca}: the widest block keeps {needed} components, but the smallest training set has "
+                f"{smallest} samples; choose a smaller --pca."
+            )
+        return
     if pca > min(smallest, n_features):
         raise FitError(
             f"--pca {pca}: the smallest training set has {smallest} samples x {n_features} features, so "
