@@ -47,8 +47,9 @@ def test_bench_ranks_cells_on_identical_folds_and_compares_deep_with_radiomics(t
     assert res.n_dev == 59  # the sample missing from 'rad' is left out of every cell
     assert all(len(c.fold_auc) == 5 for c in cells)
     whys = [c.why for c in res.comparisons]
-    assert whys == ["best deep vs best radiomics", "best deep vs runner-up"]
-    dr = res.comparisons[whys.index("best deep vs best radiomics")]
+    assert whys[0].startswith("rank 1 vs rank 2") and any("best deep vs best radiomics" in w for w in whys)
+    assert res.comparisons[0].a == cells[0].title and res.comparisons[0].b == cells[1].title
+    dr = next(c for c in res.comparisons if "best deep vs best radiomics" in c.why)
     assert dr.a.startswith("deep + ") and dr.b.startswith("rad + ")
     assert dr.delong.diff > 0.2 and dr.delong.p < 0.01 and dr.corrected_t.p < 0.05
     with open(tmp_path / "b" / "bench.csv") as fh:
@@ -86,7 +87,7 @@ def test_bench_cli_and_report_rerender(two_sets, tmp_path):
         tmp_path / "b",
     )
     assert proc.returncode == 0, proc.stderr
-    assert "best deep vs runner-up: deep + " in proc.stdout and "report:" in proc.stdout
+    assert "rank 1 vs rank 2: deep + " in proc.stdout and "report:" in proc.stdout
     (tmp_path / "b" / "report.html").unlink()
     proc = featx("report", tmp_path / "b" / "results.json")
     assert proc.returncode == 0, proc.stderr
@@ -121,3 +122,41 @@ def test_bench_api_takes_comma_separated_lists(two_sets):
         ("rad", "lda"),
         ("rad", "logreg"),
     ]
+
+
+def _ranked(*cells):
+    from types import SimpleNamespace
+
+    return [
+        SimpleNamespace(cell=SimpleNamespace(feature_set=f, head=h, kind=k, title=f"{f} + {h}")) for f, h, k in cells
+    ]
+
+
+def test_comparisons_answer_the_study_question_when_a_combined_set_ranks_first():
+    from featx.evaluate.comparisons import pairs_to_compare
+
+    cells = _ranked(
+        ("lite0+radiomics.default", "rf", "combined"),
+        ("lite0+radiomics.default", "logreg", "combined"),
+        ("lite0", "logreg", "cnn"),
+        ("radiomics.default", "rf", "radiomics"),
+        ("lite0", "rf", "cnn"),
+    )
+    pairs = {why: (a.cell.title, b.cell.title) for a, b, why in pairs_to_compare(cells)}
+    assert pairs == {
+        "rank 1 vs rank 2": ("lite0+radiomics.default + rf", "lite0+radiomics.default + logreg"),
+        "best deep vs best radiomics": ("lite0 + logreg", "radiomics.default + rf"),
+        "best lite0+radiomics.default vs best of its part lite0": ("lite0+radiomics.default + rf", "lite0 + logreg"),
+        "best lite0+radiomics.default vs best of its part radiomics.default": (
+            "lite0+radiomics.default + rf",
+            "radiomics.default + rf",
+        ),
+    }
+
+
+def test_a_pair_asked_for_twice_is_compared_once_under_both_labels():
+    from featx.evaluate.comparisons import pairs_to_compare
+
+    cells = _ranked(("deep", "logreg", "cnn"), ("rad", "logreg", "radiomics"), ("deep", "knn", "cnn"))
+    pairs = [(a.cell.title, b.cell.title, why) for a, b, why in pairs_to_compare(cells)]
+    assert pairs == [("deep + logreg", "rad + logreg", "rank 1 vs rank 2; best deep vs best radiomics")]

@@ -30,27 +30,54 @@ class Scored:
 
 
 def pairs_to_compare(cells: list[Scored]) -> list[tuple[Scored, Scored, str]]:
-    """The best deep cell (the best cell when none is deep) vs the best radiomics cell and vs its runner-up, and
-    the best fine-tuned row vs the best frozen-feature row. ``cells`` are ranked best first."""
-    deep = [c for c in cells if c.cell.kind == "cnn"]
-    rad = [c for c in cells if c.cell.kind == "radiomics"]
-    anchor = deep[0] if deep else cells[0]
-    label = "best deep" if deep else "best"
-    others = [c for c in cells if c is not anchor]
-    pairs = []
-    if rad and rad[0] is not anchor:
-        pairs.append((anchor, rad[0], f"{label} vs best radiomics"))
-    if others and not (pairs and others[0] is rad[0]):
-        tuned_runner_up = others[0].cell.kind == "finetune" and deep
-        pairs.append(
-            (anchor, others[0], f"{label} vs runner-up" + (" (the best fine-tuned row)" if tuned_runner_up else ""))
-        )
-    elif pairs:
-        pairs[0] = (anchor, rad[0], f"{label} vs best radiomics (also the runner-up)")
-    tuned = [c for c in cells if c.cell.kind == "finetune"]
-    if tuned and deep and not any({id(tuned[0]), id(deep[0])} == {id(a), id(b)} for a, b, _ in pairs):
-        pairs.append((tuned[0], deep[0], "best fine-tuned vs best frozen features"))
-    return pairs
+    """The comparisons a bench answers, each pair once, every label naming the cells' roles. ``cells`` are ranked
+    best first.
+
+    * rank 1 vs rank 2;
+    * the best deep cell vs the best radiomics cell (when both exist): the deep-versus-radiomics question;
+    * each combined set's best cell vs the best cell of each of its parts that the bench ran;
+    * the best fine-tuned row vs the best frozen-feature row.
+
+    A pair asked for twice (rank 1 is the best deep cell, rank 2 the best radiomics one) is compared once, under
+    both labels.
+    """
+    by_kind = lambda kind: [c for c in cells if c.cell.kind == kind]  # noqa: E731
+    wanted: list[tuple[Scored, Scored, str]] = []
+    if len(cells) > 1:
+        wanted.append((cells[0], cells[1], "rank 1 vs rank 2"))
+    deep, rad = by_kind("cnn"), by_kind("radiomics")
+    if deep and rad:
+        wanted.append((deep[0], rad[0], "best deep vs best radiomics"))
+    for combined in _best_per_set(by_kind("combined")):
+        parts = combined.cell.feature_set.split("+")
+        for part in parts:
+            best_part = next((c for c in cells if c.cell.feature_set == part), None)
+            if best_part is not None:
+                wanted.append((combined, best_part, f"best {combined.cell.feature_set} vs best of its part {part}"))
+    tuned = by_kind("finetune")
+    frozen = [c for c in cells if c.cell.kind not in ("finetune", "ensemble")]
+    if tuned and frozen:
+        wanted.append((tuned[0], frozen[0], "best fine-tuned vs best frozen features"))
+    pairs: dict[frozenset, tuple[Scored, Scored, list[str]]] = {}
+    for a, b, why in wanted:
+        if a is b:
+            continue
+        key = frozenset((id(a), id(b)))
+        if key in pairs:
+            pairs[key][2].append(why)
+        else:
+            pairs[key] = (a, b, [why])
+    return [(a, b, "; ".join(whys)) for a, b, whys in pairs.values()]
+
+
+def _best_per_set(cells: list[Scored]) -> list[Scored]:
+    """The best (first) cell of each feature set among ranked ``cells``."""
+    seen, out = set(), []
+    for c in cells:
+        if c.cell.feature_set not in seen:
+            seen.add(c.cell.feature_set)
+            out.append(c)
+    return out
 
 
 def compare(

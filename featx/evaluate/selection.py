@@ -203,11 +203,32 @@ class Ensemble:
         return ensemble_proba(self.how, probas, self.meta, n_classes)
 
 
-def final_ensemble(how: str, members: list[Member], y, n_classes: int, positive: int | None, rule=None) -> Ensemble:
+def development_oof(inner: InnerCV, i: int) -> np.ndarray:
+    """Member ``i``'s out-of-fold probabilities of every development row: the bench's (mean over repeats) where the
+    outer folds tested the row, else the mean of its inner-CV predictions (a fixed split's training side, which the
+    outer split never tests). Each is a prediction by a model that never saw the row."""
+    proba = mean_over_repeats(inner.members[i].oof)
+    missing = np.isnan(proba[:, 0])
+    if missing.any():
+        stack = np.stack([p for (_r, _f, j), p in inner.proba.items() if j == i])
+        seen = (~np.isnan(stack)).sum(axis=0)
+        inner_mean = np.where(seen > 0, np.nansum(stack, axis=0) / np.maximum(seen, 1), np.nan)
+        proba[missing] = inner_mean[missing]
+    return proba
+
+
+def final_ensemble(how: str, oof: list, members: list[Member], y, n_classes: int, positive: int | None, rule=None):
     """The ensemble of ``members`` (already the top-K by the bench's CV) for the test split and the saved model:
-    the meta-learner fitted on their out-of-fold probabilities of the development rows (mean over repeats), and
-    with a learned threshold ``rule``, the threshold chosen on the ensemble's probabilities of those rows."""
-    oof = [mean_over_repeats(m.oof) for m in members]
+    the meta-learner fitted on ``oof``, their out-of-fold probabilities of the development rows
+    (:func:`development_oof`), and with a learned threshold ``rule``, the threshold chosen on the ensemble's
+    probabilities of those rows. Rows no member predicted out of fold take no part."""
+    seen = np.all([~np.isnan(p[:, 0]) for p in oof], axis=0)
+    if len(np.unique(np.asarray(y)[seen])) < 2:
+        raise FitError(
+            f"The {ensemble_name(len(members))} ensemble has out-of-fold predictions of {int(seen.sum())} development "
+            "rows, fewer than two classes: nothing to fit its meta-learner on. Use --split cv, or a larger split."
+        )
+    oof, y = [p[seen] for p in oof], np.asarray(y)[seen]
     meta = StackedMeta(positive).fit(oof, y) if how == "stack" else None
     ens = Ensemble(how, members, meta)
     if rule is not None:
@@ -253,7 +274,8 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
     for how in sel.ensembles:
         proba = sel.ensembles[how]
         top = [by_title[t] for t in ranked[: cfg.ensemble]]
-        ens = final_ensemble(how, top, y, n_classes, positive, rule)
+        oof = [development_oof(inner, members.index(m)) for m in top]
+        ens = final_ensemble(how, oof, top, y, n_classes, positive, rule)
         test_metrics = None
         if test is not None and all(m.refit is not None for m in top):
             probas = [proba_of(m.refit, m.test_X, n_classes) for m in top]
