@@ -169,7 +169,7 @@ def predict(
 
 def print_results(r: FitResult) -> None:
     """The metrics table of a fit or finetune run, subject and sequence lines, where its files are."""
-    table = Table(title=f"{r.title}: {r.protocol.folds}" + (" and held-out test" if r.test else ""))
+    table = Table(title=r.title)
     on = r.protocol.scored_on
     pooled = "CV pooled" if on == "CV" else "test split (fixed)"
     for col in ("metric", f"{pooled} (DeLong) [bootstrap]", f"{on} {r.protocol.per_unit}", "held-out test"):
@@ -177,6 +177,7 @@ def print_results(r: FitResult) -> None:
     for row in summary_rows(r.cv, r.test):
         table.add_row(*row)
     out_console.print(table)
+    print_protocol(r.protocol, bool(r.test))
     decided = r.protocol.decision + ("" if r.protocol.calibrate == "none" else f"; calibration {r.protocol.calibrate}")
     for what, m in ((on, r.cv.pooled), ("test", r.test)):
         if m is not None and m.calibration_slope is not None:
@@ -196,14 +197,22 @@ def print_results(r: FitResult) -> None:
         out_console.print(f"report: {r.outputs['report']}\nresults: {r.outputs['results']}")
 
 
+def print_protocol(p, held_out_test: bool) -> None:
+    """The folds in one line (soft-wrapped, never cut), and what was found and done about copies."""
+    out_console.print(f"folds: {p.folds}" + (" and a held-out test split" if held_out_test else ""), highlight=False)
+    if p.copies:
+        out_console.print(f"copies: {p.copies['summary']}", highlight=False)
+
+
 def print_bench(res: BenchResult) -> None:
     """The ranked table of a bench run and its pairwise comparisons."""
-    table = Table(title=f"featx bench: {res.protocol.folds}", caption="bootstrap CIs: report.html and bench.csv")
+    table = Table(title="featx bench", caption="bootstrap CIs: report.html and bench.csv")
     on = res.protocol.scored_on
     cols = ["rank", "feature set", "head", f"{on} AUC (DeLong 95% CI)", "bal. acc"]
     cols += ["held-out test AUC"] if res.n_test else []
-    for c in cols + ["s"]:  # names never truncated: they wrap in narrow terminals
-        table.add_column(c, no_wrap=c in ("rank", "head", "s"), overflow="fold")
+    widest = {"feature set": max(len(c.feature_set) for c in res.cells), "head": max(len(c.head) for c in res.cells)}
+    for c in cols + ["s"]:  # names are never cut or split mid-word: the number columns wrap at spaces instead
+        table.add_column(c, no_wrap=c in ("rank", "s", *widest), min_width=widest.get(c), overflow="fold")
     for c in res.cells:
         p = c.cv.pooled
         table.add_row(
@@ -216,6 +225,7 @@ def print_bench(res: BenchResult) -> None:
             f"{c.seconds:.1f}",
         )
     out_console.print(table)
+    print_protocol(res.protocol, bool(res.n_test))
     for why, a, b, delong, boot, t in comparison_rows(res):
         out_console.print(
             f"{why}: {a} vs {b} ({res.comparisons[0].scope}): DeLong {delong}; paired bootstrap {boot}; "

@@ -81,6 +81,8 @@ def extract(
             f"{f['mean_cosine']:.4f}, lowest {f['min_cosine']:.4f} (gate: mean >= {f['min_fidelity']}, each >= "
             f"{f['row_floor']:.3g})"
         )
+    if s.copies:
+        out_console.print(f"copies: {s.copies}", highlight=False)
     print_problems(s.failures, "failed", "error column")
     print_problems([(x.sample_id, x.reason) for x in s.stale], "recomputed", "")
     print_problems(s.notes, "note", "note column")

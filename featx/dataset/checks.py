@@ -7,10 +7,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from featx.dataset.copies import file_keys, find_copies
 from featx.dataset.csv_reader import parse_csv
 from featx.dataset.manifest import Sample
 from featx.errors import FeatxError, short_list
-from featx.images.loader import SampleReader
+from featx.images.loader import SampleReader, pixel_digest
 from featx.images.readers import read_volume
 from featx.progress import progress_bar
 
@@ -129,12 +132,14 @@ def _check_readable(rep: CheckReport, samples: list[Sample], progress: bool) -> 
     reader = SampleReader("minmax", cache_volumes=2)
     bad, empty = [], []
     masks_seen: dict[Path, bool] = {}
+    pixels = []
     with progress_bar("reading files", total=len(samples), enabled=progress) as bar:
         for s in samples:
             try:
-                reader(s)
+                pixels.append(pixel_digest(reader(s)))
             except FeatxError as exc:
                 bad.append(str(exc))
+                pixels.append("")
             if s.mask is not None and s.mask.exists() and s.mask not in masks_seen:
                 try:
                     masks_seen[s.mask] = bool(read_volume(s.mask).array.any())
@@ -144,7 +149,20 @@ def _check_readable(rep: CheckReport, samples: list[Sample], progress: bool) -> 
                 if not masks_seen[s.mask]:
                     empty.append(str(s.mask))
             bar.update()
+    _check_copies(rep, samples, pixels)
     if bad:
         rep.problems.append(f"{len(bad)} unreadable file(s): {short_list(bad)}")
     if empty:
         rep.problems.append(f"{len(empty)} empty mask(s) (no labelled voxel): {short_list(empty)}")
+
+
+def _check_copies(rep: CheckReport, samples: list[Sample], pixels: list[str]) -> None:
+    """Exact copies (same file content, or same decoded pixels) under different subjects or names."""
+    keys = np.column_stack([file_keys(samples)[:, 0], np.asarray(pixels, dtype=object)])
+    subjects = [s.subject or "" for s in samples]
+    copies = find_copies([s.sample_id for s in samples], keys, subjects, [s.label or "" for s in samples])
+    if copies:
+        rep.warnings.append(
+            copies.summary() + " by 'featx fit' and 'featx bench' (--copies apart to let them leak); 'featx audit' "
+            "finds near-copies (re-encoded, resized, cropped)"
+        )

@@ -51,7 +51,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     sets = common_rows([fs for fs, _ in loaded])
     dev0, test0, folds = plan_split(sets[0], cfg)
     is_test = np.isin(sets[0].ids, test0.ids)
-    pairs = [(fs.subset(~is_test), fs.subset(is_test)) for fs in sets]
+    is_dev = np.isin(sets[0].ids, dev0.ids)  # not ~is_test: test rows that copy training rows may be left out
+    pairs = [(fs.subset(is_dev), fs.subset(is_test)) for fs in sets]
     classes = split_classes(dev0, test0, cfg.positive)
     check_design(dev0, test0, folds)
     check_ensemble(cfg.ensemble, len(pairs) * len(heads))

@@ -96,6 +96,7 @@ def combine(sets: list[FeatureSet], what: str = "combined feature set") -> Featu
         first.sequences,
         provenance,
         names,
+        None if any(fs.copy_keys is None for fs in sets) else np.hstack([fs.copy_keys for fs in sets]),
     )
 
 

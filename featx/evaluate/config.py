@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featx.config import Choice, Config, setting
+from featx.dataset.copies import COPY_POLICIES
 from featx.errors import ConfigError
 from featx.evaluate.fusion import MODEL_FUSIONS
 from featx.evaluate.heads import HEADS
@@ -15,6 +16,7 @@ SPLITS = Choice("split", ("cv", "fixed"))
 SPLIT_BY = Choice("split-by", ("subject", "image"))
 FUSE = Choice("fusion", (*MODEL_FUSIONS, "concat"))
 SELECT = Choice("select", ("naive", "nested"))
+COPIES = Choice("copies", COPY_POLICIES)
 
 
 def _fraction(value: float) -> float:
@@ -43,6 +45,17 @@ class SplitSettings(Config):
         "subject (folds grouped by subject: the honest default) or image (slice-level "
         "random split that ignores the subjects: leaky, only to show what it would report).",
         choice=SPLIT_BY,
+    )
+    copies: str = setting(
+        "together",
+        "together (exact copies of one image under different subjects or names, by file content or decoded pixels, "
+        "are kept in one fold and on one side of a split) or apart (the old behaviour: copies may leak).",
+        choice=COPIES,
+    )
+    drop_test_copies: bool = setting(
+        False,
+        "Leave out of scoring the test rows that are exact copies of training rows (when the manifest's split "
+        "column puts copies on both sides, which featx cannot move).",
     )
     folds: Path | None = setting(None, "Reuse the folds of an earlier run (its folds.json or results.json).")
     seed: int = setting(0, "Seed of the folds, the heads and the bootstrap (recorded in the results).")

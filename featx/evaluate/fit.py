@@ -68,6 +68,7 @@ def protocol_of(folds: Folds, s, held_out_test: bool, **more) -> Protocol:
         n_boot=s.bootstrap,
         split_by=s.split_by,
         folds_from=str(s.folds) if s.folds is not None else None,
+        copies=folds.copies,
         **more,
     )
 

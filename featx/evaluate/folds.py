@@ -47,6 +47,7 @@ class Folds:
     grouped: bool
     kind: str = "cv"
     test_size: float | None = None
+    copies: dict | None = None  # the exact copies among the rows, and what the split did with them
 
     def __post_init__(self):
         self.fold_of = np.atleast_2d(np.asarray(self.fold_of, dtype=np.int64))
@@ -79,9 +80,17 @@ class Folds:
         if self.kind == "fixed":
             how = f"{self.test_size:.0%} of subjects drawn as test" if self.test_size else "the manifest's split column"
             rep = f", {self.repeats} draws" if self.repeats > 1 else ""
-            return f"fixed train/test split ({how}{rep}), {unit}, seed {self.seed}"
+            return f"fixed train/test split ({how}{rep}), {unit}{self._copies_note()}, seed {self.seed}"
         rep = f" x {self.repeats} repeats" if self.repeats > 1 else ""
-        return f"{self.k}-fold {self.splitter}{rep}, {unit}, seed {self.seed}"
+        return f"{self.k}-fold {self.splitter}{rep}, {unit}{self._copies_note()}, seed {self.seed}"
+
+    def _copies_note(self) -> str:
+        c = self.copies
+        if not c:
+            return ""
+        return f", {c['copies']} exact copies " + (
+            "kept together" if c["policy"] == "together" else "NOT kept together"
+        )
 
     def to_dict(self, ids) -> dict:
         """JSON-able, keyed by sample id."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
+from featx.dataset.copies import cross_copies, find_copies
 from featx.errors import FitError, short_list
 from featx.evaluate.combined import combine, parts_of
 from featx.evaluate.config import SplitSettings
@@ -88,6 +90,7 @@ def plan_split(fs: FeatureSet, s: SplitSettings) -> tuple[FeatureSet, FeatureSet
     """
     split, test_size, split_by = s.split, s.test_size, s.split_by
     has_subjects = bool((fs.subjects != "").all())
+    fs, copies, record = _copies(fs, s, has_subjects)
     if not has_subjects:
         log.warning("no subject ids: each sample is its own group, so slices of one patient may leak across folds")
     elif split_by == "image":
@@ -117,17 +120,69 @@ def plan_split(fs: FeatureSet, s: SplitSettings) -> tuple[FeatureSet, FeatureSet
                 "Give all of a subject's rows the same split."
             )
     subjects = dev.subjects if has_subjects and split_by == "subject" else None
+    groups = subjects
+    if record is not None and record["policy"] == "together":
+        in_dev = np.isin(copies.ids, dev.ids)
+        joined = copies.joined_units()[in_dev]
+        if len(set(joined.tolist())) < len(set(copies.units[in_dev].tolist())):
+            groups = joined  # copies among the development rows: their units are joined (a union of groups)
     if s.folds is not None:
         folds = load_folds(s.folds, dev.ids, subjects)
+        if groups is not subjects:
+            _warn_split_copies(folds, groups, s.folds)
     elif split == "fixed":
         folds = (
-            make_holdout(dev.labels, subjects, test_size, s.seed, s.repeats)
+            make_holdout(dev.labels, groups, test_size, s.seed, s.repeats)
             if test_size is not None
             else manifest_split(dev.splits, subjects)
         )
     else:
-        folds = make_folds(dev.labels, subjects, k=s.cv, seed=s.seed, repeats=s.repeats)
-    return dev, test, folds
+        folds = make_folds(dev.labels, groups, k=s.cv, seed=s.seed, repeats=s.repeats)
+    if groups is not subjects and subjects is None:
+        folds = replace(folds, grouped=False)  # grouped by copies only: no subjects to report by
+    return dev, test, replace(folds, copies=record)
+
+
+def _copies(fs: FeatureSet, s: SplitSettings, has_subjects: bool):
+    """(the rows to split, the copies among ``fs``, the protocol's record of them or None when there are none).
+
+    The rows lose the test rows that are copies of training rows when the manifest's split column puts copies on
+    both sides and ``s.drop_test_copies`` asks for it; otherwise those rows are named and counted."""
+    copies = find_copies(fs.ids, fs.copy_keys, fs.subjects if has_subjects else None, fs.labels)
+    if not copies:
+        return fs, copies, None
+    policy = s.copies if s.split_by == "subject" else "apart"
+    record = {**copies.to_dict(policy), "summary": copies.summary(policy)}
+    log.warning("%s", record["summary"])
+    fixed_by_manifest = s.split == "cv" or s.test_size is None
+    crossing = cross_copies(copies, fs.splits == "test") if fixed_by_manifest else np.zeros(len(fs), bool)
+    if crossing.any():
+        ids = fs.ids[crossing].tolist()
+        record.update(test_copies=len(ids), test_copies_dropped=bool(s.drop_test_copies))
+        what = (
+            f"{len(ids)} test row(s) are exact copies of training rows ({short_list(ids, 5)}): the manifest's "
+            "split column puts them on both sides, which featx cannot change"
+        )
+        if s.drop_test_copies:
+            log.warning("%s; --drop-test-copies leaves them out of scoring", what)
+            fs = fs.subset(~crossing)
+        else:
+            log.warning("%s; they are scored and counted in the report (--drop-test-copies leaves them out)", what)
+        record["summary"] += f"; {what}" + ("; left out of scoring" if s.drop_test_copies else "; scored")
+    return fs, copies, record
+
+
+def _warn_split_copies(folds: Folds, groups, where) -> None:
+    """Folds loaded from an earlier run that split copies apart: say so (they are used as given)."""
+    for r in range(folds.repeats):
+        seen: dict[str, int] = {}
+        if any(seen.setdefault(g, int(f)) != f for g, f in zip(np.asarray(groups).tolist(), folds.fold_of[r])):
+            log.warning(
+                "The folds from %s put exact copies of one image on different sides: scores on them are optimistic. "
+                "Drop --folds to draw folds that keep copies together.",
+                where,
+            )
+            return
 
 
 def check_design(dev: FeatureSet, test: FeatureSet, folds: Folds) -> None:

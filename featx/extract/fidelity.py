@@ -28,7 +28,7 @@ def calibration_batch(
     for i in rows:
         sample = manifest[int(i)]
         try:
-            x, sha, _ = loader(sample)
+            x, sha, *_ = loader(sample)
         except Exception:  # noqa: BLE001 - the extraction names it; calibration needs readable images only
             continue
         xs.append(x), names.append(sample.sample_id), shas.append(sha)

@@ -27,7 +27,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 import numpy as np
 
 from featx.failures import RunStats, aborted, failure_reason
-from featx.images.loader import content_hash
+from featx.images.loader import content_hash, pixel_digest
 from featx.images.raster import image_notes
 from featx.progress import progress_bar
 
@@ -37,9 +37,10 @@ DEFAULT_LOOKAHEAD = 3  # batches decoding ahead of the model (benchmarks/extract
 
 
 class SampleLoader:
-    """Picklable ``loader(sample) -> (preprocessed CHW float32, sha256 of its file, note)``.
+    """Picklable ``loader(sample) -> (preprocessed CHW float32, sha256 of its file, note, pixel digest)``.
 
-    The note says what to know of an image that decodes but may mislead (:func:`image_notes`), else "".
+    The note says what to know of an image that decodes but may mislead (:func:`image_notes`), else "". The pixel
+    digest (:func:`~featx.images.loader.pixel_digest`) finds copies whose files differ.
     """
 
     def __init__(self, reader, preprocess):
@@ -47,11 +48,14 @@ class SampleLoader:
 
     def __call__(self, sample):
         im = self.reader(sample)
-        return self.preprocess(im), content_hash(sample.path), image_notes(im, sample.path)
+        return self.preprocess(im), content_hash(sample.path), image_notes(im, sample.path), pixel_digest(im)
 
 
-def ok_entry(row: int, sample_id: str, sha: str, note: str) -> tuple:
-    """A journal ``ok`` entry: (row, id, sha256), with (no mask sha256, note) when there is a note."""
+def ok_entry(row: int, sample_id: str, sha: str, note: str, pixels: str = "") -> tuple:
+    """A journal ``ok`` entry: (row, id, sha256), with (no mask sha256, note) when there is a note, and with
+    (no mask sha256, note, pixel digest) when there is a digest."""
+    if pixels:
+        return (row, sample_id, sha, "", note, pixels)
     return (row, sample_id, sha, "", note) if note else (row, sample_id, sha)
 
 
@@ -132,8 +136,8 @@ def run_pipeline(
                 t_wait = time.perf_counter()
                 for r, s, fut in pending.popleft():
                     try:
-                        x, sha, note = fut.result()
-                        ok.append(ok_entry(int(r), s.sample_id, sha, note))
+                        x, sha, note, pixels = fut.result()
+                        ok.append(ok_entry(int(r), s.sample_id, sha, note, pixels))
                         xs.append(x)
                         if note:
                             stats.notes.append((s.sample_id, note))

@@ -55,15 +55,15 @@ class OrtFactory:
 
 def _decode(batch: dict, loader) -> dict:
     """Ray Data task: pickled samples -> preprocessed tensors (zeros + reason where a sample fails)."""
-    xs, shas, notes, errors, shape = [], [], [], [], None
+    xs, shas, notes, pixels, errors, shape = [], [], [], [], [], None
     for blob in batch["sample"]:
         s = pickle.loads(blob)
         try:
-            x, sha, note = loader(s)
+            x, sha, note, digest = loader(s)
             shape = x.shape
-            xs.append(x), shas.append(sha), notes.append(note), errors.append("")
+            xs.append(x), shas.append(sha), notes.append(note), pixels.append(digest), errors.append("")
         except Exception as exc:  # recorded per sample, like the local pipeline
-            xs.append(None), shas.append(""), notes.append(""), errors.append(failure_reason(exc, s))
+            xs.append(None), shas.append(""), notes.append(""), pixels.append(""), errors.append(failure_reason(exc, s))
     shape = shape or (3, 1, 1)
     x = np.stack([v if v is not None else np.zeros(shape, np.float32) for v in xs])
     return {
@@ -72,6 +72,7 @@ def _decode(batch: dict, loader) -> dict:
         "x": x,
         "sha256": np.array(shas, dtype=object),
         "note": np.array(notes, dtype=object),
+        "pixels": np.array(pixels, dtype=object),
         "error": np.array(errors, dtype=object),
     }
 
@@ -93,6 +94,7 @@ class _Backbone:
             "sample_id": batch["sample_id"],
             "sha256": batch["sha256"],
             "note": batch["note"],
+            "pixels": batch["pixels"],
             "error": batch["error"],
             "features": out,
         }
@@ -133,8 +135,11 @@ def run_on_ray(
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
             err = b["error"]
             ok_idx = np.flatnonzero(err == "")
-            ok = [ok_entry(int(b["row"][i]), str(b["sample_id"][i]), str(b["sha256"][i]), b["note"][i]) for i in ok_idx]
-            stats.notes += [(entry[1], entry[4]) for entry in ok if len(entry) > 3]
+            ok = [
+                ok_entry(int(b["row"][i]), str(b["sample_id"][i]), str(b["sha256"][i]), b["note"][i], b["pixels"][i])
+                for i in ok_idx
+            ]
+            stats.notes += [(entry[1], entry[4]) for entry in ok if len(entry) > 3 and entry[4]]
             failed = [(int(b["row"][i]), str(b["sample_id"][i]), str(err[i]), "") for i in np.flatnonzero(err != "")]
             for _, sid, why, _ in failed:
                 stats.failures.append((sid, why))

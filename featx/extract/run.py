@@ -19,6 +19,7 @@ from featx.backbones.resolve import ResolvedBackbone, resolve_backbone
 from featx.backbones.runtime import choose_runtime
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.variants import is_variant
+from featx.dataset.copies import find_copies
 from featx.dataset.manifest import Manifest
 from featx.extract.config import ExtractConfig
 from featx.extract.engines import Engine, build_engine
@@ -59,6 +60,7 @@ class ExtractSummary:
     loop_s: float = 0.0  # decoding + inference + writing + commit
     compute_s: float = 0.0  # time in the model
     wait_s: float = 0.0  # time the model waited for decoded images
+    copies: str = ""  # the exact copies among the set's rows (featx.dataset.copies), "" when none
 
     @property
     def images_per_s(self) -> float:
@@ -100,6 +102,11 @@ def run_extract(
     t0 = time.perf_counter()
     cfg.require("backbone", "store", *(() if manifest is not None else ("manifest",)))
     manifest = manifest if manifest is not None else Manifest.load(cfg.manifest)
+    if len(manifest) and not any(s.label for s in manifest):
+        log.warning(
+            "no row of the manifest has a label: the features are extracted, but 'featx fit' needs a 'label' "
+            "column (for 'featx predict' on new images, no label is needed)"
+        )
     kind = choose_runtime(cfg.runtime, cfg.provider, cfg.precision)  # refuse what cannot run before model work
     limit = max_failures(cfg.max_failures, len(manifest))
     backbone = resolve_backbone(
@@ -120,9 +127,18 @@ def run_extract(
     if fidelity is not None:
         plan.provenance["fidelity"] = fidelity
     summary = _extract_rows(manifest, cfg, plan, runner, limit, progress)
+    summary.copies = copies_line(cfg.store, plan.name)
     summary.fidelity = fidelity
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def copies_line(store, name: str) -> str:
+    """One line on the exact copies among the computed rows of ``name`` (by file and decoded pixels), or ""."""
+    with FeatureStore(store) as st:
+        ids, keys, subjects, labels = st.content_keys(name)
+    copies = find_copies(ids, keys, subjects, labels)
+    return copies.summary() + " by fit and bench" if copies else ""
 
 
 def _previous(store, name: str) -> dict | None:

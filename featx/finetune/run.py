@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.dataset.copies import file_keys
 from featx.dataset.manifest import Manifest
 from featx.errors import ConfigError, FitError
 from featx.evaluate.split import check_design, plan_split, split_classes
@@ -45,6 +46,7 @@ def manifest_set(manifest: Manifest) -> FeatureSet:
         col("subject"),
         col("split"),
         col("sequence"),
+        copy_keys=file_keys(rows),  # the same copy groups as fit's, so the folds agree
     )
     fs.samples = {s.sample_id: s for s in rows}
     return fs

@@ -106,6 +106,17 @@ class SampleReader:
             return entry
 
 
+def pixel_digest(im) -> str:
+    """sha256 of a decoded image's pixels (mode, size and bytes): equal for a file re-saved losslessly under another
+    name or format. ``""`` for a constant image (a blank slice is no evidence that two samples are one image)."""
+    lo, hi = im.getextrema() if im.mode in ("L", "I", "F", "I;16") else (0, 1)
+    if lo == hi:
+        return ""
+    h = hashlib.sha256(f"{im.mode}:{im.size[0]}x{im.size[1]}:".encode())
+    h.update(im.tobytes())
+    return h.hexdigest()
+
+
 def content_hash(path: str | Path) -> str:
     """sha256 of a file, or of a folder's files (a DICOM series) in name order; cached per file version."""
     path = Path(path)

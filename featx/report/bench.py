@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from featx.report.html import e, figures, fold_stat, key_values, page, provenance_table, raw_json, table, versions_line
+from featx.report.html import (
+    copies_note,
+    e,
+    figures,
+    fold_stat,
+    key_values,
+    page,
+    provenance_table,
+    raw_json,
+    table,
+    versions_line,
+)
 from featx.report.plots import confusion_png, reliability_grid_png, reliability_png, roc_png, strip_png
 from featx.results.bench import BenchResult
 from featx.results.codec import to_json
@@ -125,6 +136,7 @@ def render_bench(r: BenchResult, images: dict) -> str:
 the scores are {e(r.cells[0].cv.scope)}. Small grey figures: 95% interval
 (AUC: DeLong; others: percentile bootstrap, {proto.n_boot} resamples by {e(unit)}; the bootstrap AUC
 intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""",
+        copies_note(proto),
         _ranked_table(r),
     ]
     if r.comparisons:

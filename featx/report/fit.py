@@ -6,7 +6,18 @@ import json
 from pathlib import Path
 
 from featx.report.finetune import finetune_section
-from featx.report.html import e, figures, fmt, key_values, page, raw_json, summary_rows, table, versions_line
+from featx.report.html import (
+    copies_note,
+    e,
+    figures,
+    fmt,
+    key_values,
+    page,
+    raw_json,
+    summary_rows,
+    table,
+    versions_line,
+)
 from featx.report.plots import class_roc_png, confusion_png, curves_png, reliability_png, roc_png, strip_png
 from featx.results.codec import to_json
 from featx.results.metrics import METRIC_LABELS
@@ -54,6 +65,7 @@ def render_fit(r: FitResult, images: dict) -> str:
         f"""<p class="note">{r.n_dev} samples in {e(proto.folds)}; {r.n_test} in the held-out test split;
 classes {e(", ".join(r.classes))}{f"; positive class <b>{e(pos)}</b>" if pos else ""}. Level: {e(cv.level)}.
 AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({proto.n_boot} resamples by {e(unit)}).</p>""",
+        copies_note(proto),
         table(
             [
                 "metric",

@@ -102,3 +102,11 @@ table.bench td {{ white-space: nowrap; font-size: 0.9em; }} .ci {{ color: #888; 
 {body}
 </body></html>
 """
+
+
+def copies_note(protocol) -> str:
+    """A paragraph on the exact copies among the rows and what the split did with them ("" when there are none)."""
+    c = protocol.copies
+    if not c:
+        return ""
+    return f"<p class='note'><b>Copies.</b> {html.escape(str(c.get('summary', '')))}</p>"

@@ -52,6 +52,8 @@ class Protocol:
     pca: int | None = None  # bench: PCA components of every cell
     select: str = "naive"  # bench: naive ranking, or nested selection
     ensemble: int | None = None  # bench: the K of the top-K ensembles
+    #: exact copies among the rows (featx.dataset.copies): counts, policy, examples, test rows copied, summary
+    copies: Mapping[str, Any] | None = None
 
     @property
     def leaky(self) -> bool:

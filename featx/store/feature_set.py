@@ -28,6 +28,8 @@ class FeatureSet:
     sequences: np.ndarray
     provenance: dict = field(default_factory=dict)
     feature_names: list[str] | None = None  # column names, when the set has them (radiomics)
+    #: (n, m) content keys of each row ("" unknown): rows sharing one are one image (:mod:`featx.dataset.copies`)
+    copy_keys: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -50,6 +52,7 @@ class FeatureSet:
             self.sequences,
             self.provenance,
             self.names,
+            self.copy_keys,
         )
 
     def without_nonfinite_columns(self) -> tuple[FeatureSet, list[str]]:
@@ -75,6 +78,7 @@ class FeatureSet:
             self.sequences,
             self.provenance,
             kept if self.feature_names else None,
+            self.copy_keys,
         )
         return out, [n for n, b in zip(names, bad) if b]
 
@@ -90,6 +94,7 @@ class FeatureSet:
             self.sequences[mask],
             self.provenance,
             self.feature_names,
+            None if self.copy_keys is None else self.copy_keys[mask],
         )
 
 

@@ -17,6 +17,8 @@ Layout (readable with plain h5py)::
     /features/<name>/sha256, mask_sha256   (n,) utf-8: sha256 of the image (DICOM folder: its files)
                             and of the mask a row was computed from; a rerun recomputes a row whose
                             files changed (:mod:`featx.store.freshness`)
+    /features/<name>/pixels (n,) utf-8: sha256 of the decoded pixels ("" for a blank image, or a set made
+                            before featx 0.9): copies whose files differ (:mod:`featx.dataset.copies`)
     /features/<name>        attrs: provenance (JSON), identity, kind, feature_dim, created, updated,
                             feature_names (JSON list, when the columns have names: radiomics)
 
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 FORMAT = "featx-store/1"
 _STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split")
 #: per feature set: what each row was computed from (stores before featx 0.6 kept the hashes in /samples)
-SOURCE_COLUMNS = ("source", "stat", "sha256", "mask_sha256")
+SOURCE_COLUMNS = ("source", "stat", "sha256", "mask_sha256", "pixels")
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 64
 TODO, OK, FAILED, REMOVED, ABSENT = 0, 1, 2, 3, 4
@@ -420,4 +422,20 @@ class FeatureStore:
             cols["sequence"],
             self.provenance(name),
             self.column_names(name),
+            self._copy_keys(g, rows),
         )
+
+    def content_keys(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, content keys, subjects, labels) of the computed rows of ``name``, without reading its features."""
+        g = self._group(name)
+        rows = np.flatnonzero(g["filled"][:] & (g["status"][:] != REMOVED if "status" in g else True))
+        cols = [self._column(c)[rows] for c in ("id", "subject", "label")]
+        return cols[0], self._copy_keys(g, rows), cols[1], cols[2]
+
+    def _copy_keys(self, g: h5py.Group, rows: np.ndarray) -> np.ndarray:
+        """Content keys of ``rows``: the file (image, mask and slice) and the decoded pixels, ``""`` unknown."""
+        col = lambda c: g[c].asstr()[:][rows].astype(object) if c in g else np.full(len(rows), "", object)  # noqa: E731
+        sha, mask, pixels = col("sha256"), col("mask_sha256"), col("pixels")
+        slices = self._column("slice")[rows]
+        files = np.array([f"{a}|{b}|{s}" if a else "" for a, b, s in zip(sha, mask, slices)], dtype=object)
+        return np.column_stack([files, pixels]).astype(object)

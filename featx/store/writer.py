@@ -76,7 +76,7 @@ class Journal:
         self._synced = time.monotonic()
 
     def append(self, ok: list[tuple], X: np.ndarray, failed: list[tuple]) -> None:
-        """One batch: ``ok`` = (row, id, sha256[, mask sha256, note]) with rows of ``X``;
+        """One batch: ``ok`` = (row, id, sha256[, mask sha256, note[, pixel digest]]) with rows of ``X``;
         ``failed`` = (row, id, reason, sha256[, mask sha256])."""
         meta = json.dumps({"ok": ok, "failed": failed}).encode()
         payload = struct.pack("<I", len(meta)) + meta + np.ascontiguousarray(X, dtype=self.dtype).tobytes()
@@ -158,6 +158,9 @@ def apply_journal(st: FeatureStore, path: Path) -> int:
                 noted = [(e[0], e[2]) for e in extra if e[2]]
                 if noted:
                     st.set_notes(name, [n[0] for n in noted], [n[1] for n in noted])
+            digests = [(r, ok[j][5]) for r, j in zip(rows, keep) if len(ok[j]) > 5]
+            if digests:
+                st.set_sources(name, [d[0] for d in digests], [d[1] for d in digests], "pixels")
         bad = [(index[f[1]], f[2], f[3], f[4] if len(f) > 4 else "") for f in failed if f[1] in index]
         if bad:
             st.mark_failed(name, [b[0] for b in bad], [b[1] for b in bad])
