@@ -43,6 +43,16 @@ class BackboneError(FeatxError):
     """Unknown backbone, bad spec, or a model that cannot be built or exported."""
 
 
+class UnknownBackboneError(ConfigError, BackboneError):
+    """A backbone name no source knows: a usage error (exit 2), like any bad option value."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "backbone")
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class WeightsError(BackboneError):
     """Weights are missing (offline), unreadable or do not fit the architecture."""
 

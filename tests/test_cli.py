@@ -162,9 +162,11 @@ def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
         "1 file(s) not found",
         "missing.png",
     )
-    assert_one_line_error(
-        featx("extract", "-m", demo_subset / "subset.csv", "-b", "resnet181", "-s", tmp_path / "s.h5"),
+    assert_usage_error(  # a usage error, found before the manifest (which does not exist) is read
+        featx("extract", "-m", tmp_path / "nope.csv", "-b", "resnet181", "-s", tmp_path / "s.h5"),
+        "--backbone",
         "Unknown backbone 'resnet181'",
+        "Did you mean 'resnet18'",
         "featx backbones",
     )
     assert_one_line_error(featx("fit", "-s", store, "-f", "vgg16"), "no feature set 'vgg16'", "efficientnet_lite0")

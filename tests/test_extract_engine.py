@@ -80,7 +80,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(reference, de
             saved |= filled
         if journal.exists():  # and so are the rows the next run will take from the journal
             for ok, Xj, _ in read_journal(journal)[1]:
-                rows = [r for r, _, _ in ok]
+                rows = [entry[0] for entry in ok]  # (row, id, sha256[, mask sha256, note, pixel digest])
                 np.testing.assert_array_equal(Xj, ref_X[rows])
                 saved[rows] = True
         filled_after_kill.append(int(saved.sum()))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from featx.backbones.multilayer import multi_layer_cut
-from featx.errors import BackboneError, did_you_mean
+from featx.errors import BackboneError, UnknownBackboneError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def get_entry(name: str) -> BackboneEntry:
     """
     arch = name.split(".", 1)[0]
     if arch not in _REGISTRY:
-        raise BackboneError(
+        raise UnknownBackboneError(
             f"Unknown backbone {name!r}.{did_you_mean(arch, _REGISTRY)} Run 'featx backbones' to list them "
             f"({', '.join(sorted(_REGISTRY))})."
         )

@@ -30,6 +30,7 @@ from featx.backbones.external import is_onnx_ref, load_onnx_backbone
 from featx.backbones.finetuned import is_finetuned_ref, load_finetuned
 from featx.backbones.hf_source import is_hf_ref, load_hf
 from featx.backbones.open_clip_source import is_open_clip_ref, load_open_clip
+from featx.backbones.registry import get_entry
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.timm_source import is_timm_ref, load_timm
 from featx.backbones.weights import load_backbone
@@ -125,6 +126,14 @@ def resolve_backbone(
         return ResolvedBackbone(exported.spec, None, exported, "onnx")
     spec, model = load_backbone(name, weights, layer=layer)
     return ResolvedBackbone(spec, model, None, "registry")
+
+
+def check_backbone_name(name: str) -> None:
+    """Refuse, before any data is read, a name that is no registered backbone and names no source (``timm:``,
+    ``hf:``, ``open_clip:``, ``xrv:``, ``onnx:``, a fine-tuned export): an UnknownBackboneError (a usage error)."""
+    if is_finetuned_ref(name) or is_timm_ref(name) or is_onnx_ref(name) or any(r(name) for r, *_ in _USED_WHOLE):
+        return
+    get_entry(name)
 
 
 def _own_weights(name: str, weights: str, layer: str | None, what: str) -> None:

@@ -1,66 +1,102 @@
-"""The ``featx`` Typer app: every command registered the one way (:func:`featx.cli.common.register`)."""
+"""The ``featx`` console script: ``--version`` and the command list answer at once, without importing a command;
+Ctrl-C at any moment (imports, parsing, a command, an ONNX export) ends with one line and exit code 130.
+
+The Typer app itself is :mod:`featx.cli.typer_app` (``featx.cli.app.app`` still names it, imported on first use).
+"""
 
 from __future__ import annotations
 
 import sys
 
-import typer
-
 from featx import __version__
-from featx.cli import demo, evaluate, extract, train
-from featx.cli.common import out_console, register, setup_logging
-from featx.cli.data import manifest_app, store_app
 
-app = typer.Typer(
-    name="featx",
-    help="Feature-based transfer learning for medical images: frozen backbones (ONNX Runtime or torch) -> HDF5 "
-    "feature store -> cross-validated scikit-learn heads with honest metrics. Settings: command line, then "
-    "./featx.toml (or --config), then defaults. Exit codes: 1 error, 2 usage error, 130 interrupted.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode="rich",
+#: (name, what it does) of every command, in ``--help``'s order; tests/test_cli.py checks it against the app
+COMMANDS = (
+    ("extract", "Extract frozen backbone features for every image of a manifest into an HDF5 store."),
+    ("radiomics", "Compute pyradiomics features for every sample into the store, next to the CNN features."),
+    ("fit", "Cross-validate a head on a feature set, with CIs, subject-level metrics and a report."),
+    ("bench", "Every feature set x every head on identical folds: ranked table with CIs and paired tests of the best."),
+    ("finetune", "Fine-tune a backbone on the same folds as 'featx fit', with curves, summaries and Grad-CAM."),
+    ("compare", "Runs side by side: fit, bench and finetune results (per sequence and fused) in one table."),
+    ("report", "Re-render the HTML report (and plots) of a saved results.json, without the store or the models."),
+    ("predict", "Apply a saved model to new images; their features are computed exactly as in training."),
+    (
+        "audit",
+        "Find near-copies (re-encoded, resized, cropped, mirrored, brightened) across subjects and across the split.",
+    ),
+    ("gradcam", "Grad-CAM overlays by the exact model that predicts the images."),
+    (
+        "demo",
+        "Run the offline demo on BreastMNIST: PNGs + manifest -> EfficientNet-Lite0 (ONNX Runtime) -> logistic "
+        "regression, a radiomics row (pyradiomics, whole-image masks) and a combined row (both, early fusion) through "
+        "the same head and folds.",
+    ),
+    ("export", "Export a backbone to ONNX (checked with onnx.checker and against torch), with a JSON sidecar."),
+    ("backbones", "List registered backbones: input size, feature dim, weights, and what is present locally."),
+    ("manifest", "Build and check manifests."),
+    ("store", "Inspect and export feature stores."),
 )
-
-
-def _version(value: bool) -> None:
-    if value:
-        out_console.print(f"featx {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show progress messages (INFO logging)."),
-    version: bool | None = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version."),
-) -> None:
-    """featx: frozen CNN features and radiomics for medical image classification."""
-    setup_logging(verbose)
-
-
-register(
-    app,
-    extract.extract,
-    extract.radiomics,
-    evaluate.fit,
-    evaluate.bench,
-    train.finetune,
-    evaluate.compare,
-    evaluate.report,
-    evaluate.predict,
-    train.gradcam,
-    demo.demo,
-    extract.export,
-    extract.backbones,
+HELP = (
+    "Feature-based transfer learning for medical images: frozen backbones (ONNX Runtime or torch) -> HDF5 feature "
+    "store -> cross-validated scikit-learn heads with honest metrics. Settings: command line, then ./featx.toml (or "
+    "--config), then defaults. Exit codes: 1 error, 2 usage error, 130 interrupted."
 )
-app.add_typer(manifest_app, name="manifest")
-app.add_typer(store_app, name="store")
+INTERRUPTED = "interrupted: everything written so far is kept; rerun the command to resume."
 
 
-def main() -> None:
+def __getattr__(name: str):
+    if name == "app":  # the Typer app, for tests and embedding: built on first use
+        from featx.cli.typer_app import app
+
+        return app
+    raise AttributeError(name)
+
+
+def quick_help() -> str:
+    """``featx --help`` without importing a command: the usage, the global options and every command."""
+    width = max(len(n) for n, _ in COMMANDS)
+    lines = [
+        "Usage: featx [OPTIONS] COMMAND [ARGS]...",
+        "",
+        HELP,
+        "",
+        "Options:",
+        "  --verbose, -v  Show progress messages (INFO logging).",
+        "  --version      Print the version.",
+        "  --help         Show this message and exit.",
+        "",
+        "Commands:",
+        *(f"  {n:<{width}}  {h}" for n, h in COMMANDS),
+        "",
+        "'featx COMMAND --help' shows a command's options, their choices and defaults, and an example.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    app()
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if args == ["--version"]:
+            _print(f"featx {__version__}")
+            return
+        if args in ([], ["--help"], ["-h"]):
+            _print(quick_help())
+            return
+        from featx.cli.typer_app import app  # the commands' options: their configs, a second or more to import
+
+        app(args=args, prog_name="featx")  # Typer ends a Ctrl-C while it parses with exit code 130
+    except KeyboardInterrupt:
+        sys.stderr.write(INTERRUPTED + "\n")
+        sys.exit(130)
+
+
+def _print(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `featx --help | head`
+        sys.stderr.close()
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

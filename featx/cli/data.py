@@ -10,11 +10,9 @@ import typer
 from rich.table import Table
 
 from featx.cli.common import choice_option, out_console, register
-from featx.dataset.checks import check_manifest
-from featx.dataset.ingest import build_from_folder, build_from_volumes
 from featx.errors import ConfigError, FeatxError
 from featx.images.volume import AXES
-from featx.store.tools import EXPORT_FORMATS, describe_store, export_feature_set
+from featx.store.tools import EXPORT_FORMATS
 
 manifest_app = typer.Typer(help="Build and check manifests.", no_args_is_help=True)
 store_app = typer.Typer(help="Inspect and export feature stores.", no_args_is_help=True)
@@ -50,6 +48,8 @@ def manifest_build(
     Examples: [bold]featx manifest build --folder images/ --out m.csv[/]
     and [bold]featx manifest build --volumes volumes.csv --slices around-max:20 --out slices.csv[/]
     """
+    from featx.dataset.ingest import build_from_folder, build_from_volumes
+
     if (folder is None) == (volumes is None):
         raise ConfigError("give exactly one of --folder DIR or --volumes volumes.csv.")
     if folder is not None:
@@ -77,6 +77,8 @@ def manifest_check(
 
     Example: [bold]featx manifest check m.csv --cv 10[/]
     """
+    from featx.dataset.checks import check_manifest
+
     rep = check_manifest(manifest, cv=cv, labels=labels.split(",") if labels else None, read_files=read_files)
     table = Table(title=f"{manifest}: {rep.n_samples} samples")
     table.add_column("label")
@@ -104,6 +106,8 @@ def store_info(store: Annotated[Path, typer.Argument(help="The HDF5 feature stor
 
     Example: [bold]featx store info features.h5[/]
     """
+    from featx.store.tools import describe_store
+
     d = describe_store(store)
     labels = ", ".join(f"{k or '(none)'} {v}" for k, v in d["labels"].items())
     out_console.print(
@@ -136,6 +140,8 @@ def store_export(
 
     Example: [bold]featx store export features.h5 -f resnet18 -o resnet18.parquet[/]
     """
+    from featx.store.tools import export_feature_set
+
     path, n = export_feature_set(store, features, out, format, include_removed)
     out_console.print(f"{n} rows of {features} -> {path}", highlight=False)
 

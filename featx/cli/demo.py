@@ -8,7 +8,6 @@ import typer
 
 from featx.cli.common import out_console
 from featx.cli.evaluate import print_results
-from featx.demo.demo import REFERENCE, run_demo
 
 
 def demo(out: Path = typer.Option(Path("featx-demo"), help="Output folder for images, manifest, store and report.")):
@@ -18,6 +17,8 @@ def demo(out: Path = typer.Option(Path("featx-demo"), help="Output folder for im
 
     Example: [bold]featx demo --out featx-demo[/]
     """
+    from featx.demo.demo import REFERENCE, run_demo
+
     result = run_demo(out)
     print_results(result)
     rad, both = result.extra.get("radiomics"), result.extra.get("combined")

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from featx.cli.common import ConfigOption, opt, out_console, settings
-from featx.evaluate.bench import run_bench
 from featx.evaluate.config import BenchConfig, FitConfig
-from featx.evaluate.fit import run_fit
 from featx.extract.config import ExtractConfig
-from featx.predict import run_predict
-from featx.report.bench import comparison_rows
-from featx.report.compare import SHOWN, TERMINAL, cell_text, compare_rows, shown_columns, write_compare
-from featx.report.html import fmt, summary_rows
-from featx.report.write import rerender
-from featx.results.bench import BenchResult
-from featx.results.runs import FitResult
+
+if TYPE_CHECKING:
+    from featx.results.bench import BenchResult
+    from featx.results.runs import FitResult
+
+# The commands import what they run when they run (featx --help and --version start fast).
 
 F, B = FitConfig, BenchConfig
 
@@ -53,6 +51,8 @@ def fit(
 
     Example: [bold]featx fit --store features.h5 --features resnet18 --head logreg --cv 10 --out results/[/]
     """
+    from featx.evaluate.fit import run_fit
+
     print_results(run_fit(settings(ctx, FitConfig, config)))
 
 
@@ -89,6 +89,8 @@ def bench(
 
     Example: [bold]featx bench -s features.h5 -f efficientnet_lite0,radiomics.default --heads logreg,svm-rbf,xgb --out bench/[/]
     """
+    from featx.evaluate.bench import run_bench
+
     print_bench(run_bench(settings(ctx, BenchConfig, config)))
 
 
@@ -100,6 +102,8 @@ def compare(
 
     Example: [bold]featx compare study/ --out study/summary/[/]
     """
+    from featx.report.compare import SHOWN, TERMINAL, cell_text, compare_rows, shown_columns, write_compare
+
     rows = compare_rows(runs)
     cols = [c for c in shown_columns(rows) if c in TERMINAL]  # every column: compare.csv / compare.md
     table = Table(title=f"featx compare: {len(rows)} model(s)")
@@ -121,6 +125,8 @@ def report(
 
     Example: [bold]featx report results/results.json[/]
     """
+    from featx.report.write import rerender
+
     out_console.print(f"report: {rerender(results, out)}")
 
 
@@ -143,6 +149,8 @@ def predict(
 
     Example: [bold]featx predict --model model.skops new_images/ --out predictions.csv[/]
     """
+    from featx.predict import run_predict
+
     s = run_predict(
         model,
         source,
@@ -169,6 +177,8 @@ def predict(
 
 def print_results(r: FitResult) -> None:
     """The metrics table of a fit or finetune run, subject and sequence lines, where its files are."""
+    from featx.report.html import fmt, summary_rows
+
     table = Table(title=r.title)
     on = r.protocol.scored_on
     pooled = "CV pooled" if on == "CV" else "test split (fixed)"
@@ -202,10 +212,15 @@ def print_protocol(p, held_out_test: bool) -> None:
     out_console.print(f"folds: {p.folds}" + (" and a held-out test split" if held_out_test else ""), highlight=False)
     if p.copies:
         out_console.print(f"copies: {p.copies['summary']}", highlight=False)
+    if p.near_copies:
+        out_console.print(f"near-copies: {p.near_copies['summary']}", highlight=False)
 
 
 def print_bench(res: BenchResult) -> None:
     """The ranked table of a bench run and its pairwise comparisons."""
+    from featx.report.bench import comparison_rows
+    from featx.report.html import fmt
+
     table = Table(title="featx bench", caption="bootstrap CIs: report.html and bench.csv")
     on = res.protocol.scored_on
     cols = ["rank", "feature set", "head", f"{on} AUC (DeLong 95% CI)", "bal. acc"]

@@ -8,19 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from featx.backbones.export import export_onnx
-from featx.backbones.open_clip_source import search_open_clip
-from featx.backbones.registry import list_entries
-from featx.backbones.resolve import resolve_backbone
-from featx.backbones.status import local_status
-from featx.backbones.timm_source import search_timm
-from featx.backbones.variants import present, variants_of, weights_dir
 from featx.cli.common import ConfigOption, opt, out_console, print_problems, settings
 from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
-from featx.extract.run import run_extract
 from featx.radiomics.config import RadiomicsConfig
-from featx.radiomics.run import run_radiomics
 
 E, R = ExtractConfig, RadiomicsConfig
 
@@ -63,6 +54,8 @@ def extract(
 
     Example: [bold]featx extract --manifest m.csv --backbone resnet18 --store features.h5[/]
     """
+    from featx.extract.run import run_extract
+
     s = run_extract(settings(ctx, ExtractConfig, config))
     out_console.print(
         f"{s.feature_set} ({s.spec_name}, {s.provider}): {s.n_samples} samples, {s.n_extracted} extracted"
@@ -74,6 +67,10 @@ def extract(
         + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "")
         + f" -> {s.store}"
     )
+    from featx.extract.engines import describe_auto
+
+    for line in describe_auto(s.auto or {}):
+        out_console.print(line, highlight=False)
     if s.fidelity and "mean_cosine" in s.fidelity:
         f = s.fidelity
         out_console.print(
@@ -109,6 +106,8 @@ def radiomics(
 
     Example: [bold]featx radiomics --manifest volumes.csv --store features.h5 --params default --jobs 4[/]
     """
+    from featx.radiomics.run import run_radiomics
+
     s = run_radiomics(settings(ctx, RadiomicsConfig, config))
     out_console.print(
         f"{s.feature_set} ({s.n_features} features, {s.mode}, {s.jobs} job(s)): {s.n_samples} samples, "
@@ -143,6 +142,9 @@ def export(
     Example: [bold]featx export --backbone resnet18 --opset 18[/]
     and [bold]featx export -b timm:vit_small_patch14_dinov2 --weights dino_folder/ --input-size 224 --pool cls+mean[/]
     """
+    from featx.backbones.export import export_onnx
+    from featx.backbones.resolve import resolve_backbone
+
     resolved = resolve_backbone(backbone, weights, layer, models_dir, pool=pool, input_size=input_size)
     if resolved.exported is not None:
         raise ConfigError(f"{backbone} is an ONNX model already; nothing to export.", "backbone")
@@ -157,6 +159,9 @@ def export(
 
 
 def _search(text: str) -> None:
+    from featx.backbones.open_clip_source import search_open_clip
+    from featx.backbones.timm_source import search_timm
+
     rows = search_timm(text) + search_open_clip(text)
     if not rows:
         raise ConfigError(f"no timm or OpenCLIP pretrained model name contains {text!r}.", "search")
@@ -188,6 +193,11 @@ def backbones(
     Example: [bold]featx backbones[/], [bold]featx backbones --search dinov2[/] and
     [bold]featx backbones --describe timm:convnext_tiny --weights random[/]
     """
+    from featx.backbones.registry import list_entries
+    from featx.backbones.resolve import resolve_backbone
+    from featx.backbones.status import local_status
+    from featx.backbones.variants import present, variants_of, weights_dir
+
     if search is not None:
         _search(search)
         return

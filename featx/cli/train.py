@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -10,10 +11,9 @@ import typer
 from featx.cli.common import ConfigOption, opt, out_console, settings
 from featx.cli.evaluate import print_results
 from featx.finetune.config import FinetuneConfig
-from featx.finetune.explain import run_gradcam
-from featx.finetune.run import run_finetune
-from featx.finetune.sequences import SequenceRuns
-from featx.results.runs import FitResult
+
+if TYPE_CHECKING:
+    from featx.results.runs import FitResult
 
 T = FinetuneConfig
 
@@ -69,6 +69,9 @@ def finetune(
     Example: [bold]featx finetune -m featx-demo/manifest.csv -b efficientnet_lite0 --freeze 3 --epochs 10 --cv 5 --out ft/[/]
     """
     cfg = settings(ctx, FinetuneConfig, config)
+    from featx.finetune.run import run_finetune
+    from featx.finetune.sequences import SequenceRuns
+
     result = run_finetune(cfg)
     if isinstance(result, SequenceRuns):
         for q, run in result.sequences.items():
@@ -121,5 +124,7 @@ def gradcam(
 
     Example: [bold]featx gradcam --model ft/model.pt new_images/ --out cams/[/]
     """
+    from featx.finetune.explain import run_gradcam
+
     rows = run_gradcam(model, source, out, target=target, models_dir=models_dir)
     out_console.print(f"{len(rows)} overlay(s) -> {out} (index: {out / 'gradcam.csv'})")

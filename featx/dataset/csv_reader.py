@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from featx.dataset.sample import COLUMNS, SPLITS, Sample, missing_files
-from featx.errors import ManifestError, short_list
+from featx.errors import ManifestError, did_you_mean, short_list
 from featx.images.volume import AXES
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,14 @@ def parse_csv(csv_path: Path, check_files: bool = True) -> ParsedCSV:
             "The first line must be a header naming at least 'path' (columns separated by commas)."
         )
     unknown = [h for h in header if h not in COLUMNS]
-    if unknown:
-        log.warning("%s: ignoring unknown column(s) %s; featx reads %s", csv_path, unknown, ", ".join(COLUMNS))
+    for h in unknown:
+        log.warning(
+            "%s: ignoring unknown column %r;%s featx reads %s",
+            csv_path,
+            h,
+            did_you_mean(h, [c for c in COLUMNS if c not in header]) or "",
+            ", ".join(COLUMNS),
+        )
     if not raw_rows:
         raise ManifestError(f"{csv_path}: has a header but no rows. Add one row per image.")
     bad, samples, lines, given_id = [], [], [], []

@@ -25,13 +25,19 @@ def _jpeg(im: Image.Image, quality: int = 75) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue())).convert(im.mode)
 
 
+def _crop(im: Image.Image, fraction: float) -> Image.Image:
+    """``fraction`` of each side cut off (at least a pixel), resized back to the image's size."""
+    dx, dy = max(1, round(im.width * fraction)), max(1, round(im.height * fraction))
+    return im.crop((dx, dy, im.width - dx, im.height - dy)).resize(im.size, Image.BICUBIC)
+
+
 #: how a copy is made from an image: ``exact`` copies the file's bytes, the others write new pixels or a new file
 COPY_KINDS = {
     "exact": None,
     "resaved": lambda im: im,  # the same pixels, another PNG file (another compression level and name)
     "jpeg": _jpeg,
     "resized": lambda im: im.resize((round(im.width * 1.5), round(im.height * 1.5)), Image.BICUBIC),
-    "cropped": lambda im: im.crop((1, 1, im.width - 1, im.height - 1)).resize(im.size, Image.BICUBIC),
+    "cropped": lambda im: _crop(im, 0.04),
     "flipped": ImageOps.mirror,
     "brighter": lambda im: Image.fromarray(np.clip(np.asarray(im, np.float32) * 1.15 + 8, 0, 255).astype(np.uint8)),
 }

@@ -32,7 +32,7 @@ from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.saved_model import save_bench_model
 from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.evaluate.selection import ENSEMBLE_HEADS, Member, check_ensemble, ensemble_name, run_selection
-from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
+from featx.evaluate.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
 from featx.progress import progress_bar
 from featx.results.bench import BenchResult, CellResult, cell_title
 
@@ -100,7 +100,14 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         feature_sets=tuple(fs.name for fs in sets),
         heads=tuple(heads),
         protocol=protocol_of(
-            folds, cfg, bool(is_test.any()), tuned=cfg.tune, pca=cfg.pca, select=cfg.select, ensemble=cfg.ensemble
+            folds,
+            cfg,
+            bool(is_test.any()),
+            tuned=cfg.tune,
+            pca=cfg.pca,
+            select=cfg.select,
+            ensemble=cfg.ensemble,
+            near_copies=_near_copies(pairs, folds),
         ),
         classes=tuple(classes),
         n_dev=len(dev0),
@@ -126,6 +133,15 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         )
         finished(cfg.out)
     return result
+
+
+def _near_copies(pairs: list, folds: Folds) -> dict | None:
+    """The near-copy record of the bench's rows, judged on its first feature set with a network's embedding."""
+    for dev, test in pairs:
+        record = near_copy_record(dev, test, folds)
+        if record is not None:
+            return {**record, "feature_set": dev.name}
+    return None
 
 
 def _cells(

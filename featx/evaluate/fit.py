@@ -29,7 +29,7 @@ from featx.evaluate.outputs import Predictions, versions, write_fit_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.saved_model import save_model
 from featx.evaluate.scoring import evaluate, metrics_with_ci, score_fused
-from featx.evaluate.split import check_design, load_for_fit, plan_split, split_classes
+from featx.evaluate.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
 from featx.progress import progress_bar
 from featx.results.runs import FitResult, HeadInfo, Protocol
 from featx.store.feature_set import FeatureSet
@@ -101,6 +101,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
         fs = concat_by_subject(fs, sequences)
     t_start = time.perf_counter()
     dev, test, folds = plan_split(fs, cfg)
+    near = near_copy_record(dev, test, folds)
     check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None, blocks)
     classes = split_classes(dev, test, cfg.positive)
     if cfg.fuse in MODEL_FUSIONS and not parse_threshold(cfg.threshold).default:
@@ -117,7 +118,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     result, fused = _result(
         cfg, fs, dev, test, folds, classes, cvres, units, (test_proba, thresholds), dropped, extra, estimator
     )
-    result = replace(result, seconds=time.perf_counter() - t_start)
+    result = replace(result, seconds=time.perf_counter() - t_start, protocol=replace(result.protocol, near_copies=near))
     if cfg.save is not None:
         path = save_model(cfg.save, refit, result, fs, sequences, cfg.fuse, feature_names)
         result = replace(result, saved_model=str(path))

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from featx.audit.near import CHECK_MAX_ROWS, DEFAULT_THRESHOLD, deep_columns, split_contamination
 from featx.dataset.copies import cross_copies, find_copies
 from featx.errors import FitError, short_list
 from featx.evaluate.combined import combine, parts_of
@@ -240,3 +241,33 @@ def split_classes(dev: FeatureSet, test: FeatureSet, positive: str | None) -> li
     if unseen:
         raise FitError(f"Test labels {unseen} never occur outside the test split; no model can learn them.")
     return classes
+
+
+def near_copy_record(dev: FeatureSet, test: FeatureSet, folds: Folds) -> dict | None:
+    """How many scored rows have a near-copy (``featx audit``'s threshold) among the rows their model trained on:
+    the held-out test rows against the development rows, and each fold's rows against its training folds (the first
+    repeat). None for a set without a network's embedding (radiomics); too many rows: not checked, said so."""
+    cols = deep_columns(dev.provenance, dev.X.shape[1])
+    if cols is None or not len(dev):
+        return None
+    record: dict = {"threshold": DEFAULT_THRESHOLD}
+    if len(dev) + len(test) > CHECK_MAX_ROWS:
+        record["summary"] = (
+            f"near-copies across the split not checked ({len(dev) + len(test)} rows, more than {CHECK_MAX_ROWS}): "
+            "run 'featx audit'"
+        )
+        return record
+    hits, tested = split_contamination(dev.X[:, cols], folds.fold_of[0])
+    scope = "test side of the fixed split" if folds.kind == "fixed" else "out-of-fold rows"
+    record.update(scored=tested, scored_with_near_copy=hits, scope=scope)
+    parts = [f"{hits} of {tested} {scope} have a near-copy (cosine >= {DEFAULT_THRESHOLD:.2f}) in their training rows"]
+    if len(test):
+        X = np.vstack([dev.X[:, cols], test.X[:, cols]])
+        fold_of = np.r_[np.full(len(dev), -1), np.zeros(len(test), int)]
+        t_hits, _ = split_contamination(X, fold_of)
+        record.update(test=len(test), test_with_near_copy=t_hits)
+        parts.append(f"{t_hits} of {len(test)} held-out test rows have one among the development rows")
+    record["summary"] = "; ".join(parts) + (
+        ": 'featx audit' shows them" if hits or record.get("test_with_near_copy") else ""
+    )
+    return record

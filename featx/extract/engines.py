@@ -60,14 +60,17 @@ class Engine:
     run_pixels: object = None  # features of uint8 (N, H, W, 3) pixels, normalised in the compiled graph (OpenVINO)
 
 
-def build_engine(backbone, kind: str, cfg, progress: bool, images: Images, previous: dict | None) -> Engine:
+def build_engine(
+    backbone, kind: str, cfg, progress: bool, images: Images, previous: dict | None, rows_left: int | None = None
+) -> Engine:
     """The engine of ``kind`` at ``cfg.precision`` (see the module docstring). ``previous``: the provenance of
-    the feature set this run continues, if any."""
+    the feature set this run continues, if any; ``rows_left``: the rows this run will compute (None: unknown), which
+    bounds what ``auto`` spends on timing (:func:`auto_plan`)."""
     if kind == "torch":
         return _torch_engine(backbone, cfg, progress)
     exported = _exported(backbone, cfg, progress)
     if kind == "auto":
-        return _auto(exported, cfg, progress, images, previous)
+        return _auto(exported, cfg, progress, images, previous, rows_left)
     return _engine(exported, kind, cfg.precision, cfg, progress, images, previous)
 
 
@@ -182,16 +185,73 @@ def _auto_key(exported, cfg) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _auto(exported, cfg, progress: bool, images: Images, previous) -> Engine:
+#: timing every candidate costs about this many images' worth of fp32 work (32 images, 4 passes, 5 candidates,
+#: two int8 calibrations); a job smaller than a few times that is not worth timing
+AUTO_COST_IMAGES = 1_000
+#: below this many rows to compute, the int8 candidates (their calibration is the dearest part) are not timed
+AUTO_INT8_MIN_ROWS = 5 * AUTO_COST_IMAGES
+
+
+def auto_plan(rows_left: int | None, candidates: list) -> tuple[list, str]:
+    """The candidates worth timing for a job of ``rows_left`` rows, and why any were left out: the timing stays in
+    proportion to the job (a 64-image job is not worth a minute of measurements)."""
+    if rows_left is None or rows_left >= AUTO_INT8_MIN_ROWS:
+        return candidates, ""
+    if rows_left < AUTO_COST_IMAGES // 4:
+        return candidates[:1], f"{rows_left} rows to compute: fewer than timing the engines would cost"
+    kept = [c for c in candidates if c[1] != "int8"]
+    return kept, f"{rows_left} rows to compute: int8 (its calibration) not timed below {AUTO_INT8_MIN_ROWS}"
+
+
+def describe_auto(auto: dict) -> list[str]:
+    """A few lines on what ``--precision auto`` chose and why: each candidate's rate and fidelity."""
+    if not auto:
+        return []
+    lines = [f"--precision auto chose {' '.join(auto['chosen'])} ({auto.get('source', '')})"]
+    if auto.get("skipped"):
+        lines[0] += f"; {auto['skipped']}"
+    for row in auto.get("candidates", []):
+        what = f"  {row['runtime']} {row['precision']}: "
+        if "refused" in row:
+            lines.append(what + f"refused ({row['refused']})")
+            continue
+        fid = row.get("fidelity") or {}
+        cos = f", mean cosine to fp32 {fid['mean_cosine']:.4f}" if "mean_cosine" in fid else ""
+        gate = "" if row["precision"] == "fp32" or fid.get("passed", True) else " (fails the fidelity gate)"
+        lines.append(what + (f"{row['img_per_s']:.0f} img/s" if "img_per_s" in row else "not timed") + cos + gate)
+    return lines
+
+
+def _auto(exported, cfg, progress: bool, images: Images, previous, rows_left: int | None = None) -> Engine:
     """The fastest (runtime, precision) that passes the fidelity gate on the manifest's images."""
     prev = (previous or {}).get("auto") or {}
     cache = Path(cfg.models_dir) / "auto" / f"{exported.onnx_path.stem}-{_auto_key(exported, cfg)}.json"
+    skipped = ""
     if prev.get("chosen"):  # a feature set keeps the engine it was made with
         candidates, source = [tuple(prev["chosen"])], "as the feature set was made"
     elif cache.is_file():
         candidates, source = [tuple(json.loads(cache.read_text())["chosen"])], f"measured before ({cache.name})"
     else:
-        candidates, source = _candidates(), "measured now"
+        candidates, skipped = auto_plan(rows_left, _candidates())
+        source = "measured now" if len(candidates) > 1 else "nothing timed"
+    if prev.get("chosen") and rows_left == 0:  # nothing left to compute: the recorded engine, nothing measured
+        engine = _engine(exported, *prev["chosen"], cfg, progress, images, previous)
+        engine.details["auto"] = {k: v for k, v in prev.items() if k != "skipped"}
+        engine.details["auto"]["source"] = "as the feature set was made; nothing left to compute, nothing measured"
+        engine.fidelity = (previous or {}).get("fidelity")
+        return engine
+    if candidates == [("onnx", "fp32")]:  # the reference itself: nothing to time, nothing to check
+        engine = _engine(exported, "onnx", "fp32", cfg, progress, images, previous)
+        rows = [{"runtime": "onnx", "precision": "fp32"}]
+        engine.details["auto"] = {
+            "chosen": ["onnx", "fp32"],
+            "source": source,
+            "cpu": cpu_signature(),
+            "candidates": rows,
+        }
+        if skipped:
+            engine.details["auto"]["skipped"] = skipped
+        return engine
     images = functools.lru_cache(maxsize=None)(images)  # the int8 candidates share one calibration decode
     batch, ids, _ = images(CALIBRATION_IMAGES, 0.0, None)
     reference, ref_name = fp32_reference(None, exported)
@@ -203,7 +263,8 @@ def _auto(exported, cfg, progress: bool, images: Images, previous) -> Engine:
             try:
                 engine = _engine(exported, kind, precision, cfg, False, images, previous)
                 fid = fidelity_of(engine.run, engine.provider, batch, want, ids, ref_name, cfg)
-                row["img_per_s"] = _rate(engine, batch, cfg.batch_size)
+                if len(candidates) > 1:  # one candidate (kept, remembered, or a small job): no choice to time
+                    row["img_per_s"] = _rate(engine, batch, cfg.batch_size)
                 row["fidelity"] = fid.to_dict()
             except FeatxError as exc:
                 row["refused"] = str(exc)
@@ -211,13 +272,13 @@ def _auto(exported, cfg, progress: bool, images: Images, previous) -> Engine:
                 continue
         rows.append(row)
         passed = precision == "fp32" or fid.passed
-        if passed and (best is None or row["img_per_s"] > best[1]["img_per_s"]):
+        if passed and (best is None or row.get("img_per_s", 0) > best[1].get("img_per_s", 0)):
             best = (engine, row)
     if best is None:  # the one remembered engine no longer passes here: measure every candidate again
         if source != "measured now":
             log.warning("the remembered engine (%s) fails here; measuring every candidate", candidates[0])
             cache.unlink(missing_ok=True)
-            return _auto(exported, cfg, progress, images, None)
+            return _auto(exported, cfg, progress, images, None, rows_left)
         raise FeatxError("--precision auto: no engine could run this model; use --precision fp32.")
     engine, row = best
     chosen = [row["runtime"], row["precision"]]
@@ -225,5 +286,7 @@ def _auto(exported, cfg, progress: bool, images: Images, previous) -> Engine:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps({"chosen": chosen, "cpu": cpu_signature(), "candidates": rows}, indent=2))
     engine.details["auto"] = {"chosen": chosen, "source": source, "cpu": cpu_signature(), "candidates": rows}
+    if skipped:
+        engine.details["auto"]["skipped"] = skipped
     engine.fidelity = row.get("fidelity") if row["precision"] != "fp32" else None
     return engine

@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -63,7 +64,15 @@ def _pool(mode: str, workers: int) -> Executor:
     """Decoding workers: threads, or processes (forkserver: never fork a process that has runtime threads)."""
     if mode == "thread":
         return ThreadPoolExecutor(max_workers=workers)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("forkserver"), initializer=ignore_interrupts
+    )
+
+
+def ignore_interrupts() -> None:
+    """A worker process leaves Ctrl-C to the main process, which stops the run with one line (the terminal sends
+    SIGINT to every process of the group: a worker would print a traceback of its own)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Writer(threading.Thread):

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from featx import __version__
-from featx.backbones.resolve import ResolvedBackbone, resolve_backbone
+from featx.backbones.resolve import ResolvedBackbone, check_backbone_name, resolve_backbone
 from featx.backbones.runtime import choose_runtime
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.variants import is_variant
@@ -32,7 +32,7 @@ from featx.images.loader import SampleReader
 from featx.images.loader import describe as describe_window
 from featx.images.preprocess import Preprocessor
 from featx.progress import spinner
-from featx.store.freshness import Stale
+from featx.store.freshness import Stale, rows_left
 from featx.store.store import FeatureStore
 from featx.store.writer import store_writer
 
@@ -61,6 +61,7 @@ class ExtractSummary:
     compute_s: float = 0.0  # time in the model
     wait_s: float = 0.0  # time the model waited for decoded images
     copies: str = ""  # the exact copies among the set's rows (featx.dataset.copies), "" when none
+    auto: dict | None = None  # what --precision auto measured and chose
 
     @property
     def images_per_s(self) -> float:
@@ -101,13 +102,14 @@ def run_extract(
     """
     t0 = time.perf_counter()
     cfg.require("backbone", "store", *(() if manifest is not None else ("manifest",)))
+    check_backbone_name(cfg.backbone)  # a usage error, before the manifest is read
+    kind = choose_runtime(cfg.runtime, cfg.provider, cfg.precision)  # refuse what cannot run before model work
     manifest = manifest if manifest is not None else Manifest.load(cfg.manifest)
     if len(manifest) and not any(s.label for s in manifest):
         log.warning(
             "no row of the manifest has a label: the features are extracted, but 'featx fit' needs a 'label' "
             "column (for 'featx predict' on new images, no label is needed)"
         )
-    kind = choose_runtime(cfg.runtime, cfg.provider, cfg.precision)  # refuse what cannot run before model work
     limit = max_failures(cfg.max_failures, len(manifest))
     backbone = resolve_backbone(
         cfg.backbone, cfg.weights, cfg.layer, cfg.models_dir, pool=cfg.pool, input_size=cfg.input_size
@@ -118,7 +120,8 @@ def run_extract(
     def images(n, offset=0.0, ids=None):
         return calibration_batch(manifest, loader, n, offset, ids)
 
-    runner = build_engine(backbone, kind, cfg, progress, images, _previous(cfg.store, name) or made_like)
+    left = rows_left(cfg.store, name, manifest, with_mask=False) if kind == "auto" and not cfg.overwrite else None
+    runner = build_engine(backbone, kind, cfg, progress, images, _previous(cfg.store, name) or made_like, left)
     plan = plan_feature_set(cfg, backbone, runner)
     fidelity = runner.fidelity
     if runner.precision != "fp32" and fidelity is None:  # a reduced precision computes nothing before the gate
@@ -128,6 +131,7 @@ def run_extract(
         plan.provenance["fidelity"] = fidelity
     summary = _extract_rows(manifest, cfg, plan, runner, limit, progress)
     summary.copies = copies_line(cfg.store, plan.name)
+    summary.auto = runner.details.get("auto")
     summary.fidelity = fidelity
     summary.wall_s = time.perf_counter() - t0
     return summary

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ _COMPUTER: Callable | None = None
 
 def _init_worker(computer: Callable, threads: int) -> None:
     global _COMPUTER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to report, in one line
     _COMPUTER = computer
     import SimpleITK as sitk
 

@@ -106,7 +106,10 @@ table.bench td {{ white-space: nowrap; font-size: 0.9em; }} .ci {{ color: #888; 
 
 def copies_note(protocol) -> str:
     """A paragraph on the exact copies among the rows and what the split did with them ("" when there are none)."""
-    c = protocol.copies
-    if not c:
-        return ""
-    return f"<p class='note'><b>Copies.</b> {html.escape(str(c.get('summary', '')))}</p>"
+    out = ""
+    if protocol.copies:
+        out += f"<p class='note'><b>Copies.</b> {html.escape(str(protocol.copies.get('summary', '')))}</p>"
+    near = getattr(protocol, "near_copies", None)
+    if near:
+        out += f"<p class='note'><b>Near-copies.</b> {html.escape(str(near.get('summary', '')))}</p>"
+    return out

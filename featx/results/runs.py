@@ -54,6 +54,8 @@ class Protocol:
     ensemble: int | None = None  # bench: the K of the top-K ensembles
     #: exact copies among the rows (featx.dataset.copies): counts, policy, examples, test rows copied, summary
     copies: Mapping[str, Any] | None = None
+    #: scored rows with a near-copy among their training rows (featx.audit.near): counts, threshold, summary
+    near_copies: Mapping[str, Any] | None = None
 
     @property
     def leaky(self) -> bool:

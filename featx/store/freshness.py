@@ -112,3 +112,29 @@ def _changed(paths: list[Path], source: str, old_source: str, sha: str, mask_sha
     if with_mask and len(now) > 1 and now[1] != mask_sha:
         return where or f"its mask {paths[1].name} changed (another sha256)"
     return ""
+
+
+def rows_left(store, name: str, samples, *, with_mask: bool) -> int:
+    """How many of ``samples`` a run of ``name`` would compute, read-only and without hashing: rows not computed,
+    and computed rows whose file's path, size or mtime changed (a rerun hashes those; some may turn out fresh)."""
+    samples = list(samples)
+    if store is None or not Path(store).is_file():
+        return len(samples)
+    try:
+        with FeatureStore(store) as st:
+            if name not in st.feature_names():
+                return len(samples)
+            index = {sid: i for i, sid in enumerate(st.sample_ids().tolist())}
+            filled, rec = st.filled(name), st.sources(name)
+    except Exception:  # noqa: BLE001 - a store the writer cannot open is named by the writer, with what to do
+        return len(samples)
+    cache: dict[Path, str] = {}
+    left = 0
+    for s in samples:
+        r = index.get(s.sample_id)
+        if r is None or r >= len(filled) or not filled[r]:
+            left += 1
+            continue
+        source, stat = _fingerprint(_inputs(s, with_mask), cache)
+        left += not stat or (source, stat) != (rec["source"][r], rec["stat"][r])
+    return left

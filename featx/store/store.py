@@ -40,7 +40,7 @@ import h5py
 import numpy as np
 
 from featx import __version__
-from featx.errors import StoreError
+from featx.errors import StoreError, did_you_mean
 from featx.store.diagnose import differences, layout_damage, open_failure
 from featx.store.feature_set import FeatureSet
 
@@ -60,6 +60,17 @@ STATUS_NAMES = {
     REMOVED: "removed from the manifest",
     ABSENT: "never in this set's manifest (a sample of another feature set)",
 }
+
+
+def missing_set_message(path, name: str, have: list[str]) -> str:
+    """The store lacks feature set ``name``: the closest names it has, and the command that makes such a set."""
+    close = [h for h in have if h.startswith(name + ".")] or []  # 'radiomics' -> 'radiomics.default'
+    hint = f" Did you mean {close[0]!r}?" if len(close) == 1 else did_you_mean(name, have)
+    maker = "featx radiomics" if name.split(".")[0] == "radiomics" else "featx extract"
+    return (
+        f"{path} has no feature set {name!r} (it has: {', '.join(have) or 'none'}).{hint} Run '{maker}' for it, "
+        "or pass one of those to --features."
+    )
 
 
 def _now() -> str:
@@ -140,6 +151,14 @@ class FeatureStore:
         """All sample ids, in row order."""
         return self._column("id")
 
+    def sample_paths(self) -> np.ndarray:
+        """Every sample's image path, in row order."""
+        return self._column("path")
+
+    def sample_slices(self) -> np.ndarray:
+        """Every sample's slice index (-1: a 2D image), in row order."""
+        return self._column("slice")
+
     def _column(self, name: str) -> np.ndarray:
         if "samples" not in self.h5:
             return np.array([], dtype=object)
@@ -208,11 +227,7 @@ class FeatureStore:
 
     def _group(self, name: str) -> h5py.Group:
         if name not in self.feature_names():
-            have = ", ".join(self.feature_names()) or "none"
-            raise StoreError(
-                f"{self.path} has no feature set {name!r} (it has: {have}). Run 'featx extract' for it, "
-                "or pass one of those to --features."
-            )
+            raise StoreError(missing_set_message(self.path, name, self.feature_names()))
         return self.h5["features"][name]
 
     def create_feature_set(

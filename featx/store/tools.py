@@ -71,7 +71,11 @@ def _made_with(prov: dict) -> str:
         return (
             f"pyradiomics {params.get('pyradiomics', '?')}, {prov.get('params_source', '?')}, {params.get('mode', '?')}"
         )
-    return ", ".join(x for x in ((prov.get("spec") or {}).get("name", ""), prov.get("provider", "")) if x)
+    engine = prov.get("engine") or {}
+    how = f"{engine.get('runtime')} {engine.get('precision')}" if engine else prov.get("precision", "")
+    auto = (prov.get("auto") or {}).get("chosen")
+    how += " (chosen by --precision auto)" if auto else ""
+    return ", ".join(x for x in ((prov.get("spec") or {}).get("name", ""), prov.get("provider", ""), how) if x)
 
 
 def _writer_state(lock: Path) -> str:
