@@ -102,3 +102,38 @@ def test_a_bench_keeps_copies_together_in_every_cell(planted, tmp_path):
     with open(tmp_path / "b" / "bench.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert "exact copies" in (tmp_path / "b" / "report.html").read_text()
+
+
+def test_the_audit_finds_every_planted_near_copy_and_writes_pairs_a_page_and_a_joined_manifest(planted, tmp_path):
+    from featx.audit.run import run_audit
+
+    manifest, truth, store = planted
+    res = run_audit(
+        store, "efficientnet_lite0", out=tmp_path / "a", manifest=manifest, write_manifest=tmp_path / "j.csv"
+    )
+    pairs = {frozenset((p["id_a"], p["id_b"])): p for p in res.pairs}
+    missed = [(c, o, k) for c, (o, k) in truth.items() if frozenset((c, o)) not in pairs]
+    assert not missed  # every kind at the documented thresholds: exact, re-saved, JPEG, resized, cropped, ...
+    assert all(pairs[frozenset((c, o))]["exact"] == (k in EXACT_KINDS) for c, (o, k) in truth.items())
+    page = (tmp_path / "a" / "audit.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 * min(len(res.pairs), 200)
+    with open(tmp_path / "a" / "pairs.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(res.pairs)
+    from featx.dataset.manifest import Manifest
+
+    joined = {s.sample_id: s.subject for s in Manifest.from_csv(tmp_path / "j.csv")}
+    assert all(joined[c] == joined[o] for c, (o, _) in truth.items())
+    assert len(set(joined.values())) < len(joined)
+    # embeddings alone (no image read) miss re-encoded copies: the signature is what finds them
+    lean = run_audit(store, "efficientnet_lite0", signature_threshold=None, progress=False)
+    assert len(lean.pairs) < len(res.pairs)
+
+
+def test_fit_reports_test_rows_with_a_near_copy_in_training(planted, tmp_path):
+    _, truth, store = planted
+    res = api.fit(store, "efficientnet_lite0", head="logreg", cv=5, bootstrap=0, copies="apart")
+    near = res.protocol.near_copies
+    assert near["scored"] == res.n_dev and near["scored_with_near_copy"] >= 8  # at least the exact copies
+    proc = featx("audit", "-s", store, "-f", "efficientnet_lite0", "--no-pixels")
+    assert proc.returncode == 0, proc.stderr
+    assert "near-copy pair(s) (embedding cosine >= 0.95)" in proc.stdout

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from featx.backbones.hub import offline_unless_reachable
 from featx.backbones.sources import check_pool, file_safe, hf_fetch_hint, load_user_weights, pool_tokens
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
@@ -33,6 +34,8 @@ def is_hf_ref(name: str) -> bool:
 
 def load_hf(name: str, weights: str = "imagenet", pool: str | None = None, input_size: int | None = None):
     """(spec, feature module in eval mode) of ``hf:REPO`` (see the module docstring)."""
+    if weights != "random":
+        offline_unless_reachable()  # no minute of retries on a machine without network
     try:
         import torch
         import transformers

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from featx.backbones.hub import offline_unless_reachable
 from featx.backbones.sources import file_safe, load_user_weights
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
@@ -32,6 +33,8 @@ def is_open_clip_ref(name: str) -> bool:
 
 def load_open_clip(name: str, weights: str = "imagenet", pool: str | None = None, input_size: int | None = None):
     """(spec, image tower in eval mode) of ``open_clip:NAME`` (see the module docstring)."""
+    if weights != "random":
+        offline_unless_reachable()  # no minute of retries on a machine without network
     try:
         import open_clip
         import torch

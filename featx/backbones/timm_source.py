@@ -19,6 +19,7 @@ import math
 import os
 from pathlib import Path
 
+from featx.backbones.hub import offline_unless_reachable
 from featx.backbones.sources import VIT_POOLS, check_pool, file_safe, hf_fetch_hint, load_user_weights, pool_tokens
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.weights import RANDOM_SEED, seeded_random, sha256_file
@@ -52,6 +53,8 @@ def load_timm(
         timm missing, an unknown model, weights that cannot be found or do not fit, a pool the model
         cannot give.
     """
+    if weights != "random":
+        offline_unless_reachable()  # no minute of retries on a machine without network
     try:
         import timm
         import torch
