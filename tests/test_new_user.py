@@ -151,3 +151,20 @@ def test_the_package_supports_what_it_declares_and_pins_torch_only_for_developme
     assert "-c constraints.txt" in (ROOT / "Makefile").read_text()
     # nothing else newer than 3.10 in the package: ruff checks it against target py310
     assert 'target-version = "py310"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_degenerate_decisions_are_flagged_in_the_cli_and_the_report(tmp_path):
+    from featx.results.metrics import Metrics, degenerate_decisions
+
+    assert degenerate_decisions(Metrics(n=100, classes=("a", "b"), confusion_matrix=((70, 0), (29, 1))))
+    assert not degenerate_decisions(Metrics(n=100, classes=("a", "b"), confusion_matrix=((70, 0), (20, 10))))
+    assert not degenerate_decisions(Metrics(n=100, classes=("a", "b"), confusion_matrix=((90, 0), (10, 0))))
+    rng = np.random.default_rng(0)
+    y = np.array(["tumour"] * 45 + ["none"] * 15)  # pure noise, 25% minority: the default head calls all 'tumour'
+    store = make_store(tmp_path / "f.h5", "noise", rng.normal(size=(60, 50)), y)
+    proc = featx("fit", "-s", store, "-f", "noise", "--cv", "3", "--bootstrap", "0", "--out", tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr
+    assert "degenerate decisions" in proc.stderr and "'tumour'" in proc.stderr
+    assert "degenerate decisions" in (tmp_path / "r" / "report.html").read_text()
+    proc = featx("bench", "-s", store, "-f", "noise", "--heads", "logreg,knn", "--cv", "3", "--bootstrap", "0")
+    assert "degenerate decisions" in proc.stderr and "noise + logreg" in proc.stderr

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from featx.cli.common import ConfigOption, opt, out_console, settings
+from featx.cli.common import ConfigOption, err_console, opt, out_console, settings
 from featx.evaluate.config import BenchConfig, FitConfig
 from featx.extract.config import ExtractConfig
+from featx.results.metrics import degenerate_decisions
 
 if TYPE_CHECKING:
     from featx.results.bench import BenchResult
@@ -195,6 +196,9 @@ def print_results(r: FitResult) -> None:
             decided += f"; {what}: {thr}calibration slope {m.calibration_slope:.2f}"
             decided += f", intercept {m.calibration_intercept:.2f}" if m.calibration_intercept is not None else ""
     out_console.print(f"decision: {decided}", highlight=False)
+    for what, m in ((on, r.cv.pooled), ("held-out test", r.test)):
+        if degenerate_decisions(m):
+            err_console.print(f"[yellow]warning:[/] {what}: {degenerate_decisions(m)}", highlight=False)
     if r.cv.subject is not None:
         out_console.print(
             f"subject level ({r.cv.subject.n_subjects} subjects): AUC {fmt(r.cv.subject, 'auc')}", highlight=False
@@ -241,6 +245,13 @@ def print_bench(res: BenchResult) -> None:
         )
     out_console.print(table)
     print_protocol(res.protocol, bool(res.n_test))
+    stuck = [c.title for c in res.cells if degenerate_decisions(c.cv.pooled)]
+    if stuck:
+        err_console.print(
+            f"[yellow]warning:[/] degenerate decisions (one class called for >= 95% of the rows while another is "
+            f">= 20% of them) in {len(stuck)} cell(s): {'; '.join(stuck[:5])}{' ...' if len(stuck) > 5 else ''}",
+            highlight=False,
+        )
     for why, a, b, delong, boot, t in comparison_rows(res):
         out_console.print(
             f"{why}: {a} vs {b} ({res.comparisons[0].scope}): DeLong {delong}; paired bootstrap {boot}; "

@@ -8,6 +8,7 @@ from pathlib import Path
 from featx.report.finetune import finetune_section
 from featx.report.html import (
     copies_note,
+    degenerate_note,
     e,
     figures,
     fmt,
@@ -66,6 +67,8 @@ def render_fit(r: FitResult, images: dict) -> str:
 classes {e(", ".join(r.classes))}{f"; positive class <b>{e(pos)}</b>" if pos else ""}. Level: {e(cv.level)}.
 AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({proto.n_boot} resamples by {e(unit)}).</p>""",
         copies_note(proto),
+        degenerate_note(proto.scored_on, cv.pooled),
+        degenerate_note("held-out test", r.test),
         table(
             [
                 "metric",

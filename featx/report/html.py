@@ -7,7 +7,7 @@ import html
 import json
 from pathlib import Path
 
-from featx.results.metrics import METRIC_LABELS, CVScores, Metrics, finite
+from featx.results.metrics import METRIC_LABELS, CVScores, Metrics, degenerate_decisions, finite
 from featx.results.provenance import FeatureProvenance
 
 e = html.escape
@@ -102,6 +102,12 @@ table.bench td {{ white-space: nowrap; font-size: 0.9em; }} .ci {{ color: #888; 
 {body}
 </body></html>
 """
+
+
+def degenerate_note(what: str, m) -> str:
+    """A warning paragraph when the decisions of ``m`` are degenerate (:func:`degenerate_decisions`), else ""."""
+    why = degenerate_decisions(m)
+    return f"<p class='note'><b>Warning ({e(what)}).</b> {e(why)}.</p>" if why else ""
 
 
 def copies_note(protocol) -> str:

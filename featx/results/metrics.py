@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 #: The summary metrics, in the order every table shows them, with their labels
 METRIC_LABELS = {
     "auc": "AUC",
@@ -184,3 +186,23 @@ class CVScores:
         """``key`` in every fold (empty when not computed)."""
         stat = self.per_fold.get(key)
         return stat.values if stat else ()
+
+
+def degenerate_decisions(m: Metrics | None, share: float = 0.95, minority: float = 0.20) -> str:
+    """ "" or a sentence when a model's decisions are degenerate: one class predicted for >= ``share`` of the rows
+    while another class makes up >= ``minority`` of them (a head that learned little: its AUC may still rank)."""
+    cm = np.asarray(m.confusion_matrix if m is not None else (), dtype=float)
+    if cm.ndim != 2 or cm.size == 0 or cm.sum() == 0:
+        return ""
+    n = cm.sum()
+    predicted, true = cm.sum(axis=0) / n, cm.sum(axis=1) / n
+    top = int(np.argmax(predicted))
+    others = [i for i in range(len(true)) if i != top and true[i] >= minority]
+    if predicted[top] < share or not others:
+        return ""
+    c = m.classes
+    return (
+        f"degenerate decisions: {predicted[top]:.0%} of the {int(n)} rows are called {c[top]!r}, though "
+        f"{true[others[0]]:.0%} are {c[others[0]]!r}; the head learned little at this threshold (try another head, "
+        "--tune, or --threshold youden)"
+    )
