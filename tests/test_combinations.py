@@ -115,7 +115,8 @@ def test_every_bench_combination_finishes_or_is_refused_before_any_fit(stores, k
             out=_out(tmp_path, i),
             **settings,
         )
-        if isinstance(out, str):
+        if isinstance(out, str):  # only what makes no sense: a binary operating point on a multi-class problem
+            assert kind == "multi" and "threshold" in extra and "operating point of a binary problem" in out, out
             refused += 1
             continue
         done += 1
@@ -124,7 +125,7 @@ def test_every_bench_combination_finishes_or_is_refused_before_any_fit(stores, k
             assert any(c.kind == "ensemble" for c in out.cells), settings
         if select == "nested":
             assert out.selection is not None, settings
-    assert done + refused == 24 and refused <= 2, (done, refused)
+    assert done + refused == 24 and done >= 16, (done, refused)
 
 
 @pytest.mark.slow
@@ -134,17 +135,17 @@ def test_every_fit_combination_finishes_or_is_refused_before_any_fit(stores, kin
     combos = itertools.product(SPLITS, (None, "vote", "mean", "concat"), ("deep", "deep+rad"))
     for i, (split, fuse, features) in enumerate(combos):
         extra = EXTRAS[i % len(EXTRAS)]
-        if kind == "multi" and "threshold" in extra:
-            extra = {k: v for k, v in extra.items() if k != "threshold"}
         settings = dict(cv=3, inner_k=2, bootstrap=0, seed=i, jobs=1, fuse=fuse, **split, **extra)
         store = _store_for(stores, kind, split)
         out = _finishes_or_refuses(api.fit, store, features, head="logreg", out=_out(tmp_path, i), **settings)
         results[i] = (fuse, tuple(extra), out)
     refused = {i: r for i, r in results.items() if isinstance(r[2], str)}
-    # what may be refused: a learned threshold on fused subject-level probabilities (said before any fit)
+    # what may be refused (said before any fit): a learned threshold on fused subject-level probabilities, and a
+    # binary operating point on a multi-class problem
     for fuse, extra, msg in refused.values():
-        assert fuse in ("vote", "mean") and "threshold" in extra, msg
-    assert len(results) == 24 and len(refused) <= 4
+        assert "threshold" in extra, msg
+        assert fuse in ("vote", "mean") or (kind == "multi" and "operating point of a binary problem" in msg), msg
+    assert len(results) == 24 and len(refused) <= 8
 
 
 def test_the_fixed_split_stacked_ensemble_with_nested_selection_completes_on_a_fused_set(stores, tmp_path):
