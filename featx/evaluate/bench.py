@@ -154,9 +154,7 @@ def _cells(
     to the end; the results are assembled per cell in order, identical to one fit at a time."""
     total = len(pairs) * len(heads) * folds.repeats * folds.k
     cells, tasks, scored = [], [], {}
-    with progress_bar(
-        f"bench {len(pairs)} feature set(s) x {len(heads)} head(s), {folds.describe()}", total=total, enabled=progress
-    ) as bar:
+    with progress_bar(f"bench {len(pairs)} set(s) x {len(heads)} head(s)", total=total, enabled=progress) as bar:
         for dev, test in pairs:
             for h in heads:
                 est, grid = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))

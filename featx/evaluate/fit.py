@@ -136,7 +136,8 @@ def _fit_all(
     split and the saved model): every fit one task of one parallel run (``--jobs``; the same numbers)."""
     total = len(units.dev) * folds.repeats * folds.k
     plans, refits, tasks = {}, {}, []
-    with progress_bar(f"{folds.describe()}: {dev.name} + {cfg.head}", total=total, enabled=progress) as bar:
+    # short: a progress line is cut at the terminal's width (the folds are printed whole with the results)
+    with progress_bar(f"fit {dev.name} + {cfg.head}", total=total, enabled=progress) as bar:
         for name, sel in units.dev.items():
             groups = dev.subjects[sel] if folds.grouped else None
             plans[name] = CVPlan(

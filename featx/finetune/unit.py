@@ -228,7 +228,7 @@ class _Trainer:
         runs, final = [], None
         what = f"fine-tune {self.m.spec.arch}" + (f" on {sequence}" if sequence else "")
         with progress_bar(
-            f"{what} (freeze {self.m.n_freeze}/{len(self.m.bmap.blocks)}), {folds.describe()}",
+            f"{what} (freeze {self.m.n_freeze}/{len(self.m.bmap.blocks)}), {folds.k} fold(s)",
             total=(len(tested) + final_needed) * cfg.epochs,
             enabled=self.ctx.progress,
         ) as bar:
