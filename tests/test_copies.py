@@ -137,3 +137,12 @@ def test_fit_reports_test_rows_with_a_near_copy_in_training(planted, tmp_path):
     proc = featx("audit", "-s", store, "-f", "efficientnet_lite0", "--no-pixels")
     assert proc.returncode == 0, proc.stderr
     assert "near-copy pair(s) (embedding cosine >= 0.95)" in proc.stdout
+
+
+def test_the_cli_takes_the_copy_policy(planted):
+    _, _, store = planted
+    args = ["-s", store, "-f", "efficientnet_lite0", "--cv", "3", "--bootstrap", "0"]
+    proc = featx("bench", *args, "--heads", "knn", "--copies", "apart", "--drop-test-copies")
+    assert proc.returncode == 0, proc.stderr
+    assert "--copies apart lets copies fall into different folds" in proc.stdout
+    assert "NOT kept together" in proc.stdout

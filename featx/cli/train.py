@@ -62,6 +62,8 @@ def finetune(
     sequence: str | None = opt(T, "sequence"),
     fuse: str | None = opt(T, "fuse"),
     split_by: str = opt(T, "split_by"),
+    copies: str = opt(T, "copies"),
+    drop_test_copies: bool = opt(T, "drop_test_copies"),
     config: Path | None = ConfigOption,
 ) -> None:
     """Fine-tune a backbone on the same folds as 'featx fit', with curves, summaries and Grad-CAM.
