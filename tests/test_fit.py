@@ -34,13 +34,13 @@ def _oof(out):
 
 
 def test_same_seed_same_numbers_other_seed_other_folds_and_saved_folds_reused(grouped_store, tmp_path):
-    a = run_fit(grouped_store, "deep", cv=5, seed=3, out=tmp_path / "a", bootstrap=50)
-    b = run_fit(grouped_store, "deep", cv=5, seed=3, out=tmp_path / "b", bootstrap=50)
-    c = run_fit(grouped_store, "deep", cv=5, seed=4, bootstrap=0)
+    a = run_fit(grouped_store, "deep", head="logreg", cv=5, seed=3, out=tmp_path / "a", bootstrap=50)
+    b = run_fit(grouped_store, "deep", head="logreg", cv=5, seed=3, out=tmp_path / "b", bootstrap=50)
+    c = run_fit(grouped_store, "deep", head="logreg", cv=5, seed=4, bootstrap=0)
     assert a.folds == b.folds and a.cv.pooled == b.cv.pooled
     assert a.protocol.seed == 3 and a.protocol.grouped_by_subject
     assert a.folds["fold_of"] != c.folds["fold_of"]
-    d = run_fit(grouped_store, "deep", cv=5, seed=4, folds=tmp_path / "a" / "folds.json", bootstrap=50)
+    d = run_fit(grouped_store, "deep", head="logreg", cv=5, seed=4, folds=tmp_path / "a" / "folds.json", bootstrap=50)
     assert d.folds["fold_of"] == a.folds["fold_of"] and d.cv.pooled.auc == a.cv.pooled.auc
     assert d.protocol.folds_from.endswith("folds.json")
 
@@ -91,7 +91,7 @@ def test_manifest_split_that_puts_a_subject_on_both_sides_is_refused(tmp_path):
 
 
 def test_tune_runs_nested_cv_and_records_the_choice_per_fold(grouped_store):
-    res = run_fit(grouped_store, "deep", cv=4, tune=True, bootstrap=0, inner_k=3)
+    res = run_fit(grouped_store, "deep", head="logreg", cv=4, tune=True, bootstrap=0, inner_k=3)
     best = res.cv.best_params
     assert len(best) == 4 and all(b["clf__C"] in res.head.tuned["grid"]["clf__C"] for b in best)
 
