@@ -168,3 +168,29 @@ def test_degenerate_decisions_are_flagged_in_the_cli_and_the_report(tmp_path):
     assert "degenerate decisions" in (tmp_path / "r" / "report.html").read_text()
     proc = featx("bench", "-s", store, "-f", "noise", "--heads", "logreg,knn", "--cv", "3", "--bootstrap", "0")
     assert "degenerate decisions" in proc.stderr and "noise + logreg" in proc.stderr
+
+
+def test_auto_times_in_proportion_to_the_job_says_what_it_chose_and_measures_nothing_on_a_rerun(
+    demo_subset, tmp_path, models_dir, monkeypatch
+):
+    from featx.extract import engines
+
+    cands = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
+    assert engines.auto_plan(None, cands) == (cands, "")
+    assert engines.auto_plan(10_000, cands) == (cands, "")
+    kept, why = engines.auto_plan(2_000, cands)
+    assert kept == [("onnx", "fp32"), ("openvino", "fp32")] and "int8" in why
+    assert engines.auto_plan(64, cands)[0] == [("onnx", "fp32")]
+    timed = []
+    monkeypatch.setattr(engines, "_rate", lambda *a, **k: timed.append(a) or 1.0)
+    args = ["extract", "-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", tmp_path / "s.h5"]
+    args += ["--models-dir", tmp_path / "models", "--precision", "auto"]
+    proc = featx(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "--precision auto chose onnx fp32 (nothing timed); 120 rows to compute" in proc.stdout and not timed
+    proc = featx(*args)  # nothing left: the recorded engine, nothing measured
+    assert proc.returncode == 0, proc.stderr
+    assert "0 extracted" in proc.stdout and "nothing left to compute, nothing measured" in proc.stdout
+    assert not timed
+    info = featx("store", "info", tmp_path / "s.h5")
+    assert "onnx fp32 (chosen by --precision auto)" in info.stdout
