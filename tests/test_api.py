@@ -67,5 +67,7 @@ def test_api_fit_predict_and_report_mirror_the_cli(api_store, demo_subset, model
     (tmp_path / "r" / "report.html").unlink()
     assert fx.report(tmp_path / "r" / "results.json").is_file()
     assert fx.load_results(tmp_path / "r" / "results.json") == res  # the typed result survives its JSON
-    with pytest.raises(ConfigError, match=r"n_boot: unknown setting\..*Settings of fit: bootstrap, calibrate, cv"):
+    with pytest.raises(
+        ConfigError, match=r"n_boot: unknown setting\..*Settings of fit: bootstrap, calibrate, copies, cv"
+    ):
         fx.fit(api_store, "efficientnet_lite0", n_boot=0)

@@ -23,6 +23,16 @@ from featx.extract.run import run_extract
 LITE = "efficientnet_lite0"
 
 
+@pytest.fixture(autouse=True)
+def _time_every_candidate(monkeypatch):
+    """These tests measure --precision auto itself on a 120-image subset: no job-size budget (tested in
+    test_new_user.py)."""
+    from featx.extract import engines
+
+    monkeypatch.setattr(engines, "AUTO_COST_IMAGES", 0)
+    monkeypatch.setattr(engines, "AUTO_INT8_MIN_ROWS", 0)
+
+
 def _extract(manifest, store, models_dir, **settings):
     cfg = ExtractConfig(manifest=manifest, backbone=LITE, store=store, models_dir=models_dir, **settings)
     return run_extract(cfg, progress=False)

@@ -97,6 +97,7 @@ def test_a_broken_bf16_engine_is_refused_before_any_row(demo_subset, models_dir,
     monkeypatch.setattr(
         run_module, "resolve_backbone", lambda *a, **k: ResolvedBackbone(spec, _CancellingNet.build(), None, "registry")
     )
+    monkeypatch.setattr(run_module, "check_backbone_name", lambda name: None)  # a test network, no registered name
     store = tmp_path / "s.h5"
     common = dict(manifest=demo_subset / "subset.csv", backbone="cancelling", store=store, models_dir=models_dir)
     with pytest.raises(FidelityError, match=r"torch-cpu-bf16 engine fails the fidelity gate .* mean cosine"):

@@ -203,7 +203,7 @@ def test_gradcam_command_for_finetuned_and_fit_models(run, demo_subset):
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and all((tmp / "cams").joinpath(r["overlay"]).exists() for r in rows)
     # frozen backbone + linear head: CAM through the head's weights (in-process: the CLI path is the same)
-    fx.fit(tmp / "f.h5", "resnet18.ft-t1", cv=3, bootstrap=0, save=tmp / "lr.skops")
+    fx.fit(tmp / "f.h5", "resnet18.ft-t1", head="logreg", cv=3, bootstrap=0, save=tmp / "lr.skops")
     rows = fx.gradcam(tmp / "lr.skops", imgs, tmp / "cams2", target="malignant", models_dir=tmp / "models")
     assert [r[2] for r in rows] == ["malignant"] * 3 and len(list((tmp / "cams2").glob("*.png"))) == 3
     fx.fit(tmp / "f.h5", "resnet18.ft-t1", head="knn", cv=3, bootstrap=0, save=tmp / "knn.skops")

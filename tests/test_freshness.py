@@ -130,7 +130,7 @@ def test_predict_with_a_kept_store_scores_the_changed_image_not_its_old_features
 
     train = _site(demo_subset, tmp_path / "train", 0)
     extract(train, LITE0, tmp_path / "train.h5", models_dir=models_dir)
-    fit(tmp_path / "train.h5", LITE0, cv=2, save=tmp_path / "m.skops", bootstrap=0)
+    fit(tmp_path / "train.h5", LITE0, head="logreg", cv=2, save=tmp_path / "m.skops", bootstrap=0)
     new = _site(demo_subset, tmp_path / "new", 30)
     kept = tmp_path / "kept.h5"
 

@@ -160,9 +160,10 @@ def test_degenerate_decisions_are_flagged_in_the_cli_and_the_report(tmp_path):
     assert not degenerate_decisions(Metrics(n=100, classes=("a", "b"), confusion_matrix=((70, 0), (20, 10))))
     assert not degenerate_decisions(Metrics(n=100, classes=("a", "b"), confusion_matrix=((90, 0), (10, 0))))
     rng = np.random.default_rng(0)
-    y = np.array(["tumour"] * 45 + ["none"] * 15)  # pure noise, 25% minority: the default head calls all 'tumour'
+    y = np.array(["tumour"] * 45 + ["none"] * 15)  # pure noise, 25% minority: shrunk logreg calls all 'tumour'
     store = make_store(tmp_path / "f.h5", "noise", rng.normal(size=(60, 50)), y)
-    proc = featx("fit", "-s", store, "-f", "noise", "--cv", "3", "--bootstrap", "0", "--out", tmp_path / "r")
+    args = ["-s", store, "-f", "noise", "--head", "logreg", "--cv", "3", "--bootstrap", "0"]
+    proc = featx("fit", *args, "--out", tmp_path / "r")
     assert proc.returncode == 0, proc.stderr
     assert "degenerate decisions" in proc.stderr and "'tumour'" in proc.stderr
     assert "degenerate decisions" in (tmp_path / "r" / "report.html").read_text()

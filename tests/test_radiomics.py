@@ -283,6 +283,8 @@ def test_cli_radiomics_then_fit_end_to_end_on_volumes_with_masks(tmp_path):
         store,
         "--features",
         "radiomics.default",
+        "--head",
+        "logreg",
         "--cv",
         "3",
         "--out",
