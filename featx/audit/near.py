@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from featx.images.signature import MIRROR
+
 #: the default thresholds: centred cosine of embeddings, cosine of pixel signatures (benchmarks/near_copies.py)
 DEFAULT_THRESHOLD = 0.95
 SIGNATURE_THRESHOLD = 0.95
@@ -75,13 +77,18 @@ def near_pairs(
     return Pairs(a[order], b[order], c[order])
 
 
-def nearest_across(Z_query: np.ndarray, Z_ref: np.ndarray, block: int = BLOCK) -> np.ndarray:
-    """For each (normalised) query row, its highest cosine to any reference row (-1 when there is none)."""
+def nearest_across(Z_query: np.ndarray, Z_ref: np.ndarray, block: int = BLOCK, mirror=None) -> np.ndarray:
+    """For each (normalised) query row, its highest cosine to any reference row (-1 when there is none); with
+    ``mirror``, to a reference row or its mirror image."""
     best = np.full(len(Z_query), -1.0, dtype=np.float32)
     if not len(Z_ref):
         return best
     for start in range(0, len(Z_query), block):
-        best[start : start + block] = (Z_query[start : start + block] @ Z_ref.T).max(axis=1)
+        q = Z_query[start : start + block]
+        s = (q @ Z_ref.T).max(axis=1)
+        if mirror is not None:
+            s = np.maximum(s, (q @ (Z_ref * mirror).T).max(axis=1))
+        best[start : start + block] = s
     return best
 
 
@@ -104,14 +111,23 @@ def deep_columns(provenance: dict, n_columns: int) -> slice | None:
     return None
 
 
-def split_contamination(X: np.ndarray, fold_of: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[int, int]:
+def split_contamination(
+    X: np.ndarray | None, fold_of: np.ndarray, signatures: np.ndarray | None = None
+) -> tuple[int, int]:
     """(rows with a near-copy among their own training rows, rows tested) over the folds of one repeat
-    (``fold_of``: each row's test fold, -1 for rows only trained on)."""
-    Z = normalised(X)
+    (``fold_of``: each row's test fold, -1 for rows only trained on): by embedding (``X``) or pixel signature, each
+    at its threshold, whichever of the two is given."""
+    scores = []
+    if X is not None:
+        scores.append((normalised(X), DEFAULT_THRESHOLD, None))
+    if signatures is not None:
+        scores.append((np.asarray(signatures, np.float32), SIGNATURE_THRESHOLD, MIRROR))
     hits = tested = 0
     for f in np.unique(fold_of[fold_of >= 0]):
         test = fold_of == f
-        best = nearest_across(Z[test], Z[~test])
-        hits += int((best >= threshold).sum())
+        hit = np.zeros(int(test.sum()), bool)
+        for Z, t, mirror in scores:
+            hit |= nearest_across(Z[test], Z[~test], mirror=mirror) >= t
+        hits += int(hit.sum())
         tested += int(test.sum())
     return hits, tested

@@ -120,8 +120,11 @@ def run_audit(
     with progress_bar(f"audit {features}: embeddings of {len(fs)} rows", total=len(fs), enabled=progress) as bar:
         found = [near_pairs(E, threshold, keep=keep, on_block=bar.update)]
     S = None
-    if signature_threshold is not None:
-        S, res.unread = signatures(fs.ids, paths, progress)
+    if signature_threshold is not None:  # stored at extraction; the images of rows without one are read now
+        S = np.zeros((len(fs), KEEP * KEEP), np.float32) if fs.signatures is None else fs.signatures.copy()
+        missing = np.flatnonzero(~S.any(axis=1))
+        if len(missing):
+            S[missing], res.unread = signatures(fs.ids[missing], paths, progress)
         with progress_bar(f"audit {features}: pixel signatures", total=len(fs), enabled=progress) as bar:
             found.append(near_pairs(S, signature_threshold, keep=keep, on_block=bar.update, mirror=MIRROR))
     pairs = _union(found)

@@ -14,8 +14,9 @@ THRESHOLD_HELP = (
     "images with made copies, see docs/data.md#near-copies)."
 )
 SIGNATURE_HELP = (
-    "Cosine of the images' pixel signatures at or above which two rows are near-copies (default 0.95; the images "
-    "are read; finds re-encoded, resized, mirrored and brightened copies the embeddings miss)."
+    "Cosine of the images' pixel signatures at or above which two rows are near-copies (default 0.95; stored by "
+    "extract, or read from the images; finds re-encoded, resized, mirrored and brightened copies the embeddings "
+    "miss)."
 )
 
 
@@ -25,10 +26,7 @@ def audit(
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
     signature_threshold: Annotated[float | None, typer.Option(help=SIGNATURE_HELP)] = None,
     pixels: Annotated[
-        bool,
-        typer.Option(
-            "--pixels/--no-pixels", help="Read the images for their pixel signatures (--no-pixels: embeddings only)."
-        ),
+        bool, typer.Option("--pixels/--no-pixels", help="Compare pixel signatures too (--no-pixels: embeddings only).")
     ] = True,
     across: Annotated[
         str, typer.Option(help="Pairs of different subjects (subjects), across the test split (split), or all.")

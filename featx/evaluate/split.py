@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from featx.audit.near import CHECK_MAX_ROWS, DEFAULT_THRESHOLD, deep_columns, split_contamination
+from featx.audit.near import CHECK_MAX_ROWS, DEFAULT_THRESHOLD, SIGNATURE_THRESHOLD, deep_columns, split_contamination
 from featx.dataset.copies import cross_copies, find_copies
 from featx.errors import FitError, short_list
 from featx.evaluate.combined import combine, parts_of
@@ -244,27 +244,37 @@ def split_classes(dev: FeatureSet, test: FeatureSet, positive: str | None) -> li
 
 
 def near_copy_record(dev: FeatureSet, test: FeatureSet, folds: Folds) -> dict | None:
-    """How many scored rows have a near-copy (``featx audit``'s threshold) among the rows their model trained on:
-    the held-out test rows against the development rows, and each fold's rows against its training folds (the first
-    repeat). None for a set without a network's embedding (radiomics); too many rows: not checked, said so."""
+    """How many scored rows have a near-copy among the rows their model trained on: the held-out test rows against
+    the development rows, and each fold's rows against its training folds (the first repeat). By the pixel signatures
+    stored at extraction and the network's embedding (``featx audit``'s rule and thresholds), whichever the set has;
+    None when it has neither (radiomics); too many rows: not checked, said so."""
     cols = deep_columns(dev.provenance, dev.X.shape[1])
-    if cols is None or not len(dev):
+    signed = dev.signatures is not None and (not len(test) or test.signatures is not None)
+    if (cols is None and not signed) or not len(dev):
         return None
-    record: dict = {"threshold": DEFAULT_THRESHOLD}
+    by = " or ".join(x for x, ok in (("embedding", cols is not None), ("pixel signature", signed)) if ok)
+    record: dict = {"threshold": DEFAULT_THRESHOLD, "signature_threshold": SIGNATURE_THRESHOLD, "by": by}
     if len(dev) + len(test) > CHECK_MAX_ROWS:
         record["summary"] = (
             f"near-copies across the split not checked ({len(dev) + len(test)} rows, more than {CHECK_MAX_ROWS}): "
             "run 'featx audit'"
         )
         return record
-    hits, tested = split_contamination(dev.X[:, cols], folds.fold_of[0])
+
+    def part(fs):
+        return (None if cols is None else fs.X[:, cols]), (fs.signatures if signed else None)
+
+    X, S = part(dev)
+    hits, tested = split_contamination(X, folds.fold_of[0], S)
     scope = "test side of the fixed split" if folds.kind == "fixed" else "out-of-fold rows"
     record.update(scored=tested, scored_with_near_copy=hits, scope=scope)
-    parts = [f"{hits} of {tested} {scope} have a near-copy (cosine >= {DEFAULT_THRESHOLD:.2f}) in their training rows"]
+    parts = [f"{hits} of {tested} {scope} have a near-copy ({by} >= 0.95) in their training rows"]
     if len(test):
-        X = np.vstack([dev.X[:, cols], test.X[:, cols]])
+        Xt, St = part(test)
+        X2 = None if X is None else np.vstack([X, Xt])
+        S2 = None if S is None else np.vstack([S, St])
         fold_of = np.r_[np.full(len(dev), -1), np.zeros(len(test), int)]
-        t_hits, _ = split_contamination(X, fold_of)
+        t_hits, _ = split_contamination(X2, fold_of, S2)
         record.update(test=len(test), test_with_near_copy=t_hits)
         parts.append(f"{t_hits} of {len(test)} held-out test rows have one among the development rows")
     record["summary"] = "; ".join(parts) + (

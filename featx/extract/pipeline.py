@@ -30,6 +30,7 @@ import numpy as np
 from featx.failures import RunStats, aborted, failure_reason
 from featx.images.loader import content_hash, pixel_digest
 from featx.images.raster import image_notes
+from featx.images.signature import pixel_signature, to_text
 from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ class SampleLoader:
     """Picklable ``loader(sample) -> (preprocessed CHW float32, sha256 of its file, note, pixel digest)``.
 
     The note says what to know of an image that decodes but may mislead (:func:`image_notes`), else "". The pixel
-    digest (:func:`~featx.images.loader.pixel_digest`) finds copies whose files differ.
+    digest (:func:`~featx.images.loader.pixel_digest`) and signature (:mod:`featx.images.signature`) find copies and
+    near-copies whose files differ.
     """
 
     def __init__(self, reader, preprocess):
@@ -49,14 +51,15 @@ class SampleLoader:
 
     def __call__(self, sample):
         im = self.reader(sample)
-        return self.preprocess(im), content_hash(sample.path), image_notes(im, sample.path), pixel_digest(im)
+        pixels = pixel_digest(im), to_text(pixel_signature(im))
+        return self.preprocess(im), content_hash(sample.path), image_notes(im, sample.path), pixels
 
 
-def ok_entry(row: int, sample_id: str, sha: str, note: str, pixels: str = "") -> tuple:
+def ok_entry(row: int, sample_id: str, sha: str, note: str, pixels: tuple = ("", "")) -> tuple:
     """A journal ``ok`` entry: (row, id, sha256), with (no mask sha256, note) when there is a note, and with
-    (no mask sha256, note, pixel digest) when there is a digest."""
-    if pixels:
-        return (row, sample_id, sha, "", note, pixels)
+    (no mask sha256, note, pixel digest, pixel signature) when the image gave them (``pixels``)."""
+    if any(pixels):
+        return (row, sample_id, sha, "", note, *pixels)
     return (row, sample_id, sha, "", note) if note else (row, sample_id, sha)
 
 

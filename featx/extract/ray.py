@@ -59,9 +59,9 @@ def _decode(batch: dict, loader) -> dict:
     for blob in batch["sample"]:
         s = pickle.loads(blob)
         try:
-            x, sha, note, digest = loader(s)
+            x, sha, note, digests = loader(s)
             shape = x.shape
-            xs.append(x), shas.append(sha), notes.append(note), pixels.append(digest), errors.append("")
+            xs.append(x), shas.append(sha), notes.append(note), pixels.append("\n".join(digests)), errors.append("")
         except Exception as exc:  # recorded per sample, like the local pipeline
             xs.append(None), shas.append(""), notes.append(""), pixels.append(""), errors.append(failure_reason(exc, s))
     shape = shape or (3, 1, 1)
@@ -136,7 +136,13 @@ def run_on_ray(
             err = b["error"]
             ok_idx = np.flatnonzero(err == "")
             ok = [
-                ok_entry(int(b["row"][i]), str(b["sample_id"][i]), str(b["sha256"][i]), b["note"][i], b["pixels"][i])
+                ok_entry(
+                    int(b["row"][i]),
+                    str(b["sample_id"][i]),
+                    str(b["sha256"][i]),
+                    b["note"][i],
+                    tuple((str(b["pixels"][i]).split("\n") + ["", ""])[:2]),
+                )
                 for i in ok_idx
             ]
             stats.notes += [(entry[1], entry[4]) for entry in ok if len(entry) > 3 and entry[4]]

@@ -38,3 +38,21 @@ def pixel_signature(im: Image.Image) -> np.ndarray:
 
 #: multiply a signature by this to get its mirror image's (left-right flip: odd horizontal frequencies change sign)
 MIRROR = np.array([(-1.0) ** (j % KEEP) for j in range(KEEP * KEEP)], dtype=np.float32)
+
+
+def to_text(signature: np.ndarray) -> str:
+    """A signature as text for the extraction journal (float16, base64): "" for a blank image's zeros."""
+    import base64
+
+    if not np.any(signature):
+        return ""
+    return base64.b64encode(np.asarray(signature, dtype="<f2").tobytes()).decode("ascii")
+
+
+def from_text(text: str) -> np.ndarray:
+    """The float32 signature :func:`to_text` wrote (zeros for "")."""
+    import base64
+
+    if not text:
+        return np.zeros(KEEP * KEEP, np.float32)
+    return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)

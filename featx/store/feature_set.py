@@ -30,6 +30,8 @@ class FeatureSet:
     feature_names: list[str] | None = None  # column names, when the set has them (radiomics)
     #: (n, m) content keys of each row ("" unknown): rows sharing one are one image (:mod:`featx.dataset.copies`)
     copy_keys: np.ndarray | None = None
+    #: (n, 256) pixel signatures of the rows' images (zeros where unknown), when the store has them
+    signatures: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,6 +55,7 @@ class FeatureSet:
             self.provenance,
             self.names,
             self.copy_keys,
+            self.signatures,
         )
 
     def without_nonfinite_columns(self) -> tuple[FeatureSet, list[str]]:
@@ -79,6 +82,7 @@ class FeatureSet:
             self.provenance,
             kept if self.feature_names else None,
             self.copy_keys,
+            self.signatures,
         )
         return out, [n for n, b in zip(names, bad) if b]
 
@@ -95,6 +99,7 @@ class FeatureSet:
             self.provenance,
             self.feature_names,
             None if self.copy_keys is None else self.copy_keys[mask],
+            None if self.signatures is None else self.signatures[mask],
         )
 
 

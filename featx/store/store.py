@@ -19,6 +19,8 @@ Layout (readable with plain h5py)::
                             files changed (:mod:`featx.store.freshness`)
     /features/<name>/pixels (n,) utf-8: sha256 of the decoded pixels ("" for a blank image, or a set made
                             before featx 0.9): copies whose files differ (:mod:`featx.dataset.copies`)
+    /features/<name>/signature  (n, 256) float16, optional: each row's pixel signature (zeros where unknown),
+                            for near-copies (:mod:`featx.images.signature`)
     /features/<name>        attrs: provenance (JSON), identity, kind, feature_dim, created, updated,
                             feature_names (JSON list, when the columns have names: radiomics)
 
@@ -307,7 +309,7 @@ class FeatureStore:
                 values = old.asstr()[: min(m, old.shape[0])].astype(object) if old is not None else []
                 data = np.array(list(values) + [""] * (m - len(values)), dtype=object)
                 g.create_dataset(c, data=data, dtype=_STR, maxshape=(None,), chunks=(4096,))
-        for ds in ("X", "filled", "status", "error", "note", *SOURCE_COLUMNS):
+        for ds in ("X", "filled", "status", "error", "note", "signature", *SOURCE_COLUMNS):
             if ds in g and g[ds].shape[0] < n:
                 g[ds].resize(n, axis=0)
 
@@ -382,6 +384,24 @@ class FeatureStore:
         for r, text in zip(rows, notes):
             g["note"][int(r)] = text
 
+    def set_signatures(self, name: str, rows, signatures: np.ndarray) -> None:
+        """Record the pixel signatures of computed rows (``signature`` dataset, float16, created on first use)."""
+        g = self._group(name)
+        signatures = np.asarray(signatures, dtype=np.float16)
+        if "signature" not in g:
+            n, width = g["filled"].shape[0], signatures.shape[1]
+            g.create_dataset(
+                "signature", shape=(n, width), maxshape=(None, width), dtype=np.float16, chunks=(1024, width)
+            )
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows)
+        rows, signatures = rows[order], signatures[order]
+        if rows[-1] - rows[0] == len(rows) - 1:  # contiguous: one slab write
+            g["signature"][int(rows[0]) : int(rows[-1]) + 1] = signatures
+        else:
+            for r, s in zip(rows, signatures):
+                g["signature"][int(r)] = s
+
     def notes(self, name: str) -> np.ndarray:
         """Per-row notes (``""`` for rows without one)."""
         g = self._group(name)
@@ -438,6 +458,7 @@ class FeatureStore:
             self.provenance(name),
             self.column_names(name),
             self._copy_keys(g, rows),
+            g["signature"][:][rows].astype(np.float32) if "signature" in g else None,
         )
 
     def content_keys(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

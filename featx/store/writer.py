@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from featx.errors import StoreError
+from featx.images.signature import from_text
 from featx.store.freshness import Stale, check_rows
 from featx.store.store import FeatureStore
 
@@ -161,6 +162,9 @@ def apply_journal(st: FeatureStore, path: Path) -> int:
             digests = [(r, ok[j][5]) for r, j in zip(rows, keep) if len(ok[j]) > 5]
             if digests:
                 st.set_sources(name, [d[0] for d in digests], [d[1] for d in digests], "pixels")
+            signed = [(r, ok[j][6]) for r, j in zip(rows, keep) if len(ok[j]) > 6 and ok[j][6]]
+            if signed:
+                st.set_signatures(name, [s[0] for s in signed], np.stack([from_text(s[1]) for s in signed]))
         bad = [(index[f[1]], f[2], f[3], f[4] if len(f) > 4 else "") for f in failed if f[1] in index]
         if bad:
             st.mark_failed(name, [b[0] for b in bad], [b[1] for b in bad])
