@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # the script's folder leaves sys.path (worker processes inherit it): benchmarks/radiomics.py would shadow pyradiomics
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-from featx.backbones.cpu import cpu_info  # noqa: E402  (benchmarks/machine.py's record)
+from featx.engines.cpu import cpu_info  # noqa: E402  (benchmarks/machine.py's record)
 
 REFERENCES = {"MedMNIST v2 ResNet-18 (28), trained end to end": 0.901, "MedMNIST v2 Google AutoML Vision": 0.919}
 GOAL = ("MedMNIST v2 Google AutoML Vision", 0.919)

@@ -197,7 +197,7 @@ def ppp_model(onnx_path, spec, precision: str, in_size: int | None, cache: Path)
 
 
 def ingraph_table(resolved, onnx_paths: dict, srcs: dict, batch: int, repeats: int, cache: Path) -> dict:
-    from featx.backbones.openvino_runtime import OpenVinoRuntime
+    from featx.engines.openvino_runtime import OpenVinoRuntime
     from featx.images.preprocess import Preprocessor
 
     spec = resolved.spec
@@ -245,8 +245,8 @@ def ingraph_table(resolved, onnx_paths: dict, srcs: dict, batch: int, repeats: i
 
 def pipeline_table(resolved, int8_path, srcs_dir: Path, n: int, batch: int, repeats: int) -> dict:
     """img/s of featx's pipeline with the OpenVINO int8 engine: float32 NCHW batches against uint8 pixels."""
-    from featx.backbones.openvino_runtime import OpenVinoRuntime
     from featx.dataset.manifest import Manifest
+    from featx.engines.openvino_runtime import OpenVinoRuntime
     from featx.extract.pipeline import SampleLoader, run_pipeline
     from featx.images.loader import SampleReader
     from featx.images.preprocess import Preprocessor
@@ -281,7 +281,7 @@ def pipeline_table(resolved, int8_path, srcs_dir: Path, n: int, batch: int, repe
 
 def draft_table(resolved, exported, srcs: dict) -> dict:
     """Cosine of the features of drafted JPEG decodes to full decodes (fp32 ONNX Runtime)."""
-    from featx.backbones.runtime import OrtRuntime
+    from featx.engines.runtime import OrtRuntime
     from featx.images.preprocess import Preprocessor
 
     pre, rt = Preprocessor.from_spec(resolved.spec), OrtRuntime(exported.onnx_path, provider="cpu")
@@ -305,7 +305,7 @@ def downstream(resolved, exported, data: Path) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from featx.backbones.runtime import OrtRuntime
+    from featx.engines.runtime import OrtRuntime
     from featx.images.preprocess import Preprocessor
     from featx.images.raster import read_image
 
@@ -365,8 +365,8 @@ def main() -> None:
     a = p.parse_args()
 
     from featx.backbones.export import export_onnx
-    from featx.backbones.quantize import quantize_int8
     from featx.backbones.resolve import resolve_backbone
+    from featx.engines.quantize import quantize_int8
     from featx.images.preprocess import Preprocessor
 
     srcs = sources(a.n, Path(a.data))

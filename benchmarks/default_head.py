@@ -35,8 +35,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 import numpy as np  # noqa: E402
 
 from featx import api  # noqa: E402
-from featx.backbones.cpu import cpu_info  # noqa: E402
 from featx.dataset.manifest import Manifest, Sample  # noqa: E402
+from featx.engines.cpu import cpu_info  # noqa: E402
 from featx.store.writer import store_writer  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "data"

@@ -94,9 +94,9 @@ def child_bare(a) -> dict:
     import numpy as np
 
     from featx.backbones.export import export_onnx
-    from featx.backbones.runtime import OrtRuntime
     from featx.backbones.weights import load_backbone
     from featx.dataset.manifest import Manifest
+    from featx.engines.runtime import OrtRuntime
     from featx.images.loader import SampleReader
     from featx.images.preprocess import Preprocessor
 
@@ -111,7 +111,7 @@ def child_bare(a) -> dict:
     if getattr(a, "engine", None):  # the engine --precision auto chose: (runtime, precision, model file)
         runtime, precision, path = a.engine
         if runtime == "openvino":
-            from featx.backbones.openvino_runtime import OpenVinoRuntime
+            from featx.engines.openvino_runtime import OpenVinoRuntime
 
             ort = OpenVinoRuntime(path, precision)
         else:

@@ -50,8 +50,8 @@ def main() -> None:
     import numpy as np
 
     import featx.api as fx
-    from featx.backbones.openvino_runtime import cpu_capabilities
     from featx.demo.demo import write_demo_images
+    from featx.engines.openvino_runtime import cpu_capabilities
 
     caps = cpu_capabilities()
     rows = []

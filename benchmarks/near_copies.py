@@ -44,9 +44,9 @@ from PIL import Image  # noqa: E402
 
 from featx import api  # noqa: E402
 from featx.audit.near import near_pairs, normalised  # noqa: E402
-from featx.backbones.cpu import cpu_info  # noqa: E402
 from featx.dataset.manifest import Manifest, Sample  # noqa: E402
 from featx.demo.planted import COPY_KINDS, breastmnist  # noqa: E402
+from featx.engines.cpu import cpu_info  # noqa: E402
 from featx.images.signature import MIRROR, pixel_signature  # noqa: E402
 
 KINDS = [k for k in COPY_KINDS if k not in ("exact", "resaved")]  # exact copies are found by content, not cosine

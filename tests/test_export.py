@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from featx.backbones.export import PARITY_RTOL, export_onnx, parity
-from featx.backbones.runtime import OrtRuntime
 from featx.backbones.weights import sha256_file
+from featx.engines.runtime import OrtRuntime
 from featx.errors import BackboneError, ConfigError, RuntimeUnavailableError
 
 
@@ -61,7 +61,7 @@ def test_parity_failure_is_an_error(resnet18_random):
 
 
 def test_cuda_provider_refused_without_gpu(resnet18_random, monkeypatch):
-    from featx.backbones import runtime
+    from featx.engines import runtime
 
     monkeypatch.setattr(runtime, "gpu_present", lambda: False)  # the same answer on any machine
     with pytest.raises(RuntimeUnavailableError, match="--provider cuda: no NVIDIA GPU found"):
@@ -75,7 +75,7 @@ def test_cuda_without_cuda_build_says_how_to_install(monkeypatch):
     """On a GPU machine whose ONNX Runtime lacks CUDA (seen on the H100 device), the error names the fix."""
     import onnxruntime
 
-    from featx.backbones import runtime
+    from featx.engines import runtime
 
     monkeypatch.setattr(runtime, "gpu_present", lambda: True)
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])

@@ -124,7 +124,7 @@ def test_incremental_manifest_adds_new_and_flags_removed(demo_subset, models_dir
 
 
 def test_tta_hflip_is_the_mean_of_image_and_mirror(demo_subset, models_dir, lite0, tmp_path):
-    from featx.backbones.runtime import OrtRuntime
+    from featx.engines.runtime import OrtRuntime
     from featx.images.loader import SampleReader
     from featx.images.preprocess import Preprocessor
 

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from featx.backbones.fidelity import Calibration, FidelityError, compare, row_cosines, row_floor
+from featx.engines.fidelity import Calibration, FidelityError, compare, row_cosines, row_floor
 from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
 from featx.extract.run import run_extract

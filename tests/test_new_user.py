@@ -174,7 +174,7 @@ def test_degenerate_decisions_are_flagged_in_the_cli_and_the_report(tmp_path):
 def test_auto_times_in_proportion_to_the_job_says_what_it_chose_and_measures_nothing_on_a_rerun(
     demo_subset, tmp_path, models_dir, monkeypatch
 ):
-    from featx.extract import engines
+    from featx.engines import choose as engines
 
     cands = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
     assert engines.auto_plan(None, cands) == (cands, "")

@@ -10,10 +10,10 @@ import pytest
 import torch
 from helpers import assert_one_line_error, featx
 
-from featx.backbones import runtime
 from featx.backbones.external import load_onnx_backbone
-from featx.backbones.runtime import OrtRuntime, TorchRuntime, provider_candidates
 from featx.backbones.weights import load_backbone
+from featx.engines import runtime
+from featx.engines.runtime import OrtRuntime, TorchRuntime, provider_candidates
 from featx.errors import BackboneError, ConfigError, RuntimeUnavailableError
 
 

@@ -10,8 +10,8 @@ from torchvision.models import get_weight
 
 from featx.backbones import get_entry, list_entries
 from featx.backbones.export import export_onnx
-from featx.backbones.runtime import OrtRuntime
 from featx.backbones.weights import load_backbone, sha256_file
+from featx.engines.runtime import OrtRuntime
 from featx.errors import BackboneError
 from featx.images.preprocess import Preprocessor
 

@@ -67,7 +67,7 @@ def extract(
         + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "")
         + f" -> {s.store}"
     )
-    from featx.extract.engines import describe_auto
+    from featx.engines.choose import describe_auto
 
     for line in describe_auto(s.auto or {}):
         out_console.print(line, highlight=False)

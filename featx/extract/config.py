@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from featx.backbones.fidelity import DEFAULT_MIN_FIDELITY, check_min_fidelity
-from featx.backbones.runtime import PRECISIONS, PROVIDERS, RUNTIMES
 from featx.backbones.sources import POOLS
 from featx.config import Choice, Config, setting
+from featx.engines.fidelity import DEFAULT_MIN_FIDELITY, check_min_fidelity
+from featx.engines.runtime import PRECISIONS, PROVIDERS, RUNTIMES
 from featx.errors import ConfigError, FeatxError
 from featx.extract.pipeline import DEFAULT_LOOKAHEAD
 from featx.failures import DEFAULT_MAX_FAILURES, check_max_failures

@@ -24,8 +24,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from featx.backbones.export import export_onnx
 from featx.backbones.resolve import resolve_backbone
-from featx.backbones.runtime import OrtRuntime
 from featx.dataset.manifest import Sample
+from featx.engines.runtime import OrtRuntime
 from featx.errors import FeatxError
 from featx.images.loader import SampleReader
 from featx.images.preprocess import Preprocessor

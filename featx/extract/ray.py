@@ -13,14 +13,11 @@ process has (a shared file system and the same environment; see the README).
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import tempfile
 import time
 
 import numpy as np
 
-from featx.backbones.runtime import OrtRuntime
 from featx.cluster import connect_ray
 from featx.extract.pipeline import ok_entry
 from featx.extract.tta import with_tta
@@ -28,29 +25,6 @@ from featx.failures import RunStats, aborted, failure_reason
 from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-
-class OrtFactory:
-    """What a Ray actor needs to build its ONNX Runtime session (the model travels as bytes)."""
-
-    def __init__(self, onnx_bytes: bytes, provider: str, precision: str, cache_dir: str):
-        self.onnx_bytes, self.requested, self.precision, self.cache_dir = onnx_bytes, provider, precision, cache_dir
-        self.provider = f"Ray actors ({provider})"
-        self.calibration = None  # fp16: the fidelity gate's batch and fp32 features (featx.extract.fidelity)
-
-    def __call__(self, threads: int | None):
-        fd, path = tempfile.mkstemp(suffix=".onnx")
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.onnx_bytes)
-        try:
-            rt = OrtRuntime(
-                path, provider=self.requested, precision=self.precision, threads=threads, cache_dir=self.cache_dir
-            )
-        finally:
-            os.unlink(path)  # the session holds the model in memory
-        if self.calibration is not None:  # the engine computes nothing before it passes the gate
-            self.calibration.check(rt.run, f"{rt.provider} {self.precision}")
-        return rt
 
 
 def _decode(batch: dict, loader) -> dict:

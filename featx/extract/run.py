@@ -16,14 +16,14 @@ from pathlib import Path
 
 from featx import __version__
 from featx.backbones.resolve import ResolvedBackbone, check_backbone_name, resolve_backbone
-from featx.backbones.runtime import choose_runtime
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.variants import is_variant
 from featx.dataset.copies import find_copies
 from featx.dataset.manifest import Manifest
+from featx.engines.calibration import calibration_batch, gate
+from featx.engines.choose import Engine, build_engine
+from featx.engines.runtime import choose_runtime
 from featx.extract.config import ExtractConfig
-from featx.extract.engines import Engine, build_engine
-from featx.extract.fidelity import calibration_batch, gate
 from featx.extract.pipeline import SampleLoader, run_pipeline
 from featx.extract.ray import run_on_ray
 from featx.extract.tta import HFLIP_PROVENANCE, with_tta
@@ -55,7 +55,7 @@ class ExtractSummary:
     stale: list[Stale] = field(default_factory=list)  # computed rows redone: their files changed since
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (sample id, note): animated, tiny, constant images
-    fidelity: dict | None = None  # the reduced precision's gate against fp32 (featx.backbones.fidelity)
+    fidelity: dict | None = None  # the reduced precision's gate against fp32 (featx.engines.fidelity)
     wall_s: float = 0.0  # whole call: model load, export check, extraction
     loop_s: float = 0.0  # decoding + inference + writing + commit
     compute_s: float = 0.0  # time in the model

@@ -25,16 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featx.backbones.cpu import cpu_signature, omp_threads
 from featx.backbones.export import ExportedModel, export_onnx
-from featx.backbones.fidelity import CALIBRATION_IMAGES, run_batches
-from featx.backbones.openvino_runtime import OpenVinoRuntime, cpu_capabilities, openvino_available, to_pixels
-from featx.backbones.quantize import METHOD, int8_path, quantize_int8
-from featx.backbones.runtime import OrtRuntime, TorchRuntime
 from featx.backbones.weights import sha256_file
+from featx.engines.calibration import fidelity_of, fp32_reference
+from featx.engines.cpu import cpu_signature, omp_threads
+from featx.engines.fidelity import CALIBRATION_IMAGES, run_batches
+from featx.engines.openvino_runtime import OpenVinoRuntime, cpu_capabilities, openvino_available, to_pixels
+from featx.engines.quantize import METHOD, int8_path, quantize_int8
+from featx.engines.runtime import OrtFactory, OrtRuntime, TorchRuntime
 from featx.errors import ConfigError, FeatxError
-from featx.extract.fidelity import fidelity_of, fp32_reference
-from featx.extract.ray import OrtFactory
 from featx.progress import spinner
 
 log = logging.getLogger(__name__)

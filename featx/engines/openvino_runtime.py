@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.backbones.cpu import omp_threads
+from featx.engines.cpu import omp_threads
 from featx.errors import RuntimeUnavailableError
 
 OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")

@@ -1,13 +1,13 @@
-"""The fidelity gate of ``featx extract`` (see :mod:`featx.backbones.fidelity`): a calibration batch of the
+"""The fidelity gate of ``featx extract`` (see :mod:`featx.engines.fidelity`): a calibration batch of the
 manifest's own images, an fp32 reference of the same model, and the check before any row is computed."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from featx.backbones.fidelity import CALIBRATION_IMAGES, Calibration, Fidelity, compare, run_batches
-from featx.backbones.runtime import OrtRuntime, TorchRuntime, provider_candidates
 from featx.dataset.manifest import Manifest
+from featx.engines.fidelity import CALIBRATION_IMAGES, Calibration, Fidelity, compare, run_batches
+from featx.engines.runtime import OrtRuntime, TorchRuntime, provider_candidates
 from featx.errors import FeatxError
 
 
@@ -61,7 +61,7 @@ def fidelity_of(run, engine: str, batch: np.ndarray, want: np.ndarray, ids, refe
 def gate(cfg, manifest: Manifest, loader, backbone, runner) -> dict:
     """Check the reduced-precision engine of ``runner`` against fp32 before it computes any row.
 
-    Returns the figures for the provenance; raises :class:`~featx.backbones.fidelity.FidelityError`
+    Returns the figures for the provenance; raises :class:`~featx.engines.fidelity.FidelityError`
     when the gate fails. On Ray the engines are built in the actors: the batch and its fp32 features
     travel with the actor factory, and each actor checks its own engine before its first batch.
     """

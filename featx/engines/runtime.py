@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from featx.backbones.cpu import omp_threads
 from featx.config import Choice
+from featx.engines.cpu import omp_threads
 from featx.errors import ConfigError, FeatxError, RuntimeUnavailableError
 
 log = logging.getLogger(__name__)
@@ -262,7 +264,7 @@ def choose_runtime(runtime: str, provider: str, precision: str) -> str:
     runs on the GPU; bf16 and int8 on a CPU run on OpenVINO when it is installed. ``--precision auto``
     returns ``auto``: the fastest (runtime, precision) that passes the fidelity gate is measured later.
     """
-    from featx.backbones.openvino_runtime import OPENVINO_PRECISIONS, openvino_available
+    from featx.engines.openvino_runtime import OPENVINO_PRECISIONS, openvino_available
 
     RUNTIMES.check(runtime)
     PRECISIONS.check(precision)
@@ -306,3 +308,26 @@ def choose_runtime(runtime: str, provider: str, precision: str) -> str:
         raise ConfigError("bf16 runs on OpenVINO (pip install openvino) or torch; choose one of them.", "precision")
     provider_candidates(provider, precision)
     return "onnx"
+
+
+class OrtFactory:
+    """What a Ray actor needs to build its ONNX Runtime session (the model travels as bytes)."""
+
+    def __init__(self, onnx_bytes: bytes, provider: str, precision: str, cache_dir: str):
+        self.onnx_bytes, self.requested, self.precision, self.cache_dir = onnx_bytes, provider, precision, cache_dir
+        self.provider = f"Ray actors ({provider})"
+        self.calibration = None  # fp16: the fidelity gate's batch and fp32 features (featx.engines.calibration)
+
+    def __call__(self, threads: int | None):
+        fd, path = tempfile.mkstemp(suffix=".onnx")
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.onnx_bytes)
+        try:
+            rt = OrtRuntime(
+                path, provider=self.requested, precision=self.precision, threads=threads, cache_dir=self.cache_dir
+            )
+        finally:
+            os.unlink(path)  # the session holds the model in memory
+        if self.calibration is not None:  # the engine computes nothing before it passes the gate
+            self.calibration.check(rt.run, f"{rt.provider} {self.precision}")
+        return rt
