@@ -100,6 +100,13 @@ def _compute_part(
     model: FeatxModel, name: str, prov: dict, manifest: Manifest, store: Path, allow_export_change: bool, how: dict
 ) -> list:
     """Compute one feature set the model takes (``name``, made as ``prov`` says); returns the failures."""
+    if prov.get("pooled"):
+        pooled = prov["pooled"]
+        raise FeatxError(
+            f"The model takes {name!r}, rows of {pooled['from']!r} pooled per {pooled['by']} ({pooled['how']}): "
+            "predict does not pool yet. Extract and pool the new images ('featx extract', 'featx pool') into a store "
+            "and apply the model with the Python API (featx.api.load_model(...).predict(feature_set))."
+        )
     if prov.get("kind") == "radiomics":
         try:
             return _radiomics(prov, manifest, store, name, how["progress"])

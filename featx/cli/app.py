@@ -24,6 +24,7 @@ COMMANDS = (
         "audit",
         "Find near-copies (re-encoded, resized, cropped, mirrored, brightened) across subjects and across the split.",
     ),
+    ("pool", "Pool a stored feature set's rows per subject or per volume into a new feature set of the same store."),
     ("gradcam", "Grad-CAM overlays by the exact model that predicts the images."),
     (
         "demo",

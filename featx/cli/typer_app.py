@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from featx import __version__
-from featx.cli import audit, demo, evaluate, extract, train
+from featx.cli import audit, demo, evaluate, extract, pool, train
 from featx.cli.common import out_console, register, setup_logging
 from featx.cli.data import manifest_app, store_app
 
@@ -50,6 +50,7 @@ register(
     evaluate.report,
     evaluate.predict,
     audit.audit,
+    pool.pool,
     train.gradcam,
     demo.demo,
     extract.export,

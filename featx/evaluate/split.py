@@ -20,6 +20,7 @@ from featx.evaluate.combined import combine, parts_of
 from featx.evaluate.config import SplitSettings
 from featx.evaluate.folds import Folds, load_folds, make_folds, make_holdout, manifest_split
 from featx.store.feature_set import FeatureSet
+from featx.store.pooled import stale_groups
 from featx.store.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,13 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
     with FeatureStore(store) as st:
         parts = parts_of(features, st.feature_names())
         loaded = [st.load(p) for p in parts]
+        for p in parts:
+            stale = stale_groups(st, p)
+            if stale:
+                raise FitError(
+                    f"{p!r} was pooled from {st.provenance(p)['pooled']['from']!r}, whose rows changed since for "
+                    f"{len(stale)} group(s) ({short_list(stale, 3)}). Run 'featx pool' again, then fit."
+                )
     if len(parts) == 1:
         fs, dropped = _finite_columns(loaded[0], features)
     else:

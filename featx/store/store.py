@@ -227,6 +227,10 @@ class FeatureStore:
         """Provenance dict of a feature set."""
         return json.loads(self._group(name).attrs["provenance"])
 
+    def set_provenance(self, name: str, provenance: dict) -> None:
+        """Replace a feature set's provenance (its identity stays: what defines its numbers did not change)."""
+        self._group(name).attrs["provenance"] = json.dumps(provenance, sort_keys=True)
+
     def _group(self, name: str) -> h5py.Group:
         if name not in self.feature_names():
             raise StoreError(missing_set_message(self.path, name, self.feature_names()))
