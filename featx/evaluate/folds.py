@@ -268,15 +268,20 @@ def manifest_split(splits, subjects=None) -> Folds:
     return folds
 
 
+def subject_leaks(folds: Folds, subjects, r: int) -> list[tuple[str, int, int]]:
+    """(group, first side, other side) of each sample whose group is on two sides in repeat ``r``."""
+    seen: dict[str, int] = {}
+    leaks = []
+    for s, f in zip(np.asarray(subjects).astype(str).tolist(), folds.fold_of[r]):
+        if seen.setdefault(s, int(f)) != f:
+            leaks.append((s, seen[s], int(f)))
+    return leaks
+
+
 def check_no_subject_leak(folds: Folds, subjects) -> None:
     """Raise FitError if, in any repeat, a subject has samples on two sides (two folds, or train and test)."""
-    subjects = np.asarray(subjects).astype(str)
     for r in range(folds.repeats):
-        seen: dict[str, int] = {}
-        leaks = []
-        for s, f in zip(subjects.tolist(), folds.fold_of[r]):
-            if seen.setdefault(s, int(f)) != f:
-                leaks.append((s, seen[s], int(f)))
+        leaks = subject_leaks(folds, subjects, r)
         if leaks:
             s, a, b = leaks[0]
             side = lambda f: "train" if f == TRAIN_ONLY else f"fold {f}"  # noqa: E731

@@ -18,7 +18,7 @@ from featx.dataset.copies import cross_copies, find_copies
 from featx.errors import FitError, short_list
 from featx.evaluate.combined import combine, parts_of
 from featx.evaluate.config import SplitSettings
-from featx.evaluate.folds import Folds, load_folds, make_folds, make_holdout, manifest_split
+from featx.evaluate.folds import Folds, load_folds, make_folds, make_holdout, manifest_split, subject_leaks
 from featx.store.feature_set import FeatureSet
 from featx.store.pooled import stale_groups
 from featx.store.store import FeatureStore
@@ -184,8 +184,7 @@ def _copies(fs: FeatureSet, s: SplitSettings, has_subjects: bool):
 def _warn_split_copies(folds: Folds, groups, where) -> None:
     """Folds loaded from an earlier run that split copies apart: say so (they are used as given)."""
     for r in range(folds.repeats):
-        seen: dict[str, int] = {}
-        if any(seen.setdefault(g, int(f)) != f for g, f in zip(np.asarray(groups).tolist(), folds.fold_of[r])):
+        if subject_leaks(folds, groups, r):
             log.warning(
                 "The folds from %s put exact copies of one image on different sides: scores on them are optimistic. "
                 "Drop --folds to draw folds that keep copies together.",
