@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]" -c constraints.txt
+	# the 3D sources' own code, for the tests that compare featx with it: their packages pin old versions of
+	# half of PyPI (scipy, pydantic, jupyter), so only the code is installed; MONAI comes with the test extra
+	$(BIN)/python -m pip install --quiet --no-deps foundation-cancer-image-biomarker==1.0.0 lighter-zoo==0.1.3
 	touch $(STAMP)
 
 demo: $(STAMP)

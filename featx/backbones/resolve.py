@@ -14,7 +14,9 @@ Sources, by the name's form:
 - ``hf:REPO``: a Hugging Face transformers vision model such as RAD-DINO (the ``hf`` extra;
   :mod:`featx.backbones.hf_source`);
 - ``xrv:NAME``: a TorchXRayVision chest X-ray network with its own 1-channel preprocessing (the ``xrv``
-  extra; :mod:`featx.backbones.xrv_source`).
+  extra; :mod:`featx.backbones.xrv_source`);
+- ``fmcib``, ``ct_fm``, ``medicalnet:resnetN``: 3D networks on lesion crops, with their sources' input recipes
+  (the ``3d`` extra; :mod:`featx.backbones.volumetric`).
 
 ``extract``, ``export``, ``predict``, ``finetune`` and the Ray workers all go through :func:`resolve_backbone`.
 """
@@ -33,6 +35,7 @@ from featx.backbones.open_clip_source import is_open_clip_ref, load_open_clip
 from featx.backbones.registry import get_entry
 from featx.backbones.spec import BackboneSpec
 from featx.backbones.timm_source import is_timm_ref, load_timm
+from featx.backbones.volumetric import check_volumetric_name, is_volumetric_ref, load_volumetric
 from featx.backbones.weights import load_backbone
 from featx.backbones.xrv_source import is_xrv_ref, load_xrv
 from featx.errors import ConfigError
@@ -49,7 +52,7 @@ class ResolvedBackbone:
         The feature module (eval mode); None when the source is an ONNX file.
     exported : ExportedModel or None
         The ONNX file when the source is one (``onnx:``); else exported on demand.
-    source : {'registry', 'onnx', 'finetuned', 'timm', 'open_clip', 'hf', 'xrv'}
+    source : {'registry', 'onnx', 'finetuned', 'timm', 'open_clip', 'hf', 'xrv', 'volumetric'}
     finetune : dict or None
         The record of a fine-tuned entry (what it was trained on).
     """
@@ -104,6 +107,14 @@ def resolve_backbone(
         _own_weights(name, weights, layer, "a fine-tuned backbone")
         spec, model, record = load_finetuned(name, models_dir)
         return ResolvedBackbone(spec, model, None, "finetuned", record)
+    if is_volumetric_ref(name):
+        if layer is not None or pool not in (None, "avg") or input_size is not None:
+            raise ConfigError(
+                f"{name} is a 3D network used whole, with its source's input: drop layer, pool and input_size.",
+                "layer" if layer is not None else "pool",
+            )
+        spec, model = load_volumetric(name, weights)
+        return ResolvedBackbone(spec, model, None, "volumetric")
     for is_ref, load, source, whole in _USED_WHOLE:
         if is_ref(name):
             if layer is not None:
@@ -131,6 +142,8 @@ def resolve_backbone(
 def check_backbone_name(name: str) -> None:
     """Refuse, before any data is read, a name that is no registered backbone and names no source (``timm:``,
     ``hf:``, ``open_clip:``, ``xrv:``, ``onnx:``, a fine-tuned export): an UnknownBackboneError (a usage error)."""
+    if is_volumetric_ref(name):
+        return check_volumetric_name(name)
     if is_finetuned_ref(name) or is_timm_ref(name) or is_onnx_ref(name) or any(r(name) for r, *_ in _USED_WHOLE):
         return
     get_entry(name)

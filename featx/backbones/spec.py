@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 
-_LATER_FIELDS = ("fit", "pool", "source")
+_LATER_FIELDS = ("fit", "pool", "source", "volume")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ class BackboneSpec:
         None: the source's own pooling (a registered CNN's global average pool).
     source : str
         Where the architecture comes from: ``registry``, ``timm``.
+    volume : dict or None
+        A 3D network's input recipe (:class:`featx.images.crop3d.VolumeRecipe` as a dict): a lesion crop in
+        millimetres, resampled and normalised as the source publishes it. None for a 2D network, whose
+        preprocessing is the fields above.
     """
 
     name: str
@@ -67,10 +71,13 @@ class BackboneSpec:
     fit: str = "crop"
     pool: str | None = None
     source: str = "registry"
+    volume: dict | None = None
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """``(3, crop_size, crop_size)``."""
+    def input_shape(self) -> tuple:
+        """``(3, crop_size, crop_size)``; a 3D network's ``(1, D, H, W)``."""
+        if self.volume is not None:
+            return (1, *(int(n) for n in self.volume["size"]))
         return (3, self.crop_size, self.crop_size)
 
     def to_dict(self) -> dict:

@@ -10,10 +10,12 @@ import typer
 from rich.table import Table
 
 from featx.cli.common import choice_option, out_console, register
+from featx.config import Choice
 from featx.errors import ConfigError, FeatxError
 from featx.images.volume import AXES
 from featx.store.tools import EXPORT_FORMATS
 
+UNITS = Choice("unit", ("slice", "lesion"))
 manifest_app = typer.Typer(help="Build and check manifests.", no_args_is_help=True)
 store_app = typer.Typer(help="Inspect and export feature stores.", no_args_is_help=True)
 
@@ -42,11 +44,24 @@ def manifest_build(
     skip_bad: Annotated[
         bool, typer.Option(help="Leave out volumes that cannot be sliced; list them in OUT.skipped.csv.")
     ] = False,
+    unit: Annotated[
+        str,
+        choice_option(
+            UNITS, help="Rows of --volumes: slice (2D slices chosen by --slices) or lesion (one row per lesion)."
+        ),
+    ] = "slice",
+    components: Annotated[
+        bool, typer.Option(help="--unit lesion: each connected component of a mask value is a lesion.")
+    ] = False,
+    min_voxels: Annotated[
+        int, typer.Option(min=1, help="--unit lesion --components: leave out components smaller than this.")
+    ] = 1,
 ) -> None:
     """Write a manifest from a folder tree, or expand volumes + masks into 2D slice samples.
 
     Examples: [bold]featx manifest build --folder images/ --out m.csv[/]
     and [bold]featx manifest build --volumes volumes.csv --slices around-max:20 --out slices.csv[/]
+    and [bold]featx manifest build --volumes volumes.csv --unit lesion --components --out lesions.csv[/]
     """
     from featx.dataset.ingest import build_from_folder, build_from_volumes
 
@@ -55,8 +70,18 @@ def manifest_build(
     if folder is not None:
         man = build_from_folder(folder, out)
     else:
+        if unit == "lesion" and crop_margin is not None:
+            raise ConfigError("--crop-margin crops 2D slices; lesion rows are cropped by each backbone's recipe.")
         man = build_from_volumes(
-            volumes, slices, out, skip_bad=skip_bad, axis=axis, crop_margin=crop_margin, label_value=label_value
+            volumes,
+            slices,
+            out,
+            skip_bad=skip_bad,
+            unit=unit,
+            lesions={"components": components, "min_voxels": min_voxels},
+            axis=axis,
+            crop_margin=crop_margin,
+            label_value=label_value,
         )
     out_console.print(f"{len(man)} samples ({', '.join(f'{k}: {v}' for k, v in _counts(man).items())}) -> {out}")
 

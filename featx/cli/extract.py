@@ -173,6 +173,21 @@ def _search(text: str) -> None:
     out_console.print(table)
 
 
+def _volumetric_table() -> None:
+    """The 3D sources (lesion crops): input recipe, width and where their weights come from."""
+    from featx.backbones.volumetric import RECIPES, SOURCES, weights_hint
+
+    table = Table(title="3D backbones (lesion rows; the 3d extra)")
+    for col in ("backbone", "input", "dim", "weights"):
+        table.add_column(col, overflow="fold")
+    for name in SOURCES:
+        recipe, dim = RECIPES[name]
+        size = "x".join(str(n) for n in recipe.size)
+        mm = "x".join(f"{v:g}" for v in recipe.extent_mm)
+        table.add_row(name, f"{size} ({mm} mm, {recipe.axcodes})", str(dim), weights_hint(name))
+    out_console.print(table)
+
+
 def backbones(
     models_dir: Path = opt(E, "models_dir"),
     search: str | None = typer.Option(
@@ -235,6 +250,7 @@ def backbones(
             )
     out_console.print(table)
     out_console.print("\n".join(notes), highlight=False)
+    _volumetric_table()
     tuned = sorted(models_dir.glob("*.finetune.json")) if models_dir.is_dir() else []
     if tuned:
         out_console.print(

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from featx.dataset.sample import COLUMNS, SPLITS, Sample, missing_files
 from featx.errors import ManifestError, did_you_mean, short_list
+from featx.images.crop3d import SEED_SPACES
 from featx.images.volume import AXES
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,9 @@ def _row_to_sample(row: dict[str, str], root: Path) -> tuple[Sample | None, str 
             return None, f"'crop' must look like r0:r1,c0:c1 (pixels), got {row['crop']!r}"
         if not (0 <= r0 < r1 and 0 <= c0 < c1):
             return None, f"'crop' {row['crop']!r} is an empty or negative box (need 0 <= r0 < r1 and 0 <= c0 < c1)"
+    lesion, why = _lesion_cells(row)
+    if why:
+        return None, why
     sample_id = row.get("id") or (_default_id(raw) + (f"#{slice_idx}" if slice_idx is not None else ""))
     return (
         Sample(
@@ -187,9 +191,37 @@ def _row_to_sample(row: dict[str, str], root: Path) -> tuple[Sample | None, str 
             split=split,
             axis=axis,
             crop=crop,
+            **lesion,
         ),
         None,
     )
+
+
+def _lesion_cells(row: dict[str, str]) -> tuple[dict, str | None]:
+    """The ``mask_label``, ``seed`` and ``seed_space`` cells -> Sample fields, or the reason they are wrong."""
+    out: dict = {}
+    if row.get("mask_label"):
+        try:
+            out["mask_label"] = int(row["mask_label"])
+        except ValueError:
+            return {}, f"'mask_label' must be an integer (the mask's value of this lesion), got {row['mask_label']!r}"
+    if row.get("seed"):
+        parts = [p for p in row["seed"].replace(";", " ").split() if p]
+        try:
+            seed = tuple(float(p) for p in parts)
+        except ValueError:
+            seed = ()
+        if len(seed) != 3:
+            return {}, f"'seed' must be three numbers x;y;z, got {row['seed']!r}"
+        space = row.get("seed_space", "").lower()
+        if space not in SEED_SPACES:
+            return {}, (
+                f"a 'seed' needs a 'seed_space' of lps, ras or voxel (got {row.get('seed_space', '')!r}): featx never "
+                "guesses a coordinate convention (lps: DICOM/ITK world mm; ras: NIfTI/nibabel world mm; voxel: "
+                "zero-based i;j;k indices)"
+            )
+        out["seed"], out["seed_space"] = seed, space
+    return out, None
 
 
 def _resolve(raw: str, root: Path) -> Path:

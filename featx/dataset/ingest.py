@@ -196,8 +196,17 @@ def volumes_from_folder(folder: str | Path) -> Manifest:
     return Manifest(samples, source=folder)
 
 
-def build_from_volumes(volumes: str | Path, policy: str, out: str | Path, skip_bad: bool = False, **kwargs) -> Manifest:
-    """Expand a volume-level CSV, or a folder of volumes + masks, into a slice manifest written to ``out``.
+def build_from_volumes(
+    volumes: str | Path,
+    policy: str,
+    out: str | Path,
+    skip_bad: bool = False,
+    unit: str = "slice",
+    lesions: dict | None = None,
+    **kwargs,
+) -> Manifest:
+    """Expand a volume-level CSV, or a folder of volumes + masks, into a slice manifest written to ``out``; with
+    ``unit`` ``lesion``, into one row per lesion (:func:`featx.dataset.lesions.expand_lesions`, given ``lesions``).
 
     With ``skip_bad``, volumes that cannot be sliced are left out and listed, with their
     reasons, in ``<out>.skipped.csv``.
@@ -205,7 +214,19 @@ def build_from_volumes(volumes: str | Path, policy: str, out: str | Path, skip_b
     volumes = Path(volumes)
     rows = volumes_from_folder(volumes) if volumes.is_dir() else Manifest.from_csv(volumes)
     skipped: list | None = [] if skip_bad else None
-    slices = expand_volumes(rows, policy, skipped=skipped, **kwargs)
+    if unit == "lesion":
+        from featx.dataset.lesions import expand_lesions
+
+        slices = expand_lesions(
+            rows,
+            Path(out).resolve().parent,
+            label_value=kwargs.get("label_value"),
+            progress=kwargs.get("progress", True),
+            skipped=skipped,
+            **(lesions or {}),
+        )
+    else:
+        slices = expand_volumes(rows, policy, skipped=skipped, **kwargs)
     slices.to_csv(out)
     if skipped:
         report = Path(out).with_suffix(".skipped.csv")

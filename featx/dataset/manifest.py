@@ -164,6 +164,8 @@ def _attr(column: str) -> str:
 def _cell(value, base: Path) -> str:
     if value is None:
         return ""
+    if isinstance(value, tuple) and len(value) == 3:  # seed point
+        return ";".join(f"{v:g}" for v in value)
     if isinstance(value, tuple):  # crop box
         r0, r1, c0, c1 = value
         return f"{r0}:{r1},{c0}:{c1}"

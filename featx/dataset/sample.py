@@ -9,13 +9,27 @@ from pathlib import Path
 from featx.errors import short_list
 
 #: Columns featx understands; ``path`` is the only required one.
-COLUMNS = ("id", "path", "label", "subject", "sequence", "mask", "slice", "split", "axis", "crop")
+COLUMNS = (
+    "id",
+    "path",
+    "label",
+    "subject",
+    "sequence",
+    "mask",
+    "slice",
+    "split",
+    "axis",
+    "crop",
+    "mask_label",
+    "seed",
+    "seed_space",
+)
 SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One 2D sample: the unit that gets one feature row.
+    """One sample, the unit that gets one feature row: a 2D image, a slice of a volume, or a lesion of a volume.
 
     Attributes
     ----------
@@ -39,6 +53,12 @@ class Sample:
         Slice axis of a volume sample (``axial`` when absent).
     crop : tuple of int or None
         ``(r0, r1, c0, c1)``: half-open pixel box of the slice to keep (CSV: ``r0:r1,c0:c1``).
+    mask_label : int or None
+        The mask value of this row's lesion when the mask holds several (None: every non-zero voxel).
+    seed : tuple of 3 float or None
+        A lesion's centre (CSV: ``x;y;z`` or ``x y z``), in ``seed_space``: 3D backbones crop around it.
+    seed_space : {'lps', 'ras', 'voxel'} or None
+        The seed's convention (:mod:`featx.images.crop3d`); required with a seed, never guessed.
     """
 
     sample_id: str
@@ -51,6 +71,14 @@ class Sample:
     split: str | None = None
     axis: str | None = None
     crop: tuple | None = None
+    mask_label: int | None = None
+    seed: tuple | None = None
+    seed_space: str | None = None
+
+    @property
+    def lesion(self) -> bool:
+        """A row of a whole lesion (a volume with no slice index, and a mask or a seed)."""
+        return self.slice is None and (self.seed is not None or self.mask is not None)
 
 
 def missing_files(samples: Iterable[Sample]) -> str | None:

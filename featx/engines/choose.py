@@ -104,11 +104,20 @@ def _engine(exported, kind: str, precision: str, cfg, progress: bool, images: Im
         path, details, extra = _int8(exported, cfg, progress, images, previous)
     if kind == "openvino":
         spec = exported.spec
-        rt = OpenVinoRuntime(
-            path, precision, cache_dir=Path(cfg.models_dir) / "openvino_cache", pixels=(spec.mean, spec.std)
-        )
+        pixels = (spec.mean, spec.std) if spec.volume is None else None  # 8-bit pixels in: 2D images only
+        rt = OpenVinoRuntime(path, precision, cache_dir=Path(cfg.models_dir) / "openvino_cache", pixels=pixels)
         return Engine(
-            rt.run, rt.provider, rt.version, exported, "cpu", precision, kind, details, None, extra, rt.run_pixels
+            rt.run,
+            rt.provider,
+            rt.version,
+            exported,
+            "cpu",
+            precision,
+            kind,
+            details,
+            None,
+            extra,
+            rt.run_pixels if pixels else None,
         )
     version = f"onnxruntime {onnxruntime.__version__}"
     cache_dir = Path(cfg.models_dir) / "tensorrt_cache"

@@ -55,12 +55,18 @@ class SampleLoader:
         return self.preprocess(im), content_hash(sample.path), image_notes(im, sample.path), pixels
 
 
-def ok_entry(row: int, sample_id: str, sha: str, note: str, pixels: tuple = ("", "")) -> tuple:
-    """A journal ``ok`` entry: (row, id, sha256), with (no mask sha256, note) when there is a note, and with
-    (no mask sha256, note, pixel digest, pixel signature) when the image gave them (``pixels``)."""
+def ok_entry(row: int, sample_id: str, sha, note: str, pixels: tuple = ("", "")) -> tuple:
+    """A journal ``ok`` entry: (row, id, sha256), with (mask sha256, note) when there is a mask sha256 or a note,
+    and with (mask sha256, note, pixel digest, pixel signature) when the image gave them (``pixels``).
+
+    ``sha``: the file's sha256, or ``(image sha256, mask sha256)`` for a lesion crop, whose mask places the crop
+    (also as one ``"image\nmask"`` string, as it travels through Ray)."""
+    if isinstance(sha, str) and "\n" in sha:
+        sha = tuple(sha.split("\n", 1))
+    sha, mask_sha = sha if isinstance(sha, tuple) else (sha, "")
     if any(pixels):
-        return (row, sample_id, sha, "", note, *pixels)
-    return (row, sample_id, sha, "", note) if note else (row, sample_id, sha)
+        return (row, sample_id, sha, mask_sha, note, *pixels)
+    return (row, sample_id, sha, mask_sha, note) if note or mask_sha else (row, sample_id, sha)
 
 
 def _pool(mode: str, workers: int) -> Executor:

@@ -35,7 +35,13 @@ def _decode(batch: dict, loader) -> dict:
         try:
             x, sha, note, digests = loader(s)
             shape = x.shape
-            xs.append(x), shas.append(sha), notes.append(note), pixels.append("\n".join(digests)), errors.append("")
+            (
+                xs.append(x),
+                shas.append("\n".join(sha) if isinstance(sha, tuple) else sha),
+                notes.append(note),
+                pixels.append("\n".join(digests)),
+                errors.append(""),
+            )
         except Exception as exc:  # recorded per sample, like the local pipeline
             xs.append(None), shas.append(""), notes.append(""), pixels.append(""), errors.append(failure_reason(exc, s))
     shape = shape or (3, 1, 1)

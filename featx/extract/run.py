@@ -23,11 +23,14 @@ from featx.dataset.manifest import Manifest
 from featx.engines.calibration import calibration_batch, gate
 from featx.engines.choose import Engine, build_engine
 from featx.engines.runtime import choose_runtime
+from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
 from featx.extract.pipeline import SampleLoader, run_pipeline
 from featx.extract.ray import run_on_ray
 from featx.extract.tta import HFLIP_PROVENANCE, with_tta
 from featx.failures import max_failures
+from featx.images.crop3d import VolumeRecipe
+from featx.images.lesion import LesionLoader, not_a_lesion
 from featx.images.loader import SampleReader
 from featx.images.loader import describe as describe_window
 from featx.images.preprocess import Preprocessor
@@ -115,12 +118,18 @@ def run_extract(
         cfg.backbone, cfg.weights, cfg.layer, cfg.models_dir, pool=cfg.pool, input_size=cfg.input_size
     )
     name, spec = feature_set_name(cfg, backbone)
+    if spec.volume is not None:
+        check_lesion_rows(manifest, spec.name)
     loader = _loader(cfg, spec)
 
     def images(n, offset=0.0, ids=None):
         return calibration_batch(manifest, loader, n, offset, ids)
 
-    left = rows_left(cfg.store, name, manifest, with_mask=False) if kind == "auto" and not cfg.overwrite else None
+    left = (
+        rows_left(cfg.store, name, manifest, with_mask=spec.volume is not None)
+        if kind == "auto" and not cfg.overwrite
+        else None
+    )
     runner = build_engine(backbone, kind, cfg, progress, images, _previous(cfg.store, name) or made_like, left)
     plan = plan_feature_set(cfg, backbone, runner)
     fidelity = runner.fidelity
@@ -135,6 +144,13 @@ def run_extract(
     summary.fidelity = fidelity
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def check_lesion_rows(manifest: Manifest, backbone: str) -> None:
+    """A 3D backbone needs a lesion in every row (a mask or a seed, no slice): refuse before any model work."""
+    bad = [why for s in manifest if (why := not_a_lesion(s))]
+    if bad:
+        raise ConfigError(f"{backbone} is a 3D backbone and {len(bad)} row(s) are no lesion: {bad[0]}.", "manifest")
 
 
 def copies_line(store, name: str) -> str:
@@ -200,7 +216,7 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: Eng
         **({"precision_requested": cfg.precision} if cfg.precision != runner.precision else {}),
         **runner.details,
         "preprocessing": _describe_preprocessing(spec, cfg.jpeg_draft),
-        "intensity": describe_window(cfg.window),
+        "intensity": describe_window(cfg.window) if spec.volume is None else "the 3D recipe's (preprocessing)",
         # the whole config, and where each setting in force came from ('featx predict' rebuilds it)
         "config": cfg.record(),
         "settings": {"interpolation": {"value": interpolation, "source": interpolation_from}},
@@ -228,6 +244,8 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: Eng
 
 
 def _describe_preprocessing(spec: BackboneSpec, jpeg_draft: bool = False) -> str:
+    if spec.volume is not None:
+        return VolumeRecipe.from_dict(spec.volume).describe()
     how = {
         "crop": f"resize short side {spec.resize_size} ({spec.interpolation}, antialiased), centre crop {spec.crop_size}",
         "pad": f"longer side resized to {spec.crop_size} ({spec.interpolation}, antialiased), aspect kept, "
@@ -250,8 +268,11 @@ def draft_side(spec: BackboneSpec) -> int:
     return max(spec.resize_size, spec.crop_size)
 
 
-def _loader(cfg: ExtractConfig, spec: BackboneSpec, pixels: bool = False) -> SampleLoader:
-    """Decoding and preprocessing to the float input, or (``pixels``) to the 8-bit pixels an engine normalises."""
+def _loader(cfg: ExtractConfig, spec: BackboneSpec, pixels: bool = False):
+    """Decoding and preprocessing to the float input, or (``pixels``) to the 8-bit pixels an engine normalises; a
+    3D backbone's lesion crops (:class:`~featx.images.lesion.LesionLoader`)."""
+    if spec.volume is not None:
+        return LesionLoader(spec.volume)
     reader = SampleReader(cfg.window, keep_grey=True, draft=draft_side(spec) if cfg.jpeg_draft else None)
     pre = Preprocessor.from_spec(spec)
     return SampleLoader(reader, pre.pixels if pixels else pre)
@@ -266,7 +287,14 @@ def _extract_rows(
     loader = _loader(cfg, spec, pixels)
     with store_writer(cfg.store) as w:
         todo, removed, stale = w.register(
-            manifest, plan.name, spec.feature_dim, plan.provenance, plan.identity, "cnn", cfg.overwrite
+            manifest,
+            plan.name,
+            spec.feature_dim,
+            plan.provenance,
+            plan.identity,
+            "cnn",
+            cfg.overwrite,
+            with_mask=spec.volume is not None,  # the mask places a lesion's crop
         )
         summary = ExtractSummary(
             plan.name,

@@ -32,3 +32,14 @@ def read_sitk(path: Path) -> Volume:
     elif img.GetDimension() != 3:
         raise ImageReadError(f"{path}: {img.GetDimension()}D image; featx reads 2D and 3D volumes.")
     return Volume(sitk.GetArrayFromImage(img), img.GetSpacing(), img.GetOrigin(), img.GetDirection(), path)
+
+
+def to_sitk(vol: Volume):
+    """A :class:`Volume` as a SimpleITK image with its geometry (the array's own dtype)."""
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(vol.array)
+    img.SetSpacing(tuple(float(s) for s in vol.spacing))
+    img.SetOrigin(tuple(float(o) for o in vol.origin))
+    img.SetDirection(tuple(float(d) for d in vol.direction))
+    return img

@@ -19,6 +19,7 @@ from featx.images.dicom import IRREGULAR
 from featx.images.loader import check_crop, content_hash
 from featx.images.raster import grey_values
 from featx.images.readers import is_volume_path, read_volume
+from featx.images.sitk import to_sitk
 from featx.images.volume import check_geometry
 
 _NARROW_INTS = ("8-bit", "16-bit")  # SimpleITK pixel type names pyradiomics' binning can overflow on
@@ -121,16 +122,6 @@ def vector(result: dict, messages: list[tuple[int, str]], names: list[str], wher
 
 
 # --------------------------------------------------------------------------------------------- loading
-def _sitk_from_volume(vol):
-    import SimpleITK as sitk
-
-    img = sitk.GetImageFromArray(vol.array)
-    img.SetSpacing(tuple(float(s) for s in vol.spacing))
-    img.SetOrigin(tuple(float(o) for o in vol.origin))
-    img.SetDirection(tuple(float(d) for d in vol.direction))
-    return img
-
-
 def _widen(img):
     """8/16-bit integer images -> int32: pyradiomics' bin edges overflow on e.g. uint8 (max + 2 x bin width)."""
     import SimpleITK as sitk
@@ -193,8 +184,8 @@ def load_case(sample, mode: str, auto_mask: str | None, label: int):
         mvol = read_volume(mask_path) if mask_path else None
         if mvol is not None:
             check_geometry(vol, mvol)
-        image = _sitk_from_volume(vol)
-        mask = _sitk_from_volume(mvol) if mvol is not None else None
+        image = to_sitk(vol)
+        mask = to_sitk(mvol) if mvol is not None else None
     elif native_2d:
         image = _plane_image(grey_values(path), (1.0, 1.0))
         mask = None
@@ -217,8 +208,22 @@ def load_case(sample, mode: str, auto_mask: str | None, label: int):
     image = _widen(image)
     if mask is None:
         mask = _auto_mask(image, auto_mask, label, sample)
+    elif getattr(sample, "mask_label", None) is not None:
+        mask = _one_lesion(mask, sample.mask_label, label, mask_path, sample)
     _check_label(mask, label, mask_path or path)
     return image, mask
+
+
+def _one_lesion(mask, value: int, label: int, where, sample):
+    """A lesion row's mask: its ``mask_label`` voxels as the region's ``label``, every other value background."""
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayViewFromImage(mask)
+    if not (arr == value).any():
+        raise CaseError(f"mask {where} has no voxel of value {value} for row {sample.sample_id!r}: check 'mask_label'.")
+    out = sitk.GetImageFromArray((arr == value).astype(np.int32) * int(label))
+    out.CopyInformation(mask)
+    return out
 
 
 def _auto_mask(image, policy: str | None, label: int, sample):
