@@ -103,3 +103,31 @@ def test_a_3d_backbone_refuses_slice_rows_before_any_model_work(volumes, tmp_pat
             progress=False,
         )
     assert not (tmp_path / "f.h5").exists()
+
+
+def test_3d_engines_run_behind_the_fidelity_gate(volumes, tmp_path, models_dir):
+    """OpenVINO int8 (calibrated on the manifest's own lesions) and torch run a 3D network; the reduced precision is
+    checked against fp32 before any row, and recorded."""
+    from featx.extract.config import ExtractConfig
+    from featx.extract.run import run_extract
+    from featx.store.store import FeatureStore
+
+    pytest.importorskip("monai")
+    d, *_ = volumes
+    rows = build_from_volumes(d / "volumes.csv", "mask", tmp_path / "l.csv", unit="lesion", progress=False)
+    common = dict(backbone="medicalnet:resnet10", weights="random", store=tmp_path / "f.h5", models_dir=models_dir)
+    sets = {}
+    for name, kw in {
+        "ort": {},
+        "ov8": {"runtime": "openvino", "precision": "int8"},
+        "torch": {"runtime": "torch"},
+    }.items():
+        s = run_extract(ExtractConfig(name=name, **common, **kw), rows, progress=False)
+        assert s.n_extracted == 2 and not s.failures
+        sets[name] = s
+    assert sets["ov8"].fidelity["engine"] == "openvino-cpu-int8" and sets["ov8"].fidelity["mean_cosine"] >= 0.99
+    with FeatureStore(tmp_path / "f.h5") as st:
+        x = {n: st.load(n).X for n in sets}
+        assert st.provenance("ov8")["fidelity"]["n"] == 2
+    cos = lambda a, b: np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)  # noqa: E731
+    assert cos(x["torch"], x["ort"]).min() > 0.9999 and cos(x["ov8"], x["ort"]).min() > 0.99

@@ -64,7 +64,7 @@ def extract(
         + (f", {len(s.notes)} with a note (see below)" if s.notes else "")
         + (f", {s.n_removed} no longer in the manifest (kept, flagged)" if s.n_removed else "")
         + f"; {s.wall_s:.1f} s"
-        + (f", {s.images_per_s:.1f} img/s" if s.n_extracted else "")
+        + (f", {s.images_per_s:.1f} {s.unit}/s" if s.n_extracted else "")
         + f" -> {s.store}"
     )
     from featx.engines.choose import describe_auto

@@ -31,7 +31,7 @@ def calibration_batch(
             x, sha, *_ = loader(sample)
         except Exception:  # noqa: BLE001 - the extraction names it; calibration needs readable images only
             continue
-        xs.append(x), names.append(sample.sample_id), shas.append(sha)
+        xs.append(x), names.append(sample.sample_id), shas.append(sha if isinstance(sha, str) else "|".join(sha))
     if not xs:
         raise FeatxError(
             f"none of the {len(rows)} calibration images of the manifest could be read, so the reduced precision "

@@ -198,7 +198,7 @@ class TorchRuntime:
     precision : {'fp32', 'fp16', 'bf16'}
         fp16/bf16 run under autocast (CUDA only for fp16); outputs are returned as float32.
     channels_last : bool
-        NHWC memory format, usually faster for convolutions on both CPU and GPU.
+        NHWC memory format (NDHWC for a 3D network), usually faster for convolutions on both CPU and GPU.
     compile : bool
         Wrap the model in ``torch.compile``. Smaller batches are zero-padded to the largest batch
         seen, so the compiled graph is not rebuilt for the last, partial batch.
@@ -221,7 +221,11 @@ class TorchRuntime:
             # that moved EfficientNet-Lite0 features by 0.04 at output scale 5.9. fp32 means fp32.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.contiguous_format
+        if channels_last:  # channels last for 2D (NHWC) and 3D (NDHWC) convolutions: a 3D network's first is 3D
+            convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Conv3d)]
+            three_d = bool(convs) and isinstance(convs[0], torch.nn.Conv3d)
+            self.memory_format = torch.channels_last_3d if three_d else torch.channels_last
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.compiled = compile

@@ -65,6 +65,7 @@ class ExtractSummary:
     wait_s: float = 0.0  # time the model waited for decoded images
     copies: str = ""  # the exact copies among the set's rows (featx.dataset.copies), "" when none
     auto: dict | None = None  # what --precision auto measured and chose
+    unit: str = "img"  # what a row is: an image, or a lesion (3D backbones)
 
     @property
     def images_per_s(self) -> float:
@@ -141,6 +142,7 @@ def run_extract(
     summary = _extract_rows(manifest, cfg, plan, runner, limit, progress)
     summary.copies = copies_line(cfg.store, plan.name)
     summary.auto = runner.details.get("auto")
+    summary.unit = "lesion" if spec.volume is not None else "img"
     summary.fidelity = fidelity
     summary.wall_s = time.perf_counter() - t0
     return summary
