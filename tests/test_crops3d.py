@@ -139,3 +139,44 @@ def test_a_seed_needs_its_convention_in_the_manifest(tmp_path):
     assert (s.seed, s.seed_space, s.mask_label, s.lesion) == ((1.0, 2.0, 3.0), "ras", 2, True)
     Manifest([s]).to_csv(tmp_path / "out.csv")
     assert Manifest.load(tmp_path / "out.csv")[0] == s
+
+
+def test_orthogonal_planes_are_square_in_mm_and_read_as_radiologists_do(planted):
+    """R, G, B = axial, coronal, sagittal planes through the lesion: the lesion at the centre of each; the left blob
+    on the right of the axial and coronal images (radiological convention), the upper blob above the centre of the
+    coronal and sagittal images."""
+    from featx.images.planes import PlaneReader
+
+    d, *_ = planted
+    im = PlaneReader("orthogonal", window="minmax", plane_mm=30)(
+        Sample("l", d / "ct.nii.gz", seed=tuple(LESION), seed_space="lps")
+    )
+    step = 0.7  # the finest spacing: isotropic pixels
+    n = round(30 / step)
+    assert im.size == (n, n) and im.mode == "RGB"
+    axial, coronal, sagittal = (np.asarray(im)[..., c].astype(float) for c in range(3))
+    c = (n - 1) / 2
+    for plane in (axial, coronal, sagittal):
+        r, col = np.unravel_index(np.argmax(plane), plane.shape)
+        assert abs(r - c) <= 1 and abs(col - c) <= 1
+    left = round(c + 8 / step)
+    up = round(c - 6 / step)
+    assert axial[round(c), left] > 60 and axial[round(c), round(c - 8 / step)] < 10
+    assert coronal[round(c), left] > 60 and coronal[up, round(c)] > 30 and coronal[round(c + 6 / step), round(c)] < 10
+    assert sagittal[up, round(c)] > 30
+
+
+def test_adjacent_slices_are_the_three_channels(tmp_path):
+    import SimpleITK as sitk
+
+    from featx.images.planes import PlaneReader
+
+    arr = np.stack([np.full((6, 5), 10 * (k + 1), np.int16) for k in range(4)])  # slice k holds 10 (k + 1)
+    arr[:, 0, 0] = 0
+    sitk.WriteImage(sitk.GetImageFromArray(arr), str(tmp_path / "v.nii.gz"))
+    reader = PlaneReader("adjacent", window="minmax")
+    mid = np.asarray(reader(Sample("a", tmp_path / "v.nii.gz", slice=1)))
+    end = np.asarray(reader(Sample("b", tmp_path / "v.nii.gz", slice=3)))
+    window = lambda v: round(v * 255 / 40)  # noqa: E731 - minmax over 0..40
+    assert mid.shape == (6, 5, 3) and [int(mid[3, 3, ch]) for ch in range(3)] == [window(10), window(20), window(30)]
+    assert [int(end[3, 3, ch]) for ch in range(3)] == [window(30), window(40), window(40)]  # the border repeated

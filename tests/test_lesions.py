@@ -93,7 +93,8 @@ def test_a_3d_backbone_refuses_slice_rows_before_any_model_work(volumes, tmp_pat
     d, *_ = volumes
     slices = build_from_volumes(d / "volumes.csv", "mask", tmp_path / "s.csv", progress=False)
     with pytest.raises(
-        ConfigError, match=r"3D backbone and \d+ row\(s\) are no lesion: row .* names slice .*--unit lesion"
+        ConfigError,
+        match=r"a 3D backbone, needs a lesion in every row, and \d+ row\(s\) are none: row .* names slice .*--unit lesion",
     ):
         run_extract(
             ExtractConfig(
@@ -131,3 +132,29 @@ def test_3d_engines_run_behind_the_fidelity_gate(volumes, tmp_path, models_dir):
         assert st.provenance("ov8")["fidelity"]["n"] == 2
     cos = lambda a, b: np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)  # noqa: E731
     assert cos(x["torch"], x["ort"]).min() > 0.9999 and cos(x["ov8"], x["ort"]).min() > 0.99
+
+
+def test_2d_backbones_on_lesions_in_2_5d(volumes, tmp_path, models_dir, lite0):
+    """--planes makes its own feature set (name, identity, provenance) on the same lesion rows; orthogonal planes
+    refuse slice rows before any model work."""
+    from featx.extract.config import ExtractConfig
+    from featx.extract.run import run_extract
+    from featx.store.store import FeatureStore
+
+    d, *_ = volumes
+    rows = build_from_volumes(d / "volumes.csv", "mask", tmp_path / "l.csv", unit="lesion", progress=False)
+    store = tmp_path / "f.h5"
+    cfg = dict(backbone="efficientnet_lite0", store=store, models_dir=models_dir, window="minmax")
+    names = [
+        run_extract(ExtractConfig(planes=p, **cfg), rows, progress=False).feature_set
+        for p in ("orthogonal", "adjacent")
+    ]
+    assert names == ["efficientnet_lite0~orthogonal", "efficientnet_lite0~adjacent"]
+    with FeatureStore(store) as st:
+        a, b = (st.load(n).X for n in names)
+        assert "axial, coronal and sagittal planes" in st.provenance(names[0])["planes"]
+        assert st.identity(names[0]) != st.identity(names[1])
+    assert a.shape == b.shape == (2, 1280) and not np.allclose(a, b)
+    slices = build_from_volumes(d / "volumes.csv", "mask", tmp_path / "s.csv", progress=False)
+    with pytest.raises(ConfigError, match="--planes orthogonal needs a lesion in every row"):
+        run_extract(ExtractConfig(planes="orthogonal", **cfg), slices, progress=False)

@@ -44,6 +44,8 @@ def extract(
     input_size: int | None = opt(E, "input_size", min=32),
     fit: str | None = opt(E, "fit"),
     jpeg_draft: bool = opt(E, "jpeg_draft"),
+    planes: str = opt(E, "planes"),
+    plane_mm: float = opt(E, "plane_mm", min=1),
     ray: str | None = opt(E, "ray", metavar="ADDRESS"),
     config: Path | None = ConfigOption,
 ) -> None:

@@ -13,6 +13,7 @@ from featx.errors import ConfigError, FeatxError
 from featx.extract.pipeline import DEFAULT_LOOKAHEAD
 from featx.failures import DEFAULT_MAX_FAILURES, check_max_failures
 from featx.images.intensity import check_policy
+from featx.images.planes import DEFAULT_PLANE_MM, PLANES
 from featx.images.preprocess import FITS, INTERPOLATIONS
 
 TTA = Choice("test-time augmentation", ("none", "hflip"))
@@ -132,6 +133,19 @@ class ExtractConfig(Config):
         False,
         "Decode JPEG files at a reduced scale (1/2, 1/4, 1/8: the DCT's own) that still covers the resize: "
         "several times faster for large photos, slightly other numbers (its own feature set, NAME~draft).",
+        identity=True,
+    )
+    planes: str = setting(
+        "none",
+        "2.5D for 2D backbones: orthogonal (axial, coronal, sagittal planes through each lesion's centre) or "
+        "adjacent (slices k-1, k, k+1) as the three channels.",
+        choice=PLANES,
+        identity=True,
+    )
+    plane_mm: float = setting(
+        DEFAULT_PLANE_MM,
+        "--planes orthogonal: each plane's side in mm (isotropic pixels of the volume's finest spacing).",
+        minimum=1,
         identity=True,
     )
     ray: str | None = setting(

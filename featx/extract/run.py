@@ -33,6 +33,8 @@ from featx.images.crop3d import VolumeRecipe
 from featx.images.lesion import LesionLoader, not_a_lesion
 from featx.images.loader import SampleReader
 from featx.images.loader import describe as describe_window
+from featx.images.planes import PlaneReader
+from featx.images.planes import describe as describe_planes
 from featx.images.preprocess import Preprocessor
 from featx.progress import spinner
 from featx.store.freshness import Stale, rows_left
@@ -120,7 +122,11 @@ def run_extract(
     )
     name, spec = feature_set_name(cfg, backbone)
     if spec.volume is not None:
-        check_lesion_rows(manifest, spec.name)
+        if cfg.planes != "none":
+            raise ConfigError(f"{spec.name} is a 3D backbone: --planes builds 2.5D inputs for 2D backbones.", "planes")
+        check_lesion_rows(manifest, f"{spec.name}, a 3D backbone,")
+    elif cfg.planes == "orthogonal":
+        check_lesion_rows(manifest, "--planes orthogonal")
     loader = _loader(cfg, spec)
 
     def images(n, offset=0.0, ids=None):
@@ -148,11 +154,12 @@ def run_extract(
     return summary
 
 
-def check_lesion_rows(manifest: Manifest, backbone: str) -> None:
-    """A 3D backbone needs a lesion in every row (a mask or a seed, no slice): refuse before any model work."""
-    bad = [why for s in manifest if (why := not_a_lesion(s))]
+def check_lesion_rows(manifest: Manifest, what: str) -> None:
+    """``what`` (a 3D backbone, orthogonal planes) needs a lesion in every row (a mask or a seed, no slice): refuse
+    before any model work."""
+    bad = [why for s in manifest if (why := not_a_lesion(s, what.strip(",")))]
     if bad:
-        raise ConfigError(f"{backbone} is a 3D backbone and {len(bad)} row(s) are no lesion: {bad[0]}.", "manifest")
+        raise ConfigError(f"{what} needs a lesion in every row, and {len(bad)} row(s) are none: {bad[0]}.", "manifest")
 
 
 def copies_line(store, name: str) -> str:
@@ -197,6 +204,8 @@ def _name_and_spec(cfg: ExtractConfig, backbone: ResolvedBackbone):
         name += f"~{cfg.fit}"  # the same network on other pixels: another feature set
     if cfg.jpeg_draft and not cfg.name:
         name += "~draft"
+    if cfg.planes != "none" and not cfg.name:
+        name += f"~{cfg.planes}"  # 2.5D: three planes of a volume, another feature set
     return name, spec, interpolation, interpolation_from
 
 
@@ -219,6 +228,7 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: Eng
         **runner.details,
         "preprocessing": _describe_preprocessing(spec, cfg.jpeg_draft),
         "intensity": describe_window(cfg.window) if spec.volume is None else "the 3D recipe's (preprocessing)",
+        **({"planes": describe_planes(cfg.planes, cfg.plane_mm)} if cfg.planes != "none" else {}),
         # the whole config, and where each setting in force came from ('featx predict' rebuilds it)
         "config": cfg.record(),
         "settings": {"interpolation": {"value": interpolation, "source": interpolation_from}},
@@ -236,6 +246,7 @@ def plan_feature_set(cfg: ExtractConfig, backbone: ResolvedBackbone, runner: Eng
             + "|window="
             + cfg.window
             + ("|jpeg_draft" if cfg.jpeg_draft else "")
+            + (f"|planes={cfg.planes}:{cfg.plane_mm:g}" if cfg.planes != "none" else "")
             + ("" if runner.precision == "fp32" else f"|precision={runner.precision}{runner.identity_extra}")
         ).encode()
     ).hexdigest()
@@ -275,6 +286,10 @@ def _loader(cfg: ExtractConfig, spec: BackboneSpec, pixels: bool = False):
     3D backbone's lesion crops (:class:`~featx.images.lesion.LesionLoader`)."""
     if spec.volume is not None:
         return LesionLoader(spec.volume)
+    if cfg.planes != "none":
+        reader = PlaneReader(cfg.planes, cfg.window, cfg.plane_mm)
+        pre = Preprocessor.from_spec(spec)
+        return SampleLoader(reader, pre.pixels if pixels else pre)
     reader = SampleReader(cfg.window, keep_grey=True, draft=draft_side(spec) if cfg.jpeg_draft else None)
     pre = Preprocessor.from_spec(spec)
     return SampleLoader(reader, pre.pixels if pixels else pre)

@@ -20,16 +20,16 @@ from featx.images.readers import read_volume
 from featx.images.sitk import to_sitk
 
 
-def not_a_lesion(sample) -> str | None:
-    """Why ``sample`` cannot be a 3D network's row (None when it can)."""
+def not_a_lesion(sample, what: str = "a 3D backbone") -> str | None:
+    """Why ``sample`` cannot be a row of ``what``, which takes lesions (None when it can)."""
     if sample.slice is not None:
         return (
-            f"row {sample.sample_id!r} names slice {sample.slice}: a 3D backbone takes whole lesions (rows with a "
+            f"row {sample.sample_id!r} names slice {sample.slice}: {what} takes whole lesions (rows with a "
             "volume and a 'mask' or a 'seed'); write such rows with 'featx manifest build --volumes ... --unit lesion'"
         )
     if sample.seed is None and sample.mask is None:
         return (
-            f"row {sample.sample_id!r} has neither a 'mask' nor a 'seed': a 3D backbone crops around the lesion, so "
+            f"row {sample.sample_id!r} has neither a 'mask' nor a 'seed': {what} needs the lesion, so "
             "give its mask (and 'mask_label' when the mask holds several) or a 'seed' point with its 'seed_space'"
         )
     return None
