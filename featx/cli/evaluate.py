@@ -40,6 +40,7 @@ def fit(
     threshold: str = opt(F, "threshold"),
     calibrate: str = opt(F, "calibrate"),
     fuse: str | None = opt(F, "fuse"),
+    bag: str = opt(F, "bag"),
     folds: Path | None = opt(F, "folds"),
     seed: int = opt(F, "seed"),
     positive: str | None = opt(F, "positive"),

@@ -8,8 +8,9 @@ from pathlib import Path
 from featx.config import Choice, Config, setting
 from featx.dataset.copies import COPY_POLICIES
 from featx.errors import ConfigError
+from featx.evaluate.bags import BAGS
 from featx.evaluate.fusion import MODEL_FUSIONS
-from featx.evaluate.heads import HEADS
+from featx.evaluate.heads import BAG_HEADS, HEADS
 from featx.evaluate.operating import CALIBRATIONS, check_threshold
 
 SPLITS = Choice("split", ("cv", "fixed"))
@@ -118,8 +119,25 @@ class FitConfig(HeadSettings):
         "concat (sequences' features side by side).",
         choice=FUSE,
     )
+    bag: str = setting(
+        "subject",
+        "--head abmil: what a bag of slices is, one prediction each: subject (a patient's rows) or volume "
+        "(a volume's slices).",
+        choice=BAGS,
+    )
     out: Path | None = setting(None, "Folder for results.json, folds.json, prediction CSVs and report.html.")
     save: Path | None = setting(None, "Save the head refit on all non-test samples (.skops) for 'featx predict'.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.head in BAG_HEADS and self.fuse is not None:
+            raise ConfigError(f"{self.head} pools each bag's slices itself (attention): drop --fuse.", "fuse")
+        if self.head in BAG_HEADS and self.pca is not None:
+            raise ConfigError(f"{self.head} learns its own embedding of the slices: drop --pca.", "pca")
+        if self.head in BAG_HEADS and self.save is not None:
+            raise ConfigError(
+                f"featx predict does not build bags yet, so a {self.head} model cannot be saved: drop --save.", "save"
+            )
 
 
 @dataclass(frozen=True)
@@ -154,10 +172,17 @@ class BenchConfig(HeadSettings):
 
     def validate(self) -> None:
         super().validate()
+        bags = [h for h in self.heads if h in BAG_HEADS]
+        if bags:
+            raise ConfigError(
+                f"{bags[0]} predicts bags of slices and runs in 'featx fit --head {bags[0]}'; bench compares heads "
+                "on rows: pool the slices first ('featx pool') or leave it out.",
+                "heads",
+            )
         if self.save_row is not None and self.save is None:
             raise ConfigError("names the row --save writes; give --save PATH too.", "save_row")
 
     @property
     def head_names(self) -> tuple[str, ...]:
-        """The heads to run: the given ones, or every registered head."""
-        return self.heads or HEADS.values
+        """The heads to run: the given ones, or every registered head that predicts a row (not a bag)."""
+        return self.heads or tuple(h for h in HEADS.values if h not in BAG_HEADS)

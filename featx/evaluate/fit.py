@@ -17,13 +17,14 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FitError
+from featx.evaluate.bags import bags_of, write_attention
 from featx.evaluate.checkpoint import finished, partial_dir
 from featx.evaluate.combined import blocks_of
 from featx.evaluate.config import FitConfig
 from featx.evaluate.cv import CVPlan, CVResult, encode_labels, proba_of, threshold_of, timed_fit
 from featx.evaluate.folds import Folds
 from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, sequences_of
-from featx.evaluate.heads import build_head, check_pca, get_head
+from featx.evaluate.heads import BAG_HEADS, build_head, check_pca, get_head
 from featx.evaluate.operating import describe_decision, operated, parse_threshold
 from featx.evaluate.outputs import Predictions, versions, write_fit_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
@@ -99,6 +100,10 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     grid = grid if cfg.tune else None
     if cfg.fuse == "concat":
         fs = concat_by_subject(fs, sequences)
+    instances = None
+    if cfg.head in BAG_HEADS:  # one row per bag of slices; the head learns how to pool them
+        estimator.set_params(instance_dim=fs.X.shape[1])
+        fs, instances = bags_of(fs, cfg.bag)
     t_start = time.perf_counter()
     dev, test, folds = plan_split(fs, cfg)
     near = near_copy_record(dev, test, folds)
@@ -112,7 +117,8 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     estimator = operated(estimator, cfg, classes)
     check_design(dev, test, folds)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
-    cvres, refit = _fit_all(estimator, grid, dev, folds, units, classes, cfg, bool(len(test) or cfg.save), progress)
+    wanted = bool(len(test) or cfg.save or instances is not None)  # the refit: test rows, saved model, attention
+    cvres, refit = _fit_all(estimator, grid, dev, folds, units, classes, cfg, wanted, progress)
     test_proba = {q: proba_of(refit[q], test.X[m], len(classes)) for q, m in units.test.items()} if len(test) else {}
     thresholds = {q: threshold_of(m) for q, m in refit.items()}
     result, fused = _result(
@@ -124,7 +130,14 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
         result = replace(result, saved_model=str(path))
     if cfg.out is not None:
         preds = Predictions(dev, cvres, units.dev, test, test_proba, units.test, fused, thresholds)
-        result = write_fit_outputs(result, preds, Path(cfg.out))
+        written = {}
+        if instances is not None:
+            Path(cfg.out).mkdir(parents=True, exist_ok=True)
+            model = refit[fs.name]
+            while not hasattr(model, "attention_weights"):  # inside an operating-point wrapper or a grid search
+                model = getattr(model, "model_", None) or model.best_estimator_
+            written["attention"] = write_attention(Path(cfg.out) / "attention.csv", model, fs, instances)
+        result = write_fit_outputs(result, preds, Path(cfg.out), written)
         finished(cfg.out)
     return result
 

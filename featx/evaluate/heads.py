@@ -52,6 +52,8 @@ def register_head(name: str, description: str, grid: dict | None = None):
     return deco
 
 
+#: heads that predict a bag of rows (a subject's or a volume's slices): ``featx fit --head abmil --bag ...``
+BAG_HEADS = ("abmil",)
 #: The registered heads' names: the choices of every ``head`` setting
 HEADS = Choice("head", lambda: sorted(_HEADS))
 
@@ -79,6 +81,8 @@ def build_head(name: str, seed: int = 0, pca: int | None = None, blocks: tuple[i
     if pca is not None and pca < 1:
         raise ConfigError(f"must be a positive number of components, got {pca}.", "pca")
     est = spec.factory(seed)
+    if name in BAG_HEADS:  # its own standardisation and embedding: no PCA, no per-block weighting
+        return est, dict(spec.grid)
     if pca is not None:
         est.set_params(pca=pca)
     if blocks:
@@ -204,3 +208,15 @@ def _lda(seed: int = 0):
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     return Head(random_state=seed, clf=LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
+
+
+@register_head(
+    "abmil",
+    "attention-MIL (gated ABMIL, Ilse et al. 2018) on the bags of slice embeddings of each subject or volume "
+    "(fit --bag); torch trains it, its attention per slice is saved",
+    grid={"hidden": [16, 32, 64], "weight_decay": [1e-3, 1e-1]},
+)
+def _abmil(seed: int = 0):
+    from featx.mil.abmil import ABMILClassifier
+
+    return ABMILClassifier(random_state=seed)
