@@ -81,6 +81,7 @@ def test_abmil_beats_mean_pooling_where_one_slice_carries_the_signal(tmp_path):
         top = [r["instance"] for r in csv.DictReader(fh) if r["rank"] == "1"]
     assert len(top) == 100 and np.mean([t in keys for t in top]) > 0.75  # chance: 1 in 8
     assert "attention" in mil.outputs
+    assert "Which slices mattered (attention)" in (tmp_path / "mil" / "report.html").read_text()
 
 
 def test_abmil_refuses_what_it_cannot_do():

@@ -89,6 +89,8 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
         )
     if r.sequences:
         body.append(_sequences_table(r))
+    if r.outputs and r.outputs.get("attention"):
+        body.append(attention_section(Path(r.outputs["attention"])))
     body.append(figures(images))
     if r.finetune is not None:
         body.append(finetune_section(r.finetune))
@@ -112,6 +114,30 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
     body.append("<h2>Provenance</h2>" + key_values(prov))
     body.append(raw_json(to_json(r)))
     return page(f"featx: {r.title}", "\n".join(body))
+
+
+def attention_section(path: Path, shown: int = 25) -> str:
+    """The slices ABMIL's attention weighted most: each bag's top slice (``attention.csv`` has them all)."""
+    import csv
+
+    if not path.is_file():
+        return ""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    per_bag: dict = {}
+    for row in rows:
+        per_bag.setdefault(row["bag"], []).append(row)
+    lines = []
+    for bag, items in list(per_bag.items())[:shown]:
+        top = min(items, key=lambda x: int(x["rank"]))
+        lines.append((bag, top["label"], top["instance"], f"{float(top['attention']):.2f}", str(len(items))))
+    more = f" The first {shown} of {len(per_bag)} bags;" if len(per_bag) > shown else ""
+    return (
+        "<h2>Which slices mattered (attention)</h2><p class='note'>The attention of the head refit on every "
+        f"development bag: each bag's most weighted slice (uniform attention would give each 1/slices).{more} "
+        f"every slice's weight is in {e(path.name)}.</p>"
+        + table(["bag", "label", "top slice", "attention", "slices"], lines)
+    )
 
 
 def _sequences_table(r: FitResult) -> str:
