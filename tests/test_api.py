@@ -68,6 +68,6 @@ def test_api_fit_predict_and_report_mirror_the_cli(api_store, demo_subset, model
     assert fx.report(tmp_path / "r" / "results.json").is_file()
     assert fx.load_results(tmp_path / "r" / "results.json") == res  # the typed result survives its JSON
     with pytest.raises(
-        ConfigError, match=r"n_boot: unknown setting\..*Settings of fit: bootstrap, calibrate, copies, cv"
+        ConfigError, match=r"n_boot: unknown setting\..*Settings of fit: bag, bootstrap, calibrate, copies, cv"
     ):
         fx.fit(api_store, "efficientnet_lite0", n_boot=0)

@@ -78,3 +78,75 @@ def test_the_cli_pools_by_volume_and_refuses_groups_whose_labels_differ(slices, 
     assert_one_line_error(featx("pool", "-s", mixed, "--from", "deep"), "Group 'p1'", "labels ['a', 'b']")
     proc = featx("pool", "-s", mixed, "--from", "deep", "--how", "median")
     assert proc.returncode == 2 and "mean, max, mean+max" in proc.stderr
+
+
+def _slice_store(path, X, vols, labels, subjects):
+    """A store of slice rows (several per volume file), as `manifest build --slices` registers them."""
+    from featx.dataset.manifest import Manifest, Sample
+
+    man = Manifest(
+        [
+            Sample(sample_id=f"{v.stem}_z{i}", path=v, label=lab, subject=sub, slice=i)
+            for i, (v, lab, sub) in enumerate(zip(vols, labels, subjects))
+        ]
+    )
+    with store_writer(path) as w, w.transaction() as st:
+        rows = st.add_samples(man)
+        st.create_feature_set("slices2d", X.shape[1], {"kind": "cnn"}, "id", kind="cnn")
+        st.write("slices2d", rows, X)
+    return path
+
+
+def test_slices_pool_onto_the_lesion_rows_of_a_lesion_manifest(tmp_path):
+    """--by lesion: each volume's slice rows are pooled onto that volume's lesion row (its id, label and subject)."""
+    from featx.dataset.manifest import Manifest, Sample
+
+    rng = np.random.default_rng(1)
+    files = [tmp_path / f"case{i}.nrrd" for i in range(4)]
+    per = [2, 3, 4, 1]  # slices per volume
+    vols = [f for f, k in zip(files, per) for _ in range(k)]
+    labels = [("II" if f.stem in ("case0", "case2") else "IV") for f in vols]
+    subjects = [f"p{f.stem[-1]}" for f in vols]
+    X = rng.normal(size=(len(vols), 5)).astype(np.float32)
+    store = _slice_store(tmp_path / "f.h5", X, vols, labels, subjects)
+    lesions = Manifest(
+        [
+            Sample(sample_id=f"{f.stem}_lesion1", path=tmp_path / "." / f.name, label=lab, subject=f"p{i}")
+            for i, (f, lab) in enumerate(zip(files, ["II", "IV", "II", "IV"]))
+        ]
+    )
+    s = pool_feature_set(store, "slices2d", "lesion", "mean+max", "pooled2d", lesions)
+    assert s.groups == 4 and s.rows == 10
+    fs = api.load_features(store, "pooled2d")
+    assert sorted(fs.ids) == [f"case{i}_lesion1" for i in range(4)]
+    owner = np.array([str(v) for v in vols])
+    for sid, row, lab, sub in zip(fs.ids, fs.X, fs.labels, fs.subjects):
+        rows = X[owner == str(tmp_path / f"{sid.split('_')[0]}.nrrd")]
+        np.testing.assert_allclose(row, np.concatenate([rows.mean(0), rows.max(0)]), rtol=1e-6, atol=1e-7)
+        assert (lab, sub) == ({"case0": "II", "case1": "IV", "case2": "II", "case3": "IV"}[sid[:5]], f"p{sid[4]}")
+    with store_writer(store) as w, w.transaction() as st:  # a slice of case2 recomputed: its lesion is stale
+        st.write("slices2d", [int(np.flatnonzero(st.sample_ids() == "case2_z5")[0])], np.ones((1, 5), np.float32))
+    with pytest.raises(FitError, match=r"changed since for 1 group\(s\) \(case2_lesion1\)"):
+        api.fit(store, "pooled2d", head="logreg", cv=2, bootstrap=0)
+    assert pool_feature_set(store, "slices2d", "lesion", "mean+max", "pooled2d", lesions).updated == ["case2_lesion1"]
+
+
+def test_lesion_pooling_refuses_what_it_cannot_pool_in_one_line(tmp_path):
+    from featx.dataset.manifest import Manifest, Sample
+    from featx.errors import ConfigError
+
+    vols = [tmp_path / "a.nrrd", tmp_path / "a.nrrd", tmp_path / "b.nrrd"]
+    store = _slice_store(tmp_path / "f.h5", np.zeros((3, 2), np.float32), vols, ["II", "II", "IV"], ["p", "p", "q"])
+    lesion = lambda sid, f, lab: Sample(sample_id=sid, path=tmp_path / f, label=lab, subject=sid)  # noqa: E731
+    with pytest.raises(ConfigError, match="--lesions lesions.csv"):
+        pool_feature_set(store, "slices2d", "lesion")
+    with pytest.raises(ConfigError, match="for --by lesion"):
+        pool_feature_set(store, "slices2d", "subject", lesions=Manifest([lesion("p", "a.nrrd", "II")]))
+    with pytest.raises(FitError, match=r"1 lesion\(s\) have no computed slice row in 'slices2d' \(c\)"):
+        extra = Manifest([lesion("p", "a.nrrd", "II"), lesion("c", "c.nrrd", "II")])
+        pool_feature_set(store, "slices2d", "lesion", lesions=extra)
+    with pytest.raises(FitError, match=r"lesion 'p' is label 'IV' but its slice rows in 'slices2d' say \['II'\]"):
+        pool_feature_set(store, "slices2d", "lesion", lesions=Manifest([lesion("p", "a.nrrd", "IV")]))
+    two = Manifest([lesion("p1", "a.nrrd", "II"), lesion("p2", "a.nrrd", "II")])
+    with pytest.raises(FitError, match=r"1 volume\(s\) hold several lesions"):
+        pool_feature_set(store, "slices2d", "lesion", lesions=two)

@@ -129,19 +129,19 @@ def test_finetune_vs_features_recipe(tmp_path, models_dir):
 
 def test_glioma_grade_recipe(tmp_path, models_dir):
     out, _ = run("glioma_grade", tmp_path, models_dir)
-    slices = list(csv.DictReader(open(out / "slices.csv")))
-    assert {r["label"] for r in slices} == {"II", "III", "IV"} and len({r["subject"] for r in slices}) == 12
+    lesions = list(csv.DictReader(open(out / "lesions.csv")))
+    assert {r["label"] for r in lesions} == {"II", "III", "IV"} and len({r["subject"] for r in lesions}) == 12
+    assert len(lesions) == 12 and all(r["mask"] and r["id"].endswith("@label1") for r in lesions)  # one per patient
     rows = {r["model"]: r for r in table(out)}
-    assert set(rows) == {f"{f} + {h}" for f in ("inception_v3", "radiomics") for h in ("logreg", "svm-rbf")}
-    for r in rows.values():  # mean and variance over the 10 random splits by patient
-        assert r["auc_fold_mean"] != "" and float(r["auc_fold_var"]) >= 0 and "10 x" in r["split"]
+    sets = ("encoder3d", "pooled2d", "planes2.5d", "radiomics", "encoder3d+radiomics")
+    assert set(rows) == {f"{f} + {h}" for f in sets for h in ("logreg", "svm-rbf")}
+    for r in rows.values():  # every set on the same lesion rows; mean and variance over the 10 random splits
+        assert r["n"] == "12" and r["auc_fold_mean"] != "" and float(r["auc_fold_var"]) >= 0 and "10 x" in r["split"]
     # planted grade signal (size, heterogeneity, necrosis): radiomics sees it clearly; three classes
     assert max(num(rows[f"radiomics + {h}"], "auc") for h in ("logreg", "svm-rbf")) >= 0.75
     bench = json.loads((out / "bench" / "results.json").read_text())
     assert bench["protocol"]["repeats"] == 10 and bench["protocol"]["grouped_by_subject"]
-    feats = json.loads((out / "bench" / "results.json").read_text())["provenance"]["inception_v3"]
-    # 299 x 299 bicubic, as in the study (not the weights' own bilinear resize to 342 + centre crop)
-    assert (
-        feats["spec"]["crop_size"] == feats["spec"]["resize_size"] == 299
-        and feats["spec"]["interpolation"] == "bicubic"
-    )
+    prov = bench["provenance"]
+    assert prov["encoder3d"]["spec"]["volume"]["spacing"] == [1.0, 1.0, 1.0]  # the encoder's recipe, recorded
+    assert prov["planes2.5d"]["planes"].startswith("2.5D: axial, coronal and sagittal")
+    assert prov["pooled2d"]["pooled"]["by"] == "lesion"

@@ -135,6 +135,11 @@ def test_window_policies():
         check_policy("liver")
     with pytest.raises(ImageReadError, match="no WindowCenter/WindowWidth"):
         choose_window("file", a, None, "x.nrrd")
+    sparse = np.zeros((28, 28, 28))  # a vessel segment: 0.2% of voxels at 255, so every percentile is 0
+    sparse[14, 14, 10:20] = 255
+    vessel = choose_window("auto", sparse, None, "x.nii.gz")
+    assert (vessel.lo, vessel.hi) == (0.0, 255.0) and "min..max" in vessel.source and vessel.apply(sparse).max() == 255
+    assert choose_window("auto", np.zeros(8), None, "x").hi == 0.0  # a constant volume stays constant (noted apart)
 
 
 def test_sample_reader_volume_slice_and_crop():

@@ -13,6 +13,8 @@ from featx.dataset.copies import file_keys, find_copies
 from featx.dataset.csv_reader import parse_csv
 from featx.dataset.manifest import Sample
 from featx.errors import FeatxError, short_list
+from featx.images.crop3d import VolumeRecipe
+from featx.images.lesion import LesionLoader
 from featx.images.loader import SampleReader, pixel_digest
 from featx.images.readers import read_volume
 from featx.progress import progress_bar
@@ -130,13 +132,18 @@ def _check_subjects(rep: CheckReport, samples: list[Sample]) -> None:
 
 def _check_readable(rep: CheckReport, samples: list[Sample], progress: bool) -> None:
     reader = SampleReader("minmax", cache_volumes=2)
+    lesions = LesionLoader(VolumeRecipe((1, 1, 1), (1.0, 1.0, 1.0)).to_dict(), cache_volumes=2)  # finds each centre
     bad, empty = [], []
     masks_seen: dict[Path, bool] = {}
     pixels = []
     with progress_bar("reading files", total=len(samples), enabled=progress) as bar:
         for s in samples:
             try:
-                pixels.append(pixel_digest(reader(s)))
+                if s.lesion:  # a whole lesion: its volume reads, its mask label or seed is there, inside the volume
+                    lesions(s)
+                    pixels.append("")
+                else:
+                    pixels.append(pixel_digest(reader(s)))
             except FeatxError as exc:
                 bad.append(str(exc))
                 pixels.append("")

@@ -77,8 +77,12 @@ class Sample:
 
     @property
     def lesion(self) -> bool:
-        """A row of a whole lesion (a volume with no slice index, and a mask or a seed)."""
-        return self.slice is None and (self.seed is not None or self.mask is not None)
+        """A row of a whole lesion: a volume (or DICOM series) with no slice index, and a mask or a seed."""
+        if self.slice is not None or (self.seed is None and self.mask is None):
+            return False
+        from featx.images.readers import is_volume_path
+
+        return is_volume_path(self.path)
 
 
 def missing_files(samples: Iterable[Sample]) -> str | None:

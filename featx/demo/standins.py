@@ -214,7 +214,14 @@ RECIPES = {
         glioma_grade,
         {},
         "VOLUMES",
-        dict(MIN_AREA="80%", REPEATS=10, HEADS="logreg,svm-rbf", RUNTIME="torch"),
+        dict(
+            MIN_AREA="80%",
+            REPEATS=10,
+            HEADS="logreg,svm-rbf",
+            RUNTIME="torch",
+            ENCODER3D="medicalnet:resnet10",
+            BACKBONE2D="resnet18",
+        ),
     ),
 }
 

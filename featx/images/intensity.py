@@ -94,4 +94,8 @@ def choose_window(policy: str, volume: np.ndarray, file_window: tuple[float, flo
         return Window(float(volume.min()), float(volume.max()), "volume min..max")
     lo_p, hi_p = _percentiles(policy) if ":" in policy else DEFAULT_PERCENTILES
     lo, hi = np.percentile(volume, [lo_p, hi_p])
+    if hi <= lo and volume.max() > volume.min():  # sparse content (a vessel tree, a binary volume): min..max
+        return Window(
+            float(volume.min()), float(volume.max()), f"volume min..max (percentiles {lo_p:g}..{hi_p:g} were equal)"
+        )
     return Window(float(lo), float(hi), f"volume percentiles {lo_p:g}..{hi_p:g}")

@@ -22,7 +22,7 @@ from featx.store.feature_set import FeatureSet
 from featx.store.store import FeatureStore
 from featx.store.writer import store_writer
 
-POOL_BY = ("subject", "volume")
+POOL_BY = ("subject", "volume", "lesion")
 POOL_HOW = ("mean", "max", "mean+max")
 
 
@@ -38,7 +38,19 @@ class PoolSummary:
     unchanged: int
 
 
-def _groups(fs: FeatureSet, by: str, paths: dict) -> dict[str, np.ndarray]:
+def _row_id(by: str, group: str) -> str:
+    """A pooled row's sample id: the lesion row's own id, else ``<by>:<group>``."""
+    return group if by == "lesion" else f"{by}:{group}"
+
+
+def _groups(fs: FeatureSet, by: str, paths: dict, lesion_of: dict | None = None) -> dict[str, np.ndarray]:
+    if by == "lesion":  # a volume's slice rows -> the one lesion row of that volume
+        keys = np.array([lesion_of.get(_real(paths[i]), "") for i in fs.ids.tolist()], dtype=object)
+        out: dict[str, list] = {}
+        for i, k in enumerate(keys.tolist()):
+            if k:
+                out.setdefault(k, []).append(i)
+        return {k: np.asarray(v) for k, v in out.items()}
     if by == "subject":
         missing = fs.ids[fs.subjects == ""].tolist()
         if missing:
@@ -78,9 +90,13 @@ def _fingerprint(ids, X: np.ndarray) -> str:
 
 
 def pool_feature_set(
-    store, source: str, by: str = "subject", how: str = "mean", name: str | None = None
+    store, source: str, by: str = "subject", how: str = "mean", name: str | None = None, lesions=None
 ) -> PoolSummary:
     """Pool ``source``'s computed rows per ``by`` into feature set ``name`` (default ``SOURCE~BY-HOW``).
+
+    ``by`` ``lesion`` pools a volume's slice rows onto that volume's row of ``lesions`` (a lesion manifest, from
+    ``manifest build --unit lesion``): the pooled row *is* the lesion row (its id, label, subject, split), so the
+    pooled set shares its rows, and its folds, with the 3D, 2.5D and radiomics sets of those lesions.
 
     Raises
     ------
@@ -101,12 +117,31 @@ def pool_feature_set(
         old_prov = st.provenance(name) if name in st.feature_names() else {}
     if fs.provenance.get("pooled"):
         raise FitError(f"{source!r} is a pooled set already; pool its source instead.")
-    groups = _groups(fs, by, paths)
+    lesion_of, lesion_rows = _lesion_map(lesions, by)
+    groups = _groups(fs, by, paths, lesion_of)
+    if by == "lesion":
+        if not groups:
+            raise FitError(
+                f"no row of {source!r} lies in a volume of the lesion manifest: pool the slices of those "
+                "volumes (the same image files)."
+            )
+        left = sorted(set(lesion_rows) - set(groups))
+        if left:
+            raise FitError(
+                f"{len(left)} lesion(s) have no computed slice row in {source!r} ({short_list(left)}): "
+                "extract their slices first, or leave them out of the lesion manifest."
+            )
     samples, X, prints = [], [], []
     for g, rows in sorted(groups.items()):
+        if by == "lesion":
+            samples.append(lesion_rows[g])
+            _agree_with(fs, rows, lesion_rows[g])
+            X.append(pool_rows(np.asarray(fs.X[rows], dtype=np.float64), how))
+            prints.append(_fingerprint(fs.ids[rows].tolist(), fs.X[rows]))
+            continue
         samples.append(
             SimpleNamespace(  # a sample as the store registers it (the first row's file stands for the group)
-                sample_id=f"{by}:{g}",
+                sample_id=_row_id(by, g),
                 path=Path(paths[fs.ids[rows[0]]]),
                 label=_agree(fs, g, rows, "labels") or None,
                 subject=(_agree(fs, g, rows, "subjects") or None) if by == "volume" else g,
@@ -134,6 +169,7 @@ def pool_feature_set(
             "groups": [s.sample_id for s in samples],
             "fingerprints": prints,
             "rows_per_group": [int(len(groups[g])) for g in sorted(groups)],
+            **({"lesion_of": lesion_of} if by == "lesion" else {}),
         },
     }
     pooled_identity = hashlib.sha256(f"{identity}|pooled|{by}|{how}".encode()).hexdigest()
@@ -148,6 +184,46 @@ def pool_feature_set(
     return PoolSummary(name, source, len(samples), len(fs), updated, len(samples) - len(updated))
 
 
+def _real(path) -> str:
+    """A file's path with links and ``..`` resolved: two manifests name one volume alike."""
+    return str(Path(path).resolve())
+
+
+def _lesion_map(lesions, by: str) -> tuple[dict, dict]:
+    """``({image path: lesion id}, {lesion id: lesion sample})`` of a lesion manifest; one lesion per volume."""
+    if by != "lesion":
+        if lesions is not None:
+            raise ConfigError("a lesion manifest is for --by lesion.", "lesions")
+        return {}, {}
+    if lesions is None:
+        raise ConfigError(
+            "--by lesion needs the lesion rows: --lesions lesions.csv (manifest build --unit lesion).", "lesions"
+        )
+    of, rows, twice = {}, {}, []
+    for s in lesions:
+        key = _real(s.path)
+        if key in of:
+            twice.append(key)
+        of[key], rows[s.sample_id] = s.sample_id, s
+    if twice:
+        raise FitError(
+            f"{len(twice)} volume(s) hold several lesions ({short_list(twice)}): slice rows cannot be given to one "
+            "lesion yet; pool --by volume, or use one lesion row per volume."
+        )
+    return of, rows
+
+
+def _agree_with(fs: FeatureSet, rows: np.ndarray, lesion) -> None:
+    """The slice rows pooled onto a lesion row carry its label (and subject, when they have one)."""
+    for column, value in (("labels", lesion.label), ("subjects", lesion.subject)):
+        seen = {v for v in getattr(fs, column)[rows].tolist() if v}
+        if value and seen and seen != {value}:
+            raise FitError(
+                f"lesion {lesion.sample_id!r} is {column[:-1]} {value!r} but its slice rows in {fs.name!r} say "
+                f"{sorted(seen)}: build both manifests from the same volume CSV."
+            )
+
+
 def stale_groups(st: FeatureStore, name: str) -> list[str]:
     """The groups of pooled set ``name`` whose source rows changed since it was pooled ([] when fresh or not
     pooled); a source that is gone or was remade with other settings makes every group stale."""
@@ -159,8 +235,8 @@ def stale_groups(st: FeatureStore, name: str) -> list[str]:
         return list(pooled["groups"])
     fs = st.load(source)
     paths = dict(zip(st.sample_ids().tolist(), st.sample_paths().tolist()))
-    groups = _groups(fs, pooled["by"], paths)
-    now = {f"{pooled['by']}:{g}": _fingerprint(fs.ids[r].tolist(), fs.X[r]) for g, r in groups.items()}
+    groups = _groups(fs, pooled["by"], paths, pooled.get("lesion_of"))
+    now = {_row_id(pooled["by"], g): _fingerprint(fs.ids[r].tolist(), fs.X[r]) for g, r in groups.items()}
     return [g for g, p in zip(pooled["groups"], pooled["fingerprints"]) if now.get(g) != p]
 
 
