@@ -13,13 +13,13 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from featx.dataset.expanding import expand_each
 from featx.dataset.manifest import Manifest, Sample
-from featx.errors import FeatxError, ManifestError, short_list
+from featx.errors import ManifestError
 from featx.images.dicom import is_dicom_file
 from featx.images.readers import VOLUME, read_volume, suffixes
 from featx.images.slicing import SlicePolicy, bbox, mask_areas, parse_policy, select_slices
 from featx.images.volume import AXES, Volume, geometry_mismatch
-from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +79,16 @@ def expand_volumes(
     AXES.check(axis)
     if crop_margin is not None and crop_margin < 0:
         raise ManifestError("--crop-margin must be >= 0 pixels.")
-    out: list[Sample] = []
-    problems: list[str] = []
     rows_per_image = Counter(v.path for v in volumes)
-    with progress_bar(f"slicing volumes ({policy})", total=len(volumes), enabled=progress) as bar:
-        for vol in volumes:
-            try:
-                out += _expand_one(vol, policy, axis, crop_margin, label_value, rows_per_image[vol.path] > 1)
-            except FeatxError as exc:
-                if skipped is None:
-                    problems.append(str(exc))
-                else:
-                    skipped.append((str(vol.path), str(exc)))
-                    log.warning("skipped %s: %s", vol.path, exc)
-            bar.update()
-    if problems:
-        raise ManifestError(f"{len(problems)} volume(s) cannot be sliced: {short_list(problems)}")
-    if not out:
-        raise ManifestError(f"The slice policy {policy} selected no slice in any volume.")
-    return Manifest(out, source=volumes.source)
+    return expand_each(
+        volumes,
+        lambda vol: _expand_one(vol, policy, axis, crop_margin, label_value, rows_per_image[vol.path] > 1),
+        title=f"slicing volumes ({policy})",
+        cannot="cannot be sliced",
+        nothing=f"The slice policy {policy} selected no slice in any volume.",
+        skipped=skipped,
+        progress=progress,
+    )
 
 
 def _expand_one(

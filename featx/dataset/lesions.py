@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.dataset.expanding import expand_each
 from featx.dataset.manifest import Manifest, Sample
-from featx.errors import FeatxError, ManifestError, short_list
+from featx.errors import ManifestError
 from featx.images.readers import read_volume
 from featx.images.volume import Volume, geometry_mismatch
-from featx.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +49,15 @@ def expand_lesions(
     """
     if min_voxels < 1:
         raise ManifestError("--min-voxels must be >= 1.")
-    out: list[Sample] = []
-    problems: list[str] = []
-    with progress_bar("finding lesions", total=len(volumes), enabled=progress) as bar:
-        for vol in volumes:
-            try:
-                out += _lesions_of(vol, Path(out_dir), label_value, components, min_voxels)
-            except FeatxError as exc:
-                if skipped is None:
-                    problems.append(str(exc))
-                else:
-                    skipped.append((str(vol.path), str(exc)))
-                    log.warning("skipped %s: %s", vol.path, exc)
-            bar.update()
-    if problems:
-        raise ManifestError(f"{len(problems)} volume(s) give no lesion: {short_list(problems)}")
-    if not out:
-        raise ManifestError("no lesion found in any volume.")
-    return Manifest(out, source=volumes.source)
+    return expand_each(
+        volumes,
+        lambda vol: _lesions_of(vol, Path(out_dir), label_value, components, min_voxels),
+        title="finding lesions",
+        cannot="give no lesion",
+        nothing="no lesion found in any volume.",
+        skipped=skipped,
+        progress=progress,
+    )
 
 
 def _lesions_of(vol: Sample, out_dir: Path, label_value, components: bool, min_voxels: int) -> list[Sample]:
