@@ -6,6 +6,8 @@ The Typer app itself is :mod:`featx.cli.typer_app` (``featx.cli.app.app`` still 
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 from featx import __version__
@@ -90,6 +92,16 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write(INTERRUPTED + "\n")
         sys.exit(130)
+    finally:
+        if argv is None:  # the console script: a Ctrl-C while Python shuts down (joining threads) ends alike
+            signal.signal(signal.SIGINT, _interrupted_at_exit)
+
+
+def _interrupted_at_exit(signum, frame) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(INTERRUPTED + "\n")
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _print(text: str) -> None:
