@@ -207,5 +207,5 @@ def test_backbones_lists_and_help():
         h = featx(cmd, "--help")
         assert h.returncode == 0 and "Example" in h.stdout, cmd
     h = featx_process("fit", "--help")  # the console script itself; the choices of a setting are listed
-    assert h.returncode == 0 and "[abmil|knn|lda|logreg|mlp|rf|svm-linear|svm-rbf|xgb]" in h.stdout
+    assert h.returncode == 0 and "[abmil|knn|lda|logreg|mlp|rf|simpleshot|svm-linear|svm-rbf|xgb]" in h.stdout
     assert "[cv|fixed]" in h.stdout and "--config" in h.stdout

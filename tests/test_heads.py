@@ -21,8 +21,8 @@ def _heads():
         yield name, est.set_params(**FAST.get(name, {}))
 
 
-def test_all_nine_heads_registered():
-    assert set(NAMES) == {"logreg", "svm-linear", "svm-rbf", "rf", "xgb", "knn", "mlp", "lda", "abmil"}
+def test_all_ten_heads_registered():
+    assert set(NAMES) == {"logreg", "svm-linear", "svm-rbf", "rf", "xgb", "knn", "mlp", "lda", "abmil", "simpleshot"}
 
 
 def _contract_checks():
@@ -57,7 +57,8 @@ def test_svc_pickle_failure_is_upstream():
 def test_grid_names_are_parameters(name):
     est, grid = build_head(name)
     params = est.get_params()
-    assert grid and all(k in params for k in grid), f"{name}: grid keys {list(grid)} not in the estimator"
+    assert grid or name == "simpleshot", f"{name}: no tuning grid"  # SimpleShot has nothing to tune
+    assert all(k in params for k in grid), f"{name}: grid keys {list(grid)} not in the estimator"
 
 
 def test_pca_step_and_string_labels():
@@ -78,3 +79,63 @@ def test_pca_step_and_string_labels():
 def test_unknown_head_suggests():
     with pytest.raises(ConfigError, match="head: unknown value 'svm_rbf'. Did you mean 'svm-rbf'?"):
         get_head("svm_rbf")
+
+
+def _few_shot_data(seed=0, n=60, d=12, classes=("a", "b", "c")):
+    rng = np.random.default_rng(seed)
+    y = np.array([classes[i % len(classes)] for i in range(n)])
+    X = rng.normal(size=(n, d)) + 1.5 * np.eye(len(classes), d)[[classes.index(v) for v in y]]
+    return X, y
+
+
+def test_knn_is_dinov2s_cosine_vote_as_scikit_learn_computes_it():
+    """Temperature-weighted votes of the k most cosine-similar rows, against KNeighborsClassifier with the same
+    metric and weights exp(similarity / T)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from featx.evaluate.estimators import CosineKNNClassifier
+
+    X, y = _few_shot_data()
+    Xq = np.random.default_rng(1).normal(size=(25, X.shape[1]))
+    ours = CosineKNNClassifier(n_neighbors=7, temperature=0.07).fit(X, y)
+    ref = KNeighborsClassifier(7, metric="cosine", algorithm="brute", weights=lambda d: np.exp((1 - d) / 0.07))
+    np.testing.assert_allclose(ours.predict_proba(Xq), ref.fit(X, y).predict_proba(Xq), rtol=1e-6, atol=1e-9)
+    assert list(ours.classes_) == ["a", "b", "c"]
+    np.testing.assert_allclose(ours.predict_proba(3.0 * Xq), ours.predict_proba(Xq))  # cosine: the length is moot
+    hot = CosineKNNClassifier(n_neighbors=7, temperature=100.0).fit(X, y).predict_proba(Xq)  # ~ an unweighted vote
+    plain = KNeighborsClassifier(7, metric="cosine", algorithm="brute").fit(X, y).predict_proba(Xq)
+    np.testing.assert_allclose(hot, plain, atol=0.02)
+
+
+def test_simpleshot_is_the_nearest_centroid_of_centred_normalised_features():
+    from sklearn.neighbors import NearestCentroid
+    from sklearn.preprocessing import normalize
+
+    from featx.evaluate.estimators import SimpleShotClassifier
+
+    X, y = _few_shot_data(n=45)
+    Xq = np.random.default_rng(2).normal(size=(30, X.shape[1])) + 0.5
+    ours = SimpleShotClassifier().fit(X, y)
+    mean = X.mean(0)
+    ref = NearestCentroid().fit(normalize(X - mean), y)  # the centroid of the normalised rows (SimpleShot, CL2N)
+    assert (ours.predict(Xq) == ref.predict(normalize(Xq - mean))).all()
+    p = ours.predict_proba(Xq)
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    sharper = SimpleShotClassifier(temperature=0.01).fit(X, y).predict_proba(Xq)
+    assert (sharper.argmax(1) == p.argmax(1)).all() and sharper.max(1).mean() > p.max(1).mean()
+
+
+@pytest.mark.parametrize("name", ["knn", "simpleshot", "logreg"])
+def test_few_shot_heads_learn_from_two_examples_per_class(name):
+    """4 training rows (2 per class) of well-separated classes: the few-shot heads rank the held-out rows well."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = np.array(["no", "yes"] * 100)
+    X = np.abs(rng.normal(size=(200, 64)))  # post-ReLU-like embeddings; the class moves 8 of 64 features
+    X[y == "yes", :8] += 1.5
+    train = np.r_[np.flatnonzero(y == "no")[:2], np.flatnonzero(y == "yes")[:2]]
+    test = np.setdiff1d(np.arange(len(y)), train)
+    est, _ = build_head(name, seed=0)
+    auc = roc_auc_score(y[test] == "yes", est.fit(X[train], y[train]).predict_proba(X[test])[:, 1])
+    assert auc > {"knn": 0.9, "simpleshot": 0.9, "logreg": 0.75}[name], (name, auc)  # measured 0.97+, 0.99+, 0.83+

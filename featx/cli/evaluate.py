@@ -89,6 +89,8 @@ def bench(
     ensemble: int | None = opt(B, "ensemble", metavar="K"),
     save: Path | None = opt(B, "save"),
     save_row: str | None = opt(B, "save_row", metavar="TITLE"),
+    train_sizes: str | None = opt(B, "train_sizes", metavar="SIZES"),
+    draws: int = opt(B, "draws"),
     config: Path | None = ConfigOption,
 ) -> None:
     """Every feature set x every head on identical folds: ranked table with CIs and paired tests of the best.

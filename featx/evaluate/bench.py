@@ -26,6 +26,7 @@ from featx.evaluate.finetuned import finetuned_cell, read_finetuned
 from featx.evaluate.fit import protocol_of
 from featx.evaluate.folds import Folds
 from featx.evaluate.heads import build_head, check_pca
+from featx.evaluate.learning import learning_curve, write_learning
 from featx.evaluate.operating import Operated, operated
 from featx.evaluate.outputs import versions, write_bench_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
@@ -62,6 +63,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     y = encode_labels(dev0.labels, classes)[1]
     groups = dev0.subjects if folds.grouped else None
     scored, made = _cells(cfg, pairs, heads, folds, classes, y, groups, progress)
+    learning = learning_curve(cfg, pairs, heads, folds, classes, y, groups, progress) if cfg.train_sizes else None
     selection, fitted = None, {}
     if cfg.select == "nested" or cfg.ensemble:
         base = sorted(zip(scored, made), key=lambda sc: -_auc(sc[0].cell))
@@ -122,6 +124,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         folds=folds.to_dict(dev0.ids),
         config=cfg.record(),
         selection=selection,
+        learning=learning,
     )
     if cfg.save is not None:
         row = _row_to_save(cfg, result)
@@ -131,6 +134,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         result = write_bench_outputs(
             result, Path(cfg.out), dev0, {c.cell.title.replace(" + ", "+"): c.oof for c in scored}
         )
+        if learning is not None:
+            result = replace(result, outputs={**(result.outputs or {}), **write_learning(learning, Path(cfg.out))})
         finished(cfg.out)
     return result
 

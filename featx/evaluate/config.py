@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,27 @@ SPLIT_BY = Choice("split-by", ("subject", "image"))
 FUSE = Choice("fusion", (*MODEL_FUSIONS, "concat"))
 SELECT = Choice("select", ("naive", "nested"))
 COPIES = Choice("copies", COPY_POLICIES)
+
+
+ALL = "all"
+
+
+def parse_sizes(sizes) -> tuple[str, ...]:
+    """Check ``--train-sizes`` items: whole numbers >= 1 (subjects per class), fractions in (0, 1), or ``all``."""
+    out = []
+    for s in sizes:
+        s = str(s).strip().lower()
+        if s == ALL or re.fullmatch(r"[1-9]\d*", s) or (re.fullmatch(r"0?\.\d+", s) and 0 < float(s) < 1):
+            out.append(s)
+        else:
+            raise ConfigError(
+                f"{s!r} is not a training size: give subjects per class (4, 8, 16), a fraction of each class's "
+                "subjects (0.25) or 'all'.",
+                "train_sizes",
+            )
+    if len(set(out)) != len(out):
+        raise ConfigError(f"lists a size twice: {','.join(out)}.", "train_sizes")
+    return tuple(out)
 
 
 def _fraction(value: float) -> float:
@@ -169,6 +191,12 @@ class BenchConfig(HeadSettings):
         None,
         "With --save: the row to save instead, by its title (e.g. 'resnet50 + logreg', 'top-3 cells + soft vote').",
     )
+    train_sizes: tuple[str, ...] = setting(
+        (),
+        "Label efficiency: also fit every cell on N subjects per class of each training fold (4,8,16,all; or "
+        "fractions 0.1,0.5), scored on the same outer folds: learning.csv, learning.png and paired tests per size.",
+    )
+    draws: int = setting(5, "With --train-sizes: random draws of the training subjects at each size.", minimum=1)
 
     def validate(self) -> None:
         super().validate()
@@ -181,6 +209,12 @@ class BenchConfig(HeadSettings):
             )
         if self.save_row is not None and self.save is None:
             raise ConfigError("names the row --save writes; give --save PATH too.", "save_row")
+        if self.train_sizes:
+            parse_sizes(self.train_sizes)
+            if self.split != "cv":
+                raise ConfigError(
+                    "scores every size on the outer folds of cross-validation; use --split cv with it.", "train_sizes"
+                )
 
     @property
     def head_names(self) -> tuple[str, ...]:

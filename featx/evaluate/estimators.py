@@ -191,3 +191,104 @@ class XGBHead(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """Most probable class."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (an all-zero row stays zero)."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    scores = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(scores)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class CosineKNNClassifier(ClassifierMixin, BaseEstimator):
+    """k-nearest neighbours by cosine similarity with temperature-weighted votes: DINOv2's k-NN evaluation
+    (Oquab et al. 2023, after Wu et al. 2018).
+
+    Rows are L2-normalised; each of a query's ``n_neighbors`` most similar training rows votes for its class
+    with weight ``exp(similarity / temperature)``; the class probabilities are the normalised vote totals.
+
+    Parameters
+    ----------
+    n_neighbors : int
+        k (20 in DINOv2's evaluation; fewer training rows than k: all of them).
+    temperature : float
+        Vote temperature (0.07 in DINOv2's evaluation): smaller gives the nearest neighbours more say.
+    """
+
+    def __init__(self, n_neighbors=20, temperature=0.07):
+        self.n_neighbors = n_neighbors
+        self.temperature = temperature
+
+    def fit(self, X, y):
+        """Keep the normalised training rows and their classes."""
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        if self.n_neighbors < 1 or self.temperature <= 0:
+            raise ValueError(
+                f"n_neighbors must be >= 1 and temperature > 0, got {self.n_neighbors}, {self.temperature}"
+            )
+        self.classes_, self.y_ = np.unique(y, return_inverse=True)
+        self.X_ = _unit_rows(np.asarray(X, dtype=np.float64))
+        return self
+
+    def predict_proba(self, X):
+        """Normalised temperature-weighted votes of the nearest training rows, columns in ``classes_`` order."""
+        check_is_fitted(self)
+        X = _unit_rows(np.asarray(validate_data(self, X, reset=False), dtype=np.float64))
+        k = min(self.n_neighbors, len(self.X_))
+        out = np.empty((len(X), len(self.classes_)))
+        for a in range(0, len(X), 1024):  # a block of queries at a time: memory stays 1024 x n_train
+            sim = X[a : a + 1024] @ self.X_.T
+            top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            s = np.take_along_axis(sim, top, axis=1) / self.temperature
+            w = np.exp(s - s.max(axis=1, keepdims=True))
+            votes = np.zeros((len(sim), len(self.classes_)))
+            np.add.at(votes, (np.repeat(np.arange(len(sim)), k), self.y_[top].ravel()), w.ravel())
+            out[a : a + 1024] = votes / votes.sum(axis=1, keepdims=True)
+        return out
+
+    def predict(self, X):
+        """The class with the largest vote."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class SimpleShotClassifier(ClassifierMixin, BaseEstimator):
+    """SimpleShot (Wang et al. 2019): nearest class centroid on centred, L2-normalised features (CL2N).
+
+    The training mean is subtracted, rows are L2-normalised, and each class is the mean of its normalised rows;
+    a query's class probabilities are a softmax of its negative squared distances to the centroids divided by
+    ``temperature`` (the nearest centroid is the prediction whatever the temperature).
+    """
+
+    def __init__(self, temperature=0.1):
+        self.temperature = temperature
+
+    def fit(self, X, y):
+        """The training mean and the class centroids of the centred, normalised rows."""
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        X = np.asarray(X, dtype=np.float64)
+        self.classes_, idx = np.unique(y, return_inverse=True)
+        self.mean_ = X.mean(axis=0)
+        Z = _unit_rows(X - self.mean_)
+        self.centroids_ = np.stack([Z[idx == c].mean(axis=0) for c in range(len(self.classes_))])
+        return self
+
+    def predict_proba(self, X):
+        """Softmax of minus the squared distances to the centroids over ``temperature``."""
+        check_is_fitted(self)
+        Z = _unit_rows(np.asarray(validate_data(self, X, reset=False), dtype=np.float64) - self.mean_)
+        c = self.centroids_
+        d2 = (Z**2).sum(axis=1)[:, None] - 2 * Z @ c.T + (c**2).sum(axis=1)[None, :]
+        return _softmax(-d2 / self.temperature)
+
+    def predict(self, X):
+        """The class of the nearest centroid."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

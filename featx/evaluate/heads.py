@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from featx.config import Choice
 from featx.errors import ConfigError, FitError
-from featx.evaluate.estimators import Head, XGBHead
+from featx.evaluate.estimators import CosineKNNClassifier, Head, SimpleShotClassifier, XGBHead
 
 
 @dataclass(frozen=True)
@@ -169,13 +169,21 @@ def _xgb(seed: int = 0):
 
 @register_head(
     "knn",
-    "standardise, then k-nearest neighbours (k=15, distance-weighted)",
-    grid={"clf__n_neighbors": [5, 15, 31], "clf__weights": ["uniform", "distance"]},
+    "k-NN by cosine similarity of the L2-normalised features, temperature-weighted votes (k=20, T=0.07: DINOv2's "
+    "k-NN evaluation; no standardisation, which a few training rows cannot estimate)",
+    grid={"clf__n_neighbors": [10, 20, 50], "clf__temperature": [0.03, 0.07, 0.2]},
 )
 def _knn(seed: int = 0):
-    from sklearn.neighbors import KNeighborsClassifier
+    return Head(CosineKNNClassifier(n_neighbors=20, temperature=0.07), scale=False, random_state=seed)
 
-    return Head(random_state=seed, clf=KNeighborsClassifier(n_neighbors=15, weights="distance"))
+
+@register_head(
+    "simpleshot",
+    "SimpleShot: the nearest class centroid of centred, L2-normalised features (a few-shot probe for embeddings, "
+    "nothing to tune; no standardisation)",
+)
+def _simpleshot(seed: int = 0):
+    return Head(SimpleShotClassifier(), scale=False, random_state=seed)
 
 
 @register_head(

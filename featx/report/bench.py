@@ -16,7 +16,7 @@ from featx.report.html import (
     table,
     versions_line,
 )
-from featx.report.plots import confusion_png, reliability_grid_png, reliability_png, roc_png, strip_png
+from featx.report.plots import confusion_png, learning_png, reliability_grid_png, reliability_png, roc_png, strip_png
 from featx.results.bench import BenchResult
 from featx.results.codec import to_json
 from featx.results.metrics import Metrics, finite
@@ -56,7 +56,28 @@ def bench_images(r: BenchResult, out: Path) -> dict:
     series = {f"{c.feature_set}\n{c.head}": c.fold_auc for c in r.cells}
     if any(len(v) > 1 for v in series.values()):
         paths["folds_plot"] = strip_png(series, "AUC per fold (identical folds for every cell)", out / "folds.png")
+    if r.learning:
+        paths["learning_png"] = learning_png(r.learning, out / "learning.png")
     return paths
+
+
+def learning_section(r: BenchResult) -> str:
+    """``--train-sizes``: the best deep cell against the best radiomics cell at each size."""
+    lc = r.learning
+    note = (
+        f"<h2>Label efficiency</h2><p class='note'>Each training fold cut down to {e(lc['unit'])} at each size, "
+        f"{lc['draws']} random draws (subjects whole), every model scored on the same outer folds (learning.csv: "
+        "every cell at every size; the figure below). The best deep cell against the best radiomics cell at each "
+        "size: a paired bootstrap over subjects of the draw-mean AUC difference [95% interval].</p>"
+    )
+    if not lc["tests"]:
+        return note
+    rows = [
+        (t["size"], t["deep"], t["radiomics"], f"{t['auc_difference']:+.3f} [{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}]",
+         p_value(t["p"]))
+        for t in lc["tests"]
+    ]  # fmt: skip
+    return note + table(["size", "deep", "radiomics", "ΔAUC", "p"], rows)
 
 
 def p_value(v) -> str:
@@ -154,6 +175,8 @@ intervals are in bench.csv and results.json). Seconds: cross-validation wall tim
         )
     if r.selection is not None:
         body.append(selection_section(r))
+    if r.learning:
+        body.append(learning_section(r))
     ensembles = [c for c in r.cells if c.kind == "ensemble"]
     if ensembles:
         body.append(

@@ -181,6 +181,36 @@ def strip_png(series: dict, title: str, path: Path) -> Path:
     return path
 
 
+def learning_png(learning: dict, path: Path) -> Path:
+    """AUC (mean over draws, bars: the draws' range) against training subjects per class, a line per cell."""
+    plt = _pyplot()
+    sizes = learning["sizes"]
+    x = {s: i for i, s in enumerate(sizes)}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    cells: dict = {}
+    for p in learning["points"]:
+        cells.setdefault(f"{p['features']} + {p['head']}", []).append(p)
+    for name, pts in cells.items():
+        pts = sorted(pts, key=lambda p: x[p["size"]])
+        xs = [x[p["size"]] for p in pts]
+        ys = np.array([p["auc"] for p in pts])
+        lo = ys - np.array([p["auc_range"][0] for p in pts])
+        hi = np.array([p["auc_range"][1] for p in pts]) - ys
+        style = "--" if pts[0]["kind"] == "radiomics" else "-"
+        ax.errorbar(xs, ys, yerr=[lo, hi], ls=style, marker="o", ms=3, capsize=2, lw=1.2, label=name)
+    labels = [
+        f"{s}\n({np.mean([p['train_subjects'] for p in learning['points'] if p['size'] == s]):.0f})" for s in sizes
+    ]
+    ax.set_xticks(range(len(sizes)), labels, fontsize=7)
+    ax.set(xlabel=f"training size ({learning['unit']}; mean training subjects)", ylabel="CV AUC (mean of draws)")
+    ax.set_title("Label efficiency: the same outer folds at every size", fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 _CURVE_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 _CURVE_LABELS = {
     "train": "training",

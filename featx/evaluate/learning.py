@@ -1,0 +1,174 @@
+"""Label efficiency: ``featx bench --train-sizes 4,8,16,all --draws 5``.
+
+At each size, each outer training fold is cut down to that many subjects per class (or that fraction of each
+class's subjects), drawn ``draws`` times with subjects kept whole; every draw's model predicts the same outer test
+fold, so every cell at every size is scored on the same rows. The AUC of a (cell, size) is the mean over draws of
+the pooled out-of-fold AUC, with the spread of the draws. At each size the best deep cell is tested against the
+best radiomics cell by a paired bootstrap over subjects of the draw-mean AUC difference (the same resamples for
+both cells and every draw).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+
+from featx.evaluate.combined import blocks_of
+from featx.evaluate.config import ALL, parse_sizes
+from featx.evaluate.cv import proba_of
+from featx.evaluate.heads import build_head
+from featx.evaluate.parallel import resolve_jobs, run_tasks
+from featx.evaluate.resampling import resample_weights, weighted_auc
+from featx.progress import progress_bar
+
+
+def _take(size: str, available: int) -> int:
+    if size == ALL:
+        return available
+    if "." in size:
+        return max(1, math.ceil(float(size) * available))
+    return min(int(size), available)
+
+
+def subsample(train: np.ndarray, y: np.ndarray, groups, size: str, rng) -> np.ndarray:
+    """The rows of ``train`` kept at ``size``: per class, that many of its subjects (whole), drawn by ``rng``.
+
+    A subject's class is the label of its first training row."""
+    if size == ALL:
+        return train
+    units = np.asarray(groups)[train] if groups is not None else train
+    uniq, first = np.unique(units, return_index=True)
+    unit_class = y[train][first]
+    keep = []
+    for c in np.unique(unit_class):
+        pool = uniq[unit_class == c]
+        keep.append(rng.choice(pool, _take(size, len(pool)), replace=False))
+    return train[np.isin(units, np.concatenate(keep))]
+
+
+def _fit_predict(est, X, y, train, test, n_classes):
+    model = clone(est).fit(X[train], y[train])
+    return proba_of(model, X[test], n_classes)
+
+
+def learning_curve(cfg, pairs, heads, folds, classes, y, groups, progress: bool = True) -> dict:
+    """Fit every (feature set, head, size, draw, fold); returns the JSON-able record ``results.json`` keeps
+    (``points``: one per cell and size; ``tests``: best deep against best radiomics at each size)."""
+    sizes = parse_sizes(cfg.train_sizes)
+    splits = list(folds.split())
+    pos = None
+    if len(classes) == 2:
+        pos = classes.index(cfg.positive) if cfg.positive is not None else 1
+    plan, tasks = [], []
+    for dev, _ in pairs:
+        for h in heads:
+            est = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))[0]
+            for si, size in enumerate(sizes):
+                for d in range(1 if size == ALL else cfg.draws):
+                    key = (dev.name, h, size, d)
+                    for r, f, train, test in splits:
+                        rng = np.random.default_rng([cfg.seed, si, d, r, f])
+                        sub = subsample(train, y, groups, size, rng)
+                        n_sub = len(np.unique(np.asarray(groups)[sub])) if groups is not None else len(sub)
+                        plan.append((key, r, test, n_sub))
+                        tasks.append((_fit_predict, (est, dev.X, y, sub, test, len(classes)), None))
+    with progress_bar(f"learning curve: {len(tasks)} fits", total=len(tasks), enabled=progress) as bar:
+        tasks = [(fn, args, lambda _r: bar.update()) for fn, args, _ in tasks]
+        results = run_tasks(tasks, resolve_jobs(cfg.jobs))
+    oof: dict = {}
+    n_train: dict = {}
+    for (key, r, test, n_sub), proba in zip(plan, results):
+        oof.setdefault((key, r), np.zeros((len(y), len(classes))))[test] = proba
+        n_train.setdefault(key, []).append(n_sub)
+    once = np.ones((1, len(y)))
+    points, draws_of = [], {}
+    kinds = {dev.name: dev.provenance.get("kind", "?") for dev, _ in pairs}
+    for dev, _ in pairs:
+        for h in heads:
+            for size in sizes:
+                keys = [(dev.name, h, size, d) for d in range(1 if size == ALL else cfg.draws)]
+                probas = [oof[(k, r)] for k in keys for r in range(folds.repeats)]
+                aucs = np.array([weighted_auc(once, y, p, pos)[0] for p in probas])
+                draws_of[(dev.name, h, size)] = probas
+                points.append(
+                    {
+                        "features": dev.name,
+                        "head": h,
+                        "kind": kinds[dev.name],
+                        "size": size,
+                        "train_subjects": round(float(np.mean([n for k in keys for n in n_train[k]])), 1),
+                        "draws": len(probas),
+                        "auc": round(float(np.nanmean(aucs)), 4),
+                        "auc_sd": round(float(np.nanstd(aucs)), 4),
+                        "auc_range": [round(float(np.nanmin(aucs)), 4), round(float(np.nanmax(aucs)), 4)],
+                    }
+                )
+    tests = [_paired(size, points, draws_of, y, groups, pos, cfg) for size in sizes]
+    return {
+        "sizes": list(sizes),
+        "draws": cfg.draws,
+        "unit": "subjects per class" if groups is not None else "samples per class",
+        "points": points,
+        "tests": [t for t in tests if t is not None],
+    }
+
+
+def _paired(size, points, draws_of, y, groups, pos, cfg) -> dict | None:
+    """Best deep (``cnn``) against best radiomics cell at ``size``: a paired bootstrap over subjects."""
+    at = [p for p in points if p["size"] == size]
+    best = {}
+    for kind in ("cnn", "radiomics"):
+        mine = [p for p in at if p["kind"] == kind]
+        if mine:
+            best[kind] = max(mine, key=lambda p: p["auc"])
+    if len(best) < 2:
+        return None
+    a, b = best["cnn"], best["radiomics"]
+    pa, pb = draws_of[(a["features"], a["head"], size)], draws_of[(b["features"], b["head"], size)]
+    n_boot = cfg.bootstrap or 1000
+    weights, unit = resample_weights(len(y) if groups is None else groups, n_boot, cfg.seed)
+    diffs = []
+    for W in weights:
+        d = np.nanmean([weighted_auc(W, y, p, pos) for p in pa], axis=0) - np.nanmean(
+            [weighted_auc(W, y, p, pos) for p in pb], axis=0
+        )
+        diffs.extend(d[np.isfinite(d)])
+    d = np.asarray(diffs)
+    p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return {
+        "size": size,
+        "deep": f"{a['features']} + {a['head']}",
+        "radiomics": f"{b['features']} + {b['head']}",
+        "auc_difference": round(a["auc"] - b["auc"], 4),
+        "ci": [round(float(lo), 4), round(float(hi), 4)],
+        "p": round(float(p), 4),
+        "resamples": int(len(d)),
+        "unit": unit,
+        "test": "paired bootstrap over subjects of the draw-mean AUC difference",
+    }
+
+
+def write_learning(learning: dict, out: Path) -> dict:
+    """``learning.csv`` (a row per cell and size) and ``learning_tests.csv``; their paths (the report draws
+    ``learning.png`` from the result)."""
+    out.mkdir(parents=True, exist_ok=True)
+    cols = ["features", "head", "kind", "size", "train_subjects", "draws", "auc", "auc_sd"]
+    with open(out / "learning.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow([*cols, "auc_min", "auc_max"])
+        for p in learning["points"]:
+            w.writerow([*(p[c] for c in cols), *p["auc_range"]])
+    paths = {"learning_csv": str(out / "learning.csv")}
+    if learning["tests"]:
+        keys = list(learning["tests"][0])
+        with open(out / "learning_tests.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows({**t, "ci": f"{t['ci'][0]}..{t['ci'][1]}"} for t in learning["tests"])
+        paths["learning_tests"] = str(out / "learning_tests.csv")
+    return paths
