@@ -195,3 +195,24 @@ def test_auto_times_in_proportion_to_the_job_says_what_it_chose_and_measures_not
     assert not timed
     info = featx("store", "info", tmp_path / "s.h5")
     assert "onnx fp32 (chosen by --precision auto)" in info.stdout
+
+
+def test_a_ctrl_c_that_surfaces_as_another_exception_is_still_an_interruption(monkeypatch, capsys):
+    """An extension module interrupted while it initialises raises ImportError, not KeyboardInterrupt."""
+    import typer
+
+    from featx.cli import interrupt
+    from featx.cli.common import handle_errors
+
+    def command():
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(interrupt.State, "seen", True)
+    monkeypatch.setattr(interrupt.State, "reported", False)
+    with pytest.raises(typer.Exit) as exit_:
+        handle_errors(command)()
+    assert exit_.value.exit_code == 130 and interrupt.State.reported
+    monkeypatch.setattr(interrupt.State, "seen", False)  # without a Ctrl-C it is what it is: a featx bug
+    with pytest.raises(typer.Exit) as exit_:
+        handle_errors(command)()
+    assert exit_.value.exit_code == 1

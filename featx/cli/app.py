@@ -11,6 +11,7 @@ import signal
 import sys
 
 from featx import __version__
+from featx.cli import interrupt
 
 #: (name, what it does) of every command, in ``--help``'s order; tests/test_cli.py checks it against the app
 COMMANDS = (
@@ -44,7 +45,7 @@ HELP = (
     "store -> cross-validated scikit-learn heads with honest metrics. Settings: command line, then ./featx.toml (or "
     "--config), then defaults. Exit codes: 1 error, 2 usage error, 130 interrupted."
 )
-INTERRUPTED = "interrupted: everything written so far is kept; rerun the command to resume."
+INTERRUPTED = interrupt.MESSAGE
 
 
 def __getattr__(name: str):
@@ -79,6 +80,8 @@ def quick_help() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:  # the console script: a Ctrl-C however it surfaces ends as one line and 130
+        interrupt.watch()
     try:
         if args == ["--version"]:
             _print(f"featx {__version__}")
@@ -90,17 +93,28 @@ def main(argv: list[str] | None = None) -> None:
 
         app(args=args, prog_name="featx")  # Typer ends a Ctrl-C while it parses with exit code 130
     except KeyboardInterrupt:
-        sys.stderr.write(INTERRUPTED + "\n")
+        _say_interrupted()
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130 or (interrupt.State.seen and exc.code not in (0, None)):
+            _say_interrupted()
+            sys.exit(130)
+        raise
     finally:
-        if argv is None:  # the console script: a Ctrl-C while Python shuts down (joining threads) ends alike
+        if argv is None:  # a Ctrl-C while Python shuts down (joining threads) ends alike
             signal.signal(signal.SIGINT, _interrupted_at_exit)
+
+
+def _say_interrupted() -> None:
+    if not interrupt.State.reported:
+        interrupt.State.reported = True
+        sys.stderr.write(INTERRUPTED + "\n")
+        sys.stderr.flush()
 
 
 def _interrupted_at_exit(signum, frame) -> None:
     sys.stdout.flush()
-    sys.stderr.write(INTERRUPTED + "\n")
-    sys.stderr.flush()
+    _say_interrupted()
     os._exit(130)
 
 

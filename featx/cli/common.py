@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from featx.cli import interrupt
 from featx.config import ARGUMENT, DEFAULT, field_of, load_project, settings_of
 from featx.errors import ConfigError, FeatxError
 
@@ -145,11 +146,12 @@ def handle_errors(fn):
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_ERROR) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted:[/] everything written so far is kept; rerun the command to resume.")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            return _interrupted()
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
+            if interrupt.State.seen:  # Ctrl-C, surfacing as another exception (an import interrupted mid-way)
+                return _interrupted()
             if os.environ.get("FEATX_DEBUG"):
                 raise
             err_console.print(
@@ -161,6 +163,12 @@ def handle_errors(fn):
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper
+
+
+def _interrupted():
+    interrupt.State.reported = True
+    err_console.print(f"[yellow]interrupted:[/]{escape(interrupt.MESSAGE.removeprefix('interrupted:'))}")
+    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def register(app: typer.Typer, *commands, **named) -> None:
