@@ -45,11 +45,13 @@ def _row_id(by: str, group: str) -> str:
 
 def _groups(fs: FeatureSet, by: str, paths: dict, lesion_of: dict | None = None) -> dict[str, np.ndarray]:
     if by == "lesion":  # a volume's slice rows -> the one lesion row of that volume
-        keys = np.array([lesion_of.get(_real(paths[i]), "") for i in fs.ids.tolist()], dtype=object)
+        ids = fs.ids.tolist()
+        real = {p: _real(p) for p in {paths[i] for i in ids}}  # each volume resolved once, not once per slice
         out: dict[str, list] = {}
-        for i, k in enumerate(keys.tolist()):
-            if k:
-                out.setdefault(k, []).append(i)
+        for i, sid in enumerate(ids):
+            lesion = lesion_of.get(real[paths[sid]])
+            if lesion:
+                out.setdefault(lesion, []).append(i)
         return {k: np.asarray(v) for k, v in out.items()}
     if by == "subject":
         missing = fs.ids[fs.subjects == ""].tolist()
@@ -134,22 +136,20 @@ def pool_feature_set(
     samples, X, prints = [], [], []
     for g, rows in sorted(groups.items()):
         if by == "lesion":
-            samples.append(lesion_rows[g])
             _agree_with(fs, rows, lesion_rows[g])
-            X.append(pool_rows(np.asarray(fs.X[rows], dtype=np.float64), how))
-            prints.append(_fingerprint(fs.ids[rows].tolist(), fs.X[rows]))
-            continue
-        samples.append(
-            SimpleNamespace(  # a sample as the store registers it (the first row's file stands for the group)
-                sample_id=_row_id(by, g),
-                path=Path(paths[fs.ids[rows[0]]]),
-                label=_agree(fs, g, rows, "labels") or None,
-                subject=(_agree(fs, g, rows, "subjects") or None) if by == "volume" else g,
-                sequence=None,
-                split=_agree(fs, g, rows, "splits") or None,
-                slice=None,
+            samples.append(lesion_rows[g])
+        else:
+            samples.append(
+                SimpleNamespace(  # a sample as the store registers it (the first row's file stands for the group)
+                    sample_id=_row_id(by, g),
+                    path=Path(paths[fs.ids[rows[0]]]),
+                    label=_agree(fs, g, rows, "labels") or None,
+                    subject=(_agree(fs, g, rows, "subjects") or None) if by == "volume" else g,
+                    sequence=None,
+                    split=_agree(fs, g, rows, "splits") or None,
+                    slice=None,
+                )
             )
-        )
         X.append(pool_rows(np.asarray(fs.X[rows], dtype=np.float64), how))
         prints.append(_fingerprint(fs.ids[rows].tolist(), fs.X[rows]))
     X = np.asarray(X)
