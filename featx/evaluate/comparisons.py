@@ -137,7 +137,9 @@ def paired_bootstrap(y, pa, pb, classes, positive, groups=None, n_boot: int = 10
     """(PairedBootstrap, "") of AUC(a) - AUC(b) (macro one-vs-rest when multi-class), or (None, why not).
 
     Both cells are scored on the same resamples of units (subjects when given). Resamples that lose a
-    class are skipped. The two-sided p is twice the smaller tail of the differences around 0.
+    class are skipped. The two-sided p is twice the smaller tail of the differences around 0. ``pa`` and ``pb``
+    are probability arrays, or lists of them (draws of one cell, e.g. ``bench --train-sizes``): a cell's AUC is then
+    the mean of its draws' AUCs on each resample.
     """
     absent = [c for i, c in enumerate(classes) if not (np.asarray(y) == i).any()]
     if absent:
@@ -145,15 +147,20 @@ def paired_bootstrap(y, pa, pb, classes, positive, groups=None, n_boot: int = 10
     binary = len(classes) == 2
     pos = (classes.index(positive) if positive is not None else 1) if binary else None
     weights, unit = resample_weights(len(y) if groups is None else groups, n_boot, seed)
+    draws_a, draws_b = (p if isinstance(p, list) else [p] for p in (pa, pb))
+
+    def auc(W, draws):
+        return np.mean([weighted_auc(W, y, p, pos) for p in draws], axis=0)
+
     diffs = []
     for W in weights:
-        d = weighted_auc(W, y, pa, pos) - weighted_auc(W, y, pb, pos)
+        d = auc(W, draws_a) - auc(W, draws_b)
         diffs.extend(d[np.isfinite(d)])  # NaN: a resample that lost a class
     if len(diffs) < max(20, n_boot // 10):
         return None, f"too few resamples hold every class ({len(diffs)} of {n_boot}): the split is too small"
     d = np.asarray(diffs)
     once = np.ones((1, len(y)))  # the predictions themselves
-    full = float(weighted_auc(once, y, pa, pos)[0] - weighted_auc(once, y, pb, pos)[0])
+    full = float(auc(once, draws_a)[0] - auc(once, draws_b)[0])
     p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
     lo, hi = np.percentile(d, [2.5, 97.5])
     return PairedBootstrap(full, float(lo), float(hi), float(p), int(len(d)), unit), ""

@@ -18,11 +18,12 @@ import numpy as np
 from sklearn.base import clone
 
 from featx.evaluate.combined import blocks_of
+from featx.evaluate.comparisons import paired_bootstrap
 from featx.evaluate.config import ALL, parse_sizes
 from featx.evaluate.cv import proba_of
 from featx.evaluate.heads import build_head
 from featx.evaluate.parallel import resolve_jobs, run_tasks
-from featx.evaluate.resampling import resample_weights, weighted_auc
+from featx.evaluate.resampling import weighted_auc
 from featx.progress import progress_bar
 
 
@@ -107,7 +108,7 @@ def learning_curve(cfg, pairs, heads, folds, classes, y, groups, progress: bool 
                         "auc_range": [round(float(np.nanmin(aucs)), 4), round(float(np.nanmax(aucs)), 4)],
                     }
                 )
-    tests = [_paired(size, points, draws_of, y, groups, pos, cfg) for size in sizes]
+    tests = [_paired(size, points, draws_of, y, classes, groups, cfg) for size in sizes]
     return {
         "sizes": list(sizes),
         "draws": cfg.draws,
@@ -117,8 +118,9 @@ def learning_curve(cfg, pairs, heads, folds, classes, y, groups, progress: bool 
     }
 
 
-def _paired(size, points, draws_of, y, groups, pos, cfg) -> dict | None:
-    """Best deep (``cnn``) against best radiomics cell at ``size``: a paired bootstrap over subjects."""
+def _paired(size, points, draws_of, y, classes, groups, cfg) -> dict | None:
+    """Best deep (``cnn``) against best radiomics cell at ``size``: a paired bootstrap over subjects of the
+    draw-mean AUC difference (:func:`~featx.evaluate.comparisons.paired_bootstrap`)."""
     at = [p for p in points if p["size"] == size]
     best = {}
     for kind in ("cnn", "radiomics"):
@@ -129,27 +131,26 @@ def _paired(size, points, draws_of, y, groups, pos, cfg) -> dict | None:
         return None
     a, b = best["cnn"], best["radiomics"]
     pa, pb = draws_of[(a["features"], a["head"], size)], draws_of[(b["features"], b["head"], size)]
-    n_boot = cfg.bootstrap or 1000
-    weights, unit = resample_weights(len(y) if groups is None else groups, n_boot, cfg.seed)
-    diffs = []
-    for W in weights:
-        d = np.nanmean([weighted_auc(W, y, p, pos) for p in pa], axis=0) - np.nanmean(
-            [weighted_auc(W, y, p, pos) for p in pb], axis=0
-        )
-        diffs.extend(d[np.isfinite(d)])
-    d = np.asarray(diffs)
-    p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return {
+    boot, why = paired_bootstrap(y, pa, pb, classes, cfg.positive, groups, cfg.bootstrap or 1000, cfg.seed)
+    test = {
         "size": size,
         "deep": f"{a['features']} + {a['head']}",
         "radiomics": f"{b['features']} + {b['head']}",
         "auc_difference": round(a["auc"] - b["auc"], 4),
-        "ci": [round(float(lo), 4), round(float(hi), 4)],
-        "p": round(float(p), 4),
-        "resamples": int(len(d)),
-        "unit": unit,
+        "ci": None,
+        "p": None,
+        "resamples": 0,
+        "unit": None,
         "test": "paired bootstrap over subjects of the draw-mean AUC difference",
+    }
+    if boot is None:
+        return {**test, "test": f"not computable: {why}"}
+    return {
+        **test,
+        "ci": [round(boot.lo, 4), round(boot.hi, 4)],
+        "p": round(boot.p, 4),
+        "resamples": boot.n_boot,
+        "unit": boot.unit,
     }
 
 
@@ -169,6 +170,6 @@ def write_learning(learning: dict, out: Path) -> dict:
         with open(out / "learning_tests.csv", "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=keys)
             w.writeheader()
-            w.writerows({**t, "ci": f"{t['ci'][0]}..{t['ci'][1]}"} for t in learning["tests"])
+            w.writerows({**t, "ci": f"{t['ci'][0]}..{t['ci'][1]}" if t["ci"] else ""} for t in learning["tests"])
         paths["learning_tests"] = str(out / "learning_tests.csv")
     return paths

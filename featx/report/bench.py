@@ -73,7 +73,8 @@ def learning_section(r: BenchResult) -> str:
     if not lc["tests"]:
         return note
     rows = [
-        (t["size"], t["deep"], t["radiomics"], f"{t['auc_difference']:+.3f} [{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}]",
+        (t["size"], t["deep"], t["radiomics"],
+         f"{t['auc_difference']:+.3f} " + (f"[{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}]" if t["ci"] else e(t["test"])),
          p_value(t["p"]))
         for t in lc["tests"]
     ]  # fmt: skip
