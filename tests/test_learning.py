@@ -75,3 +75,11 @@ def test_train_sizes_refuse_what_they_cannot_mean():
     with pytest.raises(ConfigError, match="use --split cv"):
         BenchConfig(store="s.h5", features=("a",), train_sizes=("4",), split="fixed", test_size=0.3)
     assert BenchConfig(store="s.h5", features=("a",), train_sizes=("4", "0.25", "all")).draws == 5
+
+
+def test_a_pca_the_smallest_training_size_cannot_give_is_refused_before_any_fit(two_sets, tmp_path):
+    from featx.errors import FitError
+
+    with pytest.raises(FitError, match=r"--pca 10: the smallest training set \(--train-sizes 2\) has 8 samples"):
+        api.bench(two_sets, ["deep"], ["logreg"], cv=5, pca=10, train_sizes="2,all", out=tmp_path / "b", progress=False)
+    assert not (tmp_path / "b").exists()  # nothing fitted, nothing written

@@ -26,7 +26,7 @@ from featx.evaluate.finetuned import finetuned_cell, read_finetuned
 from featx.evaluate.fit import protocol_of
 from featx.evaluate.folds import Folds
 from featx.evaluate.heads import build_head, check_pca
-from featx.evaluate.learning import learning_curve, write_learning
+from featx.evaluate.learning import learning_curve, plan_curve, write_learning
 from featx.evaluate.operating import Operated, operated
 from featx.evaluate.outputs import versions, write_bench_outputs
 from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
@@ -62,8 +62,11 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None, blocks_of(dev))
     y = encode_labels(dev0.labels, classes)[1]
     groups = dev0.subjects if folds.grouped else None
+    curve = plan_curve(cfg, pairs, folds, y, groups) if cfg.train_sizes else None  # its checks before any fit
     scored, made = _cells(cfg, pairs, heads, folds, classes, y, groups, progress)
-    learning = learning_curve(cfg, pairs, heads, folds, classes, y, groups, progress) if cfg.train_sizes else None
+    learning = None
+    if curve is not None:
+        learning = learning_curve(cfg, pairs, heads, folds, classes, y, groups, curve, progress)
     selection, fitted = None, {}
     if cfg.select == "nested" or cfg.ensemble:
         base = sorted(zip(scored, made), key=lambda sc: -_auc(sc[0].cell))

@@ -99,17 +99,24 @@ def check_pca(pca: int | None, folds, n_features: int, inner_k: int | None = Non
     smallest = min(len(train) for _, _, train, _ in folds.split())
     if inner_k:
         smallest -= -(-smallest // inner_k)  # the inner CV holds out one of inner_k parts
+    check_pca_rows(pca, smallest, n_features, blocks)
+
+
+def check_pca_rows(pca: int | None, smallest: int, n_features: int, blocks=None, where: str = "") -> None:
+    """:func:`check_pca` for a known smallest training set (``where``: which one, for the message)."""
+    if pca is None:
+        return
     if blocks:
         needed = max(min(pca, w) for w in blocks)
         if needed > smallest:
             raise FitError(
-                f"--pca {pca}: the widest block keeps {needed} components, but the smallest training set has "
+                f"--pca {pca}: the widest block keeps {needed} components, but the smallest training set{where} has "
                 f"{smallest} samples; choose a smaller --pca."
             )
         return
     if pca > min(smallest, n_features):
         raise FitError(
-            f"--pca {pca}: the smallest training set has {smallest} samples x {n_features} features, so "
+            f"--pca {pca}: the smallest training set{where} has {smallest} samples x {n_features} features, so "
             f"PCA can give at most {min(smallest, n_features)} components; choose a smaller --pca."
         )
 

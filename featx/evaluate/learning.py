@@ -21,7 +21,7 @@ from featx.evaluate.combined import blocks_of
 from featx.evaluate.comparisons import paired_bootstrap
 from featx.evaluate.config import ALL, parse_sizes
 from featx.evaluate.cv import proba_of
-from featx.evaluate.heads import build_head
+from featx.evaluate.heads import build_head, check_pca_rows
 from featx.evaluate.parallel import resolve_jobs, run_tasks
 from featx.evaluate.resampling import weighted_auc
 from featx.progress import progress_bar
@@ -56,33 +56,44 @@ def _fit_predict(est, X, y, train, test, n_classes):
     return proba_of(model, X[test], n_classes)
 
 
-def learning_curve(cfg, pairs, heads, folds, classes, y, groups, progress: bool = True) -> dict:
-    """Fit every (feature set, head, size, draw, fold); returns the JSON-able record ``results.json`` keeps
-    (``points``: one per cell and size; ``tests``: best deep against best radiomics at each size)."""
+def plan_curve(cfg, pairs, folds, y, groups) -> list[tuple]:
+    """Every (size, draw, repeat, fold)'s training rows, drawn before any fitting: ``(size, draw, repeat, test,
+    rows)``. A ``--pca`` that the smallest of them cannot give is a FitError here, not after the bench's work."""
     sizes = parse_sizes(cfg.train_sizes)
-    splits = list(folds.split())
+    plan = []
+    for si, size in enumerate(sizes):
+        for d in range(1 if size == ALL else cfg.draws):
+            for r, f, train, test in folds.split():
+                rng = np.random.default_rng([cfg.seed, si, d, r, f])
+                plan.append((size, d, r, test, subsample(train, y, groups, size, rng)))
+    smallest = min(plan, key=lambda p: len(p[4]))
+    for dev, _ in pairs:
+        check_pca_rows(cfg.pca, len(smallest[4]), dev.X.shape[1], blocks_of(dev), f" (--train-sizes {smallest[0]})")
+    return plan
+
+
+def learning_curve(cfg, pairs, heads, folds, classes, y, groups, plan, progress: bool = True) -> dict:
+    """Fit every (feature set, head) on each training subsample of ``plan`` (:func:`plan_curve`); returns the
+    JSON-able record ``results.json`` keeps (``points``: one per cell and size; ``tests``: best deep against best
+    radiomics at each size)."""
+    sizes = parse_sizes(cfg.train_sizes)
     pos = None
     if len(classes) == 2:
         pos = classes.index(cfg.positive) if cfg.positive is not None else 1
-    plan, tasks = [], []
+    owners, tasks = [], []
     for dev, _ in pairs:
         for h in heads:
             est = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))[0]
-            for si, size in enumerate(sizes):
-                for d in range(1 if size == ALL else cfg.draws):
-                    key = (dev.name, h, size, d)
-                    for r, f, train, test in splits:
-                        rng = np.random.default_rng([cfg.seed, si, d, r, f])
-                        sub = subsample(train, y, groups, size, rng)
-                        n_sub = len(np.unique(np.asarray(groups)[sub])) if groups is not None else len(sub)
-                        plan.append((key, r, test, n_sub))
-                        tasks.append((_fit_predict, (est, dev.X, y, sub, test, len(classes)), None))
+            for size, d, r, test, sub in plan:
+                n_sub = len(np.unique(np.asarray(groups)[sub])) if groups is not None else len(sub)
+                owners.append(((dev.name, h, size, d), r, test, n_sub))
+                tasks.append((_fit_predict, (est, dev.X, y, sub, test, len(classes)), None))
     with progress_bar(f"learning curve: {len(tasks)} fits", total=len(tasks), enabled=progress) as bar:
         tasks = [(fn, args, lambda _r: bar.update()) for fn, args, _ in tasks]
         results = run_tasks(tasks, resolve_jobs(cfg.jobs))
     oof: dict = {}
     n_train: dict = {}
-    for (key, r, test, n_sub), proba in zip(plan, results):
+    for (key, r, test, n_sub), proba in zip(owners, results):
         oof.setdefault((key, r), np.zeros((len(y), len(classes))))[test] = proba
         n_train.setdefault(key, []).append(n_sub)
     once = np.ones((1, len(y)))
