@@ -81,7 +81,7 @@ def main() -> None:
     from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
     from featx.api import fit as run_fit
-    from featx.evaluate.heads import build_head
+    from featx.evaluate.heads.registry import build_head
     from featx.store.store import FeatureStore
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,7 +147,7 @@ def main() -> None:
 
 def jobs_scaling(args) -> None:
     from featx.api import bench
-    from featx.evaluate.parallel import usable_cores
+    from featx.evaluate.protocol.parallel import usable_cores
 
     cores = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from featx.config import ARGUMENT
 from featx.dataset.manifest import Manifest
-from featx.evaluate.bench import run_bench
 from featx.evaluate.config import BenchConfig, FitConfig
-from featx.evaluate.fit import run_fit
-from featx.evaluate.saved_model import FeatxModel
-from featx.evaluate.saved_model import load_model as _load_model
+from featx.evaluate.models.saved import FeatxModel
+from featx.evaluate.models.saved import load_model as _load_model
+from featx.evaluate.runs.bench import run_bench
+from featx.evaluate.runs.fit import run_fit
 from featx.extract.config import ExtractConfig
 from featx.extract.embedder import FeatxEmbedder
 from featx.extract.run import ExtractSummary, run_extract

@@ -21,8 +21,8 @@ import numpy as np
 from featx.dataset.inputs import input_manifest
 from featx.dataset.manifest import Manifest
 from featx.errors import FeatxError
-from featx.evaluate.combined import KIND, combine
-from featx.evaluate.saved_model import FeatxModel, Prediction, load_model
+from featx.evaluate.models.saved import FeatxModel, Prediction, load_model
+from featx.evaluate.protocol.combined import KIND, combine
 from featx.extract.config import ExtractConfig
 from featx.extract.run import run_extract
 from featx.radiomics.config import RadiomicsConfig

@@ -12,7 +12,7 @@ from conftest import make_store
 
 from featx.errors import ConfigError
 from featx.evaluate.config import BenchConfig, FitConfig
-from featx.evaluate.fit import run_fit
+from featx.evaluate.runs.fit import run_fit
 from featx.mil.abmil import ABMILClassifier
 
 pytest.importorskip("torch")

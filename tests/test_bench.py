@@ -133,7 +133,7 @@ def _ranked(*cells):
 
 
 def test_comparisons_answer_the_study_question_when_a_combined_set_ranks_first():
-    from featx.evaluate.comparisons import pairs_to_compare
+    from featx.evaluate.statistics.comparisons import pairs_to_compare
 
     cells = _ranked(
         ("lite0+radiomics.default", "rf", "combined"),
@@ -155,7 +155,7 @@ def test_comparisons_answer_the_study_question_when_a_combined_set_ranks_first()
 
 
 def test_a_pair_asked_for_twice_is_compared_once_under_both_labels():
-    from featx.evaluate.comparisons import pairs_to_compare
+    from featx.evaluate.statistics.comparisons import pairs_to_compare
 
     cells = _ranked(("deep", "logreg", "cnn"), ("rad", "logreg", "radiomics"), ("deep", "knn", "cnn"))
     pairs = [(a.cell.title, b.cell.title, why) for a, b, why in pairs_to_compare(cells)]

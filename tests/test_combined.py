@@ -11,7 +11,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from featx import api
 from featx.dataset.manifest import Manifest, Sample
 from featx.errors import FeatxError, FitError
-from featx.evaluate.estimators import BlockWeight, Head
+from featx.evaluate.heads.estimators import BlockWeight, Head
 from featx.store.writer import store_writer
 
 
@@ -57,7 +57,7 @@ def test_a_combined_fit_uses_the_rows_of_every_part_and_records_each_part(tmp_pa
 
 
 def test_parts_from_different_manifests_are_refused(tmp_path):
-    from featx.evaluate.combined import combine
+    from featx.evaluate.protocol.combined import combine
     from featx.store.store import FeatureStore
 
     store, *_ = _two_sets(tmp_path / "f.h5")
@@ -163,8 +163,8 @@ def test_a_combined_model_with_lesion_mask_radiomics_refuses_images_without_mask
 
 
 def test_per_block_pca_is_checked_against_the_smallest_training_set_before_fitting():
-    from featx.evaluate.folds import make_folds
-    from featx.evaluate.heads import check_pca
+    from featx.evaluate.heads.registry import check_pca
+    from featx.evaluate.protocol.folds import make_folds
 
     folds = make_folds(np.array(["a", "b"] * 10), None, k=5)  # training sets of 16
     check_pca(50, folds, 15, None, (3, 12))  # blocks of 3 and 12 keep at most 12 components

@@ -10,8 +10,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from featx.errors import FitError
-from featx.evaluate.cv import cross_validate
-from featx.evaluate.folds import (
+from featx.evaluate.protocol.cv import cross_validate
+from featx.evaluate.protocol.folds import (
     TRAIN_ONLY,
     Folds,
     check_no_subject_leak,

@@ -151,7 +151,7 @@ def test_gradcam_points_at_the_evidence():
 @pytest.mark.parametrize("head", ["logreg", "lda"])
 @pytest.mark.parametrize("pca", [None, 3])
 def test_linear_weights_reproduce_the_head(head, pca):
-    from featx.evaluate.heads import build_head
+    from featx.evaluate.heads.registry import build_head
 
     g = np.random.default_rng(0)
     X = g.standard_normal((60, 6)) * [1, 2, 3, 4, 5, 6] + 10
@@ -164,7 +164,7 @@ def test_linear_weights_reproduce_the_head(head, pca):
 
 
 def test_linear_weights_refuse_a_nonlinear_head():
-    from featx.evaluate.heads import build_head
+    from featx.evaluate.heads.registry import build_head
 
     X, y = np.random.default_rng(0).standard_normal((30, 4)), np.arange(30) % 2
     with pytest.raises(FeatxError, match="needs a linear head"):

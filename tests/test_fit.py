@@ -144,7 +144,7 @@ def test_fusion_needs_sequences(grouped_store):
 
 
 def test_saved_model_reproduces_the_test_predictions(tmp_path):
-    from featx.evaluate.saved_model import load_model
+    from featx.evaluate.models.saved import load_model
     from featx.store.store import FeatureStore
 
     X, labels, subj = _cohort()
@@ -197,7 +197,7 @@ def test_model_with_an_untrusted_type_is_refused(tmp_path):
     import skops.io as sio
 
     from featx.errors import FeatxError
-    from featx.evaluate.saved_model import load_model
+    from featx.evaluate.models.saved import load_model
 
     sio.dump({"meta_json": "{}", "models": {"x": Fraction(1, 3)}}, tmp_path / "evil.skops")
     with pytest.raises(FeatxError, match=r"contains types featx does not load \(fractions.Fraction\)"):
@@ -288,7 +288,7 @@ def test_pca_larger_than_a_training_set_allows_is_refused_before_fitting(grouped
 
 
 def test_saved_fused_model_reproduces_the_fused_test_predictions(tmp_path):
-    from featx.evaluate.saved_model import load_model
+    from featx.evaluate.models.saved import load_model
     from featx.store.store import FeatureStore
 
     store = _multi_sequence(tmp_path, test_subjects=10)

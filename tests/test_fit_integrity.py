@@ -11,12 +11,12 @@ import pytest
 from conftest import make_store
 from helpers import assert_one_line_error, featx
 
-import featx.evaluate.cv as cv_module
+import featx.evaluate.protocol.cv as cv_module
 from featx.api import bench as run_bench
 from featx.api import fit as run_fit
 from featx.errors import FitError
-from featx.evaluate.checkpoint import PARTIAL
-from featx.evaluate.metrics import classification_metrics
+from featx.evaluate.protocol.checkpoint import PARTIAL
+from featx.evaluate.statistics.metrics import classification_metrics
 from featx.report.bench import p_value
 from featx.results.io import load_results
 

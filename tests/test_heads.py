@@ -5,7 +5,7 @@ import pytest
 from sklearn.utils.estimator_checks import check_estimators_pickle, estimator_checks_generator
 
 from featx.errors import ConfigError
-from featx.evaluate.heads import build_head, get_head, list_heads
+from featx.evaluate.heads.registry import build_head, get_head, list_heads
 
 NAMES = [h.name for h in list_heads()]
 #: only to keep the ~55 checks fast: the random forest is the same code with fewer trees
@@ -93,7 +93,7 @@ def test_knn_is_dinov2s_cosine_vote_as_scikit_learn_computes_it():
     metric and weights exp(similarity / T)."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    from featx.evaluate.estimators import CosineKNNClassifier
+    from featx.evaluate.heads.estimators import CosineKNNClassifier
 
     X, y = _few_shot_data()
     Xq = np.random.default_rng(1).normal(size=(25, X.shape[1]))
@@ -111,7 +111,7 @@ def test_simpleshot_is_the_nearest_centroid_of_centred_normalised_features():
     from sklearn.neighbors import NearestCentroid
     from sklearn.preprocessing import normalize
 
-    from featx.evaluate.estimators import SimpleShotClassifier
+    from featx.evaluate.heads.estimators import SimpleShotClassifier
 
     X, y = _few_shot_data(n=45)
     Xq = np.random.default_rng(2).normal(size=(30, X.shape[1])) + 0.5

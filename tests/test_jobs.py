@@ -7,7 +7,7 @@ import pytest
 from conftest import make_store
 
 import featx.api as fx
-from featx.evaluate.parallel import resolve_jobs, run_tasks, usable_cores
+from featx.evaluate.protocol.parallel import resolve_jobs, run_tasks, usable_cores
 
 
 def _store(tmp_path, n=120, d=24, seed=0):

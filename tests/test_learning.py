@@ -10,7 +10,7 @@ from conftest import make_store
 from featx import api
 from featx.errors import ConfigError
 from featx.evaluate.config import BenchConfig
-from featx.evaluate.learning import subsample
+from featx.evaluate.runs.learning import subsample
 from featx.store.writer import store_writer
 
 

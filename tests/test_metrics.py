@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from featx.evaluate.metrics import auc_ci, classification_metrics, delong_auc
-from featx.evaluate.scoring import evaluate
+from featx.evaluate.statistics.metrics import auc_ci, classification_metrics, delong_auc
+from featx.evaluate.statistics.scoring import evaluate
 
 
 def _delong_bruteforce(y, s):
@@ -71,7 +71,7 @@ def _asah():
 
 def test_delong_matches_published_proc_example():
     """pROC's worked example on aSAH: AUCs 0.7314 / 0.8237, CI 0.6301-0.8326, Z = -2.209, p = 0.02718."""
-    from featx.evaluate.metrics import delong_paired
+    from featx.evaluate.statistics.metrics import delong_paired
 
     d = _asah()
     y, pub = np.array(d["outcome_poor"]), d["published"]
@@ -85,7 +85,7 @@ def test_delong_matches_published_proc_example():
 
 
 def test_delong_paired_matches_bruteforce_covariance():
-    from featx.evaluate.metrics import delong_paired
+    from featx.evaluate.statistics.metrics import delong_paired
 
     rng = np.random.default_rng(3)
     y = (rng.random(120) < 0.4).astype(int)
@@ -106,7 +106,7 @@ def test_delong_paired_matches_bruteforce_covariance():
 def test_corrected_ttest_formula_and_plain_limit():
     from scipy.stats import ttest_1samp
 
-    from featx.evaluate.metrics import corrected_ttest
+    from featx.evaluate.statistics.metrics import corrected_ttest
 
     d = np.array([0.02, 0.05, -0.01, 0.03, 0.04, 0.00, 0.06, 0.02, 0.01, 0.03])
     r = corrected_ttest(d, n_train=90, n_test=10)
@@ -119,7 +119,7 @@ def test_corrected_ttest_formula_and_plain_limit():
 
 def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
     """Five identical slices per patient carry one patient's information: resampling subjects says so."""
-    from featx.evaluate.resampling import bootstrap
+    from featx.evaluate.statistics.resampling import bootstrap
 
     rng = np.random.default_rng(0)
     y = (rng.random(80) < 0.5).astype(int)
@@ -141,7 +141,7 @@ def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
 def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
     from scipy.stats import bootstrap as scipy_bootstrap
 
-    from featx.evaluate.resampling import bootstrap
+    from featx.evaluate.statistics.resampling import bootstrap
 
     rng = np.random.default_rng(5)
     y = (rng.random(200) < 0.4).astype(int)
@@ -153,7 +153,7 @@ def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
 
 
 def test_bootstrap_multiclass_and_reproducible():
-    from featx.evaluate.resampling import bootstrap
+    from featx.evaluate.statistics.resampling import bootstrap
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 20)
@@ -177,7 +177,7 @@ def test_weighted_bootstrap_rows_equal_scikit_learn_on_the_duplicated_samples():
         roc_curve,
     )
 
-    from featx.evaluate.resampling import ROC_GRID, weighted_binary
+    from featx.evaluate.statistics.resampling import ROC_GRID, weighted_binary
 
     rng = np.random.default_rng(5)
     n = 300
@@ -238,7 +238,7 @@ def test_summary_metrics_are_scikit_learns(n_classes):
 def test_weighted_multiclass_rows_equal_classification_metrics_on_the_duplicated_samples():
     from sklearn.metrics import roc_auc_score
 
-    from featx.evaluate.resampling import BOOT_KEYS, weighted_multiclass
+    from featx.evaluate.statistics.resampling import BOOT_KEYS, weighted_multiclass
 
     rng = np.random.default_rng(7)
     n, classes = 90, ["a", "b", "c", "d"]

@@ -9,11 +9,11 @@ from sklearn.calibration import CalibratedClassifierCV
 
 from featx import api
 from featx.errors import ConfigError, FitError
-from featx.evaluate.cv import cross_validate
-from featx.evaluate.folds import make_folds
-from featx.evaluate.heads import build_head
-from featx.evaluate.metrics import calibration, classification_metrics
-from featx.evaluate.operating import Operated, inner_splits, parse_threshold
+from featx.evaluate.heads.operating import Operated, inner_splits, parse_threshold
+from featx.evaluate.heads.registry import build_head
+from featx.evaluate.protocol.cv import cross_validate
+from featx.evaluate.protocol.folds import make_folds
+from featx.evaluate.statistics.metrics import calibration, classification_metrics
 
 
 def _data(n=120, d=6, seed=0, shift=1.0):

@@ -18,7 +18,7 @@ from featx.api import radiomics as run_radiomics
 from featx.dataset.ingest import expand_volumes
 from featx.dataset.manifest import Manifest, Sample
 from featx.errors import ExtractionAborted, FeatxError
-from featx.evaluate.saved_model import load_model
+from featx.evaluate.models.saved import load_model
 from featx.radiomics.params import load_params, preset_path
 from featx.store.store import ABSENT, FAILED, OK, FeatureStore
 

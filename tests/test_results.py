@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import featx
 
@@ -88,3 +89,33 @@ def test_a_newer_or_foreign_file_is_refused_with_what_to_do(tmp_path):
         load_results(tmp_path / "r.json")
     with pytest.raises(FeatxError, match="a malformed fit result"):
         result_from_json({**raw, "cv": {"pooled": "oops"}})
+
+
+FLAT = Path(__file__).resolve().parent / "data" / "results_v2"  # written by the flat evaluate/ layout (509087a)
+
+
+@pytest.mark.parametrize("name", ("fit", "fit_knn", "bench"))
+def test_results_of_the_flat_evaluate_layout_re_render_unchanged(name, tmp_path):
+    from featx.report.write import rerender
+
+    raw = json.loads((FLAT / f"{name}.json").read_text())
+    res = load_results(FLAT / f"{name}.json")
+    assert result_to_json(res) == {k: v for k, v in raw.items()}  # every key and value, as written then
+    (tmp_path / "results.json").write_text(json.dumps(raw))
+    page = rerender(tmp_path / "results.json").read_text()
+    best = res.cells[0].cv.pooled.auc if isinstance(res, BenchResult) else res.cv.pooled.auc
+    assert f"{best:.3f}" in page and "data:image/png;base64," in page
+    if isinstance(res, BenchResult):
+        assert res.learning and "Label efficiency" in page
+
+
+def test_models_saved_by_the_flat_evaluate_layout_load_and_predict_the_same():
+    from featx.evaluate.models.saved import load_model
+
+    expected = json.loads((FLAT / "expected_proba.json").read_text())
+    for name, rows in (("fit", "X_new"), ("knn", "R_new")):
+        model = load_model(FLAT / f"{name}.skops")
+        head = next(iter(model.models.values()))
+        assert type(head).__module__.startswith("featx.evaluate.heads.")  # the class of the new layout
+        np.testing.assert_array_equal(head.predict_proba(np.load(FLAT / f"{rows}.npy")), expected[name])
+    assert list(load_model(FLAT / "bench.skops").models) == ["cnnfeat + logreg"]

@@ -11,9 +11,9 @@ from sklearn.metrics import roc_auc_score
 from featx import api
 from featx.dataset.manifest import Manifest, Sample
 from featx.errors import ConfigError, FitError
-from featx.evaluate.folds import make_folds
-from featx.evaluate.heads import build_head
-from featx.evaluate.selection import InnerCV, Member, select
+from featx.evaluate.heads.registry import build_head
+from featx.evaluate.models.selection import InnerCV, Member, select
+from featx.evaluate.protocol.folds import make_folds
 from featx.store.writer import store_writer
 
 
@@ -81,7 +81,7 @@ def _members(n=60, n_members=3, seed=0):
 def test_the_inner_cv_never_sees_the_outer_fold_and_the_choice_ignores_its_predictions():
     y, folds, members = _members()
     inner = InnerCV(members, y, None, folds, 2, 3, seed=0)
-    from featx.evaluate.parallel import run_tasks
+    from featx.evaluate.protocol.parallel import run_tasks
 
     run_tasks(inner.tasks(), 1)
     for args, (r, f, _i), _rows in inner.calls:

@@ -55,7 +55,7 @@ def fit(
 
     Example: [bold]featx fit --store features.h5 --features resnet18 --head logreg --cv 10 --out results/[/]
     """
-    from featx.evaluate.fit import run_fit
+    from featx.evaluate.runs.fit import run_fit
 
     print_results(run_fit(settings(ctx, FitConfig, config)))
 
@@ -97,7 +97,7 @@ def bench(
 
     Example: [bold]featx bench -s features.h5 -f efficientnet_lite0,radiomics.default --heads logreg,svm-rbf,xgb --out bench/[/]
     """
-    from featx.evaluate.bench import run_bench
+    from featx.evaluate.runs.bench import run_bench
 
     print_bench(run_bench(settings(ctx, BenchConfig, config)))
 

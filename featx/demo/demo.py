@@ -16,7 +16,7 @@ from PIL import Image
 
 from featx.dataset.manifest import Manifest, Sample
 from featx.evaluate.config import FitConfig
-from featx.evaluate.fit import run_fit
+from featx.evaluate.runs.fit import run_fit
 from featx.extract.config import ExtractConfig
 from featx.extract.run import run_extract
 from featx.radiomics.config import RadiomicsConfig

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from featx.config import Choice, Config, setting
 from featx.errors import ConfigError
-from featx.evaluate.config import SplitSettings
-from featx.evaluate.fusion import MODEL_FUSIONS
+from featx.evaluate.protocol.fusion import MODEL_FUSIONS
+from featx.evaluate.protocol.settings import SplitSettings
 from featx.finetune.data import Augment
 from featx.finetune.model import HEADS as HEAD_KINDS
 from featx.finetune.model import HeadConfig

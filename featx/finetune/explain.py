@@ -13,7 +13,7 @@ import numpy as np
 from featx.backbones.resolve import resolve_backbone
 from featx.dataset.inputs import input_manifest
 from featx.errors import FeatxError
-from featx.evaluate.saved_model import load_model
+from featx.evaluate.models.saved import load_model
 from featx.extract.config import ExtractConfig
 from featx.finetune.blocks import block_map
 from featx.finetune.data import ImageBank

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.evaluate.outputs import Predictions, write_fit_outputs
+from featx.evaluate.runs.outputs import Predictions, write_fit_outputs
 from featx.results.codec import to_json
 from featx.results.runs import FitResult
 

@@ -1,7 +1,7 @@
 """``featx finetune``: manifest + backbone -> one fine-tuned model per fold -> out-of-fold predictions,
 curves, summaries, Grad-CAM overlays, the same results format as ``featx fit``.
 
-The folds are planned exactly as ``fit`` plans them (:func:`featx.evaluate.split.plan_split` on
+The folds are planned exactly as ``fit`` plans them (:func:`featx.evaluate.protocol.split.plan_split` on
 the manifest's labelled samples in manifest order, which is the store's row order), or loaded
 with ``folds`` from a fit/bench run, so a fine-tuned row and the frozen-feature rows are scored
 on the same patients. As in ``fit``, the manifest's ``test`` rows are held out of the CV and
@@ -20,7 +20,7 @@ import numpy as np
 from featx.dataset.copies import file_keys
 from featx.dataset.manifest import Manifest
 from featx.errors import ConfigError, FitError
-from featx.evaluate.split import check_design, plan_split, split_classes
+from featx.evaluate.protocol.split import check_design, plan_split, split_classes
 from featx.finetune.config import FinetuneConfig
 from featx.finetune.sequences import SequenceRuns, pick_sequences, restrict, run_per_sequence
 from featx.finetune.unit import Context, train_unit

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from featx.errors import ConfigError, FitError
-from featx.evaluate.folds import Folds
-from featx.evaluate.fusion import sequences_of
-from featx.evaluate.outputs import Predictions, write_fit_outputs
-from featx.evaluate.scoring import score_fused
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.fusion import sequences_of
+from featx.evaluate.runs.outputs import Predictions, write_fit_outputs
+from featx.evaluate.statistics.scoring import score_fused
 from featx.finetune.unit import Context, UnitRun, train_unit
 from featx.results.runs import FitResult, HeadInfo
 from featx.store.feature_set import FeatureSet

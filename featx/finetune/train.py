@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from featx.errors import FitError
-from featx.evaluate.folds import make_holdout
+from featx.evaluate.protocol.folds import make_holdout
 from featx.finetune.blocks import apply_freeze, set_train_mode
 from featx.finetune.config import TrainConfig
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FeatxError
-from featx.evaluate.cv import CVResult, encode_labels
-from featx.evaluate.fit import protocol_of
-from featx.evaluate.folds import Folds
-from featx.evaluate.outputs import versions
-from featx.evaluate.scoring import evaluate, metrics_with_ci
+from featx.evaluate.protocol.cv import CVResult, encode_labels
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.runs.fit import protocol_of
+from featx.evaluate.runs.outputs import versions
+from featx.evaluate.statistics.scoring import evaluate, metrics_with_ci
 from featx.finetune.blocks import apply_freeze, parse_freeze
 from featx.finetune.config import FinetuneConfig
 from featx.finetune.data import ImageBank

@@ -150,7 +150,7 @@ class BenchResult:
     outputs: Mapping[str, str] | None = None
     selection: NestedSelection | None = None
     saved_model: str | None = None
-    learning: Mapping[str, Any] | None = None  # --train-sizes: featx.evaluate.learning's record
+    learning: Mapping[str, Any] | None = None  # --train-sizes: featx.evaluate.runs.learning's record
     extra: Mapping[str, Any] = extra_field()
 
     @property

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featx.evaluate.folds import Folds
-from featx.evaluate.metrics import corrected_ttest, delong_paired
-from featx.evaluate.resampling import resample_weights, weighted_auc
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.statistics.metrics import corrected_ttest, delong_paired
+from featx.evaluate.statistics.resampling import resample_weights, weighted_auc
 from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest, PairedBootstrap
 
 

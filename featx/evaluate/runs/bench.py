@@ -2,7 +2,7 @@
 
 Only samples present (and finite) in every feature set take part, so a deep and a radiomics row
 are scored on the same images and the same folds. The comparisons are in
-:mod:`featx.evaluate.comparisons`; fine-tuning runs join as rows through :mod:`featx.evaluate.finetuned`.
+:mod:`featx.evaluate.statistics.comparisons`; fine-tuning runs join as rows through :mod:`featx.evaluate.runs.finetuned`.
 """
 
 from __future__ import annotations
@@ -17,23 +17,23 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FitError
-from featx.evaluate.checkpoint import finished, partial_dir
-from featx.evaluate.combined import blocks_of, common_rows
-from featx.evaluate.comparisons import Scored, compare, pairs_to_compare
 from featx.evaluate.config import BenchConfig
-from featx.evaluate.cv import CVPlan, encode_labels, proba_of, threshold_of, timed_fit
-from featx.evaluate.finetuned import finetuned_cell, read_finetuned
-from featx.evaluate.fit import protocol_of
-from featx.evaluate.folds import Folds
-from featx.evaluate.heads import build_head, check_pca
-from featx.evaluate.learning import learning_curve, plan_curve, write_learning
-from featx.evaluate.operating import Operated, operated
-from featx.evaluate.outputs import versions, write_bench_outputs
-from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
-from featx.evaluate.saved_model import save_bench_model
-from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
-from featx.evaluate.selection import ENSEMBLE_HEADS, Member, check_ensemble, ensemble_name, run_selection
-from featx.evaluate.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
+from featx.evaluate.heads.operating import Operated, operated
+from featx.evaluate.heads.registry import build_head, check_pca
+from featx.evaluate.models.saved import save_bench_model
+from featx.evaluate.models.selection import ENSEMBLE_HEADS, Member, check_ensemble, ensemble_name, run_selection
+from featx.evaluate.protocol.checkpoint import finished, partial_dir
+from featx.evaluate.protocol.combined import blocks_of, common_rows
+from featx.evaluate.protocol.cv import CVPlan, encode_labels, proba_of, threshold_of, timed_fit
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
+from featx.evaluate.protocol.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
+from featx.evaluate.runs.finetuned import finetuned_cell, read_finetuned
+from featx.evaluate.runs.fit import protocol_of
+from featx.evaluate.runs.learning import learning_curve, plan_curve, write_learning
+from featx.evaluate.runs.outputs import versions, write_bench_outputs
+from featx.evaluate.statistics.comparisons import Scored, compare, pairs_to_compare
+from featx.evaluate.statistics.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.progress import progress_bar
 from featx.results.bench import BenchResult, CellResult, cell_title
 

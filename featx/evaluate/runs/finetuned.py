@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from featx.errors import FeatxError, FitError
-from featx.evaluate.comparisons import Scored
-from featx.evaluate.cv import CVResult
-from featx.evaluate.folds import Folds
-from featx.evaluate.scoring import evaluate, fold_scores
+from featx.evaluate.protocol.cv import CVResult
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.statistics.comparisons import Scored
+from featx.evaluate.statistics.scoring import evaluate, fold_scores
 from featx.results.bench import CellResult
 from featx.results.io import load_results
 from featx.results.runs import FitResult

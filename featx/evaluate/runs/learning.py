@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
-from featx.evaluate.combined import blocks_of
-from featx.evaluate.comparisons import paired_bootstrap
 from featx.evaluate.config import ALL, parse_sizes
-from featx.evaluate.cv import proba_of
-from featx.evaluate.heads import build_head, check_pca_rows
-from featx.evaluate.parallel import resolve_jobs, run_tasks
-from featx.evaluate.resampling import weighted_auc
+from featx.evaluate.heads.registry import build_head, check_pca_rows
+from featx.evaluate.protocol.combined import blocks_of
+from featx.evaluate.protocol.cv import proba_of
+from featx.evaluate.protocol.parallel import resolve_jobs, run_tasks
+from featx.evaluate.statistics.comparisons import paired_bootstrap
+from featx.evaluate.statistics.resampling import weighted_auc
 from featx.progress import progress_bar
 
 
@@ -131,7 +131,7 @@ def learning_curve(cfg, pairs, heads, folds, classes, y, groups, plan, progress:
 
 def _paired(size, points, draws_of, y, classes, groups, cfg) -> dict | None:
     """Best deep (``cnn``) against best radiomics cell at ``size``: a paired bootstrap over subjects of the
-    draw-mean AUC difference (:func:`~featx.evaluate.comparisons.paired_bootstrap`)."""
+    draw-mean AUC difference (:func:`~featx.evaluate.statistics.comparisons.paired_bootstrap`)."""
     at = [p for p in points if p["size"] == size]
     best = {}
     for kind in ("cnn", "radiomics"):

@@ -1,7 +1,7 @@
 """A run's folder: results.json, folds.json, out-of-fold and test prediction CSVs, and the report.
 
 ``fit`` and ``finetune`` write the same files (:func:`write_fit_outputs`), ``bench`` its own table
-(:mod:`featx.evaluate.bench`). The outputs' paths are recorded in the result before it is written.
+(:mod:`featx.evaluate.runs.bench`). The outputs' paths are recorded in the result before it is written.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.evaluate.metrics import predicted_classes
+from featx.evaluate.statistics.metrics import predicted_classes
 from featx.report.write import write_report
 from featx.results.bench import BenchResult
 from featx.results.io import write_results

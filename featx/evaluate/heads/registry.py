@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from featx.config import Choice
 from featx.errors import ConfigError, FitError
-from featx.evaluate.estimators import CosineKNNClassifier, Head, SimpleShotClassifier, XGBHead
+from featx.evaluate.heads.estimators import CosineKNNClassifier, Head, SimpleShotClassifier, XGBHead
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from featx.evaluate.fusion import MIXED, fuse_images, fuse_repeats, subject_level
-from featx.evaluate.metrics import SUMMARY_KEYS, classification_metrics
-from featx.evaluate.resampling import bootstrap, class_rocs, roc_on_grid
+from featx.evaluate.protocol.fusion import MIXED, fuse_images, fuse_repeats, subject_level
+from featx.evaluate.statistics.metrics import SUMMARY_KEYS, classification_metrics
+from featx.evaluate.statistics.resampling import bootstrap, class_rocs, roc_on_grid
 from featx.results.codec import from_json
 from featx.results.metrics import CVScores, FoldStat, Metrics
 from featx.results.runs import SequenceScores
@@ -17,7 +17,7 @@ from featx.store.feature_set import FeatureSet
 
 
 def metrics_of(d: dict) -> Metrics:
-    """:func:`~featx.evaluate.metrics.classification_metrics`' dict as typed Metrics."""
+    """:func:`~featx.evaluate.statistics.metrics.classification_metrics`' dict as typed Metrics."""
     return from_json(Metrics, d)
 
 
@@ -50,7 +50,7 @@ def evaluate(
     level : str
         What a row is (``image``, or a subject-level description for fused runs).
     scope : str
-        Which predictions these are (:attr:`featx.evaluate.folds.Folds.scope`).
+        Which predictions these are (:attr:`featx.evaluate.protocol.folds.Folds.scope`).
     thresholds : ndarray, shape (repeats, n), optional
         The threshold each sample's fold chose on its training rows (binary; NaN: the most probable class);
         a sample tested in several repeats is decided by their mean threshold.
@@ -119,7 +119,7 @@ def metrics_with_ci(
 ) -> Metrics:
     """Metrics of one set of predictions with their bootstrap CIs (``ci``, ``ci_unit``) and ``roc`` (with band);
     multi-class: each class's one-vs-rest ROC. ``threshold`` (binary; a number or one per row) decides the
-    predicted classes, as in :func:`~featx.evaluate.metrics.classification_metrics`."""
+    predicted classes, as in :func:`~featx.evaluate.statistics.metrics.classification_metrics`."""
     m = classification_metrics(y, proba, classes, positive, threshold)
     if n_boot:
         boot = bootstrap(y, proba, classes, groups, positive, n_boot=n_boot, seed=seed, threshold=threshold)

@@ -25,12 +25,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from featx.errors import FitError
-from featx.evaluate.comparisons import Scored
-from featx.evaluate.cv import fold_fit, mean_over_repeats, proba_of
-from featx.evaluate.folds import Folds
-from featx.evaluate.operating import inner_splits, parse_threshold
-from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
-from featx.evaluate.scoring import evaluate, fold_scores, metrics_with_ci
+from featx.evaluate.heads.operating import inner_splits, parse_threshold
+from featx.evaluate.protocol.cv import fold_fit, mean_over_repeats, proba_of
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
+from featx.evaluate.statistics.comparisons import Scored
+from featx.evaluate.statistics.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.progress import progress_bar
 from featx.results.bench import CellResult, NestedSelection
 
@@ -58,7 +58,7 @@ def inner_seed(seed: int, r: int, f: int) -> int:
 
 class InnerCV:
     """Every member's out-of-fold probabilities on each outer training fold, by an inner CV of that fold alone:
-    ``tasks()`` are :func:`~featx.evaluate.cv.fold_fit` calls for whoever runs them; ``proba[(r, f, i)]`` is
+    ``tasks()`` are :func:`~featx.evaluate.protocol.cv.fold_fit` calls for whoever runs them; ``proba[(r, f, i)]`` is
     member ``i``'s (n, C) array, NaN outside outer fold ``(r, f)``'s training rows."""
 
     def __init__(self, members: list[Member], y, groups, folds: Folds, n_classes: int, inner_k: int, seed: int):
@@ -241,7 +241,7 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
 
     ``members``: the base cells; ``cells``: their CellResults by title, best first by the bench's CV; ``test``:
     (class codes, groups) of the held-out test rows, or None. Returns (NestedSelection or None, the ensemble rows as
-    :class:`~featx.evaluate.comparisons.Scored`, the fitted :class:`Ensemble` per row title).
+    :class:`~featx.evaluate.statistics.comparisons.Scored`, the fitted :class:`Ensemble` per row title).
     """
     check_ensemble(cfg.ensemble, len(members))
     n_classes = len(classes)

@@ -10,7 +10,9 @@ feature columns used, the fusion and the CV/test figures of the fit that made it
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,10 +21,10 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FeatxError, short_list
-from featx.evaluate.cv import proba_of, threshold_of
-from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, fuse_images, subject_level
-from featx.evaluate.metrics import predicted_classes
-from featx.evaluate.selection import ensemble_proba
+from featx.evaluate.models.selection import ensemble_proba
+from featx.evaluate.protocol.cv import proba_of, threshold_of
+from featx.evaluate.protocol.fusion import MODEL_FUSIONS, concat_by_subject, fuse_images, subject_level
+from featx.evaluate.statistics.metrics import predicted_classes
 from featx.results.bench import cell_title
 from featx.results.codec import to_json
 from featx.results.runs import FitResult
@@ -30,6 +32,11 @@ from featx.store.feature_set import FeatureSet, default_names
 
 MODEL_FORMAT = 1
 STACK = "__stacking__"  # an ensemble model's meta-learner, beside its members' models
+# featx 0.x before the rooms of evaluate/ (Task and sub-packages): where a saved model's featx types lived then
+MOVED = {
+    "featx.evaluate.estimators": "featx.evaluate.heads.estimators",
+    "featx.evaluate.operating": "featx.evaluate.heads.operating",
+}
 TRUSTED_PREFIXES = ("featx.", "sklearn.", "xgboost.", "numpy.", "scipy.", "builtins.", "collections.")
 
 
@@ -295,7 +302,7 @@ class FeatxModel:
 
 
 def load_model(path: str | Path) -> FeatxModel:
-    """Load a ``.skops`` model written by ``featx fit --save``.
+    """Load a ``.skops`` model written by ``featx fit --save`` (or ``bench --save``), of this featx or an earlier one.
 
     Raises
     ------
@@ -308,7 +315,8 @@ def load_model(path: str | Path) -> FeatxModel:
     if not path.is_file():
         raise FeatxError(f"Model file not found: {path}. Save one with 'featx fit ... --save model.skops'.")
     try:
-        untrusted = sio.get_untrusted_types(file=path)
+        data = _moved_types_renamed(path.read_bytes())
+        untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # not a zip / not skops
         raise FeatxError(f"{path} is not a featx model file ({type(exc).__name__}: {exc}).") from None
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
@@ -318,7 +326,7 @@ def load_model(path: str | Path) -> FeatxModel:
             "XGBoost, NumPy, SciPy and featx objects are trusted. Refit the model with 'featx fit --save'."
         )
     try:
-        obj = sio.load(path, trusted=untrusted)
+        obj = sio.loads(data, trusted=untrusted)
         meta = json.loads(obj["meta_json"])
         models = obj["models"]
     except Exception as exc:
@@ -329,3 +337,22 @@ def load_model(path: str | Path) -> FeatxModel:
             f"it was written by featx {meta.get('featx_version')}. Refit it with this version."
         )
     return FeatxModel(meta, models, path)
+
+
+def _moved_types_renamed(data: bytes) -> bytes:
+    """A model file's bytes with the modules of featx's heads renamed to where they live now (``MOVED``), so a
+    model saved before evaluate/ was split into rooms loads as the same objects. A file without them is returned
+    as it is."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        schema = z.read("schema.json").decode()
+        renamed = schema
+        for old, new in MOVED.items():
+            renamed = renamed.replace(f'"__module__": "{old}"', f'"__module__": "{new}"')
+        if renamed == schema:
+            return data
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as out:
+            for item in z.infolist():
+                body = renamed if item.filename == "schema.json" else z.read(item.filename)
+                out.writestr(item.filename, body, compress_type=item.compress_type)
+    return buf.getvalue()

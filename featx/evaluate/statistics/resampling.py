@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from featx.evaluate.metrics import SUMMARY_KEYS, predicted_classes
+from featx.evaluate.statistics.metrics import SUMMARY_KEYS, predicted_classes
 
 BOOT_KEYS = SUMMARY_KEYS
 BOOT_CHUNK = 100

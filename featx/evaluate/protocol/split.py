@@ -16,9 +16,9 @@ import numpy as np
 from featx.audit.near import CHECK_MAX_ROWS, DEFAULT_THRESHOLD, SIGNATURE_THRESHOLD, deep_columns, split_contamination
 from featx.dataset.copies import cross_copies, find_copies
 from featx.errors import FitError, short_list
-from featx.evaluate.combined import combine, parts_of
-from featx.evaluate.config import SplitSettings
-from featx.evaluate.folds import Folds, load_folds, make_folds, make_holdout, manifest_split, subject_leaks
+from featx.evaluate.protocol.combined import combine, parts_of
+from featx.evaluate.protocol.folds import Folds, load_folds, make_folds, make_holdout, manifest_split, subject_leaks
+from featx.evaluate.protocol.settings import SplitSettings
 from featx.store.feature_set import FeatureSet
 from featx.store.pooled import stale_groups
 from featx.store.store import FeatureStore
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
     """The labelled rows of ``features``, without NaN/inf columns (named in the returned list).
 
-    ``features`` may be an early-fusion expression ``A+B`` (:mod:`featx.evaluate.combined`): the parts
+    ``features`` may be an early-fusion expression ``A+B`` (:mod:`featx.evaluate.protocol.combined`): the parts
     side by side on the rows they share, the dropped columns named ``part:column``.
     """
     with FeatureStore(store) as st:

@@ -1,6 +1,6 @@
 """``featx fit``: store -> feature set -> head + cross-validation (+ held-out test) -> typed results, report, model.
 
-The rows and folds come from :mod:`featx.evaluate.split`. After the CV the head is refit on
+The rows and folds come from :mod:`featx.evaluate.protocol.split`. After the CV the head is refit on
 all non-test samples, scored once on the test samples, and that refit is what ``save`` writes.
 """
 
@@ -17,20 +17,20 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FitError
-from featx.evaluate.bags import bags_of, write_attention
-from featx.evaluate.checkpoint import finished, partial_dir
-from featx.evaluate.combined import blocks_of
 from featx.evaluate.config import FitConfig
-from featx.evaluate.cv import CVPlan, CVResult, encode_labels, proba_of, threshold_of, timed_fit
-from featx.evaluate.folds import Folds
-from featx.evaluate.fusion import MODEL_FUSIONS, concat_by_subject, sequences_of
-from featx.evaluate.heads import BAG_HEADS, build_head, check_pca, get_head
-from featx.evaluate.operating import describe_decision, operated, parse_threshold
-from featx.evaluate.outputs import Predictions, versions, write_fit_outputs
-from featx.evaluate.parallel import ray_backend, resolve_jobs, run_tasks
-from featx.evaluate.saved_model import save_model
-from featx.evaluate.scoring import evaluate, metrics_with_ci, score_fused
-from featx.evaluate.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
+from featx.evaluate.heads.bags import bags_of, write_attention
+from featx.evaluate.heads.operating import describe_decision, operated, parse_threshold
+from featx.evaluate.heads.registry import BAG_HEADS, build_head, check_pca, get_head
+from featx.evaluate.models.saved import save_model
+from featx.evaluate.protocol.checkpoint import finished, partial_dir
+from featx.evaluate.protocol.combined import blocks_of
+from featx.evaluate.protocol.cv import CVPlan, CVResult, encode_labels, proba_of, threshold_of, timed_fit
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.fusion import MODEL_FUSIONS, concat_by_subject, sequences_of
+from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
+from featx.evaluate.protocol.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
+from featx.evaluate.runs.outputs import Predictions, versions, write_fit_outputs
+from featx.evaluate.statistics.scoring import evaluate, metrics_with_ci, score_fused
 from featx.progress import progress_bar
 from featx.results.runs import FitResult, HeadInfo, Protocol
 from featx.store.feature_set import FeatureSet

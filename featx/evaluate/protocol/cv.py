@@ -12,10 +12,10 @@ from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from featx.errors import FitError
-from featx.evaluate.checkpoint import FoldCache
-from featx.evaluate.folds import Folds
-from featx.evaluate.operating import Operated, inner_splitter
-from featx.evaluate.parallel import run_tasks
+from featx.evaluate.heads.operating import Operated, inner_splitter
+from featx.evaluate.protocol.checkpoint import FoldCache
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.parallel import run_tasks
 
 
 @dataclass
@@ -192,7 +192,7 @@ class CVPlan:
             self.on_fold()
 
     def tasks(self) -> list[tuple]:
-        """The fold fits still to do, as :func:`~featx.evaluate.parallel.run_tasks` tasks."""
+        """The fold fits still to do, as :func:`~featx.evaluate.protocol.parallel.run_tasks` tasks."""
         return [(fold_fit, call, functools.partial(self.accept, i)) for i, call in enumerate(self.calls)]
 
     def accept(self, i: int, out) -> None:
@@ -234,8 +234,8 @@ def cross_validate(
     grouped by ``groups``); the outer test fold is never seen by the tuner.
     ``on_fold()``, when given, is called after each fold (progress reporting).
     ``keep``: a folder where finished folds are kept, so a rerun after a stop takes them from
-    there (:mod:`featx.evaluate.checkpoint`). ``jobs``: folds fitted at once in worker processes
-    (:mod:`featx.evaluate.parallel`; the same numbers as one at a time).
+    there (:mod:`featx.evaluate.protocol.checkpoint`). ``jobs``: folds fitted at once in worker processes
+    (:mod:`featx.evaluate.protocol.parallel`; the same numbers as one at a time).
     """
     plan = CVPlan(estimator, X, labels, folds, classes, grid, groups, inner_k, keep, on_fold)
     run_tasks(plan.tasks(), jobs, backend)

@@ -3,7 +3,7 @@
 ``--jobs N`` (default: the cores this process may use: its CPU affinity, a cgroup CPU quota, and
 ``OMP_NUM_THREADS`` when set) runs the independent fits of a cross-validation, and every cell of a bench
 at once, in joblib's process pool. Results come back in submission order and every fit is seeded by its
-(repeat, fold) and runs on one thread (:func:`featx.evaluate.cv.fold_fit`), so the numbers are identical to
+(repeat, fold) and runs on one thread (:func:`featx.evaluate.protocol.cv.fold_fit`), so the numbers are identical to
 ``--jobs 1`` and the total never oversubscribes.
 
 ``--ray ADDRESS`` sends the same fits to a Ray cluster through joblib's Ray backend

@@ -1,0 +1,1 @@
+"""Heads: the registry (:mod:`.registry`), featx's own estimators, bags of slices, operating points."""

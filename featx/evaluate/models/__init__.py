@@ -1,0 +1,1 @@
+"""Models made of heads: nested selection and ensembles (:mod:`.selection`), saved models (:mod:`.saved`)."""

@@ -1,0 +1,1 @@
+"""Numbers with their uncertainty: metrics, bootstrap resampling, paired comparisons, scoring of predictions."""
