@@ -20,6 +20,7 @@ from featx.evaluate.protocol.folds import (
     make_holdout,
     manifest_split,
 )
+from featx.evaluate.protocol.task import Task
 
 
 def _cohort(n_subjects, slices, seed, mixed_labels=False):
@@ -132,7 +133,7 @@ def test_out_of_fold_predictions_cover_each_sample_once_per_repeat():
     X = rng.standard_normal((60, 4))
     labels = np.where(X[:, 0] > 0, "pos", "neg")
     folds = make_folds(labels, None, k=5, seed=0, repeats=3)
-    res = cross_validate(LogisticRegression(), X, labels, folds)
+    res = cross_validate(LogisticRegression(), X, Task.classification(labels, folds=folds))
     assert res.proba.shape == (3, 60, 2) and not np.isnan(res.proba).any()
     assert np.allclose(res.proba.sum(axis=2), 1) and len(res.fold_seconds) == 15
     for r in range(3):  # each repeat's prediction of a sample comes from the one model that did not train on it
@@ -147,7 +148,7 @@ def test_fixed_split_predicts_only_the_test_side():
     X = rng.standard_normal((40, 3))
     labels = np.where(X[:, 0] > 0, "pos", "neg")
     folds = make_holdout(labels, None, test_size=0.25, seed=0)
-    res = cross_validate(LogisticRegression(), X, labels, folds)
+    res = cross_validate(LogisticRegression(), X, Task.classification(labels, folds=folds))
     assert np.array_equal(res.tested, folds.fold_of[0] == 0) and res.tested.sum() == 10
 
 
@@ -188,7 +189,8 @@ def test_nested_cv_never_sees_its_outer_test_fold():
     for f in range(4):
         _Spy.log = []
         one = Folds(np.where(folds.fold_of[0] == f, 0, TRAIN_ONLY), 1, 0, "x", True, kind="fixed")
-        res = cross_validate(_Spy(), X, labels, one, grid={"c": [0.1, 1.0]}, groups=subjects, inner_k=3)
+        task = Task.classification(labels, groups=subjects, folds=one)
+        res = cross_validate(_Spy(), X, task, grid={"c": [0.1, 1.0]}, inner_k=3)
         outer_predict = _Spy.log[-1]
         assert outer_predict == ("predict", test_sets[f])  # only the final model sees the outer test fold
         for what, ids in _Spy.log[:-1]:  # inner fits, inner validation and the refit: training rows only
@@ -203,4 +205,4 @@ def test_tune_refuses_too_small_inner_folds():
     labels = np.array(["a", "b"] * 6)
     folds = make_folds(labels, None, k=2, seed=0)
     with pytest.raises(FitError, match="inner 5-fold CV needs 5 samples per class"):
-        cross_validate(LogisticRegression(), X, labels, folds, grid={"C": [1.0]}, inner_k=5)
+        cross_validate(LogisticRegression(), X, Task.classification(labels, folds=folds), grid={"C": [1.0]}, inner_k=5)

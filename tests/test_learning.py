@@ -10,6 +10,7 @@ from conftest import make_store
 from featx import api
 from featx.errors import ConfigError
 from featx.evaluate.config import BenchConfig
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.runs.learning import subsample
 from featx.store.writer import store_writer
 
@@ -37,14 +38,15 @@ def test_subsampling_keeps_subjects_whole_and_draws_per_class():
     groups = np.array([f"s{i // 2}" for i in range(40)])  # each subject: 2 rows of one class
     train = np.arange(40)
     rng = np.random.default_rng(0)
-    sub = subsample(train, y, groups, "3", rng)
+    task = Task("classification", y, ("a", "b"), groups=groups)
+    sub = subsample(task, train, "3", rng)
     kept = set(groups[sub])
     assert len(kept) == 6 and len(sub) == 12  # 3 subjects per class, both rows of each
     assert sorted(np.bincount(y[sub])) == [6, 6]
-    assert len(set(groups[subsample(train, y, groups, "0.5", rng)])) == 10  # half of each class's 10 subjects
-    assert (subsample(train, y, groups, "all", rng) == train).all()
-    assert len(set(groups[subsample(train, y, groups, "50", rng)])) == 20  # more than there are: all of them
-    again = subsample(train, y, groups, "3", np.random.default_rng(0))
+    assert len(set(groups[subsample(task, train, "0.5", rng)])) == 10  # half of each class's 10 subjects
+    assert (subsample(task, train, "all", rng) == train).all()
+    assert len(set(groups[subsample(task, train, "50", rng)])) == 20  # more than there are: all of them
+    again = subsample(task, train, "3", np.random.default_rng(0))
     assert (again == sub).all()  # a seed reproduces the draw
 
 

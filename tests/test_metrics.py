@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import auc_ci, classification_metrics, delong_auc
+from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate
 
 
@@ -57,7 +60,8 @@ def test_multiclass_macro_auc():
 def test_per_fold_mean_sd():
     y = np.array([0, 1, 0, 1])
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
-    ev = evaluate(y, proba[None], np.array([[0, 0, 1, 1]]), ["a", "b"], n_boot=0)
+    folds = Folds(np.array([[0, 0, 1, 1]]), 2, 0, "x", False)
+    ev = evaluate(Task("classification", y, ("a", "b"), folds=folds), proba[None], Resampling(0))
     acc = ev.per_fold["accuracy"]
     assert acc.values == (1.0, 0.0) and acc.mean == 0.5 and ev.per_repeat is None
 
@@ -125,15 +129,18 @@ def test_bootstrap_by_subject_equals_bootstrap_of_one_row_per_subject():
     y = (rng.random(80) < 0.5).astype(int)
     p1 = np.clip(0.5 + 0.3 * (2 * y - 1) + 0.3 * rng.standard_normal(80), 0, 1)
     proba = np.c_[1 - p1, p1]
-    one = bootstrap(y, proba, ["a", "b"], n_boot=300, seed=1)
+    boot = Resampling(300, seed=1)
+    one = bootstrap(Task("classification", y, ("a", "b")), proba, boot)
     five = bootstrap(
-        np.repeat(y, 5), np.repeat(proba, 5, axis=0), ["a", "b"], groups=np.repeat(np.arange(80), 5), n_boot=300, seed=1
+        Task("classification", np.repeat(y, 5), ("a", "b"), groups=np.repeat(np.arange(80), 5)),
+        np.repeat(proba, 5, axis=0),
+        boot,
     )
     assert five["unit"] == "subject" and one["unit"] == "sample"
     for key in ("auc", "accuracy", "sensitivity", "f1"):
         assert np.allclose(one["ci"][key], five["ci"][key]), key
     assert np.allclose(one["roc"]["lo"], five["roc"]["lo"])
-    naive = bootstrap(np.repeat(y, 5), np.repeat(proba, 5, axis=0), ["a", "b"], n_boot=300, seed=1)
+    naive = bootstrap(Task("classification", np.repeat(y, 5), ("a", "b")), np.repeat(proba, 5, axis=0), boot)
     width = lambda b: b["ci"]["auc"][1] - b["ci"]["auc"][0]  # noqa: E731
     assert width(naive) < 0.6 * width(five)  # resampling slices would claim more certainty than 80 patients give
 
@@ -146,7 +153,7 @@ def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
     rng = np.random.default_rng(5)
     y = (rng.random(200) < 0.4).astype(int)
     p1 = np.clip(0.4 + 0.25 * (2 * y - 1) + 0.3 * rng.standard_normal(200), 0, 1)
-    ours = bootstrap(y, np.c_[1 - p1, p1], ["n", "p"], n_boot=4000, seed=0)["ci"]["accuracy"]
+    ours = bootstrap(Task("classification", y, ("n", "p")), np.c_[1 - p1, p1], Resampling(4000, 0))["ci"]["accuracy"]
     correct = ((p1 > 0.5) == (y == 1)).astype(float)
     ref = scipy_bootstrap((correct,), np.mean, n_resamples=4000, method="percentile", rng=0).confidence_interval
     assert np.allclose(ours, [ref.low, ref.high], atol=0.01)
@@ -160,8 +167,9 @@ def test_bootstrap_multiclass_and_reproducible():
     proba = rng.dirichlet([1, 1, 1], 60)
     proba[np.arange(60), y] += 0.6
     proba /= proba.sum(1, keepdims=True)
-    a = bootstrap(y, proba, ["x", "y", "z"], n_boot=100, seed=2)
-    assert a == bootstrap(y, proba, ["x", "y", "z"], n_boot=100, seed=2) and "roc" not in a
+    task = Task("classification", y, ("x", "y", "z"))
+    a = bootstrap(task, proba, Resampling(100, seed=2))
+    assert a == bootstrap(task, proba, Resampling(100, seed=2)) and "roc" not in a
     lo, hi = a["ci"]["auc"]
     assert lo < classification_metrics(y, proba, ["x", "y", "z"])["auc"] < hi
 

@@ -13,6 +13,7 @@ from featx.evaluate.heads.operating import Operated, inner_splits, parse_thresho
 from featx.evaluate.heads.registry import build_head
 from featx.evaluate.protocol.cv import cross_validate
 from featx.evaluate.protocol.folds import make_folds
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import calibration, classification_metrics
 
 
@@ -61,12 +62,12 @@ def test_held_out_rows_never_move_the_threshold_or_the_calibration_of_a_fold():
     X, y = _data(n=150)
     folds = make_folds(y.astype(str), None, k=5, seed=0)
     est = Operated(build_head("logreg")[0], calibrate="sigmoid", threshold="youden", inner_k=4)
-    first = cross_validate(est, X, y.astype(str), folds)
+    first = cross_validate(est, X, Task.classification(y.astype(str), folds=folds))
     held = folds.fold_of[0] == 0
     X2, y2 = X.copy(), y.copy()
     X2[held] = np.random.default_rng(5).normal(size=X2[held].shape) * 10  # fold 1's rows: anything at all
     y2[held] = 1 - y2[held]
-    second = cross_validate(est, X2, y2.astype(str), folds)
+    second = cross_validate(est, X2, Task.classification(y2.astype(str), folds=folds))
     # fold 1 chose its threshold on the other folds' rows only: the same; the others saw fold 1's rows
     assert np.array_equal(first.thresholds[0, held], second.thresholds[0, held])
     assert not np.array_equal(first.thresholds[0, ~held], second.thresholds[0, ~held])

@@ -14,6 +14,7 @@ from featx.errors import ConfigError, FitError
 from featx.evaluate.heads.registry import build_head
 from featx.evaluate.models.selection import InnerCV, Member, select
 from featx.evaluate.protocol.folds import make_folds
+from featx.evaluate.protocol.task import Task
 from featx.store.writer import store_writer
 
 
@@ -80,7 +81,8 @@ def _members(n=60, n_members=3, seed=0):
 
 def test_the_inner_cv_never_sees_the_outer_fold_and_the_choice_ignores_its_predictions():
     y, folds, members = _members()
-    inner = InnerCV(members, y, None, folds, 2, 3, seed=0)
+    task = Task("classification", y, ("a", "b"), folds=folds)
+    inner = InnerCV(members, task, 3, seed=0)
     from featx.evaluate.protocol.parallel import run_tasks
 
     run_tasks(inner.tasks(), 1)
@@ -91,12 +93,12 @@ def test_the_inner_cv_never_sees_the_outer_fold_and_the_choice_ignores_its_predi
     for (r, f, _i), p in inner.proba.items():
         outer_test = folds.fold_of[r] == f
         assert np.isnan(p[outer_test]).all() and not np.isnan(p[~outer_test]).any()
-    first = select(inner, y, 2, 1, k=2)
+    first = select(inner, task, k=2)
     # the outer predictions of every member on fold 1 turned upside down: the choice and the members stay
     for m in members:
         held = folds.fold_of[0] == 0
         m.oof[0, held] = m.oof[0, held][:, ::-1]
-    second = select(inner, y, 2, 1, k=2)
+    second = select(inner, task, k=2)
     assert first.chosen == second.chosen and first.members == second.members
     assert first.chosen[-1] == "m2"  # the informative member wins its inner CV
 

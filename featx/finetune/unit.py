@@ -22,8 +22,10 @@ from featx import __version__
 from featx.errors import FeatxError
 from featx.evaluate.protocol.cv import CVResult, encode_labels
 from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.task import tasks_of
 from featx.evaluate.runs.fit import protocol_of
 from featx.evaluate.runs.outputs import versions
+from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate, metrics_with_ci
 from featx.finetune.blocks import apply_freeze, parse_freeze
 from featx.finetune.config import FinetuneConfig
@@ -300,29 +302,12 @@ def _result(
     cfg, classes, spec = ctx.cfg, ctx.classes, m.spec
     n_dev = len(dev)
     head = cfg.head_config
-    cv = evaluate(
-        cvres.y,
-        cvres.proba,
-        folds.fold_of,
-        classes,
-        dev.subjects if folds.grouped else None,
-        cfg.positive,
-        cfg.bootstrap,
-        cfg.seed,
-        scope=folds.scope,
-    )
+    task, test_task = tasks_of(dev, test, folds, classes, cfg)
+    cv = evaluate(task, cvres.proba, Resampling.of(cfg))
     cv = replace(cv, fold_seconds=tuple(cvres.fold_seconds))
     test_metrics = None
     if len(test):
-        test_metrics = metrics_with_ci(
-            y[n_dev:],
-            test_proba[name],
-            classes,
-            test.subjects if folds.grouped else None,
-            cfg.positive,
-            cfg.bootstrap,
-            cfg.seed,
-        )
+        test_metrics = metrics_with_ci(test_task, test_proba[name], Resampling.of(cfg))
     info = _info(ctx, m, runs)
     import torch
 

@@ -27,9 +27,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from featx.errors import FitError
 from featx.evaluate.heads.operating import inner_splits, parse_threshold
 from featx.evaluate.protocol.cv import fold_fit, mean_over_repeats, proba_of
-from featx.evaluate.protocol.folds import Folds
 from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.comparisons import Scored
+from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.progress import progress_bar
 from featx.results.bench import CellResult, NestedSelection
@@ -61,11 +62,11 @@ class InnerCV:
     ``tasks()`` are :func:`~featx.evaluate.protocol.cv.fold_fit` calls for whoever runs them; ``proba[(r, f, i)]`` is
     member ``i``'s (n, C) array, NaN outside outer fold ``(r, f)``'s training rows."""
 
-    def __init__(self, members: list[Member], y, groups, folds: Folds, n_classes: int, inner_k: int, seed: int):
-        self.members, self.folds, self.proba = members, folds, {}
+    def __init__(self, members: list[Member], task: Task, inner_k: int, seed: int):
+        self.members, self.folds, self.proba = members, task.folds, {}
         self.calls = []
-        g = None if groups is None else np.asarray(groups)
-        for r, f, train, _ in folds.split():
+        y, g, n_classes = task.y, task.groups, task.n_classes
+        for r, f, train, _ in task.folds.split():
             splits = inner_splits(y[train], None if g is None else g[train], inner_k, inner_seed(seed, r, f))
             for i, m in enumerate(members):
                 self.proba[(r, f, i)] = np.full((len(y), n_classes), np.nan)
@@ -142,13 +143,14 @@ class Selected:
     thresholds: dict = field(default_factory=dict)  # "vote"/"stack" -> (repeats, n), with a learned threshold
 
 
-def select(inner: InnerCV, y, n_classes: int, positive: int | None, k: int | None, rule=None) -> Selected:
+def select(inner: InnerCV, task: Task, k: int | None, rule=None) -> Selected:
     """Per outer fold: the member with the best inner-CV AUC (nested selection) and, with ``k``, the top-k's vote and
     stack, each scored on the outer fold's rows by the models the bench fitted on its training rows. With a learned
     threshold ``rule`` (binary; a fixed one is just applied), each ensemble's threshold is chosen on the training
     rows: the vote's on its inner out-of-fold probabilities, the stack's on its meta-learner's probabilities of
     the rows it was fitted on (a logistic regression on K inputs: little to overfit)."""
     members, folds = inner.members, inner.folds
+    y, n_classes, positive = task.y, task.n_classes, task.pos
     shape = (folds.repeats, len(y), n_classes)
     nested = np.full(shape, np.nan)
     ens = {how: np.full(shape, np.nan) for how in ENSEMBLES} if k else {}
@@ -217,18 +219,19 @@ def development_oof(inner: InnerCV, i: int) -> np.ndarray:
     return proba
 
 
-def final_ensemble(how: str, oof: list, members: list[Member], y, n_classes: int, positive: int | None, rule=None):
+def final_ensemble(how: str, oof: list, members: list[Member], task: Task, rule=None):
     """The ensemble of ``members`` (already the top-K by the bench's CV) for the test split and the saved model:
     the meta-learner fitted on ``oof``, their out-of-fold probabilities of the development rows
     (:func:`development_oof`), and with a learned threshold ``rule``, the threshold chosen on the ensemble's
     probabilities of those rows. Rows no member predicted out of fold take no part."""
+    y, positive = task.y, task.pos
     seen = np.all([~np.isnan(p[:, 0]) for p in oof], axis=0)
-    if len(np.unique(np.asarray(y)[seen])) < 2:
+    if len(np.unique(y[seen])) < 2:
         raise FitError(
             f"The {ensemble_name(len(members))} ensemble has out-of-fold predictions of {int(seen.sum())} development "
             "rows, fewer than two classes: nothing to fit its meta-learner on. Use --split cv, or a larger split."
         )
-    oof, y = [p[seen] for p in oof], np.asarray(y)[seen]
+    oof, y = [p[seen] for p in oof], y[seen]
     meta = StackedMeta(positive).fit(oof, y) if how == "stack" else None
     ens = Ensemble(how, members, meta)
     if rule is not None:
@@ -236,37 +239,34 @@ def final_ensemble(how: str, oof: list, members: list[Member], y, n_classes: int
     return ens
 
 
-def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Folds, classes, test, progress):
+def run_selection(cfg, members: list[Member], cells: dict, task: Task, test: Task | None, progress):
     """The inner CV of every member, nested selection and the ensemble rows of one bench.
 
-    ``members``: the base cells; ``cells``: their CellResults by title, best first by the bench's CV; ``test``:
-    (class codes, groups) of the held-out test rows, or None. Returns (NestedSelection or None, the ensemble rows as
-    :class:`~featx.evaluate.statistics.comparisons.Scored`, the fitted :class:`Ensemble` per row title).
+    ``members``: the base cells; ``cells``: their CellResults by title, best first by the bench's CV; ``task``: the
+    development rows and their folds; ``test``: the held-out test rows, or None. Returns (NestedSelection or
+    None, the ensemble rows as :class:`~featx.evaluate.statistics.comparisons.Scored`, the fitted
+    :class:`Ensemble` per row title).
     """
     check_ensemble(cfg.ensemble, len(members))
-    n_classes = len(classes)
-    positive = (classes.index(cfg.positive) if cfg.positive is not None else 1) if n_classes == 2 else None
-    inner = InnerCV(members, y, groups, folds, n_classes, cfg.inner_k, cfg.seed)
+    n_classes, folds, boot = task.n_classes, task.folds, Resampling.of(cfg)
+    inner = InnerCV(members, task, cfg.inner_k, cfg.seed)
     what = f"inner {cfg.inner_k}-fold CV of {len(members)} cell(s) in each outer training fold"
     with progress_bar(what, total=len(inner.calls), enabled=progress) as bar:
         with ray_backend(cfg.ray) as backend:
             run_tasks(inner.tasks(bar.update), resolve_jobs(cfg.jobs), backend)
     rule = parse_threshold(cfg.threshold)
     rule = None if rule.default or n_classes != 2 else rule
-    sel = select(inner, y, n_classes, positive, cfg.ensemble, rule)
-    scoring = dict(positive=cfg.positive, n_boot=cfg.bootstrap, seed=cfg.seed)
+    sel = select(inner, task, cfg.ensemble, rule)
 
     def score(proba, thresholds=None):
-        cv = evaluate(y, proba, folds.fold_of, classes, groups, scope=folds.scope, thresholds=thresholds, **scoring)
+        cv = evaluate(task, proba, boot, thresholds=thresholds)
         if thresholds is None:
             return cv
         per_fold = tuple(float(thresholds[r, test[0]]) for r, _f, _, test in folds.split() if len(test))
         return replace(cv, thresholds=per_fold)
 
     def on_test(proba, threshold=None):
-        return (
-            None if test is None else metrics_with_ci(test[0], proba, classes, test[1], threshold=threshold, **scoring)
-        )
+        return None if test is None else metrics_with_ci(test, proba, boot, threshold=threshold)
 
     by_title = {m.title: m for m in members}
     ranked = list(cells)
@@ -275,12 +275,12 @@ def run_selection(cfg, members: list[Member], cells: dict, y, groups, folds: Fol
         proba = sel.ensembles[how]
         top = [by_title[t] for t in ranked[: cfg.ensemble]]
         oof = [development_oof(inner, members.index(m)) for m in top]
-        ens = final_ensemble(how, oof, top, y, n_classes, positive, rule)
+        ens = final_ensemble(how, oof, top, task, rule)
         test_metrics = None
         if test is not None and all(m.refit is not None for m in top):
             probas = [proba_of(m.refit, m.test_X, n_classes) for m in top]
             test_metrics = on_test(ens.proba(probas, n_classes), ens.threshold)
-        fold_auc = fold_scores(y, proba, folds.fold_of, classes, cfg.positive)
+        fold_auc = fold_scores(task, proba)
         cell = CellResult(
             feature_set=ensemble_name(cfg.ensemble),
             head=ENSEMBLE_HEADS[how],

@@ -16,6 +16,7 @@ from featx.evaluate.heads.operating import Operated, inner_splitter
 from featx.evaluate.protocol.checkpoint import FoldCache
 from featx.evaluate.protocol.folds import Folds
 from featx.evaluate.protocol.parallel import run_tasks
+from featx.evaluate.protocol.task import Task
 
 
 @dataclass
@@ -165,12 +166,11 @@ class CVPlan:
     fold cache, the others are ``calls`` (arguments of :func:`fold_fit`) for whoever runs them; ``accept``
     takes each result as it arrives (and keeps it in the cache), ``result`` assembles the CVResult."""
 
-    def __init__(self, estimator, X, labels, folds: Folds, classes, grid, groups, inner_k: int, keep, on_fold):
-        self.classes, self.y = encode_labels(labels, classes)
+    def __init__(self, estimator, X, task: Task, grid, inner_k: int, keep, on_fold):
+        self.classes, self.y, folds, groups = list(task.classes), task.y, task.folds, task.groups
         self.folds, self.grid, self.on_fold = folds, grid, on_fold
         self.proba = np.full((folds.repeats, len(self.y), len(self.classes)), np.nan)
         self.thresholds = np.full((folds.repeats, len(self.y)), np.nan)
-        groups = None if groups is None else np.asarray(groups)
         self.cache = FoldCache(keep, X, self.y, folds.fold_of, estimator, grid, groups, inner_k, folds.seed)
         self.order, self.done, self.pending, self.calls = [], {}, [], []
         for r, f, train, test in folds.split():
@@ -217,26 +217,23 @@ class CVPlan:
 def cross_validate(
     estimator,
     X: np.ndarray,
-    labels,
-    folds: Folds,
-    on_fold=None,
-    classes=None,
+    task: Task,
+    *,
     grid: dict | None = None,
-    groups=None,
     inner_k: int = 5,
     keep: Path | None = None,
     jobs: int = 1,
     backend: str | None = None,
+    on_fold=None,
 ) -> CVResult:
-    """Fit a clone of ``estimator`` per (repeat, fold) and collect out-of-fold probabilities.
+    """Fit a clone of ``estimator`` per (repeat, fold) of ``task.folds`` and collect out-of-fold probabilities.
 
-    With ``grid``, each outer training set is tuned by its own inner CV (nested CV,
-    grouped by ``groups``); the outer test fold is never seen by the tuner.
-    ``on_fold()``, when given, is called after each fold (progress reporting).
-    ``keep``: a folder where finished folds are kept, so a rerun after a stop takes them from
-    there (:mod:`featx.evaluate.protocol.checkpoint`). ``jobs``: folds fitted at once in worker processes
+    With ``grid``, each outer training set is tuned by its own inner CV (nested CV, grouped by ``task.groups``);
+    the outer test fold is never seen by the tuner. ``on_fold()``, when given, is called after each fold (progress
+    reporting). ``keep``: a folder where finished folds are kept, so a rerun after a stop takes them from there
+    (:mod:`featx.evaluate.protocol.checkpoint`). ``jobs``: folds fitted at once in worker processes
     (:mod:`featx.evaluate.protocol.parallel`; the same numbers as one at a time).
     """
-    plan = CVPlan(estimator, X, labels, folds, classes, grid, groups, inner_k, keep, on_fold)
+    plan = CVPlan(estimator, X, task, grid, inner_k, keep, on_fold)
     run_tasks(plan.tasks(), jobs, backend)
     return plan.result(f"{type(estimator).__name__} cross-validation")

@@ -24,15 +24,17 @@ from featx.evaluate.models.saved import save_bench_model
 from featx.evaluate.models.selection import ENSEMBLE_HEADS, Member, check_ensemble, ensemble_name, run_selection
 from featx.evaluate.protocol.checkpoint import finished, partial_dir
 from featx.evaluate.protocol.combined import blocks_of, common_rows
-from featx.evaluate.protocol.cv import CVPlan, encode_labels, proba_of, threshold_of, timed_fit
+from featx.evaluate.protocol.cv import CVPlan, proba_of, threshold_of, timed_fit
 from featx.evaluate.protocol.folds import Folds
 from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.protocol.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
+from featx.evaluate.protocol.task import Task, tasks_of
 from featx.evaluate.runs.finetuned import finetuned_cell, read_finetuned
 from featx.evaluate.runs.fit import protocol_of
 from featx.evaluate.runs.learning import learning_curve, plan_curve, write_learning
 from featx.evaluate.runs.outputs import versions, write_bench_outputs
 from featx.evaluate.statistics.comparisons import Scored, compare, pairs_to_compare
+from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.progress import progress_bar
 from featx.results.bench import BenchResult, CellResult, cell_title
@@ -60,13 +62,13 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     _check_row_to_save(cfg, [fs.name for fs in sets], heads)
     for dev, _ in pairs:
         check_pca(cfg.pca, folds, dev.X.shape[1], cfg.inner_k if cfg.tune else None, blocks_of(dev))
-    y = encode_labels(dev0.labels, classes)[1]
-    groups = dev0.subjects if folds.grouped else None
-    curve = plan_curve(cfg, pairs, folds, y, groups) if cfg.train_sizes else None  # its checks before any fit
-    scored, made = _cells(cfg, pairs, heads, folds, classes, y, groups, progress)
+    task, test_task = tasks_of(dev0, test0, folds, classes, cfg)
+    boot = Resampling.of(cfg)
+    curve = plan_curve(cfg, pairs, task) if cfg.train_sizes else None  # its checks before any fit
+    scored, made = _cells(cfg, pairs, heads, task, test_task, progress)
     learning = None
     if curve is not None:
-        learning = learning_curve(cfg, pairs, heads, folds, classes, y, groups, curve, progress)
+        learning = learning_curve(cfg, pairs, heads, task, curve, progress)
     selection, fitted = None, {}
     if cfg.select == "nested" or cfg.ensemble:
         base = sorted(zip(scored, made), key=lambda sc: -_auc(sc[0].cell))
@@ -82,21 +84,14 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
             )
             for s, c in base
         ]
-        test = None
-        if is_test.any():
-            test = (encode_labels(test0.labels, classes)[1], test0.subjects if folds.grouped else None)
         cells = {s.cell.title: s.cell for s, _ in base}
-        selection, rows, fitted = run_selection(cfg, members, cells, y, groups, folds, classes, test, progress)
+        test = test_task if is_test.any() else None
+        selection, rows, fitted = run_selection(cfg, members, cells, task, test, progress)
         scored += rows
-    scored += [
-        finetuned_cell(run, dev0, folds, classes, y, groups, cfg.positive, cfg.bootstrap, cfg.seed, bool(is_test.any()))
-        for run in tuned
-    ]
+    scored += [finetuned_cell(run, dev0, task, boot, bool(is_test.any())) for run in tuned]
     scored.sort(key=lambda c: -_auc(c.cell))
     scored = [replace(c, cell=replace(c.cell, rank=rank)) for rank, c in enumerate(scored, 1)]
-    comparisons = tuple(
-        compare(a, b, why, y, classes, folds, groups, cfg.bootstrap, cfg.seed) for a, b, why in pairs_to_compare(scored)
-    )
+    comparisons = tuple(compare(a, b, why, task, boot) for a, b, why in pairs_to_compare(scored))
     result = BenchResult(
         type="bench",
         featx_version=__version__,
@@ -152,14 +147,13 @@ def _near_copies(pairs: list, folds: Folds) -> dict | None:
     return None
 
 
-def _cells(
-    cfg: BenchConfig, pairs: list, heads, folds: Folds, classes: list, y, groups, progress: bool
-) -> tuple[list, list]:
-    """Every feature set x head: cross-validated on ``folds``, refit for the test split (and ``--save``), scored
+def _cells(cfg: BenchConfig, pairs: list, heads, task: Task, test_task: Task, progress: bool) -> tuple[list, list]:
+    """Every feature set x head: cross-validated on ``task.folds``, refit for the test split (and ``--save``), scored
     alike. Returns the scored cells and, in the same order, what made them (features, estimator, refit).
 
     Every fold fit and refit of every cell is one task of one parallel run (``--jobs``), so the cores stay busy
     to the end; the results are assembled per cell in order, identical to one fit at a time."""
+    folds, classes = task.folds, list(task.classes)
     total = len(pairs) * len(heads) * folds.repeats * folds.k
     cells, tasks, scored = [], [], {}
     with progress_bar(f"bench {len(pairs)} set(s) x {len(heads)} head(s)", total=total, enabled=progress) as bar:
@@ -168,17 +162,15 @@ def _cells(
                 est, grid = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))
                 est = operated(est, cfg, classes)
                 grid = grid if cfg.tune else None
-                plan = CVPlan(
-                    est, dev.X, dev.labels, folds, classes, grid, groups, cfg.inner_k, partial_dir(cfg.out), bar.update
-                )
+                plan = CVPlan(est, dev.X, task, grid, cfg.inner_k, partial_dir(cfg.out), bar.update)
                 cell = {"dev": dev, "test": test, "head": h, "plan": plan, "refit": None, "est": est, "grid": grid}
                 own = plan.tasks()
                 if len(test) or cfg.save is not None:
-                    args = (est, dev.X, y, groups, grid, cfg.seed, cfg.inner_k)
+                    args = (est, dev.X, task.y, task.groups, grid, cfg.seed, cfg.inner_k)
                     own.append((timed_fit, args, functools.partial(cell.__setitem__, "refit")))
 
                 # scored as soon as its last fit is in, while the workers fit the next cells
-                score = functools.partial(_score_into, scored, len(cells), cfg, cell, folds, classes, y, groups)
+                score = functools.partial(_score_into, scored, len(cells), cfg, cell, task, test_task)
                 if not own:  # every fold kept from a stopped run
                     score()
                 else:
@@ -228,36 +220,18 @@ def _score_into(out: dict, i: int, *args) -> None:
     out[i] = _score(*args)
 
 
-def _score(cfg: BenchConfig, c: dict, folds: Folds, classes: list, y, groups) -> Scored:
+def _score(cfg: BenchConfig, c: dict, task: Task, test_task: Task) -> Scored:
     dev, test, res = c["dev"], c["test"], c["plan"].result(f"{c['head']} cross-validation")
-    cv = evaluate(
-        y,
-        res.proba,
-        folds.fold_of,
-        classes,
-        groups,
-        cfg.positive,
-        cfg.bootstrap,
-        cfg.seed,
-        scope=folds.scope,
-        thresholds=res.thresholds,
-    )
+    boot = Resampling.of(cfg)
+    cv = evaluate(task, res.proba, boot, thresholds=res.thresholds)
     cv = replace(cv, thresholds=res.fold_thresholds())
     test_metrics, refit_s = None, 0.0
     if c["refit"] is not None:
         model, refit_s = c["refit"]
     if c["refit"] is not None and len(test):
-        test_metrics = metrics_with_ci(
-            encode_labels(test.labels, classes)[1],
-            proba_of(model, test.X, len(classes)),
-            classes,
-            test.subjects if folds.grouped else None,
-            cfg.positive,
-            cfg.bootstrap,
-            cfg.seed,
-            threshold=threshold_of(model),
-        )
-    fold_auc = fold_scores(y, res.proba, folds.fold_of, classes, cfg.positive)
+        proba = proba_of(model, test.X, task.n_classes)
+        test_metrics = metrics_with_ci(test_task, proba, boot, threshold=threshold_of(model))
+    fold_auc = fold_scores(task, res.proba)
     cell = CellResult(
         feature_set=dev.name,
         head=c["head"],

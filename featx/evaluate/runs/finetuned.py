@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from featx.errors import FeatxError, FitError
-from featx.evaluate.protocol.cv import CVResult
+from featx.evaluate.protocol.cv import mean_over_repeats
 from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.comparisons import Scored
+from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate, fold_scores
 from featx.results.bench import CellResult
 from featx.results.io import load_results
@@ -42,20 +44,9 @@ def read_finetuned(run: str | Path) -> FinetunedRun:
     return FinetunedRun(run, result, rows)
 
 
-def finetuned_cell(
-    run: FinetunedRun,
-    dev: FeatureSet,
-    folds: Folds,
-    classes: list,
-    y,
-    groups,
-    positive,
-    n_boot: int,
-    seed: int,
-    has_test: bool,
-) -> Scored:
+def finetuned_cell(run: FinetunedRun, dev: FeatureSet, task: Task, boot: Resampling, has_test: bool) -> Scored:
     """The run's row, scored like the other cells. Its folds must be the bench's (same samples, same folds)."""
-    res = run.result
+    res, classes, folds = run.result, list(task.classes), task.folds
     if list(res.classes) != classes:
         raise FitError(f"{run.folder}: classes {list(res.classes)} differ from the bench's {classes}.")
     theirs = Folds.from_dict(res.folds, dev.ids, where=f"{run.folder}/results.json")
@@ -73,16 +64,16 @@ def finetuned_cell(
         raise FitError(
             f"{run.folder}/oof_predictions.csv lacks predictions of some tested samples; rerun the fine-tuning."
         )
-    fold_auc = fold_scores(y, proba, folds.fold_of, classes, positive)
+    fold_auc = fold_scores(task, proba)
     cell = CellResult(
         feature_set=res.feature_set,
         head="fine-tuned",
         kind="finetune",
         n_features=res.n_features,
         seconds=res.finetune.seconds if res.finetune else 0.0,
-        cv=evaluate(y, proba, folds.fold_of, classes, groups, positive, n_boot, seed, scope=folds.scope),
+        cv=evaluate(task, proba, boot),
         fold_auc=tuple(fold_auc.tolist()),
         test=res.test if has_test and res.n_test else None,
         run=str(run.folder),
     )
-    return Scored(cell, CVResult(classes, y, proba, folds).mean_proba(), fold_auc, proba)
+    return Scored(cell, mean_over_repeats(proba), fold_auc, proba)

@@ -24,12 +24,14 @@ from featx.evaluate.heads.registry import BAG_HEADS, build_head, check_pca, get_
 from featx.evaluate.models.saved import save_model
 from featx.evaluate.protocol.checkpoint import finished, partial_dir
 from featx.evaluate.protocol.combined import blocks_of
-from featx.evaluate.protocol.cv import CVPlan, CVResult, encode_labels, proba_of, threshold_of, timed_fit
+from featx.evaluate.protocol.cv import CVPlan, CVResult, proba_of, threshold_of, timed_fit
 from featx.evaluate.protocol.folds import Folds
 from featx.evaluate.protocol.fusion import MODEL_FUSIONS, concat_by_subject, sequences_of
 from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.protocol.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
+from featx.evaluate.protocol.task import Task, tasks_of
 from featx.evaluate.runs.outputs import Predictions, versions, write_fit_outputs
+from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate, metrics_with_ci, score_fused
 from featx.progress import progress_bar
 from featx.results.runs import FitResult, HeadInfo, Protocol
@@ -116,14 +118,16 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
         )
     estimator = operated(estimator, cfg, classes)
     check_design(dev, test, folds)
+    task, test_task = tasks_of(dev, test, folds, classes, cfg)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
     wanted = bool(len(test) or cfg.save or instances is not None)  # the refit: test rows, saved model, attention
-    cvres, refit = _fit_all(estimator, grid, dev, folds, units, classes, cfg, wanted, progress)
+    cvres, refit = _fit_all(estimator, grid, dev, task, units, cfg, wanted, progress)
     test_proba = {q: proba_of(refit[q], test.X[m], len(classes)) for q, m in units.test.items()} if len(test) else {}
     thresholds = {q: threshold_of(m) for q, m in refit.items()}
-    result, fused = _result(
-        cfg, fs, dev, test, folds, classes, cvres, units, (test_proba, thresholds), dropped, extra, estimator
+    cv, test_metrics, per_sequence, fused = _scores(
+        cfg, fs, dev, test, task, test_task, cvres, units, test_proba, thresholds
     )
+    result = _result(cfg, fs, dev, test, folds, cvres, (cv, test_metrics, per_sequence), dropped, extra, estimator)
     result = replace(result, seconds=time.perf_counter() - t_start, protocol=replace(result.protocol, near_copies=near))
     if cfg.save is not None:
         path = save_model(cfg.save, refit, result, fs, sequences, cfg.fuse, feature_names)
@@ -143,32 +147,21 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
 
 
 def _fit_all(
-    estimator, grid, dev: FeatureSet, folds: Folds, units: _Units, classes, cfg: FitConfig, refit: bool, progress: bool
+    estimator, grid, dev: FeatureSet, task: Task, units: _Units, cfg: FitConfig, refit: bool, progress: bool
 ) -> tuple[dict[str, CVResult], dict]:
     """Each unit's cross-validation and, with ``refit``, its head fitted on all its development rows (for the test
     split and the saved model): every fit one task of one parallel run (``--jobs``; the same numbers)."""
+    folds = task.folds
     total = len(units.dev) * folds.repeats * folds.k
     plans, refits, tasks = {}, {}, []
     # short: a progress line is cut at the terminal's width (the folds are printed whole with the results)
     with progress_bar(f"fit {dev.name} + {cfg.head}", total=total, enabled=progress) as bar:
         for name, sel in units.dev.items():
-            groups = dev.subjects[sel] if folds.grouped else None
-            plans[name] = CVPlan(
-                estimator,
-                dev.X[sel],
-                dev.labels[sel],
-                folds.subset(sel),
-                classes,
-                grid,
-                groups,
-                cfg.inner_k,
-                partial_dir(cfg.out),
-                bar.update,
-            )
+            unit = task.rows(sel)
+            plans[name] = CVPlan(estimator, dev.X[sel], unit, grid, cfg.inner_k, partial_dir(cfg.out), bar.update)
             tasks += plans[name].tasks()
             if refit:
-                y = encode_labels(dev.labels[sel], classes)[1]
-                args = (estimator, dev.X[sel], y, groups, grid, cfg.seed, cfg.inner_k)
+                args = (estimator, dev.X[sel], unit.y, unit.groups, grid, cfg.seed, cfg.inner_k)
                 tasks.append((timed_fit, args, functools.partial(refits.__setitem__, name)))
         with ray_backend(cfg.ray) as backend:
             run_tasks(tasks, resolve_jobs(cfg.jobs), backend)
@@ -177,21 +170,10 @@ def _fit_all(
 
 
 def _result(
-    cfg: FitConfig,
-    fs,
-    dev,
-    test,
-    folds: Folds,
-    classes,
-    cvres: dict,
-    units: _Units,
-    test_proba: dict,
-    dropped,
-    extra,
-    estimator,
-) -> tuple[FitResult, tuple | None]:
-    """The typed result (and the fused test predictions of a ``vote``/``mean`` fit, for their CSV)."""
-    cv, test_metrics, sequences, fused = _scores(cfg, fs, dev, test, folds, classes, cvres, units, *test_proba)
+    cfg: FitConfig, fs, dev, test, folds: Folds, cvres: dict, scores: tuple, dropped, extra, estimator
+) -> FitResult:
+    """The typed result of one fit; ``scores``: its (CV scores, test metrics, per-sequence scores)."""
+    cv, test_metrics, sequences = scores
     first = next(iter(cvres.values()))
     best = first.best_params if len(cvres) == 1 else {q: r.best_params for q, r in cvres.items()}
     cv = replace(
@@ -200,7 +182,7 @@ def _result(
         best_params=best,
         thresholds=first.fold_thresholds() if len(cvres) == 1 else None,
     )
-    result = FitResult(
+    return FitResult(
         type="fit",
         featx_version=__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -210,7 +192,7 @@ def _result(
         versions=versions(),
         head=head_info(cfg, estimator),
         protocol=protocol_of(folds, cfg, bool(len(test)), fuse=cfg.fuse),
-        classes=tuple(classes),
+        classes=tuple(first.classes),
         n_features=int(dev.X.shape[1]),
         dropped_features=tuple(dropped),
         n_dev=len(dev),
@@ -222,40 +204,23 @@ def _result(
         config=cfg.record(),
         extra=dict(extra or {}),
     )
-    return result, fused
 
 
 def _scores(
-    cfg: FitConfig, fs, dev, test, folds: Folds, classes, cvres: dict, units: _Units, test_proba: dict, thresholds
+    cfg: FitConfig, fs, dev, test, task: Task, test_task: Task, cvres: dict, units: _Units, test_proba, thresholds
 ):
     """(CV scores, test metrics, per-sequence scores, fused test predictions) of one fit; ``thresholds``: the
     one each refit model chose on the development rows, for its test rows."""
-    subjects = lambda f, sel: f.subjects[sel] if folds.grouped else None  # noqa: E731
-    scoring = (cfg.positive, cfg.bootstrap, cfg.seed)
-    evals = {
-        q: evaluate(
-            r.y,
-            r.proba,
-            r.folds.fold_of,
-            classes,
-            subjects(dev, units.dev[q]),
-            *scoring,
-            scope=folds.scope,
-            thresholds=r.thresholds,
-        )
-        for q, r in cvres.items()
-    }
+    boot = Resampling.of(cfg)
+    evals = {q: evaluate(task.rows(units.dev[q]), r.proba, boot, thresholds=r.thresholds) for q, r in cvres.items()}
     if cfg.fuse in MODEL_FUSIONS:
         proba = {q: r.proba for q, r in cvres.items()}
-        f = score_fused(dev, test, classes, proba, evals, units.dev, units.test, test_proba, folds, cfg.fuse, *scoring)
+        f = score_fused(dev, test, task, proba, evals, units.dev, units.test, test_proba, cfg.fuse, boot)
         return f.cv, f.test, f.sequences, f.test_subjects
     cv = replace(evals[fs.name], level="subject (concatenated sequences)" if cfg.fuse == "concat" else "image")
     test_metrics = None
     if len(test):
-        y_test = encode_labels(test.labels, classes)[1]
-        test_metrics = metrics_with_ci(
-            y_test, test_proba[fs.name], classes, subjects(test, slice(None)), *scoring, threshold=thresholds[fs.name]
-        )
+        test_metrics = metrics_with_ci(test_task, test_proba[fs.name], boot, threshold=thresholds[fs.name])
     return cv, test_metrics, None, None
 
 

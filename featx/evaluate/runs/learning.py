@@ -22,8 +22,9 @@ from featx.evaluate.heads.registry import build_head, check_pca_rows
 from featx.evaluate.protocol.combined import blocks_of
 from featx.evaluate.protocol.cv import proba_of
 from featx.evaluate.protocol.parallel import resolve_jobs, run_tasks
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.comparisons import paired_bootstrap
-from featx.evaluate.statistics.resampling import weighted_auc
+from featx.evaluate.statistics.resampling import Resampling, weighted_auc
 from featx.progress import progress_bar
 
 
@@ -35,13 +36,15 @@ def _take(size: str, available: int) -> int:
     return min(int(size), available)
 
 
-def subsample(train: np.ndarray, y: np.ndarray, groups, size: str, rng) -> np.ndarray:
-    """The rows of ``train`` kept at ``size``: per class, that many of its subjects (whole), drawn by ``rng``.
+def subsample(task: Task, train: np.ndarray, size: str, rng) -> np.ndarray:
+    """The rows of ``train`` kept at ``size``: per class, that many of ``task``'s units (subjects, whole), drawn by
+    ``rng``.
 
     A subject's class is the label of its first training row."""
     if size == ALL:
         return train
-    units = np.asarray(groups)[train] if groups is not None else train
+    y = task.y
+    units = task.groups[train] if task.groups is not None else train
     uniq, first = np.unique(units, return_index=True)
     unit_class = y[train][first]
     keep = []
@@ -56,45 +59,43 @@ def _fit_predict(est, X, y, train, test, n_classes):
     return proba_of(model, X[test], n_classes)
 
 
-def plan_curve(cfg, pairs, folds, y, groups) -> list[tuple]:
+def plan_curve(cfg, pairs, task: Task) -> list[tuple]:
     """Every (size, draw, repeat, fold)'s training rows, drawn before any fitting: ``(size, draw, repeat, test,
     rows)``. A ``--pca`` that the smallest of them cannot give is a FitError here, not after the bench's work."""
     sizes = parse_sizes(cfg.train_sizes)
     plan = []
     for si, size in enumerate(sizes):
         for d in range(1 if size == ALL else cfg.draws):
-            for r, f, train, test in folds.split():
+            for r, f, train, test in task.folds.split():
                 rng = np.random.default_rng([cfg.seed, si, d, r, f])
-                plan.append((size, d, r, test, subsample(train, y, groups, size, rng)))
+                plan.append((size, d, r, test, subsample(task, train, size, rng)))
     smallest = min(plan, key=lambda p: len(p[4]))
     for dev, _ in pairs:
         check_pca_rows(cfg.pca, len(smallest[4]), dev.X.shape[1], blocks_of(dev), f" (--train-sizes {smallest[0]})")
     return plan
 
 
-def learning_curve(cfg, pairs, heads, folds, classes, y, groups, plan, progress: bool = True) -> dict:
+def learning_curve(cfg, pairs, heads, task: Task, plan, progress: bool = True) -> dict:
     """Fit every (feature set, head) on each training subsample of ``plan`` (:func:`plan_curve`); returns the
     JSON-able record ``results.json`` keeps (``points``: one per cell and size; ``tests``: best deep against best
     radiomics at each size)."""
     sizes = parse_sizes(cfg.train_sizes)
-    pos = None
-    if len(classes) == 2:
-        pos = classes.index(cfg.positive) if cfg.positive is not None else 1
+    y, groups, pos, n_classes = task.y, task.groups, task.pos, task.n_classes
     owners, tasks = [], []
     for dev, _ in pairs:
         for h in heads:
             est = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))[0]
             for size, d, r, test, sub in plan:
-                n_sub = len(np.unique(np.asarray(groups)[sub])) if groups is not None else len(sub)
+                n_sub = len(np.unique(groups[sub])) if groups is not None else len(sub)
                 owners.append(((dev.name, h, size, d), r, test, n_sub))
-                tasks.append((_fit_predict, (est, dev.X, y, sub, test, len(classes)), None))
+                tasks.append((_fit_predict, (est, dev.X, y, sub, test, n_classes), None))
     with progress_bar(f"learning curve: {len(tasks)} fits", total=len(tasks), enabled=progress) as bar:
         tasks = [(fn, args, lambda _r: bar.update()) for fn, args, _ in tasks]
         results = run_tasks(tasks, resolve_jobs(cfg.jobs))
     oof: dict = {}
     n_train: dict = {}
     for (key, r, test, n_sub), proba in zip(owners, results):
-        oof.setdefault((key, r), np.zeros((len(y), len(classes))))[test] = proba
+        oof.setdefault((key, r), np.zeros((len(y), n_classes)))[test] = proba
         n_train.setdefault(key, []).append(n_sub)
     once = np.ones((1, len(y)))
     points, draws_of = [], {}
@@ -103,7 +104,7 @@ def learning_curve(cfg, pairs, heads, folds, classes, y, groups, plan, progress:
         for h in heads:
             for size in sizes:
                 keys = [(dev.name, h, size, d) for d in range(1 if size == ALL else cfg.draws)]
-                probas = [oof[(k, r)] for k in keys for r in range(folds.repeats)]
+                probas = [oof[(k, r)] for k in keys for r in range(task.folds.repeats)]
                 aucs = np.array([weighted_auc(once, y, p, pos)[0] for p in probas])
                 draws_of[(dev.name, h, size)] = probas
                 points.append(
@@ -119,7 +120,7 @@ def learning_curve(cfg, pairs, heads, folds, classes, y, groups, plan, progress:
                         "auc_range": [round(float(np.nanmin(aucs)), 4), round(float(np.nanmax(aucs)), 4)],
                     }
                 )
-    tests = [_paired(size, points, draws_of, y, classes, groups, cfg) for size in sizes]
+    tests = [_paired(size, points, draws_of, task, cfg) for size in sizes]
     return {
         "sizes": list(sizes),
         "draws": cfg.draws,
@@ -129,7 +130,7 @@ def learning_curve(cfg, pairs, heads, folds, classes, y, groups, plan, progress:
     }
 
 
-def _paired(size, points, draws_of, y, classes, groups, cfg) -> dict | None:
+def _paired(size, points, draws_of, task: Task, cfg) -> dict | None:
     """Best deep (``cnn``) against best radiomics cell at ``size``: a paired bootstrap over subjects of the
     draw-mean AUC difference (:func:`~featx.evaluate.statistics.comparisons.paired_bootstrap`)."""
     at = [p for p in points if p["size"] == size]
@@ -142,7 +143,7 @@ def _paired(size, points, draws_of, y, classes, groups, cfg) -> dict | None:
         return None
     a, b = best["cnn"], best["radiomics"]
     pa, pb = draws_of[(a["features"], a["head"], size)], draws_of[(b["features"], b["head"], size)]
-    boot, why = paired_bootstrap(y, pa, pb, classes, cfg.positive, groups, cfg.bootstrap or 1000, cfg.seed)
+    boot, why = paired_bootstrap(task.without_folds(), pa, pb, Resampling(cfg.bootstrap or 1000, cfg.seed))
     test = {
         "size": size,
         "deep": f"{a['features']} + {a['head']}",

@@ -9,13 +9,13 @@ for folds sharing training data. None corrects for having picked the best of man
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import corrected_ttest, delong_paired
-from featx.evaluate.statistics.resampling import resample_weights, weighted_auc
+from featx.evaluate.statistics.resampling import Resampling, resample_weights, weighted_auc
 from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest, PairedBootstrap
 
 
@@ -80,9 +80,7 @@ def _best_per_set(cells: list[Scored]) -> list[Scored]:
     return out
 
 
-def compare(
-    a: Scored, b: Scored, why: str, y, classes, folds: Folds, groups=None, n_boot: int = 1000, seed: int = 0
-) -> Comparison:
+def compare(a: Scored, b: Scored, why: str, task: Task, boot: Resampling) -> Comparison:
     """a - b on the predictions both cells made (out-of-fold, or the test side of a fixed split).
 
     DeLong's paired test (binary) on the repeat-averaged scores; a paired bootstrap of the (macro) AUC
@@ -90,9 +88,10 @@ def compare(
     problems; the corrected resampled t-test on per-fold AUCs (needs two folds or draws). A test that
     cannot run is left out with the reason, so no NaN ever reaches a p-value.
     """
+    classes, folds = list(task.classes), task.folds
     tested = ~np.isnan(a.mean_proba[:, 0]) & ~np.isnan(b.mean_proba[:, 0])
-    yt, pa, pb = np.asarray(y)[tested], a.mean_proba[tested], b.mean_proba[tested]
-    gt = None if groups is None else np.asarray(groups)[tested]
+    both = replace(task.rows(tested).without_folds(), positive=a.cell.cv.pooled.positive)
+    yt, pa, pb = both.y, a.mean_proba[tested], b.mean_proba[tested]
     missing: dict[str, str] = {}
     delong = None
     if len(classes) != 2:
@@ -108,11 +107,11 @@ def compare(
                 delong = DeLongTest(**d)
             else:
                 missing["delong"] = "the AUC difference has zero variance (one cell ranks every pair the same way)"
-    boot = None
-    if not n_boot:
+    paired = None
+    if not boot.n_boot:
         missing["bootstrap"] = "--bootstrap 0"
     else:
-        boot, reason = paired_bootstrap(yt, pa, pb, classes, a.cell.cv.pooled.positive, gt, n_boot, seed)
+        paired, reason = paired_bootstrap(both, pa, pb, boot)
         if reason:
             missing["bootstrap"] = reason
     diffs = a.fold_auc - b.fold_auc
@@ -130,23 +129,24 @@ def compare(
         missing["corrected_t"] = "one split has no fold-to-fold variation (--repeats N draws N splits)"
     else:
         missing["corrected_t"] = f"the AUC is computable in {int(ok.sum())} of {len(diffs)} folds; it needs 2"
-    return Comparison(a.cell.title, b.cell.title, why, delong, corrected, boot, folds.scope, missing)
+    return Comparison(a.cell.title, b.cell.title, why, delong, corrected, paired, folds.scope, missing)
 
 
-def paired_bootstrap(y, pa, pb, classes, positive, groups=None, n_boot: int = 1000, seed: int = 0):
-    """(PairedBootstrap, "") of AUC(a) - AUC(b) (macro one-vs-rest when multi-class), or (None, why not).
+def paired_bootstrap(task: Task, pa, pb, boot: Resampling):
+    """(PairedBootstrap, "") of AUC(a) - AUC(b) (macro one-vs-rest when multi-class) on ``task``'s rows, or
+    (None, why not).
 
-    Both cells are scored on the same resamples of units (subjects when given). Resamples that lose a
+    Both cells are scored on the same resamples of units (``task.groups``, subjects, when given). Resamples that lose a
     class are skipped. The two-sided p is twice the smaller tail of the differences around 0. ``pa`` and ``pb``
     are probability arrays, or lists of them (draws of one cell, e.g. ``bench --train-sizes``): a cell's AUC is then
     the mean of its draws' AUCs on each resample.
     """
-    absent = [c for i, c in enumerate(classes) if not (np.asarray(y) == i).any()]
+    y, n_boot = task.y, boot.n_boot
+    absent = [c for i, c in enumerate(task.classes) if not (y == i).any()]
     if absent:
         return None, f"the {len(y)} predictions hold no {' or '.join(map(repr, absent))}"
-    binary = len(classes) == 2
-    pos = (classes.index(positive) if positive is not None else 1) if binary else None
-    weights, unit = resample_weights(len(y) if groups is None else groups, n_boot, seed)
+    pos = task.pos
+    weights, unit = resample_weights(len(y) if task.groups is None else task.groups, n_boot, boot.seed)
     draws_a, draws_b = (p if isinstance(p, list) else [p] for p in (pa, pb))
 
     def auc(W, draws):

@@ -8,14 +8,29 @@ resample's duplicated samples (tested against scikit-learn), from one sort of th
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import SUMMARY_KEYS, predicted_classes
 
 BOOT_KEYS = SUMMARY_KEYS
 BOOT_CHUNK = 100
 ROC_GRID = np.linspace(0, 1, 101)
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """How uncertainty is resampled: ``n_boot`` bootstrap draws (0: none) from ``seed``."""
+
+    n_boot: int = 1000
+    seed: int = 0
+
+    @classmethod
+    def of(cls, settings) -> Resampling:
+        """The resampling a run's settings ask for (``--bootstrap``, ``--seed``)."""
+        return cls(settings.bootstrap, settings.seed)
 
 
 def weighted_binary(W: np.ndarray, t: np.ndarray, score: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, list]:
@@ -140,17 +155,7 @@ def class_rocs(y, proba, classes) -> dict:
     }
 
 
-def bootstrap(
-    y,
-    proba,
-    classes,
-    groups=None,
-    positive: str | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    threshold=None,
-) -> dict:
+def bootstrap(task: Task, proba, boot: Resampling, level: float = 0.95, threshold=None) -> dict:
     """Percentile bootstrap CIs of the summary metrics, resampling whole subjects.
 
     Resampling subjects (not images) keeps a patient's slices together, as they were
@@ -159,13 +164,11 @@ def bootstrap(
 
     Parameters
     ----------
-    y : array-like of int
+    task : Task
+        The rows' classes and units (``task.groups``: the subject of each row; None: each row its own).
     proba : ndarray, shape (n, C)
-    classes : list of str
-    groups : array-like, optional
-        Subject of each sample (default: each sample its own).
-    n_boot : int
-        Number of resamples.
+    boot : Resampling
+        Number of resamples and their seed.
     threshold : float or array, optional
         The threshold (binary) each prediction was decided by, as in :func:`classification_metrics`.
 
@@ -175,10 +178,10 @@ def bootstrap(
         ``ci``: metric -> [lo, hi]; ``n_boot``; ``unit`` ('subject' or 'sample'); binary: ``roc``
         with ``fpr``, ``tpr``, ``lo``, ``hi``.
     """
-    y = np.asarray(y)
+    y, classes, positive, groups = task.y, list(task.classes), task.positive, task.groups
+    n_boot, seed = boot.n_boot, boot.seed
     proba = np.asarray(proba, float)
-    binary = len(classes) == 2
-    pos = (classes.index(positive) if positive is not None else 1) if binary else None
+    binary, pos = len(classes) == 2, task.pos
     stats, curves = [], []
     pred = predicted_classes(proba, classes, positive, threshold) == pos
     t, score = (y == pos, proba[:, pos]) if binary else (None, None)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from featx.evaluate.protocol.fusion import MIXED, fuse_images, fuse_repeats, subject_level
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import SUMMARY_KEYS, classification_metrics
-from featx.evaluate.statistics.resampling import bootstrap, class_rocs, roc_on_grid
+from featx.evaluate.statistics.resampling import Resampling, bootstrap, class_rocs, roc_on_grid
 from featx.results.codec import from_json
 from featx.results.metrics import CVScores, FoldStat, Metrics
 from featx.results.runs import SequenceScores
@@ -21,41 +22,25 @@ def metrics_of(d: dict) -> Metrics:
     return from_json(Metrics, d)
 
 
-def evaluate(
-    y,
-    proba,
-    fold_of,
-    classes,
-    subjects=None,
-    positive=None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: str = "image",
-    scope: str = "out-of-fold predictions of cross-validation",
-    thresholds=None,
-) -> CVScores:
+def evaluate(task: Task, proba, boot: Resampling, level: str = "image", thresholds=None) -> CVScores:
     """Score out-of-fold probabilities of one model.
 
     Parameters
     ----------
-    y : ndarray of int, shape (n,)
+    task : Task
+        The rows' classes, their units (``groups``: the bootstrap unit, and the subject-level aggregation when some
+        subject has several rows) and the folds that predicted them.
     proba : ndarray, shape (repeats, n, C)
         NaN where a sample was not tested in a repeat.
-    fold_of : ndarray of int, shape (repeats, n)
-    classes : list of str
-    subjects : array-like of str, optional
-        Bootstrap unit, and the subject-level aggregation when some subject has several samples.
-    n_boot : int
-        Bootstrap resamples for the CIs (0: DeLong only).
+    boot : Resampling
+        Bootstrap resamples for the CIs (0: DeLong only) and their seed.
     level : str
         What a row is (``image``, or a subject-level description for fused runs).
-    scope : str
-        Which predictions these are (:attr:`featx.evaluate.protocol.folds.Folds.scope`).
     thresholds : ndarray, shape (repeats, n), optional
         The threshold each sample's fold chose on its training rows (binary; NaN: the most probable class);
         a sample tested in several repeats is decided by their mean threshold.
     """
-    y = np.asarray(y)
+    classes, positive = list(task.classes), task.positive
     proba = np.asarray(proba, float)
     tested = ~np.isnan(proba[:, :, 0]).all(axis=0)
     mean = np.nanmean(proba[:, tested], axis=0)  # each tested sample's probability averaged over its repeats
@@ -64,11 +49,11 @@ def evaluate(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no threshold for that sample
             thr = np.nanmean(np.asarray(thresholds, float)[:, tested], axis=0)
-    yt = y[tested]
-    subj = None if subjects is None else np.asarray(subjects).astype(str)[tested]
-    pooled = metrics_with_ci(yt, mean, classes, subj, positive, n_boot, seed, threshold=thr)
+    seen = task.rows(tested).without_folds()
+    pooled = metrics_with_ci(seen, mean, boot, threshold=thr)
     per_repeat = None
     if len(proba) > 1:
+        y = task.y
         per_repeat = tuple(
             {
                 k: classification_metrics(y[~np.isnan(p[:, 0])], p[~np.isnan(p[:, 0])], classes, positive).get(k)
@@ -80,11 +65,11 @@ def evaluate(
         n_tested=int(tested.sum()),
         pooled=_without_roc(pooled),
         roc=pooled.roc,
-        per_fold=per_fold(y, proba, fold_of, classes, positive, thresholds=thresholds),
+        per_fold=per_fold(task, proba, thresholds=thresholds),
         per_repeat=per_repeat,
-        subject=_subject_level(subj, yt, mean, classes, positive, n_boot, seed),
+        subject=_subject_level(seen, mean, boot),
         level=level,
-        scope=scope,
+        scope=task.folds.scope,
     )
 
 
@@ -92,11 +77,12 @@ def _without_roc(m: Metrics) -> Metrics:
     return replace(m, roc=None)
 
 
-def _subject_level(subj, yt, mean, classes, positive, n_boot, seed) -> Metrics | None:
+def _subject_level(task: Task, mean, boot: Resampling) -> Metrics | None:
     """The same metrics on each subject's mean probability, when some subject has several samples."""
+    subj, classes = task.groups, list(task.classes)
     if subj is None or len(np.unique(subj)) == len(subj):
         return None
-    _, ys, ps = subject_level(subj, yt, mean)
+    _, ys, ps = subject_level(subj, task.y, mean)
     ok = ys != MIXED
     if not ok.any():  # a paired design: every subject has images of several labels
         why = "every subject has images of more than one label (a paired design): the scores are per image"
@@ -107,23 +93,24 @@ def _subject_level(subj, yt, mean, classes, positive, n_boot, seed) -> Metrics |
             mixed_label_subjects=int(len(ys)),
             not_computable={k: why for k in ("auc", "accuracy", "balanced_accuracy")},
         )
-    m = classification_metrics(ys[ok], ps[ok], classes, positive)
-    if n_boot:
-        m["ci"] = bootstrap(ys[ok], ps[ok], classes, None, positive, n_boot=n_boot, seed=seed)["ci"]
+    m = classification_metrics(ys[ok], ps[ok], classes, task.positive)
+    if boot.n_boot:
+        subjects = Task(task.kind, ys[ok], task.classes, task.positive)
+        m["ci"] = bootstrap(subjects, ps[ok], boot)["ci"]
     m["n_subjects"], m["mixed_label_subjects"] = int(ok.sum()), int((~ok).sum())
     return metrics_of(m)
 
 
-def metrics_with_ci(
-    y, proba, classes, groups=None, positive=None, n_boot: int = 1000, seed: int = 0, threshold=None
-) -> Metrics:
-    """Metrics of one set of predictions with their bootstrap CIs (``ci``, ``ci_unit``) and ``roc`` (with band);
-    multi-class: each class's one-vs-rest ROC. ``threshold`` (binary; a number or one per row) decides the
-    predicted classes, as in :func:`~featx.evaluate.statistics.metrics.classification_metrics`."""
+def metrics_with_ci(task: Task, proba, boot: Resampling, threshold=None) -> Metrics:
+    """Metrics of one set of predictions of ``task``'s rows with their bootstrap CIs (``ci``, ``ci_unit``: resampling
+    ``task.groups``) and ``roc`` (with band); multi-class: each class's one-vs-rest ROC. ``threshold`` (binary; a
+    number or one per row) decides the predicted classes, as in
+    :func:`~featx.evaluate.statistics.metrics.classification_metrics`."""
+    y, classes, positive = task.y, list(task.classes), task.positive
     m = classification_metrics(y, proba, classes, positive, threshold)
-    if n_boot:
-        boot = bootstrap(y, proba, classes, groups, positive, n_boot=n_boot, seed=seed, threshold=threshold)
-        m["ci"], m["ci_unit"], m["roc"] = boot["ci"], boot["unit"], boot.get("roc")
+    if boot.n_boot:
+        b = bootstrap(task, proba, boot, threshold=threshold)
+        m["ci"], m["ci_unit"], m["roc"] = b["ci"], b["unit"], b.get("roc")
     else:
         m["roc"] = roc_on_grid(y, proba, classes, positive)
     if len(classes) > 2:
@@ -131,20 +118,22 @@ def metrics_with_ci(
     return metrics_of(m)
 
 
-def fold_scores(y, proba, fold_of, classes, positive=None, key: str = "auc") -> np.ndarray:
-    """``key`` in each (repeat, fold), in repeat-major order (for paired fold-wise tests)."""
-    stat = per_fold(y, proba, fold_of, classes, positive, keys=(key,)).get(key)
+def fold_scores(task: Task, proba, key: str = "auc") -> np.ndarray:
+    """``key`` in each (repeat, fold) of ``task.folds``, in repeat-major order (for paired fold-wise tests)."""
+    stat = per_fold(task, proba, keys=(key,)).get(key)
     return np.array([np.nan if v is None else v for v in stat.values] if stat else [], dtype=float)
 
 
-def per_fold(y, proba, fold_of, classes, positive=None, keys=SUMMARY_KEYS, thresholds=None) -> dict[str, FoldStat]:
-    """Each metric in every (repeat, fold): mean, sd and the values (decided by each fold's threshold)."""
+def per_fold(task: Task, proba, keys=SUMMARY_KEYS, thresholds=None) -> dict[str, FoldStat]:
+    """Each metric in every (repeat, fold) of ``task.folds``: mean, sd and the values (decided by each fold's
+    threshold)."""
+    y, classes, fold_of = task.y, list(task.classes), task.folds.fold_of
     rows = []
     for r in range(len(proba)):
         for f in np.unique(fold_of[r][fold_of[r] >= 0]):
             sel = fold_of[r] == f
             thr = None if thresholds is None else thresholds[r][sel]
-            rows.append(classification_metrics(y[sel], proba[r][sel], classes, positive, thr))
+            rows.append(classification_metrics(y[sel], proba[r][sel], classes, task.positive, thr))
     out = {}
     for key in keys:
         if not rows or not any(key in r for r in rows):
@@ -173,51 +162,38 @@ class FusedScores:
 def score_fused(
     dev: FeatureSet,
     test: FeatureSet,
-    classes: list,
+    task: Task,
     proba: dict,
     evals: dict,
     units: dict,
     test_units: dict,
     test_proba: dict,
-    folds,
     how: str,
-    positive=None,
-    n_boot: int = 1000,
-    seed: int = 0,
+    boot: Resampling,
 ) -> FusedScores:
     """Score one model per sequence fused per subject: CV and test at subject level, and each sequence's own.
 
-    ``proba``: sequence -> out-of-fold probabilities (R, n_q, C) of the rows ``units[sequence]`` of ``dev``;
-    ``evals``: sequence -> its :func:`evaluate`; ``test_proba``: sequence -> probabilities of its test rows.
+    ``task``: the development rows' Task; ``proba``: sequence -> out-of-fold probabilities (R, n_q, C) of the rows
+    ``units[sequence]`` of ``dev``; ``evals``: sequence -> its :func:`evaluate`; ``test_proba``: sequence ->
+    probabilities of its test rows.
     """
+    classes = list(task.classes)
     code = lambda labels: np.searchsorted(classes, labels)  # noqa: E731  (classes are sorted)
     names, ys, _ = subject_level(dev.subjects, code(dev.labels), np.zeros((len(dev), 1)))
     fused = fuse_repeats({q: (dev.subjects[units[q]], p) for q, p in proba.items()}, how, names)
-    fold_s = folds.fold_of[:, np.unique(dev.subjects, return_index=True)[1]]  # a subject's fold: its rows' fold
-    cv = evaluate(
-        ys,
-        fused,
-        fold_s,
-        classes,
-        None,
-        positive,
-        n_boot,
-        seed,
-        level=f"subject ({how} of {len(units)} sequence models)",
-        scope=folds.scope,
-    )
+    first = np.unique(dev.subjects, return_index=True)[1]  # a subject's fold: its rows' fold
+    subjects = replace(task, y=ys, groups=None, folds=task.folds.subset(first))
+    cv = evaluate(subjects, fused, boot, level=f"subject ({how} of {len(units)} sequence models)")
     sequences = {}
     for q, e in evals.items():
         m = test_units.get(q)
         seq_test = None
         if len(test) and m is not None and m.any():
-            seq_test = metrics_of(classification_metrics(code(test.labels[m]), test_proba[q], classes, positive))
+            seq_test = metrics_of(classification_metrics(code(test.labels[m]), test_proba[q], classes, task.positive))
         sequences[q] = SequenceScores(cv=e, n=int(units[q].sum()), test=seq_test)
     if not len(test):
         return FusedScores(cv, sequences)
     tn, tp = fuse_images({q: (test.subjects[m], test_proba[q]) for q, m in test_units.items()}, how)
     _, ty, _ = subject_level(test.subjects, code(test.labels), np.zeros((len(test), 1)))
-    test_metrics = metrics_with_ci(
-        ty[np.searchsorted(np.unique(test.subjects), tn)], tp, classes, None, positive, n_boot, seed
-    )
-    return FusedScores(cv, sequences, test_metrics, (tn, tp))
+    tested = replace(task, y=ty[np.searchsorted(np.unique(test.subjects), tn)], groups=None, folds=None)
+    return FusedScores(cv, sequences, metrics_with_ci(tested, tp, boot), (tn, tp))

@@ -1,0 +1,91 @@
+"""The Task: what a run predicts, for which rows, and which rows belong together.
+
+Every scorer, comparison, selection and curve of ``fit`` and ``bench`` takes a Task (and the bootstrap settings)
+instead of loose ``(y, classes, groups, folds, positive)`` parameters. ``kind`` says what the target is:
+
+* ``classification``: ``y`` holds class codes into ``classes`` (sorted names); ``positive`` is the positive class of a
+  binary task (None: the second class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from featx.evaluate.protocol.folds import Folds
+
+KINDS = ("classification",)
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """The target of ``n`` rows, their units and their folds.
+
+    Attributes
+    ----------
+    kind : {'classification'}
+    y : ndarray, shape (n,)
+        Class codes (classification).
+    classes : tuple of str
+        Class names, in code order.
+    positive : str, optional
+        The positive class of a binary task, as the user named it (None: the second class).
+    groups : ndarray of str, optional
+        The subject of each row when the folds are grouped by subject (the unit the bootstrap resamples); None:
+        each row is its own unit.
+    folds : Folds, optional
+        The folds the rows were predicted in; None for rows scored once (a held-out test split).
+    """
+
+    kind: str
+    y: np.ndarray
+    classes: tuple = ()
+    positive: str | None = None
+    groups: np.ndarray | None = None
+    folds: Folds | None = None
+
+    @classmethod
+    def classification(cls, labels, classes=None, *, positive=None, groups=None, folds=None) -> Task:
+        """A classification Task of rows labelled ``labels`` (names, coded into ``classes``; default: the sorted
+        labels)."""
+        labels = np.asarray(labels).astype(str)
+        classes = sorted(set(labels.tolist())) if classes is None else list(classes)
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.array([index[v] for v in labels], dtype=np.int64)
+        return cls("classification", y, tuple(classes), positive, None if groups is None else np.asarray(groups), folds)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def pos(self) -> int | None:
+        """The code of the positive class of a binary task (None: multi-class)."""
+        if self.n_classes != 2:
+            return None
+        return self.classes.index(self.positive) if self.positive is not None else 1
+
+    def rows(self, sel) -> Task:
+        """The same Task on the rows ``sel`` selects (a boolean mask or indices), with their folds."""
+        return replace(
+            self,
+            y=self.y[sel],
+            groups=None if self.groups is None else self.groups[sel],
+            folds=None if self.folds is None else self.folds.subset(sel),
+        )
+
+    def without_folds(self) -> Task:
+        """The rows alone: for predictions made once (a test split, a pooled comparison)."""
+        return replace(self, folds=None)
+
+
+def tasks_of(dev, test, folds: Folds, classes: list, s) -> tuple[Task, Task]:
+    """The Tasks of the development rows (with ``folds``) and of the test rows of a run with split settings ``s``:
+    grouped by subject when the folds are."""
+    groups = lambda f: f.subjects if folds.grouped else None  # noqa: E731
+    task = Task.classification(dev.labels, classes, positive=s.positive, groups=groups(dev), folds=folds)
+    return task, Task.classification(test.labels, classes, positive=s.positive, groups=groups(test))
