@@ -107,8 +107,10 @@ def make_store(
     kind="cnn",
     feature_names=None,
     provenance=None,
+    outcomes=None,
 ):
-    """A store holding one feature set ``name`` = ``X`` over samples built from the given columns."""
+    """A store holding one feature set ``name`` = ``X`` over samples built from the given columns (``outcomes``:
+    outcome column name -> one value per row)."""
     import numpy as np
 
     from featx.dataset.manifest import Manifest, Sample
@@ -126,6 +128,7 @@ def make_store(
                 subject=col(subjects, i),
                 sequence=col(sequences, i),
                 split=col(splits, i),
+                outcomes=tuple((k, str(v[i])) for k, v in (outcomes or {}).items()),
             )
             for i in range(n)
         ]

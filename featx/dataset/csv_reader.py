@@ -78,13 +78,17 @@ def parse_csv(csv_path: Path, check_files: bool = True) -> ParsedCSV:
             f"{csv_path}: no 'path' column (found: {', '.join(header) or 'nothing'}). "
             "The first line must be a header naming at least 'path' (columns separated by commas)."
         )
-    unknown = [h for h in header if h not in COLUMNS]
+    unknown = [h for h in header if h not in COLUMNS and h]
     for h in unknown:
-        log.warning(
-            "%s: ignoring unknown column %r;%s featx reads %s",
+        near = did_you_mean(h, [c for c in COLUMNS if c not in header])
+        if near:  # a misspelt column featx reads
+            log.warning("%s: unknown column %r;%s (kept as an outcome column)", csv_path, h, near)
+    outcomes = [h for h in unknown if h not in ("", None)]
+    if outcomes:
+        log.info(
+            "%s: outcome column(s) %s kept for 'featx fit --value/--time/--event' (featx reads %s for the images)",
             csv_path,
-            h,
-            did_you_mean(h, [c for c in COLUMNS if c not in header]) or "",
+            ", ".join(outcomes),
             ", ".join(COLUMNS),
         )
     if not raw_rows:
@@ -98,6 +102,8 @@ def parse_csv(csv_path: Path, check_files: bool = True) -> ParsedCSV:
             )
             continue
         sample, why = _row_to_sample(row, root)
+        if sample is not None and outcomes:
+            sample = replace(sample, outcomes=tuple((h, row.get(h, "")) for h in outcomes))
         if why:
             bad.append(f"line {line}: {why}")
         else:

@@ -59,6 +59,9 @@ class Sample:
         A lesion's centre (CSV: ``x;y;z`` or ``x y z``), in ``seed_space``: 3D backbones crop around it.
     seed_space : {'lps', 'ras', 'voxel'} or None
         The seed's convention (:mod:`featx.images.crop3d`); required with a seed, never guessed.
+    outcomes : tuple of (str, str)
+        The manifest's other columns as (name, value) pairs: outcomes a fit can predict (``--value``, ``--time``,
+        ``--event``), kept by the store beside the label.
     """
 
     sample_id: str
@@ -74,6 +77,7 @@ class Sample:
     mask_label: int | None = None
     seed: tuple | None = None
     seed_space: str | None = None
+    outcomes: tuple = ()
 
     @property
     def lesion(self) -> bool:

@@ -32,6 +32,13 @@ class FeatureSet:
     copy_keys: np.ndarray | None = None
     #: (n, 256) pixel signatures of the rows' images (zeros where unknown), when the store has them
     signatures: np.ndarray | None = None
+    #: the manifest's outcome columns (any column featx does not read for the images: a value, a time, an event),
+    #: name -> (n,) strings ("" when absent)
+    outcomes: dict = field(default_factory=dict)
+
+    def outcome_rows(self, sel) -> dict:
+        """:attr:`outcomes` of the rows ``sel`` selects (a mask or indices)."""
+        return {k: v[sel] for k, v in self.outcomes.items()}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -56,6 +63,7 @@ class FeatureSet:
             self.names,
             self.copy_keys,
             self.signatures,
+            self.outcomes,
         )
 
     def without_nonfinite_columns(self) -> tuple[FeatureSet, list[str]]:
@@ -83,6 +91,7 @@ class FeatureSet:
             kept if self.feature_names else None,
             self.copy_keys,
             self.signatures,
+            self.outcomes,
         )
         return out, [n for n, b in zip(names, bad) if b]
 
@@ -100,6 +109,7 @@ class FeatureSet:
             self.feature_names,
             None if self.copy_keys is None else self.copy_keys[mask],
             None if self.signatures is None else self.signatures[mask],
+            self.outcome_rows(mask),
         )
 
 

@@ -6,6 +6,8 @@ Layout (readable with plain h5py)::
     /samples/id             (n,) utf-8 strings: the row key of every feature set
     /samples/path|label|subject|sequence|split   (n,) utf-8 strings, "" when absent
     /samples/slice          (n,) int32, -1 when absent
+    /samples/outcomes/<col> (n,) utf-8 strings: the manifest's outcome columns (a value, a time, an event), "" when
+                            absent; a later manifest's values replace a row's
     /features/<name>/X      (n, D) float32 (float64 for radiomics), row i belongs to /samples/id[i]
     /features/<name>/filled (n,) bool: row computed
     /features/<name>/status (n,) uint8: 0 to do, 1 ok, 2 failed, 3 removed from the manifest (kept),
@@ -190,7 +192,17 @@ class FeatureStore:
         cols = {c: self._column(c) for c in (*_STR_COLUMNS, "slice")}
         for c in cols:
             cols[c] = np.concatenate([cols[c], np.full(n - n0, -1 if c == "slice" else "", dtype=cols[c].dtype)])
+        outcomes = sorted({name for s in samples for name, _ in getattr(s, "outcomes", ())})
+        out_g = g.require_group("outcomes") if outcomes else g.get("outcomes")
+        for name in outcomes:
+            if name not in out_g:
+                out_g.create_dataset(name, shape=(n_old,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+        out_cols = {c: self._outcome(c) for c in (out_g if out_g is not None else ())}
+        for c in out_cols:
+            out_cols[c] = np.concatenate([out_cols[c], np.full(n - len(out_cols[c]), "", dtype=object)])
         for r, s in zip(rows, samples):
+            for name, value in getattr(s, "outcomes", ()):
+                out_cols[name][r] = value
             cols["id"][r] = s.sample_id
             cols["path"][r] = str(s.path)
             for c in ("label", "subject", "sequence", "split"):
@@ -199,9 +211,20 @@ class FeatureStore:
         for c, values in cols.items():
             g[c].resize((n,))
             g[c][:] = values
+        for c, values in out_cols.items():
+            out_g[c].resize((n,))
+            out_g[c][:] = values
         for name in self.feature_names():
             self._grow(name, n)
         return rows
+
+    def _outcome(self, name: str) -> np.ndarray:
+        return self.h5["samples"]["outcomes"][name].asstr()[:].astype(object)
+
+    def outcome_names(self) -> list[str]:
+        """The manifest's outcome columns the store keeps (:attr:`Sample.outcomes`)."""
+        g = self.h5.get("samples")
+        return sorted(g["outcomes"]) if g is not None and "outcomes" in g else []
 
     def set_sources(self, name: str, rows, values, column: str) -> None:
         """Record what rows of ``name`` were computed from: ``column`` is one of :data:`SOURCE_COLUMNS`."""
@@ -463,6 +486,7 @@ class FeatureStore:
             self.column_names(name),
             self._copy_keys(g, rows),
             g["signature"][:][rows].astype(np.float32) if "signature" in g else None,
+            {c: self._outcome(c)[rows] for c in self.outcome_names()},
         )
 
     def content_keys(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -57,6 +57,7 @@ def bags_of(fs: FeatureSet, by: str) -> tuple[FeatureSet, list[np.ndarray]]:
         fs.splits[first],
         np.full(len(rows), "", dtype=object),
         fs.provenance,
+        outcomes=fs.outcome_rows(first),
     )
     return bags, [fs.ids[r] for r in rows]
 

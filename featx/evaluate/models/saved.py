@@ -260,6 +260,7 @@ class FeatxModel:
             fs.sequences,
             fs.provenance,
             list(trained) if trained and fs.feature_names else None,
+            outcomes=fs.outcomes,
         )
 
     def predict(self, fs: FeatureSet) -> Prediction:

@@ -98,6 +98,7 @@ def combine(sets: list[FeatureSet], what: str = "combined feature set") -> Featu
         names,
         None if any(fs.copy_keys is None for fs in sets) else np.hstack([fs.copy_keys for fs in sets]),
         next((fs.signatures for fs in sets if fs.signatures is not None), None),  # one image per row: any part's
+        first.outcomes,
     )
 
 

@@ -117,7 +117,7 @@ def concat_by_subject(fs: FeatureSet, sequences: list[str]) -> FeatureSet:
     whose rows carry different labels or splits is refused.
     """
     subjects = sorted(set(fs.subjects.tolist()))
-    rows, kept, missing = [], [], []
+    rows, kept, missing, first = [], [], [], []
     labels, splits = [], []
     for s in subjects:
         mine = fs.subjects == s
@@ -138,6 +138,7 @@ def concat_by_subject(fs: FeatureSet, sequences: list[str]) -> FeatureSet:
             continue
         rows.append(np.concatenate(parts))
         kept.append(s)
+        first.append(int(np.flatnonzero(mine)[0]))
         labels.append(lab.pop())
         splits.append(spl.pop())
     if missing:
@@ -163,6 +164,7 @@ def concat_by_subject(fs: FeatureSet, sequences: list[str]) -> FeatureSet:
         np.full(len(kept), "+".join(sequences)),
         fs.provenance,
         names,
+        outcomes=fs.outcome_rows(np.array(first, dtype=np.int64)),
     )
 
 
