@@ -7,7 +7,8 @@ from sklearn.utils.estimator_checks import check_estimators_pickle, estimator_ch
 from featx.errors import ConfigError
 from featx.evaluate.heads.registry import build_head, get_head, list_heads
 
-NAMES = [h.name for h in list_heads()]
+SPECS = [(h.target, h.name) for h in list_heads()]
+NAMES = [name for target, name in SPECS if target == "classification"]
 #: only to keep the ~55 checks fast: the random forest is the same code with fewer trees
 FAST = {"rf": {"clf__n_estimators": 20}, "abmil": {"epochs": 40}}
 #: scikit-learn's own SVC fails this check (libsvm needs writable arrays after a read-only memmap load);
@@ -15,14 +16,26 @@ FAST = {"rf": {"clf__n_estimators": 20}, "abmil": {"epochs": 40}}
 SVC_PICKLE = {"check_estimators_pickle": "sklearn.svm.SVC itself fails it (read-only memmap into libsvm)"}
 
 
+def _label(target: str, name: str) -> str:
+    return name if target == "classification" else f"{target}:{name}"
+
+
 def _heads():
-    for name in NAMES:
-        est, _ = build_head(name, seed=0)
-        yield name, est.set_params(**FAST.get(name, {}))
+    for target, name in SPECS:
+        est, _ = build_head(name, seed=0, target=target)
+        yield _label(target, name), est.set_params(**FAST.get(name, {}))
 
 
-def test_all_ten_heads_registered():
+def test_the_heads_of_each_target_are_registered():
     assert set(NAMES) == {"logreg", "svm-linear", "svm-rbf", "rf", "xgb", "knn", "mlp", "lda", "abmil", "simpleshot"}
+    assert {name for target, name in SPECS if target == "regression"} == {"ridge", "svr", "rf", "xgb"}
+
+
+def test_a_head_of_another_target_is_refused_with_the_heads_of_this_one():
+    with pytest.raises(
+        ConfigError, match="'logreg' is not a regression head; --target regression takes rf, ridge, svr, xgb"
+    ):
+        get_head("logreg", "regression")
 
 
 def _contract_checks():
@@ -53,9 +66,9 @@ def test_svc_pickle_failure_is_upstream():
         check_estimators_pickle("SVC", SVC(probability=True), readonly_memmap=True)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_grid_names_are_parameters(name):
-    est, grid = build_head(name)
+@pytest.mark.parametrize(("target", "name"), SPECS, ids=[_label(*s) for s in SPECS])
+def test_grid_names_are_parameters(target, name):
+    est, grid = build_head(name, target=target)
     params = est.get_params()
     assert grid or name == "simpleshot", f"{name}: no tuning grid"  # SimpleShot has nothing to tune
     assert all(k in params for k in grid), f"{name}: grid keys {list(grid)} not in the estimator"

@@ -11,7 +11,7 @@ from rich.table import Table
 from featx.cli.common import ConfigOption, err_console, opt, out_console, settings
 from featx.evaluate.config import BenchConfig, FitConfig
 from featx.extract.config import ExtractConfig
-from featx.results.metrics import degenerate_decisions
+from featx.results.metrics import METRIC_LABELS, degenerate_decisions
 
 if TYPE_CHECKING:
     from featx.results.bench import BenchResult
@@ -27,6 +27,8 @@ def fit(
     store: Path | None = opt(F, "store", "--store", "-s"),
     features: str | None = opt(F, "features", "--features", "-f"),
     head: str = opt(F, "head"),
+    target: str = opt(F, "target"),
+    value: str | None = opt(F, "value", metavar="COLUMN"),
     cv: int = opt(F, "cv"),
     repeats: int = opt(F, "repeats"),
     split: str = opt(F, "split"),
@@ -65,6 +67,8 @@ def bench(
     store: Path | None = opt(B, "store", "--store", "-s"),
     features: str | None = opt(B, "features", "--features", "-f"),
     heads: str | None = opt(B, "heads"),
+    target: str = opt(B, "target"),
+    value: str | None = opt(B, "value", metavar="COLUMN"),
     cv: int = opt(B, "cv"),
     repeats: int = opt(B, "repeats"),
     split: str = opt(B, "split"),
@@ -190,7 +194,8 @@ def print_results(r: FitResult) -> None:
     table = Table(title=r.title)
     on = r.protocol.scored_on
     pooled = "CV pooled" if on == "CV" else "test split (fixed)"
-    for col in ("metric", f"{pooled} (DeLong) [bootstrap]", f"{on} {r.protocol.per_unit}", "held-out test"):
+    ci = "[bootstrap]" if r.target.kind == "regression" else "(DeLong) [bootstrap]"
+    for col in ("metric", f"{pooled} {ci}", f"{on} {r.protocol.per_unit}", "held-out test"):
         table.add_column(col, no_wrap=col == "metric", overflow="fold")
     for row in summary_rows(r.cv, r.test):
         table.add_row(*row)
@@ -206,9 +211,11 @@ def print_results(r: FitResult) -> None:
     for what, m in ((on, r.cv.pooled), ("held-out test", r.test)):
         if degenerate_decisions(m):
             err_console.print(f"[yellow]warning:[/] {what}: {degenerate_decisions(m)}", highlight=False)
+    main = r.cv.pooled.primary
     if r.cv.subject is not None:
         out_console.print(
-            f"subject level ({r.cv.subject.n_subjects} subjects): AUC {fmt(r.cv.subject, 'auc')}", highlight=False
+            f"subject level ({r.cv.subject.n_subjects} subjects): {METRIC_LABELS[main]} {fmt(r.cv.subject, main)}",
+            highlight=False,
         )
     for q, v in (r.sequences or {}).items():
         out_console.print(f"sequence {q}: {on} AUC {fmt(v.cv.pooled, 'auc')}", highlight=False)
@@ -234,8 +241,13 @@ def print_bench(res: BenchResult) -> None:
 
     table = Table(title="featx bench", caption="bootstrap CIs: report.html and bench.csv")
     on = res.protocol.scored_on
-    cols = ["rank", "feature set", "head", f"{on} AUC (DeLong 95% CI)", "bal. acc"]
-    cols += ["held-out test AUC"] if res.n_test else []
+    regression = res.target.kind == "regression"
+    main, second = ("mae", "r2") if regression else ("auc", "balanced_accuracy")
+    if regression:
+        cols = ["rank", "feature set", "head", f"{on} MAE", f"{on} R²"] + (["held-out test MAE"] if res.n_test else [])
+    else:
+        cols = ["rank", "feature set", "head", f"{on} AUC (DeLong 95% CI)", "bal. acc"]
+        cols += ["held-out test AUC"] if res.n_test else []
     widest = {"feature set": max(len(c.feature_set) for c in res.cells), "head": max(len(c.head) for c in res.cells)}
     for c in cols + ["s"]:  # names are never cut or split mid-word: the number columns wrap at spaces instead
         table.add_column(c, no_wrap=c in ("rank", "s", *widest), min_width=widest.get(c), overflow="fold")
@@ -245,9 +257,9 @@ def print_bench(res: BenchResult) -> None:
             str(c.rank),
             c.feature_set,
             c.head,
-            fmt(p, "auc", boot=False),
-            fmt(p, "balanced_accuracy", boot=False),
-            *([fmt(c.test, "auc", boot=False)] if res.n_test else []),
+            fmt(p, main, boot=False),
+            fmt(p, second, boot=False),
+            *([fmt(c.test, main, boot=False)] if res.n_test else []),
             f"{c.seconds:.1f}",
         )
     out_console.print(table)
@@ -260,10 +272,13 @@ def print_bench(res: BenchResult) -> None:
             highlight=False,
         )
     for why, a, b, delong, boot, t in comparison_rows(res):
+        tests = (
+            f"paired bootstrap of the MAE difference {boot}"
+            if regression
+            else f"DeLong {delong}; paired bootstrap {boot}"
+        )
         out_console.print(
-            f"{why}: {a} vs {b} ({res.comparisons[0].scope}): DeLong {delong}; paired bootstrap {boot}; "
-            f"corrected t-test {t}",
-            highlight=False,
+            f"{why}: {a} vs {b} ({res.comparisons[0].scope}): {tests}; corrected t-test {t}", highlight=False
         )
     sel = res.selection
     if sel is not None:

@@ -86,7 +86,8 @@ def parse_csv(csv_path: Path, check_files: bool = True) -> ParsedCSV:
     outcomes = [h for h in unknown if h not in ("", None)]
     if outcomes:
         log.info(
-            "%s: outcome column(s) %s kept for 'featx fit --value/--time/--event' (featx reads %s for the images)",
+            "%s: outcome column(s) %s kept for 'featx fit --target regression --value COLUMN' (featx reads %s for "
+            "the images)",
             csv_path,
             ", ".join(outcomes),
             ", ".join(COLUMNS),

@@ -149,11 +149,13 @@ class Manifest(Sequence[Sample]):
         out.parent.mkdir(parents=True, exist_ok=True)
         base = out.resolve().parent
         cols = [c for c in COLUMNS if c in ("id", "path") or any(getattr(s, _attr(c)) is not None for s in self)]
+        outcomes = list(dict.fromkeys(name for s in self.samples for name, _ in s.outcomes))  # in order of appearance
         with open(out, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(cols)
+            w.writerow(cols + outcomes)
             for s in self.samples:
-                w.writerow([_cell(getattr(s, _attr(c)), base) for c in cols])
+                mine = dict(s.outcomes)
+                w.writerow([_cell(getattr(s, _attr(c)), base) for c in cols] + [mine.get(o, "") for o in outcomes])
         return out
 
 

@@ -10,9 +10,10 @@ from featx.config import Choice, setting
 from featx.errors import ConfigError
 from featx.evaluate.heads.bags import BAGS
 from featx.evaluate.heads.operating import CALIBRATIONS, check_threshold
-from featx.evaluate.heads.registry import BAG_HEADS, HEADS
+from featx.evaluate.heads.registry import BAG_HEADS, HEADS, get_head, heads_for
 from featx.evaluate.protocol.fusion import MODEL_FUSIONS
 from featx.evaluate.protocol.settings import SplitSettings
+from featx.evaluate.protocol.task import TARGETS
 
 FUSE = Choice("fusion", (*MODEL_FUSIONS, "concat"))
 SELECT = Choice("select", ("naive", "nested"))
@@ -70,6 +71,33 @@ class HeadSettings(SplitSettings):
     ray: str | None = setting(
         None, "Run the fits on a Ray cluster (auto, local or ray://head:10001) through joblib. Needs featx[ray]."
     )
+    target: str = setting(
+        "classification",
+        "What is predicted: classification (the manifest's label) or regression (a number: --value COLUMN).",
+        choice=TARGETS,
+    )
+    value: str | None = setting(
+        None, "--target regression: the manifest's outcome column to predict (a number per row, e.g. age)."
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.target == "regression" and not self.value:
+            raise ConfigError("regression predicts a manifest column: give --value COLUMN.", "target")
+        if self.value and self.target != "regression":
+            raise ConfigError("is the column --target regression predicts; add --target regression.", "value")
+        if self.target != "classification" and self.positive is not None:
+            raise ConfigError(f"names a class; a {self.target} target has none: drop --positive.", "target")
+        if self.target != "classification":
+            decided = [f"--{k} {v}" for k, v in (("threshold", self.threshold), ("calibrate", self.calibrate))]
+            changed = [d for d, default in zip(decided, ("--threshold 0.5", "--calibrate none")) if d != default]
+            if changed:
+                raise ConfigError(f"{changed[0]} decides classes; a {self.target} target has none: drop it.", "target")
+
+    def heads_checked(self, heads) -> None:
+        """ConfigError for a head that does not predict this target (``logreg`` for a regression)."""
+        for h in heads:
+            get_head(h, self.target)
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,13 @@ class FitConfig(HeadSettings):
 
     def validate(self) -> None:
         super().validate()
+        self.heads_checked([self.head])
+        if self.target != "classification" and self.fuse in MODEL_FUSIONS:
+            raise ConfigError(
+                f"{self.fuse} fuses the classes of one model per sequence; with --target {self.target} use --fuse "
+                "concat (the sequences' features side by side).",
+                "fuse",
+            )
         if self.head in BAG_HEADS and self.fuse is not None:
             raise ConfigError(f"{self.head} pools each bag's slices itself (attention): drop --fuse.", "fuse")
         if self.head in BAG_HEADS and self.pca is not None:
@@ -147,6 +182,13 @@ class BenchConfig(HeadSettings):
 
     def validate(self) -> None:
         super().validate()
+        self.heads_checked(self.heads)
+        if self.target != "classification" and self.train_sizes:
+            raise ConfigError(f"draws subjects per class; not yet for --target {self.target}.", "train_sizes")
+        if self.target != "classification" and (self.select != "naive" or self.ensemble):
+            raise ConfigError(
+                f"nested selection and ensembles rank cells by AUC; not yet for --target {self.target}.", "select"
+            )
         bags = [h for h in self.heads if h in BAG_HEADS]
         if bags:
             raise ConfigError(
@@ -166,4 +208,4 @@ class BenchConfig(HeadSettings):
     @property
     def head_names(self) -> tuple[str, ...]:
         """The heads to run: the given ones, or every registered head that predicts a row (not a bag)."""
-        return self.heads or tuple(h for h in HEADS.values if h not in BAG_HEADS)
+        return self.heads or tuple(h for h in heads_for(self.target) if h not in BAG_HEADS)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+
+import numpy as np
 
 from featx.report.html import (
     copies_note,
@@ -16,7 +19,15 @@ from featx.report.html import (
     table,
     versions_line,
 )
-from featx.report.plots import confusion_png, learning_png, reliability_grid_png, reliability_png, roc_png, strip_png
+from featx.report.plots import (
+    agreement_png,
+    confusion_png,
+    learning_png,
+    reliability_grid_png,
+    reliability_png,
+    roc_png,
+    strip_png,
+)
 from featx.results.bench import BenchResult
 from featx.results.codec import to_json
 from featx.results.metrics import Metrics, finite
@@ -29,9 +40,22 @@ TABLE_KEYS = (
     ("specificity", "specificity"),
     ("brier", "Brier"),
 )  # precision and F1: bench.csv
+REGRESSION_TABLE_KEYS = (
+    ("mae", "MAE"),
+    ("rmse", "RMSE"),
+    ("r2", "R²"),
+    ("pearson", "Pearson r"),
+    ("spearman", "Spearman ρ"),
+)
+
+
+def _regression(r: BenchResult) -> bool:
+    return r.target.kind == "regression"
 
 
 def bench_images(r: BenchResult, out: Path) -> dict:
+    if _regression(r):
+        return _regression_images(r, out)
     paths = {}
     curves = [(c.title, c.cv.pooled, c.cv.roc) for c in r.cells[:TOP_ROC]]
     if any(roc for _, _, roc in curves):
@@ -59,6 +83,35 @@ def bench_images(r: BenchResult, out: Path) -> dict:
     if r.learning:
         paths["learning_png"] = learning_png(r.learning, out / "learning.png")
     return paths
+
+
+def _regression_images(r: BenchResult, out: Path) -> dict:
+    """The best cell's predicted versus true and Bland-Altman plots (out-of-fold, averaged over repeats), and every
+    cell's MAE per fold."""
+    paths = {}
+    best = r.cells[0]
+    oof = (r.outputs or {}).get("oof")
+    if oof and Path(oof).is_file():
+        true, pred = bench_values(Path(oof), r.target.value, f"{best.title.replace(' + ', '+')}:p_predicted")
+        if len(true):
+            panels = [(f"best: {best.title} ({r.protocol.scored_on})", true, pred)]
+            paths["agreement"] = agreement_png(panels, r.target.value, out / "agreement.png")
+    series = {f"{c.feature_set}\n{c.head}": c.fold_auc for c in r.cells}
+    if any(len(v) > 1 for v in series.values()):
+        paths["folds_plot"] = strip_png(series, "MAE per fold (identical folds for every cell)", out / "folds.png")
+    return paths
+
+
+def bench_values(path: Path, column: str, cell: str) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) per row of a regression bench's oof_predictions.csv for ``cell``, repeats averaged."""
+    sums: dict = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row.get(cell, "") == "":
+                continue
+            t, n, q = sums.get(row["id"], (float(row[column]), 0, 0.0))
+            sums[row["id"]] = (t, n + 1, q + float(row[cell]))
+    return np.array([t for t, _, _ in sums.values()]), np.array([q / n for _, n, q in sums.values()])
 
 
 def learning_section(r: BenchResult) -> str:
@@ -125,21 +178,22 @@ def _cell(m: Metrics | None, key: str) -> str:
 
 def _ranked_table(r: BenchResult) -> str:
     has_test, on = r.protocol.held_out_test, r.protocol.scored_on
+    keys, main = (REGRESSION_TABLE_KEYS, ("mae", "MAE")) if _regression(r) else (TABLE_KEYS, ("auc", "AUC"))
     header = (
         ["rank", "feature set", "head", "features"]
-        + [f"{on} {label}" for _, label in TABLE_KEYS]
-        + [f"AUC {r.protocol.per_unit}"]
-        + (["held-out test AUC"] if has_test else [])
+        + [f"{on} {label}" for _, label in keys]
+        + [f"{main[1]} {r.protocol.per_unit}"]
+        + ([f"held-out test {main[1]}"] if has_test else [])
         + ["seconds"]
     )
     rows = []
     for c in r.cells:
-        fold = c.cv.per_fold.get("auc")
+        fold = c.cv.per_fold.get(main[0])
         cells = (
             [str(c.rank), e(c.feature_set), e(c.head), str(c.n_features)]
-            + [_cell(c.cv.pooled, k) for k, _ in TABLE_KEYS]
+            + [_cell(c.cv.pooled, k) for k, _ in keys]
             + [fold_stat(fold)]
-            + ([_cell(c.test, "auc")] if has_test else [])
+            + ([_cell(c.test, main[0])] if has_test else [])
             + [f"{c.seconds:.1f}"]
         )
         rows.append("<tr>" + "".join(f"<td>{v}</td>" for v in cells) + "</tr>")
@@ -151,17 +205,33 @@ def _ranked_table(r: BenchResult) -> str:
 def render_bench(r: BenchResult, images: dict) -> str:
     proto = r.protocol
     unit = next((c.cv.pooled.ci_unit for c in r.cells if c.cv.pooled.ci_unit), "sample")
+    what = (
+        f"target: the number in <b>{e(r.target.value or '')}</b> (regression; ranked by MAE, lowest first)"
+        if _regression(r)
+        else f"classes {e(', '.join(r.classes))}; positive class <b>{e(str(r.positive))}</b>"
+    )
     body = [
         f"""<p class="note">{r.n_dev} samples (those present in every feature set) in {e(proto.folds)};
-{r.n_test} in the held-out test split; classes {e(", ".join(r.classes))}; positive class
-<b>{e(str(r.positive))}</b>. Every cell is scored on the same folds;
+{r.n_test} in the held-out test split; {what}. Every cell is scored on the same folds;
 the scores are {e(r.cells[0].cv.scope)}. Small grey figures: 95% interval
 (AUC: DeLong; others: percentile bootstrap, {proto.n_boot} resamples by {e(unit)}; the bootstrap AUC
 intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""",
         copies_note(proto),
         _ranked_table(r),
     ]
-    if r.comparisons:
+    if r.comparisons and _regression(r):
+        body.append(
+            "<h2>Pairwise comparisons</h2><p class='note'>a - b, on "
+            + e(r.comparisons[0].scope)
+            + ". A paired bootstrap of the MAE difference, resampling subjects for both cells at once [95% interval]; "
+            "corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold MAEs. Negative: a errs less. None "
+            "corrects for having picked the best of many cells.</p>"
+            + table(
+                ["comparison", "a", "b", "paired bootstrap: ΔMAE", "corrected t-test: mean Δ fold MAE"],
+                [(w, a, b, boot, t) for w, a, b, _d, boot, t in comparison_rows(r)],
+            )
+        )
+    elif r.comparisons:
         body.append(
             "<h2>Pairwise comparisons</h2><p class='note'>a - b, on "
             + e(r.comparisons[0].scope)

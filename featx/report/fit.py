@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+
+import numpy as np
 
 from featx.report.finetune import finetune_section
 from featx.report.html import (
@@ -19,7 +22,15 @@ from featx.report.html import (
     table,
     versions_line,
 )
-from featx.report.plots import class_roc_png, confusion_png, curves_png, reliability_png, roc_png, strip_png
+from featx.report.plots import (
+    agreement_png,
+    class_roc_png,
+    confusion_png,
+    curves_png,
+    reliability_png,
+    roc_png,
+    strip_png,
+)
 from featx.results.codec import to_json
 from featx.results.metrics import METRIC_LABELS
 from featx.results.provenance import FeatureProvenance
@@ -29,7 +40,10 @@ FOLD_PLOT_KEYS = ("auc", "accuracy", "balanced_accuracy", "f1")
 
 
 def fit_images(r: FitResult, out: Path) -> dict:
-    """ROC (with bootstrap band), confusion matrices, per-fold scores and the fine-tuning curves of one run."""
+    """ROC (with bootstrap band), confusion matrices, per-fold scores and the fine-tuning curves of one run (a
+    regression: :func:`regression_images`)."""
+    if r.target.kind == "regression":
+        return regression_images(r, out)
     paths = {}
     on = r.protocol.scored_on
     curves = [(f"{on} ({r.cv.level})", r.cv.pooled, r.cv.roc)]
@@ -58,10 +72,42 @@ def fit_images(r: FitResult, out: Path) -> dict:
     return paths
 
 
+def regression_images(r: FitResult, out: Path) -> dict:
+    """Predicted versus true and Bland-Altman (each row's out-of-fold prediction averaged over the repeats, and the
+    held-out test rows), from the run's prediction CSVs; per-fold MAE and R²."""
+    paths = {}
+    panels = []
+    for title, key in ((f"{r.protocol.scored_on} (out-of-fold)", "oof"), ("held-out test", "test_predictions")):
+        csv_path = (r.outputs or {}).get(key)
+        if csv_path and Path(csv_path).is_file():
+            true, pred = predicted_values(Path(csv_path), r.target.value)
+            if len(true):
+                panels.append((title, true, pred))
+    if panels:
+        paths["agreement"] = agreement_png(panels, r.target.value, out / "agreement.png")
+    folds = {k: r.cv.fold_values(k) for k in ("mae", "r2") if r.cv.fold_values(k)}
+    if folds and len(next(iter(folds.values()))) > 1:
+        paths["folds_plot"] = strip_png(folds, "score per fold (every repeat x fold)", out / "folds.png")
+    return paths
+
+
+def predicted_values(path: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) per row of a regression's prediction CSV, the predictions of a row's repeats averaged."""
+    sums: dict = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            t, n, p = sums.get(row["id"], (float(row[column]), 0, 0.0))
+            sums[row["id"]] = (t, n + 1, p + float(row["predicted"]))
+    true = np.array([t for t, _, _ in sums.values()])
+    return true, np.array([p / n for _, n, p in sums.values()])
+
+
 def render_fit(r: FitResult, images: dict) -> str:
     """The page of one run."""
     proto, cv = r.protocol, r.cv
     pos, unit = cv.pooled.positive, cv.pooled.ci_unit or "sample"
+    if r.target.kind == "regression":
+        return page(f"featx: {r.title}", "\n".join([regression_body(r), *_rest(r, images)]))
     body = [
         f"""<p class="note">{r.n_dev} samples in {e(proto.folds)}; {r.n_test} in the held-out test split;
 classes {e(", ".join(r.classes))}{f"; positive class <b>{e(pos)}</b>" if pos else ""}. Level: {e(cv.level)}.
@@ -80,11 +126,20 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
         ),
     ]
     body.append(operating_section(proto, [(f"{proto.scored_on}", cv.pooled), ("held-out test", r.test)], cv.thresholds))
+    body += _rest(r, images)
+    return page(f"featx: {r.title}", "\n".join(body))
+
+
+def _rest(r: FitResult, images: dict) -> list[str]:
+    """The sections every run's page shares after its summary: subject level, sequences, attention, figures,
+    fine-tuning, tuning, provenance and the raw JSON."""
+    proto, cv = r.protocol, r.cv
+    body: list[str] = []
     if cv.subject is not None:
         s = cv.subject
         body.append(
-            f"<h2>Subject level</h2><p class='note'>{s.n_subjects} subjects; mean probability over each "
-            "subject's images.</p>"
+            f"<h2>Subject level</h2><p class='note'>{s.n_subjects} subjects; mean "
+            f"{'prediction' if r.target.kind == 'regression' else 'probability'} over each subject's images.</p>"
             + table(["metric", f"{proto.scored_on} subject level"], [(METRIC_LABELS[k], fmt(s, k)) for k in s.shown()])
         )
     if r.sequences:
@@ -113,7 +168,36 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
     }
     body.append("<h2>Provenance</h2>" + key_values(prov))
     body.append(raw_json(to_json(r)))
-    return page(f"featx: {r.title}", "\n".join(body))
+    return body
+
+
+def regression_body(r: FitResult) -> str:
+    """The summary of a regression: its metrics with their intervals, and the Bland-Altman agreement."""
+    proto, cv = r.protocol, r.cv
+    unit = cv.pooled.ci_unit or "sample"
+    agreement = [
+        (t, f"{m.bias:.3f}", f"{m.loa[0]:.3f} to {m.loa[1]:.3f}")
+        for t, m in ((proto.scored_on, cv.pooled), ("held-out test", r.test))
+        if m is not None and m.bias is not None and m.loa is not None
+    ]
+    return (
+        f"""<p class="note">{r.n_dev} samples in {e(proto.folds)}; {r.n_test} in the held-out test split;
+target: the number in <b>{e(r.target.value or "")}</b> (regression). Level: {e(cv.level)}. [brackets]: 95% percentile
+bootstrap ({proto.n_boot} resamples by {e(unit)}). MAE and RMSE are in the target's units.</p>"""
+        + copies_note(proto)
+        + table(
+            [
+                "metric",
+                "CV (pooled out-of-fold)" if proto.split == "cv" else "test split (fixed)",
+                f"{proto.scored_on} {proto.per_unit} (mean ± sd)",
+                "held-out test",
+            ],
+            summary_rows(cv, r.test),
+        )
+        + "<h2>Agreement (Bland-Altman)</h2><p class='note'>bias: mean of predicted - true; 95% limits of "
+        "agreement: bias ± 1.96 sd of the differences.</p>"
+        + table(["predictions", "bias", "95% limits of agreement"], agreement)
+    )
 
 
 def attention_section(path: Path, shown: int = 25) -> str:

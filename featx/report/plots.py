@@ -241,3 +241,36 @@ def curves_png(runs: tuple[FoldRun, ...], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def agreement_png(panels: list[tuple[str, np.ndarray, np.ndarray]], what: str, path: Path) -> Path:
+    """A regression's predictions against the truth: predicted versus true (the identity line dashed) and the
+    Bland-Altman plot (difference predicted - true against their mean, with the bias and its 95% limits of
+    agreement), one colour per (title, true, predicted) panel."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    colours = ("C0", "C3", "C2")
+    lo = min(min(t.min(), p.min()) for _, t, p in panels)
+    hi = max(max(t.max(), p.max()) for _, t, p in panels)
+    left.plot([lo, hi], [lo, hi], "k--", lw=1, label="identity")
+    for (title, true, pred), colour in zip(panels, colours):
+        left.scatter(true, pred, s=10, alpha=0.6, color=colour, label=f"{title} (n={len(true)})")
+        mean, diff = (true + pred) / 2, pred - true
+        bias, sd = diff.mean(), diff.std(ddof=1) if len(diff) > 1 else 0.0
+        right.scatter(mean, diff, s=10, alpha=0.6, color=colour, label=title)
+        for y, style in ((bias, "-"), (bias - 1.96 * sd, ":"), (bias + 1.96 * sd, ":")):
+            right.axhline(y, color=colour, ls=style, lw=1)
+    left.set(xlabel=f"true {what}", ylabel=f"predicted {what}", title="predicted versus true")
+    right.axhline(0, color="k", lw=0.5)
+    right.set(
+        xlabel=f"mean of predicted and true {what}",
+        ylabel="predicted - true",
+        title="Bland-Altman: bias (solid), 95% limits of agreement (dotted)",
+    )
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

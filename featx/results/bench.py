@@ -8,7 +8,7 @@ from typing import Any
 
 from featx.results.codec import extra_field
 from featx.results.metrics import CVScores, Metrics
-from featx.results.runs import Protocol
+from featx.results.runs import Protocol, Target
 
 
 def cell_title(feature_set: str, head: str) -> str:
@@ -18,7 +18,8 @@ def cell_title(feature_set: str, head: str) -> str:
 
 @dataclass(frozen=True)
 class CellResult:
-    """One feature set x one head (or a fine-tuning run's row), ranked by pooled CV AUC."""
+    """One feature set x one head (or a fine-tuning run's row), ranked by its pooled CV primary metric (AUC; a
+    regression's MAE). ``fold_auc`` holds that metric per (repeat, fold), under its first name."""
 
     feature_set: str
     head: str
@@ -54,7 +55,8 @@ class DeLongTest:
 
 @dataclass(frozen=True)
 class CorrectedTTest:
-    """The corrected resampled t-test (Nadeau & Bengio) of per-fold AUC differences (a - b)."""
+    """The corrected resampled t-test (Nadeau & Bengio) of per-fold differences (a - b) of the AUC (a regression:
+    the MAE)."""
 
     mean_diff: float
     t: float
@@ -64,7 +66,8 @@ class CorrectedTTest:
 
 @dataclass(frozen=True)
 class PairedBootstrap:
-    """A paired bootstrap of the (macro) AUC difference a - b: both cells on the same resamples of units."""
+    """A paired bootstrap of the difference a - b of ``metric`` (the (macro) AUC; a regression's MAE): both cells on
+    the same resamples of units."""
 
     diff: float
     lo: float
@@ -72,6 +75,7 @@ class PairedBootstrap:
     p: float
     n_boot: int
     unit: str  # subject | sample
+    metric: str = "auc"
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ class BenchResult:
     selection: NestedSelection | None = None
     saved_model: str | None = None
     learning: Mapping[str, Any] | None = None  # --train-sizes: featx.evaluate.runs.learning's record
+    target: Target = Target()
     extra: Mapping[str, Any] = extra_field()
 
     @property

@@ -16,8 +16,10 @@ from featx.results.bench import BenchResult
 from featx.results.codec import from_json, to_json
 from featx.results.runs import FitResult
 
-FORMAT = "featx-results/2"
-_READABLE = (FORMAT, "featx-results/1")
+# 3: regression metrics in every Metrics, the run's target, the metric of a paired bootstrap (featx 0.x, evaluate/ in
+# rooms); 2: typed results; 1: before them
+FORMAT = "featx-results/3"
+_READABLE = (FORMAT, "featx-results/2", "featx-results/1")
 _TYPES = {"fit": FitResult, "finetune": FitResult, "bench": BenchResult}
 
 

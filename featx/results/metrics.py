@@ -19,10 +19,15 @@ METRIC_LABELS = {
     "precision": "Precision",
     "f1": "F1",
     "brier": "Brier",
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "r2": "R²",
+    "pearson": "Pearson r",
+    "spearman": "Spearman ρ",
 }
 
 #: metrics where lower is better (every other one: higher is better)
-LOWER_IS_BETTER = frozenset({"brier"})
+LOWER_IS_BETTER = frozenset({"brier", "mae", "rmse"})
 
 
 def finite(v) -> bool:
@@ -78,6 +83,9 @@ class Metrics:
     say how calibrated the probabilities are. Multi-class problems also have the prevalence-``weighted_auc``,
     each class's one-vs-rest ``class_auc`` and ``class_roc``, and, when every label is an integer (grades),
     the quadratic-weighted kappa ``qwk``.
+
+    A regression (``classes`` empty) has ``mae``, ``rmse``, ``r2``, ``pearson`` and ``spearman``, with the
+    Bland-Altman ``bias`` (mean predicted - true) and its 95% limits of agreement ``loa``.
     """
 
     n: int
@@ -109,6 +117,25 @@ class Metrics:
     class_auc: Mapping[str, float] = field(default_factory=dict)
     class_roc: Mapping[str, Roc] = field(default_factory=dict)
     qwk: float | None = None
+    mae: float | None = None
+    rmse: float | None = None
+    r2: float | None = None
+    pearson: float | None = None
+    spearman: float | None = None
+    bias: float | None = None
+    loa: tuple[float, float] | None = None
+
+    @property
+    def primary(self) -> str:
+        """The metric a bench ranks by and tests pairwise: the AUC, or a regression's MAE (lower is better)."""
+        return "auc" if self.classes else "mae"
+
+    def ranking(self) -> float:
+        """:attr:`primary` as a score where higher is better (-inf when not computed)."""
+        v = self.value(self.primary)
+        if not finite(v):
+            return -math.inf
+        return -v if self.primary in LOWER_IS_BETTER else v
 
     def value(self, key: str) -> float | None:
         """The metric ``key`` (one of :data:`METRIC_LABELS`), None when this problem has none."""

@@ -205,6 +205,15 @@ class FinetuneInfo:
 
 
 @dataclass(frozen=True)
+class Target:
+    """What a run predicted: ``classification`` (the manifest's label) or ``regression`` (the number in the outcome
+    column ``value``)."""
+
+    kind: str = "classification"
+    value: str | None = None
+
+
+@dataclass(frozen=True)
 class FitResult:
     """Everything one ``featx fit`` (``type`` fit) or ``featx finetune`` (``type`` finetune) run produced.
 
@@ -237,6 +246,7 @@ class FitResult:
     finetune: FinetuneInfo | None = None
     config: Mapping[str, Any] | None = None
     outputs: Mapping[str, str] | None = None
+    target: Target = Target()
     extra: Mapping[str, Any] = extra_field()
 
     @property

@@ -10,10 +10,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
@@ -59,7 +59,19 @@ class Head(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"a classifier needs samples of at least 2 classes; only one class is present: {self.classes_[0]!r}"
             )
-        clf = clone(self.clf) if self.clf is not None else LogisticRegression()
+        with warnings.catch_warnings():
+            # SVC(probability=True) is Platt scaling on libsvm's internal 5-fold CV, as published with the
+            # method; scikit-learn 1.9 deprecates the flag (removal in 1.11, hence the pin below 1.11)
+            warnings.filterwarnings(
+                "ignore", message="The `probability` parameter was deprecated", category=FutureWarning
+            )
+            self.pipeline_ = self._pipeline(X, LogisticRegression()).fit(X, y)
+        return self
+
+    def _pipeline(self, X, default) -> Pipeline:
+        """The unfitted pipeline for training rows ``X``: the steps before the model (:meth:`_prepare`, per block of
+        an early-fusion set), then a clone of ``clf`` (``default`` when None), adapted to a small training set."""
+        clf = clone(self.clf) if self.clf is not None else default
         params = clf.get_params()
         if params.get("n_neighbors", 0) > len(X):  # k-NN on a training set smaller than k
             clf.set_params(n_neighbors=len(X))
@@ -76,14 +88,7 @@ class Head(ClassifierMixin, BaseEstimator):
             steps = [("blocks", ColumnTransformer(per_block))]
         else:
             steps = self._prepare(*X.shape)
-        with warnings.catch_warnings():
-            # SVC(probability=True) is Platt scaling on libsvm's internal 5-fold CV, as published with the
-            # method; scikit-learn 1.9 deprecates the flag (removal in 1.11, hence the pin below 1.11)
-            warnings.filterwarnings(
-                "ignore", message="The `probability` parameter was deprecated", category=FutureWarning
-            )
-            self.pipeline_ = Pipeline(steps + [("clf", clf)]).fit(X, y)
-        return self
+        return Pipeline(steps + [("clf", clf)])
 
     def _prepare(self, n: int, d: int, cap: bool = False):
         """The steps before the classifier for ``n`` samples x ``d`` features (``cap``: one block of several, PCA
@@ -111,6 +116,32 @@ class Head(ClassifierMixin, BaseEstimator):
         """Most probable class (consistent with ``predict_proba``)."""
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class RegressionHead(RegressorMixin, BaseEstimator):
+    """Optional standardisation -> optional PCA -> a regressor, as one scikit-learn estimator: :class:`Head`'s steps
+    (the same parameters, ``clf`` the regressor, ``blocks`` of an early-fusion set) for a continuous target."""
+
+    def __init__(self, clf=None, scale=True, pca=None, random_state=0, blocks=None):
+        self.clf = clf
+        self.scale = scale
+        self.pca = pca
+        self.random_state = random_state
+        self.blocks = blocks
+
+    _pipeline = Head._pipeline
+    _prepare = Head._prepare
+
+    def fit(self, X, y):
+        """Fit on features ``X`` (n, d) and values ``y``."""
+        X, y = validate_data(self, X, y, y_numeric=True)
+        self.pipeline_ = self._pipeline(X, Ridge()).fit(X, y)
+        return self
+
+    def predict(self, X):
+        """The predicted value of each row."""
+        check_is_fitted(self)
+        return self.pipeline_.predict(validate_data(self, X, reset=False, copy=True))
 
 
 class BlockWeight(TransformerMixin, BaseEstimator):

@@ -111,11 +111,13 @@ def inner_splits(y, groups, k: int, seed: int) -> list:
     return list(inner_splitter(k, seed, groups is not None).split(np.zeros((len(y), 1)), y, groups))
 
 
-def inner_splitter(k: int, seed: int, grouped: bool):
+def inner_splitter(k: int, seed: int, grouped: bool, stratified: bool = True):
     """The splitter of every inner CV (tuning, thresholds, calibration, selection): stratified K-fold, shuffled
-    with ``seed``, grouped by subject when ``grouped``."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    with ``seed``, grouped by subject when ``grouped`` (``stratified`` False, for a regression: plain K-fold)."""
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
+    if not stratified:
+        return (GroupKFold if grouped else KFold)(k, shuffle=True, random_state=seed)
     return (StratifiedGroupKFold if grouped else StratifiedKFold)(k, shuffle=True, random_state=seed)
 
 
@@ -243,6 +245,8 @@ def operated(estimator, cfg, classes: list):
 
 def describe_decision(cfg) -> str:
     """How the predicted class is decided under settings ``cfg``, for the results' protocol."""
+    if getattr(cfg, "target", "classification") != "classification":
+        return "the predicted value (no classes to decide)"
     rule = parse_threshold(getattr(cfg, "threshold", "0.5"))
     if rule.default:
         return "most probable class"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from featx.config import Choice
 from featx.errors import ConfigError, FitError
-from featx.evaluate.heads.estimators import CosineKNNClassifier, Head, SimpleShotClassifier, XGBHead
+from featx.evaluate.heads.estimators import CosineKNNClassifier, Head, RegressionHead, SimpleShotClassifier, XGBHead
 
 
 @dataclass(frozen=True)
@@ -29,24 +29,28 @@ class HeadSpec:
         ``factory(seed)`` returns a new unfitted estimator.
     grid : dict
         Default tuning grid (``--tune``) in ``Pipeline`` parameter names.
+    target : str
+        What it predicts (a :data:`~featx.evaluate.protocol.target.TARGETS` kind): one name may be registered for
+        several (``xgb``, ``rf``), a head each.
     """
 
     name: str
     description: str
     factory: Callable
     grid: dict = field(default_factory=dict)
+    target: str = "classification"
 
 
-_HEADS: dict[str, HeadSpec] = {}
+_HEADS: dict[tuple[str, str], HeadSpec] = {}
 
 
-def register_head(name: str, description: str, grid: dict | None = None):
-    """Decorator registering ``factory(seed) -> estimator`` under ``name``."""
+def register_head(name: str, description: str, grid: dict | None = None, target: str = "classification"):
+    """Decorator registering ``factory(seed) -> estimator`` under ``name`` for the ``target`` kind."""
 
     def deco(factory):
-        if name in _HEADS:
-            raise ValueError(f"head {name!r} registered twice")
-        _HEADS[name] = HeadSpec(name, description, factory, grid or {})
+        if (target, name) in _HEADS:
+            raise ValueError(f"head {name!r} registered twice for {target}")
+        _HEADS[(target, name)] = HeadSpec(name, description, factory, grid or {}, target)
         return factory
 
     return deco
@@ -54,21 +58,38 @@ def register_head(name: str, description: str, grid: dict | None = None):
 
 #: heads that predict a bag of rows (a subject's or a volume's slices): ``featx fit --head abmil --bag ...``
 BAG_HEADS = ("abmil",)
-#: The registered heads' names: the choices of every ``head`` setting
-HEADS = Choice("head", lambda: sorted(_HEADS))
+#: The registered heads' names, of every target: the choices of every ``head`` setting
+HEADS = Choice("head", lambda: sorted({name for _, name in _HEADS}))
 
 
-def get_head(name: str) -> HeadSpec:
-    """The head registered as ``name``; a ConfigError names the closest and every registered one."""
-    return _HEADS[HEADS.check(name)]
+def heads_for(target: str) -> list[str]:
+    """The names of the heads registered for the ``target`` kind, sorted."""
+    return sorted(name for t, name in _HEADS if t == target)
 
 
-def list_heads() -> list[HeadSpec]:
-    """All registered heads, sorted by name."""
-    return [_HEADS[k] for k in sorted(_HEADS)]
+def get_head(name: str, target: str = "classification") -> HeadSpec:
+    """The head registered as ``name`` for ``target``; a ConfigError names the closest and every registered one, or
+    the heads of ``target`` when ``name`` is another target's."""
+    HEADS.check(name)
+    if (target, name) not in _HEADS:
+        raise ConfigError(
+            f"{name!r} is not a {target} head; --target {target} takes {', '.join(heads_for(target))}.", "head"
+        )
+    return _HEADS[(target, name)]
 
 
-def build_head(name: str, seed: int = 0, pca: int | None = None, blocks: tuple[int, ...] | None = None):
+def list_heads(target: str | None = None) -> list[HeadSpec]:
+    """The registered heads (of ``target``, or all), sorted by target and name."""
+    return [_HEADS[k] for k in sorted(_HEADS) if target is None or k[0] == target]
+
+
+def build_head(
+    name: str,
+    seed: int = 0,
+    pca: int | None = None,
+    blocks: tuple[int, ...] | None = None,
+    target: str = "classification",
+):
     """A fresh :class:`Head` for ``name``; with ``pca``, a PCA to ``pca`` components goes before the classifier.
     ``blocks``: the column widths of an early-fusion set, each standardised (and reduced) on its own.
 
@@ -77,7 +98,7 @@ def build_head(name: str, seed: int = 0, pca: int | None = None, blocks: tuple[i
     estimator, grid : Head, dict
         The estimator and its default tuning grid.
     """
-    spec = get_head(name)
+    spec = get_head(name, target)
     if pca is not None and pca < 1:
         raise ConfigError(f"must be a positive number of components, got {pca}.", "pca")
     est = spec.factory(seed)
@@ -235,3 +256,66 @@ def _abmil(seed: int = 0):
     from featx.mil.abmil import ABMILClassifier
 
     return ABMILClassifier(random_state=seed)
+
+
+# ----------------------------------------------------------------- regression heads (--target regression)
+
+
+@register_head(
+    "ridge",
+    "standardise, then ridge regression (alpha=10: shrinkage for many correlated features)",
+    grid={"clf__alpha": [0.1, 1.0, 10.0, 100.0, 1000.0]},
+    target="regression",
+)
+def _ridge(seed: int = 0):
+    from sklearn.linear_model import Ridge
+
+    return RegressionHead(Ridge(alpha=10.0), random_state=seed)
+
+
+@register_head(
+    "svr",
+    "standardise, then support-vector regression (RBF kernel, C=1, epsilon=0.1 of the target's scale unset)",
+    grid={"clf__C": [0.1, 1.0, 10.0, 100.0], "clf__epsilon": [0.01, 0.1, 1.0]},
+    target="regression",
+)
+def _svr(seed: int = 0):
+    from sklearn.svm import SVR
+
+    return RegressionHead(SVR(C=1.0), random_state=seed)
+
+
+@register_head(
+    "rf",
+    "random forest regressor (500 trees)",
+    grid={"clf__max_features": ["sqrt", 0.2, 1.0], "clf__min_samples_leaf": [1, 3, 10]},
+    target="regression",
+)
+def _rf_regression(seed: int = 0):
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RegressionHead(
+        RandomForestRegressor(n_estimators=500, random_state=seed, n_jobs=1), scale=False, random_state=seed
+    )
+
+
+@register_head(
+    "xgb",
+    "XGBoost regressor (hist; 300 rounds, depth 4, learning rate 0.05, row/column subsampling)",
+    grid={"clf__max_depth": [2, 4, 6], "clf__learning_rate": [0.03, 0.1]},
+    target="regression",
+)
+def _xgb_regression(seed: int = 0):
+    from xgboost import XGBRegressor
+
+    reg = XGBRegressor(
+        n_estimators=300,
+        max_depth=4,
+        learning_rate=0.05,
+        subsample=0.8,
+        colsample_bytree=0.5,
+        tree_method="hist",
+        n_jobs=1,
+        random_state=seed,
+    )
+    return RegressionHead(reg, scale=False, random_state=seed)

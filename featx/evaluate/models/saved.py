@@ -63,6 +63,7 @@ def save_model(
         "kind": fs.provenance.get("kind"),
         "provenance": fs.provenance,
         "classes": list(result.classes),
+        "target": to_json(result.target),
         "positive": result.cv.pooled.positive,
         "head": to_json(result.head),
         "dropped_features": list(result.dropped_features),
@@ -140,6 +141,7 @@ def save_bench_model(path, result, row, made: list, fitted: dict, sets: dict, lo
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": list(result.classes),
+        "target": to_json(result.target),
         "positive": result.positive,
         "head": {"name": row.head},
         "threshold": {t: threshold_of(m) for t, m in models.items()},
@@ -182,8 +184,11 @@ class Prediction:
     positive: str | None = None
 
     def predicted(self, proba=None) -> list[str]:
-        """The predicted class of each row of ``proba`` (default: this prediction's), by the training's threshold."""
+        """The predicted class of each row of ``proba`` (default: this prediction's), by the training's threshold;
+        a regression (no classes): the predicted value."""
         p = self.proba if proba is None else proba
+        if not self.classes:
+            return [f"{v:.6g}" for v in np.asarray(p)[:, 0]]
         return [self.classes[int(i)] for i in predicted_classes(p, self.classes, self.positive, self.threshold)]
 
 
@@ -202,6 +207,16 @@ class FeatxModel:
     @property
     def positive(self) -> str | None:
         return self.meta.get("positive")
+
+    @property
+    def regression(self) -> bool:
+        """A model of a number (``--target regression``): it predicts a value, not classes."""
+        return (self.meta.get("target") or {}).get("kind") == "regression"
+
+    @property
+    def n_proba(self) -> int | None:
+        """Class columns of its predictions (None: a regression's one value)."""
+        return None if self.regression else len(self.classes)
 
     def members(self) -> list[FeatxModel]:
         """The models whose features predict computes: an ensemble's members, else the model itself."""
@@ -270,7 +285,7 @@ class FeatxModel:
         if how == "concat":
             fs = concat_by_subject(fs, self.meta["sequences"])
             model = next(iter(self.models.values()))
-            proba = proba_of(model, fs.X, len(self.classes))
+            proba = proba_of(model, fs.X, self.n_proba)
             return Prediction(
                 "subject", fs.ids, proba, self.classes, threshold=threshold_of(model), positive=self.positive
             )
@@ -295,7 +310,7 @@ class FeatxModel:
             )
             return Prediction("image", fs.ids, proba, self.classes, names, fused)
         model = next(iter(self.models.values()))
-        proba = proba_of(model, fs.X, len(self.classes))
+        proba = proba_of(model, fs.X, self.n_proba)
         pred = Prediction("image", fs.ids, proba, self.classes, threshold=threshold_of(model), positive=self.positive)
         if (fs.subjects != "").all() and len(set(fs.subjects.tolist())) < len(fs):
             pred.subject, _, pred.subject_proba = subject_level(fs.subjects, np.zeros(len(fs), int), proba)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import clone, is_regressor
 from threadpoolctl import threadpool_limits
 
 from featx.errors import FitError
@@ -88,6 +88,11 @@ def tuner(estimator, grid: dict, y, groups, seed: int, inner_k: int = 5):
     """``GridSearchCV`` over ``grid`` with an inner stratified (grouped) K-fold, scored by (macro OvR) AUC."""
     from sklearn.model_selection import GridSearchCV
 
+    if is_regressor(estimator):  # folds by value would need bins: plain (grouped) K-fold, scored by MAE
+        inner = inner_splitter(inner_k, seed, groups is not None, stratified=False)
+        return GridSearchCV(
+            estimator, grid, scoring="neg_mean_absolute_error", cv=inner, refit=True, n_jobs=1, error_score="raise"
+        )
     inner = inner_splitter(inner_k, seed, groups is not None)
     scoring = "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr"
     return GridSearchCV(estimator, grid, scoring=scoring, cv=inner, refit=True, n_jobs=1, error_score="raise")
@@ -103,7 +108,10 @@ def fit_one(estimator, X, y, groups=None, grid: dict | None = None, seed: int = 
         return clone(estimator).around(model, X, y, groups), best
     if not grid:
         return clone(estimator).fit(X, y), None
-    _, counts = np.unique(y if groups is None else _unit_labels(y, groups), return_counts=True)
+    units = y if groups is None else _unit_labels(y, groups)
+    _, counts = np.unique(units, return_counts=True)
+    if is_regressor(estimator):
+        counts = np.array([len(units)])  # no classes: every unit counts
     if counts.min() < inner_k:
         unit = "subjects" if groups is not None else "samples"
         raise FitError(
@@ -123,8 +131,11 @@ def _jsonable(v):
     return v.item() if hasattr(v, "item") else (list(v) if isinstance(v, tuple) else v)
 
 
-def proba_of(model, X, n_classes: int) -> np.ndarray:
-    """``model.predict_proba(X)`` over all ``n_classes`` (a class absent from its training data gets 0)."""
+def proba_of(model, X, n_classes: int | None) -> np.ndarray:
+    """``model.predict_proba(X)`` over all ``n_classes`` (a class absent from its training data gets 0); ``n_classes``
+    None (a regression): ``model.predict(X)`` as one column."""
+    if n_classes is None:
+        return np.asarray(model.predict(X), float).reshape(-1, 1) if len(X) else np.zeros((0, 1))
     p = np.zeros((len(X), n_classes))
     if len(X):
         p[:, model.classes_] = model.predict_proba(X)
@@ -139,7 +150,7 @@ def timed_fit(estimator, X, y, groups, grid, seed: int, inner_k: int):
     return model, time.perf_counter() - t
 
 
-def fold_fit(estimator, X, y, groups, grid, seed: int, inner_k: int, train, test, n_classes: int):
+def fold_fit(estimator, X, y, groups, grid, seed: int, inner_k: int, train, test, n_classes: int | None):
     """One fold: fit on ``train`` (tuned by its own inner CV with ``grid``), predict ``test``.
     Returns ``(test probabilities, seconds, chosen parameters, threshold or None)``; a plain function, so worker
     processes run it.
@@ -169,23 +180,21 @@ class CVPlan:
     def __init__(self, estimator, X, task: Task, grid, inner_k: int, keep, on_fold):
         self.classes, self.y, folds, groups = list(task.classes), task.y, task.folds, task.groups
         self.folds, self.grid, self.on_fold = folds, grid, on_fold
-        self.proba = np.full((folds.repeats, len(self.y), len(self.classes)), np.nan)
+        self.proba = np.full((folds.repeats, len(self.y), task.width), np.nan)
         self.thresholds = np.full((folds.repeats, len(self.y)), np.nan)
         self.cache = FoldCache(keep, X, self.y, folds.fold_of, estimator, grid, groups, inner_k, folds.seed)
         self.order, self.done, self.pending, self.calls = [], {}, [], []
         for r, f, train, test in folds.split():
             self.order.append((r, f))
             hit = self.cache.get(r, f)
-            if hit is not None and hit[0].shape == (len(test), len(self.classes)):
+            if hit is not None and hit[0].shape == (len(test), task.width):
                 self.proba[r, test] = hit[0]
                 self.thresholds[r, test] = np.nan if hit[3] is None else hit[3]
                 self.done[(r, f)] = hit[1:]
                 self._tick()
                 continue
             self.pending.append((r, f, test))
-            self.calls.append(
-                (estimator, X, self.y, groups, grid, folds.seed + r, inner_k, train, test, len(self.classes))
-            )
+            self.calls.append((estimator, X, self.y, groups, grid, folds.seed + r, inner_k, train, test, task.n_proba))
 
     def _tick(self) -> None:
         if self.on_fold is not None:

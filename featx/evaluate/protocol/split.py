@@ -26,11 +26,12 @@ from featx.store.store import FeatureStore
 log = logging.getLogger(__name__)
 
 
-def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
-    """The labelled rows of ``features``, without NaN/inf columns (named in the returned list).
+def load_for_fit(store, features: str, s=None) -> tuple[FeatureSet, list[str]]:
+    """The rows of ``features`` with a target, without NaN/inf columns (named in the returned list).
 
     ``features`` may be an early-fusion expression ``A+B`` (:mod:`featx.evaluate.protocol.combined`): the parts
-    side by side on the rows they share, the dropped columns named ``part:column``.
+    side by side on the rows they share, the dropped columns named ``part:column``. ``s``: the run's settings;
+    with ``target`` regression the rows are those with a ``value`` (:func:`with_values`), else the labelled ones.
     """
     with FeatureStore(store) as st:
         parts = parts_of(features, st.feature_names())
@@ -49,9 +50,79 @@ def load_for_fit(store, features: str) -> tuple[FeatureSet, list[str]]:
         for part in loaded:  # named first, so a dropped column keeps its place in the names
             part, gone = _finite_columns(part.named(), part.name)
             dropped += [f"{part.name}:{n}" for n in gone]
-            kept.append(_labelled(part, part.name))
+            kept.append(part if _regression(s) else _labelled(part, part.name))
         fs = combine(kept)
+    if _regression(s):
+        return with_values(fs, features, s.value, s.cv if s.split == "cv" else 2), dropped
     return _labelled(fs, features), dropped
+
+
+def _regression(s) -> bool:
+    return s is not None and getattr(s, "target", "classification") == "regression"
+
+
+#: at most this many value bins stratify the folds of a regression
+VALUE_BINS = 5
+
+
+def with_values(fs: FeatureSet, features: str, column: str, k: int) -> FeatureSet:
+    """The rows of ``fs`` with a number in the outcome column ``column``, their labels replaced by value bins that
+    stratify the folds: quantiles of the subjects' values, as many (2 to :data:`VALUE_BINS`) as leave ``k``
+    subjects in each. Rows without a value are left out (said so); a cell that is not a number is a FitError
+    naming its sample."""
+    if column not in fs.outcomes:
+        kept = ", ".join(sorted(fs.outcomes)) or "none"
+        raise FitError(
+            f"{features!r}: the store keeps no outcome column {column!r} (it keeps: {kept}). Add the column to the "
+            "manifest and run 'featx extract' (or 'featx radiomics') with it again: known rows are not recomputed."
+        )
+    cells = [str(c) for c in fs.outcomes[column]]
+    values = np.full(len(fs), np.nan)
+    bad = []
+    for i, cell in enumerate(cells):
+        if not cell.strip():
+            continue
+        try:
+            v = float(cell)
+        except ValueError:
+            v = np.nan
+        if np.isfinite(v):
+            values[i] = v
+        else:
+            bad.append(f"{fs.ids[i]}: {cell!r}")
+    if bad:
+        raise FitError(
+            f"{features!r}: {len(bad)} row(s) hold no finite number in {column!r} ({short_list(bad)}); "
+            "fix or empty those cells in the manifest."
+        )
+    has = ~np.isnan(values)
+    if not has.all():
+        log.warning("%d sample(s) of %s have no %r value and are left out", int((~has).sum()), features, column)
+        fs = fs.subset(has)
+    if len(fs) < 3:
+        raise FitError(f"{features!r}: {len(fs)} row(s) have a {column!r} value; a regression needs more.")
+    return value_strata(fs, column, k)
+
+
+def value_strata(fs: FeatureSet, column: str, k: int) -> FeatureSet:
+    """``fs`` with each row labelled by the quantile bin of its subject's ``column`` value (``v1`` lowest): the
+    strata of the folds of a regression."""
+    values = fs.outcomes[column].astype(float)
+    units = np.where(fs.subjects != "", fs.subjects, fs.ids)
+    names, first = np.unique(units, return_index=True)
+    unit_value = values[first]
+    bins = int(np.clip(len(names) // max(k, 1), 1, VALUE_BINS))
+    if bins < 2:
+        raise FitError(
+            f"A {k}-fold CV of a regression is stratified by the value in at least 2 bins of {k} subjects; there "
+            f"are {len(names)} subjects with a {column!r} value. Use fewer folds (--cv) or add data."
+        )
+    edges = np.quantile(unit_value, np.linspace(0, 1, bins + 1)[1:-1])
+    unit_bin = np.searchsorted(edges, unit_value, side="right")
+    labels = np.array([f"v{b + 1}" for b in unit_bin[np.searchsorted(names, units)]], dtype=object)
+    out = fs.subset(np.ones(len(fs), bool))
+    out.labels = labels
+    return out
 
 
 def _finite_columns(fs: FeatureSet, features: str) -> tuple[FeatureSet, list[str]]:

@@ -4,7 +4,8 @@ Every scorer, comparison, selection and curve of ``fit`` and ``bench`` takes a T
 instead of loose ``(y, classes, groups, folds, positive)`` parameters. ``kind`` says what the target is:
 
 * ``classification``: ``y`` holds class codes into ``classes`` (sorted names); ``positive`` is the positive class of a
-  binary task (None: the second class).
+  binary task (None: the second class);
+* ``regression``: ``y`` holds the numbers to predict (``--value COLUMN``), ``classes`` is empty.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from featx.config import Choice
 from featx.evaluate.protocol.folds import Folds
 
-KINDS = ("classification",)
+#: what a run predicts: the manifest's label, or a number (``--value COLUMN``)
+TARGETS = Choice("target", ("classification", "regression"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,9 +27,9 @@ class Task:
 
     Attributes
     ----------
-    kind : {'classification'}
+    kind : {'classification', 'regression'}
     y : ndarray, shape (n,)
-        Class codes (classification).
+        Class codes (classification), or the values (regression).
     classes : tuple of str
         Class names, in code order.
     positive : str, optional
@@ -55,12 +58,29 @@ class Task:
         y = np.array([index[v] for v in labels], dtype=np.int64)
         return cls("classification", y, tuple(classes), positive, None if groups is None else np.asarray(groups), folds)
 
+    @classmethod
+    def regression(cls, values, *, groups=None, folds=None) -> Task:
+        """A regression Task of rows with the numbers ``values``."""
+        return cls(
+            "regression", np.asarray(values, float), (), None, None if groups is None else np.asarray(groups), folds
+        )
+
     def __len__(self) -> int:
         return len(self.y)
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def width(self) -> int:
+        """Columns of one prediction: a probability per class, or the one value of a regression."""
+        return self.n_classes if self.kind == "classification" else 1
+
+    @property
+    def n_proba(self) -> int | None:
+        """The class columns of a classifier's ``predict_proba`` (None: a regressor's ``predict``)."""
+        return self.n_classes if self.kind == "classification" else None
 
     @property
     def pos(self) -> int | None:
@@ -87,5 +107,9 @@ def tasks_of(dev, test, folds: Folds, classes: list, s) -> tuple[Task, Task]:
     """The Tasks of the development rows (with ``folds``) and of the test rows of a run with split settings ``s``:
     grouped by subject when the folds are."""
     groups = lambda f: f.subjects if folds.grouped else None  # noqa: E731
+    if getattr(s, "target", "classification") == "regression":
+        values = lambda f: f.outcomes[s.value].astype(float)  # noqa: E731
+        task = Task.regression(values(dev), groups=groups(dev), folds=folds)
+        return task, Task.regression(values(test), groups=groups(test))
     task = Task.classification(dev.labels, classes, positive=s.positive, groups=groups(dev), folds=folds)
     return task, Task.classification(test.labels, classes, positive=s.positive, groups=groups(test))

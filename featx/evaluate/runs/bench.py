@@ -27,7 +27,14 @@ from featx.evaluate.protocol.combined import blocks_of, common_rows
 from featx.evaluate.protocol.cv import CVPlan, proba_of, threshold_of, timed_fit
 from featx.evaluate.protocol.folds import Folds
 from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
-from featx.evaluate.protocol.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
+from featx.evaluate.protocol.split import (
+    check_design,
+    load_for_fit,
+    near_copy_record,
+    plan_split,
+    split_classes,
+    value_strata,
+)
 from featx.evaluate.protocol.task import Task, tasks_of
 from featx.evaluate.runs.finetuned import finetuned_cell, read_finetuned
 from featx.evaluate.runs.fit import protocol_of
@@ -38,6 +45,7 @@ from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.progress import progress_bar
 from featx.results.bench import BenchResult, CellResult, cell_title
+from featx.results.runs import Target
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +58,10 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     cfg.require("store", "features")
     heads = cfg.head_names
     tuned = [read_finetuned(run) for run in cfg.finetuned]  # a bad run folder fails before any fitting
-    loaded = [load_for_fit(cfg.store, f) for f in cfg.features]
+    loaded = [load_for_fit(cfg.store, f, cfg) for f in cfg.features]
     sets = common_rows([fs for fs, _ in loaded])
+    if cfg.target == "regression":  # the value bins of the rows every set shares, the same in each
+        sets = [value_strata(fs, cfg.value, cfg.cv if cfg.split == "cv" else 2) for fs in sets]
     dev0, test0, folds = plan_split(sets[0], cfg)
     is_test = np.isin(sets[0].ids, test0.ids)
     is_dev = np.isin(sets[0].ids, dev0.ids)  # not ~is_test: test rows that copy training rows may be left out
@@ -123,6 +133,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         config=cfg.record(),
         selection=selection,
         learning=learning,
+        target=Target(cfg.target, cfg.value),
     )
     if cfg.save is not None:
         row = _row_to_save(cfg, result)
@@ -159,7 +170,7 @@ def _cells(cfg: BenchConfig, pairs: list, heads, task: Task, test_task: Task, pr
     with progress_bar(f"bench {len(pairs)} set(s) x {len(heads)} head(s)", total=total, enabled=progress) as bar:
         for dev, test in pairs:
             for h in heads:
-                est, grid = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))
+                est, grid = build_head(h, cfg.seed, cfg.pca, blocks_of(dev), cfg.target)
                 est = operated(est, cfg, classes)
                 grid = grid if cfg.tune else None
                 plan = CVPlan(est, dev.X, task, grid, cfg.inner_k, partial_dir(cfg.out), bar.update)
@@ -229,7 +240,7 @@ def _score(cfg: BenchConfig, c: dict, task: Task, test_task: Task) -> Scored:
     if c["refit"] is not None:
         model, refit_s = c["refit"]
     if c["refit"] is not None and len(test):
-        proba = proba_of(model, test.X, task.n_classes)
+        proba = proba_of(model, test.X, task.n_proba)
         test_metrics = metrics_with_ci(test_task, proba, boot, threshold=threshold_of(model))
     fold_auc = fold_scores(task, res.proba)
     cell = CellResult(
@@ -247,5 +258,5 @@ def _score(cfg: BenchConfig, c: dict, task: Task, test_task: Task) -> Scored:
 
 
 def _auc(cell: CellResult) -> float:
-    v = cell.cv.pooled.auc
-    return -np.inf if v is None or np.isnan(v) else v
+    """The cell's rank score: its pooled CV AUC (a regression: minus its MAE)."""
+    return cell.cv.pooled.ranking()

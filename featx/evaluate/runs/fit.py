@@ -34,7 +34,7 @@ from featx.evaluate.runs.outputs import Predictions, versions, write_fit_outputs
 from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate, metrics_with_ci, score_fused
 from featx.progress import progress_bar
-from featx.results.runs import FitResult, HeadInfo, Protocol
+from featx.results.runs import FitResult, HeadInfo, Protocol, Target
 from featx.store.feature_set import FeatureSet
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,10 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
         Also written as ``cfg.out/results.json`` with the report and prediction CSVs.
     """
     cfg.require("store", "features")
-    fs, dropped = load_for_fit(cfg.store, cfg.features)
+    fs, dropped = load_for_fit(cfg.store, cfg.features, cfg)
     feature_names, sequences = fs.feature_names, (sequences_of(fs) if cfg.fuse else None)
     blocks = blocks_of(fs, len(sequences) if cfg.fuse == "concat" else 1)
-    estimator, grid = build_head(cfg.head, cfg.seed, cfg.pca, blocks)
+    estimator, grid = build_head(cfg.head, cfg.seed, cfg.pca, blocks, cfg.target)
     if cfg.tune and not grid:
         raise FitError(f"Head {cfg.head!r} has no tuning grid; drop --tune.")
     grid = grid if cfg.tune else None
@@ -122,7 +122,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
     wanted = bool(len(test) or cfg.save or instances is not None)  # the refit: test rows, saved model, attention
     cvres, refit = _fit_all(estimator, grid, dev, task, units, cfg, wanted, progress)
-    test_proba = {q: proba_of(refit[q], test.X[m], len(classes)) for q, m in units.test.items()} if len(test) else {}
+    test_proba = {q: proba_of(refit[q], test.X[m], task.n_proba) for q, m in units.test.items()} if len(test) else {}
     thresholds = {q: threshold_of(m) for q, m in refit.items()}
     cv, test_metrics, per_sequence, fused = _scores(
         cfg, fs, dev, test, task, test_task, cvres, units, test_proba, thresholds
@@ -202,6 +202,7 @@ def _result(
         folds=folds.to_dict(dev.ids),
         sequences=sequences,
         config=cfg.record(),
+        target=Target(cfg.target, cfg.value),
         extra=dict(extra or {}),
     )
 
@@ -226,11 +227,12 @@ def _scores(
 
 def head_info(cfg, estimator) -> HeadInfo:
     """The record of the head ``estimator`` a fit (or bench cell) of ``cfg`` uses, with its grid when tuned."""
-    grid = get_head(cfg.head).grid
+    spec = get_head(cfg.head, getattr(cfg, "target", "classification"))
+    grid = spec.grid
     tuned = None
     if cfg.tune:
         tuned = {
             "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in grid.items()},
             "inner_k": cfg.inner_k,
         }
-    return HeadInfo(cfg.head, get_head(cfg.head).description, repr(estimator), cfg.pca, tuned)
+    return HeadInfo(cfg.head, spec.description, repr(estimator), cfg.pca, tuned)

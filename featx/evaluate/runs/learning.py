@@ -84,7 +84,7 @@ def learning_curve(cfg, pairs, heads, task: Task, plan, progress: bool = True) -
     owners, tasks = [], []
     for dev, _ in pairs:
         for h in heads:
-            est = build_head(h, cfg.seed, cfg.pca, blocks_of(dev))[0]
+            est = build_head(h, cfg.seed, cfg.pca, blocks_of(dev), cfg.target)[0]
             for size, d, r, test, sub in plan:
                 n_sub = len(np.unique(groups[sub])) if groups is not None else len(sub)
                 owners.append(((dev.name, h, size, d), r, test, n_sub))

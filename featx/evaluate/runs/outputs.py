@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from featx.evaluate.statistics.metrics import predicted_classes
+from featx.evaluate.statistics.regression import REGRESSION_KEYS
 from featx.report.write import write_report
 from featx.results.bench import BenchResult
 from featx.results.io import write_results
@@ -58,10 +59,16 @@ def write_fit_outputs(result: FitResult, preds: Predictions, out: Path, written:
     paths["folds"].write_text(json.dumps(result.folds))
     classes = list(result.classes)
     positive = result.cv.pooled.positive
-    _write_oof(paths["oof"], preds, classes, positive)
+    if result.target.kind == "regression":
+        _write_values(paths["oof"], preds, result.target.value)
+    else:
+        _write_oof(paths["oof"], preds, classes, positive)
     if len(preds.test):
         paths["test_predictions"] = out / "test_predictions.csv"
-        _write_test(paths["test_predictions"], preds, classes, positive)
+        if result.target.kind == "regression":
+            _write_values(paths["test_predictions"], preds, result.target.value, test=True)
+        else:
+            _write_test(paths["test_predictions"], preds, classes, positive)
         if preds.fused is not None:
             paths["test_fused"] = out / "test_predictions_fused.csv"
             with _csv(paths["test_fused"], ["subject", "predicted"], classes) as w:
@@ -102,6 +109,32 @@ def _write_oof(path: Path, preds: Predictions, classes: list, positive) -> None:
                             ]
                             + [f"{v:.6f}" for v in p]
                         )
+
+
+def _write_values(path: Path, preds: Predictions, column: str, test: bool = False) -> None:
+    """A regression's predictions: each row's true ``column`` value and its predicted one (out-of-fold: per repeat
+    and fold; ``test``: of the held-out test rows)."""
+    fs = preds.test if test else preds.dev
+    true = fs.outcomes[column]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        if test:
+            w.writerow(["id", column, "subject", "sequence", "predicted"])
+            for name, m in preds.test_units.items():
+                for j, i in enumerate(np.flatnonzero(m)):
+                    w.writerow(
+                        [fs.ids[i], true[i], fs.subjects[i], fs.sequences[i], f"{preds.test_proba[name][j, 0]:.6f}"]
+                    )
+            return
+        w.writerow(["id", column, "subject", "sequence", "repeat", "fold", "predicted"])
+        for name, res in preds.cvres.items():
+            sel = np.flatnonzero(preds.units[name])
+            for r in range(res.proba.shape[0]):
+                for j, i in enumerate(sel):
+                    v = res.proba[r, j, 0]
+                    if not np.isnan(v):
+                        row = [fs.ids[i], true[i], fs.subjects[i], fs.sequences[i], r, int(res.folds.fold_of[r, j])]
+                        w.writerow(row + [f"{v:.6f}"])
 
 
 def _write_test(path: Path, preds: Predictions, classes: list, positive) -> None:
@@ -147,9 +180,35 @@ def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: di
         "oof": out / "oof_predictions.csv",
     }
     paths["folds"].write_text(json.dumps(result.folds))
-    _write_bench_table(paths["table"], result)
+    if result.target.kind == "regression":
+        _write_regression_table(paths["table"], result)
+    else:
+        _write_bench_table(paths["table"], result)
     _write_bench_oof(paths["oof"], result, dev, oof)
     return _report_and_results(result, out, paths)
+
+
+def _write_regression_table(path: Path, result: BenchResult) -> None:
+    """bench.csv of a regression: each cell's metrics with their bootstrap intervals, per-fold MAE, the test split's."""
+    keys = REGRESSION_KEYS
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            ["rank", "feature_set", "head", "kind", "n_features"]
+            + [f"cv_{k}{end}" for k in keys for end in ("", "_lo", "_hi")]
+            + ["cv_bias", "fold_mae_mean", "fold_mae_sd"]
+            + [f"test_{k}" for k in keys]
+            + ["seconds", "not_computable"]
+        )
+        for c in result.cells:
+            p, fold = c.cv.pooled, c.cv.per_fold.get("mae")
+            w.writerow(
+                [c.rank, c.feature_set, c.head, c.kind, c.n_features]
+                + [_r(v) for k in keys for v in (p.value(k), *(p.interval(k) or (None, None)))]
+                + [_r(p.bias), _r(fold.mean if fold else None), _r(fold.sd if fold else None)]
+                + [_r(c.test.value(k) if c.test else None) for k in keys]
+                + [f"{c.seconds:.2f}", "; ".join(f"{k}: {why}" for k, why in p.not_computable.items())]
+            )
 
 
 def _write_bench_table(path: Path, result: BenchResult) -> None:
@@ -207,19 +266,22 @@ def _write_bench_table(path: Path, result: BenchResult) -> None:
 
 def _write_bench_oof(path: Path, result: BenchResult, dev: FeatureSet, oof: dict) -> None:
     """One row per (sample, repeat): its fold, then each cell's out-of-fold probability (of the positive class
-    when binary, of every class otherwise)."""
+    when binary, of every class otherwise; a regression: its predicted value, ``cell:p_predicted``)."""
     classes = list(result.classes)
     shown = [classes.index(result.positive)] if len(classes) == 2 else list(range(len(classes)))
+    first = ("id", "label")
+    labels = dev.labels
+    if result.target.kind == "regression":  # one predicted value per cell, beside the true one
+        classes, shown = ["predicted"], [0]
+        first, labels = ("id", result.target.value), dev.outcomes[result.target.value]
     fold_of = np.array([result.folds["fold_of"][str(i)] for i in dev.ids]).T
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            ["id", "label", "subject", "repeat", "fold"] + [f"{cell}:p_{classes[k]}" for cell in oof for k in shown]
-        )
+        w.writerow([*first, "subject", "repeat", "fold"] + [f"{cell}:p_{classes[k]}" for cell in oof for k in shown])
         for r in range(fold_of.shape[0]):
             for i in np.flatnonzero(fold_of[r] >= 0):
                 w.writerow(
-                    [dev.ids[i], dev.labels[i], dev.subjects[i], r, int(fold_of[r, i])]
+                    [dev.ids[i], labels[i], dev.subjects[i], r, int(fold_of[r, i])]
                     + [f"{p[r, i, k]:.6f}" for p in oof.values() for k in shown]
                 )
 

@@ -4,7 +4,8 @@ All run on the predictions both cells made: the out-of-fold scores of a CV (aver
 repeats), or the test side of a fixed split. DeLong's test covers binary problems; the paired
 bootstrap of the (macro) AUC difference resamples subjects for both cells at once and covers
 multi-class ones; the corrected resampled t-test (Nadeau & Bengio) on the per-fold AUCs accounts
-for folds sharing training data. None corrects for having picked the best of many cells.
+for folds sharing training data. None corrects for having picked the best of many cells. A regression's cells are
+compared by their MAE instead: a paired bootstrap of the MAE difference, and the corrected t-test on per-fold MAEs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import corrected_ttest, delong_paired
+from featx.evaluate.statistics.regression import paired_mae_bootstrap
 from featx.evaluate.statistics.resampling import Resampling, resample_weights, weighted_auc
 from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest, PairedBootstrap
 
@@ -94,7 +96,9 @@ def compare(a: Scored, b: Scored, why: str, task: Task, boot: Resampling) -> Com
     yt, pa, pb = both.y, a.mean_proba[tested], b.mean_proba[tested]
     missing: dict[str, str] = {}
     delong = None
-    if len(classes) != 2:
+    if task.kind == "regression":
+        missing["delong"] = "DeLong's test compares AUCs; a regression is compared by its MAE"
+    elif len(classes) != 2:
         missing["delong"] = "DeLong's test compares two binary AUCs: see the paired bootstrap of the macro AUC"
     else:
         pos = classes.index(a.cell.cv.pooled.positive)
@@ -111,7 +115,8 @@ def compare(a: Scored, b: Scored, why: str, task: Task, boot: Resampling) -> Com
     if not boot.n_boot:
         missing["bootstrap"] = "--bootstrap 0"
     else:
-        paired, reason = paired_bootstrap(both, pa, pb, boot)
+        test = paired_mae_bootstrap if task.kind == "regression" else paired_bootstrap
+        paired, reason = test(both, pa, pb, boot)
         if reason:
             missing["bootstrap"] = reason
     diffs = a.fold_auc - b.fold_auc
@@ -124,7 +129,7 @@ def compare(a: Scored, b: Scored, why: str, task: Task, boot: Resampling) -> Com
         if all(np.isfinite([res["t"], res["p"]])):
             corrected = CorrectedTTest(**res)
         else:
-            missing["corrected_t"] = "the per-fold AUC differences do not vary (zero variance)"
+            missing["corrected_t"] = "the per-fold differences do not vary (zero variance)"
     elif len(diffs) <= 1:
         missing["corrected_t"] = "one split has no fold-to-fold variation (--repeats N draws N splits)"
     else:

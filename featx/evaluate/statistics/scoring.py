@@ -10,6 +10,7 @@ import numpy as np
 from featx.evaluate.protocol.fusion import MIXED, fuse_images, fuse_repeats, subject_level
 from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import SUMMARY_KEYS, classification_metrics
+from featx.evaluate.statistics.regression import REGRESSION_KEYS, regression_bootstrap, regression_metrics
 from featx.evaluate.statistics.resampling import Resampling, bootstrap, class_rocs, roc_on_grid
 from featx.results.codec import from_json
 from featx.results.metrics import CVScores, FoldStat, Metrics
@@ -40,6 +41,8 @@ def evaluate(task: Task, proba, boot: Resampling, level: str = "image", threshol
         The threshold each sample's fold chose on its training rows (binary; NaN: the most probable class);
         a sample tested in several repeats is decided by their mean threshold.
     """
+    if task.kind == "regression":
+        return _evaluate_values(task, proba, boot, level)
     classes, positive = list(task.classes), task.positive
     proba = np.asarray(proba, float)
     tested = ~np.isnan(proba[:, :, 0]).all(axis=0)
@@ -71,6 +74,45 @@ def evaluate(task: Task, proba, boot: Resampling, level: str = "image", threshol
         level=level,
         scope=task.folds.scope,
     )
+
+
+def _evaluate_values(task: Task, pred, boot: Resampling, level: str) -> CVScores:
+    """:func:`evaluate` of a regression: ``pred`` (repeats, n, 1) out-of-fold values."""
+    pred = np.asarray(pred, float)[:, :, 0]
+    tested = ~np.isnan(pred).all(axis=0)
+    mean = np.nanmean(pred[:, tested], axis=0)
+    seen = task.rows(tested).without_folds()
+    per_repeat = None
+    if len(pred) > 1:
+        per_repeat = tuple(
+            {k: regression_metrics(task.y[~np.isnan(p)], p[~np.isnan(p)]).get(k) for k in ("mae", "r2")} for p in pred
+        )
+    return CVScores(
+        n_tested=int(tested.sum()),
+        pooled=metrics_with_ci(seen, mean, boot),
+        per_fold=per_fold(task, pred[:, :, None]),
+        per_repeat=per_repeat,
+        subject=_subject_values(seen, mean, boot),
+        level=level,
+        scope=task.folds.scope,
+    )
+
+
+def _subject_values(task: Task, mean, boot: Resampling) -> Metrics | None:
+    """A regression's metrics on each subject's mean prediction, when some subject has several rows (all of one
+    value: a subject whose rows differ, e.g. one value per lesion, has no single value to predict)."""
+    subj = task.groups
+    if subj is None or len(np.unique(subj)) == len(subj):
+        return None
+    names, inverse = np.unique(subj, return_inverse=True)
+    counts = np.bincount(inverse)
+    value = np.bincount(inverse, task.y) / counts
+    spread = np.bincount(inverse, (task.y - value[inverse]) ** 2)
+    if (spread > 1e-12 * np.maximum(1.0, value**2)).any():
+        return None
+    subjects = Task(task.kind, value, task.classes)
+    m = metrics_with_ci(subjects, np.bincount(inverse, mean) / counts, boot)
+    return replace(m, n_subjects=len(names))
 
 
 def _without_roc(m: Metrics) -> Metrics:
@@ -107,6 +149,12 @@ def metrics_with_ci(task: Task, proba, boot: Resampling, threshold=None) -> Metr
     number or one per row) decides the predicted classes, as in
     :func:`~featx.evaluate.statistics.metrics.classification_metrics`."""
     y, classes, positive = task.y, list(task.classes), task.positive
+    if task.kind == "regression":
+        m = regression_metrics(y, proba)
+        if boot.n_boot:
+            b = regression_bootstrap(task, proba, boot)
+            m["ci"], m["ci_unit"] = b["ci"], b["unit"]
+        return metrics_of(m)
     m = classification_metrics(y, proba, classes, positive, threshold)
     if boot.n_boot:
         b = bootstrap(task, proba, boot, threshold=threshold)
@@ -118,22 +166,28 @@ def metrics_with_ci(task: Task, proba, boot: Resampling, threshold=None) -> Metr
     return metrics_of(m)
 
 
-def fold_scores(task: Task, proba, key: str = "auc") -> np.ndarray:
-    """``key`` in each (repeat, fold) of ``task.folds``, in repeat-major order (for paired fold-wise tests)."""
+def fold_scores(task: Task, proba, key: str | None = None) -> np.ndarray:
+    """``key`` (default: the AUC; a regression's MAE) in each (repeat, fold) of ``task.folds``, in repeat-major order
+    (for paired fold-wise tests)."""
+    key = key or ("mae" if task.kind == "regression" else "auc")
     stat = per_fold(task, proba, keys=(key,)).get(key)
     return np.array([np.nan if v is None else v for v in stat.values] if stat else [], dtype=float)
 
 
-def per_fold(task: Task, proba, keys=SUMMARY_KEYS, thresholds=None) -> dict[str, FoldStat]:
+def per_fold(task: Task, proba, keys=None, thresholds=None) -> dict[str, FoldStat]:
     """Each metric in every (repeat, fold) of ``task.folds``: mean, sd and the values (decided by each fold's
     threshold)."""
     y, classes, fold_of = task.y, list(task.classes), task.folds.fold_of
+    keys = keys or (REGRESSION_KEYS if task.kind == "regression" else SUMMARY_KEYS)
     rows = []
     for r in range(len(proba)):
         for f in np.unique(fold_of[r][fold_of[r] >= 0]):
             sel = fold_of[r] == f
             thr = None if thresholds is None else thresholds[r][sel]
-            rows.append(classification_metrics(y[sel], proba[r][sel], classes, task.positive, thr))
+            if task.kind == "regression":
+                rows.append(regression_metrics(y[sel], proba[r][sel]))
+            else:
+                rows.append(classification_metrics(y[sel], proba[r][sel], classes, task.positive, thr))
     out = {}
     for key in keys:
         if not rows or not any(key in r for r in rows):
