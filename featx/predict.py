@@ -248,7 +248,6 @@ def run_predict(
 def _write(
     out: Path, manifest: Manifest, model: FeatxModel, pred: Prediction | None, failed: dict, summary: PredictSummary
 ) -> None:
-    classes = model.classes
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = {}
     if pred is not None:
@@ -257,27 +256,25 @@ def _write(
         w = csv.writer(fh)
         decided = {} if pred is None else dict(zip((str(i) for i in pred.ids), pred.predicted()))
         if pred is not None and pred.level == "subject":  # concatenated sequences: one row per subject
-            w.writerow(["subject", "predicted"] + [f"p_{c}" for c in classes])
+            w.writerow(["subject", "predicted"] + model.output_columns)
             for s, p in rows.items():
-                w.writerow([s, decided[s]] + [f"{v:.6f}" for v in p])
+                w.writerow([s, decided[s]] + model.output_cells(p))
                 summary.predictions.append((s, decided[s]))
             return
-        w.writerow(
-            ["id", "path", "subject", "sequence", "label", "predicted"] + [f"p_{c}" for c in classes] + ["error"]
-        )
+        w.writerow(["id", "path", "subject", "sequence", "label", "predicted"] + model.output_columns + ["error"])
         for s in manifest:
             p = rows.get(s.sample_id)
             cells = [s.sample_id, s.path, s.subject or "", s.sequence or "", s.label or ""]
             if p is None:
-                w.writerow(cells + [""] * (1 + len(classes)) + [failed.get(s.sample_id, "not predicted")])
+                w.writerow(cells + [""] * (1 + len(model.output_columns)) + [failed.get(s.sample_id, "not predicted")])
             else:
-                w.writerow(cells + [decided[s.sample_id]] + [f"{v:.6f}" for v in p] + [""])
+                w.writerow(cells + [decided[s.sample_id]] + model.output_cells(p) + [""])
                 summary.predictions.append((s.sample_id, decided[s.sample_id]))
     if pred is not None and pred.subject is not None:
         summary.subjects_out = out.with_name(out.stem + "_subjects.csv")
         how = model.meta["fuse"] or "mean over the subject's images"
         with open(summary.subjects_out, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(["subject", "predicted"] + [f"p_{c}" for c in classes] + ["aggregation"])
+            w.writerow(["subject", "predicted"] + model.output_columns + ["aggregation"])
             for s, c, p in zip(pred.subject, pred.predicted(pred.subject_proba), pred.subject_proba):
-                w.writerow([s, c] + [f"{v:.6f}" for v in p] + [how])
+                w.writerow([s, c] + model.output_cells(p) + [how])

@@ -29,6 +29,10 @@ def fit(
     head: str = opt(F, "head"),
     target: str = opt(F, "target"),
     value: str | None = opt(F, "value", metavar="COLUMN"),
+    time: str | None = opt(F, "time", metavar="COLUMN"),
+    event: str | None = opt(F, "event", metavar="COLUMN"),
+    horizons: str | None = opt(F, "horizons", metavar="T1,T2"),
+    risk_cut: float = opt(F, "risk_cut"),
     cv: int = opt(F, "cv"),
     repeats: int = opt(F, "repeats"),
     split: str = opt(F, "split"),
@@ -69,6 +73,10 @@ def bench(
     heads: str | None = opt(B, "heads"),
     target: str = opt(B, "target"),
     value: str | None = opt(B, "value", metavar="COLUMN"),
+    time: str | None = opt(B, "time", metavar="COLUMN"),
+    event: str | None = opt(B, "event", metavar="COLUMN"),
+    horizons: str | None = opt(B, "horizons", metavar="T1,T2"),
+    risk_cut: float = opt(B, "risk_cut"),
     cv: int = opt(B, "cv"),
     repeats: int = opt(B, "repeats"),
     split: str = opt(B, "split"),
@@ -194,7 +202,7 @@ def print_results(r: FitResult) -> None:
     table = Table(title=r.title)
     on = r.protocol.scored_on
     pooled = "CV pooled" if on == "CV" else "test split (fixed)"
-    ci = "[bootstrap]" if r.target.kind == "regression" else "(DeLong) [bootstrap]"
+    ci = "[bootstrap]" if r.target.kind != "classification" else "(DeLong) [bootstrap]"
     for col in ("metric", f"{pooled} {ci}", f"{on} {r.protocol.per_unit}", "held-out test"):
         table.add_column(col, no_wrap=col == "metric", overflow="fold")
     for row in summary_rows(r.cv, r.test):
@@ -241,10 +249,13 @@ def print_bench(res: BenchResult) -> None:
 
     table = Table(title="featx bench", caption="bootstrap CIs: report.html and bench.csv")
     on = res.protocol.scored_on
-    regression = res.target.kind == "regression"
-    main, second = ("mae", "r2") if regression else ("auc", "balanced_accuracy")
+    regression = res.target.kind != "classification"
+    main, second = {"regression": ("mae", "r2"), "survival": ("harrell_c", "uno_c")}.get(
+        res.target.kind, ("auc", "balanced_accuracy")
+    )
     if regression:
-        cols = ["rank", "feature set", "head", f"{on} MAE", f"{on} R²"] + (["held-out test MAE"] if res.n_test else [])
+        cols = ["rank", "feature set", "head", f"{on} {METRIC_LABELS[main]}", f"{on} {METRIC_LABELS[second]}"]
+        cols += [f"held-out test {METRIC_LABELS[main]}"] if res.n_test else []
     else:
         cols = ["rank", "feature set", "head", f"{on} AUC (DeLong 95% CI)", "bal. acc"]
         cols += ["held-out test AUC"] if res.n_test else []

@@ -12,7 +12,7 @@ from featx.evaluate.heads.bags import BAGS
 from featx.evaluate.heads.operating import CALIBRATIONS, check_threshold
 from featx.evaluate.heads.registry import BAG_HEADS, HEADS, get_head, heads_for
 from featx.evaluate.protocol.fusion import MODEL_FUSIONS
-from featx.evaluate.protocol.settings import SplitSettings
+from featx.evaluate.protocol.settings import SplitSettings, _fraction
 from featx.evaluate.protocol.task import TARGETS
 
 FUSE = Choice("fusion", (*MODEL_FUSIONS, "concat"))
@@ -73,11 +73,29 @@ class HeadSettings(SplitSettings):
     )
     target: str = setting(
         "classification",
-        "What is predicted: classification (the manifest's label) or regression (a number: --value COLUMN).",
+        "What is predicted: classification (the manifest's label), regression (a number: --value COLUMN) or "
+        "survival (a time to an event: --time COLUMN --event COLUMN).",
         choice=TARGETS,
     )
     value: str | None = setting(
         None, "--target regression: the manifest's outcome column to predict (a number per row, e.g. age)."
+    )
+    time: str | None = setting(
+        None, "--target survival: the manifest's column of follow-up times (to the event, or to censoring)."
+    )
+    event: str | None = setting(
+        None, "--target survival: the manifest's column saying whether the event happened (1/0, yes/no, true/false)."
+    )
+    horizons: tuple[float, ...] = setting(
+        (),
+        "--target survival: times (in the time column's units, e.g. 12,24,60) of the time-dependent AUC "
+        "(default: the quartiles of the event times).",
+    )
+    risk_cut: float = setting(
+        0.5,
+        "--target survival: the quantile of each training fold's risk scores that splits low from high risk "
+        "(0.5: the median) for the Kaplan-Meier curves and the log-rank test.",
+        check=_fraction,
     )
 
     def validate(self) -> None:
@@ -86,6 +104,14 @@ class HeadSettings(SplitSettings):
             raise ConfigError("regression predicts a manifest column: give --value COLUMN.", "target")
         if self.value and self.target != "regression":
             raise ConfigError("is the column --target regression predicts; add --target regression.", "value")
+        if self.target == "survival" and not (self.time and self.event):
+            raise ConfigError("survival needs a time and an event column: give --time COLUMN --event COLUMN.", "target")
+        if (self.time or self.event or self.horizons) and self.target != "survival":
+            raise ConfigError(
+                "--time, --event and --horizons describe a survival target; add --target survival.", "target"
+            )
+        if any(h <= 0 for h in self.horizons):
+            raise ConfigError(f"must be positive times, got {','.join(map(str, self.horizons))}.", "horizons")
         if self.target != "classification" and self.positive is not None:
             raise ConfigError(f"names a class; a {self.target} target has none: drop --positive.", "target")
         if self.target != "classification":

@@ -22,6 +22,7 @@ from featx.report.html import (
 from featx.report.plots import (
     agreement_png,
     confusion_png,
+    km_png,
     learning_png,
     reliability_grid_png,
     reliability_png,
@@ -47,10 +48,19 @@ REGRESSION_TABLE_KEYS = (
     ("pearson", "Pearson r"),
     ("spearman", "Spearman ρ"),
 )
+SURVIVAL_TABLE_KEYS = (
+    ("harrell_c", "Harrell's C"),
+    ("uno_c", "Uno's C"),
+    ("td_auc_mean", "mean td-AUC"),
+    ("ibs", "IBS"),
+)
+#: what a bench without classes ranks by and compares: (metric, its short name)
+MAIN = {"regression": ("mae", "MAE"), "survival": ("harrell_c", "C")}
 
 
 def _regression(r: BenchResult) -> bool:
-    return r.target.kind == "regression"
+    """A bench of a target without classes (a regression or a survival target)."""
+    return r.target.kind != "classification"
 
 
 def bench_images(r: BenchResult, out: Path) -> dict:
@@ -91,14 +101,20 @@ def _regression_images(r: BenchResult, out: Path) -> dict:
     paths = {}
     best = r.cells[0]
     oof = (r.outputs or {}).get("oof")
-    if oof and Path(oof).is_file():
+    if r.target.kind == "survival":
+        if best.cv.pooled.risk_groups and best.cv.pooled.risk_groups.get("curves"):
+            paths["km"] = km_png(
+                [(f"best: {best.title} ({r.protocol.scored_on})", best.cv.pooled.risk_groups)], out / "km.png"
+            )
+    elif oof and Path(oof).is_file():
         true, pred = bench_values(Path(oof), r.target.value, f"{best.title.replace(' + ', '+')}:p_predicted")
         if len(true):
             panels = [(f"best: {best.title} ({r.protocol.scored_on})", true, pred)]
             paths["agreement"] = agreement_png(panels, r.target.value, out / "agreement.png")
     series = {f"{c.feature_set}\n{c.head}": c.fold_auc for c in r.cells}
     if any(len(v) > 1 for v in series.values()):
-        paths["folds_plot"] = strip_png(series, "MAE per fold (identical folds for every cell)", out / "folds.png")
+        what = MAIN[r.target.kind][1]
+        paths["folds_plot"] = strip_png(series, f"{what} per fold (identical folds for every cell)", out / "folds.png")
     return paths
 
 
@@ -178,7 +194,10 @@ def _cell(m: Metrics | None, key: str) -> str:
 
 def _ranked_table(r: BenchResult) -> str:
     has_test, on = r.protocol.held_out_test, r.protocol.scored_on
-    keys, main = (REGRESSION_TABLE_KEYS, ("mae", "MAE")) if _regression(r) else (TABLE_KEYS, ("auc", "AUC"))
+    keys, main = {
+        "regression": (REGRESSION_TABLE_KEYS, MAIN["regression"]),
+        "survival": (SURVIVAL_TABLE_KEYS, ("harrell_c", "Harrell's C")),
+    }.get(r.target.kind, (TABLE_KEYS, ("auc", "AUC")))
     header = (
         ["rank", "feature set", "head", "features"]
         + [f"{on} {label}" for _, label in keys]
@@ -205,11 +224,11 @@ def _ranked_table(r: BenchResult) -> str:
 def render_bench(r: BenchResult, images: dict) -> str:
     proto = r.protocol
     unit = next((c.cv.pooled.ci_unit for c in r.cells if c.cv.pooled.ci_unit), "sample")
-    what = (
-        f"target: the number in <b>{e(r.target.value or '')}</b> (regression; ranked by MAE, lowest first)"
-        if _regression(r)
-        else f"classes {e(', '.join(r.classes))}; positive class <b>{e(str(r.positive))}</b>"
-    )
+    what = {
+        "regression": f"target: the number in <b>{e(r.target.value or '')}</b> (regression; ranked by MAE, lowest first)",
+        "survival": f"target: the time in <b>{e(r.target.time or '')}</b> to the event in <b>{e(r.target.event or '')}</b> "
+        "(survival; ranked by Harrell's C)",
+    }.get(r.target.kind, f"classes {e(', '.join(r.classes))}; positive class <b>{e(str(r.positive))}</b>")
     body = [
         f"""<p class="note">{r.n_dev} samples (those present in every feature set) in {e(proto.folds)};
 {r.n_test} in the held-out test split; {what}. Every cell is scored on the same folds;
@@ -220,14 +239,16 @@ intervals are in bench.csv and results.json). Seconds: cross-validation wall tim
         _ranked_table(r),
     ]
     if r.comparisons and _regression(r):
+        m = MAIN[r.target.kind][1]
+        sign = "Negative: a errs less." if r.target.kind == "regression" else "Positive: a ranks the patients better."
         body.append(
             "<h2>Pairwise comparisons</h2><p class='note'>a - b, on "
             + e(r.comparisons[0].scope)
-            + ". A paired bootstrap of the MAE difference, resampling subjects for both cells at once [95% interval]; "
-            "corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold MAEs. Negative: a errs less. None "
+            + f". A paired bootstrap of the {m} difference, resampling subjects for both cells at once [95% interval]; "
+            f"corrected resampled t-test (Nadeau &amp; Bengio) on the per-fold {m}s. {sign} None "
             "corrects for having picked the best of many cells.</p>"
             + table(
-                ["comparison", "a", "b", "paired bootstrap: ΔMAE", "corrected t-test: mean Δ fold MAE"],
+                ["comparison", "a", "b", f"paired bootstrap: Δ{m}", f"corrected t-test: mean Δ fold {m}"],
                 [(w, a, b, boot, t) for w, a, b, _d, boot, t in comparison_rows(r)],
             )
         )

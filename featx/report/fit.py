@@ -27,6 +27,7 @@ from featx.report.plots import (
     class_roc_png,
     confusion_png,
     curves_png,
+    km_png,
     reliability_png,
     roc_png,
     strip_png,
@@ -44,6 +45,8 @@ def fit_images(r: FitResult, out: Path) -> dict:
     regression: :func:`regression_images`)."""
     if r.target.kind == "regression":
         return regression_images(r, out)
+    if r.target.kind == "survival":
+        return survival_images(r, out)
     paths = {}
     on = r.protocol.scored_on
     curves = [(f"{on} ({r.cv.level})", r.cv.pooled, r.cv.roc)]
@@ -91,6 +94,22 @@ def regression_images(r: FitResult, out: Path) -> dict:
     return paths
 
 
+def survival_images(r: FitResult, out: Path) -> dict:
+    """Kaplan-Meier curves of the risk groups (out-of-fold, and the held-out test rows), Harrell's C per fold."""
+    paths = {}
+    panels = [
+        (title, m.risk_groups)
+        for title, m in ((f"{r.protocol.scored_on} (out-of-fold)", r.cv.pooled), ("held-out test", r.test))
+        if m is not None and m.risk_groups and m.risk_groups.get("curves")
+    ]
+    if panels:
+        paths["km"] = km_png(panels, out / "km.png")
+    folds = {k: r.cv.fold_values(k) for k in ("harrell_c", "uno_c") if r.cv.fold_values(k)}
+    if folds and len(next(iter(folds.values()))) > 1:
+        paths["folds_plot"] = strip_png(folds, "score per fold (every repeat x fold)", out / "folds.png")
+    return paths
+
+
 def predicted_values(path: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(true, predicted) per row of a regression's prediction CSV, the predictions of a row's repeats averaged."""
     sums: dict = {}
@@ -108,6 +127,8 @@ def render_fit(r: FitResult, images: dict) -> str:
     pos, unit = cv.pooled.positive, cv.pooled.ci_unit or "sample"
     if r.target.kind == "regression":
         return page(f"featx: {r.title}", "\n".join([regression_body(r), *_rest(r, images)]))
+    if r.target.kind == "survival":
+        return page(f"featx: {r.title}", "\n".join([survival_body(r), *_rest(r, images)]))
     body = [
         f"""<p class="note">{r.n_dev} samples in {e(proto.folds)}; {r.n_test} in the held-out test split;
 classes {e(", ".join(r.classes))}{f"; positive class <b>{e(pos)}</b>" if pos else ""}. Level: {e(cv.level)}.
@@ -198,6 +219,57 @@ bootstrap ({proto.n_boot} resamples by {e(unit)}). MAE and RMSE are in the targe
         "agreement: bias ± 1.96 sd of the differences.</p>"
         + table(["predictions", "bias", "95% limits of agreement"], agreement)
     )
+
+
+def survival_body(r: FitResult) -> str:
+    """The summary of a survival target: C-indices, time-dependent AUC per horizon, IBS, the risk groups."""
+    proto, cv, t = r.protocol, r.cv, r.target
+    unit = cv.pooled.ci_unit or "sample"
+    panels = [(proto.scored_on, cv.pooled), ("held-out test", r.test)]
+    horizons = sorted({h for _, m in panels if m is not None for h in m.td_auc}, key=float)
+    td = [(name, *(f"{m.td_auc[h]:.3f}" if h in m.td_auc else "-" for h in horizons)) for name, m in panels if m]
+    groups = []
+    for name, m in panels:
+        g = m.risk_groups if m is not None else None
+        if g:
+            test = g.get("logrank")
+            groups.append(
+                (
+                    name,
+                    f"{g['n']['low']} ({g['events']['low']} events)",
+                    f"{g['n']['high']} ({g['events']['high']} events)",
+                    f"chi² {test['chi2']:.2f}, p {test['p']:.2g}" if test else f"not computable: {g.get('why', '')}",
+                )
+            )
+    return (
+        f"""<p class="note">{r.n_dev} samples in {e(proto.folds)} ({cv.pooled.n_events} events); {r.n_test} in the
+held-out test split; target: the time in <b>{e(t.time or "")}</b> to the event in <b>{e(t.event or "")}</b> (survival).
+Level: {e(cv.level)}. [brackets]: 95% percentile bootstrap ({proto.n_boot} resamples by {e(unit)}). Uno's C, the
+time-dependent AUC and the integrated Brier score (IBS, lower is better; over {len(t.times)} times from
+{min(t.times, default=0):g} to {max(t.times, default=0):g}) weight by the censoring distribution of the development
+rows.</p>"""
+        + copies_note(proto)
+        + table(
+            [
+                "metric",
+                "CV (pooled out-of-fold)" if proto.split == "cv" else "test split (fixed)",
+                f"{proto.scored_on} {proto.per_unit} (mean ± sd)",
+                "held-out test",
+            ],
+            summary_rows(cv, r.test),
+        )
+        + "<h2>Time-dependent AUC</h2><p class='note'>cumulative/dynamic AUC at each horizon (scikit-survival).</p>"
+        + table(["predictions", *(f"t = {h}" for h in horizons)], td)
+        + f"<h2>Risk groups</h2><p class='note'>High risk: a risk score above the {t_quantile(cv.pooled)} quantile "
+        "of the risk scores of the training rows of the row's own fold (the held-out rows never move it); "
+        "log-rank test between the groups; Kaplan-Meier curves in the figure below.</p>"
+        + table(["predictions", "low risk", "high risk", "log-rank"], groups)
+    )
+
+
+def t_quantile(m) -> str:
+    q = (m.risk_groups or {}).get("quantile", 0.5)
+    return "median (0.5)" if q == 0.5 else f"{q:g}"
 
 
 def attention_section(path: Path, shown: int = 25) -> str:

@@ -274,3 +274,28 @@ def agreement_png(panels: list[tuple[str, np.ndarray, np.ndarray]], what: str, p
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def km_png(panels: list[tuple[str, dict]], path: Path) -> Path:
+    """Kaplan-Meier curves of the low- and high-risk groups (with their 95% bands), one panel per (title,
+    ``risk_groups`` record), the log-rank p in each title."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, (title, groups) in zip(axes[0], panels):
+        for name, colour in (("low", "C0"), ("high", "C3")):
+            c = groups["curves"].get(name)
+            if not c:
+                continue
+            t = [0.0, *c["time"]]
+            label = f"{name} risk (n={groups['n'][name]}, {groups['events'][name]} events)"
+            ax.step(t, [1.0, *c["survival"]], where="post", color=colour, label=label)
+            ax.fill_between(t, [1.0, *c["lo"]], [1.0, *c["hi"]], step="post", color=colour, alpha=0.15)
+        test = groups.get("logrank")
+        p = f"log-rank p {test['p']:.2g}" if test else "log-rank: not computable"
+        ax.set(title=f"{title}\n{p}", xlabel="time", ylabel="survival", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

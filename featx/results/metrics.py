@@ -24,10 +24,14 @@ METRIC_LABELS = {
     "r2": "R²",
     "pearson": "Pearson r",
     "spearman": "Spearman ρ",
+    "harrell_c": "Harrell's C",
+    "uno_c": "Uno's C",
+    "td_auc_mean": "mean td-AUC",
+    "ibs": "IBS",
 }
 
 #: metrics where lower is better (every other one: higher is better)
-LOWER_IS_BETTER = frozenset({"brier", "mae", "rmse"})
+LOWER_IS_BETTER = frozenset({"brier", "mae", "rmse", "ibs"})
 
 
 def finite(v) -> bool:
@@ -86,6 +90,10 @@ class Metrics:
 
     A regression (``classes`` empty) has ``mae``, ``rmse``, ``r2``, ``pearson`` and ``spearman``, with the
     Bland-Altman ``bias`` (mean predicted - true) and its 95% limits of agreement ``loa``.
+
+    A survival target has ``n_events``, ``harrell_c`` and ``uno_c``, the time-dependent AUC at each horizon
+    (``td_auc``: horizon -> AUC) and their ``td_auc_mean``, the integrated Brier score ``ibs``, and ``risk_groups``:
+    each row's group by its fold's cut-off, the log-rank test and the groups' Kaplan-Meier curves.
     """
 
     n: int
@@ -124,11 +132,21 @@ class Metrics:
     spearman: float | None = None
     bias: float | None = None
     loa: tuple[float, float] | None = None
+    n_events: int | None = None
+    harrell_c: float | None = None
+    uno_c: float | None = None
+    td_auc: Mapping[str, float] = field(default_factory=dict)
+    td_auc_mean: float | None = None
+    ibs: float | None = None
+    risk_groups: Mapping[str, Any] | None = None
 
     @property
     def primary(self) -> str:
-        """The metric a bench ranks by and tests pairwise: the AUC, or a regression's MAE (lower is better)."""
-        return "auc" if self.classes else "mae"
+        """The metric a bench ranks by and tests pairwise: the AUC, a regression's MAE (lower is better), or a
+        survival target's Harrell's C."""
+        if self.classes:
+            return "auc"
+        return "harrell_c" if self.n_events is not None else "mae"
 
     def ranking(self) -> float:
         """:attr:`primary` as a score where higher is better (-inf when not computed)."""

@@ -206,11 +206,16 @@ class FinetuneInfo:
 
 @dataclass(frozen=True)
 class Target:
-    """What a run predicted: ``classification`` (the manifest's label) or ``regression`` (the number in the outcome
-    column ``value``)."""
+    """What a run predicted: ``classification`` (the manifest's label), ``regression`` (the number in the outcome
+    column ``value``) or ``survival`` (the outcome columns ``time`` and ``event``; ``times``: where each row's
+    survival function was evaluated; ``horizons``: the times of the time-dependent AUC)."""
 
     kind: str = "classification"
     value: str | None = None
+    time: str | None = None
+    event: str | None = None
+    times: tuple[float, ...] = ()
+    horizons: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

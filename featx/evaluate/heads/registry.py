@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from featx.config import Choice
 from featx.errors import ConfigError, FitError
 from featx.evaluate.heads.estimators import CosineKNNClassifier, Head, RegressionHead, SimpleShotClassifier, XGBHead
+from featx.evaluate.heads.survival import CoxnetCV, SurvivalHead
 
 
 @dataclass(frozen=True)
@@ -319,3 +320,59 @@ def _xgb_regression(seed: int = 0):
         random_state=seed,
     )
     return RegressionHead(reg, scale=False, random_state=seed)
+
+
+# ----------------------------------------------------------------- survival heads (--target survival)
+
+
+@register_head(
+    "coxnet",
+    "standardise, then an elastic-net Cox model (scikit-survival; l1_ratio 0.5), its penalty chosen by an inner "
+    "5-fold CV of the training rows (grouped by subject) over the model's own path",
+    grid={"clf__l1_ratio": [0.1, 0.5, 0.9]},
+    target="survival",
+)
+def _coxnet(seed: int = 0):
+    return SurvivalHead(CoxnetCV(l1_ratio=0.5, random_state=seed), random_state=seed)
+
+
+@register_head(
+    "coxph",
+    "standardise, then a Cox proportional-hazards model with a ridge penalty (scikit-survival; alpha 10)",
+    grid={"clf__alpha": [0.1, 1.0, 10.0, 100.0, 1000.0]},
+    target="survival",
+)
+def _coxph(seed: int = 0):
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+
+    return SurvivalHead(CoxPHSurvivalAnalysis(alpha=10.0), random_state=seed)
+
+
+@register_head(
+    "rsf",
+    "random survival forest (scikit-survival; 300 trees, at least 5 rows per leaf)",
+    grid={"clf__max_features": ["sqrt", 0.2], "clf__min_samples_leaf": [3, 10]},
+    target="survival",
+)
+def _rsf(seed: int = 0):
+    from sksurv.ensemble import RandomSurvivalForest
+
+    forest = RandomSurvivalForest(
+        n_estimators=300, min_samples_leaf=5, max_features="sqrt", n_jobs=1, random_state=seed
+    )
+    return SurvivalHead(forest, scale=False, random_state=seed)
+
+
+@register_head(
+    "gbs",
+    "gradient-boosted Cox model (scikit-survival; 200 trees of depth 3, learning rate 0.05, subsample 0.8)",
+    grid={"clf__learning_rate": [0.03, 0.1], "clf__max_depth": [2, 3]},
+    target="survival",
+)
+def _gbs(seed: int = 0):
+    from sksurv.ensemble import GradientBoostingSurvivalAnalysis
+
+    boosted = GradientBoostingSurvivalAnalysis(
+        n_estimators=200, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=seed
+    )
+    return SurvivalHead(boosted, scale=False, random_state=seed)

@@ -209,14 +209,35 @@ class FeatxModel:
         return self.meta.get("positive")
 
     @property
+    def kind(self) -> str:
+        """What it predicts: ``classification``, ``regression`` (a value) or ``survival`` (a risk score and a
+        survival curve)."""
+        return (self.meta.get("target") or {}).get("kind", "classification")
+
+    @property
     def regression(self) -> bool:
         """A model of a number (``--target regression``): it predicts a value, not classes."""
-        return (self.meta.get("target") or {}).get("kind") == "regression"
+        return self.kind == "regression"
 
     @property
     def n_proba(self) -> int | None:
-        """Class columns of its predictions (None: a regression's one value)."""
-        return None if self.regression else len(self.classes)
+        """Class columns of its predictions (None: a regression's value, a survival head's outputs)."""
+        return len(self.classes) if self.kind == "classification" else None
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The prediction CSV's columns after ``predicted``: a probability per class; a survival model's risk group
+        (by its training rows' cut-off) and survival probability at each time it was evaluated at; none for a
+        regression."""
+        if self.kind == "survival":
+            return ["risk_group", *(f"S({t:g})" for t in self.meta["target"].get("times", ()))]
+        return [] if self.kind == "regression" else [f"p_{c}" for c in self.classes]
+
+    def output_cells(self, row) -> list[str]:
+        """One prediction row (``Prediction.proba``'s) as the cells of :attr:`output_columns`."""
+        if self.kind == "survival":
+            return ["high" if row[0] > row[1] else "low", *(f"{v:.6f}" for v in row[2:])]
+        return [] if self.kind == "regression" else [f"{v:.6f}" for v in row]
 
     def members(self) -> list[FeatxModel]:
         """The models whose features predict computes: an ensemble's members, else the model itself."""

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from featx.errors import FitError
 from featx.evaluate.heads.operating import Operated, inner_splitter
+from featx.evaluate.heads.survival import SurvivalHead
 from featx.evaluate.protocol.checkpoint import FoldCache
 from featx.evaluate.protocol.folds import Folds
 from featx.evaluate.protocol.parallel import run_tasks
@@ -88,11 +89,10 @@ def tuner(estimator, grid: dict, y, groups, seed: int, inner_k: int = 5):
     """``GridSearchCV`` over ``grid`` with an inner stratified (grouped) K-fold, scored by (macro OvR) AUC."""
     from sklearn.model_selection import GridSearchCV
 
-    if is_regressor(estimator):  # folds by value would need bins: plain (grouped) K-fold, scored by MAE
+    if _unclassed(estimator):  # no classes to stratify by: plain (grouped) K-fold, by MAE or Harrell's C (score)
         inner = inner_splitter(inner_k, seed, groups is not None, stratified=False)
-        return GridSearchCV(
-            estimator, grid, scoring="neg_mean_absolute_error", cv=inner, refit=True, n_jobs=1, error_score="raise"
-        )
+        scoring = "neg_mean_absolute_error" if is_regressor(estimator) else None
+        return GridSearchCV(estimator, grid, scoring=scoring, cv=inner, refit=True, n_jobs=1, error_score="raise")
     inner = inner_splitter(inner_k, seed, groups is not None)
     scoring = "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr"
     return GridSearchCV(estimator, grid, scoring=scoring, cv=inner, refit=True, n_jobs=1, error_score="raise")
@@ -107,11 +107,12 @@ def fit_one(estimator, X, y, groups=None, grid: dict | None = None, seed: int = 
         model, best = fit_one(estimator.estimator, X, y, groups, grid, seed, inner_k)
         return clone(estimator).around(model, X, y, groups), best
     if not grid:
-        return clone(estimator).fit(X, y), None
-    units = y if groups is None else _unit_labels(y, groups)
-    _, counts = np.unique(units, return_counts=True)
-    if is_regressor(estimator):
-        counts = np.array([len(units)])  # no classes: every unit counts
+        model = clone(estimator)
+        return (model.fit(X, y, groups=groups) if isinstance(model, SurvivalHead) else model.fit(X, y)), None
+    if _unclassed(estimator):  # no classes: every unit counts
+        counts = np.array([len(np.unique(groups)) if groups is not None else len(y)])
+    else:
+        _, counts = np.unique(y if groups is None else _unit_labels(y, groups), return_counts=True)
     if counts.min() < inner_k:
         unit = "subjects" if groups is not None else "samples"
         raise FitError(
@@ -120,6 +121,11 @@ def fit_one(estimator, X, y, groups=None, grid: dict | None = None, seed: int = 
         )
     search = tuner(estimator, grid, y, groups, seed, inner_k).fit(X, y, groups=groups)
     return search.best_estimator_, {k: _jsonable(v) for k, v in search.best_params_.items()}
+
+
+def _unclassed(estimator) -> bool:
+    """A head with no classes to stratify an inner CV by: a regressor or a survival head."""
+    return is_regressor(estimator) or isinstance(estimator, SurvivalHead)
 
 
 def _unit_labels(y, groups):
@@ -135,6 +141,8 @@ def proba_of(model, X, n_classes: int | None) -> np.ndarray:
     """``model.predict_proba(X)`` over all ``n_classes`` (a class absent from its training data gets 0); ``n_classes``
     None (a regression): ``model.predict(X)`` as one column."""
     if n_classes is None:
+        if hasattr(model, "predict_outputs"):  # a survival head: risk, its cut-off, survival at its times
+            return model.predict_outputs(X)
         return np.asarray(model.predict(X), float).reshape(-1, 1) if len(X) else np.zeros((0, 1))
     p = np.zeros((len(X), n_classes))
     if len(X):

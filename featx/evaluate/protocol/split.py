@@ -50,15 +50,77 @@ def load_for_fit(store, features: str, s=None) -> tuple[FeatureSet, list[str]]:
         for part in loaded:  # named first, so a dropped column keeps its place in the names
             part, gone = _finite_columns(part.named(), part.name)
             dropped += [f"{part.name}:{n}" for n in gone]
-            kept.append(part if _regression(s) else _labelled(part, part.name))
+            kept.append(part if _target(s) != "classification" else _labelled(part, part.name))
         fs = combine(kept)
-    if _regression(s):
+    if _target(s) == "regression":
         return with_values(fs, features, s.value, s.cv if s.split == "cv" else 2), dropped
+    if _target(s) == "survival":
+        return with_events(fs, features, s.time, s.event), dropped
     return _labelled(fs, features), dropped
 
 
-def _regression(s) -> bool:
-    return s is not None and getattr(s, "target", "classification") == "regression"
+def _target(s) -> str:
+    return "classification" if s is None else getattr(s, "target", "classification")
+
+
+EVENT_WORDS = {"1": True, "0": False, "true": True, "false": False, "yes": True, "no": False}
+
+
+def _outcome(fs: FeatureSet, features: str, column: str) -> list[str]:
+    if column not in fs.outcomes:
+        kept = ", ".join(sorted(fs.outcomes)) or "none"
+        raise FitError(
+            f"{features!r}: the store keeps no outcome column {column!r} (it keeps: {kept}). Add the column to the "
+            "manifest and run 'featx extract' (or 'featx radiomics') with it again: known rows are not recomputed."
+        )
+    return [str(c).strip() for c in fs.outcomes[column]]
+
+
+def event_times(fs: FeatureSet, time: str, event: str) -> tuple[np.ndarray, np.ndarray]:
+    """(event, time) of the rows of ``fs`` (checked by :func:`with_events`)."""
+    events = np.array([EVENT_WORDS[c.lower()] for c in _outcome(fs, fs.name, event)], dtype=bool)
+    return events, np.array([float(c) for c in _outcome(fs, fs.name, time)])
+
+
+def with_events(fs: FeatureSet, features: str, time: str, event: str) -> FeatureSet:
+    """The rows of ``fs`` with a follow-up ``time`` (a number > 0) and an ``event`` (1/0, yes/no, true/false),
+    labelled ``event`` or ``censored`` (the strata of the folds). Rows missing either are left out (said so); a
+    cell that is neither is a FitError naming its sample; no event at all is refused."""
+    times, events = _outcome(fs, features, time), _outcome(fs, features, event)
+    bad, has = [], np.zeros(len(fs), bool)
+    for i, (t, e) in enumerate(zip(times, events)):
+        if not t or not e:
+            continue
+        try:
+            ok_time = float(t) > 0 and np.isfinite(float(t))
+        except ValueError:
+            ok_time = False
+        if not ok_time:
+            bad.append(f"{fs.ids[i]}: {time} {t!r}")
+        elif e.lower() not in EVENT_WORDS:
+            bad.append(f"{fs.ids[i]}: {event} {e!r}")
+        else:
+            has[i] = True
+    if bad:
+        raise FitError(
+            f"{features!r}: {len(bad)} row(s) hold no positive time or no 1/0 event ({short_list(bad)}); fix or "
+            "empty those cells in the manifest."
+        )
+    if not has.all():
+        log.warning(
+            "%d sample(s) of %s lack a %r time or an %r event and are left out",
+            int((~has).sum()),
+            features,
+            time,
+            event,
+        )
+        fs = fs.subset(has)
+    ev, _ = event_times(fs, time, event)
+    if not ev.any():
+        raise FitError(f"{features!r}: no row has an event in {event!r}; a survival model needs events.")
+    out = fs.subset(np.ones(len(fs), bool))
+    out.labels = np.where(ev, "event", "censored").astype(object)
+    return out
 
 
 #: at most this many value bins stratify the folds of a regression
@@ -70,13 +132,7 @@ def with_values(fs: FeatureSet, features: str, column: str, k: int) -> FeatureSe
     stratify the folds: quantiles of the subjects' values, as many (2 to :data:`VALUE_BINS`) as leave ``k``
     subjects in each. Rows without a value are left out (said so); a cell that is not a number is a FitError
     naming its sample."""
-    if column not in fs.outcomes:
-        kept = ", ".join(sorted(fs.outcomes)) or "none"
-        raise FitError(
-            f"{features!r}: the store keeps no outcome column {column!r} (it keeps: {kept}). Add the column to the "
-            "manifest and run 'featx extract' (or 'featx radiomics') with it again: known rows are not recomputed."
-        )
-    cells = [str(c) for c in fs.outcomes[column]]
+    cells = _outcome(fs, features, column)
     values = np.full(len(fs), np.nan)
     bad = []
     for i, cell in enumerate(cells):

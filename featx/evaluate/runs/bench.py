@@ -119,7 +119,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
             ensemble=cfg.ensemble,
             near_copies=_near_copies(pairs, folds),
         ),
-        classes=tuple(classes),
+        classes=tuple(task.classes),
         n_dev=len(dev0),
         n_test=int(is_test.sum()),
         cells=tuple(c.cell for c in scored),
@@ -133,7 +133,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
         config=cfg.record(),
         selection=selection,
         learning=learning,
-        target=Target(cfg.target, cfg.value),
+        target=Target(cfg.target, cfg.value, cfg.time, cfg.event, task.times, task.horizons),
     )
     if cfg.save is not None:
         row = _row_to_save(cfg, result)
@@ -171,6 +171,8 @@ def _cells(cfg: BenchConfig, pairs: list, heads, task: Task, test_task: Task, pr
         for dev, test in pairs:
             for h in heads:
                 est, grid = build_head(h, cfg.seed, cfg.pca, blocks_of(dev), cfg.target)
+                if task.kind == "survival":
+                    est.set_params(times=task.times, risk_cut=cfg.risk_cut)
                 est = operated(est, cfg, classes)
                 grid = grid if cfg.tune else None
                 plan = CVPlan(est, dev.X, task, grid, cfg.inner_k, partial_dir(cfg.out), bar.update)

@@ -119,6 +119,8 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     estimator = operated(estimator, cfg, classes)
     check_design(dev, test, folds)
     task, test_task = tasks_of(dev, test, folds, classes, cfg)
+    if task.kind == "survival":  # where its survival functions are read, and its risk-group quantile
+        estimator.set_params(times=task.times, risk_cut=cfg.risk_cut)
     units = _Units.of(fs, dev, test, sequences if cfg.fuse in MODEL_FUSIONS else None)
     wanted = bool(len(test) or cfg.save or instances is not None)  # the refit: test rows, saved model, attention
     cvres, refit = _fit_all(estimator, grid, dev, task, units, cfg, wanted, progress)
@@ -127,7 +129,7 @@ def run_fit(cfg: FitConfig, *, progress: bool = True, extra: dict | None = None)
     cv, test_metrics, per_sequence, fused = _scores(
         cfg, fs, dev, test, task, test_task, cvres, units, test_proba, thresholds
     )
-    result = _result(cfg, fs, dev, test, folds, cvres, (cv, test_metrics, per_sequence), dropped, extra, estimator)
+    result = _result(cfg, fs, dev, test, task, cvres, (cv, test_metrics, per_sequence), dropped, extra, estimator)
     result = replace(result, seconds=time.perf_counter() - t_start, protocol=replace(result.protocol, near_copies=near))
     if cfg.save is not None:
         path = save_model(cfg.save, refit, result, fs, sequences, cfg.fuse, feature_names)
@@ -170,9 +172,10 @@ def _fit_all(
 
 
 def _result(
-    cfg: FitConfig, fs, dev, test, folds: Folds, cvres: dict, scores: tuple, dropped, extra, estimator
+    cfg: FitConfig, fs, dev, test, task: Task, cvres: dict, scores: tuple, dropped, extra, estimator
 ) -> FitResult:
     """The typed result of one fit; ``scores``: its (CV scores, test metrics, per-sequence scores)."""
+    folds = task.folds
     cv, test_metrics, sequences = scores
     first = next(iter(cvres.values()))
     best = first.best_params if len(cvres) == 1 else {q: r.best_params for q, r in cvres.items()}
@@ -202,7 +205,7 @@ def _result(
         folds=folds.to_dict(dev.ids),
         sequences=sequences,
         config=cfg.record(),
-        target=Target(cfg.target, cfg.value),
+        target=Target(cfg.target, cfg.value, cfg.time, cfg.event, task.times, task.horizons),
         extra=dict(extra or {}),
     )
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from featx.evaluate.statistics.metrics import predicted_classes
 from featx.evaluate.statistics.regression import REGRESSION_KEYS
+from featx.evaluate.statistics.survival import SURVIVAL_KEYS
 from featx.report.write import write_report
 from featx.results.bench import BenchResult
 from featx.results.io import write_results
@@ -59,14 +60,14 @@ def write_fit_outputs(result: FitResult, preds: Predictions, out: Path, written:
     paths["folds"].write_text(json.dumps(result.folds))
     classes = list(result.classes)
     positive = result.cv.pooled.positive
-    if result.target.kind == "regression":
-        _write_values(paths["oof"], preds, result.target.value)
+    if result.target.kind != "classification":
+        _write_values(paths["oof"], preds, result.target)
     else:
         _write_oof(paths["oof"], preds, classes, positive)
     if len(preds.test):
         paths["test_predictions"] = out / "test_predictions.csv"
-        if result.target.kind == "regression":
-            _write_values(paths["test_predictions"], preds, result.target.value, test=True)
+        if result.target.kind != "classification":
+            _write_values(paths["test_predictions"], preds, result.target, test=True)
         else:
             _write_test(paths["test_predictions"], preds, classes, positive)
         if preds.fused is not None:
@@ -111,30 +112,41 @@ def _write_oof(path: Path, preds: Predictions, classes: list, positive) -> None:
                         )
 
 
-def _write_values(path: Path, preds: Predictions, column: str, test: bool = False) -> None:
-    """A regression's predictions: each row's true ``column`` value and its predicted one (out-of-fold: per repeat
-    and fold; ``test``: of the held-out test rows)."""
+def _write_values(path: Path, preds: Predictions, target, test: bool = False) -> None:
+    """A regression's or a survival target's predictions beside each row's truth (out-of-fold: per repeat and fold;
+    ``test``: of the held-out test rows). A regression: the true value and the predicted one; survival: the time
+    and event, the risk score, the fold's cut-off, the risk group and the survival probability at each evaluated
+    time."""
     fs = preds.test if test else preds.dev
-    true = fs.outcomes[column]
+    survival = target.kind == "survival"
+    truth = [target.time, target.event] if survival else [target.value]
+    truth_cols = [fs.outcomes[c] for c in truth]
+    outputs = ["risk", "cutoff", "risk_group", *(f"S({t:g})" for t in target.times)] if survival else ["predicted"]
+
+    def cells(p) -> list:
+        if not survival:
+            return [f"{p[0]:.6f}"]
+        return [f"{p[0]:.6f}", f"{p[1]:.6f}", "high" if p[0] > p[1] else "low", *(f"{v:.6f}" for v in p[2:])]
+
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
+        keys = ["id", *truth, "subject", "sequence"]
         if test:
-            w.writerow(["id", column, "subject", "sequence", "predicted"])
+            w.writerow(keys + outputs)
             for name, m in preds.test_units.items():
                 for j, i in enumerate(np.flatnonzero(m)):
-                    w.writerow(
-                        [fs.ids[i], true[i], fs.subjects[i], fs.sequences[i], f"{preds.test_proba[name][j, 0]:.6f}"]
-                    )
+                    row = [fs.ids[i], *(c[i] for c in truth_cols), fs.subjects[i], fs.sequences[i]]
+                    w.writerow(row + cells(preds.test_proba[name][j]))
             return
-        w.writerow(["id", column, "subject", "sequence", "repeat", "fold", "predicted"])
+        w.writerow(keys + ["repeat", "fold"] + outputs)
         for name, res in preds.cvres.items():
             sel = np.flatnonzero(preds.units[name])
             for r in range(res.proba.shape[0]):
                 for j, i in enumerate(sel):
-                    v = res.proba[r, j, 0]
-                    if not np.isnan(v):
-                        row = [fs.ids[i], true[i], fs.subjects[i], fs.sequences[i], r, int(res.folds.fold_of[r, j])]
-                        w.writerow(row + [f"{v:.6f}"])
+                    p = res.proba[r, j]
+                    if not np.isnan(p[0]):
+                        row = [fs.ids[i], *(c[i] for c in truth_cols), fs.subjects[i], fs.sequences[i], r]
+                        w.writerow(row + [int(res.folds.fold_of[r, j])] + cells(p))
 
 
 def _write_test(path: Path, preds: Predictions, classes: list, positive) -> None:
@@ -180,7 +192,7 @@ def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: di
         "oof": out / "oof_predictions.csv",
     }
     paths["folds"].write_text(json.dumps(result.folds))
-    if result.target.kind == "regression":
+    if result.target.kind != "classification":
         _write_regression_table(paths["table"], result)
     else:
         _write_bench_table(paths["table"], result)
@@ -189,23 +201,26 @@ def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: di
 
 
 def _write_regression_table(path: Path, result: BenchResult) -> None:
-    """bench.csv of a regression: each cell's metrics with their bootstrap intervals, per-fold MAE, the test split's."""
-    keys = REGRESSION_KEYS
+    """bench.csv of a regression or a survival target: each cell's metrics with their bootstrap intervals, its
+    primary metric per fold (MAE; Harrell's C), the test split's metrics."""
+    survival = result.target.kind == "survival"
+    keys, main = (SURVIVAL_KEYS, "harrell_c") if survival else (REGRESSION_KEYS, "mae")
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
             ["rank", "feature_set", "head", "kind", "n_features"]
             + [f"cv_{k}{end}" for k in keys for end in ("", "_lo", "_hi")]
-            + ["cv_bias", "fold_mae_mean", "fold_mae_sd"]
+            + ["cv_logrank_p" if survival else "cv_bias", f"fold_{main}_mean", f"fold_{main}_sd"]
             + [f"test_{k}" for k in keys]
             + ["seconds", "not_computable"]
         )
         for c in result.cells:
-            p, fold = c.cv.pooled, c.cv.per_fold.get("mae")
+            p, fold = c.cv.pooled, c.cv.per_fold.get(main)
+            side = ((p.risk_groups or {}).get("logrank") or {}).get("p") if survival else p.bias
             w.writerow(
                 [c.rank, c.feature_set, c.head, c.kind, c.n_features]
                 + [_r(v) for k in keys for v in (p.value(k), *(p.interval(k) or (None, None)))]
-                + [_r(p.bias), _r(fold.mean if fold else None), _r(fold.sd if fold else None)]
+                + [_r(side), _r(fold.mean if fold else None), _r(fold.sd if fold else None)]
                 + [_r(c.test.value(k) if c.test else None) for k in keys]
                 + [f"{c.seconds:.2f}", "; ".join(f"{k}: {why}" for k, why in p.not_computable.items())]
             )
@@ -265,23 +280,28 @@ def _write_bench_table(path: Path, result: BenchResult) -> None:
 
 
 def _write_bench_oof(path: Path, result: BenchResult, dev: FeatureSet, oof: dict) -> None:
-    """One row per (sample, repeat): its fold, then each cell's out-of-fold probability (of the positive class
-    when binary, of every class otherwise; a regression: its predicted value, ``cell:p_predicted``)."""
+    """One row per (sample, repeat): its truth and fold, then each cell's out-of-fold probability (of the positive
+    class when binary, of every class otherwise; a regression: its predicted value, ``cell:p_predicted``; a survival
+    target: its risk score, ``cell:p_risk``)."""
     classes = list(result.classes)
     shown = [classes.index(result.positive)] if len(classes) == 2 else list(range(len(classes)))
-    first = ("id", "label")
-    labels = dev.labels
+    truth = {"label": dev.labels}
     if result.target.kind == "regression":  # one predicted value per cell, beside the true one
         classes, shown = ["predicted"], [0]
-        first, labels = ("id", result.target.value), dev.outcomes[result.target.value]
+        truth = {result.target.value: dev.outcomes[result.target.value]}
+    elif result.target.kind == "survival":  # each cell's risk score, beside the time and the event
+        classes, shown = ["risk"], [0]
+        truth = {c: dev.outcomes[c] for c in (result.target.time, result.target.event)}
     fold_of = np.array([result.folds["fold_of"][str(i)] for i in dev.ids]).T
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow([*first, "subject", "repeat", "fold"] + [f"{cell}:p_{classes[k]}" for cell in oof for k in shown])
+        w.writerow(
+            ["id", *truth, "subject", "repeat", "fold"] + [f"{cell}:p_{classes[k]}" for cell in oof for k in shown]
+        )
         for r in range(fold_of.shape[0]):
             for i in np.flatnonzero(fold_of[r] >= 0):
                 w.writerow(
-                    [dev.ids[i], labels[i], dev.subjects[i], r, int(fold_of[r, i])]
+                    [dev.ids[i], *(v[i] for v in truth.values()), dev.subjects[i], r, int(fold_of[r, i])]
                     + [f"{p[r, i, k]:.6f}" for p in oof.values() for k in shown]
                 )
 

@@ -5,7 +5,8 @@ repeats), or the test side of a fixed split. DeLong's test covers binary problem
 bootstrap of the (macro) AUC difference resamples subjects for both cells at once and covers
 multi-class ones; the corrected resampled t-test (Nadeau & Bengio) on the per-fold AUCs accounts
 for folds sharing training data. None corrects for having picked the best of many cells. A regression's cells are
-compared by their MAE instead: a paired bootstrap of the MAE difference, and the corrected t-test on per-fold MAEs.
+compared by their MAE instead (a survival target's by Harrell's C): a paired bootstrap of that difference, and the
+corrected t-test on its per-fold values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import corrected_ttest, delong_paired
 from featx.evaluate.statistics.regression import paired_mae_bootstrap
 from featx.evaluate.statistics.resampling import Resampling, resample_weights, weighted_auc
+from featx.evaluate.statistics.survival import paired_c_bootstrap
 from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest, PairedBootstrap
 
 
@@ -98,6 +100,8 @@ def compare(a: Scored, b: Scored, why: str, task: Task, boot: Resampling) -> Com
     delong = None
     if task.kind == "regression":
         missing["delong"] = "DeLong's test compares AUCs; a regression is compared by its MAE"
+    elif task.kind == "survival":
+        missing["delong"] = "DeLong's test compares AUCs; a survival target is compared by Harrell's C"
     elif len(classes) != 2:
         missing["delong"] = "DeLong's test compares two binary AUCs: see the paired bootstrap of the macro AUC"
     else:
@@ -115,7 +119,7 @@ def compare(a: Scored, b: Scored, why: str, task: Task, boot: Resampling) -> Com
     if not boot.n_boot:
         missing["bootstrap"] = "--bootstrap 0"
     else:
-        test = paired_mae_bootstrap if task.kind == "regression" else paired_bootstrap
+        test = {"regression": paired_mae_bootstrap, "survival": paired_c_bootstrap}.get(task.kind, paired_bootstrap)
         paired, reason = test(both, pa, pb, boot)
         if reason:
             missing["bootstrap"] = reason

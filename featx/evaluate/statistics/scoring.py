@@ -12,6 +12,7 @@ from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import SUMMARY_KEYS, classification_metrics
 from featx.evaluate.statistics.regression import REGRESSION_KEYS, regression_bootstrap, regression_metrics
 from featx.evaluate.statistics.resampling import Resampling, bootstrap, class_rocs, roc_on_grid
+from featx.evaluate.statistics.survival import SURVIVAL_KEYS, risk_groups, survival_bootstrap, survival_metrics
 from featx.results.codec import from_json
 from featx.results.metrics import CVScores, FoldStat, Metrics
 from featx.results.runs import SequenceScores
@@ -41,7 +42,7 @@ def evaluate(task: Task, proba, boot: Resampling, level: str = "image", threshol
         The threshold each sample's fold chose on its training rows (binary; NaN: the most probable class);
         a sample tested in several repeats is decided by their mean threshold.
     """
-    if task.kind == "regression":
+    if task.kind != "classification":
         return _evaluate_values(task, proba, boot, level)
     classes, positive = list(task.classes), task.positive
     proba = np.asarray(proba, float)
@@ -77,20 +78,22 @@ def evaluate(task: Task, proba, boot: Resampling, level: str = "image", threshol
 
 
 def _evaluate_values(task: Task, pred, boot: Resampling, level: str) -> CVScores:
-    """:func:`evaluate` of a regression: ``pred`` (repeats, n, 1) out-of-fold values."""
-    pred = np.asarray(pred, float)[:, :, 0]
-    tested = ~np.isnan(pred).all(axis=0)
+    """:func:`evaluate` of a regression (``pred`` (repeats, n, 1): out-of-fold values) or of a survival target
+    (``pred`` (repeats, n, 2 + T): risk, the fold's cut-off, survival at ``task.times``)."""
+    pred = np.asarray(pred, float)
+    tested = ~np.isnan(pred[:, :, 0]).all(axis=0)
     mean = np.nanmean(pred[:, tested], axis=0)
     seen = task.rows(tested).without_folds()
+    keys = ("harrell_c",) if task.kind == "survival" else ("mae", "r2")
     per_repeat = None
     if len(pred) > 1:
         per_repeat = tuple(
-            {k: regression_metrics(task.y[~np.isnan(p)], p[~np.isnan(p)]).get(k) for k in ("mae", "r2")} for p in pred
+            {k: _metrics(task.rows(~np.isnan(p[:, 0])), p[~np.isnan(p[:, 0])]).get(k) for k in keys} for p in pred
         )
     return CVScores(
         n_tested=int(tested.sum()),
         pooled=metrics_with_ci(seen, mean, boot),
-        per_fold=per_fold(task, pred[:, :, None]),
+        per_fold=per_fold(task, pred),
         per_repeat=per_repeat,
         subject=_subject_values(seen, mean, boot),
         level=level,
@@ -98,20 +101,25 @@ def _evaluate_values(task: Task, pred, boot: Resampling, level: str) -> CVScores
     )
 
 
+def _metrics(task: Task, pred) -> dict:
+    """The metrics of a regression's or a survival target's predictions of ``task``'s rows."""
+    return survival_metrics(task, pred) if task.kind == "survival" else regression_metrics(task.y, pred)
+
+
 def _subject_values(task: Task, mean, boot: Resampling) -> Metrics | None:
-    """A regression's metrics on each subject's mean prediction, when some subject has several rows (all of one
-    value: a subject whose rows differ, e.g. one value per lesion, has no single value to predict)."""
+    """A regression's or survival target's metrics on each subject's mean prediction, when some subject has several
+    rows (all of one value, or one event and time: a subject whose rows differ, e.g. one value per lesion, has no
+    single target to predict)."""
     subj = task.groups
     if subj is None or len(np.unique(subj)) == len(subj):
         return None
-    names, inverse = np.unique(subj, return_inverse=True)
-    counts = np.bincount(inverse)
-    value = np.bincount(inverse, task.y) / counts
-    spread = np.bincount(inverse, (task.y - value[inverse]) ** 2)
-    if (spread > 1e-12 * np.maximum(1.0, value**2)).any():
+    names, first, inverse = np.unique(subj, return_index=True, return_inverse=True)
+    if (task.y[first][inverse] != task.y).any():
         return None
-    subjects = Task(task.kind, value, task.classes)
-    m = metrics_with_ci(subjects, np.bincount(inverse, mean) / counts, boot)
+    counts = np.bincount(inverse)
+    per_subject = np.column_stack([np.bincount(inverse, col) / counts for col in np.asarray(mean, float).T])
+    subjects = replace(task, y=task.y[first], groups=None, folds=None)
+    m = metrics_with_ci(subjects, per_subject, boot)
     return replace(m, n_subjects=len(names))
 
 
@@ -155,6 +163,13 @@ def metrics_with_ci(task: Task, proba, boot: Resampling, threshold=None) -> Metr
             b = regression_bootstrap(task, proba, boot)
             m["ci"], m["ci_unit"] = b["ci"], b["unit"]
         return metrics_of(m)
+    if task.kind == "survival":
+        m = survival_metrics(task, proba)
+        if boot.n_boot:
+            b = survival_bootstrap(task, proba, boot)
+            m["ci"], m["ci_unit"] = b["ci"], b["unit"]
+        m["risk_groups"] = risk_groups(task, proba, task.risk_cut)
+        return metrics_of(m)
     m = classification_metrics(y, proba, classes, positive, threshold)
     if boot.n_boot:
         b = bootstrap(task, proba, boot, threshold=threshold)
@@ -169,7 +184,7 @@ def metrics_with_ci(task: Task, proba, boot: Resampling, threshold=None) -> Metr
 def fold_scores(task: Task, proba, key: str | None = None) -> np.ndarray:
     """``key`` (default: the AUC; a regression's MAE) in each (repeat, fold) of ``task.folds``, in repeat-major order
     (for paired fold-wise tests)."""
-    key = key or ("mae" if task.kind == "regression" else "auc")
+    key = key or {"regression": "mae", "survival": "harrell_c"}.get(task.kind, "auc")
     stat = per_fold(task, proba, keys=(key,)).get(key)
     return np.array([np.nan if v is None else v for v in stat.values] if stat else [], dtype=float)
 
@@ -178,14 +193,14 @@ def per_fold(task: Task, proba, keys=None, thresholds=None) -> dict[str, FoldSta
     """Each metric in every (repeat, fold) of ``task.folds``: mean, sd and the values (decided by each fold's
     threshold)."""
     y, classes, fold_of = task.y, list(task.classes), task.folds.fold_of
-    keys = keys or (REGRESSION_KEYS if task.kind == "regression" else SUMMARY_KEYS)
+    keys = keys or {"regression": REGRESSION_KEYS, "survival": SURVIVAL_KEYS}.get(task.kind, SUMMARY_KEYS)
     rows = []
     for r in range(len(proba)):
         for f in np.unique(fold_of[r][fold_of[r] >= 0]):
             sel = fold_of[r] == f
             thr = None if thresholds is None else thresholds[r][sel]
-            if task.kind == "regression":
-                rows.append(regression_metrics(y[sel], proba[r][sel]))
+            if task.kind != "classification":
+                rows.append(_metrics(task.rows(sel).without_folds(), proba[r][sel]))
             else:
                 rows.append(classification_metrics(y[sel], proba[r][sel], classes, task.positive, thr))
     out = {}
