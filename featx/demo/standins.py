@@ -179,7 +179,33 @@ def xray(out: str | Path, per_class: int = 30, seed: int = 0) -> Path:
     return out / "xrays"
 
 
+def survival(
+    out: str | Path, subjects: int = 80, images: int = 2, hazard_ratio: float = 6.0, seed: int = 0
+) -> Path:
+    """Time-to-event stand-in: ``subjects`` patients with ``images`` real BreastMNIST images each (28 px, CC BY
+    4.0; all of one patient from one class), an exponential event time whose hazard is ``hazard_ratio`` times higher
+    for the 'malignant' class (median 24 months otherwise), and uniform administrative censoring over 6 to 60 months.
+    Returns ``manifest.csv`` (``path, subject, os_months, death``: 1 for an event, 0 for censored)."""
+    out, rng = Path(out), np.random.default_rng(seed)
+    with resources.files("featx.demo").joinpath("data", "breastmnist.npz").open("rb") as fh:
+        data = dict(np.load(fh))
+    pool, labels = data["train_images"], data["train_labels"][:, 0]
+    by_class = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in (0, 1)}  # 0: malignant
+    rows = []
+    for j in range(subjects):
+        malignant = j % 2 == 0
+        rate = np.log(2) / 24.0 * (hazard_ratio if malignant else 1.0)
+        t_event, t_censor = rng.exponential(1 / rate), rng.uniform(6, 60)
+        months, death = round(float(min(t_event, t_censor)), 2), int(t_event <= t_censor)
+        for k in range(images):
+            i = by_class[0 if malignant else 1].pop()
+            path = _png(pool[i] / 255.0, out / "images" / f"p{j:03d}_{k}.png")
+            rows.append([path.relative_to(out).as_posix(), f"p{j:03d}", months, death])
+    return _write_csv(out / "manifest.csv", ["path", "subject", "os_months", "death"], rows)
+
+
 BUILDERS = {
+    "survival": survival,
     "liver_fibrosis": liver_fibrosis,
     "glioma_sequences": glioma_sequences,
     "xray": xray,

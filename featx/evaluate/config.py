@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from featx.config import Choice, setting
+from featx.config import DEFAULT, Choice, setting
 from featx.errors import ConfigError
 from featx.evaluate.heads.bags import BAGS
 from featx.evaluate.heads.operating import CALIBRATIONS, check_threshold
@@ -126,6 +126,10 @@ class HeadSettings(SplitSettings):
             get_head(h, self.target)
 
 
+#: the head of ``fit --target survival`` when none is given: penalised, its penalty chosen inside the folds
+SURVIVAL_HEAD = "coxnet"
+
+
 @dataclass(frozen=True)
 class FitConfig(HeadSettings):
     """How ``featx fit`` cross-validates one head on one feature set (``featx.toml`` section ``[fit]``)."""
@@ -153,6 +157,9 @@ class FitConfig(HeadSettings):
 
     def validate(self) -> None:
         super().validate()
+        if self.target == "survival" and self._source("head") == DEFAULT:  # xgb is no survival head
+            object.__setattr__(self, "head", SURVIVAL_HEAD)
+            object.__setattr__(self, "sources", {**self.sources, "head": "default of --target survival"})
         self.heads_checked([self.head])
         if self.target != "classification" and self.fuse in MODEL_FUSIONS:
             raise ConfigError(

@@ -9,6 +9,7 @@ adds an optional PCA step. ``tests/test_heads.py`` runs scikit-learn's
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -100,6 +101,10 @@ def build_head(
         The estimator and its default tuning grid.
     """
     spec = get_head(name, target)
+    if target == "survival" and importlib.util.find_spec("sksurv") is None:
+        raise FitError(
+            "--target survival fits scikit-survival's models, which are not installed: pip install 'featx[survival]'."
+        )
     if pca is not None and pca < 1:
         raise ConfigError(f"must be a positive number of components, got {pca}.", "pca")
     est = spec.factory(seed)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from featx.evaluate.heads.estimators import Head
@@ -122,7 +122,8 @@ class CoxnetCV(BaseEstimator):
 
     The path of ``n_alphas`` penalties is fitted on all training rows; an inner ``inner_k``-fold CV (grouped by
     ``groups`` when given) scores each penalty by Harrell's C on its held-out rows, and the final model is the
-    path's fit at the best mean C (``alpha_``), with its baseline survival function.
+XX
+    diverge (many more features than rows), the path stops at ten times stronger ones (``alpha_min_ratio_``).
     """
 
     def __init__(self, l1_ratio=0.5, n_alphas=30, alpha_min_ratio=0.01, inner_k=5, random_state=0):
@@ -132,10 +133,11 @@ class CoxnetCV(BaseEstimator):
         self.inner_k = inner_k
         self.random_state = random_state
 
-    def _coxnet(self, **kw):
+    def _coxnet(self, ratio=None, **kw):
         from sksurv.linear_model import CoxnetSurvivalAnalysis
 
-        return CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alpha_min_ratio=self.alpha_min_ratio, **kw)
+        ratio = self.alpha_min_ratio if ratio is None else ratio
+        return CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alpha_min_ratio=ratio, **kw)
 
     def fit(self, X, y, groups=None):
         from sklearn.model_selection import GroupKFold, KFold
@@ -143,7 +145,16 @@ class CoxnetCV(BaseEstimator):
         X, y = np.asarray(X, float), structured(y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the path's convergence notes at its weakest penalties
-            path = self._coxnet(n_alphas=self.n_alphas).fit(X, y)
+            ratio = self.alpha_min_ratio
+            while True:
+                try:
+                    path = self._coxnet(n_alphas=self.n_alphas, ratio=ratio, fit_baseline_model=True).fit(X, y)
+                    break
+                except ArithmeticError:  # the weakest penalties let the weights grow without bound
+                    if ratio >= 0.5:
+                        raise
+                    ratio = min(0.5, ratio * 10)
+            self.alpha_min_ratio_ = ratio
             alphas = path.alphas_
             units = len(np.unique(groups)) if groups is not None else len(X)
             k = min(self.inner_k, units)
@@ -155,7 +166,10 @@ class CoxnetCV(BaseEstimator):
                 for f, (train, test) in enumerate(splitter.split(X, groups=groups)):
                     if not y["event"][train].any() or not y["event"][test].any():
                         continue
-                    model = clone(self._coxnet(alphas=alphas)).fit(X[train], y[train])
+                    try:
+                        model = self._coxnet(alphas=alphas).fit(X[train], y[train])
+                    except ArithmeticError:  # this inner fold diverges on the path: it scores nothing
+                        continue
                     for j, a in enumerate(model.alphas_):
                         try:
                             scores[f, j] = harrell(y[test], model.predict(X[test], alpha=a))
@@ -165,13 +179,13 @@ class CoxnetCV(BaseEstimator):
             best = int(np.nanargmax(np.where(np.isfinite(mean), mean, -np.inf)))
             self.alpha_ = float(alphas[best])
             self.inner_c_ = float(mean[best]) if np.isfinite(mean[best]) else None
-            self.model_ = self._coxnet(alphas=[self.alpha_], fit_baseline_model=True).fit(X, y)
+            self.model_ = path  # the whole path, with its baseline models: read at alpha_
         return self
 
     def predict(self, X):
         check_is_fitted(self)
-        return self.model_.predict(np.asarray(X, float))
+        return self.model_.predict(np.asarray(X, float), alpha=self.alpha_)
 
     def predict_survival_function(self, X):
         check_is_fitted(self)
-        return self.model_.predict_survival_function(np.asarray(X, float))
+        return self.model_.predict_survival_function(np.asarray(X, float), alpha=self.alpha_)

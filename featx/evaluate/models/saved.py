@@ -1,7 +1,7 @@
 """Saved models: the refit head(s) plus everything needed to compute the same features again.
 
 A model file is skops' format (``.skops``), not pickle: loading it instantiates
-only types the loader trusts, and featx trusts scikit-learn, XGBoost, NumPy, SciPy
+only types the loader trusts, and featx trusts scikit-learn, XGBoost, scikit-survival, NumPy, SciPy
 and its own heads; anything else is refused with the type named. Beside the
 fitted estimators it holds a JSON ``meta`` entry: the classes, the feature set's
 provenance (backbone, weights and ONNX sha256, or the pyradiomics settings), the
@@ -37,7 +37,7 @@ MOVED = {
     "featx.evaluate.estimators": "featx.evaluate.heads.estimators",
     "featx.evaluate.operating": "featx.evaluate.heads.operating",
 }
-TRUSTED_PREFIXES = ("featx.", "sklearn.", "xgboost.", "numpy.", "scipy.", "builtins.", "collections.")
+TRUSTED_PREFIXES = ("featx.", "sklearn.", "xgboost.", "sksurv.", "numpy.", "scipy.", "builtins.", "collections.")
 
 
 def save_model(
@@ -360,7 +360,7 @@ def load_model(path: str | Path) -> FeatxModel:
     if refused:
         raise FeatxError(
             f"{path} contains types featx does not load ({', '.join(refused)}); only scikit-learn, "
-            "XGBoost, NumPy, SciPy and featx objects are trusted. Refit the model with 'featx fit --save'."
+            "XGBoost, scikit-survival, NumPy, SciPy and featx objects are trusted. Refit the model with 'featx fit --save'."
         )
     try:
         obj = sio.loads(data, trusted=untrusted)
