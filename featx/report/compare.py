@@ -36,6 +36,10 @@ COLUMNS = (
     "auc",
     "auc_ci",
     "brier",
+    "mae",
+    "r2",
+    "harrell_c",
+    "uno_c",
     "auc_fold_mean",
     "auc_fold_var",
     "acc_fold_mean",
@@ -62,6 +66,10 @@ SHOWN = {
     "auc": "AUC",
     "auc_ci": "AUC 95% CI",
     "brier": "Brier",
+    "mae": "MAE",
+    "r2": "R²",
+    "harrell_c": "Harrell's C",
+    "uno_c": "Uno's C",
     "auc_fold_mean": "AUC mean (folds)",
     "auc_fold_var": "AUC var",
     "best_acc": "best acc",
@@ -83,6 +91,9 @@ TERMINAL = (
     "f1",
     "auc",
     "auc_fold_var",
+    "mae",
+    "r2",
+    "harrell_c",
     "best_acc",
     "mean_acc_after_convergence",
     "seconds",
@@ -168,7 +179,7 @@ def _split(protocol: Protocol) -> str:
 def _row(run: str, model: str, sequence: str, split: str, cv: CVScores, test: Metrics | None, seconds) -> dict:
     pooled = cv.pooled
     row = {"run": run, "model": model, "sequence": sequence, "split": split, "level": cv.level, "n": cv.n_tested}
-    for k in ("accuracy", "sensitivity", "specificity", "f1", "auc", "brier"):
+    for k in ("accuracy", "sensitivity", "specificity", "f1", "auc", "brier", "mae", "r2", "harrell_c", "uno_c"):
         row[k] = pooled.value(k)
     ci = pooled.auc_ci
     row["auc_ci"] = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci and all(_finite(v) for v in ci) else ""
