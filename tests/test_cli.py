@@ -175,7 +175,7 @@ def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
         featx("fit", "-s", store, "-f", "efficientnet_lite0", "--head", "svm"),
         "'--head'",
         "unknown value 'svm'",
-        "Did you mean 'svm-rbf'?",
+        "Did you mean 'svr' or 'svm-rbf'?",
         "svm-linear",
     )
     # one-class labels: a copy of the store whose malignant samples are relabelled
@@ -206,6 +206,11 @@ def test_backbones_lists_and_help():
     ):
         h = featx(cmd, "--help")
         assert h.returncode == 0 and "Example" in h.stdout, cmd
-    h = featx_process("fit", "--help")  # the console script itself; the choices of a setting are listed
-    assert h.returncode == 0 and "[abmil|knn|lda|logreg|mlp|rf|simpleshot|svm-linear|svm-rbf|xgb]" in h.stdout
+    h = featx_process(
+        "fit", "--help", env={"COLUMNS": "250"}
+    )  # the console script; the choices of a setting are listed
+    assert (
+        h.returncode == 0
+        and "[abmil|coxnet|coxph|gbs|knn|lda|logreg|mlp|rf|ridge|rsf|simpleshot|svm-linear|svm-rbf|svr|xgb]" in h.stdout
+    )
     assert "[cv|fixed]" in h.stdout and "--config" in h.stdout

@@ -43,7 +43,7 @@ def test_the_backbone_spec_fills_what_neither_the_command_line_nor_the_file_set(
     [
         ('[fit]\nhed = "lda"\n', "hed: unknown setting. Did you mean 'head'?"),
         ('[fit]\ncv = "three"\n', "cv: expected an integer, got 'three'"),
-        ('[fit]\nhead = "svm"\n', "head: unknown value 'svm'. Did you mean 'svm-rbf'?"),
+        ('[fit]\nhead = "svm"\n', "head: unknown value 'svm'. Did you mean 'svr' or 'svm-rbf'?"),
         ("[fit]\ncv = 1\n", "cv: must be at least 2, got 1"),
         ('[fit]\nsplit = "cv"\ntest_size = 0.3\n', "test_size: draws a fixed train/test split"),
     ],

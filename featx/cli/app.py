@@ -6,6 +6,7 @@ The Typer app itself is :mod:`featx.cli.typer_app` (``featx.cli.app.app`` still 
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if argv is None:  # the console script: a Ctrl-C however it surfaces ends as one line and 130
         interrupt.watch()
+        # the last exit callback: once the others ran, Python's finalisation puts back the default SIGINT action,
+        # which would end the process by the signal (-2); ignored from here, the run ends with its own exit code
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
     try:
         if args == ["--version"]:
             _print(f"featx {__version__}")

@@ -179,9 +179,7 @@ def xray(out: str | Path, per_class: int = 30, seed: int = 0) -> Path:
     return out / "xrays"
 
 
-def survival(
-    out: str | Path, subjects: int = 80, images: int = 2, hazard_ratio: float = 6.0, seed: int = 0
-) -> Path:
+def survival(out: str | Path, subjects: int = 80, images: int = 2, hazard_ratio: float = 6.0, seed: int = 0) -> Path:
     """Time-to-event stand-in: ``subjects`` patients with ``images`` real BreastMNIST images each (28 px, CC BY
     4.0; all of one patient from one class), an exponential event time whose hazard is ``hazard_ratio`` times higher
     for the 'malignant' class (median 24 months otherwise), and uniform administrative censoring over 6 to 60 months.

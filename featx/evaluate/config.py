@@ -139,7 +139,12 @@ class FitConfig(HeadSettings):
     features: str | None = setting(None, "Feature-set name in the store (e.g. resnet18).")
     # xgb: the best mean rank, and never more than 0.006 AUC below the best head, on 8 real data sets of 100 to 1,526
     # rows and 30 to 1,280 features (benchmarks/default_head.py); logreg was up to 0.064 below
-    head: str = setting("xgb", "Classifier head (default xgb: measured best across data sets; see docs).", choice=HEADS)
+    head: str = setting(
+        "xgb",
+        "Head (default xgb: measured best across data sets; --target regression: xgb too; --target survival: "
+        "coxnet; see docs).",
+        choice=HEADS,
+    )
     fuse: str | None = setting(
         None,
         "Multi-sequence fusion per subject: vote or mean (one model per sequence), or "

@@ -111,7 +111,7 @@ def run_extract(
     check_backbone_name(cfg.backbone)  # a usage error, before the manifest is read
     kind = choose_runtime(cfg.runtime, cfg.provider, cfg.precision)  # refuse what cannot run before model work
     manifest = manifest if manifest is not None else Manifest.load(cfg.manifest)
-    if len(manifest) and not any(s.label for s in manifest) and not any(s.outcomes for s in manifest):
+    if len(manifest) and not any(s.label for s in manifest):
         log.warning(
             "no row of the manifest has a label: the features are extracted, but 'featx fit' needs a 'label' "
             "column, or an outcome column for --target regression or survival (for 'featx predict' on new images, "

@@ -19,7 +19,9 @@ from pathlib import Path
 from featx.errors import ConfigError, FitError
 from featx.evaluate.protocol.folds import Folds
 from featx.evaluate.protocol.fusion import sequences_of
+from featx.evaluate.protocol.task import Task
 from featx.evaluate.runs.outputs import Predictions, write_fit_outputs
+from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import score_fused
 from featx.finetune.unit import Context, UnitRun, train_unit
 from featx.results.runs import FitResult, HeadInfo
@@ -109,20 +111,18 @@ def _fused(
     units = {q: dev.sequences == q for q in seqs}
     test_units = {q: test.sequences == q for q in seqs}
     test_proba = {q: next(iter(per[q].test_proba.values())) for q in seqs if per[q].test_proba}
+    task = Task.classification(dev.labels, list(first.classes), positive=cfg.positive, folds=folds)
     scores = score_fused(
         dev,
         test,
-        list(first.classes),
+        task,
         {q: per[q].cvres.proba for q in seqs},
         {q: per[q].result.cv for q in seqs},
         units,
         test_units,
         test_proba,
-        folds,
         fuse,
-        cfg.positive,
-        cfg.bootstrap,
-        cfg.seed,
+        Resampling.of(cfg),
     )
     sequences = {q: replace(v, run=index.sequences[q]) for q, v in scores.sequences.items()}
     ft = replace(

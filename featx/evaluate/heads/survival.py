@@ -120,10 +120,10 @@ def _takes_groups(est) -> bool:
 class CoxnetCV(BaseEstimator):
     """scikit-survival's ``CoxnetSurvivalAnalysis`` (elastic net) with the penalty chosen by an inner CV.
 
-    The path of ``n_alphas`` penalties is fitted on all training rows; an inner ``inner_k``-fold CV (grouped by
-    ``groups`` when given) scores each penalty by Harrell's C on its held-out rows, and the final model is the
-XX
-    diverge (many more features than rows), the path stops at ten times stronger ones (``alpha_min_ratio_``).
+        The path of ``n_alphas`` penalties is fitted on all training rows; an inner ``inner_k``-fold CV (grouped by
+        ``groups`` when given) scores each penalty by Harrell's C on its held-out rows, and the final model is the
+    XX
+        diverge (many more features than rows), the path stops at ten times stronger ones (``alpha_min_ratio_``).
     """
 
     def __init__(self, l1_ratio=0.5, n_alphas=30, alpha_min_ratio=0.01, inner_k=5, random_state=0):
