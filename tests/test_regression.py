@@ -177,8 +177,8 @@ def test_what_a_regression_refuses_and_why(aged, tmp_path):
     ):
         with pytest.raises(ConfigError, match=what):
             FitConfig(store="s.h5", features="x", **kw)
-    with pytest.raises(ConfigError, match="not yet for --target regression"):
-        BenchConfig(store="s.h5", features=("x",), target="regression", value="age", select="nested")
+    with pytest.raises(ConfigError, match="not for --target regression"):
+        BenchConfig(store="s.h5", features=("x",), target="regression", value="age", ensemble=2)
 
 
 def test_a_manifests_outcome_columns_reach_the_store_and_survive_a_rewrite(tmp_path, caplog):
@@ -202,3 +202,23 @@ def test_a_manifests_outcome_columns_reach_the_store_and_survive_a_rewrite(tmp_p
         st.write("f", rows, np.ones((3, 2), np.float32))
     with FeatureStore(tmp_path / "s.h5") as st:
         assert st.outcome_names() == ["age", "lable"] and list(st.load("f").outcomes["age"]) == ["61.5", "", "70"]
+
+
+def test_nested_selection_and_the_label_efficiency_curve_of_a_regression(aged):
+    store, _ = aged
+    res = run_bench(
+        BenchConfig(store=store, features=("deep", "rad"), heads=("ridge",), target="regression", value="age", cv=5,
+                    bootstrap=50, select="nested", train_sizes=("4", "all"), draws=2),
+        progress=False,
+    )  # fmt: skip
+    sel, lc = res.selection, res.learning
+    assert (
+        sel.nested.pooled.mae is not None and "MAE" in sel.quote and set(sel.chosen) <= {"deep + ridge", "rad + ridge"}
+    )
+    assert sel.gap == pytest.approx(sel.nested.pooled.mae - sel.naive_auc)  # positive: the naive figure looks better
+    assert lc["metric"] == "mae" and "per stratum" in lc["unit"]
+    full = {(p["features"], p["head"]): p["mae"] for p in lc["points"] if p["size"] == "all"}
+    assert full[("deep", "ridge")] == pytest.approx(
+        next(c for c in res.cells if c.feature_set == "deep").cv.pooled.mae, abs=1e-4
+    )
+    assert all(t["mae_difference"] < 0 for t in lc["tests"])  # the deep features err less at every size

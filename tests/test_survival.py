@@ -208,3 +208,35 @@ def test_what_a_survival_target_refuses_and_why(tmp_path):
     make_store(store, "g", np.zeros((n, 2)), [""] * n, outcomes={"t": ["5"] * n, "e": ["0"] * n})
     assert_one_line_error(featx(*args[:4], "g", *args[5:]), "no row has an event")
     assert_usage_error(featx(*args, "--head", "xgb"), "'xgb' is not a survival head", "coxnet")  # given: not replaced
+
+
+def test_nested_selection_and_the_label_efficiency_curve_of_a_survival_target(tmp_path):
+    """A planted hazard in two of 12 features: nested selection quotes Harrell's C, and the curve's full size is the
+    bench's own cell."""
+    rng = np.random.default_rng(0)
+    n = 120
+    subjects = [f"p{i // 2:03d}" for i in range(n)]
+    z = np.repeat(rng.normal(size=n // 2), 2)
+    t_event, t_censor = (
+        np.repeat(rng.exponential(size=n // 2), 2) * np.exp(-z),
+        np.repeat(rng.uniform(0.5, 3, n // 2), 2),
+    )
+    outcomes = {"t": np.round(np.minimum(t_event, t_censor), 4), "e": (t_event <= t_censor).astype(int)}
+    X = rng.normal(size=(n, 12)) + np.outer(z, [1.0, 0.5] + [0] * 10)
+    store = tmp_path / "s.h5"
+    make_store(store, "deep", X, [""] * n, subjects=subjects, outcomes=outcomes)
+    make_store(store, "rad", rng.normal(size=(n, 4)), [""] * n, subjects=subjects, kind="radiomics", outcomes=outcomes)
+    res = run_bench(
+        BenchConfig(store=store, features=("deep", "rad"), heads=("coxph",), target="survival", time="t", event="e",
+                    cv=4, bootstrap=50, select="nested", train_sizes=("6", "all"), draws=2),
+        progress=False,
+    )  # fmt: skip
+    sel, lc = res.selection, res.learning
+    assert "Harrell's C" in sel.quote and sel.nested.pooled.harrell_c > 0.6
+    assert lc["metric"] == "harrell_c" and lc["tests"][0]["harrell_c_difference"] > 0
+    full = next(p for p in lc["points"] if p["size"] == "all" and p["features"] == "deep")
+    assert full["harrell_c"] == pytest.approx(
+        next(c for c in res.cells if c.feature_set == "deep").cv.pooled.harrell_c, abs=1e-4
+    )
+    with pytest.raises(ConfigError, match="not for --target survival"):
+        BenchConfig(store=store, features=("deep",), target="survival", time="t", event="e", ensemble=2)

@@ -296,7 +296,7 @@ def print_bench(res: BenchResult) -> None:
         counts = ", ".join(f"{t} {n}x" for t, n in sel.chosen_counts.items())
         out_console.print(
             f"nested selection (inner {sel.inner_k}-fold CV of each outer training fold; chosen: {counts}): "
-            f"AUC {fmt(sel.nested.pooled, 'auc', boot=False)}",
+            f"{METRIC_LABELS[sel.nested.pooled.primary]} {fmt(sel.nested.pooled, sel.nested.pooled.primary, boot=False)}",
             highlight=False,
         )
         out_console.print(sel.quote, highlight=False)

@@ -221,11 +221,11 @@ class BenchConfig(HeadSettings):
     def validate(self) -> None:
         super().validate()
         self.heads_checked(self.heads)
-        if self.target != "classification" and self.train_sizes:
-            raise ConfigError(f"draws subjects per class; not yet for --target {self.target}.", "train_sizes")
-        if self.target != "classification" and (self.select != "naive" or self.ensemble):
+        if self.target != "classification" and self.ensemble:
             raise ConfigError(
-                f"nested selection and ensembles rank cells by AUC; not yet for --target {self.target}.", "select"
+                f"combines the cells' class probabilities (a soft vote, a stacked logistic regression); not for "
+                f"--target {self.target}.",
+                "ensemble",
             )
         bags = [h for h in self.heads if h in BAG_HEADS]
         if bags:

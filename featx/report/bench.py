@@ -31,7 +31,7 @@ from featx.report.plots import (
 )
 from featx.results.bench import BenchResult
 from featx.results.codec import to_json
-from featx.results.metrics import Metrics, finite
+from featx.results.metrics import METRIC_LABELS, Metrics, finite
 
 TOP_ROC = 5
 TABLE_KEYS = (
@@ -133,21 +133,23 @@ def bench_values(path: Path, column: str, cell: str) -> tuple[np.ndarray, np.nda
 def learning_section(r: BenchResult) -> str:
     """``--train-sizes``: the best deep cell against the best radiomics cell at each size."""
     lc = r.learning
+    key = lc.get("metric", "auc")
+    label = METRIC_LABELS.get(key, key)
     note = (
         f"<h2>Label efficiency</h2><p class='note'>Each training fold cut down to {e(lc['unit'])} at each size, "
         f"{lc['draws']} random draws (subjects whole), every model scored on the same outer folds (learning.csv: "
         "every cell at every size; the figure below). The best deep cell against the best radiomics cell at each "
-        "size: a paired bootstrap over subjects of the draw-mean AUC difference [95% interval].</p>"
+        f"size: a paired bootstrap over subjects of the draw-mean {e(label)} difference [95% interval].</p>"
     )
     if not lc["tests"]:
         return note
     rows = [
         (t["size"], t["deep"], t["radiomics"],
-         f"{t['auc_difference']:+.3f} " + (f"[{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}]" if t["ci"] else e(t["test"])),
+         f"{t[f'{key}_difference']:+.3f} " + (f"[{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}]" if t["ci"] else e(t["test"])),
          p_value(t["p"]))
         for t in lc["tests"]
     ]  # fmt: skip
-    return note + table(["size", "deep", "radiomics", "ΔAUC", "p"], rows)
+    return note + table(["size", "deep", "radiomics", f"Δ{label}", "p"], rows)
 
 
 def p_value(v) -> str:
@@ -319,23 +321,25 @@ def _counts(fold_members) -> list:
 def selection_section(r: BenchResult) -> str:
     """Nested selection: the honest estimate of taking the best cell, beside the naive best, and what to quote."""
     s = r.selection
+    key = s.nested.pooled.primary
+    label = METRIC_LABELS[key]
     rows = [
-        ("naive: the best cell's CV AUC", s.naive_best, f"{s.naive_auc:.3f}" if finite(s.naive_auc) else "-"),
+        (f"naive: the best cell's CV {label}", s.naive_best, f"{s.naive_auc:.3f}" if finite(s.naive_auc) else "-"),
         (
             f"nested: the cell an inner {s.inner_k}-fold CV chose, on each outer fold",
             "; ".join(f"{t} {n}x" for t, n in s.chosen_counts.items()),
-            _cell(s.nested.pooled, "auc"),
+            _cell(s.nested.pooled, key),
         ),
-        ("gap (naive - nested)", "", f"{s.gap:+.3f}" if finite(s.gap) else "-"),
+        ("gap (how much better the naive figure looks)", "", f"{s.gap:+.3f}" if finite(s.gap) else "-"),
     ]
     if s.test is not None:
-        rows.append(("held-out test of the configuration chosen by CV (scored once)", s.selected, _cell(s.test, "auc")))
+        rows.append(("held-out test of the configuration chosen by CV (scored once)", s.selected, _cell(s.test, key)))
     return (
         "<h2>Model selection (nested)</h2><p class='note'>The best of "
-        f"{s.candidates} cells won on the folds it is scored on, so its CV AUC is optimistic. Nested selection "
+        f"{s.candidates} cells won on the folds it is scored on, so its CV {label} is optimistic. Nested selection "
         "scores the whole procedure: in each outer fold, the cell chosen by an inner CV of the training rows only, "
         "on the outer fold's rows.</p>"
-        + "<table class='bench'><tr><th>estimate</th><th>cell</th><th>AUC</th></tr>"
+        + f"<table class='bench'><tr><th>estimate</th><th>cell</th><th>{e(label)}</th></tr>"
         + "".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{c}</td></tr>" for a, b, c in rows)
         + "</table>"
         + f"<p><b>Which number to quote.</b> {e(s.quote)}</p>"

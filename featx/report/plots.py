@@ -182,7 +182,10 @@ def strip_png(series: dict, title: str, path: Path) -> Path:
 
 
 def learning_png(learning: dict, path: Path) -> Path:
-    """AUC (mean over draws, bars: the draws' range) against training subjects per class, a line per cell."""
+    """AUC (a regression: MAE; survival: Harrell's C; mean over draws, bars: the draws' range) against training subjects
+    per class, a line per cell."""
+    key = learning.get("metric", "auc")
+    label = {"auc": "AUC", "mae": "MAE", "harrell_c": "Harrell's C"}.get(key, key)
     plt = _pyplot()
     sizes = learning["sizes"]
     x = {s: i for i, s in enumerate(sizes)}
@@ -193,16 +196,16 @@ def learning_png(learning: dict, path: Path) -> Path:
     for name, pts in cells.items():
         pts = sorted(pts, key=lambda p: x[p["size"]])
         xs = [x[p["size"]] for p in pts]
-        ys = np.array([p["auc"] for p in pts])
-        lo = ys - np.array([p["auc_range"][0] for p in pts])
-        hi = np.array([p["auc_range"][1] for p in pts]) - ys
+        ys = np.array([p[key] for p in pts])
+        lo = ys - np.array([p[f"{key}_range"][0] for p in pts])
+        hi = np.array([p[f"{key}_range"][1] for p in pts]) - ys
         style = "--" if pts[0]["kind"] == "radiomics" else "-"
         ax.errorbar(xs, ys, yerr=[lo, hi], ls=style, marker="o", ms=3, capsize=2, lw=1.2, label=name)
     labels = [
         f"{s}\n({np.mean([p['train_subjects'] for p in learning['points'] if p['size'] == s]):.0f})" for s in sizes
     ]
     ax.set_xticks(range(len(sizes)), labels, fontsize=7)
-    ax.set(xlabel=f"training size ({learning['unit']}; mean training subjects)", ylabel="CV AUC (mean of draws)")
+    ax.set(xlabel=f"training size ({learning['unit']}; mean training subjects)", ylabel=f"CV {label} (mean of draws)")
     ax.set_title("Label efficiency: the same outer folds at every size", fontsize=9)
     ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()

@@ -104,9 +104,10 @@ class NestedSelection:
     ``naive_best`` is the cell with the best CV AUC and ``naive_auc`` that AUC, optimistic because the cell
     won on the folds it is scored on. ``nested`` scores, in each outer fold, the cell an inner CV of that
     fold's training rows chose (``chosen``, per repeat and fold), on the outer fold: the expected AUC of the
-    selected model, and ``gap`` = naive - nested. ``selected`` is the cell chosen by CV on every development
-    row (the naive best), and ``test`` its metrics on the held-out test split, scored once. ``quote`` says
-    which figure a reader may quote.
+    selected model, and ``gap`` = naive - nested. A regression's figures are its MAE (``gap`` = nested - naive),
+    a survival target's Harrell's C, under the same names: positive ``gap`` is always optimism. ``selected`` is
+    the cell chosen by CV on every development row (the naive best), and ``test`` its metrics on the held-out
+    test split, scored once. ``quote`` says which figure a reader may quote.
     """
 
     naive_best: str

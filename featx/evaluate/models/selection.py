@@ -25,7 +25,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from featx.errors import FitError
-from featx.evaluate.heads.operating import inner_splits, parse_threshold
+from featx.evaluate.heads.operating import inner_splits, inner_splitter, parse_threshold
+from featx.evaluate.heads.survival import harrell
 from featx.evaluate.protocol.cv import fold_fit, mean_over_repeats, proba_of
 from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.protocol.task import Task
@@ -34,6 +35,7 @@ from featx.evaluate.statistics.resampling import Resampling
 from featx.evaluate.statistics.scoring import evaluate, fold_scores, metrics_with_ci
 from featx.progress import progress_bar
 from featx.results.bench import CellResult, NestedSelection
+from featx.results.metrics import LOWER_IS_BETTER, METRIC_LABELS
 
 ENSEMBLES = ("vote", "stack")
 ENSEMBLE_HEADS = {"vote": "soft vote", "stack": "stacking (logistic regression)"}  # the rows' "head" column
@@ -65,13 +67,13 @@ class InnerCV:
     def __init__(self, members: list[Member], task: Task, inner_k: int, seed: int):
         self.members, self.folds, self.proba = members, task.folds, {}
         self.calls = []
-        y, g, n_classes = task.y, task.groups, task.n_classes
+        y, g, width = task.y, task.groups, task.width
         for r, f, train, _ in task.folds.split():
-            splits = inner_splits(y[train], None if g is None else g[train], inner_k, inner_seed(seed, r, f))
+            splits = _inner_splits(task, train, inner_k, inner_seed(seed, r, f))
             for i, m in enumerate(members):
-                self.proba[(r, f, i)] = np.full((len(y), n_classes), np.nan)
+                self.proba[(r, f, i)] = np.full((len(y), width), np.nan)
                 for itr, ite in splits:
-                    args = (m.estimator, m.X, y, g, m.grid, seed + r, inner_k, train[itr], train[ite], n_classes)
+                    args = (m.estimator, m.X, y, g, m.grid, seed + r, inner_k, train[itr], train[ite], task.n_proba)
                     self.calls.append((args, (r, f, i), train[ite]))
 
     def tasks(self, on_done=None) -> list[tuple]:
@@ -81,6 +83,35 @@ class InnerCV:
         self.proba[key][rows] = out[0]
         if on_done is not None:
             on_done()
+
+
+def _inner_splits(task: Task, train: np.ndarray, k: int, seed: int) -> list:
+    """The inner folds of the outer training rows ``train``: stratified by class (:func:`inner_splits`), or, for a
+    target without classes, a plain K-fold of its units (at most as many folds as units)."""
+    g = None if task.groups is None else task.groups[train]
+    if task.kind == "classification":
+        return inner_splits(task.y[train], g, k, seed)
+    units = len(np.unique(g)) if g is not None else len(train)
+    if units < 2:
+        raise FitError("--select nested: an outer training fold has fewer than 2 subjects for its inner CV.")
+    splitter = inner_splitter(min(k, units), seed, g is not None, stratified=False)
+    return list(splitter.split(np.zeros((len(train), 1)), groups=g))
+
+
+def score_of(task: Task, proba) -> float:
+    """How good the predictions ``proba`` of ``task``'s rows are, higher better, on the rows with predictions (-inf
+    with none): the AUC (:func:`auc_of`), minus a regression's MAE, or a survival target's Harrell's C."""
+    ok = ~np.isnan(proba[:, 0])
+    if task.kind == "classification":
+        return auc_of(task.y, proba, task.pos)
+    if not ok.any():
+        return -np.inf
+    if task.kind == "regression":
+        return -float(np.abs(proba[ok, 0] - task.y[ok]).mean())
+    y = task.y[ok]
+    if not y["event"].any():
+        return -np.inf
+    return harrell(y, proba[ok, 0])
 
 
 def auc_of(y, proba, positive: int | None) -> float:
@@ -151,13 +182,13 @@ def select(inner: InnerCV, task: Task, k: int | None, rule=None) -> Selected:
     the rows it was fitted on (a logistic regression on K inputs: little to overfit)."""
     members, folds = inner.members, inner.folds
     y, n_classes, positive = task.y, task.n_classes, task.pos
-    shape = (folds.repeats, len(y), n_classes)
+    shape = (folds.repeats, len(y), task.width)
     nested = np.full(shape, np.nan)
     ens = {how: np.full(shape, np.nan) for how in ENSEMBLES} if k else {}
     thresholds = {how: np.full(shape[:2], np.nan) for how in ens} if rule is not None else {}
     chosen, tops = [], []
     for r, f, train, test in folds.split():
-        scores = [auc_of(y[train], inner.proba[(r, f, i)][train], positive) for i in range(len(members))]
+        scores = [score_of(task.rows(train), inner.proba[(r, f, i)][train]) for i in range(len(members))]
         order = np.argsort(-np.asarray(scores), kind="stable")
         best = int(order[0])
         nested[r, test] = members[best].oof[r, test]
@@ -302,23 +333,29 @@ def run_selection(cfg, members: list[Member], cells: dict, task: Task, test: Tas
 
 
 def _nested(nested, sel: Selected, best, cfg, candidates: int, has_test: bool):
-    """The NestedSelection record, with the sentence that says which figure to quote."""
-    naive = best.cv.pooled.auc
-    honest = nested.pooled.auc
-    gap = None if naive is None or honest is None else naive - honest
-    ci = nested.pooled.auc_ci
+    """The NestedSelection record, with the sentence that says which figure to quote. Its figures are the primary
+    metric (the AUC; a regression's MAE, a survival target's Harrell's C); ``gap``: how much better the naive figure
+    looks than the nested one (positive: optimistic)."""
+    key = best.cv.pooled.primary
+    label = METRIC_LABELS[key]
+    naive, honest = best.cv.pooled.value(key), nested.pooled.value(key)
+    gap = None
+    if naive is not None and honest is not None:
+        gap = honest - naive if key in LOWER_IS_BETTER else naive - honest
+    ci = nested.pooled.auc_ci if key == "auc" else nested.pooled.interval(key)
     quote = (
-        f"Quote the nested estimate, AUC {honest:.3f}"
+        f"Quote the nested estimate, {label} {honest:.3f}"
         + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
-        + f", for the model this bench selects among its {candidates} cells; the best cell's own CV AUC "
+        + f", for the model this bench selects among its {candidates} cells; the best cell's own CV {label} "
         f"({naive:.3f}) won on the folds it is scored on and is optimistic by {gap:+.3f}."
         if honest is not None and naive is not None and gap is not None
         else "The nested estimate is not computable on these folds; no CV figure of the best cell is unbiased."
     )
-    if has_test and best.test is not None and best.test.auc is not None:
+    tested = best.test.value(key) if has_test and best.test is not None else None
+    if tested is not None:
         quote += (
-            f" On the held-out test split, scored once, the configuration chosen by CV ({best.title}) has AUC "
-            f"{best.test.auc:.3f}: the figure to quote for it as a test result."
+            f" On the held-out test split, scored once, the configuration chosen by CV ({best.title}) has {label} "
+            f"{tested:.3f}: the figure to quote for it as a test result."
         )
     return NestedSelection(
         naive_best=best.title,

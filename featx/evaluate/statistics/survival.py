@@ -148,15 +148,18 @@ def risk_groups(task: Task, pred, cut: float) -> dict:
 
 def paired_c_bootstrap(task: Task, pa, pb, boot: Resampling):
     """(PairedBootstrap, "") of Harrell's C(a) - C(b) on ``task``'s rows, both on the same resamples of units, or
-    (None, why not). The two-sided p is twice the smaller tail of the differences around 0."""
+    (None, why not). ``pa``/``pb``: predictions, or lists of them (draws of one cell, ``bench --train-sizes``): a
+    cell's C is then the mean of its draws'. The two-sided p is twice the smaller tail of the differences around 0."""
     from sksurv.metrics import concordance_index_censored
 
     y = task.y
-    ra, rb = np.asarray(pa, float)[:, 0], np.asarray(pb, float)[:, 0]
+    ra, rb = ([np.asarray(q, float)[:, 0] for q in (p if isinstance(p, list) else [p])] for p in (pa, pb))
 
-    def c(idx, risk):
+    def c(idx, draws):
         try:
-            return float(concordance_index_censored(y["event"][idx], y["time"][idx], risk[idx])[0])
+            return float(
+                np.mean([concordance_index_censored(y["event"][idx], y["time"][idx], r[idx])[0] for r in draws])
+            )
         except (ValueError, ZeroDivisionError):
             return np.nan
 
