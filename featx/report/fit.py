@@ -136,15 +136,7 @@ AUC: 95% DeLong interval in parentheses; [brackets]: 95% percentile bootstrap ({
         copies_note(proto),
         degenerate_note(proto.scored_on, cv.pooled),
         degenerate_note("held-out test", r.test),
-        table(
-            [
-                "metric",
-                "CV (pooled out-of-fold)" if proto.split == "cv" else "test split (fixed)",
-                f"{proto.scored_on} {proto.per_unit} (mean ± sd)",
-                "held-out test",
-            ],
-            summary_rows(cv, r.test),
-        ),
+        summary_table(r),
     ]
     body.append(operating_section(proto, [(f"{proto.scored_on}", cv.pooled), ("held-out test", r.test)], cv.thresholds))
     body += _rest(r, images)
@@ -192,6 +184,18 @@ def _rest(r: FitResult, images: dict) -> list[str]:
     return body
 
 
+def summary_table(r: FitResult) -> str:
+    """Each metric pooled, per fold and on the held-out test rows."""
+    proto = r.protocol
+    head = [
+        "metric",
+        "CV (pooled out-of-fold)" if proto.split == "cv" else "test split (fixed)",
+        f"{proto.scored_on} {proto.per_unit} (mean ± sd)",
+        "held-out test",
+    ]
+    return table(head, summary_rows(r.cv, r.test))
+
+
 def regression_body(r: FitResult) -> str:
     """The summary of a regression: its metrics with their intervals, and the Bland-Altman agreement."""
     proto, cv = r.protocol, r.cv
@@ -206,15 +210,7 @@ def regression_body(r: FitResult) -> str:
 target: the number in <b>{e(r.target.value or "")}</b> (regression). Level: {e(cv.level)}. [brackets]: 95% percentile
 bootstrap ({proto.n_boot} resamples by {e(unit)}). MAE and RMSE are in the target's units.</p>"""
         + copies_note(proto)
-        + table(
-            [
-                "metric",
-                "CV (pooled out-of-fold)" if proto.split == "cv" else "test split (fixed)",
-                f"{proto.scored_on} {proto.per_unit} (mean ± sd)",
-                "held-out test",
-            ],
-            summary_rows(cv, r.test),
-        )
+        + summary_table(r)
         + "<h2>Agreement (Bland-Altman)</h2><p class='note'>bias: mean of predicted - true; 95% limits of "
         "agreement: bias ± 1.96 sd of the differences.</p>"
         + table(["predictions", "bias", "95% limits of agreement"], agreement)
@@ -249,15 +245,7 @@ time-dependent AUC and the integrated Brier score (IBS, lower is better; over {l
 {min(t.times, default=0):g} to {max(t.times, default=0):g}) weight by the censoring distribution of the development
 rows.</p>"""
         + copies_note(proto)
-        + table(
-            [
-                "metric",
-                "CV (pooled out-of-fold)" if proto.split == "cv" else "test split (fixed)",
-                f"{proto.scored_on} {proto.per_unit} (mean ± sd)",
-                "held-out test",
-            ],
-            summary_rows(cv, r.test),
-        )
+        + summary_table(r)
         + "<h2>Time-dependent AUC</h2><p class='note'>cumulative/dynamic AUC at each horizon (scikit-survival).</p>"
         + table(["predictions", *(f"t = {h}" for h in horizons)], td)
         + f"<h2>Risk groups</h2><p class='note'>High risk: a risk score above the {t_quantile(cv.pooled)} quantile "

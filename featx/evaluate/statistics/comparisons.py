@@ -18,9 +18,9 @@ import numpy as np
 from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import corrected_ttest, delong_paired
 from featx.evaluate.statistics.regression import paired_mae_bootstrap
-from featx.evaluate.statistics.resampling import Resampling, resample_weights, weighted_auc
+from featx.evaluate.statistics.resampling import Resampling, paired_result, resample_weights, weighted_auc
 from featx.evaluate.statistics.survival import paired_c_bootstrap
-from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest, PairedBootstrap
+from featx.results.bench import CellResult, Comparison, CorrectedTTest, DeLongTest
 
 
 @dataclass(frozen=True)
@@ -165,11 +165,6 @@ def paired_bootstrap(task: Task, pa, pb, boot: Resampling):
     for W in weights:
         d = auc(W, draws_a) - auc(W, draws_b)
         diffs.extend(d[np.isfinite(d)])  # NaN: a resample that lost a class
-    if len(diffs) < max(20, n_boot // 10):
-        return None, f"too few resamples hold every class ({len(diffs)} of {n_boot}): the split is too small"
-    d = np.asarray(diffs)
     once = np.ones((1, len(y)))  # the predictions themselves
     full = float(auc(once, draws_a)[0] - auc(once, draws_b)[0])
-    p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return PairedBootstrap(full, float(lo), float(hi), float(p), int(len(d)), unit), ""
+    return paired_result(diffs, full, unit, n_boot, "auc", "hold every class: the split is too small")

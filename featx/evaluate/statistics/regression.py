@@ -13,8 +13,7 @@ import warnings
 import numpy as np
 
 from featx.evaluate.protocol.task import Task
-from featx.evaluate.statistics.resampling import Resampling, resample_weights
-from featx.results.bench import PairedBootstrap
+from featx.evaluate.statistics.resampling import Resampling, paired_result, percentile_cis, resample_rows
 
 #: the summary metrics of a regression, in table order
 REGRESSION_KEYS = ("mae", "rmse", "r2", "pearson", "spearman")
@@ -52,30 +51,17 @@ def regression_metrics(y, pred) -> dict:
     return out
 
 
-def _resamples(task: Task, boot: Resampling):
-    """(index arrays of every resample of ``task``'s units, the unit's name)."""
-    chunks, unit = resample_weights(len(task.y) if task.groups is None else task.groups, boot.n_boot, boot.seed)
-    rows = np.arange(len(task.y))
-    return (np.repeat(rows, W_row.astype(int)) for W in chunks for W_row in W), unit
-
-
 def regression_bootstrap(task: Task, pred, boot: Resampling, level: float = 0.95) -> dict:
     """Percentile-bootstrap intervals of :data:`REGRESSION_KEYS`, resampling whole units (``task.groups``)."""
     pred = np.asarray(pred, float).reshape(-1)
-    draws, unit = _resamples(task, boot)
+    draws, unit = resample_rows(task, boot)
     stats = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a resample of constant values: that metric is left out of it
         for idx in draws:
             m = regression_metrics(task.y[idx], pred[idx])
             stats.append([m.get(k, np.nan) if m.get(k) is not None else np.nan for k in REGRESSION_KEYS])
-    stats = np.asarray(stats, float).reshape(-1, len(REGRESSION_KEYS))
-    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
-    ci = {}
-    for i, key in enumerate(REGRESSION_KEYS):
-        col = stats[:, i][np.isfinite(stats[:, i])]
-        if len(col):
-            ci[key] = [float(np.percentile(col, lo_q)), float(np.percentile(col, hi_q))]
+    ci = percentile_cis(stats, REGRESSION_KEYS, level)
     return {"n_boot": boot.n_boot, "unit": unit, "level": level, "ci": ci}
 
 
@@ -91,12 +77,7 @@ def paired_mae_bootstrap(task: Task, pa, pb, boot: Resampling):
     def mae(idx, draws):
         return float(np.mean([np.abs(d[idx] - y[idx]).mean() for d in draws]))
 
-    resamples, unit = _resamples(task, boot)
-    d = np.array([mae(idx, draws_a) - mae(idx, draws_b) for idx in resamples])
-    if len(d) < 20:
-        return None, f"{len(d)} resamples; a paired bootstrap needs at least 20 (--bootstrap)"
+    resamples, unit = resample_rows(task, boot)
+    d = [mae(idx, draws_a) - mae(idx, draws_b) for idx in resamples]
     everything = np.arange(len(y))
-    full = mae(everything, draws_a) - mae(everything, draws_b)
-    p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return PairedBootstrap(float(full), float(lo), float(hi), float(p), int(len(d)), unit, metric="mae"), ""
+    return paired_result(d, mae(everything, draws_a) - mae(everything, draws_b), unit, boot.n_boot, "mae")

@@ -14,6 +14,7 @@ import numpy as np
 
 from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.metrics import SUMMARY_KEYS, predicted_classes
+from featx.results.bench import PairedBootstrap
 
 BOOT_KEYS = SUMMARY_KEYS
 BOOT_CHUNK = 100
@@ -211,3 +212,37 @@ def bootstrap(task: Task, proba, boot: Resampling, level: float = 0.95, threshol
             "hi": np.percentile(c, hi_q, axis=0).tolist(),
         }
     return out
+
+
+def resample_rows(task: Task, boot: Resampling):
+    """``(index arrays, unit)``: the rows of every resample of ``task``'s units (a unit drawn twice: its rows twice),
+    for metrics that take rows rather than weights; the same draws as :func:`resample_weights`."""
+    chunks, unit = resample_weights(len(task.y) if task.groups is None else task.groups, boot.n_boot, boot.seed)
+    rows = np.arange(len(task.y))
+    return (np.repeat(rows, w.astype(int)) for W in chunks for w in W), unit
+
+
+def percentile_cis(stats, keys, level: float = 0.95, needed: int = 1) -> dict:
+    """``key -> [lo, hi]``: the percentile interval of each column of ``stats`` (a row per resample, NaN where a
+    resample could not give the metric), for the columns with at least ``needed`` finite values."""
+    stats = np.asarray(stats, float).reshape(-1, len(keys))
+    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
+    out = {}
+    for i, key in enumerate(keys):
+        col = stats[:, i][np.isfinite(stats[:, i])]
+        if len(col) >= max(needed, 1):
+            out[key] = [float(np.percentile(col, lo_q)), float(np.percentile(col, hi_q))]
+    return out
+
+
+def paired_result(diffs, full: float, unit: str, n_boot: int, metric: str = "auc", why: str = ""):
+    """``(PairedBootstrap, "")`` from the finite differences a - b of a paired bootstrap (``full``: on the predictions
+    themselves): the 95% percentile interval and the two-sided p, twice the smaller tail around 0; ``(None, why)``
+    when fewer than max(20, n_boot / 10) resamples gave one (``why`` names what they lacked)."""
+    d = np.asarray(diffs, float)
+    d = d[np.isfinite(d)]
+    if len(d) < max(20, n_boot // 10):
+        return None, f"too few resamples {why or 'to compare'} ({len(d)} of {n_boot})"
+    p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return PairedBootstrap(float(full), float(lo), float(hi), float(p), int(len(d)), unit, metric=metric), ""

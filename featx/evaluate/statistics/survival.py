@@ -14,12 +14,12 @@ A prediction row holds the risk score, the fold's risk-group cut-off, then the s
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
 from featx.evaluate.protocol.task import Task
-from featx.evaluate.statistics.resampling import Resampling, resample_weights
-from featx.results.bench import PairedBootstrap
+from featx.evaluate.statistics.resampling import Resampling, paired_result, percentile_cis, resample_rows
 
 #: the summary metrics of a survival target, in table order
 SURVIVAL_KEYS = ("harrell_c", "uno_c", "td_auc_mean", "ibs")
@@ -87,29 +87,15 @@ def _inside(times, y) -> list[float]:
     return [float(t) for t in times if lo <= t < hi]
 
 
-def _resamples(task: Task, boot: Resampling):
-    chunks, unit = resample_weights(len(task.y) if task.groups is None else task.groups, boot.n_boot, boot.seed)
-    rows = np.arange(len(task.y))
-    return (np.repeat(rows, w.astype(int)) for W in chunks for w in W), unit
-
-
 def survival_bootstrap(task: Task, pred, boot: Resampling, level: float = 0.95) -> dict:
     """Percentile-bootstrap intervals of :data:`SURVIVAL_KEYS`, resampling whole units (``task.groups``)."""
-    from dataclasses import replace
-
     pred = np.asarray(pred, float)
-    draws, unit = _resamples(task, boot)
+    draws, unit = resample_rows(task, boot)
     stats = []
     for idx in draws:
         m = survival_metrics(replace(task, y=task.y[idx], groups=None, folds=None), pred[idx])
         stats.append([m.get(k, np.nan) for k in SURVIVAL_KEYS])
-    stats = np.asarray(stats, float).reshape(-1, len(SURVIVAL_KEYS))
-    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
-    ci = {}
-    for i, key in enumerate(SURVIVAL_KEYS):
-        col = stats[:, i][np.isfinite(stats[:, i])]
-        if len(col) >= max(10, boot.n_boot // 10):
-            ci[key] = [float(np.percentile(col, lo_q)), float(np.percentile(col, hi_q))]
+    ci = percentile_cis(stats, SURVIVAL_KEYS, level, needed=max(10, boot.n_boot // 10))
     return {"n_boot": boot.n_boot, "unit": unit, "level": level, "ci": ci}
 
 
@@ -163,13 +149,8 @@ def paired_c_bootstrap(task: Task, pa, pb, boot: Resampling):
         except (ValueError, ZeroDivisionError):
             return np.nan
 
-    resamples, unit = _resamples(task, boot)
-    d = np.array([c(idx, ra) - c(idx, rb) for idx in resamples])
-    d = d[np.isfinite(d)]
-    if len(d) < max(20, boot.n_boot // 10):
-        return None, f"too few resamples with a comparable pair ({len(d)} of {boot.n_boot})"
+    resamples, unit = resample_rows(task, boot)
+    d = [c(idx, ra) - c(idx, rb) for idx in resamples]
     everything = np.arange(len(y))
     full = c(everything, ra) - c(everything, rb)
-    p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return PairedBootstrap(float(full), float(lo), float(hi), float(p), int(len(d)), unit, metric="harrell_c"), ""
+    return paired_result(d, full, unit, boot.n_boot, "harrell_c", "with a comparable pair")
