@@ -211,8 +211,8 @@ def test_what_a_survival_target_refuses_and_why(tmp_path):
 
 
 def test_nested_selection_and_the_label_efficiency_curve_of_a_survival_target(tmp_path):
-    """A planted hazard in two of 12 features: nested selection quotes Harrell's C, and the curve's full size is the
-    bench's own cell."""
+    """A planted hazard in two of 12 features: early fusion, nested selection quoting Harrell's C, and a curve whose
+    full size is the bench's own cell."""
     rng = np.random.default_rng(0)
     n = 120
     subjects = [f"p{i // 2:03d}" for i in range(n)]
@@ -227,12 +227,15 @@ def test_nested_selection_and_the_label_efficiency_curve_of_a_survival_target(tm
     make_store(store, "deep", X, [""] * n, subjects=subjects, outcomes=outcomes)
     make_store(store, "rad", rng.normal(size=(n, 4)), [""] * n, subjects=subjects, kind="radiomics", outcomes=outcomes)
     res = run_bench(
-        BenchConfig(store=store, features=("deep", "rad"), heads=("coxph",), target="survival", time="t", event="e",
-                    cv=4, bootstrap=50, select="nested", train_sizes=("6", "all"), draws=2),
+        BenchConfig(store=store, features=("deep", "rad", "deep+rad"), heads=("coxph",), target="survival", time="t",
+                    event="e", cv=4, bootstrap=50, select="nested", train_sizes=("6", "all"), draws=2),
         progress=False,
     )  # fmt: skip
     sel, lc = res.selection, res.learning
     assert "Harrell's C" in sel.quote and sel.nested.pooled.harrell_c > 0.6
+    fused = next(c for c in res.cells if c.feature_set == "deep+rad")  # early fusion: one Cox model on both
+    assert fused.n_features == 16 and fused.cv.pooled.harrell_c > 0.6
+    assert any("best deep+rad vs best of its part" in c.why for c in res.comparisons)
     assert lc["metric"] == "harrell_c" and lc["tests"][0]["harrell_c_difference"] > 0
     full = next(p for p in lc["points"] if p["size"] == "all" and p["features"] == "deep")
     assert full["harrell_c"] == pytest.approx(

@@ -281,14 +281,17 @@ def _ridge(seed: int = 0):
 
 @register_head(
     "svr",
-    "standardise, then support-vector regression (RBF kernel, C=1, epsilon=0.1 of the target's scale unset)",
-    grid={"clf__C": [0.1, 1.0, 10.0, 100.0], "clf__epsilon": [0.01, 0.1, 1.0]},
+    "standardise the features and the target, then RBF support-vector regression (C=1, epsilon 0.1 sd)",
+    grid={"clf__regressor__C": [0.1, 1.0, 10.0, 100.0], "clf__regressor__epsilon": [0.01, 0.1, 0.5]},
     target="regression",
 )
 def _svr(seed: int = 0):
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVR
 
-    return RegressionHead(SVR(C=1.0), random_state=seed)
+    # an RBF SVR's C and epsilon are in the target's units: on a standardised target one default fits any scale
+    return RegressionHead(TransformedTargetRegressor(SVR(C=1.0), transformer=StandardScaler()), random_state=seed)
 
 
 @register_head(
