@@ -212,7 +212,7 @@ def test_what_a_survival_target_refuses_and_why(tmp_path):
 
 def test_nested_selection_and_the_label_efficiency_curve_of_a_survival_target(tmp_path):
     """A planted hazard in two of 12 features: early fusion, nested selection quoting Harrell's C, and a curve whose
-    full size is the bench's own cell."""
+    full size is the bench's own cell (coxnet: its own inner CV grouped by subject, in the curve as in the cell)."""
     rng = np.random.default_rng(0)
     n = 120
     subjects = [f"p{i // 2:03d}" for i in range(n)]
@@ -227,7 +227,7 @@ def test_nested_selection_and_the_label_efficiency_curve_of_a_survival_target(tm
     make_store(store, "deep", X, [""] * n, subjects=subjects, outcomes=outcomes)
     make_store(store, "rad", rng.normal(size=(n, 4)), [""] * n, subjects=subjects, kind="radiomics", outcomes=outcomes)
     res = run_bench(
-        BenchConfig(store=store, features=("deep", "rad", "deep+rad"), heads=("coxph",), target="survival", time="t",
+        BenchConfig(store=store, features=("deep", "rad", "deep+rad"), heads=("coxnet",), target="survival", time="t",
                     event="e", cv=4, bootstrap=50, select="nested", train_sizes=("6", "all"), draws=2),
         progress=False,
     )  # fmt: skip

@@ -15,13 +15,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
 
 from featx.evaluate.config import ALL, parse_sizes
 from featx.evaluate.heads.registry import build_head, check_pca_rows
 from featx.evaluate.heads.survival import harrell
 from featx.evaluate.protocol.combined import blocks_of
-from featx.evaluate.protocol.cv import proba_of
+from featx.evaluate.protocol.cv import fit_one, proba_of
 from featx.evaluate.protocol.parallel import resolve_jobs, run_tasks
 from featx.evaluate.protocol.task import Task
 from featx.evaluate.statistics.comparisons import paired_bootstrap
@@ -61,8 +60,9 @@ def subsample(task: Task, train: np.ndarray, size: str, rng, strata=None) -> np.
     return train[np.isin(units, np.concatenate(keep))]
 
 
-def _fit_predict(est, X, y, train, test, n_classes):
-    model = clone(est).fit(X[train], y[train])
+def _fit_predict(est, X, y, groups, train, test, n_classes):
+    """One fit of the curve, as the bench fits its cells (a head with its own inner CV gets the subjects)."""
+    model, _ = fit_one(est, X[train], y[train], None if groups is None else groups[train])
     return proba_of(model, X[test], n_classes)
 
 
@@ -103,7 +103,7 @@ def learning_curve(cfg, pairs, heads, task: Task, plan, progress: bool = True) -
             for size, d, r, test, sub in plan:
                 n_sub = len(np.unique(groups[sub])) if groups is not None else len(sub)
                 owners.append(((dev.name, h, size, d), r, test, n_sub))
-                tasks.append((_fit_predict, (est, dev.X, y, sub, test, task.n_proba), None))
+                tasks.append((_fit_predict, (est, dev.X, y, groups, sub, test, task.n_proba), None))
     with progress_bar(f"learning curve: {len(tasks)} fits", total=len(tasks), enabled=progress) as bar:
         tasks = [(fn, args, lambda _r: bar.update()) for fn, args, _ in tasks]
         results = run_tasks(tasks, resolve_jobs(cfg.jobs))
