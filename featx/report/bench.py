@@ -231,12 +231,17 @@ def render_bench(r: BenchResult, images: dict) -> str:
         "survival": f"target: the time in <b>{e(r.target.time or '')}</b> to the event in <b>{e(r.target.event or '')}</b> "
         "(survival; ranked by Harrell's C)",
     }.get(r.target.kind, f"classes {e(', '.join(r.classes))}; positive class <b>{e(str(r.positive))}</b>")
+    boot = f"percentile bootstrap, {proto.n_boot} resamples by {e(unit)}"
+    intervals = (
+        boot
+        if _regression(r)
+        else f"AUC: DeLong; others: {boot}; the bootstrap AUC intervals are in bench.csv and results.json"
+    )
     body = [
         f"""<p class="note">{r.n_dev} samples (those present in every feature set) in {e(proto.folds)};
 {r.n_test} in the held-out test split; {what}. Every cell is scored on the same folds;
-the scores are {e(r.cells[0].cv.scope)}. Small grey figures: 95% interval
-(AUC: DeLong; others: percentile bootstrap, {proto.n_boot} resamples by {e(unit)}; the bootstrap AUC
-intervals are in bench.csv and results.json). Seconds: cross-validation wall time of the cell.</p>""",
+the scores are {e(r.cells[0].cv.scope)}. Small grey figures: 95% interval ({intervals}). Seconds:
+cross-validation wall time of the cell.</p>""",
         copies_note(proto),
         _ranked_table(r),
     ]

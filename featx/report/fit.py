@@ -152,7 +152,7 @@ def _rest(r: FitResult, images: dict) -> list[str]:
         s = cv.subject
         body.append(
             f"<h2>Subject level</h2><p class='note'>{s.n_subjects} subjects; mean "
-            f"{'prediction' if r.target.kind == 'regression' else 'probability'} over each subject's images.</p>"
+            f"{'probability' if r.target.kind == 'classification' else 'prediction'} over each subject's images.</p>"
             + table(["metric", f"{proto.scored_on} subject level"], [(METRIC_LABELS[k], fmt(s, k)) for k in s.shown()])
         )
     if r.sequences:

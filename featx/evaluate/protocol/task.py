@@ -155,7 +155,9 @@ def survival_tasks(dev, test, folds: Folds, s, groups) -> tuple[Task, Task]:
 
     task = of(dev, folds=folds)
     happened = task.y["time"][task.y["event"]]
-    times = tuple(float(t) for t in np.unique(np.percentile(happened, np.linspace(10, 80, 15))))
-    horizons = tuple(float(h) for h in s.horizons) or tuple(float(t) for t in np.percentile(happened, (25, 50, 75)))
+    grid = np.unique([float(f"{t:.4g}") for t in np.percentile(happened, np.linspace(10, 80, 15))])  # readable times
+    times = tuple(float(t) for t in grid)
+    quartiles = (float(f"{t:.4g}") for t in np.percentile(happened, (25, 50, 75)))
+    horizons = tuple(float(h) for h in s.horizons) or tuple(quartiles)
     extra = dict(times=times, horizons=horizons, reference=task.y, risk_cut=s.risk_cut)
     return replace(task, **extra), replace(of(test), **extra)
