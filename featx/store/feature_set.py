@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -96,7 +96,12 @@ class FeatureSet:
         return out, [n for n, b in zip(names, bad) if b]
 
     def subset(self, mask: np.ndarray) -> FeatureSet:
-        """Rows where ``mask`` is true."""
+        """Rows where ``mask`` is true (a boolean mask or indices). A mask that keeps every row shares this set's
+        arrays instead of copying them: a feature matrix is never written in place, and a copy of a large one would
+        double the memory a fit needs."""
+        mask = np.asarray(mask)
+        if mask.dtype == bool and len(mask) == len(self) and mask.all():
+            return replace(self)
         return FeatureSet(
             self.name,
             self.X[mask],

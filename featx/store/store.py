@@ -66,6 +66,22 @@ STATUS_NAMES = {
 }
 
 
+def _read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``ds[rows]`` (sorted row indices) read straight into one array, a run of consecutive rows at a time: never the
+    whole dataset and then a copy of its rows (twice the memory of a large feature set)."""
+    out = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
+    if len(rows) == ds.shape[0]:  # every row: one read
+        ds.read_direct(out)
+        return out
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    start = 0
+    for run in np.split(rows, breaks):
+        if len(run):
+            ds.read_direct(out, np.s_[run[0] : run[-1] + 1], np.s_[start : start + len(run)])
+            start += len(run)
+    return out
+
+
 def missing_set_message(path, name: str, have: list[str]) -> str:
     """The store lacks feature set ``name``: the closest names it has, and the command that makes such a set."""
     close = [h for h in have if h.startswith(name + ".")] or []  # 'radiomics' -> 'radiomics.default'
@@ -472,7 +488,7 @@ class FeatureStore:
         if not filled.any():
             raise StoreError(f"{self.path}: feature set {name!r} has no computed rows. Run 'featx extract' again.")
         rows = np.flatnonzero(filled)
-        X = g["X"][:][rows]
+        X = _read_rows(g["X"], rows)
         cols = {c: self._column(c)[rows] for c in ("id", "label", "subject", "split", "sequence")}
         return FeatureSet(
             name,
@@ -488,6 +504,15 @@ class FeatureStore:
             g["signature"][:][rows].astype(np.float32) if "signature" in g else None,
             {c: self._outcome(c)[rows] for c in self.outcome_names()},
         )
+
+    def matrix_size(self, name: str) -> tuple[int, int, int]:
+        """(rows, columns, bytes) of the computed rows of ``name``, as :meth:`load` would read them, without reading."""
+        g = self._group(name)
+        filled = g["filled"][:]
+        if "status" in g:
+            filled &= g["status"][:] != REMOVED
+        rows, cols = int(filled.sum()), int(g["X"].shape[1])
+        return rows, cols, rows * cols * g["X"].dtype.itemsize
 
     def content_keys(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(ids, content keys, subjects, labels) of the computed rows of ``name``, without reading its features."""

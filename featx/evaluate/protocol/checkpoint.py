@@ -47,7 +47,8 @@ class FoldCache:
         h = hashlib.sha256()
         for a in (X, y, fold_of):
             a = np.ascontiguousarray(a)
-            h.update(str((a.dtype, a.shape)).encode() + a.tobytes())
+            h.update(str((a.dtype, a.shape)).encode())
+            h.update(memoryview(a).cast("B"))  # the bytes in place: a copy of a large X would double a fit's memory
         if groups is not None:
             h.update("\0".join(map(str, groups)).encode())
         h.update(json.dumps([repr(estimator), repr(sorted((grid or {}).items())), inner_k, seed]).encode())

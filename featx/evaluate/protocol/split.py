@@ -18,6 +18,7 @@ from featx.dataset.copies import cross_copies, find_copies
 from featx.errors import FitError, short_list
 from featx.evaluate.protocol.combined import combine, parts_of
 from featx.evaluate.protocol.folds import Folds, load_folds, make_folds, make_holdout, manifest_split, subject_leaks
+from featx.evaluate.protocol.parallel import available_memory, fit_memory, resolve_jobs
 from featx.evaluate.protocol.settings import SplitSettings
 from featx.store.feature_set import FeatureSet
 from featx.store.pooled import stale_groups
@@ -26,13 +27,16 @@ from featx.store.store import FeatureStore
 log = logging.getLogger(__name__)
 
 
-def load_for_fit(store, features: str, s=None) -> tuple[FeatureSet, list[str]]:
+def load_for_fit(store, features: str, s=None, memory_checked: bool = False) -> tuple[FeatureSet, list[str]]:
     """The rows of ``features`` with a target, without NaN/inf columns (named in the returned list).
 
     ``features`` may be an early-fusion expression ``A+B`` (:mod:`featx.evaluate.protocol.combined`): the parts
     side by side on the rows they share, the dropped columns named ``part:column``. ``s``: the run's settings;
-    with ``target`` regression the rows are those with a ``value`` (:func:`with_values`), else the labelled ones.
+    with ``target`` regression the rows are those with a ``value`` (:func:`with_values`), else the labelled ones;
+    the memory a fit of them needs is checked first (:func:`check_memory`) unless ``memory_checked``.
     """
+    if s is not None and not memory_checked:
+        check_memory(store, [features], s)
     with FeatureStore(store) as st:
         parts = parts_of(features, st.feature_names())
         loaded = [st.load(p) for p in parts]
@@ -179,6 +183,36 @@ def value_strata(fs: FeatureSet, column: str, k: int) -> FeatureSet:
     out = fs.subset(np.ones(len(fs), bool))
     out.labels = labels
     return out
+
+
+def check_memory(store, features: list[str], s) -> None:
+    """FitError, before anything is read, when the feature sets ``features`` of ``store`` (combined ones: their
+    parts) would not fit in the memory this machine has free with ``s.jobs`` fits at once: their size, what a fit
+    needs and what to do. Never a run that swaps the machine to death."""
+    available = available_memory()
+    if available is None:
+        return
+    with FeatureStore(store) as st:
+        sizes = {}
+        for f in features:
+            for part in parts_of(f, st.feature_names()):
+                sizes[part] = st.matrix_size(part)
+    matrices = {name: size[2] for name, size in sizes.items()}
+    jobs = resolve_jobs(getattr(s, "jobs", None))
+    need = fit_memory(matrices, jobs)
+    if need <= available:
+        return
+    gib = 2**30
+    largest = max(sizes, key=lambda n: sizes[n][2])
+    rows, cols, nbytes = sizes[largest]
+    one_job = fit_memory(matrices, 1)
+    hint = f" With --jobs 1 it needs about {one_job / gib:.1f} GiB." if jobs > 1 and one_job <= available else ""
+    raise FitError(
+        f"{largest!r} is {rows:,} rows x {cols:,} features ({nbytes / gib:.1f} GiB); fitting it with --jobs {jobs} "
+        f"needs about {need / gib:.1f} GiB and this machine has {available / gib:.1f} GiB free.{hint} Otherwise fit "
+        "fewer rows (pool them per subject with 'featx pool', or a smaller manifest) or fewer features (a smaller "
+        "backbone or layer); --pca works inside each fit and does not shrink the matrix."
+    )
 
 
 def _finite_columns(fs: FeatureSet, features: str) -> tuple[FeatureSet, list[str]]:

@@ -29,6 +29,7 @@ from featx.evaluate.protocol.folds import Folds
 from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
 from featx.evaluate.protocol.split import (
     check_design,
+    check_memory,
     load_for_fit,
     near_copy_record,
     plan_split,
@@ -58,7 +59,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> BenchResult:
     cfg.require("store", "features")
     heads = cfg.head_names
     tuned = [read_finetuned(run) for run in cfg.finetuned]  # a bad run folder fails before any fitting
-    loaded = [load_for_fit(cfg.store, f, cfg) for f in cfg.features]
+    check_memory(cfg.store, list(cfg.features), cfg)  # every set is held at once: before the first is read
+    loaded = [load_for_fit(cfg.store, f, cfg, memory_checked=True) for f in cfg.features]
     sets = common_rows([fs for fs, _ in loaded])
     if cfg.target == "regression":  # the value bins of the rows every set shares, the same in each
         sets = [value_strata(fs, cfg.value, cfg.cv if cfg.split == "cv" else 2) for fs in sets]
