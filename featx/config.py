@@ -251,8 +251,8 @@ def _coerce(value, hint, name: str, source: str):
         raise last
     if origin in (tuple, list):
         item = args[0] if args else str
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):  # a comma-separated list from the command line: its numbers are text
+            value = [_number(v.strip(), item) for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"expected a list, got {value!r}.", name, source)
         return tuple(_coerce(v, item, name, source) for v in value)
@@ -274,6 +274,14 @@ def _coerce(value, hint, name: str, source: str):
     else:
         return value
     raise ConfigError(f"expected {_type_name(hint)}, got {value!r}.", name, source)
+
+
+def _number(text: str, hint):
+    """``text`` as an int or float when ``hint`` asks for one and it reads as one (else as it is, for the error)."""
+    try:
+        return int(text) if hint is int else float(text) if hint is float else text
+    except ValueError:
+        return text
 
 
 def _jsonable(v):

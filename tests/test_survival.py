@@ -199,6 +199,10 @@ def test_what_a_survival_target_refuses_and_why(tmp_path):
     ):
         with pytest.raises(ConfigError, match=what):
             FitConfig(store="s.h5", features="x", **kw)
+    given = FitConfig(store="s.h5", features="x", target="survival", time="t", event="e", horizons="12, 24")
+    assert given.horizons == (12.0, 24.0) and given.head == "coxnet"  # --horizons as the command line gives it
+    with pytest.raises(ConfigError, match="horizons: expected a number, got 'soon'"):
+        FitConfig(store="s.h5", features="x", target="survival", time="t", event="e", horizons="12,soon")
     store = tmp_path / "s.h5"
     n = 40
     make_store(store, "f", np.random.default_rng(0).normal(size=(n, 3)), [""] * n,
