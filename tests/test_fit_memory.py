@@ -8,8 +8,8 @@ import pytest
 from conftest import make_store
 from helpers import assert_one_line_error, featx
 
-import featx.evaluate.protocol.split as split
-from featx.evaluate.protocol.parallel import PER_JOB, fit_memory
+import featx.evaluate.protocol.memory as memory
+from featx.evaluate.protocol.memory import PER_JOB, fit_memory
 from featx.store.store import FeatureStore, _read_rows
 
 
@@ -35,7 +35,7 @@ def test_a_fit_too_large_for_free_memory_is_refused_before_reading(tmp_path, mon
     make_store(store, "g", np.ones((1000, 256), np.float32), list("ab") * 500)
     matrix = 1000 * 256 * 4
     assert fit_memory({"f": matrix}, 2) == int(matrix * (1 + 2 * PER_JOB))
-    monkeypatch.setattr(split, "available_memory", lambda: int(matrix * (1 + PER_JOB)) + 1)  # room for one job
+    monkeypatch.setattr(memory, "available_memory", lambda: int(matrix * (1 + PER_JOB)) + 1)  # room for one job
     monkeypatch.setattr(FeatureStore, "load", lambda *a: pytest.fail("read before the check"))
     assert_one_line_error(
         featx("fit", "-s", store, "-f", "f", "--jobs", "2"),

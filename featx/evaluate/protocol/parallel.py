@@ -43,37 +43,6 @@ def resolve_jobs(jobs: int | None) -> int:
     return usable_cores() if jobs is None else max(1, int(jobs))
 
 
-#: peak memory of a fit over the size of its feature matrix: the matrix, then each worker's training rows, their
-#: standardised copy and the solver's (benchmarks/fit_memory.py: logreg 4.9x with --jobs 1, 8.9x with --jobs 2)
-PER_JOB = 4.0
-
-
-def available_memory() -> int | None:
-    """Bytes the system can give without swapping (Linux's MemAvailable, and a cgroup v2 limit when lower); None
-    where neither is known."""
-    avail = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        limit, used = (Path(f"/sys/fs/cgroup/memory.{f}").read_text().strip() for f in ("max", "current"))
-        if limit != "max":
-            room = int(limit) - int(used)
-            avail = room if avail is None else min(avail, room)
-    except (OSError, ValueError):
-        pass
-    return avail
-
-
-def fit_memory(matrices: dict, jobs: int) -> int:
-    """Bytes a fit (or a bench) of feature matrices ``name -> nbytes`` needs at its peak, about: every matrix held
-    at once, and :data:`PER_JOB` times the largest for each of ``jobs`` fits side by side."""
-    return int(sum(matrices.values()) + PER_JOB * jobs * max(matrices.values(), default=0))
-
-
 @contextmanager
 def ray_backend(address: str | None):
     """joblib's Ray backend for the calls inside, connected to ``address`` (``auto``, ``local`` or ``ray://``)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from featx.config import Choice
 from featx.evaluate.protocol.folds import Folds
-from featx.evaluate.protocol.split import event_times
+from featx.evaluate.protocol.outcomes import event_times
 
 #: what a run predicts: the manifest's label, a number (``--value COLUMN``), or a time to an event (``--time``,
 #: ``--event``)

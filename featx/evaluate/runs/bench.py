@@ -26,16 +26,10 @@ from featx.evaluate.protocol.checkpoint import finished, partial_dir
 from featx.evaluate.protocol.combined import blocks_of, common_rows
 from featx.evaluate.protocol.cv import CVPlan, proba_of, threshold_of, timed_fit
 from featx.evaluate.protocol.folds import Folds
+from featx.evaluate.protocol.memory import check_memory
+from featx.evaluate.protocol.outcomes import value_strata
 from featx.evaluate.protocol.parallel import ray_backend, resolve_jobs, run_tasks
-from featx.evaluate.protocol.split import (
-    check_design,
-    check_memory,
-    load_for_fit,
-    near_copy_record,
-    plan_split,
-    split_classes,
-    value_strata,
-)
+from featx.evaluate.protocol.split import check_design, load_for_fit, near_copy_record, plan_split, split_classes
 from featx.evaluate.protocol.task import Task, tasks_of
 from featx.evaluate.runs.finetuned import finetuned_cell, read_finetuned
 from featx.evaluate.runs.fit import protocol_of
