@@ -20,17 +20,17 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
-class Head(ClassifierMixin, BaseEstimator):
-    """Optional standardisation -> optional PCA -> classifier, as one scikit-learn estimator.
+class Steps(BaseEstimator):
+    """Optional standardisation -> optional PCA (per block of an early-fusion set) -> a model: what every head of a
+    row shares (:class:`Head`, :class:`RegressionHead`, :class:`~featx.evaluate.heads.survival.SurvivalHead`).
 
-    ``fit`` builds ``pipeline_`` from clones, so the parameters are never changed by
-    fitting (a bare ``Pipeline`` fits its steps in place) and tuning grids address
-    the classifier as ``clf__<param>``.
+    ``fit`` builds ``pipeline_`` from clones, so the parameters are never changed by fitting (a bare ``Pipeline``
+    fits its steps in place) and tuning grids address the model as ``clf__<param>``.
 
     Parameters
     ----------
-    clf : classifier
-        Unfitted scikit-learn classifier with ``predict_proba``.
+    clf : estimator
+        The unfitted model (a classifier with ``predict_proba``, a regressor, a survival model).
     scale : bool
         Standardise each feature (mean 0, sd 1, from the training data) first.
     pca : int, optional
@@ -49,24 +49,6 @@ class Head(ClassifierMixin, BaseEstimator):
         self.pca = pca
         self.random_state = random_state
         self.blocks = blocks
-
-    def fit(self, X, y):
-        """Fit on features ``X`` (n, d) and labels ``y``."""
-        X, y = validate_data(self, X, y)
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"a classifier needs samples of at least 2 classes; only one class is present: {self.classes_[0]!r}"
-            )
-        with warnings.catch_warnings():
-            # SVC(probability=True) is Platt scaling on libsvm's internal 5-fold CV, as published with the
-            # method; scikit-learn 1.9 deprecates the flag (removal in 1.11, hence the pin below 1.11)
-            warnings.filterwarnings(
-                "ignore", message="The `probability` parameter was deprecated", category=FutureWarning
-            )
-            self.pipeline_ = self._pipeline(X, LogisticRegression()).fit(X, y)
-        return self
 
     def _pipeline(self, X, default) -> Pipeline:
         """The unfitted pipeline for training rows ``X``: the steps before the model (:meth:`_prepare`, per block of
@@ -106,6 +88,29 @@ class Head(ClassifierMixin, BaseEstimator):
             steps.append(("weight", BlockWeight(target=sum(self.blocks) / len(self.blocks))))
         return Pipeline(steps) if cap and steps else steps
 
+
+class Head(ClassifierMixin, Steps):
+    """Optional standardisation -> optional PCA -> classifier, as one scikit-learn estimator (:class:`Steps`'
+    parameters; ``clf`` a classifier with ``predict_proba``)."""
+
+    def fit(self, X, y):
+        """Fit on features ``X`` (n, d) and labels ``y``."""
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"a classifier needs samples of at least 2 classes; only one class is present: {self.classes_[0]!r}"
+            )
+        with warnings.catch_warnings():
+            # SVC(probability=True) is Platt scaling on libsvm's internal 5-fold CV, as published with the
+            # method; scikit-learn 1.9 deprecates the flag (removal in 1.11, hence the pin below 1.11)
+            warnings.filterwarnings(
+                "ignore", message="The `probability` parameter was deprecated", category=FutureWarning
+            )
+            self.pipeline_ = self._pipeline(X, LogisticRegression()).fit(X, y)
+        return self
+
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order."""
         check_is_fitted(self)
@@ -118,19 +123,9 @@ class Head(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-class RegressionHead(RegressorMixin, BaseEstimator):
+class RegressionHead(RegressorMixin, Steps):
     """Optional standardisation -> optional PCA -> a regressor, as one scikit-learn estimator: :class:`Head`'s steps
     (the same parameters, ``clf`` the regressor, ``blocks`` of an early-fusion set) for a continuous target."""
-
-    def __init__(self, clf=None, scale=True, pca=None, random_state=0, blocks=None):
-        self.clf = clf
-        self.scale = scale
-        self.pca = pca
-        self.random_state = random_state
-        self.blocks = blocks
-
-    _pipeline = Head._pipeline
-    _prepare = Head._prepare
 
     def fit(self, X, y):
         """Fit on features ``X`` (n, d) and values ``y``."""

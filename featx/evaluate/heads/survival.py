@@ -1,6 +1,6 @@
-"""The heads of a time-to-event target (``--target survival``): scikit-survival's models behind :class:`Head`'s steps.
+"""The heads of a time-to-event target (``--target survival``): scikit-survival's models behind the heads' shared steps.
 
-:class:`SurvivalHead` is standardisation -> optional PCA -> a scikit-survival estimator, like :class:`Head`. Beside
+:class:`SurvivalHead` is standardisation -> optional PCA -> a scikit-survival estimator (``Steps``). Beside
 the risk score (``predict``: higher, sooner) it keeps what the evaluation needs from its own training rows only:
 
 * ``cutoff_``: the ``risk_cut`` quantile of its training rows' risk scores, the risk-group cut-off, so a fold's
@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from featx.evaluate.heads.estimators import Head
+from featx.evaluate.heads.estimators import Steps
 
 
 def structured(y) -> np.ndarray:
@@ -44,27 +44,21 @@ def harrell(y, risk) -> float:
     return float(concordance_index_censored(y["event"], y["time"], np.asarray(risk, float))[0])
 
 
-class SurvivalHead(BaseEstimator):
+class SurvivalHead(Steps):
     """Optional standardisation -> optional PCA -> a scikit-survival estimator (``clf``), as one estimator.
 
-    Parameters are :class:`Head`'s, and ``risk_cut`` (the quantile of the training rows' risk scores that splits
-    low from high risk) and ``times`` (where :meth:`predict_outputs` evaluates each row's survival function).
+    Parameters are :class:`~featx.evaluate.heads.estimators.Steps`', and ``risk_cut`` (the quantile of the training
+    rows' risk scores that splits low from high risk) and ``times`` (where :meth:`predict_outputs` evaluates each
+    row's survival function).
     ``score`` is Harrell's C, which inner CVs (``--tune``) maximise.
     """
 
     _estimator_type = "survival"
 
     def __init__(self, clf=None, scale=True, pca=None, random_state=0, blocks=None, risk_cut=0.5, times=None):
-        self.clf = clf
-        self.scale = scale
-        self.pca = pca
-        self.random_state = random_state
-        self.blocks = blocks
+        super().__init__(clf, scale, pca, random_state, blocks)
         self.risk_cut = risk_cut
         self.times = times
-
-    _pipeline = Head._pipeline
-    _prepare = Head._prepare
 
     def fit(self, X, y, groups=None):
         """Fit on features ``X`` (n, d) and the survival array ``y``; ``groups``: subjects, for a head's own inner CV."""
