@@ -58,13 +58,13 @@ SURVIVAL_TABLE_KEYS = (
 MAIN = {"regression": ("mae", "MAE"), "survival": ("harrell_c", "C")}
 
 
-def _regression(r: BenchResult) -> bool:
+def _unclassed(r: BenchResult) -> bool:
     """A bench of a target without classes (a regression or a survival target)."""
     return r.target.kind != "classification"
 
 
 def bench_images(r: BenchResult, out: Path) -> dict:
-    if _regression(r):
+    if _unclassed(r):
         return _regression_images(r, out)
     paths = {}
     curves = [(c.title, c.cv.pooled, c.cv.roc) for c in r.cells[:TOP_ROC]]
@@ -234,7 +234,7 @@ def render_bench(r: BenchResult, images: dict) -> str:
     boot = f"percentile bootstrap, {proto.n_boot} resamples by {e(unit)}"
     intervals = (
         boot
-        if _regression(r)
+        if _unclassed(r)
         else f"AUC: DeLong; others: {boot}; the bootstrap AUC intervals are in bench.csv and results.json"
     )
     body = [
@@ -245,7 +245,7 @@ cross-validation wall time of the cell.</p>""",
         copies_note(proto),
         _ranked_table(r),
     ]
-    if r.comparisons and _regression(r):
+    if r.comparisons and _unclassed(r):
         m = MAIN[r.target.kind][1]
         sign = "Negative: a errs less." if r.target.kind == "regression" else "Positive: a ranks the patients better."
         body.append(

@@ -193,14 +193,14 @@ def write_bench_outputs(result: BenchResult, out: Path, dev: FeatureSet, oof: di
     }
     paths["folds"].write_text(json.dumps(result.folds))
     if result.target.kind != "classification":
-        _write_regression_table(paths["table"], result)
+        _write_unclassed_table(paths["table"], result)
     else:
         _write_bench_table(paths["table"], result)
     _write_bench_oof(paths["oof"], result, dev, oof)
     return _report_and_results(result, out, paths)
 
 
-def _write_regression_table(path: Path, result: BenchResult) -> None:
+def _write_unclassed_table(path: Path, result: BenchResult) -> None:
     """bench.csv of a regression or a survival target: each cell's metrics with their bootstrap intervals, its
     primary metric per fold (MAE; Harrell's C), the test split's metrics."""
     survival = result.target.kind == "survival"
