@@ -43,7 +43,7 @@ from featx.results.bench import BenchResult
 from featx.results.io import load_results
 from featx.results.runs import FitResult
 from featx.store.feature_set import FeatureSet
-from featx.store.store import FeatureStore
+from featx.store.open import open_store
 
 __all__ = [
     "extract",
@@ -132,7 +132,7 @@ def compare(runs: list, out=None) -> list[dict]:
 
 def load_features(store, name: str) -> FeatureSet:
     """A feature set of a store (X, ids, labels, subjects, ...)."""
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         return st.load(name)
 
 

@@ -29,7 +29,7 @@ from featx.radiomics.config import RadiomicsConfig
 from featx.radiomics.params import RadiomicsParams
 from featx.radiomics.run import run_radiomics
 from featx.store.feature_set import FeatureSet
-from featx.store.store import FeatureStore
+from featx.store.open import open_store
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def feature_parts(model: FeatxModel) -> dict:
 
 def load_features(model: FeatxModel, store: Path) -> FeatureSet:
     """The model's feature set from ``store`` (a combined one joined from its parts, as in training)."""
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         if model.meta["kind"] != KIND:
             return st.load(model.meta["feature_set"])
         sets = [st.load(part).named() for part in model.meta["provenance"]["parts"]]
@@ -128,7 +128,7 @@ def _compute_part(
     if prov.get("precision", cfg.precision) != "fp32":  # the same engine at the same precision (auto: its choice)
         cfg = cfg.replace(precision=prov.get("precision", cfg.precision), runtime=engine["runtime"])
     summary = run_extract(cfg, manifest, progress=how["progress"], made_like=prov)
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         now = st.provenance(name)
     _check_same_backbone(model, prov, now, allow_export_change)
     return summary.failures

@@ -152,15 +152,14 @@ def make_store(
 @pytest.fixture(scope="session")
 def reference(demo_subset, models_dir, lite0, tmp_path_factory):
     """An uninterrupted `featx extract` of the 120-image subset with real EfficientNet-Lite0 weights: (store, X, ids)."""
-    import h5py
-    from helpers import featx
+    from helpers import featx, stored
 
     store = tmp_path_factory.mktemp("ref") / "ref.h5"
     args = ["-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", store, "--models-dir", models_dir]
     proc = featx("extract", *args, "--batch-size", "8")
     assert proc.returncode == 0, proc.stderr
-    with h5py.File(store) as h5:
-        return store, h5["features/efficientnet_lite0/X"][:], h5["samples/id"].asstr()[:]
+    got = stored(store, "efficientnet_lite0")
+    return store, got.X, got.ids.astype(str)
 
 
 _LONGEST_FIRST = ("test_recipes.py", "test_demo.py", "test_zoo.py", "test_extract_engine.py")

@@ -77,3 +77,31 @@ def assert_usage_error(proc, *fragments):
     joined = _flat(proc.stderr)
     for frag in fragments:
         assert frag in joined, (frag, proc.stderr)
+
+
+def stored(store, name: str) -> SimpleNamespace:
+    """Feature set ``name`` of a store, every row, whatever its layout: ``X`` (NaN where not computed), ``filled``,
+    ``status``, ``error``, ``ids``, ``provenance``, ``attrs`` (the set's), ``feature_names``, ``names`` (its sets)."""
+    import numpy as np
+
+    from featx.store.open import open_store
+
+    with open_store(store) as st:
+        attrs = st.set_attrs(name)
+        filled = st.filled(name)
+        rows = np.flatnonzero(filled)
+        computed = st.features(name, rows) if len(rows) else np.zeros((0, int(attrs["feature_dim"])), np.float32)
+        X = np.full((len(filled), computed.shape[1]), np.nan, dtype=computed.dtype)
+        X[rows] = computed
+        return SimpleNamespace(
+            X=X,
+            filled=filled,
+            status=st.status(name),
+            error=st.errors(name),
+            ids=st.sample_ids(),
+            slices=st.sample_slices(),
+            provenance=st.provenance(name),
+            attrs=attrs,
+            feature_names=st.column_names(name),
+            names=st.feature_names(),
+        )

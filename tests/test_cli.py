@@ -5,12 +5,11 @@ interpreter's own start is part of what is tested (the first extraction, the hel
 """
 
 import json
-import shutil
 
 import h5py
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, assert_usage_error, featx, featx_process
+from helpers import assert_one_line_error, assert_usage_error, featx, featx_process, stored
 
 
 @pytest.fixture(scope="module")
@@ -35,26 +34,24 @@ def extracted(demo_subset, models_dir, lite0, tmp_path_factory):
 def test_extract_fills_store_with_provenance(extracted, lite0):
     store, proc = extracted
     assert "120 samples, 120 extracted, 0 already in the store, 0 failed" in proc.stdout
-    with h5py.File(store) as h5:
-        assert h5["features/efficientnet_lite0/X"].shape == (120, 1280)
-        assert h5["features/efficientnet_lite0/filled"][:].all()
-        prov = json.loads(h5["features/efficientnet_lite0"].attrs["provenance"])
-        assert prov["spec"]["weights_sha256"] == lite0[0].weights_sha256
-        assert prov["onnx_sha256"] == lite0[2].onnx_sha256 and prov["provider"] == "CPUExecutionProvider"
+    got = stored(store, "efficientnet_lite0")
+    assert got.X.shape == (120, 1280) and got.filled.all()
+    prov = got.provenance
+    assert prov["spec"]["weights_sha256"] == lite0[0].weights_sha256
+    assert prov["onnx_sha256"] == lite0[2].onnx_sha256 and prov["provider"] == "CPUExecutionProvider"
+    with h5py.File(store) as h5:  # the index is plain HDF5: the samples table
         ids = h5["samples/id"].asstr()[:]
         assert sorted(set(h5["samples/split"].asstr()[:])) == ["test", "train", "val"] and len(set(ids)) == 120
 
 
 def test_extract_rerun_resumes_and_matches(extracted, demo_subset, models_dir):
     store, _ = extracted
-    with h5py.File(store) as h5:
-        before = h5["features/efficientnet_lite0/X"][:]
+    before = stored(store, "efficientnet_lite0").X
     proc = featx(
         "extract", "-m", demo_subset / "subset.csv", "-b", "efficientnet_lite0", "-s", store, "--models-dir", models_dir
     )
     assert proc.returncode == 0 and "0 extracted, 120 already in the store" in proc.stdout
-    with h5py.File(store) as h5:
-        np.testing.assert_array_equal(h5["features/efficientnet_lite0/X"][:], before)
+    np.testing.assert_array_equal(stored(store, "efficientnet_lite0").X, before)
 
 
 def test_fit_writes_results_and_report(extracted, tmp_path):
@@ -106,9 +103,8 @@ def test_grouped_cv_with_subjects_and_corrupt_image(demo_subset, models_dir, res
     proc = featx("extract", "-m", csv, "-b", "resnet18", "--weights", "random", "-s", store, "--models-dir", models_dir)
     assert proc.returncode == 0, proc.stderr
     assert "81 samples, 80 extracted" in proc.stdout and "1 failed" in proc.stdout and "broken.png" in proc.stdout
-    with h5py.File(store) as h5:
-        err = h5["features/resnet18.random/error"].asstr()[:]
-        assert err[-1].startswith(str(bad)) and not h5["features/resnet18.random/filled"][-1]
+    got = stored(store, "resnet18.random")
+    assert got.error[-1].startswith(str(bad)) and not got.filled[-1]
     proc = featx("fit", "-s", store, "-f", "resnet18.random", "--cv", "4", "--out", tmp_path / "r")
     assert proc.returncode == 0, proc.stderr
     res = json.loads((tmp_path / "r" / "results.json").read_text())
@@ -145,8 +141,7 @@ def test_max_failures_aborts_but_keeps_rows(demo_subset, models_dir, resnet18_ra
         "8",
     )
     assert_one_line_error(proc, "1 sample(s) failed, more than --max-failures allows (0)", "bad.png", "rerun to resume")
-    with h5py.File(store) as h5:
-        assert h5["features/resnet18.random/filled"][:].sum() == 40
+    assert stored(store, "resnet18.random").filled.sum() == 40
 
 
 def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
@@ -178,9 +173,9 @@ def test_bad_inputs_give_one_line_errors(demo_subset, extracted, tmp_path):
         "Did you mean 'svr' or 'svm-rbf'?",
         "svm-linear",
     )
-    # one-class labels: a copy of the store whose malignant samples are relabelled
+    # one-class labels: a copy of the store (one file, to share) whose malignant samples are relabelled
     s2 = tmp_path / "one.h5"
-    shutil.copy(store, s2)
+    assert featx("store", "compact", store, "--out", s2).returncode == 0
     with h5py.File(s2, "a") as h5:
         labels = h5["samples/label"].asstr()[:]
         h5["samples/label"][:] = np.where(labels == "malignant", "normal_benign", labels).astype(object)

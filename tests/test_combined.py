@@ -12,6 +12,7 @@ from featx import api
 from featx.dataset.manifest import Manifest, Sample
 from featx.errors import FeatxError, FitError
 from featx.evaluate.heads.estimators import BlockWeight, Head
+from featx.store.open import open_store
 from featx.store.writer import store_writer
 
 
@@ -58,10 +59,9 @@ def test_a_combined_fit_uses_the_rows_of_every_part_and_records_each_part(tmp_pa
 
 def test_parts_from_different_manifests_are_refused(tmp_path):
     from featx.evaluate.protocol.combined import combine
-    from featx.store.store import FeatureStore
 
     store, *_ = _two_sets(tmp_path / "f.h5")
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fa, fb = st.load("a"), st.load("b")
     fb.labels = fb.labels.copy()
     fb.labels[3] = "neg" if fb.labels[3] == "pos" else "pos"

@@ -4,11 +4,10 @@ a bad key, type, value or section is one line naming the file and the key."""
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from conftest import make_store
-from helpers import assert_usage_error, featx
+from helpers import assert_usage_error, featx, stored
 
 from featx.config import ProjectFile, load_project
 from featx.errors import ConfigError
@@ -138,8 +137,7 @@ def test_extract_takes_its_backbone_from_featx_toml_and_records_every_source(
         "extract", "-m", demo_subset / "subset.csv", "-s", tmp_path / "f.h5", "--batch-size", "16", cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
-    with h5py.File(tmp_path / "f.h5") as h5:
-        prov = json.loads(h5["features/resnet18.random"].attrs["provenance"])
+    prov = stored(tmp_path / "f.h5", "resnet18.random").provenance
     config = prov["config"]
     assert config["values"]["backbone"] == "resnet18" and config["sources"]["backbone"] == "featx.toml [extract]"
     assert config["values"]["batch_size"] == 16 and config["sources"]["batch_size"] == "command line"

@@ -12,6 +12,7 @@ from helpers import featx
 from featx import api
 from featx.dataset.copies import find_copies
 from featx.demo.planted import EXACT_KINDS, write_planted
+from featx.store.tools import compact_store
 
 
 @pytest.fixture(scope="session")
@@ -74,9 +75,7 @@ def test_copies_on_both_sides_of_the_manifest_split_are_named_counted_and_can_be
         ids = h5["samples/id"].asstr()[:]
     split = np.array(["test" if i in copies[:3] or i.endswith("7") else "train" for i in ids], dtype=object)
     st2 = tmp_path / "split.h5"
-    import shutil
-
-    shutil.copyfile(store, st2)
+    compact_store(store, st2)  # a copy of the store as one file
     with h5py.File(st2, "a") as h5:
         del h5["samples/split"]
         h5["samples/split"] = split.astype("S")

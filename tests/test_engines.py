@@ -6,11 +6,9 @@ set where each test needs it; its default is measured in benchmarks/fidelity.py.
 
 from __future__ import annotations
 
-import json
-
-import h5py
 import numpy as np
 import pytest
+from helpers import stored
 
 from featx.dataset.manifest import Manifest
 from featx.engines.fidelity import FidelityError
@@ -39,8 +37,8 @@ def _extract(manifest, store, models_dir, **settings):
 
 
 def _prov(store, name=LITE):
-    with h5py.File(store) as h5:
-        return json.loads(h5[f"features/{name}"].attrs["provenance"]), h5[f"features/{name}/X"][:]
+    got = stored(store, name)
+    return got.provenance, got.X
 
 
 def test_openvino_fp32_is_onnx_runtimes_feature_set(demo_subset, models_dir, lite0, reference, tmp_path):

@@ -7,23 +7,24 @@ import time
 
 import numpy as np
 import pytest
-from helpers import FEATX, assert_one_line_error, assert_usage_error, featx
+from helpers import FEATX, assert_one_line_error, assert_usage_error, featx, stored
 from test_writer import writer_in_another_process
 
 from featx.api import extract
 from featx.dataset.manifest import Manifest
-from featx.store.store import OK, REMOVED, FeatureStore
-from featx.store.writer import read_journal
+from featx.store.journal import read_journal
+from featx.store.open import open_store
+from featx.store.store import OK, REMOVED
 
 LITE0 = "efficientnet_lite0"
 
 
 def _store_state(path):
-    with FeatureStore(path) as st:  # must open: a kill never leaves a broken store
+    with open_store(path) as st:  # must open: a kill never leaves a broken store
         if LITE0 not in st.feature_names():
             return st.sample_ids(), None, None
-        g = st.h5[f"features/{LITE0}"]
-        return st.sample_ids(), g["filled"][:], g["X"][:]
+    got = stored(path, LITE0)
+    return got.ids, got.filled, got.X
 
 
 @pytest.mark.slow
@@ -45,13 +46,15 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(reference, de
         "8",
     ]
     rng = random.Random(5)
-    journal, record = tmp_path / "killed.h5.journal", 8 * 1280 * 4  # about one batch of rows
-    # when to kill: during start-up; after a random number of journaled batches; while a commit copies the store
+    journal, record = tmp_path / "killed.h5.d" / "writers" / f"{LITE0}.all.journal", 8 * 1280 * 4  # ~ a batch
+    # when to kill: during start-up; after a random number of journaled batches; in a transaction (the index copied,
+    # the new shard written, the index not yet replaced); while the commit's shard is being written
     triggers = [
         ("time", rng.uniform(0.5, 2.5)),
         ("batches", rng.randint(1, 4)),
         ("batches", rng.randint(5, 9)),
         ("commit", None),
+        ("shard", None),
         ("batches", rng.randint(2, 12)),
     ]
     filled_after_kill = []
@@ -64,6 +67,8 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(reference, de
             if kind == "batches" and _journal_of(journal, proc.pid) and journal.stat().st_size > value * record:
                 break
             if kind == "commit" and list(tmp_path.glob("killed.h5.tmp*")):
+                break
+            if kind == "shard" and list(tmp_path.glob("killed.h5.d/*/*.h5.tmp")):
                 break
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.05))
@@ -80,7 +85,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(reference, de
             saved |= filled
         if journal.exists():  # and so are the rows the next run will take from the journal
             for ok, Xj, _ in read_journal(journal)[1]:
-                rows = [entry[0] for entry in ok]  # (row, id, sha256[, mask sha256, note, pixel digest])
+                rows = [entry.row for entry in ok]
                 np.testing.assert_array_equal(Xj, ref_X[rows])
                 saved[rows] = True
         filled_after_kill.append(int(saved.sum()))
@@ -92,7 +97,8 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(reference, de
     # the kills did land at different moments, some mid-extraction (rows saved, then resumed)
     print("filled after each kill:", filled_after_kill)
     assert len(set(filled_after_kill)) >= 2 and any(0 < n < 120 for n in filled_after_kill), filled_after_kill
-    assert not list(tmp_path.glob("killed.h5.tmp*")) and not (tmp_path / "killed.h5.journal").exists()
+    assert not list(tmp_path.glob("killed.h5.tmp*")) and not journal.exists()
+    assert not list(tmp_path.glob("killed.h5.d/*/*.tmp"))  # no half-written shard is left either
 
 
 def _journal_of(path, pid) -> bool:
@@ -114,7 +120,7 @@ def test_incremental_manifest_adds_new_and_flags_removed(demo_subset, models_dir
     assert (s1.n_extracted, s1.n_already) == (30, 0)
     s2 = extract(_subset(demo_subset, 10, 40), LITE0, store, models_dir=models_dir, progress=False)
     assert (s2.n_extracted, s2.n_already, s2.n_removed) == (10, 20, 10)
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         assert st.status(LITE0).tolist() == [REMOVED] * 10 + [OK] * 30
         fs = st.load(LITE0)
         assert fs.ids.tolist() == ref_ids[10:40].tolist()
@@ -134,7 +140,7 @@ def test_tta_hflip_is_the_mean_of_image_and_mirror(demo_subset, models_dir, lite
     pre, read, ort = Preprocessor.from_spec(lite0[0]), SampleReader(), OrtRuntime(lite0[2].onnx_path)
     x = np.stack([pre(read(smp)) for smp in m])
     expected = (ort.run(x) + ort.run(np.ascontiguousarray(x[..., ::-1]))) / 2
-    with FeatureStore(tmp_path / "t.h5") as st:
+    with open_store(tmp_path / "t.h5") as st:
         fs = st.load("lite0_tta")
         np.testing.assert_allclose(fs.X, expected, rtol=0, atol=1e-5)
         assert "mirror" in st.provenance("lite0_tta")["tta"]
@@ -159,15 +165,15 @@ def test_process_workers_give_the_same_rows_as_threads(demo_subset, models_dir, 
         progress=False,
     )
     assert s.n_extracted == 24
-    with FeatureStore(tmp_path / "p.h5") as st:
+    with open_store(tmp_path / "p.h5") as st:
         np.testing.assert_array_equal(st.load(LITE0).X, ref_X[:24])
 
 
 def test_cli_refuses_second_writer_and_spec_clash(reference, demo_subset, models_dir, tmp_path):
     store = tmp_path / "busy.h5"
-    with writer_in_another_process(store) as pid:
+    with writer_in_another_process(store, LITE0) as pid:
         proc = featx("extract", "-m", demo_subset / "subset.csv", "-b", LITE0, "-s", store, "--models-dir", models_dir)
-        assert_one_line_error(proc, f"{store} is being written by featx pid {pid}", "another --store")
+        assert_one_line_error(proc, f"feature set '{LITE0}' is being written by featx pid {pid}", "--shard I/N")
     ref_store = reference[0]
     proc = featx(
         "extract",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import h5py
 import numpy as np
 import pytest
+from helpers import stored
 
 from featx.engines.fidelity import Calibration, FidelityError, compare, row_cosines, row_floor
 from featx.errors import ConfigError
@@ -60,10 +60,8 @@ def test_bf16_passes_on_real_weights_and_records_its_fidelity(demo_subset, model
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())
     assert "120 extracted" in text and "torch-cpu-bf16 against fp32 (torch-cpu-fp32) on 32 calibration images" in text
-    import json
 
-    with h5py.File(store) as h5:
-        fid = json.loads(h5["features/efficientnet_lite0"].attrs["provenance"])["fidelity"]
+    fid = stored(store, "efficientnet_lite0").provenance["fidelity"]
     assert fid["passed"] and fid["n"] == 32 and fid["mean_cosine"] >= 0.99 and fid["min_cosine"] >= 0.9
     assert f"mean cosine {fid['mean_cosine']:.4f}" in text
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, featx
 
+from featx.store.open import open_store
+
 pytestmark = pytest.mark.slow
 
 
@@ -125,10 +127,9 @@ def test_exported_backbone_matches_torch_through_onnx_runtime(run):
     from featx.dataset.manifest import Manifest
     from featx.finetune.data import ImageBank
     from featx.finetune.model import load_net
-    from featx.store.store import FeatureStore
 
     tmp, _ = run
-    with FeatureStore(tmp / "f.h5") as st:
+    with open_store(tmp / "f.h5") as st:
         fs = st.load("resnet18.ft-t1")
         prov = st.provenance("resnet18.ft-t1")
     assert prov["onnx_sha256"] and prov["provider"] == "CPUExecutionProvider"

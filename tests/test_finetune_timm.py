@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-import h5py
 import numpy as np
 import pytest
 import torch
-from helpers import featx
+from helpers import featx, stored
 
 from featx.backbones.resolve import resolve_backbone
 from featx.finetune.blocks import BlockMap, block_map, unmapped_parameters
@@ -55,8 +54,7 @@ def test_saved_model_and_exported_backbone_compute_the_trained_features(vit_run)
 
     s = fx.extract(vit_run / "m.csv", name, store, models_dir=vit_run / "models")  # the ONNX export of the backbone
     assert s.n_extracted == 40 and s.feature_set == name
-    with h5py.File(store) as h5:
-        X = h5[f"features/{name}/X"][:4]
+    X = stored(store, name).X[:4]
     from featx.dataset.manifest import Manifest
 
     samples = list(Manifest.load(vit_run / "m.csv"))[:4]

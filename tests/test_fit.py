@@ -10,6 +10,7 @@ from conftest import make_store
 from featx.api import bench as run_bench
 from featx.api import fit as run_fit
 from featx.errors import ConfigError, FitError
+from featx.store.open import open_store
 
 
 def _cohort(n_subjects=40, per=3, d=6, seed=0, signal=2.5):
@@ -145,7 +146,6 @@ def test_fusion_needs_sequences(grouped_store):
 
 def test_saved_model_reproduces_the_test_predictions(tmp_path):
     from featx.evaluate.models.saved import load_model
-    from featx.store.store import FeatureStore
 
     X, labels, subj = _cohort()
     splits = np.where(np.arange(120) >= 90, "test", "train")
@@ -168,7 +168,7 @@ def test_saved_model_reproduces_the_test_predictions(tmp_path):
         "benign",
         "malignant",
     ]
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load("rad")
     test = fs.subset(fs.splits == "test")
     perm = [5, 4, 3, 2, 1, 0]  # columns are selected by name, not position
@@ -257,9 +257,8 @@ def test_cli_fit_options_and_refusals(tmp_path):
 
 def test_fusion_refuses_a_subject_with_two_labels(tmp_path):
     store = _multi_sequence(tmp_path)
-    from featx.store.store import FeatureStore
 
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load("deep")
     labels = fs.labels.copy()
     labels[0] = "b" if labels[0] == "a" else "a"  # p00's first image relabelled
@@ -289,12 +288,11 @@ def test_pca_larger_than_a_training_set_allows_is_refused_before_fitting(grouped
 
 def test_saved_fused_model_reproduces_the_fused_test_predictions(tmp_path):
     from featx.evaluate.models.saved import load_model
-    from featx.store.store import FeatureStore
 
     store = _multi_sequence(tmp_path, test_subjects=10)
     res = run_fit(store, "deep", cv=5, fuse="mean", out=tmp_path / "o", save=tmp_path / "m.skops", bootstrap=0)
     assert res.n_test == 40 and json.loads((tmp_path / "o" / "results.json").read_text())["saved_model"]
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load("deep")
     pred = load_model(res.saved_model).predict(fs.subset(fs.splits == "test"))
     with open(tmp_path / "o" / "test_predictions_fused.csv") as fh:

@@ -10,6 +10,7 @@ from helpers import assert_one_line_error, featx
 
 import featx.evaluate.protocol.memory as memory
 from featx.evaluate.protocol.memory import PER_JOB, fit_memory
+from featx.store.open import open_store
 from featx.store.store import FeatureStore, _read_rows
 
 
@@ -23,7 +24,7 @@ def test_rows_are_read_in_runs_straight_into_one_array(tmp_path):
 
 def test_a_subset_of_every_row_shares_the_matrix(tmp_path):
     store = make_store(tmp_path / "s.h5", "f", np.ones((6, 2)), list("ababab"))
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load("f")
     same = fs.subset(np.ones(6, bool))
     assert np.shares_memory(same.X, fs.X) and same is not fs

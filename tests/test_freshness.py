@@ -4,16 +4,17 @@ site's manifest with the same relative names), a changed mask; a moved folder or
 import os
 import shutil
 
-import h5py
 import numpy as np
 import SimpleITK as sitk
 from conftest import SHARED
-from helpers import featx
+from helpers import featx, stored
 
 from featx.api import extract
 from featx.api import radiomics as run_radiomics
 from featx.dataset.manifest import Manifest, Sample
-from featx.store.store import OK, TODO, FeatureStore
+from featx.store.journal import RowDone
+from featx.store.open import open_store
+from featx.store.store import OK, TODO
 from featx.store.writer import store_writer
 
 LITE0 = "efficientnet_lite0"
@@ -33,7 +34,7 @@ def _site(demo_subset, folder, start):
 
 
 def _features(store, name=LITE0):
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load(name)
         return dict(zip(fs.ids.tolist(), fs.X))
 
@@ -71,7 +72,7 @@ def test_changed_file_and_reused_ids_are_recomputed_and_named(demo_subset, model
     extract(site_b, LITE0, reference, models_dir=models_dir)
     site_b_alone = _features(reference)
     assert all(np.allclose(_features(store)[k], site_b_alone[k], atol=1e-5) for k in "abcdef")
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         src = st.sources(LITE0)
         assert src["source"].tolist() == [str(tmp_path / "b" / f"{n}.png") for n in "abcdef"]
         assert st.status(LITE0).tolist() == [OK] * 6
@@ -85,14 +86,13 @@ def test_stale_rows_are_forgotten_at_once_so_an_interrupted_rerun_cannot_serve_t
     with store_writer(tmp_path / "s.h5") as w:
         todo, _, stale = w.register(man, "f", 2, {}, "id", "cnn")
         j = w.start_journal("f", "id", 2)
-        j.append([(todo[0][0], "x", "sha-of-one")], np.ones((1, 2), np.float32), [])
+        j.append([RowDone(todo[0][0], "x", "sha-of-one")], np.ones((1, 2), np.float32), [])
     img.write_bytes(b"two")  # another size: the cheap check fails, then the hash differs
     with store_writer(tmp_path / "s.h5") as w:
         todo, _, stale = w.register(man, "f", 2, {}, "id", "cnn")
     assert [x.sample_id for x in stale] == ["x"] and len(todo) == 1
-    with h5py.File(tmp_path / "s.h5") as h5:
-        g = h5["features/f"]
-        assert not g["filled"][0] and g["status"][0] == TODO and np.isnan(g["X"][0]).all()
+    got = stored(tmp_path / "s.h5", "f")
+    assert not got.filled[0] and got.status[0] == TODO and np.isnan(got.X[0]).all()
 
 
 def test_radiomics_recomputes_a_row_whose_mask_changed(tmp_path):
@@ -110,7 +110,7 @@ def test_radiomics_recomputes_a_row_whose_mask_changed(tmp_path):
     sitk.WriteImage(smaller, str(mask))
     again = run_radiomics(man, tmp_path / "f.h5", jobs=1)
     assert again.n_computed == 1 and "its mask mask.nrrd changed" in again.stale[0].reason
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         names = st.column_names(first.feature_set)
         voxels = st.load(first.feature_set).X[0][names.index("original_shape_VoxelVolume")]
     assert voxels < first_volume(lab) * 0.9

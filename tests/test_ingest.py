@@ -1,15 +1,13 @@
 """Volumes + masks -> slice manifests: policies on brain1, geometry and mask errors, CLI build -> extract."""
 
 import csv
-import json
 import shutil
 
-import h5py
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import SHARED
-from helpers import assert_one_line_error, assert_usage_error, featx
+from helpers import assert_one_line_error, assert_usage_error, featx, stored
 
 from featx.dataset.ingest import expand_volumes
 from featx.dataset.manifest import Manifest
@@ -133,11 +131,11 @@ def test_cli_build_volumes_then_extract(tmp_path, models_dir, resnet18_random):
         models_dir,
     )
     assert proc.returncode == 0, proc.stderr
-    with h5py.File(store) as h5:
-        assert h5["features/resnet18.random/filled"][:].all()
-        assert h5["samples/id"].asstr()[0] == "p1/T1/brain1 image.nrrd#13"
-        assert h5["samples/slice"][:].tolist() == [13, 15, 16, 8, 9, 10]
-        assert "window 'auto'" in json.loads(h5["features/resnet18.random"].attrs["provenance"])["intensity"]
+    got = stored(store, "resnet18.random")
+    assert got.filled.all()
+    assert got.ids[0] == "p1/T1/brain1 image.nrrd#13"
+    assert got.slices.tolist() == [13, 15, 16, 8, 9, 10]
+    assert "window 'auto'" in got.provenance["intensity"]
 
 
 def test_cli_build_dicom_series(tmp_path):

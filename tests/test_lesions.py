@@ -10,6 +10,7 @@ import pytest
 from featx.dataset.ingest import build_from_volumes
 from featx.dataset.manifest import Manifest
 from featx.errors import ConfigError
+from featx.store.open import open_store
 
 A, B, C = (10, 20, 20), (10, 20, 34), (4, 8, 8)  # (z, y, x) voxel centres: a big and a tiny label-1 lesion, label 2
 
@@ -63,7 +64,6 @@ def test_radiomics_and_a_3d_backbone_share_the_lesion_rows(volumes, tmp_path, mo
     from featx.extract.run import run_extract
     from featx.radiomics.config import RadiomicsConfig
     from featx.radiomics.run import run_radiomics
-    from featx.store.store import FeatureStore
 
     pytest.importorskip("monai")
     d, big, small = volumes
@@ -76,7 +76,7 @@ def test_radiomics_and_a_3d_backbone_share_the_lesion_rows(volumes, tmp_path, mo
         rows,
         progress=False,
     )
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         names = st.feature_names()
         rad = st.load(next(n for n in names if n.startswith("radiomics")))
         deep = st.load("medicalnet:resnet10.random")
@@ -111,7 +111,6 @@ def test_3d_engines_run_behind_the_fidelity_gate(volumes, tmp_path, models_dir):
     checked against fp32 before any row, and recorded."""
     from featx.extract.config import ExtractConfig
     from featx.extract.run import run_extract
-    from featx.store.store import FeatureStore
 
     pytest.importorskip("monai")
     d, *_ = volumes
@@ -127,7 +126,7 @@ def test_3d_engines_run_behind_the_fidelity_gate(volumes, tmp_path, models_dir):
         assert s.n_extracted == 2 and not s.failures
         sets[name] = s
     assert sets["ov8"].fidelity["engine"] == "openvino-cpu-int8" and sets["ov8"].fidelity["mean_cosine"] >= 0.99
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         x = {n: st.load(n).X for n in sets}
         assert st.provenance("ov8")["fidelity"]["n"] == 2
     cos = lambda a, b: np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)  # noqa: E731
@@ -139,7 +138,6 @@ def test_2d_backbones_on_lesions_in_2_5d(volumes, tmp_path, models_dir, lite0):
     refuse slice rows before any model work."""
     from featx.extract.config import ExtractConfig
     from featx.extract.run import run_extract
-    from featx.store.store import FeatureStore
 
     d, *_ = volumes
     rows = build_from_volumes(d / "volumes.csv", "mask", tmp_path / "l.csv", unit="lesion", progress=False)
@@ -150,7 +148,7 @@ def test_2d_backbones_on_lesions_in_2_5d(volumes, tmp_path, models_dir, lite0):
         for p in ("orthogonal", "adjacent")
     ]
     assert names == ["efficientnet_lite0~orthogonal", "efficientnet_lite0~adjacent"]
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         a, b = (st.load(n).X for n in names)
         assert "axial, coronal and sagittal planes" in st.provenance(names[0])["planes"]
         assert st.identity(names[0]) != st.identity(names[1])

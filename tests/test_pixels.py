@@ -18,7 +18,7 @@ from featx.errors import ImageReadError
 from featx.extract.pipeline import SampleLoader
 from featx.images.loader import SampleReader
 from featx.images.preprocess import Preprocessor
-from featx.store.store import FeatureStore
+from featx.store.open import open_store
 
 LITE0 = "efficientnet_lite0"
 
@@ -90,7 +90,7 @@ def test_notes_reach_the_summary_the_store_and_the_cli(tmp_path, models_dir, lit
     proc = featx("extract", "-m", tmp_path / "m.csv", "-b", LITE0, "-s", tmp_path / "f.h5", "--models-dir", models_dir)
     assert proc.returncode == 0, proc.stderr
     assert "1 with a note" in proc.stdout and "note blank.png: every pixel of blank.png is 9" in proc.stdout
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         notes = dict(zip(st.sample_ids(), st.notes(LITE0)))
         assert notes["fine.png"] == "" and "constant image" in notes["blank.png"]
         assert st.load(LITE0).X.shape[0] == 2  # noted rows are computed and kept

@@ -9,8 +9,8 @@ from helpers import assert_one_line_error, featx
 
 from featx import api
 from featx.errors import FitError
+from featx.store.open import open_store
 from featx.store.pooled import pool_feature_set
-from featx.store.store import FeatureStore
 from featx.store.writer import store_writer
 
 
@@ -39,7 +39,7 @@ def test_pooled_rows_equal_numpys_pooling_of_each_subjects_stored_rows(slices, h
         want = {"mean": [rows.mean(0)], "max": [rows.max(0)], "mean+max": [rows.mean(0), rows.max(0)]}[how]
         np.testing.assert_allclose(row, np.concatenate(want), rtol=1e-6, atol=1e-7)  # float32 storage
         assert sid == f"subject:{subject}"
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         prov = st.provenance(s.name)["pooled"]
     assert prov["from"] == "deep" and prov["rows_per_group"] == [3] * 24 and prov["how"] == how
     assert set(fs.splits) == {"train", "test"} and (fs.splits == "test").sum() == 4

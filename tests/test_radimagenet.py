@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers import stored
 
 from featx.backbones.resolve import resolve_backbone
 from featx.errors import BackboneError, WeightsError
@@ -111,6 +112,5 @@ def test_extract_names_the_feature_set_after_the_weights(weights_dir, demo_subse
     args = ["-m", demo_subset / "subset.csv", "-b", "resnet50.radimagenet", "-s", store, "--models-dir", models_dir]
     proc = featx("extract", *args)
     assert proc.returncode == 0, proc.stderr
-    with h5py.File(store) as h5:
-        assert list(h5["features"]) == ["resnet50.radimagenet"]
-        assert h5["features/resnet50.radimagenet/X"].shape == (120, 2048)
+    got = stored(store, "resnet50.radimagenet")
+    assert got.names == ["resnet50.radimagenet"] and got.X.shape == (120, 2048)

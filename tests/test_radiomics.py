@@ -6,12 +6,12 @@ import hashlib
 import json
 import logging
 
-import h5py
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import SHARED
 from helpers import assert_one_line_error, assert_usage_error, featx
+from helpers import stored as stored_set
 from PIL import Image
 
 from featx.api import radiomics as run_radiomics
@@ -20,7 +20,8 @@ from featx.dataset.manifest import Manifest, Sample
 from featx.errors import ExtractionAborted, FeatxError
 from featx.evaluate.models.saved import load_model
 from featx.radiomics.params import load_params, preset_path
-from featx.store.store import ABSENT, FAILED, OK, FeatureStore
+from featx.store.open import open_store
+from featx.store.store import ABSENT, FAILED, OK
 
 BRAIN = SHARED / "pyradiomics_brain"
 CASES = ("brain1", "breast1")
@@ -37,10 +38,8 @@ def pyradiomics_reference(params_file, image, mask) -> dict:
 
 
 def stored(store, name):
-    with h5py.File(store) as h:
-        g = h["features"][name]
-        ids = list(h["samples/id"].asstr()[:])
-        return ids, g["X"][:], json.loads(g.attrs["feature_names"]), g
+    got = stored_set(store, name)
+    return list(got.ids), got.X, got.feature_names, got
 
 
 def assert_bit_equal(ref: dict, names: list, row: np.ndarray):
@@ -74,7 +73,7 @@ def test_3d_values_equal_pyradiomics_extractor_to_the_last_bit(tmp_path, preset)
     # provenance: pyradiomics version, the full settings, image and mask hashes
     import radiomics
 
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         prov = st.provenance(s.feature_set)
         sha = dict(zip(st.sample_ids(), st.sources(s.feature_set)["sha256"]))
         mask_sha = dict(zip(st.sample_ids(), st.sources(s.feature_set)["mask_sha256"]))
@@ -153,7 +152,7 @@ def test_failing_cases_are_recorded_with_their_reason_and_the_run_goes_on(tmp_pa
     assert "spacing.nrrd does not match image" in why["geometry"] and "spacing (0.6641" in why["geometry"]
     assert "label2.nrrd has no voxel labelled 1" in why["label2"] and "--label 2" in why["label2"]
     assert "nowhere.nrrd" in why["missing"] and "not found" in why["missing"]
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         status = dict(zip(st.sample_ids(), st.status(s.feature_set)))
         errors = dict(zip(st.sample_ids(), st.errors(s.feature_set)))
     assert status["good"] == OK and all(status[k] == FAILED for k in why)
@@ -172,7 +171,7 @@ def test_max_failures_stops_the_run_keeps_computed_rows_and_a_rerun_resumes(tmp_
     assert s.n_already + s.n_computed == 2 and s.failures == []
     again = run_radiomics(good_only, tmp_path / "f.h5", jobs=1)
     assert (again.n_already, again.n_computed) == (2, 0)  # nothing recomputed
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         assert st.load("radiomics.default").X.shape == (2, s.n_features)
 
 
@@ -304,7 +303,7 @@ def test_cli_radiomics_then_fit_end_to_end_on_volumes_with_masks(tmp_path):
     proc = featx("predict", volumes, "--model", model, "--out", tmp_path / "p.csv")
     assert proc.returncode == 0, proc.stderr
     assert "12 input(s), 12 predicted" in proc.stdout and "0 failed" in proc.stdout
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         want = load_model(model).predict(st.load("radiomics.default"))
     with open(tmp_path / "p.csv", newline="") as fh:
         got = {r["id"]: r for r in csv.DictReader(fh)}
@@ -357,5 +356,5 @@ def test_params_file_gets_a_hash_name_and_other_settings_under_one_name_are_refu
     other = volumes_manifest(tmp_path, cases=("brain1",), labels=("b",))
     s2 = run_radiomics(other, tmp_path / "f.h5", jobs=1)
     assert s2.n_removed == 0
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         assert sorted(st.status("radiomics.default").tolist()) == [OK, ABSENT]

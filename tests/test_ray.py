@@ -1,14 +1,15 @@
 """`featx extract --ray` on a local 2-CPU Ray instance gives the same store as the single-process run."""
 
-import h5py
 import numpy as np
 import pytest
 import ray  # part of the test extra (featx[test]): a missing Ray fails here, it is never skipped
+from helpers import stored
 from test_extract_engine import LITE0
 
 from featx.api import extract
 from featx.dataset.manifest import Manifest, Sample
-from featx.store.store import FAILED, FeatureStore
+from featx.store.open import open_store
+from featx.store.store import FAILED
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +28,13 @@ def test_ray_store_equals_single_process_store(local_ray, reference, demo_subset
     m = Manifest([*m, Sample(sample_id="zz_broken", path=bad, label="malignant", split="train")])
     s = extract(m, LITE0, tmp_path / "ray.h5", models_dir=models_dir, batch_size=8, ray="local", progress=False)
     assert (s.n_extracted, len(s.failures)) == (120, 1) and "broken.png" in s.failures[0][1]
-    with FeatureStore(tmp_path / "ray.h5") as st, h5py.File(ref_store) as ref:
-        assert st.sample_ids()[:120].tolist() == ref_ids.tolist()
-        g = st.h5[f"features/{LITE0}"]
-        np.testing.assert_array_equal(g["X"][:120], ref_X)
-        assert g["filled"][:120].all() and not g["filled"][120] and g["status"][120] == FAILED
-        assert st.sources(LITE0)["sha256"][:120].tolist() == ref[f"features/{LITE0}/sha256"].asstr()[:].tolist()
-        prov = st.provenance(LITE0)
-        assert prov["spec"] == FeatureStore(ref_store).provenance(LITE0)["spec"]
+    got = stored(tmp_path / "ray.h5", LITE0)
+    assert got.ids[:120].tolist() == ref_ids.tolist()
+    np.testing.assert_array_equal(got.X[:120], ref_X)
+    assert got.filled[:120].all() and not got.filled[120] and got.status[120] == FAILED
+    with open_store(tmp_path / "ray.h5") as st, open_store(ref_store) as ref:
+        assert st.sources(LITE0)["sha256"][:120].tolist() == ref.sources(LITE0)["sha256"].tolist()
+        assert st.provenance(LITE0)["spec"] == ref.provenance(LITE0)["spec"]
     # a rerun on Ray resumes like a local one: only the broken sample is retried
     s2 = extract(m, LITE0, tmp_path / "ray.h5", models_dir=models_dir, batch_size=8, ray="local", progress=False)
     assert (s2.n_already, s2.n_extracted, len(s2.failures)) == (120, 0, 1)

@@ -19,7 +19,7 @@ from featx.evaluate.runs.fit import run_fit
 from featx.evaluate.statistics.regression import paired_mae_bootstrap, regression_bootstrap, regression_metrics
 from featx.evaluate.statistics.resampling import Resampling
 from featx.results.io import load_results
-from featx.store.store import FeatureStore
+from featx.store.open import open_store
 
 
 def test_regression_metrics_are_scikit_learns_and_scipys():
@@ -114,7 +114,7 @@ def test_fit_predicts_a_planted_age_and_shuffled_ages_are_not_predicted(aged, tm
     # the saved model predicts what its refit predicts
     model = load_model(tmp_path / "m.skops")
     assert model.regression
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load("deep")
     pred = model.predict(fs)
     np.testing.assert_allclose(pred.proba[:, 0], next(iter(model.models.values())).predict(fs.X), rtol=1e-5)
@@ -200,7 +200,7 @@ def test_a_manifests_outcome_columns_reach_the_store_and_survive_a_rewrite(tmp_p
         rows = st.add_samples(man)
         st.create_feature_set("f", 2, {"kind": "cnn"}, "id", kind="cnn")
         st.write("f", rows, np.ones((3, 2), np.float32))
-    with FeatureStore(tmp_path / "s.h5") as st:
+    with open_store(tmp_path / "s.h5") as st:
         assert st.outcome_names() == ["age", "lable"] and list(st.load("f").outcomes["age"]) == ["61.5", "", "70"]
 
 

@@ -3,12 +3,11 @@
 import json
 import shutil
 
-import h5py
 import numpy as np
 import onnxruntime
 import pytest
 import torch
-from helpers import assert_one_line_error, featx
+from helpers import assert_one_line_error, featx, stored
 
 from featx.backbones.external import load_onnx_backbone
 from featx.backbones.weights import load_backbone
@@ -119,9 +118,9 @@ def test_extract_with_user_onnx_and_with_torch_runtime(resnet18_random, demo_sub
     proc = featx("extract", "-m", csv, "-b", "resnet18", "--weights", "random", "-s", torch_store, "--runtime", "torch")
     assert proc.returncode == 0, proc.stderr
     assert "torch-cpu-fp32" in proc.stdout
-    with h5py.File(onnx_store) as a, h5py.File(torch_store) as b:
-        xa, xb = a["features/resnet18.random/X"][:], b["features/resnet18.random/X"][:]
-        assert json.loads(b["features/resnet18.random"].attrs["provenance"])["runtime"].startswith("torch")
+    a, b = stored(onnx_store, "resnet18.random"), stored(torch_store, "resnet18.random")
+    xa, xb = a.X, b.X
+    assert b.provenance["runtime"].startswith("torch")
     assert np.abs(xa - xb).max() <= 1e-4 * np.abs(xb).max()  # same features whichever runtime
     assert_one_line_error(
         featx("extract", "-m", csv, "-b", "resnet18", "-s", tmp_path / "x.h5", "--precision", "fp16"), "fp16"

@@ -14,7 +14,7 @@ from featx.dataset.sample import Sample
 from featx.errors import WeightsError
 from featx.extract.config import ExtractConfig
 from featx.extract.run import run_extract
-from featx.store.store import FeatureStore
+from featx.store.open import open_store
 
 pytest.importorskip("monai")  # the 3d extra; installed by `make install`
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def _featx(backbone: str, weights: str, tmp_path, models_dir, **kw) -> np.ndarra
     cfg = ExtractConfig(backbone=backbone, weights=weights, store=tmp_path / "f.h5", models_dir=models_dir, **kw)
     s = run_extract(cfg, man, progress=False)
     assert s.n_extracted == 1 and not s.failures
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         prov = st.provenance(s.feature_set)
         assert prov["spec"]["volume"]["source"] and "mm cube around the point" in prov["preprocessing"]
         return st.load(s.feature_set).X[0]

@@ -9,6 +9,7 @@ import pytest
 
 from featx.dataset.manifest import Sample
 from featx.errors import StoreError
+from featx.store.open import open_store
 from featx.store.store import FeatureStore
 
 
@@ -25,7 +26,7 @@ def test_round_trip_out_of_order_writes(tmp_path):
         st.write("f", rows[[4, 1, 5]], X[[4, 1, 5]])  # scattered
         st.write("f", rows[[2, 3]], X[[2, 3]])  # contiguous slab
         st.mark_failed("f", [rows[0]], ["a.png: cannot decode image"])
-    with FeatureStore(path) as st:
+    with open_store(path) as st:
         assert st.filled("f").tolist() == [False, True, True, True, True, True]
         assert st.errors("f")[0] == "a.png: cannot decode image"
         fs = st.load("f")
@@ -63,11 +64,11 @@ def test_identity_clash_refused_unless_overwrite(tmp_path):
 
 def test_missing_store_and_feature_set(tmp_path):
     with pytest.raises(StoreError, match="Store not found"):
-        FeatureStore(tmp_path / "none.h5")
+        open_store(tmp_path / "none.h5")
     with FeatureStore(tmp_path / "s.h5", "a") as st:
         st.add_samples(_samples("a"))
         st.create_feature_set("resnet18", 2, {}, identity="i", kind="cnn")
-    with FeatureStore(tmp_path / "s.h5") as st:
+    with open_store(tmp_path / "s.h5") as st:
         with pytest.raises(StoreError, match="no feature set 'vgg16' .*it has: resnet18"):
             st.load("vgg16")
         with pytest.raises(StoreError, match="no computed rows"):
@@ -77,7 +78,7 @@ def test_missing_store_and_feature_set(tmp_path):
 def test_not_a_store(tmp_path):
     (tmp_path / "x.h5").write_bytes(b"hello")
     with pytest.raises(StoreError, match="x.h5 is not an HDF5 file"):
-        FeatureStore(tmp_path / "x.h5")
+        open_store(tmp_path / "x.h5")
 
 
 def test_second_writer_refused(tmp_path):

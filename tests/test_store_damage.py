@@ -11,7 +11,8 @@ from helpers import assert_one_line_error, featx
 
 from featx.dataset.manifest import Manifest, Sample
 from featx.errors import StoreError
-from featx.store.writer import store_writer
+from featx.store.open import open_store, store_writer
+from featx.store.tools import compact_store
 
 
 @pytest.fixture
@@ -48,9 +49,9 @@ def test_a_file_that_is_not_hdf5_and_a_damaged_layout(good, tmp_path):
     import h5py
 
     with h5py.File(good, "a") as h5:
-        del h5["features/f/filled"]
+        del h5["features/f/outside"]
     proc = featx("fit", "-s", good, "-f", "f", "--out", tmp_path / "out")
-    assert_one_line_error(proc, f"{good}: a damaged featx store (missing features/f/filled)")
+    assert_one_line_error(proc, f"{good}: a damaged featx store (missing features/f/outside)")
     assert "internal error" not in proc.stderr
     with pytest.raises(StoreError, match="damaged featx store"):
         _write_something(good)
@@ -75,26 +76,35 @@ def test_a_read_only_folder_says_so(tmp_path, monkeypatch):
 def test_a_failed_transaction_open_leaves_no_copy(good, tmp_path, monkeypatch):
     import featx.store.writer as writer
 
-    real = writer.FeatureStore
+    real = writer.ShardedStore
 
-    def failing(path, mode="r"):
+    def failing(path, mode="r", **kw):
         if mode == "a":
             raise StoreError(f"{path}: cannot open")
-        return real(path, mode)
+        return real(path, mode, **kw)
 
-    monkeypatch.setattr(writer, "FeatureStore", failing)
+    monkeypatch.setattr(writer, "ShardedStore", failing)
     with pytest.raises(StoreError, match="cannot open"):
         _write_something(good)
     assert _leftovers(tmp_path) == []
 
 
-def test_a_damaged_block_of_features_is_an_error_not_wrong_values(good, tmp_path):
+@pytest.mark.parametrize("layout", ["sharded", "one file"])
+def test_a_damaged_block_of_features_is_an_error_not_wrong_values(good, tmp_path, layout):
     import h5py
 
-    with h5py.File(good) as h5:
-        info = h5["features/f/X"].id.get_chunk_info(0)
-    data = bytearray(good.read_bytes())
+    if layout == "one file":
+        compact_store(good)
+        damaged = good
+    else:
+        with open_store(good) as st:
+            (damaged,) = st.part_files()
+    with h5py.File(damaged) as h5:
+        info = h5["features/f/X" if layout == "one file" else "X"].id.get_chunk_info(0)
+    data = bytearray(damaged.read_bytes())
     data[info.byte_offset + 5] ^= 0xFF  # one flipped byte inside the first block of features
-    good.write_bytes(bytes(data))
+    damaged.write_bytes(bytes(data))
     proc = featx("fit", "-s", good, "-f", "f", "--out", tmp_path / "out")
     assert_one_line_error(proc, f"{good}: feature set 'f' cannot be read, the file is damaged")
+    if layout == "sharded":
+        assert damaged.name in proc.stderr  # which file of the store

@@ -14,6 +14,7 @@ from featx.api import extract
 from featx.api import finetune as run_finetune
 from featx.api import fit as run_fit
 from featx.errors import ConfigError, FeatxError
+from featx.store.open import open_store
 
 
 def _multi_sequence(tmp_path, n_subjects=12, per=3, signal=1.0, seed=0):
@@ -150,14 +151,13 @@ def test_finetune_per_sequence_on_shared_folds(tmp_path):
 
 def test_extract_interpolation_and_resize_overrides(demo_subset, tmp_path):
     from featx.dataset.manifest import Manifest
-    from featx.store.store import FeatureStore
 
     man = Manifest(list(Manifest.from_csv(demo_subset / "subset.csv"))[:6])
     store = tmp_path / "f.h5"
     kw = dict(weights="random", runtime="torch")
     extract(man, "resnet18", store, name="plain", **kw)
     extract(man, "resnet18", store, name="bicubic", interpolation="bicubic", resize_to_input=True, **kw)
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         plain, bicubic = st.load("plain"), st.load("bicubic")
         prov = st.provenance("bicubic")
     assert (
@@ -177,7 +177,6 @@ def test_extract_interpolation_and_resize_overrides(demo_subset, tmp_path):
 
 
 def st_provenance_of(store, name):
-    from featx.store.store import FeatureStore
 
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         return st.provenance(name)

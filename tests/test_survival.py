@@ -26,6 +26,7 @@ from featx.evaluate.runs.bench import run_bench  # noqa: E402
 from featx.evaluate.runs.fit import run_fit  # noqa: E402
 from featx.evaluate.statistics.resampling import Resampling  # noqa: E402
 from featx.evaluate.statistics.survival import paired_c_bootstrap, survival_bootstrap, survival_metrics  # noqa: E402
+from featx.store.open import open_store
 
 
 def _data(loader):
@@ -160,14 +161,13 @@ def test_fit_finds_the_planted_hazard_and_not_a_shuffled_one(standin, tmp_path):
 
     # the saved model: featx predict computes the features again and gives the refit's risk scores
     from featx import api
-    from featx.store.store import FeatureStore
 
     out = tmp_path / "pred.csv"
     api.predict(tmp_path / "m.skops", manifest, out, models_dir=store.parent)
     with open(out, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     model = api.load_model(tmp_path / "m.skops")
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load("efficientnet_lite0")
     risk = dict(zip(fs.ids, next(iter(model.models.values())).predict(fs.X)))
     assert len(rows) == 160 and all(r["error"] == "" for r in rows)

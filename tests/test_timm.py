@@ -17,7 +17,7 @@ from featx.backbones.resolve import resolve_backbone
 from featx.dataset.manifest import Manifest
 from featx.errors import ConfigError
 from featx.images.preprocess import Preprocessor
-from featx.store.store import FeatureStore
+from featx.store.open import open_store
 
 MODELS = {  # name -> create_model arguments of the saved model
     "vit_small_patch14_dinov2": {"img_size": 224},
@@ -58,7 +58,7 @@ def test_stored_features_equal_timms_own_forward_on_its_own_transform(
     man = Manifest(list(man)[:6])
     s = extract(man, f"timm:{name}", tmp_path / "f.h5", weights=str(timm_folders[name]), models_dir=models_dir)
     assert s.n_extracted == 6 and s.failures == []
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         fs = st.load(s.feature_set)
         prov = st.provenance(s.feature_set)
     ref = _timm_reference(timm_folders[name], [smp.path for smp in man])
@@ -127,7 +127,7 @@ def test_fit_is_part_of_the_feature_sets_identity(demo_subset, models_dir, lite0
     a = extract(man, "efficientnet_lite0", tmp_path / "f.h5", models_dir=models_dir)
     b = extract(man, "efficientnet_lite0", tmp_path / "f.h5", models_dir=models_dir, fit="pad")
     assert (a.feature_set, b.feature_set) == ("efficientnet_lite0", "efficientnet_lite0~pad")
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         assert not np.allclose(st.load(a.feature_set).X, st.load(b.feature_set).X)
         assert "letterboxed with black to 224 x 224" in st.provenance(b.feature_set)["preprocessing"]
 
@@ -239,7 +239,7 @@ def test_open_clip_tower_features_equal_open_clips_own_and_export(clip_file, dem
     man = Manifest(list(Manifest.load(demo_subset / "subset.csv"))[:4])
     s = extract(man, "open_clip:ViT-S-32", tmp_path / "f.h5", weights=str(clip_file), models_dir=models_dir)
     assert s.n_extracted == 4 and s.provider == "CPUExecutionProvider"
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         fs, prov = st.load(s.feature_set), st.provenance(s.feature_set)
     model, _, preprocess = open_clip.create_model_and_transforms("ViT-S-32", pretrained=str(clip_file))
     with torch.inference_mode():
@@ -294,7 +294,7 @@ def test_hf_model_features_equal_transformers_own_forward_on_its_processor(
     man = Manifest(list(Manifest.load(demo_subset / "subset.csv"))[:4])
     s = extract(man, "hf:microsoft/rad-dino", tmp_path / "f.h5", weights=str(rad_dino_like), models_dir=models_dir)
     assert s.n_extracted == 4 and s.provider == "CPUExecutionProvider"
-    with FeatureStore(tmp_path / "f.h5") as st:
+    with open_store(tmp_path / "f.h5") as st:
         fs, spec = st.load(s.feature_set), st.provenance(s.feature_set)["spec"]
     model, proc = AutoModel.from_pretrained(rad_dino_like).eval(), AutoImageProcessor.from_pretrained(rad_dino_like)
     with torch.inference_mode():

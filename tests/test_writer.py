@@ -1,4 +1,4 @@
-"""The store's crash-safe writer: lock, journal, transactions, full disk, kill -9 inside a transaction."""
+"""The store's crash-safe writers: slots, journals, transactions, full disk, kill -9 inside a transaction."""
 
 import signal
 import subprocess
@@ -11,8 +11,9 @@ import pytest
 
 from featx.dataset.manifest import Sample
 from featx.errors import StoreError
-from featx.store.store import FAILED, OK, REMOVED, FeatureStore
-from featx.store.writer import read_journal, store_writer
+from featx.store.journal import RowDone, RowFailed, read_journal
+from featx.store.open import open_store, store_writer
+from featx.store.store import FAILED, OK, REMOVED
 
 
 def _samples(ids):
@@ -39,11 +40,13 @@ def test_journal_rows_reach_store_on_commit(tmp_path):
         rows = _setup(w)
         j = w.start_journal("f", "id1", 3)
         j.append(
-            [(int(rows[1]), "b", "h1"), (int(rows[3]), "d", "h3")], X[[1, 3]], [(int(rows[0]), "a", "a.png: bad", "")]
+            [RowDone(int(rows[1]), "b", "h1"), RowDone(int(rows[3]), "d", "h3")],
+            X[[1, 3]],
+            [RowFailed(int(rows[0]), "a", "a.png: bad")],
         )
-        with FeatureStore(path) as st:  # readers see the last committed state while a run goes on
+        with open_store(path) as st:  # readers see the last committed state while a run goes on
             assert not st.filled("f").any()
-    with FeatureStore(path) as st:
+    with open_store(path) as st:
         assert st.filled("f").tolist() == [False, True, False, True, False, False]
         np.testing.assert_array_equal(st.load("f").X, X[[1, 3]])
         assert st.status("f")[:2].tolist() == [FAILED, OK] and st.errors("f")[0] == "a.png: bad"
@@ -55,21 +58,21 @@ def test_torn_journal_tail_is_ignored_and_recovered_by_next_writer(tmp_path):
     path = tmp_path / "s.h5"
     with store_writer(path) as w:
         _setup(w)
-    jpath = path.with_name("s.h5.journal")
     # a run that dies after two batches, in the middle of writing the third
     w2 = store_writer(path).__enter__()
     j = w2.start_journal("f", "id1", 3)
-    j.append([(0, "a", "")], np.ones((1, 3), np.float32), [])
-    j.append([(1, "b", "")], np.full((1, 3), 2, np.float32), [])
+    jpath = w2.journal_path
+    j.append([RowDone(0, "a", "")], np.ones((1, 3), np.float32), [])
+    j.append([RowDone(1, "b", "")], np.full((1, 3), 2, np.float32), [])
     j._f.close()
-    w2._unlock()
+    w2._slot.release()  # as the kernel does when the process dies
     with open(jpath, "ab") as f:
         f.write(b"\x40\x00\x00\x00\x12\x34")  # a frame header and a few bytes of a payload
     header, recs = read_journal(jpath)
     assert header["feature_set"] == "f" and len(list(recs)) == 2
     with store_writer(path):
         pass  # the next writer applies what the killed one journaled
-    with FeatureStore(path) as st:
+    with open_store(path) as st:
         assert st.filled("f").tolist() == [True, True, False, False, False, False]
         np.testing.assert_array_equal(st.load("f").X, [[1, 1, 1], [2, 2, 2]])
     assert not jpath.exists()
@@ -80,25 +83,26 @@ def _one_journaled_row(path, identity):
     with store_writer(path) as w:
         _setup(w)
         j = w.start_journal("f", identity, 3)
-        j.append([(0, "a", "")], np.ones((1, 3), np.float32), [])
+        j.append([RowDone(0, "a", "")], np.ones((1, 3), np.float32), [])
 
 
 def test_journal_of_other_settings_is_not_applied(tmp_path):
     path = tmp_path / "s.h5"
     _one_journaled_row(path, "other-identity")
-    with FeatureStore(path) as st:
+    with open_store(path) as st:
         assert not st.filled("f").any()
 
 
 @contextmanager
-def writer_in_another_process(path):
-    """Another process holds the store's writer lock until the block ends (then it is killed); yields its pid."""
+def writer_in_another_process(path, feature_set="f"):
+    """Another process writes ``feature_set`` of the store until the block ends (then it is killed); yields its pid."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import time; from featx.store.writer import store_writer\n"
-            f"w = store_writer({str(path)!r}).__enter__(); print('ok', flush=True); time.sleep(60)",
+            f"w = store_writer({str(path)!r}).__enter__(); w.start_journal({feature_set!r}, 'id1', 3)\n"
+            "print('ok', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -111,13 +115,16 @@ def writer_in_another_process(path):
         holder.wait()
 
 
-def test_second_writer_refused_while_first_runs(tmp_path):
+def test_second_writer_of_one_set_and_shard_refused_while_first_runs(tmp_path):
     path = tmp_path / "s.h5"
     with writer_in_another_process(path) as pid:
-        with pytest.raises(StoreError, match=f"{path} is being written by featx pid {pid}.*another --store"):
-            store_writer(path).__enter__()
+        with store_writer(path) as w:  # the store is open to other writers ...
+            _setup(w)
+            w.start_journal("g", "id1", 3)  # ... and to other feature sets
+        with pytest.raises(StoreError, match=f"feature set 'f' is being written by featx pid {pid}.*--shard I/N"):
+            store_writer(path).__enter__().start_journal("f", "id1", 3)
     with store_writer(path) as w:  # the kernel released the lock with the killed process
-        _setup(w)
+        w.start_journal("f", "id1", 3)
 
 
 def test_kill_inside_a_transaction_leaves_the_previous_store(tmp_path):
@@ -144,7 +151,7 @@ def test_kill_inside_a_transaction_leaves_the_previous_store(tmp_path):
     with store_writer(path):
         pass
     assert not list(tmp_path.glob("s.h5.tmp*"))  # and cleared by the next writer
-    with FeatureStore(path) as st:
+    with open_store(path) as st:
         assert st.n_samples == 6 and st.filled("f").tolist() == [True] + [False] * 5
 
 
@@ -158,24 +165,25 @@ def test_full_disk_keeps_what_was_written(tmp_path):
         """
         import resource, sys
         import numpy as np
+        from featx.store.journal import RowDone
         from featx.store.writer import store_writer
         resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
         with store_writer(sys.argv[1]) as w:
             j = w.start_journal("f", "id1", 256)
             for r, sid in enumerate("abcdef"):
-                j.append([(r, sid, "")], np.full((1, 256), r, np.float32), [])
+                j.append([RowDone(r, sid, "")], np.full((1, 256), r, np.float32), [])
     """,
         path,
-        2500,
+        2600,
     )
     assert proc.returncode == 1 and "Traceback" in proc.stderr  # a library call raises; the CLI prints one line
-    assert "s.h5.journal: the disk is full. The 2 rows before this batch are kept in it" in proc.stderr
+    assert "f.all.journal: the disk is full. The 2 rows before this batch are kept in it" in proc.stderr
     assert "the disk is full" in proc.stderr.split("StoreError")[0]  # the failed commit: a warning, not a crash
-    with FeatureStore(path) as st:  # the store itself is intact ...
+    with open_store(path) as st:  # the store itself is intact ...
         assert not st.filled("f").any()
     with store_writer(path):  # ... and once there is space the journaled rows are applied
         pass
-    with FeatureStore(path) as st:
+    with open_store(path) as st:
         assert st.filled("f").tolist() == [True, True, False, False, False, False]
 
 
@@ -187,7 +195,7 @@ def test_membership_flags_removed_rows_and_load_leaves_them_out(tmp_path):
             st.write("f", rows, np.eye(3))
             rows2 = st.add_samples(_samples("ac"))
             assert st.mark_membership("f", rows2) == 1
-    with FeatureStore(path) as st:
+    with open_store(path) as st:
         assert st.status("f").tolist() == [OK, REMOVED, OK]
         assert st.load("f").ids.tolist() == ["a", "c"]
         assert st.load("f", include_removed=True).ids.tolist() == ["a", "b", "c"]
@@ -205,15 +213,15 @@ def test_float64_journal_of_a_killed_radiomics_run_is_recovered_bit_for_bit(tmp_
     w2 = store_writer(path).__enter__()
     j = w2.start_journal("r", "r1", 2, dtype="<f8")
     j.append(
-        [(0, "a", "ha", "ma", ""), (2, "c", "hc", "mc", "pyradiomics returned NaN/inf for 1 feature(s): f2")],
+        [RowDone(0, "a", "ha", "ma"), RowDone(2, "c", "hc", "mc", "pyradiomics returned NaN/inf for 1 feature(s): f2")],
         X,
-        [(1, "b", "b: mask empty", "hb", "mb")],
+        [RowFailed(1, "b", "b: mask empty", "hb", "mb")],
     )
     j._f.close()
-    w2._unlock()  # killed before its commit
+    w2._slot.release()  # killed before its commit
     with store_writer(path):
         pass
-    with FeatureStore(path) as st:
+    with open_store(path) as st:
         fs = st.load("r")
         assert fs.X.dtype == np.float64 and np.array_equal(fs.X, X) and fs.feature_names == ["f1", "f2"]
         assert st.notes("r").tolist() == ["", "", "pyradiomics returned NaN/inf for 1 feature(s): f2"]

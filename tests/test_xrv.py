@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 import torchxrayvision as xrv
+from helpers import stored
 from PIL import Image
 
 from featx.backbones.resolve import resolve_backbone
@@ -59,8 +59,7 @@ def test_features_equal_torchxrayvisions_own_pipeline(xrv_home, demo_subset, mod
     cfg = ExtractConfig(backbone=f"xrv:{ALL}", store=store, models_dir=models_dir)
     s = run_extract(cfg, manifest, progress=False)  # ONNX Runtime on the export: parity checked there
     assert s.n_extracted == 12 and s.feature_set == f"xrv:{ALL}.pretrained"
-    with h5py.File(store) as h5:
-        X = h5[f"features/xrv:{ALL}.pretrained/X"][:]
+    X = stored(store, f"xrv:{ALL}.pretrained").X
     net = xrv.models.DenseNet(weights=ALL, cache_dir=str(xrv_home / ".torchxrayvision" / "models_data"))
     want = np.stack([_xrv_own_features(net, s_.path) for s_ in manifest])
     cos = (X * want).sum(1) / np.linalg.norm(X, axis=1) / np.linalg.norm(want, axis=1)

@@ -24,7 +24,7 @@ from featx.errors import ConfigError, FeatxError, FitError, short_list
 from featx.images.loader import SampleReader
 from featx.images.signature import KEEP, MIRROR, pixel_signature
 from featx.progress import progress_bar
-from featx.store.store import FeatureStore
+from featx.store.open import open_store
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def run_audit(
     if write_manifest is not None and manifest is None:
         raise ConfigError("joins the subjects of a manifest: give --manifest too.", "write_manifest")
     man = Manifest.load(manifest) if manifest is not None else None  # a bad manifest fails before the work
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load(features)
         ids = st.sample_ids().tolist()
         paths = dict(zip(ids, zip(st.sample_paths().tolist(), st.sample_slices().tolist())))

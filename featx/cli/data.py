@@ -171,5 +171,24 @@ def store_export(
     out_console.print(f"{n} rows of {features} -> {path}", highlight=False)
 
 
+def store_compact(
+    store: Annotated[Path, typer.Argument(help="The feature store.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the one file here; the store stays as it is.")
+    ] = None,
+) -> None:
+    """Merge a store's shards into one HDF5 file, to share it (readable with plain h5py).
+
+    Without --out the store itself becomes one file, once every writer has finished; the next writer shards it
+    again without copying.
+
+    Example: [bold]featx store compact features.h5 --out features-shared.h5[/]
+    """
+    from featx.store.tools import compact_store
+
+    path, size = compact_store(store, out)
+    out_console.print(f"{store} -> {path} ({size / 1e6:.1f} MB, one file)", highlight=False)
+
+
 register(manifest_app, build=manifest_build, check=manifest_check)
-register(store_app, info=store_info, export=store_export)
+register(store_app, info=store_info, export=store_export, compact=store_compact)

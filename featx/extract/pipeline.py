@@ -32,6 +32,7 @@ from featx.images.loader import content_hash, pixel_digest
 from featx.images.raster import image_notes
 from featx.images.signature import pixel_signature, to_text
 from featx.progress import progress_bar
+from featx.store.journal import RowDone, RowFailed
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,16 @@ class SampleLoader:
         return self.preprocess(im), content_hash(sample.path), image_notes(im, sample.path), pixels
 
 
-def ok_entry(row: int, sample_id: str, sha, note: str, pixels: tuple = ("", "")) -> tuple:
-    """A journal ``ok`` entry: (row, id, sha256), with (mask sha256, note) when there is a mask sha256 or a note,
-    and with (mask sha256, note, pixel digest, pixel signature) when the image gave them (``pixels``).
+def ok_entry(row: int, sample_id: str, sha, note: str, pixels: tuple = ("", "")) -> RowDone:
+    """The journal entry of a computed row.
 
     ``sha``: the file's sha256, or ``(image sha256, mask sha256)`` for a lesion crop, whose mask places the crop
-    (also as one ``"image\nmask"`` string, as it travels through Ray)."""
+    (also as one ``"image\nmask"`` string, as it travels through Ray); ``pixels``: the decoded pixels' digest and
+    signature."""
     if isinstance(sha, str) and "\n" in sha:
         sha = tuple(sha.split("\n", 1))
     sha, mask_sha = sha if isinstance(sha, tuple) else (sha, "")
-    if any(pixels):
-        return (row, sample_id, sha, mask_sha, note, *pixels)
-    return (row, sample_id, sha, mask_sha, note) if note or mask_sha else (row, sample_id, sha)
+    return RowDone(row, sample_id, sha, mask_sha, note, *pixels)
 
 
 def _pool(mode: str, workers: int) -> Executor:
@@ -128,8 +127,8 @@ def run_pipeline(
 ) -> RunStats:
     """Run ``todo`` ((row, sample) pairs) through ``load`` -> ``compute`` -> ``sink``.
 
-    ``sink(ok, X, failed)`` gets ``ok`` = [:func:`ok_entry`], the feature rows ``X``, and
-    ``failed`` = [(row, sample_id, reason, sha256)].
+    ``sink(ok, X, failed)`` gets ``ok`` = [:class:`~featx.store.journal.RowDone`], the feature rows ``X``, and
+    ``failed`` = [:class:`~featx.store.journal.RowFailed`].
 
     Raises
     ------
@@ -162,7 +161,7 @@ def run_pipeline(
                             log.warning("note: %s: %s", s.sample_id, note)
                     except Exception as exc:  # any per-image failure is recorded, never fatal
                         why = failure_reason(exc, s)
-                        failed.append((int(r), s.sample_id, why, ""))
+                        failed.append(RowFailed(int(r), s.sample_id, why))
                         stats.failures.append((s.sample_id, why))
                         log.warning("failed: %s", why)
                 t_run = time.perf_counter()

@@ -23,6 +23,7 @@ from featx.extract.pipeline import ok_entry
 from featx.extract.tta import with_tta
 from featx.failures import RunStats, aborted, failure_reason
 from featx.progress import progress_bar
+from featx.store.journal import RowFailed
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,13 @@ def run_on_ray(
                 )
                 for i in ok_idx
             ]
-            stats.notes += [(entry[1], entry[4]) for entry in ok if len(entry) > 3 and entry[4]]
-            failed = [(int(b["row"][i]), str(b["sample_id"][i]), str(err[i]), "") for i in np.flatnonzero(err != "")]
-            for _, sid, why, _ in failed:
-                stats.failures.append((sid, why))
-                log.warning("failed: %s", why)
+            stats.notes += [(e.sample_id, e.note) for e in ok if e.note]
+            failed = [
+                RowFailed(int(b["row"][i]), str(b["sample_id"][i]), str(err[i])) for i in np.flatnonzero(err != "")
+            ]
+            for f in failed:
+                stats.failures.append((f.sample_id, f.reason))
+                log.warning("failed: %s", f.reason)
             sink(ok, b["features"][ok_idx], failed)
             stats.done += len(ok)
             bar.update(len(err), rate=(stats.done + len(stats.failures)) / (time.perf_counter() - t0))

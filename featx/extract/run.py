@@ -37,9 +37,9 @@ from featx.images.planes import PlaneReader
 from featx.images.planes import describe as describe_planes
 from featx.images.preprocess import Preprocessor
 from featx.progress import spinner
-from featx.store.freshness import Stale, rows_left
-from featx.store.store import FeatureStore
-from featx.store.writer import store_writer
+from featx.store.freshness import Stale
+from featx.store.open import open_store, store_writer
+from featx.store.plan import rows_left
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def check_lesion_rows(manifest: Manifest, what: str) -> None:
 
 def copies_line(store, name: str) -> str:
     """One line on the exact copies among the computed rows of ``name`` (by file and decoded pixels), or ""."""
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         ids, keys, subjects, labels = st.content_keys(name)
     copies = find_copies(ids, keys, subjects, labels)
     return copies.summary() + " by fit and bench" if copies else ""
@@ -176,7 +176,7 @@ def _previous(store, name: str) -> dict | None:
     if store is None or not Path(store).is_file():
         return None
     try:
-        with FeatureStore(store) as st:
+        with open_store(store) as st:
             return st.provenance(name) if name in st.feature_names() else None
     except Exception:  # noqa: BLE001 - a damaged store is named by the writer, with what to do
         return None

@@ -26,8 +26,8 @@ from featx.radiomics.config import RadiomicsConfig
 from featx.radiomics.params import RadiomicsParams, describe, load_params, probe_names
 from featx.radiomics.pool import run_cases, start_pool
 from featx.store.freshness import Stale
-from featx.store.store import FeatureStore
-from featx.store.writer import store_writer
+from featx.store.journal import RowDone, RowFailed
+from featx.store.open import open_store, store_writer
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,14 @@ def _run(
         def sink(row, sample, result, why):
             if why is None:
                 journal.append(
-                    [(row, sample.sample_id, result.image_sha, result.mask_sha, result.note)],
+                    [RowDone(row, sample.sample_id, result.image_sha, result.mask_sha, result.note)],
                     result.values[None, :],
                     [],
                 )
                 if result.note:
                     summary.notes.append((sample.sample_id, result.note))
             else:
-                journal.append([], np.zeros((0, len(p.names))), [(row, sample.sample_id, why, "", "")])
+                journal.append([], np.zeros((0, len(p.names))), [RowFailed(row, sample.sample_id, why)])
 
         try:
             stats = run_cases(
@@ -207,7 +207,7 @@ def _known_names(store, name: str, identity: str, overwrite: bool) -> list[str]:
     """Feature names of an existing set with these settings (no probe needed to resume)."""
     if overwrite or not Path(store).is_file():
         return []
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         if name not in st.feature_names() or st.identity(name) != identity:
             return []
         return st.column_names(name) or []

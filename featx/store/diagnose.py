@@ -32,10 +32,14 @@ def layout_damage(h5) -> str:
     missing = []
     if "samples" in h5:
         missing += [f"samples/{c}" for c in ("id", "path", "label") if c not in h5["samples"]]
+    sharded = h5.attrs.get("format") == "featx-store/2"  # an index: the rows live in the shards
     for name in h5.get("features", {}):
         g = h5["features"][name]
-        missing += [f"features/{name}/{d}" for d in ("X", "filled", "error") if d not in g]
-        missing += [f"features/{name} attribute {a}" for a in ("provenance", "identity") if a not in g.attrs]
+        missing += [
+            f"features/{name}/{d}" for d in (("outside",) if sharded else ("X", "filled", "error")) if d not in g
+        ]
+        attrs = ("provenance", "identity", *(("parts", "folder") if sharded else ()))
+        missing += [f"features/{name} attribute {a}" for a in attrs if a not in g.attrs]
     if "features" in h5 and len(h5["features"]) and "samples" not in h5:
         missing.append("samples")
     return f"missing {', '.join(missing)}" if missing else ""

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from featx.images.loader import content_hash
-from featx.store.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +44,11 @@ class Stale:
     reason: str
 
 
-def _inputs(sample, with_mask: bool) -> list[Path]:
+def inputs_of(sample, with_mask: bool) -> list[Path]:
     return [Path(sample.path), *([Path(sample.mask)] if with_mask and sample.mask else [])]
 
 
-def _fingerprint(paths: list[Path], cache: dict) -> tuple[str, str]:
+def fingerprint(paths: list[Path], cache: dict) -> tuple[str, str]:
     """(source, stat) of a row's files; stat is "" when a file cannot be read (the run then reports it)."""
     source = "|".join(map(str, paths))
     try:
@@ -59,7 +58,7 @@ def _fingerprint(paths: list[Path], cache: dict) -> tuple[str, str]:
     return source, stat
 
 
-def check_rows(st: FeatureStore, name: str, rows, samples, *, with_mask: bool) -> list[Stale]:
+def check_rows(st, name: str, rows, samples, *, with_mask: bool) -> list[Stale]:
     """Record what the manifest's rows of ``name`` come from; forget and return the stale computed ones.
 
     ``rows`` are the store rows of ``samples`` (:meth:`FeatureStore.add_samples`). Rows still to
@@ -71,8 +70,8 @@ def check_rows(st: FeatureStore, name: str, rows, samples, *, with_mask: bool) -
     updates: dict[int, tuple[str, str]] = {}
     stale: list[tuple[int, Stale]] = []
     for r, s in zip(np.asarray(rows, dtype=np.int64).tolist(), samples):
-        paths = _inputs(s, with_mask)
-        source, stat = _fingerprint(paths, cache)
+        paths = inputs_of(s, with_mask)
+        source, stat = fingerprint(paths, cache)
         if (source, stat) == (rec["source"][r], rec["stat"][r]) and stat:
             continue
         updates[r] = (source, stat)
@@ -112,29 +111,3 @@ def _changed(paths: list[Path], source: str, old_source: str, sha: str, mask_sha
     if with_mask and len(now) > 1 and now[1] != mask_sha:
         return where or f"its mask {paths[1].name} changed (another sha256)"
     return ""
-
-
-def rows_left(store, name: str, samples, *, with_mask: bool) -> int:
-    """How many of ``samples`` a run of ``name`` would compute, read-only and without hashing: rows not computed,
-    and computed rows whose file's path, size or mtime changed (a rerun hashes those; some may turn out fresh)."""
-    samples = list(samples)
-    if store is None or not Path(store).is_file():
-        return len(samples)
-    try:
-        with FeatureStore(store) as st:
-            if name not in st.feature_names():
-                return len(samples)
-            index = {sid: i for i, sid in enumerate(st.sample_ids().tolist())}
-            filled, rec = st.filled(name), st.sources(name)
-    except Exception:  # noqa: BLE001 - a store the writer cannot open is named by the writer, with what to do
-        return len(samples)
-    cache: dict[Path, str] = {}
-    left = 0
-    for s in samples:
-        r = index.get(s.sample_id)
-        if r is None or r >= len(filled) or not filled[r]:
-            left += 1
-            continue
-        source, stat = _fingerprint(_inputs(s, with_mask), cache)
-        left += not stat or (source, stat) != (rec["source"][r], rec["stat"][r])
-    return left

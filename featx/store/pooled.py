@@ -19,8 +19,7 @@ import numpy as np
 
 from featx.errors import ConfigError, FitError, short_list
 from featx.store.feature_set import FeatureSet
-from featx.store.store import FeatureStore
-from featx.store.writer import store_writer
+from featx.store.open import open_store, store_writer
 
 POOL_BY = ("subject", "volume", "lesion")
 POOL_HOW = ("mean", "max", "mean+max")
@@ -112,7 +111,7 @@ def pool_feature_set(
     if how not in POOL_HOW:
         raise ConfigError(f"must be one of {', '.join(POOL_HOW)}, got {how!r}.", "how")
     name = name or f"{source}~{by}-{how}"
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         fs = st.load(source)
         identity = st.identity(source)
         paths = dict(zip(st.sample_ids().tolist(), st.sample_paths().tolist()))
@@ -224,7 +223,7 @@ def _agree_with(fs: FeatureSet, rows: np.ndarray, lesion) -> None:
             )
 
 
-def stale_groups(st: FeatureStore, name: str) -> list[str]:
+def stale_groups(st, name: str) -> list[str]:
     """The groups of pooled set ``name`` whose source rows changed since it was pooled ([] when fresh or not
     pooled); a source that is gone or was remade with other settings makes every group stale."""
     pooled = st.provenance(name).get("pooled")

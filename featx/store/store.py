@@ -47,14 +47,16 @@ from featx import __version__
 from featx.errors import StoreError, did_you_mean
 from featx.store.diagnose import differences, layout_damage, open_failure
 from featx.store.feature_set import FeatureSet
+from featx.store.samples import STR as _STR
+from featx.store.samples import SampleTable
+from featx.store.shards import live_status as _live_status
+from featx.store.shards import read_rows
 
 log = logging.getLogger(__name__)
 
 FORMAT = "featx-store/1"
-_STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split")
 #: per feature set: what each row was computed from (stores before featx 0.6 kept the hashes in /samples)
 SOURCE_COLUMNS = ("source", "stat", "sha256", "mask_sha256", "pixels")
-_STR = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 64
 TODO, OK, FAILED, REMOVED, ABSENT = 0, 1, 2, 3, 4
 STATUS_NAMES = {
@@ -66,22 +68,6 @@ STATUS_NAMES = {
 }
 
 
-def _read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
-    """``ds[rows]`` (sorted row indices) read straight into one array, a run of consecutive rows at a time: never the
-    whole dataset and then a copy of its rows (twice the memory of a large feature set)."""
-    out = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
-    if len(rows) == ds.shape[0]:  # every row: one read
-        ds.read_direct(out)
-        return out
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    start = 0
-    for run in np.split(rows, breaks):
-        if len(run):
-            ds.read_direct(out, np.s_[run[0] : run[-1] + 1], np.s_[start : start + len(run)])
-            start += len(run)
-    return out
-
-
 def missing_set_message(path, name: str, have: list[str]) -> str:
     """The store lacks feature set ``name``: the closest names it has, and the command that makes such a set."""
     close = [h for h in have if h.startswith(name + ".")] or []  # 'radiomics' -> 'radiomics.default'
@@ -91,6 +77,27 @@ def missing_set_message(path, name: str, have: list[str]) -> str:
         f"{path} has no feature set {name!r} (it has: {', '.join(have) or 'none'}).{hint} Run '{maker}' for it, "
         "or pass one of those to --features."
     )
+
+
+def check_existing(path, name: str, attrs, dim: int, provenance: dict, identity: str, overwrite: bool) -> bool:
+    """Whether feature set ``name`` (its ``attrs``) is to be made anew (``overwrite``); False: it is accepted as it is.
+
+    Raises
+    ------
+    StoreError
+        When it was made with other settings (another identity) and not ``overwrite``, or with another dimension.
+    """
+    if attrs.get("feature_dim") != dim and attrs.get("identity") == identity:
+        raise StoreError(f"{path}: feature set {name!r} has dimension {attrs.get('feature_dim')}, not {dim}.")
+    if overwrite:
+        return True
+    if attrs.get("identity") != identity:
+        changed = differences(json.loads(attrs["provenance"]), provenance)
+        raise StoreError(
+            f"{path}: feature set {name!r} was made with different settings ({changed}). "
+            "Use another --name, or --overwrite to recompute it."
+        )
+    return False
 
 
 def _now() -> str:
@@ -107,13 +114,7 @@ def _set_row(g: h5py.Group, r: int, x, status: int) -> None:
         g["note"][r] = ""
 
 
-def _live_status(g: h5py.Group) -> np.ndarray:
-    """Status from the filled mask and error text alone: ok, failed, or to do."""
-    errs = g["error"].asstr()[:]
-    return np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO)).astype(np.uint8)
-
-
-class FeatureStore:
+class FeatureStore(SampleTable):
     """An HDF5 feature store; use as a context manager.
 
     Parameters
@@ -161,86 +162,6 @@ class FeatureStore:
 
     def flush(self) -> None:
         self.h5.flush()
-
-    # ------------------------------------------------------------------ samples
-    @property
-    def n_samples(self) -> int:
-        return int(self.h5["samples/id"].shape[0]) if "samples" in self.h5 else 0
-
-    def sample_ids(self) -> np.ndarray:
-        """All sample ids, in row order."""
-        return self._column("id")
-
-    def sample_paths(self) -> np.ndarray:
-        """Every sample's image path, in row order."""
-        return self._column("path")
-
-    def sample_slices(self) -> np.ndarray:
-        """Every sample's slice index (-1: a 2D image), in row order."""
-        return self._column("slice")
-
-    def _column(self, name: str) -> np.ndarray:
-        if "samples" not in self.h5:
-            return np.array([], dtype=object)
-        ds = self.h5["samples"][name]
-        return ds[:] if name == "slice" else ds.asstr()[:].astype(object)
-
-    def add_samples(self, samples: Iterable) -> np.ndarray:
-        """Register samples (objects with Sample's attributes); returns their row indices.
-
-        New ids are appended; known ids keep their row, and their metadata (label,
-        subject ...) is updated to the manifest's.
-        """
-        samples = list(samples)
-        n_old = self.n_samples
-        g = self.h5.require_group("samples")
-        for c in _STR_COLUMNS:
-            if c not in g:  # new store, or a column added by a later featx version
-                g.create_dataset(c, shape=(n_old,), maxshape=(None,), dtype=_STR, chunks=(1024,))
-        if "slice" not in g:
-            g.create_dataset("slice", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(1024,))
-        index = {sid: i for i, sid in enumerate(self.sample_ids())}
-        n0 = len(index)
-        rows = np.empty(len(samples), dtype=np.int64)
-        for j, s in enumerate(samples):
-            rows[j] = index.setdefault(s.sample_id, len(index))
-        n = len(index)
-        cols = {c: self._column(c) for c in (*_STR_COLUMNS, "slice")}
-        for c in cols:
-            cols[c] = np.concatenate([cols[c], np.full(n - n0, -1 if c == "slice" else "", dtype=cols[c].dtype)])
-        outcomes = sorted({name for s in samples for name, _ in getattr(s, "outcomes", ())})
-        out_g = g.require_group("outcomes") if outcomes else g.get("outcomes")
-        for name in outcomes:
-            if name not in out_g:
-                out_g.create_dataset(name, shape=(n_old,), maxshape=(None,), dtype=_STR, chunks=(1024,))
-        out_cols = {c: self._outcome(c) for c in (out_g if out_g is not None else ())}
-        for c in out_cols:
-            out_cols[c] = np.concatenate([out_cols[c], np.full(n - len(out_cols[c]), "", dtype=object)])
-        for r, s in zip(rows, samples):
-            for name, value in getattr(s, "outcomes", ()):
-                out_cols[name][r] = value
-            cols["id"][r] = s.sample_id
-            cols["path"][r] = str(s.path)
-            for c in ("label", "subject", "sequence", "split"):
-                cols[c][r] = getattr(s, c) or ""
-            cols["slice"][r] = -1 if s.slice is None else s.slice
-        for c, values in cols.items():
-            g[c].resize((n,))
-            g[c][:] = values
-        for c, values in out_cols.items():
-            out_g[c].resize((n,))
-            out_g[c][:] = values
-        for name in self.feature_names():
-            self._grow(name, n)
-        return rows
-
-    def _outcome(self, name: str) -> np.ndarray:
-        return self.h5["samples"]["outcomes"][name].asstr()[:].astype(object)
-
-    def outcome_names(self) -> list[str]:
-        """The manifest's outcome columns the store keeps (:attr:`Sample.outcomes`)."""
-        g = self.h5.get("samples")
-        return sorted(g["outcomes"]) if g is not None and "outcomes" in g else []
 
     def set_sources(self, name: str, rows, values, column: str) -> None:
         """Record what rows of ``name`` were computed from: ``column`` is one of :data:`SOURCE_COLUMNS`."""
@@ -298,21 +219,11 @@ class FeatureStore:
             preprocessing) and ``overwrite`` is false.
         """
         if name in self.feature_names():
-            g = self.h5["features"][name]
-            if g.attrs.get("feature_dim") != dim and g.attrs.get("identity") == identity:
-                raise StoreError(
-                    f"{self.path}: feature set {name!r} has dimension {g.attrs.get('feature_dim')}, not {dim}."
-                )
-            if overwrite:
-                del self.h5["features"][name]
-            elif g.attrs.get("identity") != identity:
-                changed = differences(json.loads(g.attrs["provenance"]), provenance)
-                raise StoreError(
-                    f"{self.path}: feature set {name!r} was made with different settings ({changed}). "
-                    "Use another --name, or --overwrite to recompute it."
-                )
-            else:
+            if not check_existing(
+                self.path, name, self.h5["features"][name].attrs, dim, provenance, identity, overwrite
+            ):
                 return
+            del self.h5["features"][name]
         n = self.n_samples
         g = self.h5.require_group("features").create_group(name)
         g.create_dataset(
@@ -488,22 +399,24 @@ class FeatureStore:
         if not filled.any():
             raise StoreError(f"{self.path}: feature set {name!r} has no computed rows. Run 'featx extract' again.")
         rows = np.flatnonzero(filled)
-        X = _read_rows(g["X"], rows)
-        cols = {c: self._column(c)[rows] for c in ("id", "label", "subject", "split", "sequence")}
-        return FeatureSet(
+        return self.feature_set(
             name,
-            X,
-            cols["id"],
-            cols["label"],
-            cols["subject"],
-            cols["split"],
-            cols["sequence"],
+            rows,
+            read_rows(g["X"], rows),
             self.provenance(name),
             self.column_names(name),
             self._copy_keys(g, rows),
             g["signature"][:][rows].astype(np.float32) if "signature" in g else None,
-            {c: self._outcome(c)[rows] for c in self.outcome_names()},
         )
+
+    def signatures(self, name: str) -> np.ndarray | None:
+        """Every row's pixel signature (zeros where unknown), None when the set has none."""
+        g = self._group(name)
+        return g["signature"][:] if "signature" in g else None
+
+    def features(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """The features of store ``rows`` (sorted), read straight into one array."""
+        return read_rows(self._group(name)["X"], np.asarray(rows, dtype=np.int64))
 
     def matrix_size(self, name: str) -> tuple[int, int, int]:
         """(rows, columns, bytes) of the computed rows of ``name``, as :meth:`load` would read them, without reading."""
@@ -524,7 +437,16 @@ class FeatureStore:
     def _copy_keys(self, g: h5py.Group, rows: np.ndarray) -> np.ndarray:
         """Content keys of ``rows``: the file (image, mask and slice) and the decoded pixels, ``""`` unknown."""
         col = lambda c: g[c].asstr()[:][rows].astype(object) if c in g else np.full(len(rows), "", object)  # noqa: E731
-        sha, mask, pixels = col("sha256"), col("mask_sha256"), col("pixels")
-        slices = self._column("slice")[rows]
-        files = np.array([f"{a}|{b}|{s}" if a else "" for a, b, s in zip(sha, mask, slices)], dtype=object)
-        return np.column_stack([files, pixels]).astype(object)
+        return self.copy_keys(rows, col("sha256"), col("mask_sha256"), col("pixels"))
+
+    def attrs(self) -> dict:
+        """The store's own attributes (format, featx version, created)."""
+        return dict(self.h5.attrs)
+
+    def set_attrs(self, name: str) -> dict:
+        """A feature set's attributes (kind, feature_dim, created, updated ...)."""
+        return dict(self._group(name).attrs)
+
+    def begin_shard(self, name: str, shard_id: str) -> bool:
+        """The single-file layout has no shards: a journal's rows are always written."""
+        return True

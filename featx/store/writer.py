@@ -1,56 +1,53 @@
-"""Crash-safe, single-writer access to a feature store.
+"""Crash-safe writers of a feature store: many at once, and a commit costs what it writes.
 
-HDF5 is not crash-safe: a process killed while it has a file open for writing can
-leave metadata half written and the file unreadable. So a writer never modifies
-``STORE`` in place:
+HDF5 is not crash-safe: a process killed while it has a file open for writing can leave it unreadable. So no file
+a reader may open is ever changed in place (the layout: :mod:`featx.store.sharded`):
 
-* an exclusive lock on ``STORE.lock`` (``flock``: the kernel drops it when the process
-  dies, even on ``kill -9``) refuses a second writer;
-* computed rows are appended to a journal ``STORE.journal`` (length + CRC32 framed
-  records; a torn last record is ignored), never held in memory;
-* a *transaction* copies ``STORE`` to ``STORE.tmp<pid>``, changes the copy, flushes and
-  fsyncs it, and ``os.replace``-s it over ``STORE`` (atomic on POSIX), then drops the
-  journal. A kill before the rename leaves the old store and the journal; a kill
-  after it leaves a journal whose rows are already in the store (re-applying it is
-  idempotent: rows are keyed by sample id).
+* a writer's computed rows go to its own journal, ``STORE.h5.d/writers/<set>.<shard>.journal`` (length + CRC32
+  framed records; a torn last record is ignored), locked by its own ``.lock`` (``flock``: the kernel drops it when
+  the process dies, even on ``kill -9``). Two writers of one feature set and one shard are refused; writers of other
+  sets, or of other shards of one set, run at once;
+* a *transaction* takes the index lock ``STORE.h5.lock`` (held for the transaction only: they queue), copies the
+  index (the samples table and the sets' attributes, never features) to ``STORE.h5.tmp<pid>``, changes the copy,
+  writes the rows it changed as one new shard file (flushed, fsynced, renamed into place), fsyncs the copy and
+  ``os.replace``-s it over the index (atomic on POSIX);
+* a commit is one transaction that turns the journal into a shard named by the journal's id, then drops the
+  journal.
 
-The next writer applies a journal left by a killed run before it does anything else,
-so a rerun continues where the killed one stopped. Readers open ``STORE`` at any time.
+Every kill leaves a readable store: before the index's rename, the old index (a new shard is listed nowhere: it is
+removed by the next writer); after it, the new one and perhaps a journal whose shard the index lists already (the
+next writer sees the shard's name and drops the journal). A writer starting applies the journals of writers that
+died (their locks are free), so a rerun continues where a killed one stopped. Readers open the index at any time.
+
+A store made by an earlier featx (one file, ``featx-store/1``) is upgraded by its first writer without copying its
+features: the old file is linked into the folder as the sets' first part, and a new index replaces it.
 """
 
 from __future__ import annotations
 
-import errno
-import json
+import fcntl
 import logging
 import os
 import shutil
-import struct
 import time
-import zlib
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
+import h5py
 
-from featx.errors import StoreError
-from featx.images.signature import from_text
+from featx.errors import ConfigError, StoreError
 from featx.store.freshness import Stale, check_rows
-from featx.store.store import FeatureStore
+from featx.store.journal import NO_SPACE, Journal, apply_journal, no_space
+from featx.store.sharded import INDEX_FORMAT, ShardedStore, data_dir_of, folder_name, upgrade_index
+from featx.store.store import FORMAT, FeatureStore
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"FEATXJ1\n"
-_FRAME = struct.Struct("<II")  # payload length, crc32(payload)
-_NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-FSYNC_EVERY_S = 10.0  # journal fsync interval: kill -9 loses nothing (page cache); power loss at most this
-
-
-def _no_space(exc: OSError, what: Path, saved: str) -> StoreError:
-    reason = "the disk is full" if exc.errno in _NO_SPACE else str(exc)
-    return StoreError(f"cannot write {what}: {reason}. {saved} Free space (or choose another --store) and rerun.")
+INDEX_WAIT_S = 600.0  # transactions are short; a lock held this long is a stuck process
 
 
 def _fsync(path: Path) -> None:
@@ -61,117 +58,42 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-class Journal:
-    """Append-only record of computed rows for one feature set (see module docstring)."""
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` of a manifest: a contiguous block of its rows (job ``index`` of an array)."""
 
-    def __init__(self, path: Path, header: dict):
-        self.path = path
-        self.header = header
-        self.dtype = header.get("dtype", "<f4")
-        self.rows_written = 0
-        self.rows_ok = 0
-        self._f = open(path, "wb")
-        meta = json.dumps(header).encode()
-        self._f.write(_MAGIC + struct.pack("<I", len(meta)) + meta)
-        self._f.flush()
-        self._synced = time.monotonic()
+    index: int
+    count: int
 
-    def append(self, ok: list[tuple], X: np.ndarray, failed: list[tuple]) -> None:
-        """One batch: ``ok`` = (row, id, sha256[, mask sha256, note[, pixel digest]]) with rows of ``X``;
-        ``failed`` = (row, id, reason, sha256[, mask sha256])."""
-        meta = json.dumps({"ok": ok, "failed": failed}).encode()
-        payload = struct.pack("<I", len(meta)) + meta + np.ascontiguousarray(X, dtype=self.dtype).tobytes()
-        try:
-            self._f.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
-            self._f.flush()
-            if time.monotonic() - self._synced > FSYNC_EVERY_S:
-                os.fsync(self._f.fileno())
-                self._synced = time.monotonic()
-        except OSError as exc:
-            raise _no_space(exc, self.path, f"The {self.rows_written} rows before this batch are kept in it.") from None
-        self.rows_written += len(ok) + len(failed)
-        self.rows_ok += len(ok)
-
-    def close(self) -> None:
-        if not self._f.closed:
+    @classmethod
+    def parse(cls, text: str | None) -> Shard | None:
+        """``"I/N"`` (0 <= I < N), or ``"slurm"``: this job's place in a SLURM job array; None for no text."""
+        if not text:
+            return None
+        if text == "slurm":
             try:
-                self._f.close()
-            except OSError:  # a full disk can fail the final flush; what was flushed stays readable
-                pass
+                task = int(os.environ["SLURM_ARRAY_TASK_ID"]) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+                text = f"{task}/{int(os.environ['SLURM_ARRAY_TASK_COUNT'])}"
+            except (KeyError, ValueError):
+                raise ConfigError(
+                    "--shard slurm reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT, which are not set: run it "
+                    "in a job array (sbatch --array=0-3), or give --shard I/N.",
+                    "shard",
+                ) from None
+        try:
+            i, n = (int(v) for v in text.split("/"))
+        except ValueError:
+            i, n = -1, 0
+        if not 0 <= i < n:
+            raise ConfigError(f"--shard {text!r}: give I/N with 0 <= I < N (job 0 of 4: --shard 0/4).", "shard")
+        return cls(i, n)
 
+    def __str__(self) -> str:
+        return f"{self.index}of{self.count}"
 
-def read_journal(path: Path) -> tuple[dict, Iterator[tuple[list, np.ndarray, list]]]:
-    """Header and an iterator of (ok, X, failed) records; stops quietly at a torn or corrupt tail."""
-    f = open(path, "rb")
-    head = f.read(len(_MAGIC) + 4)
-    if len(head) < len(_MAGIC) + 4 or not head.startswith(_MAGIC):
-        f.close()
-        return {}, iter(())
-    (n,) = struct.unpack("<I", head[len(_MAGIC) :])
-    try:
-        header = json.loads(f.read(n))
-    except ValueError:
-        f.close()
-        return {}, iter(())
-    dim, dtype = int(header["dim"]), header.get("dtype", "<f4")
-
-    def records():
-        with f:
-            while True:
-                frame = f.read(_FRAME.size)
-                if len(frame) < _FRAME.size:
-                    return
-                size, crc = _FRAME.unpack(frame)
-                payload = f.read(size)
-                if len(payload) < size or zlib.crc32(payload) != crc:
-                    log.info("%s: ignoring a torn last record (the run was killed while writing it)", path)
-                    return
-                (m,) = struct.unpack("<I", payload[:4])
-                meta = json.loads(payload[4 : 4 + m])
-                X = np.frombuffer(payload[4 + m :], dtype=dtype).reshape(len(meta["ok"]), dim)
-                yield meta["ok"], X, meta["failed"]
-
-    return header, records()
-
-
-def apply_journal(st: FeatureStore, path: Path) -> int:
-    """Write a journal's rows into ``st`` by sample id; returns the number of rows applied."""
-    header, records = read_journal(path)
-    name = header.get("feature_set")
-    if not name:
-        return 0
-    if name not in st.feature_names() or st.identity(name) != header.get("identity"):
-        log.warning("%s: left by a run for feature set %r with other settings; its rows are not used", path, name)
-        for _ in records:
-            pass
-        return 0
-    index = {sid: i for i, sid in enumerate(st.sample_ids())}
-    applied = 0
-    for ok, X, failed in records:
-        keep = [j for j, entry in enumerate(ok) if entry[1] in index]
-        if keep:
-            rows = np.array([index[ok[j][1]] for j in keep])
-            st.write(name, rows, X[keep])
-            st.set_sources(name, rows, [ok[j][2] for j in keep], "sha256")
-            extra = [(r, ok[j][3], ok[j][4]) for r, j in zip(rows, keep) if len(ok[j]) > 3]  # radiomics rows
-            if extra:
-                st.set_sources(name, [e[0] for e in extra], [e[1] for e in extra], "mask_sha256")
-                noted = [(e[0], e[2]) for e in extra if e[2]]
-                if noted:
-                    st.set_notes(name, [n[0] for n in noted], [n[1] for n in noted])
-            digests = [(r, ok[j][5]) for r, j in zip(rows, keep) if len(ok[j]) > 5]
-            if digests:
-                st.set_sources(name, [d[0] for d in digests], [d[1] for d in digests], "pixels")
-            signed = [(r, ok[j][6]) for r, j in zip(rows, keep) if len(ok[j]) > 6 and ok[j][6]]
-            if signed:
-                st.set_signatures(name, [s[0] for s in signed], np.stack([from_text(s[1]) for s in signed]))
-        bad = [(index[f[1]], f[2], f[3], f[4] if len(f) > 4 else "") for f in failed if f[1] in index]
-        if bad:
-            st.mark_failed(name, [b[0] for b in bad], [b[1] for b in bad])
-            st.set_sources(name, [b[0] for b in bad], [b[2] for b in bad], "sha256")
-            st.set_sources(name, [b[0] for b in bad], [b[3] for b in bad], "mask_sha256")
-        applied += len(keep) + len(bad)
-    return applied
+    def positions(self, n: int) -> range:
+        """The manifest positions (of ``n``) this shard computes."""
+        return range(self.index * n // self.count, (self.index + 1) * n // self.count)
 
 
 class Registered(NamedTuple):
@@ -183,42 +105,78 @@ class Registered(NamedTuple):
     stale: list[Stale]
 
 
+class _Lock:
+    """An ``flock`` on a file, with who holds it written in it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, wait_s: float = 0.0) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 >= wait_s:
+                    self.holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                    os.close(fd)
+                    return False
+                time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"featx pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+
+def store_format(path: Path) -> str | None:
+    """The format attribute of a store file (None when missing)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return h5.attrs.get("format")
+    except OSError:
+        FeatureStore(path).close()  # names what is wrong with it
+        raise
+
+
 class StoreWriter:
-    """The one writer of a store: lock, transactions, journal; use as a context manager.
+    """A writer of a store: its transactions, and its journal; use as a context manager.
 
     Parameters
     ----------
     path : path
         The ``.h5`` store (created by the first transaction when missing).
-
-    Raises
-    ------
-    StoreError
-        When another process is writing the same store.
+    shard : Shard, optional
+        The part of each manifest this writer computes (``--shard I/N``); writers of other shards run at once.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, shard: Shard | None = None):
         self.path = Path(path)
+        self.shard = shard
+        self.data_dir = data_dir_of(self.path)
+        self.writers = self.data_dir / "writers"
         self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self.journal_path = self.path.with_name(self.path.name + ".journal")
-        self._lock_fd: int | None = None
         self.journal: Journal | None = None
+        self.journal_path: Path | None = None
+        self._slot: _Lock | None = None
 
     # -------------------------------------------------------------- lifetime
     def __enter__(self) -> StoreWriter:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writers.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise self._cannot_write(self.path.parent, exc) from None
-        self._lock()
-        for stale in self.path.parent.glob(self.path.name + ".tmp*"):  # copies a killed transaction left
-            stale.unlink(missing_ok=True)
-        if self.journal_path.exists():
-            with self.transaction() as st:
-                n = apply_journal(st, self.journal_path)
-            self.journal_path.unlink()
-            if n:
-                log.warning("%s: recovered %d rows from the run that was interrupted", self.path, n)
+            raise self._cannot_write(self.data_dir, exc) from None
+        with self._index_locked():
+            self._upgrade()
+            self._clean()
+        self._recover()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -232,84 +190,162 @@ class StoreWriter:
                     # the run's own error is the one to report; the journal stays for the next run
                     log.warning("%s; its rows stay in %s for the next run", failed, self.journal_path)
         finally:
-            self._unlock()
+            if self._slot is not None:
+                self._slot.release()
+                self._slot = None
 
-    def _lock(self) -> None:
-        import fcntl
+    def locked(self):
+        """The index lock, held for a block: no transaction runs meanwhile (``featx store compact``)."""
+        return self._index_locked()
 
+    @contextmanager
+    def _index_locked(self) -> Iterator[None]:
+        lock = _Lock(self.lock_path)
         try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            got = lock.acquire(wait_s=INDEX_WAIT_S)
         except OSError as exc:
             raise self._cannot_write(self.lock_path, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+        if not got:
             raise StoreError(
-                f"{self.path} is being written by {holder}. Wait for it to finish, or write to another --store."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"featx pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
-        self._lock_fd = fd
+                f"{self.path}: its index has been locked by {lock.holder} for {INDEX_WAIT_S:.0f} s (a stuck "
+                "process?). Stop that process, or write to another --store."
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
-    def _cannot_write(self, what: Path, exc: OSError) -> StoreError:
-        if exc.errno in _NO_SPACE:
-            return _no_space(exc, what, f"{self.path} is unchanged.")
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        return StoreError(
-            f"cannot write {what}: {reason.lower()} (a read-only folder or disk?). A store's folder must be "
-            f"writable (the store, its .lock and .journal live there): fix the permissions or choose another --store."
-        )
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
-
-    # ---------------------------------------------------------- transactions
-    @contextmanager
-    def transaction(self) -> Iterator[FeatureStore]:
-        """A FeatureStore on a copy of the store that replaces it atomically on success."""
+    def _upgrade(self) -> None:
+        """A single-file store (``featx-store/1``) becomes an index and one part, without copying its features."""
+        if not self.path.exists():
+            return
+        fmt = store_format(self.path)
+        if fmt == INDEX_FORMAT:
+            return
+        FeatureStore(self.path).close()  # not a featx store, or a damaged one: named as itself
+        assert fmt == FORMAT  # noqa: S101 - FeatureStore refused every other format
+        self.writers.mkdir(parents=True, exist_ok=True)
+        base = f"base-{uuid.uuid4().hex[:12]}.h5"
         tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-        self._check_space()
         try:
-            if self.path.exists():
-                FeatureStore(self.path).close()  # a damaged store is named as itself, not as its copy
-                shutil.copyfile(self.path, tmp)
-            st = FeatureStore(tmp, "a")
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if exc.errno in _NO_SPACE:
-                raise _no_space(exc, tmp, self._unchanged()) from None
-            raise self._cannot_write(tmp, exc) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        try:
-            yield st
-            st.close()
+            try:
+                os.link(self.path, self.data_dir / base)  # the same file under a second name: nothing copied
+            except OSError:  # a file system without hard links
+                shutil.copyfile(self.path, self.data_dir / base)
+                _fsync(self.data_dir / base)
+            upgrade_index(self.path, base, tmp)
             _fsync(tmp)
             os.replace(tmp, self.path)
             _fsync(self.path.parent)
         except OSError as exc:
-            st.close()
             tmp.unlink(missing_ok=True)
-            raise _no_space(exc, tmp, self._unchanged()) from None
-        except BaseException:
-            st.close()
-            tmp.unlink(missing_ok=True)
-            raise
+            raise self._cannot_write(tmp, exc) from None
+        log.info("%s: upgraded to the sharded layout (%s); its features were not copied", self.path, INDEX_FORMAT)
+
+    def _clean(self) -> None:
+        """Remove what killed writers left and no index lists: copies of the index, unlisted shards, the folders
+        of sets an ``--overwrite`` replaced. Runs under the index lock: no transaction is in flight."""
+        for stale in self.path.parent.glob(self.path.name + ".tmp*"):
+            stale.unlink(missing_ok=True)
+        if not self.path.exists():
+            return
+        with ShardedStore(self.path) as st:
+            listed = set(st.part_files())
+            folders = {f.parent for f in listed} | {
+                self.data_dir / st.set_attrs(n)["folder"] for n in st.feature_names()
+            }
+        for entry in self.data_dir.iterdir():
+            if entry.name == "writers":
+                continue
+            if entry.is_dir() and entry not in folders:
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_dir():
+                for f in entry.iterdir():
+                    if f not in listed:
+                        f.unlink(missing_ok=True)
+            elif entry not in listed:
+                entry.unlink(missing_ok=True)
+
+    def _recover(self) -> None:
+        """Commit the journals of writers that died (their lock is free), and one an earlier featx left."""
+        legacy = self.path.with_name(self.path.name + ".journal")
+        if legacy.exists():
+            self._apply(legacy)
+        for journal in sorted(self.writers.glob("*.journal")):
+            slot = _Lock(journal.with_suffix(".lock"))
+            if slot.acquire():
+                try:
+                    if journal.exists():
+                        self._apply(journal)
+                finally:
+                    slot.release()
+
+    def _apply(self, journal: Path) -> None:
+        with self.transaction() as st:
+            n = apply_journal(st, journal)
+        journal.unlink()
+        if n:
+            log.warning("%s: recovered %d rows from a run that was interrupted", self.path, n)
+
+    def _cannot_write(self, what: Path, exc: OSError) -> StoreError:
+        if exc.errno in NO_SPACE:
+            return no_space(exc, what, f"{self.path} is unchanged.")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return StoreError(
+            f"cannot write {what}: {reason.lower()} (a read-only folder or disk?). A store's folder must be "
+            f"writable (the store, its .lock and its .d folder live there): fix the permissions or choose another "
+            "--store."
+        )
+
+    # ---------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[ShardedStore]:
+        """The store's index, on a copy that replaces it atomically on success, with the rows changed in one new
+        shard per feature set."""
+        with self._index_locked():
+            self._upgrade()  # compacted into one file since this writer started
+            tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+            self._check_space()
+            try:
+                if self.path.exists():
+                    shutil.copyfile(self.path, tmp)
+                st = ShardedStore(tmp, "a", data_dir=self.data_dir, store=self.path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if exc.errno in NO_SPACE:
+                    raise no_space(exc, tmp, self._unchanged()) from None
+                raise self._cannot_write(tmp, exc) from None
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            written = []
+            try:
+                yield st
+                written = st.finish()
+                st.close()
+                _fsync(tmp)
+                os.replace(tmp, self.path)
+                _fsync(self.path.parent)
+            except BaseException as exc:
+                st.close()
+                tmp.unlink(missing_ok=True)
+                for f in written:  # listed by no index
+                    f.unlink(missing_ok=True)
+                if isinstance(exc, OSError):
+                    raise no_space(exc, tmp, self._unchanged()) from None
+                raise
+            for folder in st.dropped:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _unchanged(self) -> str:
-        kept = f" and the computed rows are kept in {self.journal_path}" if self.journal_path.exists() else ""
+        kept = f" and the computed rows are kept in {self.journal_path}" if self.journal is not None else ""
         return f"{self.path} is unchanged{kept}."
 
     def _check_space(self) -> None:
         """Refuse a transaction that would not fit: HDF5 does not fail gracefully on a full disk."""
         size = self.path.stat().st_size if self.path.exists() else 0
-        journal = self.journal_path.stat().st_size if self.journal_path.exists() else 0
-        need = size + 2 * journal + (1 << 20)
+        journals = sum(j.stat().st_size for j in self.writers.glob("*.journal"))
+        need = size + journals + (1 << 20)  # a copy of the index, and the journals' rows as shards
         free = shutil.disk_usage(self.path.parent).free
         if free < need:
             raise StoreError(
@@ -333,7 +369,8 @@ class StoreWriter:
 
         Computed rows whose files changed since (``with_mask``: the mask too) are forgotten and
         recomputed (:mod:`featx.store.freshness`). ``create``: more arguments of
-        :meth:`FeatureStore.create_feature_set` (dtype, feature_names).
+        :meth:`FeatureStore.create_feature_set` (dtype, feature_names). With a :class:`Shard`, the rows to compute
+        are those of the shard's block of the manifest.
         """
         with self.transaction() as st:
             rows = st.add_samples(manifest)
@@ -348,30 +385,48 @@ class StoreWriter:
                 removed,
                 name,
             )
-        todo = [(int(r), s) for r, s in zip(rows, manifest) if overwrite or not filled[r]]
+        mine = self.shard.positions(len(rows)) if self.shard else range(len(rows))
+        todo = [(int(rows[i]), manifest[i]) for i in mine if overwrite or not filled[rows[i]]]
         return Registered(todo, removed, stale)
 
     # --------------------------------------------------------------- journal
     def start_journal(self, feature_set: str, identity: str, dim: int, dtype: str = "<f4") -> Journal:
-        """Begin recording rows of ``feature_set`` (committed by :meth:`commit` or on exit)."""
-        try:
-            self.journal = Journal(
-                self.journal_path,
-                {
-                    "feature_set": feature_set,
-                    "identity": identity,
-                    "dim": dim,
-                    "dtype": dtype,
-                    "pid": os.getpid(),
-                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                },
+        """Begin recording rows of ``feature_set`` (committed by :meth:`commit` or on exit).
+
+        Raises
+        ------
+        StoreError
+            When another process writes the same feature set and shard now.
+        """
+        slot = f"{folder_name(feature_set).rsplit('-', 1)[0]}.{self.shard or 'all'}"
+        lock = _Lock(self.writers / f"{slot}.lock")
+        if not lock.acquire():
+            part = f" (shard {self.shard.index}/{self.shard.count})" if self.shard else ""
+            raise StoreError(
+                f"{self.path}: feature set {feature_set!r}{part} is being written by {lock.holder}. Wait for it to "
+                "finish, or give each job its own --shard I/N."
             )
+        self._slot = lock
+        self.journal_path = self.writers / f"{slot}.journal"
+        if self.journal_path.exists():  # left by a killed run of this slot, which died after this writer started
+            self._apply(self.journal_path)
+        header = {
+            "feature_set": feature_set,
+            "identity": identity,
+            "dim": dim,
+            "dtype": dtype,
+            "pid": os.getpid(),
+            "shard": str(self.shard or "all"),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        try:
+            self.journal = Journal(self.journal_path, header)
         except OSError as exc:
-            raise _no_space(exc, self.journal_path, f"{self.path} is unchanged.") from None
+            raise no_space(exc, self.journal_path, f"{self.path} is unchanged.") from None
         return self.journal
 
     def commit(self) -> int:
-        """Apply the journal to the store; returns the rows applied. The journal stays if this fails."""
+        """Apply the journal to the store as one shard; returns the rows applied. The journal stays if this fails."""
         if self.journal is None:
             return 0
         self.journal.close()
@@ -382,6 +437,6 @@ class StoreWriter:
         return n
 
 
-def store_writer(path: str | Path) -> StoreWriter:
-    """``with store_writer(path) as w:`` -> the store's single, crash-safe writer."""
-    return StoreWriter(path)
+def store_writer(path: str | Path, shard: Shard | None = None) -> StoreWriter:
+    """``with store_writer(path) as w:`` -> a crash-safe writer of the store (several may run at once)."""
+    return StoreWriter(path, shard)

@@ -8,7 +8,7 @@ from pathlib import Path
 from featx.errors import FitError
 from featx.evaluate.protocol.combined import parts_of
 from featx.evaluate.protocol.parallel import resolve_jobs
-from featx.store.store import FeatureStore
+from featx.store.open import open_store
 
 #: peak memory of a fit over the size of its feature matrix: the matrix, then each worker's training rows, their
 #: standardised copy and the solver's (benchmarks/fit_memory.py: logreg 4.9x with --jobs 1, 8.9x with --jobs 2)
@@ -48,7 +48,7 @@ def check_memory(store, features: list[str], s) -> None:
     available = available_memory()
     if available is None:
         return
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         sizes = {}
         for f in features:
             for part in parts_of(f, st.feature_names()):

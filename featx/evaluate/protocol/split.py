@@ -22,8 +22,8 @@ from featx.evaluate.protocol.memory import check_memory
 from featx.evaluate.protocol.outcomes import with_events, with_values
 from featx.evaluate.protocol.settings import SplitSettings
 from featx.store.feature_set import FeatureSet
+from featx.store.open import open_store
 from featx.store.pooled import stale_groups
-from featx.store.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def load_for_fit(store, features: str, s=None, memory_checked: bool = False) -> 
     """
     if s is not None and not memory_checked:
         check_memory(store, [features], s)
-    with FeatureStore(store) as st:
+    with open_store(store) as st:
         parts = parts_of(features, st.feature_names())
         loaded = [st.load(p) for p in parts]
         for p in parts:

@@ -1,0 +1,262 @@
+"""The parts a feature set of a sharded store is made of, and the writing of a new one.
+
+A *shard* is one HDF5 file that a commit wrote, whole, then never changes::
+
+    /                       attrs: format="featx-shard/1", feature_set, identity, created, featx_version
+    /rows    (k,) int64     the store rows (rows of the index's /samples table) this shard holds, ascending
+    /id      (k,) utf-8     their sample ids (checked against the index on reading: a mismatch is damage)
+    /status  (k,) uint8     1 ok, 2 failed, 0 to do (a row forgotten because its files changed)
+    /xpos    (k,) int64     the row of X holding the row's features, -1 for a row without (failed, to do)
+    /X       (m, D)         the features of the ok rows (float32, float64 for radiomics), fletcher32 chunks
+    /error, /note, /source, /stat, /sha256, /mask_sha256, /pixels   (k,) utf-8, "" when none
+    /signature (k, W) float16, optional: each row's pixel signature
+
+A row's state is that of the last part (in commit order) that holds it. A store made before the sharded layout
+(``featx-store/1``: every row of a set in one group) is read as one *legacy part* whose rows are all the rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from featx import __version__
+from featx.errors import StoreError
+from featx.store.samples import STR
+
+SHARD_FORMAT = "featx-shard/1"
+#: per-row text columns of a part (what a row was computed from, why it failed, what to know of it)
+TEXT = ("error", "note", "source", "stat", "sha256", "mask_sha256", "pixels")
+TODO, OK, FAILED = 0, 1, 2
+_CHUNK_ROWS = 64
+
+
+def read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``ds[rows]`` (sorted row indices) read straight into one array, a run of consecutive rows at a time: never the
+    whole dataset and then a copy of its rows (twice the memory of a large feature set)."""
+    out = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
+    if len(rows) == ds.shape[0]:  # every row: one read
+        ds.read_direct(out)
+        return out
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    start = 0
+    for run in np.split(rows, breaks):
+        if len(run):
+            ds.read_direct(out, np.s_[run[0] : run[-1] + 1], np.s_[start : start + len(run)])
+            start += len(run)
+    return out
+
+
+def live_status(g: h5py.Group) -> np.ndarray:
+    """Status from the filled mask and error text alone: ok, failed, or to do."""
+    errs = g["error"].asstr()[:]
+    return np.where(g["filled"][:], OK, np.where(errs != "", FAILED, TODO)).astype(np.uint8)
+
+
+class Part:
+    """One part of a feature set: which rows it holds, their state and columns, and their features."""
+
+    def __init__(self, g: h5py.Group, name: str, legacy_samples: h5py.Group | None = None):
+        self.g, self.name = g, name
+        self._legacy = legacy_samples  # a featx-store/1 group: every row, in row order
+        if legacy_samples is None:
+            self.rows = g["rows"][:]
+            self.xpos = g["xpos"][:]
+        else:
+            k = g["filled"].shape[0]
+            self.rows = np.arange(k, dtype=np.int64)
+            self.xpos = self.rows
+
+    def status(self) -> np.ndarray:
+        return live_status(self.g) if self._legacy is not None else self.g["status"][:]
+
+    def ids(self) -> np.ndarray | None:
+        return self.g["id"].asstr()[:].astype(object) if self._legacy is None else None
+
+    def column(self, c: str) -> np.ndarray:
+        g = self.g
+        if c in g:
+            return g[c].asstr()[:].astype(object)
+        old = self._legacy.get(c if c != "source" else "path") if self._legacy is not None else None
+        if old is not None and c != "note":  # made before featx 0.6: the hashes were per sample
+            values = old.asstr()[: min(len(self.rows), old.shape[0])].astype(object)
+            return np.concatenate([values, np.full(len(self.rows) - len(values), "", dtype=object)])
+        return np.full(len(self.rows), "", dtype=object)
+
+    def signature(self) -> np.ndarray | None:
+        return self.g["signature"][:] if "signature" in self.g else None
+
+    @property
+    def dim(self) -> int:
+        return int(self.g["X"].shape[1])
+
+    def features(self, positions: np.ndarray) -> np.ndarray:
+        """Rows ``positions`` of X (any order)."""
+        order = np.argsort(positions, kind="stable")
+        out = np.empty((len(positions), self.dim), dtype=self.g["X"].dtype)
+        out[order] = read_rows(self.g["X"], positions[order])
+        return out
+
+
+def open_part(data_dir: Path, entry: dict, name: str, files: dict) -> Part:
+    """The part an index entry names (``{"file": ..., "group": ...}``); ``files`` caches the open HDF5 files."""
+    path = data_dir / entry["file"]
+    h5 = files.get(path)
+    if h5 is None:
+        try:
+            h5 = files[path] = h5py.File(path, "r")
+        except OSError as exc:
+            raise StoreError(
+                f"{path}: a part of feature set {name!r} cannot be read ({exc}). The store's folder "
+                f"{data_dir} must travel with its index: restore it, or compute the features again."
+            ) from None
+    g = h5[entry.get("group", "/")]
+    return Part(g, name, h5["samples"] if entry.get("legacy") else None)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ShardBuilder:
+    """The rows a transaction changes in one feature set, written as one new shard file.
+
+    Each changed row starts as a copy of its current state (``current(row) -> (status, columns, x or None,
+    signature)``) and is then changed; features go straight to the file, so a large commit is never held in memory.
+    :meth:`finish` writes the row table, flushes and fsyncs, and names the file; until the index lists it, the
+    file is nobody's.
+    """
+
+    def __init__(self, folder: Path, name: str, identity: str, dim: int, dtype, current, shard_id: str | None = None):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.shard_id = shard_id or uuid.uuid4().hex
+        self.path = folder / f"{self.shard_id}.h5"
+        self.tmp = folder / f"{self.shard_id}.h5.tmp"
+        self.current = current
+        self.h5 = h5py.File(self.tmp, "w")
+        self.h5.attrs.update(
+            {
+                "format": SHARD_FORMAT,
+                "feature_set": name,
+                "identity": identity,
+                "featx_version": __version__,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+        self.X = self.h5.create_dataset(
+            "X",
+            shape=(0, dim),
+            maxshape=(None, dim),
+            dtype=np.dtype(dtype),
+            chunks=(_CHUNK_ROWS, dim),
+            fletcher32=True,  # a checksum per chunk: a damaged block of features is an error, never wrong values
+        )
+        self.at: dict[int, int] = {}  # store row -> its place in the lists below
+        self.rows: list[int] = []
+        self.status: list[int] = []
+        self.xpos: list[int] = []
+        self.cols: dict[str, list[str]] = {c: [] for c in TEXT}
+        self.signatures: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _touch(self, rows, keep_x: bool) -> list[int]:
+        """Places of ``rows``, each added with its current state on first touch."""
+        places = []
+        for r in np.asarray(rows, dtype=np.int64).tolist():
+            j = self.at.get(r)
+            if j is None:
+                status, cols, x, sig = self.current(r, keep_x)
+                j = self.at[r] = len(self.rows)
+                self.rows.append(r)
+                self.status.append(status)
+                self.xpos.append(-1)
+                for c in TEXT:
+                    self.cols[c].append(cols[c])
+                if sig is not None:
+                    self.signatures[r] = sig
+                if x is not None:
+                    self._put_x([j], x[None, :])
+            places.append(j)
+        return places
+
+    def _put_x(self, places: list[int], X: np.ndarray) -> None:
+        new = [j for j in places if self.xpos[j] < 0]
+        if new:
+            m = self.X.shape[0]
+            self.X.resize(m + len(new), axis=0)
+            for k, j in enumerate(new):
+                self.xpos[j] = m + k
+        pos = np.array([self.xpos[j] for j in places])
+        if len(pos) and pos[-1] - pos[0] == len(pos) - 1 and (np.diff(pos) == 1).all():
+            self.X[int(pos[0]) : int(pos[-1]) + 1] = X
+        else:
+            for p, x in zip(pos, X):
+                self.X[int(p)] = x
+
+    def write(self, rows, X: np.ndarray) -> None:
+        places = self._touch(rows, keep_x=False)
+        self._put_x(places, np.asarray(X, dtype=self.X.dtype))
+        for j in places:
+            self.status[j] = OK
+            self.cols["error"][j] = ""
+            self.cols["note"][j] = ""
+
+    def set_column(self, c: str, rows, values) -> None:
+        for j, v in zip(self._touch(rows, keep_x=True), values):
+            if v or c == "note":  # "" records nothing, as in the single-file layout
+                self.cols[c][j] = v
+
+    def fail(self, rows, reasons) -> None:
+        for j, why in zip(self._touch(rows, keep_x=False), reasons):
+            self.status[j], self.xpos[j] = FAILED, -1
+            self.cols["error"][j] = why
+
+    def forget(self, rows) -> None:
+        for j in self._touch(rows, keep_x=False):
+            self.status[j], self.xpos[j] = TODO, -1
+            self.cols["error"][j] = ""
+            self.cols["note"][j] = ""
+
+    def set_signatures(self, rows, signatures: np.ndarray) -> None:
+        for r, s in zip(np.asarray(rows, dtype=np.int64).tolist(), signatures):
+            self._touch([r], keep_x=True)
+            self.signatures[r] = np.asarray(s, dtype=np.float16)
+
+    def finish(self, ids: np.ndarray) -> Path:
+        """Write the row table (``ids``: the index's sample ids), flush, fsync and name the shard; returns its path."""
+        order = np.argsort(np.array(self.rows, dtype=np.int64), kind="stable")
+        rows = np.array(self.rows, dtype=np.int64)[order]
+        h5 = self.h5
+        h5.create_dataset("rows", data=rows)
+        h5.create_dataset("id", data=np.asarray(ids[rows], dtype=object), dtype=STR)
+        h5.create_dataset("status", data=np.array(self.status, dtype=np.uint8)[order])
+        h5.create_dataset("xpos", data=np.array(self.xpos, dtype=np.int64)[order])
+        for c in TEXT:
+            h5.create_dataset(c, data=np.array(self.cols[c], dtype=object)[order], dtype=STR)
+        if self.signatures:
+            width = len(next(iter(self.signatures.values())))
+            sig = np.zeros((len(rows), width), dtype=np.float16)
+            for k, r in enumerate(rows.tolist()):
+                if r in self.signatures:
+                    sig[k] = self.signatures[r]
+            h5.create_dataset("signature", data=sig)
+        h5.close()
+        _fsync(self.tmp)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if self.h5.id.valid:
+            self.h5.close()
+        self.tmp.unlink(missing_ok=True)
