@@ -4,7 +4,7 @@ Issue 31 item 5. A synthetic store (``--rows`` x 1,024 float32, labelled, two ro
 1.07 GB) is fitted by ``featx fit`` in a subprocess with each of ``--heads`` and ``--jobs``; the peak is the largest
 proportional set size (PSS, from ``/proc/PID/smaps_rollup``) summed over the process and its worker processes,
 sampled every 50 ms, so pages the workers share (joblib memory-maps a large X) count once. Loading alone
-(``FeatureStore.load``) is measured the same way. Linux only.
+(``open_store(...).load``) is measured the same way. Linux only.
 
     python benchmarks/fit_memory.py              # about 3 minutes on 2 cores
 
@@ -109,10 +109,10 @@ def main() -> None:
     load = [
         sys.executable,
         "-c",
-        f"from featx.store.store import FeatureStore\nwith FeatureStore({str(store)!r}) as s: s.load('big')",
+        f"from featx.store.open import open_store\nwith open_store({str(store)!r}) as s: s.load('big')",
     ]
     base = [sys.executable, "-c", "import featx.store.store"]
-    runs = {"python + featx.store imported": peak_pss(base), "FeatureStore.load": peak_pss(load)}
+    runs = {"python + featx.store imported": peak_pss(base), "store.load": peak_pss(load)}
     for head in args.heads.split(","):
         for jobs in args.jobs.split(","):
             cmd = [featx, "fit", "-s", str(store), "-f", "big", "--head", head, "--cv", "5", "--bootstrap", "0"]

@@ -11,7 +11,9 @@ from helpers import assert_one_line_error, featx
 import featx.evaluate.protocol.memory as memory
 from featx.evaluate.protocol.memory import PER_JOB, fit_memory
 from featx.store.open import open_store
-from featx.store.store import FeatureStore, _read_rows
+from featx.store.sharded import ShardedStore
+from featx.store.shards import read_rows
+from featx.store.store import FeatureStore
 
 
 def test_rows_are_read_in_runs_straight_into_one_array(tmp_path):
@@ -19,7 +21,7 @@ def test_rows_are_read_in_runs_straight_into_one_array(tmp_path):
     with h5py.File(tmp_path / "x.h5", "w") as h5:
         ds = h5.create_dataset("X", data=X, chunks=(8, 3))
         for rows in (np.arange(40), np.array([0, 1, 2, 7, 9, 10, 39]), np.array([5]), np.array([], dtype=np.int64)):
-            np.testing.assert_array_equal(_read_rows(ds, rows), X[rows])
+            np.testing.assert_array_equal(read_rows(ds, rows), X[rows])
 
 
 def test_a_subset_of_every_row_shares_the_matrix(tmp_path):
@@ -37,7 +39,8 @@ def test_a_fit_too_large_for_free_memory_is_refused_before_reading(tmp_path, mon
     matrix = 1000 * 256 * 4
     assert fit_memory({"f": matrix}, 2) == int(matrix * (1 + 2 * PER_JOB))
     monkeypatch.setattr(memory, "available_memory", lambda: int(matrix * (1 + PER_JOB)) + 1)  # room for one job
-    monkeypatch.setattr(FeatureStore, "load", lambda *a: pytest.fail("read before the check"))
+    for layout in (FeatureStore, ShardedStore):
+        monkeypatch.setattr(layout, "load", lambda *a: pytest.fail("read before the check"))
     assert_one_line_error(
         featx("fit", "-s", store, "-f", "f", "--jobs", "2"),
         "'f' is 1,000 rows x 256 features",

@@ -47,6 +47,7 @@ def extract(
     planes: str = opt(E, "planes"),
     plane_mm: float = opt(E, "plane_mm", min=1),
     ray: str | None = opt(E, "ray", metavar="ADDRESS"),
+    shard: str | None = opt(E, "shard", metavar="I/N"),
     config: Path | None = ConfigOption,
 ) -> None:
     """Extract frozen backbone features for every image of a manifest into an HDF5 store.
@@ -99,6 +100,7 @@ def radiomics(
     name: str | None = opt(R, "name"),
     overwrite: bool = opt(R, "overwrite"),
     max_failures: str = opt(R, "max_failures"),
+    shard: str | None = opt(R, "shard", metavar="I/N"),
     config: Path | None = ConfigOption,
 ) -> None:
     """Compute pyradiomics features for every sample into the store, next to the CNN features.

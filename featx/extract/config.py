@@ -15,6 +15,7 @@ from featx.failures import DEFAULT_MAX_FAILURES, check_max_failures
 from featx.images.intensity import check_policy
 from featx.images.planes import DEFAULT_PLANE_MM, PLANES
 from featx.images.preprocess import FITS, INTERPOLATIONS
+from featx.store.writer import check_shard
 
 TTA = Choice("test-time augmentation", ("none", "hflip"))
 DECODE = Choice("decoding worker kind", ("thread", "process"))
@@ -152,6 +153,12 @@ class ExtractConfig(Config):
         None,
         "Run on a Ray cluster: auto (the running cluster, or $RAY_ADDRESS), local (start one "
         "here) or ray://head:10001. Needs featx[ray].",
+    )
+    shard: str | None = setting(
+        None,
+        "Compute block I of N of the manifest (I/N, 0 <= I < N), or 'slurm': this job's block in a SLURM job "
+        "array. The jobs write one store at once; a rerun of a killed job resumes its block.",
+        check=check_shard,
     )
     lookahead: int = setting(DEFAULT_LOOKAHEAD, "Batches decoded ahead of the model (bounds memory).", minimum=1)
 

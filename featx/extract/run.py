@@ -38,7 +38,7 @@ from featx.images.planes import describe as describe_planes
 from featx.images.preprocess import Preprocessor
 from featx.progress import spinner
 from featx.store.freshness import Stale
-from featx.store.open import open_store, store_writer
+from featx.store.open import Shard, open_store, store_writer
 from featx.store.plan import rows_left
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ def _extract_rows(
     spec = plan.spec
     pixels = runner.run_pixels is not None and cfg.ray is None  # the engine scales and normalises in its graph
     loader = _loader(cfg, spec, pixels)
-    with store_writer(cfg.store) as w:
+    with store_writer(cfg.store, Shard.parse(cfg.shard)) as w:
         todo, removed, stale = w.register(
             manifest,
             plan.name,
@@ -320,8 +320,8 @@ def _extract_rows(
             spec.name,
             runner.provider,
             runner.exported.onnx_path if runner.exported else None,
-            n_samples=len(manifest),
-            n_already=len(manifest) - len(todo),
+            n_samples=len(w.block(len(manifest))),
+            n_already=len(w.block(len(manifest))) - len(todo),
             n_extracted=0,
             n_removed=removed,
             stale=stale,

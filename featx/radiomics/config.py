@@ -8,6 +8,7 @@ from pathlib import Path
 from featx.config import Choice, Config, setting
 from featx.failures import DEFAULT_MAX_FAILURES, check_max_failures
 from featx.radiomics.params import AUTO_MASKS, PRESETS
+from featx.store.writer import check_shard
 
 MODES = Choice("mode", ("auto", "2d", "3d"))
 
@@ -37,6 +38,12 @@ class RadiomicsConfig(Config):
     )
     label: int | None = setting(None, "Mask value of the region (default: the parameters' label, 1).", identity=True)
     name: str | None = setting(None, "Feature-set name (default: radiomics.<preset> or radiomics.<settings hash>).")
+    shard: str | None = setting(
+        None,
+        "Compute block I of N of the manifest (I/N, 0 <= I < N), or 'slurm': this job's block in a SLURM job "
+        "array. The jobs write one store at once; a rerun of a killed job resumes its block.",
+        check=check_shard,
+    )
     overwrite: bool = setting(False, "Recompute all rows (and replace a feature set made with other settings).")
     max_failures: str = setting(
         DEFAULT_MAX_FAILURES,

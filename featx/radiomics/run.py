@@ -27,7 +27,7 @@ from featx.radiomics.params import RadiomicsParams, describe, load_params, probe
 from featx.radiomics.pool import run_cases, start_pool
 from featx.store.freshness import Stale
 from featx.store.journal import RowDone, RowFailed
-from featx.store.open import open_store, store_writer
+from featx.store.open import Shard, open_store, store_writer
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _run(
         "featx_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    with store_writer(cfg.store) as w:
+    with store_writer(cfg.store, Shard.parse(cfg.shard)) as w:
         todo, removed, stale = w.register(
             manifest,
             name,
@@ -151,8 +151,8 @@ def _run(
             p.mode,
             jobs,
             len(p.names),
-            len(manifest),
-            len(manifest) - len(todo),
+            len(w.block(len(manifest))),
+            len(w.block(len(manifest))) - len(todo),
             n_removed=removed,
             stale=stale,
         )

@@ -96,6 +96,13 @@ class Shard:
         return range(self.index * n // self.count, (self.index + 1) * n // self.count)
 
 
+def check_shard(text: str | None) -> str | None:
+    """A ``--shard`` value, checked (``slurm`` stays as it is: its job reads its own place when it runs)."""
+    if text is not None and text != "slurm":
+        Shard.parse(text)
+    return text
+
+
 class Registered(NamedTuple):
     """What :meth:`StoreWriter.register` found: the (row, sample) pairs to compute, the rows that left
     the manifest (kept, flagged removed), and the computed rows recomputed because their files changed."""
@@ -385,9 +392,12 @@ class StoreWriter:
                 removed,
                 name,
             )
-        mine = self.shard.positions(len(rows)) if self.shard else range(len(rows))
-        todo = [(int(rows[i]), manifest[i]) for i in mine if overwrite or not filled[rows[i]]]
+        todo = [(int(rows[i]), manifest[i]) for i in self.block(len(rows)) if overwrite or not filled[rows[i]]]
         return Registered(todo, removed, stale)
+
+    def block(self, n: int) -> range:
+        """The positions of a manifest of ``n`` rows this writer computes (its shard's block, or all)."""
+        return self.shard.positions(n) if self.shard else range(n)
 
     # --------------------------------------------------------------- journal
     def start_journal(self, feature_set: str, identity: str, dim: int, dtype: str = "<f4") -> Journal:

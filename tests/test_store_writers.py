@@ -1,0 +1,137 @@
+"""Many writers on one store (issue 31): two backbones and radiomics at once, four shard jobs of one feature set, a
+killed shard job rerun, the store compacted to one file and sharded again, and a store an earlier featx made."""
+
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from helpers import FEATX, assert_usage_error, featx, stored
+
+from featx.dataset.manifest import Manifest
+from featx.errors import ConfigError
+from featx.store.open import open_store
+from featx.store.tools import compact_store
+from featx.store.writer import Shard
+
+LITE0 = "efficientnet_lite0"
+
+
+def _spawn(*args, env=None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [FEATX, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def _finish(procs) -> None:
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+
+
+def _first(demo_subset, n, tmp_path) -> os.PathLike:
+    csv = tmp_path / f"first{n}.csv"
+    Manifest(list(Manifest.load(demo_subset / "subset.csv"))[:n]).to_csv(csv)
+    return csv
+
+
+@pytest.mark.slow
+def test_two_backbones_and_radiomics_write_one_store_at_once(
+    demo_subset, models_dir, resnet18_random, reference, lite0_radiomics, tmp_path
+):
+    _, ref_X, ref_ids = reference
+    ref_store, (_, rad_name), _ = lite0_radiomics
+    csv = _first(demo_subset, 48, tmp_path)
+    store = tmp_path / "three.h5"
+    common = ["-m", csv, "-s", store, "--models-dir", models_dir, "--batch-size", "8"]
+    procs = [
+        _spawn("extract", "-b", LITE0, *common),
+        _spawn("extract", "-b", "resnet18", "--weights", "random", *common),
+        _spawn("radiomics", "-m", csv, "-s", store, "--auto-mask", "whole", "--mode", "2d", "--jobs", "1"),
+    ]
+    _finish(procs)
+    lite0 = stored(store, LITE0)
+    assert lite0.names == sorted([LITE0, "resnet18.random", rad_name])
+    assert lite0.ids.tolist() == ref_ids[:48].tolist()  # one samples table, grown by three writers, no row twice
+    np.testing.assert_array_equal(lite0.X, ref_X[:48])  # equal to the single-process run, bit for bit
+    rad, ref_rad = stored(store, rad_name), stored(ref_store, rad_name)
+    np.testing.assert_array_equal(rad.X, ref_rad.X[:48])
+    single = tmp_path / "single.h5"
+    assert (
+        featx("extract", "-b", "resnet18", "--weights", "random", *common[:2], "-s", single, *common[4:]).returncode
+        == 0
+    )
+    np.testing.assert_array_equal(stored(store, "resnet18.random").X, stored(single, "resnet18.random").X)
+    with open_store(store) as st:  # each set's provenance is its own writer's
+        assert st.provenance(rad_name)["kind"] == "radiomics" and st.provenance(LITE0)["spec"]["name"].startswith(LITE0)
+
+
+def _journaled_rows(store) -> int:
+    """Rows the shard job's journal holds now (0 when it has none yet)."""
+    from featx.store.journal import read_journal
+
+    total = 0
+    for j in (store.parent / f"{store.name}.d" / "writers").glob("*2of4.journal"):
+        try:
+            total += sum(len(ok) for ok, _, _ in read_journal(j)[1])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+@pytest.mark.slow
+def test_four_shard_jobs_fill_one_set_and_a_killed_one_resumes(demo_subset, models_dir, reference, tmp_path):
+    _, ref_X, ref_ids = reference
+    csv = _first(demo_subset, 96, tmp_path)  # 24 rows a job: whole batches of 8, as in the reference run
+    store = tmp_path / "sharded.h5"
+    common = ["extract", "-m", csv, "-b", LITE0, "-s", store, "--models-dir", models_dir, "--batch-size", "8"]
+    procs = {i: _spawn(*common, "--shard", f"{i}/4") for i in range(4)}
+    t0 = time.monotonic()
+    while _journaled_rows(store) < 8 and time.monotonic() - t0 < 120 and procs[2].poll() is None:
+        time.sleep(0.005)
+    procs[2].send_signal(signal.SIGKILL)  # job 2 dies with some rows journaled, none committed
+    assert procs[2].wait() == -signal.SIGKILL
+    _finish([procs[i] for i in (0, 1, 3)])
+    got = stored(store, LITE0)
+    done = np.flatnonzero(got.filled)
+    assert got.ids.tolist() == ref_ids[:96].tolist()
+    assert set(range(0, 48)) | set(range(72, 96)) <= set(done.tolist())  # the other jobs' blocks are in
+    np.testing.assert_array_equal(got.X[done], ref_X[done])
+    # the rerun of job 2 (as the job array's retry would) takes the killed job's journal and finishes its block
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}
+    _finish([_spawn(*common, "--shard", "slurm", env=env)])
+    got = stored(store, LITE0)
+    assert got.filled.all()
+    np.testing.assert_array_equal(got.X, ref_X[:96])
+    assert not list((tmp_path / "sharded.h5.d" / "writers").glob("*.journal"))
+    # one file to share: equal rows, readable by plain h5py; the next writer shards it again without copying
+    shared = tmp_path / "shared.h5"
+    compact_store(store, shared)
+    import h5py
+
+    with h5py.File(shared) as h5:
+        np.testing.assert_array_equal(h5[f"features/{LITE0}/X"][:], ref_X[:96])
+    compact_store(store)
+    assert not (tmp_path / "sharded.h5.d").exists() and stored(store, LITE0).X.tobytes() == ref_X[:96].tobytes()
+    proc = featx(*common)  # nothing left to compute: the run upgrades the one file to the sharded layout
+    assert proc.returncode == 0, proc.stderr
+    with open_store(store) as st:
+        assert st.attrs()["format"] == "featx-store/2" and len(st.load(LITE0)) == 96
+
+
+def test_shard_option_parses_job_arrays(monkeypatch):
+    assert Shard.parse("1/4") == Shard(1, 4) and Shard.parse(None) is None
+    assert [list(Shard(i, 4).positions(10)) for i in range(4)] == [[0, 1], [2, 3, 4], [5, 6], [7, 8, 9]]
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    assert Shard.parse("slurm") == Shard(2, 4)  # --array=1-4: the second job is shard 1 ... the third is 2
+    for bad in ("4/4", "x", "1/0", "-1/3"):
+        with pytest.raises(ConfigError, match="give I/N with 0 <= I < N"):
+            Shard.parse(bad)
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    with pytest.raises(ConfigError, match="not set: run it in a job array"):
+        Shard.parse("slurm")
+    assert_usage_error(featx("extract", "-m", "m.csv", "-b", LITE0, "-s", "s.h5", "--shard", "5/4"), "--shard")
