@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,71 @@ def test_shard_option_parses_job_arrays(monkeypatch):
     with pytest.raises(ConfigError, match="not set: run it in a job array"):
         Shard.parse("slurm")
     assert_usage_error(featx("extract", "-m", "m.csv", "-b", LITE0, "-s", "s.h5", "--shard", "5/4"), "--shard")
+
+
+def _snapshot(path) -> dict:
+    """Everything a store says about its samples and sets, through the reading interface."""
+    with open_store(path) as st:
+        out = {"ids": st.sample_ids().tolist(), "outcomes": {c: st._outcome(c).tolist() for c in st.outcome_names()}}
+        for name in st.feature_names():
+            fs = st.load(name, include_removed=True)
+            sig = st.signatures(name)
+            out[name] = {
+                "X": fs.X.tobytes(),
+                "ids": fs.ids.tolist(),
+                "status": st.status(name).tolist(),
+                "errors": st.errors(name).tolist(),
+                "notes": st.notes(name).tolist(),
+                "sources": {c: v.tolist() for c, v in st.sources(name).items()},
+                "signatures": None if sig is None else sig.tobytes(),
+                "provenance": st.provenance(name),
+                "identity": st.identity(name),
+                "columns": st.column_names(name),
+            }
+    return out
+
+
+def test_a_store_an_earlier_featx_made_opens_upgrades_and_compacts_without_loss(models_dir, resnet18_random, tmp_path):
+    import gzip
+    import shutil
+
+    from featx.store.store import FAILED, OK, REMOVED
+    from featx.store.writer import store_writer
+
+    fixture = Path(__file__).parent / "data" / "store_v1"
+    shutil.copytree(fixture / "images", tmp_path / "images")
+    store = tmp_path / "old.h5"
+    store.write_bytes(gzip.decompress((fixture / "store_v1.h5.gz").read_bytes()))
+    before = _snapshot(store)  # read as it is: one file, featx-store/1
+    assert before["resnet18.random"]["status"] == [OK] * 4 + [REMOVED] * 2
+    assert (
+        before["radiomics.default"]["status"][5] == FAILED and "broken.png" in before["radiomics.default"]["errors"][5]
+    )
+    assert before["outcomes"]["age"] == ["61", "61", "47", "55", "70", "39"]
+    inode = store.stat().st_ino
+    with store_writer(store):  # the first writer upgrades it
+        pass
+    with open_store(store) as st:
+        assert st.attrs()["format"] == "featx-store/2"
+        (base,) = st.part_files()
+    assert base.stat().st_ino == inode  # the old file is the sets' first part: linked, not copied
+    assert _snapshot(store) == before
+    # a rerun on the images (now elsewhere: hashed, found unchanged) computes nothing, and a new set can be added
+    man = tmp_path / "m.csv"
+    man.write_text((fixture / "manifest_later.csv").read_text())
+    args = ["-m", man, "-s", store, "--models-dir", models_dir]
+    proc = featx("extract", "-b", "resnet18", "--weights", "random", *args)
+    assert proc.returncode == 0 and "0 extracted, 4 already in the store" in proc.stdout, proc.stderr
+    new = featx("radiomics", "-m", man, "-s", store, "--auto-mask", "otsu", "--mode", "2d", "--name", "radiomics.otsu")
+    assert new.returncode == 0, new.stderr
+    after = _snapshot(store)
+    assert after["resnet18.random"]["X"] == before["resnet18.random"]["X"]
+    # one file again (featx-store/1, what earlier featx reads), with every row and column of before
+    compact_store(store)
+    again = _snapshot(store)
+    assert not (tmp_path / "old.h5.d").exists()
+    for name in ("resnet18.random", "radiomics.default"):
+        assert {k: v for k, v in again[name].items() if k != "sources"} == {
+            k: v for k, v in after[name].items() if k != "sources"
+        }
+        assert again[name]["sources"] == after[name]["sources"]
