@@ -84,7 +84,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(reference, de
             np.testing.assert_array_equal(X[filled], ref_X[filled])
             saved |= filled
         if journal.exists():  # and so are the rows the next run will take from the journal
-            for ok, Xj, _ in read_journal(journal)[1]:
+            for ok, Xj, _, _ in read_journal(journal)[1]:
                 rows = [entry.row for entry in ok]
                 np.testing.assert_array_equal(Xj, ref_X[rows])
                 saved[rows] = True

@@ -1,5 +1,6 @@
 """`featx extract --ray` on a local 2-CPU Ray instance gives the same store as the single-process run."""
 
+import h5py
 import numpy as np
 import pytest
 import ray  # part of the test extra (featx[test]): a missing Ray fails here, it is never skipped
@@ -33,8 +34,14 @@ def test_ray_store_equals_single_process_store(local_ray, reference, demo_subset
     np.testing.assert_array_equal(got.X[:120], ref_X)
     assert got.filled[:120].all() and not got.filled[120] and got.status[120] == FAILED
     with open_store(tmp_path / "ray.h5") as st, open_store(ref_store) as ref:
-        assert st.sources(LITE0)["sha256"][:120].tolist() == ref.sources(LITE0)["sha256"].tolist()
+        for c in ("sha256", "source", "stat", "pixels"):  # what each row was computed from, as the local run has it
+            assert st.sources(LITE0)[c][:120].tolist() == ref.sources(LITE0)[c].tolist()
         assert st.provenance(LITE0)["spec"] == ref.provenance(LITE0)["spec"]
+        np.testing.assert_array_equal(st.signatures(LITE0)[:120], ref.signatures(LITE0))
+        # the rows came in the actors' own shards: the driver listed them (after the register's record of sources)
+        workers = [e["file"] for e in st.parts(LITE0)[1:]]
+        assert workers and all(h5py.File(st.data_dir / f).attrs["feature_set"] == LITE0 for f in workers)
+    assert not list((tmp_path / "ray.h5.d" / "writers").glob("*.incoming"))  # adopted, then cleared
     # a rerun on Ray resumes like a local one: only the broken sample is retried
     s2 = extract(m, LITE0, tmp_path / "ray.h5", models_dir=models_dir, batch_size=8, ray="local", progress=False)
     assert (s2.n_already, s2.n_extracted, len(s2.failures)) == (120, 0, 1)

@@ -76,7 +76,7 @@ def _journaled_rows(store) -> int:
     total = 0
     for j in (store.parent / f"{store.name}.d" / "writers").glob("*2of4.journal"):
         try:
-            total += sum(len(ok) for ok, _, _ in read_journal(j)[1])
+            total += sum(len(b.done) for b in read_journal(j)[1])
         except (OSError, ValueError):
             pass
     return total

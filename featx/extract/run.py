@@ -26,7 +26,7 @@ from featx.engines.runtime import choose_runtime
 from featx.errors import ConfigError
 from featx.extract.config import ExtractConfig
 from featx.extract.pipeline import SampleLoader, run_pipeline
-from featx.extract.ray import run_on_ray
+from featx.extract.ray import ShardTarget, run_on_ray
 from featx.extract.tta import HFLIP_PROVENANCE, with_tta
 from featx.failures import max_failures
 from featx.images.crop3d import VolumeRecipe
@@ -339,6 +339,8 @@ def _extract_rows(
                     loader,
                     runner.run,
                     journal.append,
+                    target=ShardTarget(str(w.incoming), plan.name, plan.identity, spec.volume is not None),
+                    adopt=journal.adopt,
                     dim=spec.feature_dim,
                     batch_size=cfg.batch_size,
                     limit=limit,

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,6 +57,16 @@ class RowFailed:
     mask_sha256: str = ""
 
 
+class Batch(NamedTuple):
+    """One journal record: rows the writer computed (with their features), rows that failed, and shard files that
+    cluster workers wrote (their rows are in the files; the commit lists them)."""
+
+    done: list[RowDone]
+    X: np.ndarray
+    failed: list[RowFailed]
+    shards: list[str]
+
+
 def _done(entry) -> RowDone:
     """A record as written now (a dict), or as featx wrote it before (row, id, sha256[, mask, note[, pixels[, sig]]])."""
     if isinstance(entry, dict):
@@ -91,7 +102,18 @@ class Journal:
 
     def append(self, ok: list[RowDone], X: np.ndarray, failed: list[RowFailed]) -> None:
         """One batch: the ``ok`` rows with their features ``X`` (one row each), and the ``failed`` rows."""
-        meta = json.dumps({"ok": [asdict(e) for e in ok], "failed": [asdict(e) for e in failed]}).encode()
+        self._record({"ok": [asdict(e) for e in ok], "failed": [asdict(e) for e in failed]}, X)
+        self.rows_written += len(ok) + len(failed)
+        self.rows_ok += len(ok)
+
+    def adopt(self, shard: Path, ok: int, failed: int) -> None:
+        """A shard file a cluster worker wrote and sealed (``ok`` and ``failed`` rows): the commit lists it."""
+        self._record({"ok": [], "failed": [], "shards": [str(shard)]}, np.zeros((0, int(self.header["dim"]))))
+        self.rows_written += ok + failed
+        self.rows_ok += ok
+
+    def _record(self, meta: dict, X: np.ndarray) -> None:
+        meta = json.dumps(meta).encode()
         payload = struct.pack("<I", len(meta)) + meta + np.ascontiguousarray(X, dtype=self.dtype).tobytes()
         try:
             self._f.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
@@ -101,8 +123,6 @@ class Journal:
                 self._synced = time.monotonic()
         except OSError as exc:
             raise no_space(exc, self.path, f"The {self.rows_written} rows before this batch are kept in it.") from None
-        self.rows_written += len(ok) + len(failed)
-        self.rows_ok += len(ok)
 
     def close(self) -> None:
         if not self._f.closed:
@@ -112,8 +132,8 @@ class Journal:
                 pass
 
 
-def read_journal(path: Path) -> tuple[dict, Iterator[tuple[list[RowDone], np.ndarray, list[RowFailed]]]]:
-    """Header and an iterator of (done, X, failed) records; stops quietly at a torn or corrupt tail."""
+def read_journal(path: Path) -> tuple[dict, Iterator[Batch]]:
+    """Header and an iterator of its records (:class:`Batch`); stops quietly at a torn or corrupt tail."""
     f = open(path, "rb")
     head = f.read(len(_MAGIC) + 4)
     if len(head) < len(_MAGIC) + 4 or not head.startswith(_MAGIC):
@@ -141,7 +161,9 @@ def read_journal(path: Path) -> tuple[dict, Iterator[tuple[list[RowDone], np.nda
                 (m,) = struct.unpack("<I", payload[:4])
                 meta = json.loads(payload[4 : 4 + m])
                 X = np.frombuffer(payload[4 + m :], dtype=dtype).reshape(len(meta["ok"]), dim)
-                yield [_done(e) for e in meta["ok"]], X, [_failed(e) for e in meta["failed"]]
+                yield Batch(
+                    [_done(e) for e in meta["ok"]], X, [_failed(e) for e in meta["failed"]], meta.get("shards", [])
+                )
 
     return header, records()
 
@@ -167,7 +189,9 @@ def apply_journal(st, path: Path) -> int:
         return 0
     index = {sid: i for i, sid in enumerate(st.sample_ids())}
     applied = 0
-    for ok, X, failed in records:
+    for ok, X, failed, shards in records:
+        for shard in shards:
+            applied += st.adopt(name, Path(shard))
         keep = [j for j, e in enumerate(ok) if e.sample_id in index]
         if keep:
             done = [ok[j] for j in keep]

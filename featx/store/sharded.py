@@ -18,7 +18,9 @@ already stored. ``featx store compact`` writes the whole store back into one fil
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -142,6 +144,9 @@ class ShardedStore(SampleTable):
         self._views: dict[str, _View] = {}
         self._pending: dict[str, ShardBuilder] = {}
         self._shard_ids: dict[str, str] = {}
+        self._adopted: list[Path] = []  # shards of cluster workers this transaction lists
+        self._new_parts: dict[str, list[dict]] = {}  # their index entries, written once by finish()
+        self._listed: dict[str, set[str]] = {}
         self.dropped: list[Path] = []  # folders of sets an --overwrite replaced: removed once the index is in place
 
     def __enter__(self) -> ShardedStore:
@@ -366,6 +371,30 @@ class ShardedStore(SampleTable):
         self._shard_ids[name] = shard_id
         return True
 
+    def adopt(self, name: str, shard: Path) -> int:
+        """List a sealed shard a cluster worker wrote for ``name`` (linked into the set's folder; it stays where it
+        is until the index lists it); returns its rows, 0 when the index lists it already or it is gone."""
+        g = self._group(name)
+        listed = self._listed.setdefault(name, {Path(e["file"]).name for e in self.parts(name)})
+        if shard.name in listed or not shard.exists():
+            return 0
+        with h5py.File(shard, "r") as h5:
+            if h5.attrs.get("identity") != g.attrs["identity"]:
+                return 0
+            rows = int(h5["rows"].shape[0])
+        folder = self.data_dir / g.attrs["folder"]
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(shard, folder / shard.name)  # a second name, nothing copied
+        except FileExistsError:
+            pass
+        except OSError:
+            shutil.copyfile(shard, folder / shard.name)
+        self._adopted.append(folder / shard.name)
+        self._new_parts.setdefault(name, []).append({"file": f"{g.attrs['folder']}/{shard.name}"})
+        listed.add(shard.name)
+        return rows
+
     def _builder(self, name: str) -> ShardBuilder:
         b = self._pending.get(name)
         if b is None:
@@ -407,8 +436,13 @@ class ShardedStore(SampleTable):
         self._builder(name).set_signatures(rows, signatures)
 
     def finish(self) -> list[Path]:
-        """Write the transaction's shards and list them in the index; returns their files."""
-        written = []
+        """Write the transaction's shards and list them in the index; returns their files (and those adopted)."""
+        written = list(self._adopted)
+        for name, entries in self._new_parts.items():
+            g = self.h5["features"][name]
+            g.attrs["parts"] = json.dumps([*self.parts(name), *entries])
+            g.attrs["updated"] = _now()
+        self._new_parts.clear()
         ids = self.sample_ids()
         for name, b in list(self._pending.items()):
             if not len(b):

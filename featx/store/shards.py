@@ -127,6 +127,56 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _table(h5: h5py.File, rows, ids, status, xpos, cols: dict, signatures) -> None:
+    """A shard's row table (rows ascending)."""
+    h5.create_dataset("rows", data=np.asarray(rows, dtype=np.int64))
+    h5.create_dataset("id", data=np.asarray(ids, dtype=object), dtype=STR)
+    h5.create_dataset("status", data=np.asarray(status, dtype=np.uint8))
+    h5.create_dataset("xpos", data=np.asarray(xpos, dtype=np.int64))
+    for c in TEXT:
+        h5.create_dataset(c, data=np.asarray(cols.get(c, [""] * len(rows)), dtype=object), dtype=STR)
+    if signatures is not None:
+        h5.create_dataset("signature", data=np.asarray(signatures, dtype=np.float16))
+
+
+def _seal(tmp: Path, path: Path) -> None:
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def _attrs(name: str, identity: str) -> dict:
+    return {
+        "format": SHARD_FORMAT,
+        "feature_set": name,
+        "identity": identity,
+        "featx_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_shard(folder: Path, name: str, identity: str, rows, ids, status, X, cols: dict, signatures=None) -> Path:
+    """A whole shard at once, sealed (written aside, fsynced, named): what a cluster worker writes for the rows it
+    computed. ``X`` holds one row per ok row, in order; ``cols``: :data:`TEXT` columns. Returns its path."""
+    rows = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    status = np.asarray(status, dtype=np.uint8)
+    ok = np.flatnonzero(status == OK)
+    xpos = np.full(len(rows), -1, dtype=np.int64)
+    xpos[ok] = np.arange(len(ok))
+    path = folder / f"{uuid.uuid4().hex}.h5"
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as h5:
+        h5.attrs.update(_attrs(name, identity))
+        X = np.asarray(X)
+        h5.create_dataset("X", data=X, chunks=(min(_CHUNK_ROWS, max(1, len(X))), X.shape[1]), fletcher32=True,
+                          maxshape=(None, X.shape[1]))  # fmt: skip
+        take = lambda a: np.asarray(a, dtype=object)[order]  # noqa: E731
+        sig = None if signatures is None else np.asarray(signatures)[order]
+        _table(h5, rows[order], take(ids), status[order], xpos[order], {c: take(v) for c, v in cols.items()}, sig)
+    _seal(tmp, path)
+    return path
+
+
 class ShardBuilder:
     """The rows a transaction changes in one feature set, written as one new shard file.
 
@@ -143,15 +193,7 @@ class ShardBuilder:
         self.tmp = folder / f"{self.shard_id}.h5.tmp"
         self.current = current
         self.h5 = h5py.File(self.tmp, "w")
-        self.h5.attrs.update(
-            {
-                "format": SHARD_FORMAT,
-                "feature_set": name,
-                "identity": identity,
-                "featx_version": __version__,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-        )
+        self.h5.attrs.update(_attrs(name, identity))
         self.X = self.h5.create_dataset(
             "X",
             shape=(0, dim),
@@ -237,23 +279,17 @@ class ShardBuilder:
         """Write the row table (``ids``: the index's sample ids), flush, fsync and name the shard; returns its path."""
         order = np.argsort(np.array(self.rows, dtype=np.int64), kind="stable")
         rows = np.array(self.rows, dtype=np.int64)[order]
-        h5 = self.h5
-        h5.create_dataset("rows", data=rows)
-        h5.create_dataset("id", data=np.asarray(ids[rows], dtype=object), dtype=STR)
-        h5.create_dataset("status", data=np.array(self.status, dtype=np.uint8)[order])
-        h5.create_dataset("xpos", data=np.array(self.xpos, dtype=np.int64)[order])
-        for c in TEXT:
-            h5.create_dataset(c, data=np.array(self.cols[c], dtype=object)[order], dtype=STR)
+        sig = None
         if self.signatures:
-            width = len(next(iter(self.signatures.values())))
-            sig = np.zeros((len(rows), width), dtype=np.float16)
+            sig = np.zeros((len(rows), len(next(iter(self.signatures.values())))), dtype=np.float16)
             for k, r in enumerate(rows.tolist()):
                 if r in self.signatures:
                     sig[k] = self.signatures[r]
-            h5.create_dataset("signature", data=sig)
-        h5.close()
-        _fsync(self.tmp)
-        os.replace(self.tmp, self.path)
+        cols = {c: np.array(self.cols[c], dtype=object)[order] for c in TEXT}
+        xpos = np.array(self.xpos, dtype=np.int64)[order]
+        _table(self.h5, rows, ids[rows], np.array(self.status, dtype=np.uint8)[order], xpos, cols, sig)
+        self.h5.close()
+        _seal(self.tmp, self.path)
         return self.path
 
     def discard(self) -> None:

@@ -274,16 +274,20 @@ class StoreWriter:
                 entry.unlink(missing_ok=True)
 
     def _recover(self) -> None:
-        """Commit the journals of writers that died (their lock is free), and one an earlier featx left."""
+        """Commit the journals of writers that died (their lock is free), and one an earlier featx left; remove the
+        shards of cluster workers that no journal names."""
         legacy = self.path.with_name(self.path.name + ".journal")
         if legacy.exists():
             self._apply(legacy)
-        for journal in sorted(self.writers.glob("*.journal")):
-            slot = _Lock(journal.with_suffix(".lock"))
+        left = {p.with_suffix("") for p in [*self.writers.glob("*.journal"), *self.writers.glob("*.incoming")]}
+        for slot_path in sorted(left):
+            slot = _Lock(slot_path.with_suffix(slot_path.suffix + ".lock"))
             if slot.acquire():
                 try:
+                    journal = slot_path.with_suffix(slot_path.suffix + ".journal")
                     if journal.exists():
                         self._apply(journal)
+                    shutil.rmtree(slot_path.with_suffix(slot_path.suffix + ".incoming"), ignore_errors=True)
                 finally:
                     slot.release()
 
@@ -291,6 +295,7 @@ class StoreWriter:
         with self.transaction() as st:
             n = apply_journal(st, journal)
         journal.unlink()
+        shutil.rmtree(journal.with_suffix(".incoming"), ignore_errors=True)  # the workers' shards: listed now
         if n:
             log.warning("%s: recovered %d rows from a run that was interrupted", self.path, n)
 
@@ -420,6 +425,7 @@ class StoreWriter:
         self.journal_path = self.writers / f"{slot}.journal"
         if self.journal_path.exists():  # left by a killed run of this slot, which died after this writer started
             self._apply(self.journal_path)
+        shutil.rmtree(self.incoming, ignore_errors=True)  # shards of a killed run that no journal names
         header = {
             "feature_set": feature_set,
             "identity": identity,
@@ -443,8 +449,16 @@ class StoreWriter:
         with self.transaction() as st:
             n = apply_journal(st, self.journal_path)
         self.journal_path.unlink(missing_ok=True)
+        shutil.rmtree(self.incoming, ignore_errors=True)
         self.journal = None
         return n
+
+    @property
+    def incoming(self) -> Path:
+        """Where cluster workers write the shards of this writer's rows (on storage they share with it)."""
+        if self.journal_path is None:
+            raise StoreError("start_journal first: the workers' shards belong to a journal")
+        return self.journal_path.with_suffix(".incoming")
 
 
 def store_writer(path: str | Path, shard: Shard | None = None) -> StoreWriter:
