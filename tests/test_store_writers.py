@@ -2,6 +2,7 @@
 killed shard job rerun, the store compacted to one file and sharded again, and a store an earlier featx made."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 from helpers import FEATX, assert_usage_error, featx, stored
 
-from featx.dataset.manifest import Manifest
+from featx.dataset.manifest import Manifest, Sample
 from featx.errors import ConfigError
-from featx.store.open import open_store
+from featx.store.open import open_store, store_writer
 from featx.store.tools import compact_store
 from featx.store.writer import Shard
 
@@ -204,3 +205,62 @@ def test_a_store_an_earlier_featx_made_opens_upgrades_and_compacts_without_loss(
             k: v for k, v in after[name].items() if k != "sources"
         }
         assert again[name]["sources"] == after[name]["sources"]
+
+
+def _samples(n, prefix="s"):
+    return [Sample(sample_id=f"{prefix}{i:03d}", path=f"/x/{prefix}{i}.png", label="ab"[i % 2]) for i in range(n)]
+
+
+def test_a_commit_writes_its_rows_and_the_index_and_touches_nothing_else(tmp_path):
+    from featx.store.journal import RowDone
+
+    store = tmp_path / "s.h5"
+    big = np.random.default_rng(0).random((4096, 1024), np.float32)
+    with store_writer(store) as w, w.transaction() as st:  # a set already there: 17 MB in one shard
+        rows = st.add_samples(_samples(4096))
+        st.create_feature_set("big", 1024, {}, "big", kind="cnn")
+        st.write("big", rows, big)
+    with open_store(store) as st:
+        (big_file,) = st.part_files()
+    before = (big_file.stat().st_ino, big_file.stat().st_mtime_ns)
+    copies = []
+    real_copy = shutil.copyfile
+    with pytest.MonkeyPatch.context() as mp:  # every file a writer copies, and its size
+        mp.setattr(shutil, "copyfile", lambda a, b: copies.append(Path(a).stat().st_size) or real_copy(a, b))
+        with store_writer(store) as w:
+            reg = w.register(_samples(8, "new"), "small", 4, {}, "small", "cnn")
+            j = w.start_journal("small", "small", 4)
+            j.append([RowDone(r, s.sample_id, "h") for r, s in reg.todo], np.ones((8, 4), np.float32), [])
+    assert (big_file.stat().st_ino, big_file.stat().st_mtime_ns) == before  # the other set: not read, not copied
+    assert copies and max(copies) < big.nbytes / 10  # only the index (1 MB: 4,104 samples) was copied, twice
+    with open_store(store) as st:
+        assert len(st.load("small")) == 8 and np.array_equal(st.load("big").X, big)
+
+
+def test_shards_of_cluster_workers_a_killed_driver_journaled_are_committed_by_the_next_writer(tmp_path):
+    from featx.store.shards import OK, write_shard
+
+    store = tmp_path / "s.h5"
+    X = np.arange(12, dtype=np.float32).reshape(3, 4)
+    w = store_writer(store).__enter__()
+    reg = w.register(_samples(5), "f", 4, {}, "id", "cnn")
+    journal = w.start_journal("f", "id", 4)
+    w.incoming.mkdir()
+    rows = [r for r, _ in reg.todo[:3]]
+    cols = {"sha256": ["h0", "h1", "h2"], "source": ["a", "b", "c"]}
+    shard = write_shard(w.incoming, "f", "id", rows, ["s000", "s001", "s002"], [OK] * 3, X, cols)  # a worker's
+    journal.adopt(shard, ok=3, failed=0)
+    orphan = write_shard(w.incoming, "f", "id", [4], ["s004"], [OK], X[:1], {})  # written, never journaled
+    journal._f.close()
+    w._slot.release()  # the driver dies before its commit
+    with store_writer(store):
+        pass
+    with open_store(store) as st:
+        fs = st.load("f")
+        assert fs.ids.tolist() == ["s000", "s001", "s002"] and np.array_equal(fs.X, X)
+        assert st.sources("f")["sha256"][:3].tolist() == ["h0", "h1", "h2"]
+    assert not shard.exists() and not orphan.exists() and not w.incoming.exists()
+    with store_writer(store) as w2:  # committed once: a journal replayed again adds no shard twice
+        w2.start_journal("f", "id", 4)
+    with open_store(store) as st:
+        assert len(st.parts("f")) == 2  # the register's record of sources, and the worker's shard

@@ -142,6 +142,7 @@ def store_info(store: Annotated[Path, typer.Argument(help="The HDF5 feature stor
     out_console.print(f"  {d['samples']} samples, {d['subjects']} subjects; labels: {labels}", highlight=False)
     for f in d["feature_sets"]:
         extra = "".join(f", {f[k]} {k.replace('_', ' ')}" for k in ("failed", "to_do", "removed", "noted") if f[k])
+        extra += f"; {f['parts']} shards" if f["parts"] > 1 else ""
         out_console.print(
             f"  {f['name']} ({f['kind']}, {f['dim']}-d, {f['made_with']}): {f['ok']} ok{extra}; updated {f['updated']}",
             highlight=False,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import h5py
+
+from featx.errors import StoreError
+
 
 def open_failure(path: Path, exc: OSError) -> str:
     """One line on why HDF5 could not open ``path``, and what to do."""
@@ -25,6 +29,29 @@ def open_failure(path: Path, exc: OSError) -> str:
     if "file signature not found" in text:
         return f"{path} is not an HDF5 file (a featx store is one): pass the .h5 store 'featx extract' wrote."
     return f"{path}: not a readable featx store ({text}). Restore it from a copy, or use another --store."
+
+
+def open_checked(path: Path, mode: str, fmt: str, shown: Path, attrs: dict) -> h5py.File:
+    """A store file opened (``shown``: the name messages give), stamped with ``attrs`` when new, refused in one
+    line when it is not a featx store of format ``fmt`` or lacks part of its layout."""
+    try:
+        h5 = h5py.File(path, mode)
+    except OSError as exc:
+        raise StoreError(open_failure(shown, exc)) from None
+    if mode == "a" and "format" not in h5.attrs:
+        h5.attrs.update({"format": fmt, **attrs})
+    if h5.attrs.get("format") != fmt:
+        found = h5.attrs.get("format")
+        h5.close()
+        raise StoreError(f"{shown}: not a featx store (format {found!r}, expected {fmt}).")
+    damaged = layout_damage(h5)
+    if damaged:
+        h5.close()
+        raise StoreError(
+            f"{shown}: a damaged featx store ({damaged}). Restore it from a copy, or compute the features again into "
+            "a new --store."
+        )
+    return h5
 
 
 def layout_damage(h5) -> str:

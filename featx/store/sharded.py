@@ -30,7 +30,7 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import StoreError
-from featx.store.diagnose import layout_damage, open_failure
+from featx.store.diagnose import open_checked
 from featx.store.feature_set import FeatureSet
 from featx.store.samples import SampleTable
 from featx.store.shards import OK, TEXT, TODO, Part, ShardBuilder, open_part
@@ -123,23 +123,7 @@ class ShardedStore(SampleTable):
     def __init__(self, path: str | Path, mode: str = "r", *, data_dir: Path | None = None, store: Path | None = None):
         self.path = Path(store or path)  # what messages name: the store, not the copy a transaction changes
         self.data_dir = data_dir or data_dir_of(Path(path))
-        try:
-            self.h5 = h5py.File(path, mode)
-        except OSError as exc:
-            raise StoreError(open_failure(self.path, exc)) from None
-        if mode == "a" and "format" not in self.h5.attrs:
-            self.h5.attrs.update({"format": INDEX_FORMAT, "featx_version": __version__, "created": _now()})
-        if self.h5.attrs.get("format") != INDEX_FORMAT:
-            fmt = self.h5.attrs.get("format")
-            self.h5.close()
-            raise StoreError(f"{self.path}: not a sharded featx store (format {fmt!r}, expected {INDEX_FORMAT}).")
-        damaged = layout_damage(self.h5)
-        if damaged:
-            self.h5.close()
-            raise StoreError(
-                f"{self.path}: a damaged featx store ({damaged}). Restore it from a copy, or compute the "
-                "features again into a new --store."
-            )
+        self.h5 = open_checked(path, mode, INDEX_FORMAT, self.path, {"featx_version": __version__, "created": _now()})
         self._files: dict[Path, h5py.File] = {}
         self._views: dict[str, _View] = {}
         self._pending: dict[str, ShardBuilder] = {}

@@ -119,7 +119,7 @@ def open_part(data_dir: Path, entry: dict, name: str, files: dict) -> Part:
     return Part(g, name, h5["samples"] if entry.get("legacy") else None)
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -140,7 +140,7 @@ def _table(h5: h5py.File, rows, ids, status, xpos, cols: dict, signatures) -> No
 
 
 def _seal(tmp: Path, path: Path) -> None:
-    _fsync(tmp)
+    fsync(tmp)
     os.replace(tmp, path)
 
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import StoreError, did_you_mean
-from featx.store.diagnose import differences, layout_damage, open_failure
+from featx.store.diagnose import differences, open_checked
 from featx.store.feature_set import FeatureSet
 from featx.store.samples import STR as _STR
 from featx.store.samples import SampleTable
@@ -132,23 +132,7 @@ class FeatureStore(SampleTable):
             raise ValueError("mode must be 'r' or 'a'")
         if mode == "r" and not self.path.is_file():
             raise StoreError(f"Store not found: {self.path}. Run 'featx extract ... --store {self.path}' first.")
-        try:
-            self.h5 = h5py.File(self.path, mode)
-        except OSError as exc:
-            raise StoreError(open_failure(self.path, exc)) from None
-        if mode == "a" and "format" not in self.h5.attrs:
-            self.h5.attrs.update({"format": FORMAT, "featx_version": __version__, "created": _now()})
-        if self.h5.attrs.get("format") != FORMAT:
-            fmt = self.h5.attrs.get("format")
-            self.h5.close()
-            raise StoreError(f"{self.path}: not a featx store (format {fmt!r}, expected {FORMAT}).")
-        damaged = layout_damage(self.h5)
-        if damaged:
-            self.h5.close()
-            raise StoreError(
-                f"{self.path}: a damaged featx store ({damaged}). Restore it from a copy, or compute the "
-                "features again into a new --store."
-            )
+        self.h5 = open_checked(self.path, mode, FORMAT, self.path, {"featx_version": __version__, "created": _now()})
 
     def __enter__(self) -> FeatureStore:
         return self

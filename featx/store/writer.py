@@ -43,19 +43,12 @@ from featx.errors import ConfigError, StoreError
 from featx.store.freshness import Stale, check_rows
 from featx.store.journal import NO_SPACE, Journal, apply_journal, no_space
 from featx.store.sharded import INDEX_FORMAT, ShardedStore, data_dir_of, folder_name, upgrade_index
+from featx.store.shards import fsync
 from featx.store.store import FORMAT, FeatureStore
 
 log = logging.getLogger(__name__)
 
 INDEX_WAIT_S = 600.0  # transactions are short; a lock held this long is a stuck process
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -239,11 +232,11 @@ class StoreWriter:
                 os.link(self.path, self.data_dir / base)  # the same file under a second name: nothing copied
             except OSError:  # a file system without hard links
                 shutil.copyfile(self.path, self.data_dir / base)
-                _fsync(self.data_dir / base)
+                fsync(self.data_dir / base)
             upgrade_index(self.path, base, tmp)
-            _fsync(tmp)
+            fsync(tmp)
             os.replace(tmp, self.path)
-            _fsync(self.path.parent)
+            fsync(self.path.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise self._cannot_write(tmp, exc) from None
@@ -335,9 +328,9 @@ class StoreWriter:
                 yield st
                 written = st.finish()
                 st.close()
-                _fsync(tmp)
+                fsync(tmp)
                 os.replace(tmp, self.path)
-                _fsync(self.path.parent)
+                fsync(self.path.parent)
             except BaseException as exc:
                 st.close()
                 tmp.unlink(missing_ok=True)
