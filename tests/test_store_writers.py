@@ -264,3 +264,33 @@ def test_shards_of_cluster_workers_a_killed_driver_journaled_are_committed_by_th
         w2.start_journal("f", "id", 4)
     with open_store(store) as st:
         assert len(st.parts("f")) == 2  # the register's record of sources, and the worker's shard
+
+
+def test_the_last_part_holding_a_row_wins_across_many_commits(tmp_path):
+    """Rows written, rewritten, failed and forgotten over six commits read as a model of the same steps says, in
+    both layouts."""
+    rng = np.random.default_rng(3)
+    store, want = tmp_path / "s.h5", {}
+    for k in range(6):
+        with store_writer(store) as w, w.transaction() as st:
+            if k == 0:
+                st.add_samples(_samples(50))
+                st.create_feature_set("f", 3, {}, "id", kind="cnn")
+            rows = np.sort(rng.choice(50, 12, replace=False))
+            X = rng.random((12, 3)).astype(np.float32)
+            st.write("f", rows, X)
+            want.update({int(r): x for r, x in zip(rows, X)})
+            bad = [int(r) for r in rng.choice(50, 3, replace=False)]
+            st.mark_failed("f", bad, ["bad"] * 3)
+            gone = [int(r) for r in rng.choice(50, 2, replace=False)]
+            st.invalidate("f", gone)
+            for r in bad + gone:
+                want.pop(r, None)
+    expect = sorted(want)
+    for layout in ("sharded", "one file"):
+        if layout == "one file":
+            compact_store(store)
+        with open_store(store) as st:
+            fs = st.load("f")
+            assert fs.ids.tolist() == [f"s{r:03d}" for r in expect], layout
+            np.testing.assert_array_equal(fs.X, np.stack([want[r] for r in expect]))

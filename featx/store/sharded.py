@@ -106,7 +106,7 @@ class _View:
             mine = np.flatnonzero(owner == k)
             if len(mine):
                 try:
-                    out[mine] = p.features(p.xpos[self.pos[rows[mine]]])
+                    p.read_into(out, mine, p.xpos[self.pos[rows[mine]]])
                 except OSError as exc:  # a block whose checksum fails: name the shard
                     raise OSError(f"{p.g.file.filename}: {exc}") from None
         return out

@@ -95,12 +95,16 @@ class Part:
     def dim(self) -> int:
         return int(self.g["X"].shape[1])
 
-    def features(self, positions: np.ndarray) -> np.ndarray:
-        """Rows ``positions`` of X (any order)."""
+    def read_into(self, out: np.ndarray, dest: np.ndarray, positions: np.ndarray) -> None:
+        """Rows ``positions`` of X into rows ``dest`` of ``out``, straight, a run of consecutive rows at a time: a
+        large set is never read twice over in memory."""
         order = np.argsort(positions, kind="stable")
-        out = np.empty((len(positions), self.dim), dtype=self.g["X"].dtype)
-        out[order] = read_rows(self.g["X"], positions[order])
-        return out
+        p, d = positions[order], dest[order]
+        breaks = np.flatnonzero((np.diff(p) != 1) | (np.diff(d) != 1)) + 1
+        ds = self.g["X"]
+        for run_p, run_d in zip(np.split(p, breaks), np.split(d, breaks)):
+            if len(run_p):
+                ds.read_direct(out, np.s_[run_p[0] : run_p[-1] + 1], np.s_[run_d[0] : run_d[-1] + 1])
 
 
 def open_part(data_dir: Path, entry: dict, name: str, files: dict) -> Part:
