@@ -15,7 +15,7 @@ from featx.failures import DEFAULT_MAX_FAILURES, check_max_failures
 from featx.images.intensity import check_policy
 from featx.images.planes import DEFAULT_PLANE_MM, PLANES
 from featx.images.preprocess import FITS, INTERPOLATIONS
-from featx.store.writer import check_shard
+from featx.store.open import check_shard
 
 TTA = Choice("test-time augmentation", ("none", "hflip"))
 DECODE = Choice("decoding worker kind", ("thread", "process"))

@@ -32,7 +32,7 @@ from featx.images.loader import content_hash, pixel_digest
 from featx.images.raster import image_notes
 from featx.images.signature import pixel_signature, to_text
 from featx.progress import progress_bar
-from featx.store.journal import RowDone, RowFailed
+from featx.store.open import RowDone, RowFailed
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,7 @@ from featx.failures import RunStats, aborted, failure_reason
 from featx.images.signature import from_text
 from featx.progress import progress_bar
 from featx.store.freshness import fingerprint, inputs_of
-from featx.store.journal import RowFailed
-from featx.store.shards import FAILED, OK, write_shard
+from featx.store.open import FAILED, OK, RowFailed, write_worker_shard
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ class _Backbone:
         width = next((len(s) for s in sig if s is not None), 0)
         signatures = np.stack([s if s is not None else np.zeros(width) for s in sig]) if width else None
         status = np.where(ok, OK, FAILED)
-        path = write_shard(
+        path = write_worker_shard(
             Path(t.folder), t.name, t.identity, batch["row"], batch["sample_id"], status, X, cols, signatures
         )
         n = len(ok)

@@ -8,7 +8,7 @@ from pathlib import Path
 from featx.config import Choice, Config, setting
 from featx.failures import DEFAULT_MAX_FAILURES, check_max_failures
 from featx.radiomics.params import AUTO_MASKS, PRESETS
-from featx.store.writer import check_shard
+from featx.store.open import check_shard
 
 MODES = Choice("mode", ("auto", "2d", "3d"))
 

@@ -26,8 +26,7 @@ from featx.radiomics.config import RadiomicsConfig
 from featx.radiomics.params import RadiomicsParams, describe, load_params, probe_names
 from featx.radiomics.pool import run_cases, start_pool
 from featx.store.freshness import Stale
-from featx.store.journal import RowDone, RowFailed
-from featx.store.open import Shard, open_store, store_writer
+from featx.store.open import RowDone, RowFailed, Shard, open_store, store_writer
 
 log = logging.getLogger(__name__)
 
