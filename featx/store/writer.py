@@ -44,7 +44,7 @@ from featx.store.freshness import Stale, check_rows
 from featx.store.journal import NO_SPACE, Journal, apply_journal, no_space
 from featx.store.sharded import INDEX_FORMAT, ShardedStore, data_dir_of, folder_name, upgrade_index
 from featx.store.shards import fsync
-from featx.store.store import FORMAT, FeatureStore
+from featx.store.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,7 @@ class StoreWriter:
         fmt = store_format(self.path)
         if fmt == INDEX_FORMAT:
             return
-        FeatureStore(self.path).close()  # not a featx store, or a damaged one: named as itself
-        assert fmt == FORMAT  # noqa: S101 - FeatureStore refused every other format
+        FeatureStore(self.path).close()  # not a featx store (FORMAT), or a damaged one: named as itself
         self.writers.mkdir(parents=True, exist_ok=True)
         base = f"base-{uuid.uuid4().hex[:12]}.h5"
         tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
@@ -245,8 +244,9 @@ class StoreWriter:
     def _clean(self) -> None:
         """Remove what killed writers left and no index lists: copies of the index, unlisted shards, the folders
         of sets an ``--overwrite`` replaced. Runs under the index lock: no transaction is in flight."""
-        for stale in self.path.parent.glob(self.path.name + ".tmp*"):
-            stale.unlink(missing_ok=True)
+        for pattern in (".tmp*", ".compact*"):  # a copy of the index, a compaction killed midway
+            for stale in self.path.parent.glob(self.path.name + pattern):
+                stale.unlink(missing_ok=True)
         if not self.path.exists():
             return
         with ShardedStore(self.path) as st:
