@@ -294,3 +294,22 @@ def test_the_last_part_holding_a_row_wins_across_many_commits(tmp_path):
             fs = st.load("f")
             assert fs.ids.tolist() == [f"s{r:03d}" for r in expect], layout
             np.testing.assert_array_equal(fs.X, np.stack([want[r] for r in expect]))
+
+
+def test_the_docs_plain_h5py_reading_of_a_sharded_store_is_right(tmp_path, monkeypatch):
+    import re
+
+    from conftest import make_store
+
+    page = (Path(__file__).parents[1] / "docs" / "data.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", page, flags=re.S) if 'h5py.File("features.h5")' in b]
+    X = np.random.default_rng(0).random((10, 4)).astype(np.float32)
+    make_store(tmp_path / "features.h5", "resnet18", X, ["a", "b"] * 5)
+    with store_writer(tmp_path / "features.h5") as w, w.transaction() as st:  # a second part: one row replaced,
+        st.write("resnet18", [2], np.ones((1, 4), np.float32))  # one failed
+        st.mark_failed("resnet18", [5], ["bad"])
+    X[2], X[5] = 1, np.nan
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(code, scope)
+    np.testing.assert_array_equal(scope["X"], X)

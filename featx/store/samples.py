@@ -17,9 +17,7 @@ import numpy as np
 from featx.store.feature_set import FeatureSet
 
 STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split")
-_STR_COLUMNS = STR_COLUMNS
 STR = h5py.string_dtype("utf-8")
-_STR = STR
 
 
 def _update(ds: h5py.Dataset, values: np.ndarray, old: np.ndarray) -> None:
@@ -79,9 +77,9 @@ class SampleTable:
         samples = list(samples)
         n_old = self.n_samples
         g = self.h5.require_group("samples")
-        for c in _STR_COLUMNS:
+        for c in STR_COLUMNS:
             if c not in g:  # new store, or a column added by a later featx version
-                g.create_dataset(c, shape=(n_old,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+                g.create_dataset(c, shape=(n_old,), maxshape=(None,), dtype=STR, chunks=(1024,))
         if "slice" not in g:
             g.create_dataset("slice", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(1024,))
         index = {sid: i for i, sid in enumerate(self.sample_ids())}
@@ -90,7 +88,7 @@ class SampleTable:
         for j, s in enumerate(samples):
             rows[j] = index.setdefault(s.sample_id, len(index))
         n = len(index)
-        old = {c: self._column(c) for c in (*_STR_COLUMNS, "slice")}
+        old = {c: self._column(c) for c in (*STR_COLUMNS, "slice")}
         cols = dict(old)
         for c in cols:
             cols[c] = np.concatenate([cols[c], np.full(n - n0, -1 if c == "slice" else "", dtype=cols[c].dtype)])
@@ -98,7 +96,7 @@ class SampleTable:
         out_g = g.require_group("outcomes") if outcomes else g.get("outcomes")
         for name in outcomes:
             if name not in out_g:
-                out_g.create_dataset(name, shape=(n_old,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+                out_g.create_dataset(name, shape=(n_old,), maxshape=(None,), dtype=STR, chunks=(1024,))
         old_out = {c: self._outcome(c) for c in (out_g if out_g is not None else ())}
         out_cols = dict(old_out)
         for c in out_cols:

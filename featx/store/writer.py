@@ -78,7 +78,9 @@ class Shard:
         except ValueError:
             i, n = -1, 0
         if not 0 <= i < n:
-            raise ConfigError(f"--shard {text!r}: give I/N with 0 <= I < N (job 0 of 4: --shard 0/4).", "shard")
+            raise ConfigError(
+                f"{text!r} is not a block of the manifest: give I/N with 0 <= I < N (job 0 of 4: 0/4).", "shard"
+            )
         return cls(i, n)
 
     def __str__(self) -> str:
