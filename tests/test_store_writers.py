@@ -313,3 +313,40 @@ def test_the_docs_plain_h5py_reading_of_a_sharded_store_is_right(tmp_path, monke
     scope = {}
     exec(code, scope)
     np.testing.assert_array_equal(scope["X"], X)
+
+
+_REGISTER = """
+import sys
+import numpy as np
+from featx.dataset.manifest import Sample
+from featx.store.journal import RowDone
+from featx.store.open import store_writer
+k = int(sys.argv[2])
+samples = [Sample(sample_id=f"w{k}_{i:03d}", path=f"/x/{k}/{i}.png", label="a") for i in range(150)]
+samples += [Sample(sample_id=f"shared{i:03d}", path=f"/x/s{i}.png", label="b") for i in range(20)]
+with store_writer(sys.argv[1]) as w:
+    reg = w.register(samples, f"set{k}", 2, {}, f"id{k}", "cnn")
+    j = w.start_journal(f"set{k}", f"id{k}", 2)
+    j.append([RowDone(r, s.sample_id, "h") for r, s in reg.todo], np.full((len(reg.todo), 2), k, np.float32), [])
+"""
+
+
+def test_writers_adding_samples_at_once_grow_one_table_each_sample_once(tmp_path):
+    import sys
+
+    store = tmp_path / "s.h5"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _REGISTER, str(store), str(k)], stderr=subprocess.PIPE, text=True)
+        for k in range(4)
+    ]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    with open_store(store) as st:
+        ids = st.sample_ids().tolist()
+        assert len(ids) == len(set(ids)) == 4 * 150 + 20  # every writer's samples, the shared ones once
+        for k in range(4):
+            fs = st.load(f"set{k}")
+            assert sorted(fs.ids.tolist()) == sorted(
+                [f"w{k}_{i:03d}" for i in range(150)] + [f"shared{i:03d}" for i in range(20)]
+            )
+            assert (fs.X == k).all()
