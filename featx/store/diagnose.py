@@ -7,7 +7,7 @@ from pathlib import Path
 
 import h5py
 
-from featx.errors import StoreError
+from featx.errors import StoreError, did_you_mean
 
 
 def open_failure(path: Path, exc: OSError) -> str:
@@ -82,3 +82,14 @@ def differences(old: dict, new: dict, keys=("spec", "intensity", "params")) -> s
         elif a != b:
             out.append(f"{k}: {a!r} -> {b!r}")
     return "; ".join(out) or "other settings"
+
+
+def missing_set_message(path, name: str, have: list[str]) -> str:
+    """The store lacks feature set ``name``: the closest names it has, and the command that makes such a set."""
+    close = [h for h in have if h.startswith(name + ".")] or []  # 'radiomics' -> 'radiomics.default'
+    hint = f" Did you mean {close[0]!r}?" if len(close) == 1 else did_you_mean(name, have)
+    maker = "featx radiomics" if name.split(".")[0] == "radiomics" else "featx extract"
+    return (
+        f"{path} has no feature set {name!r} (it has: {', '.join(have) or 'none'}).{hint} Run '{maker}' for it, "
+        "or pass one of those to --features."
+    )

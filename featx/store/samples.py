@@ -9,11 +9,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 
 import h5py
 import numpy as np
 
+from featx.errors import StoreError
+from featx.store.diagnose import missing_set_message
 from featx.store.feature_set import FeatureSet
 
 STR_COLUMNS = ("id", "path", "label", "subject", "sequence", "split")
@@ -34,16 +38,48 @@ def _update(ds: h5py.Dataset, values: np.ndarray, old: np.ndarray) -> None:
 
 
 class SampleTable:
-    """The ``/samples`` group of ``self.h5``; subclasses grow their feature sets when samples are added
-    (``_grow(name, n)``)."""
+    """What both layouts keep alike in their (index) file ``self.h5``: the ``/samples`` group, and each feature set's
+    group of attributes. Subclasses grow their feature sets when samples are added (``_grow(name, n)``)."""
 
     h5: h5py.File
-
-    def feature_names(self) -> list[str]:  # pragma: no cover - every layout defines it
-        raise NotImplementedError
+    path: Path
 
     def _grow(self, name: str, n: int) -> None:  # pragma: no cover - every layout defines it
         raise NotImplementedError
+
+    def attrs(self) -> dict:
+        """The store's own attributes (format, featx version, created)."""
+        return dict(self.h5.attrs)
+
+    def feature_names(self) -> list[str]:
+        """Names of the feature sets in the store."""
+        return sorted(self.h5["features"]) if "features" in self.h5 else []
+
+    def _group(self, name: str) -> h5py.Group:
+        if name not in self.feature_names():
+            raise StoreError(missing_set_message(self.path, name, self.feature_names()))
+        return self.h5["features"][name]
+
+    def set_attrs(self, name: str) -> dict:
+        """A feature set's attributes (kind, feature_dim, created, updated ...)."""
+        return dict(self._group(name).attrs)
+
+    def provenance(self, name: str) -> dict:
+        """Provenance dict of a feature set."""
+        return json.loads(self._group(name).attrs["provenance"])
+
+    def set_provenance(self, name: str, provenance: dict) -> None:
+        """Replace a feature set's provenance (its identity stays: what defines its numbers did not change)."""
+        self._group(name).attrs["provenance"] = json.dumps(provenance, sort_keys=True)
+
+    def identity(self, name: str) -> str:
+        """The identity hash a feature set was created with (its spec, weights, preprocessing)."""
+        return str(self._group(name).attrs.get("identity"))
+
+    def column_names(self, name: str) -> list[str] | None:
+        """The names of a feature set's columns, when it has them (radiomics), else None."""
+        names = self._group(name).attrs.get("feature_names")
+        return json.loads(names) if names else None
 
     # ------------------------------------------------------------------ samples
     @property

@@ -34,7 +34,7 @@ from featx.store.diagnose import open_checked
 from featx.store.feature_set import FeatureSet
 from featx.store.samples import SampleTable
 from featx.store.shards import OK, TEXT, TODO, Part, ShardBuilder, open_part
-from featx.store.store import ABSENT, REMOVED, SOURCE_COLUMNS, check_existing, missing_set_message
+from featx.store.store import ABSENT, REMOVED, SOURCE_COLUMNS, check_existing
 
 INDEX_FORMAT = "featx-store/2"
 
@@ -153,36 +153,7 @@ class ShardedStore(SampleTable):
     def flush(self) -> None:
         self.h5.flush()
 
-    def attrs(self) -> dict:
-        """The store's own attributes (format, featx version, created)."""
-        return dict(self.h5.attrs)
-
     # ------------------------------------------------------------- feature sets
-    def feature_names(self) -> list[str]:
-        return sorted(self.h5["features"]) if "features" in self.h5 else []
-
-    def _group(self, name: str) -> h5py.Group:
-        if name not in self.feature_names():
-            raise StoreError(missing_set_message(self.path, name, self.feature_names()))
-        return self.h5["features"][name]
-
-    def set_attrs(self, name: str) -> dict:
-        """A feature set's attributes (kind, feature_dim, created, updated ...)."""
-        return dict(self._group(name).attrs)
-
-    def provenance(self, name: str) -> dict:
-        return json.loads(self._group(name).attrs["provenance"])
-
-    def set_provenance(self, name: str, provenance: dict) -> None:
-        self._group(name).attrs["provenance"] = json.dumps(provenance, sort_keys=True)
-
-    def identity(self, name: str) -> str:
-        return str(self._group(name).attrs.get("identity"))
-
-    def column_names(self, name: str) -> list[str] | None:
-        names = self._group(name).attrs.get("feature_names")
-        return json.loads(names) if names else None
-
     def parts(self, name: str) -> list[dict]:
         """The index's entries of a set's parts, in commit order."""
         return json.loads(self._group(name).attrs.get("parts", "[]"))
@@ -439,11 +410,6 @@ class ShardedStore(SampleTable):
             written.append(path)
         self._pending.clear()
         return written
-
-
-def open_index(path: Path) -> ShardedStore:
-    """A sharded store, read only."""
-    return ShardedStore(path)
 
 
 def upgrade_index(legacy: Path, base: str, out: Path) -> None:

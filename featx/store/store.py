@@ -1,4 +1,7 @@
-"""FeatureStore: one HDF5 file holding a samples table and any number of feature sets.
+"""FeatureStore: the single-file layout, one HDF5 file holding a samples table and any number of feature sets.
+
+What ``featx store compact`` writes to share a store, and what featx made before the sharded layout
+(:mod:`featx.store.sharded`): read as it is; the first writer upgrades it without copying its features.
 
 Layout (readable with plain h5py)::
 
@@ -28,8 +31,8 @@ Layout (readable with plain h5py)::
 
 Rows are keyed, not ordered: writers pass row indices, so runs can resume and go
 out of order. The store knows nothing of backbones: provenance is an opaque dict.
-Writing in place is not crash-safe (HDF5's nature); :mod:`featx.store.writer` wraps this
-class with a lock, a journal and atomic replacement.
+Writing in place is not crash-safe (HDF5's nature): only compaction (into a new file, renamed when
+whole) and tests write this class.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import h5py
 import numpy as np
 
 from featx import __version__
-from featx.errors import StoreError, did_you_mean
+from featx.errors import StoreError
 from featx.store.diagnose import differences, open_checked
 from featx.store.feature_set import FeatureSet
 from featx.store.samples import STR as _STR
@@ -66,17 +69,6 @@ STATUS_NAMES = {
     REMOVED: "removed from the manifest",
     ABSENT: "never in this set's manifest (a sample of another feature set)",
 }
-
-
-def missing_set_message(path, name: str, have: list[str]) -> str:
-    """The store lacks feature set ``name``: the closest names it has, and the command that makes such a set."""
-    close = [h for h in have if h.startswith(name + ".")] or []  # 'radiomics' -> 'radiomics.default'
-    hint = f" Did you mean {close[0]!r}?" if len(close) == 1 else did_you_mean(name, have)
-    maker = "featx radiomics" if name.split(".")[0] == "radiomics" else "featx extract"
-    return (
-        f"{path} has no feature set {name!r} (it has: {', '.join(have) or 'none'}).{hint} Run '{maker}' for it, "
-        "or pass one of those to --features."
-    )
 
 
 def check_existing(path, name: str, attrs, dim: int, provenance: dict, identity: str, overwrite: bool) -> bool:
@@ -163,23 +155,6 @@ class FeatureStore(SampleTable):
         return {c: g[c].asstr()[:].astype(object) for c in SOURCE_COLUMNS}
 
     # ------------------------------------------------------------- feature sets
-    def feature_names(self) -> list[str]:
-        """Names of the feature sets in the store."""
-        return sorted(self.h5["features"]) if "features" in self.h5 else []
-
-    def provenance(self, name: str) -> dict:
-        """Provenance dict of a feature set."""
-        return json.loads(self._group(name).attrs["provenance"])
-
-    def set_provenance(self, name: str, provenance: dict) -> None:
-        """Replace a feature set's provenance (its identity stays: what defines its numbers did not change)."""
-        self._group(name).attrs["provenance"] = json.dumps(provenance, sort_keys=True)
-
-    def _group(self, name: str) -> h5py.Group:
-        if name not in self.feature_names():
-            raise StoreError(missing_set_message(self.path, name, self.feature_names()))
-        return self.h5["features"][name]
-
     def create_feature_set(
         self,
         name: str,
@@ -250,15 +225,6 @@ class FeatureStore(SampleTable):
         for ds in ("X", "filled", "status", "error", "note", "signature", *SOURCE_COLUMNS):
             if ds in g and g[ds].shape[0] < n:
                 g[ds].resize(n, axis=0)
-
-    def column_names(self, name: str) -> list[str] | None:
-        """The names of a feature set's columns, when it has them (radiomics), else None."""
-        names = self._group(name).attrs.get("feature_names")
-        return json.loads(names) if names else None
-
-    def identity(self, name: str) -> str:
-        """The identity hash a feature set was created with (its spec, weights, preprocessing)."""
-        return str(self._group(name).attrs.get("identity"))
 
     def status(self, name: str) -> np.ndarray:
         """Per-row status codes (:data:`STATUS_NAMES`); derived for sets made before featx stored them."""
@@ -422,14 +388,6 @@ class FeatureStore(SampleTable):
         """Content keys of ``rows``: the file (image, mask and slice) and the decoded pixels, ``""`` unknown."""
         col = lambda c: g[c].asstr()[:][rows].astype(object) if c in g else np.full(len(rows), "", object)  # noqa: E731
         return self.copy_keys(rows, col("sha256"), col("mask_sha256"), col("pixels"))
-
-    def attrs(self) -> dict:
-        """The store's own attributes (format, featx version, created)."""
-        return dict(self.h5.attrs)
-
-    def set_attrs(self, name: str) -> dict:
-        """A feature set's attributes (kind, feature_dim, created, updated ...)."""
-        return dict(self._group(name).attrs)
 
     def begin_shard(self, name: str, shard_id: str) -> bool:
         """The single-file layout has no shards: a journal's rows are always written."""
