@@ -14,9 +14,8 @@ from helpers import FEATX, assert_usage_error, featx, stored
 
 from featx.dataset.manifest import Manifest, Sample
 from featx.errors import ConfigError
-from featx.store.open import open_store, store_writer
+from featx.store.open import Shard, open_store, store_writer
 from featx.store.tools import compact_store
-from featx.store.writer import Shard
 
 LITE0 = "efficientnet_lite0"
 

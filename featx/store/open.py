@@ -11,12 +11,13 @@ from pathlib import Path
 import h5py
 
 from featx.errors import StoreError
+from featx.store.jobs import Shard, check_shard
 from featx.store.journal import RowDone, RowFailed
 from featx.store.sharded import INDEX_FORMAT, ShardedStore
 from featx.store.shards import FAILED, OK
 from featx.store.shards import write_shard as write_worker_shard
 from featx.store.store import FeatureStore
-from featx.store.writer import Shard, StoreWriter, check_shard, store_writer
+from featx.store.writer import StoreWriter, store_writer
 
 __all__ = [
     "FAILED",

@@ -33,8 +33,9 @@ from featx.errors import StoreError
 from featx.store.diagnose import open_checked
 from featx.store.feature_set import FeatureSet
 from featx.store.samples import SampleTable
-from featx.store.shards import OK, TEXT, TODO, Part, ShardBuilder, open_part
+from featx.store.shards import OK, TEXT, TODO, ShardBuilder, open_part
 from featx.store.store import ABSENT, REMOVED, SOURCE_COLUMNS, check_existing
+from featx.store.view import View
 
 INDEX_FORMAT = "featx-store/2"
 
@@ -44,7 +45,7 @@ def data_dir_of(path: Path) -> Path:
     return path.with_name(path.name + ".d")
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -52,64 +53,6 @@ def folder_name(name: str) -> str:
     """A folder for one feature set's shards: its name made safe for any file system, and a unique suffix (an
     ``--overwrite`` makes a new folder; the old one goes once the index no longer lists it)."""
     return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name)[:80]}-{uuid.uuid4().hex[:8]}"
-
-
-class _View:
-    """The merged state of one feature set: for each store row, the part that holds it last."""
-
-    def __init__(self, parts: list[Part], n: int, ids: np.ndarray, where: str):
-        self.parts = parts
-        self.owner = np.full(n, -1, dtype=np.int32)
-        self.pos = np.zeros(n, dtype=np.int64)
-        self.live = np.zeros(n, dtype=np.uint8)
-        for k, p in enumerate(parts):
-            rows = p.rows
-            if len(rows) and int(rows.max()) >= n:
-                raise StoreError(f"{where}: a shard holds rows the index does not have (damaged); restore the store.")
-            pids = p.ids()
-            if pids is not None and len(rows) and (pids != ids[rows]).any():
-                raise StoreError(f"{where}: a shard's sample ids disagree with the index (damaged); restore the store.")
-            self.owner[rows] = k
-            self.pos[rows] = np.arange(len(rows))
-            self.live[rows] = p.status()
-        self._cols: dict[str, np.ndarray] = {}
-
-    def column(self, c: str) -> np.ndarray:
-        if c not in self._cols:
-            out = np.full(len(self.owner), "", dtype=object)
-            for k, p in enumerate(self.parts):
-                mine = self.owner[p.rows] == k
-                if mine.any():
-                    out[p.rows[mine]] = p.column(c)[mine]
-            self._cols[c] = out
-        return self._cols[c]
-
-    def signature(self) -> np.ndarray | None:
-        if "signature" not in self._cols:
-            sigs = [(k, p, p.signature()) for k, p in enumerate(self.parts)]
-            width = next((s.shape[1] for _, _, s in sigs if s is not None), None)
-            out = None
-            if width is not None:
-                out = np.zeros((len(self.owner), width), dtype=np.float16)
-                for k, p, s in sigs:
-                    mine = self.owner[p.rows] == k
-                    if s is not None and mine.any():
-                        out[p.rows[mine]] = s[mine]
-            self._cols["signature"] = out
-        return self._cols["signature"]
-
-    def features(self, rows: np.ndarray, dim: int, dtype) -> np.ndarray:
-        """Features of ``rows`` (ok rows), read part by part straight into one array."""
-        out = np.empty((len(rows), dim), dtype=dtype)
-        owner = self.owner[rows]
-        for k, p in enumerate(self.parts):
-            mine = np.flatnonzero(owner == k)
-            if len(mine):
-                try:
-                    p.read_into(out, mine, p.xpos[self.pos[rows[mine]]])
-                except OSError as exc:  # a block whose checksum fails: name the shard
-                    raise OSError(f"{p.g.file.filename}: {exc}") from None
-        return out
 
 
 class ShardedStore(SampleTable):
@@ -123,9 +66,9 @@ class ShardedStore(SampleTable):
     def __init__(self, path: str | Path, mode: str = "r", *, data_dir: Path | None = None, store: Path | None = None):
         self.path = Path(store or path)  # what messages name: the store, not the copy a transaction changes
         self.data_dir = data_dir or data_dir_of(Path(path))
-        self.h5 = open_checked(path, mode, INDEX_FORMAT, self.path, {"featx_version": __version__, "created": _now()})
+        self.h5 = open_checked(path, mode, INDEX_FORMAT, self.path, {"featx_version": __version__, "created": now()})
         self._files: dict[Path, h5py.File] = {}
-        self._views: dict[str, _View] = {}
+        self._views: dict[str, View] = {}
         self._pending: dict[str, ShardBuilder] = {}
         self._shard_ids: dict[str, str] = {}
         self._adopted: list[Path] = []  # shards of cluster workers this transaction lists
@@ -162,10 +105,10 @@ class ShardedStore(SampleTable):
         """Every file the index lists (the shards, and a base made by an earlier featx)."""
         return sorted({self.data_dir / e["file"] for name in self.feature_names() for e in self.parts(name)})
 
-    def _view(self, name: str) -> _View:
+    def _view(self, name: str) -> View:
         if name not in self._views:
             parts = [open_part(self.data_dir, e, name, self._files) for e in self.parts(name)]
-            self._views[name] = _View(parts, self.n_samples, self.sample_ids(), f"{self.path} ({name})")
+            self._views[name] = View(parts, self.n_samples, self.sample_ids(), f"{self.path} ({name})")
         return self._views[name]
 
     def _live(self, name: str) -> np.ndarray:
@@ -296,8 +239,8 @@ class ShardedStore(SampleTable):
                 "dtype": np.dtype(dtype).name,
                 "folder": folder_name(name),
                 "parts": "[]",
-                "created": _now(),
-                "updated": _now(),
+                "created": now(),
+                "updated": now(),
             }
         )
         if feature_names is not None:
@@ -396,7 +339,7 @@ class ShardedStore(SampleTable):
         for name, entries in self._new_parts.items():
             g = self.h5["features"][name]
             g.attrs["parts"] = json.dumps([*self.parts(name), *entries])
-            g.attrs["updated"] = _now()
+            g.attrs["updated"] = now()
         self._new_parts.clear()
         ids = self.sample_ids()
         for name, b in list(self._pending.items()):
@@ -406,33 +349,7 @@ class ShardedStore(SampleTable):
             path = b.finish(ids)
             g = self.h5["features"][name]
             g.attrs["parts"] = json.dumps([*self.parts(name), {"file": f"{g.attrs['folder']}/{path.name}"}])
-            g.attrs["updated"] = _now()
+            g.attrs["updated"] = now()
             written.append(path)
         self._pending.clear()
         return written
-
-
-def upgrade_index(legacy: Path, base: str, out: Path) -> None:
-    """Write at ``out`` the index of a single-file store ``legacy`` whose file is kept as ``base`` (a name under the
-    store's folder): its samples table copied, each feature set a part that is the old file's group."""
-    with h5py.File(legacy, "r") as old, h5py.File(out, "w") as new:
-        new.attrs.update({"format": INDEX_FORMAT, "featx_version": __version__, "created": _now()})
-        new.attrs["upgraded_from"] = json.dumps({k: str(v) for k, v in old.attrs.items()})
-        if "samples" in old:
-            old.copy(old["samples"], new, "samples")
-        n = int(old["samples/id"].shape[0]) if "samples" in old else 0
-        for name in old.get("features", {}):
-            g = old["features"][name]
-            status = g["status"][:] if "status" in g else np.full(g["filled"].shape[0], OK, np.uint8)
-            outside = np.zeros(n, dtype=bool)
-            outside[: len(status)] = (status == REMOVED) | (status == ABSENT)
-            ng = new.require_group("features").create_group(name)
-            ng.create_dataset("outside", data=outside, maxshape=(None,), chunks=(4096,))
-            ng.attrs.update({k: v for k, v in g.attrs.items()})
-            ng.attrs.update(
-                {
-                    "dtype": g["X"].dtype.name,
-                    "folder": folder_name(name),
-                    "parts": json.dumps([{"file": base, "group": f"/features/{name}", "legacy": True}]),
-                }
-            )

@@ -205,19 +205,26 @@ def compact_store(path: str | Path, out: str | Path | None = None) -> tuple[Path
 def _write_single(path: Path, out: Path) -> None:
     """Every feature set of ``path``, all rows, into the single-file layout at ``out`` (written aside, then named)."""
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-    try:
-        with open_store(path) as src, FeatureStore(tmp, "a") as dst:
-            src.h5.copy(src.h5["samples"], dst.h5, "samples")
-            dst.h5.attrs["created"] = src.attrs().get("created", dst.h5.attrs["created"])
-            for name in src.feature_names():
-                _copy_set(src, dst, name)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {out}: {exc.strerror or exc}. Free space, or choose another --out.") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with open_store(path) as src:  # a missing or broken store is named as itself
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with FeatureStore(tmp, "a") as dst:
+                src.h5.copy(src.h5["samples"], dst.h5, "samples")
+                dst.h5.attrs["created"] = src.attrs().get("created", dst.h5.attrs["created"])
+                for name in src.feature_names():
+                    _copy_set(src, dst, name)
+            os.replace(tmp, out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(
+                f"cannot write {out}: {exc.strerror or exc}. Free space, or choose another --out."
+            ) from None
+        except StoreError:  # the new file could not be created (FeatureStore names why)
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {out}: it cannot be created there. Choose another --out.") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def _copy_set(src, dst: FeatureStore, name: str) -> None:

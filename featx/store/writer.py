@@ -25,7 +25,6 @@ features: the old file is linked into the folder as the sets' first part, and a 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -33,69 +32,24 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import h5py
 
-from featx.errors import ConfigError, StoreError
+from featx.errors import StoreError
 from featx.store.freshness import Stale, check_rows
+from featx.store.jobs import Shard
 from featx.store.journal import NO_SPACE, Journal, apply_journal, no_space
-from featx.store.sharded import INDEX_FORMAT, ShardedStore, data_dir_of, folder_name, upgrade_index
+from featx.store.locks import Lock
+from featx.store.sharded import INDEX_FORMAT, ShardedStore, data_dir_of, folder_name
 from featx.store.shards import fsync
 from featx.store.store import FeatureStore
+from featx.store.upgrade import upgrade_index
 
 log = logging.getLogger(__name__)
 
 INDEX_WAIT_S = 600.0  # transactions are short; a lock held this long is a stuck process
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` of ``count`` of a manifest: a contiguous block of its rows (job ``index`` of an array)."""
-
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str | None) -> Shard | None:
-        """``"I/N"`` (0 <= I < N), or ``"slurm"``: this job's place in a SLURM job array; None for no text."""
-        if not text:
-            return None
-        if text == "slurm":
-            try:
-                task = int(os.environ["SLURM_ARRAY_TASK_ID"]) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-                text = f"{task}/{int(os.environ['SLURM_ARRAY_TASK_COUNT'])}"
-            except (KeyError, ValueError):
-                raise ConfigError(
-                    "--shard slurm reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT, which are not set: run it "
-                    "in a job array (sbatch --array=0-3), or give --shard I/N.",
-                    "shard",
-                ) from None
-        try:
-            i, n = (int(v) for v in text.split("/"))
-        except ValueError:
-            i, n = -1, 0
-        if not 0 <= i < n:
-            raise ConfigError(
-                f"{text!r} is not a block of the manifest: give I/N with 0 <= I < N (job 0 of 4: 0/4).", "shard"
-            )
-        return cls(i, n)
-
-    def __str__(self) -> str:
-        return f"{self.index}of{self.count}"
-
-    def positions(self, n: int) -> range:
-        """The manifest positions (of ``n``) this shard computes."""
-        return range(self.index * n // self.count, (self.index + 1) * n // self.count)
-
-
-def check_shard(text: str | None) -> str | None:
-    """A ``--shard`` value, checked (``slurm`` stays as it is: its job reads its own place when it runs)."""
-    if text is not None and text != "slurm":
-        Shard.parse(text)
-    return text
 
 
 class Registered(NamedTuple):
@@ -105,37 +59,6 @@ class Registered(NamedTuple):
     todo: list
     removed: int
     stale: list[Stale]
-
-
-class _Lock:
-    """An ``flock`` on a file, with who holds it written in it."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self, wait_s: float = 0.0) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        t0 = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() - t0 >= wait_s:
-                    self.holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-                    os.close(fd)
-                    return False
-                time.sleep(0.02)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"featx pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
-        self.fd = fd
-        return True
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing the descriptor releases the flock
-            self.fd = None
 
 
 def store_format(path: Path) -> str | None:
@@ -167,7 +90,7 @@ class StoreWriter:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.journal: Journal | None = None
         self.journal_path: Path | None = None
-        self._slot: _Lock | None = None
+        self._slot: Lock | None = None
 
     # -------------------------------------------------------------- lifetime
     def __enter__(self) -> StoreWriter:
@@ -202,7 +125,7 @@ class StoreWriter:
 
     @contextmanager
     def _index_locked(self) -> Iterator[None]:
-        lock = _Lock(self.lock_path)
+        lock = Lock(self.lock_path)
         try:
             got = lock.acquire(wait_s=INDEX_WAIT_S)
         except OSError as exc:
@@ -276,7 +199,7 @@ class StoreWriter:
             self._apply(legacy)
         left = {p.with_suffix("") for p in [*self.writers.glob("*.journal"), *self.writers.glob("*.incoming")]}
         for slot_path in sorted(left):
-            slot = _Lock(slot_path.with_suffix(slot_path.suffix + ".lock"))
+            slot = Lock(slot_path.with_suffix(slot_path.suffix + ".lock"))
             if slot.acquire():
                 try:
                     journal = slot_path.with_suffix(slot_path.suffix + ".journal")
@@ -409,7 +332,7 @@ class StoreWriter:
             When another process writes the same feature set and shard now.
         """
         slot = f"{folder_name(feature_set).rsplit('-', 1)[0]}.{self.shard or 'all'}"
-        lock = _Lock(self.writers / f"{slot}.lock")
+        lock = Lock(self.writers / f"{slot}.lock")
         if not lock.acquire():
             part = f" (shard {self.shard.index}/{self.shard.count})" if self.shard else ""
             raise StoreError(
